@@ -1,0 +1,256 @@
+package store
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// requestQueue bounds batches waiting for the commit loop. When it fills,
+// Submit blocks: back-pressure reaches the broker's read loop and the HTTP
+// handlers instead of growing memory.
+const requestQueue = 4096
+
+// maxTxEvents caps how many events one transaction gathers; beyond it the
+// fsync is already amortised and larger transactions only add latency.
+const maxTxEvents = 2000
+
+// Event is one validated event ready to apply, as the store records it.
+type Event struct {
+	Device   string
+	ID       string
+	BodyHash []byte // hash of the event's canonical body, for id_reused
+
+	Type       string
+	Warehouse  string
+	Location   string
+	SKU        string
+	ToLocation string // transfer target: receives −Delta
+	Qty        int64  // as sent by the device
+
+	// Delta is the signed change at Location. When Absolute is set (count),
+	// Qty is the counted level and the store computes Delta = Qty − on_hand
+	// inside the transaction.
+	Delta    int64
+	Absolute bool
+
+	Channel    string
+	DeviceTS   string
+	DeviceSeq  int64
+	Source     string // "mqtt", "http", …
+	ReceivedAt time.Time
+}
+
+// Rejected is a payload that failed validation, kept raw for the operator.
+type Rejected struct {
+	Source     string
+	Device     string
+	EventID    string
+	Reason     string
+	Message    string
+	Payload    []byte
+	ReceivedAt time.Time
+}
+
+// Status is the outcome of one event.
+type Status string
+
+const (
+	Applied   Status = "applied"
+	Duplicate Status = "duplicate"
+	IDReused  Status = "id_reused" // same (device, id), different body: nothing applied
+)
+
+// Outcome is what the store did with one Event.
+type Outcome struct {
+	Status Status
+	Seq    int64 // the event log seq (of the original for duplicates)
+	Delta  int64 // the applied delta at Location (0 unless Applied)
+}
+
+// Batch is the unit of work callers submit: events to apply and rejections to
+// quarantine, committed together.
+type Batch struct {
+	Events   []Event
+	Rejected []Rejected
+}
+
+// request is a submitted batch waiting for the commit loop.
+type request struct {
+	batch    *Batch
+	outcomes []Outcome
+	done     func([]Outcome, error)
+}
+
+// Submit queues b for the next group commit and returns at once; done is
+// called from the commit loop, in submission order, once b is durable (or
+// failed). done must not block: it runs before later batches are answered.
+// Submit blocks while the queue is full.
+func (db *DB) Submit(b *Batch, done func([]Outcome, error)) {
+	db.mu.RLock()
+	defer db.mu.RUnlock()
+	if db.closed {
+		done(nil, ErrClosed)
+		return
+	}
+	db.requests <- &request{batch: b, done: done}
+}
+
+// Apply submits b and waits until it is durable.
+func (db *DB) Apply(ctx context.Context, b *Batch) ([]Outcome, error) {
+	type result struct {
+		out []Outcome
+		err error
+	}
+	ch := make(chan result, 1)
+	db.Submit(b, func(out []Outcome, err error) { ch <- result{out, err} })
+	select {
+	case r := <-ch:
+		return r.out, r.err
+	case <-ctx.Done():
+		// The batch may still commit; callers retry and dedupe makes it safe.
+		return nil, ctx.Err()
+	}
+}
+
+// commitLoop gathers whatever requests are queued into one transaction.
+// Batching is natural: while one commit syncs, the next requests queue up.
+func (db *DB) commitLoop() {
+	defer db.wg.Done()
+	var pending []*request
+	for {
+		r, ok := <-db.requests
+		if !ok {
+			return
+		}
+		pending = append(pending[:0], r)
+		n := len(r.batch.Events) + len(r.batch.Rejected)
+	gather:
+		for n < maxTxEvents {
+			select {
+			case r, ok := <-db.requests:
+				if !ok {
+					break gather
+				}
+				pending = append(pending, r)
+				n += len(r.batch.Events) + len(r.batch.Rejected)
+			default:
+				break gather
+			}
+		}
+		db.commit(pending)
+	}
+}
+
+// commit applies pending in one transaction. If that fails, it retries each
+// request alone so one bad batch cannot fail its neighbours.
+func (db *DB) commit(pending []*request) {
+	err := db.commitTx(pending)
+	if err != nil && len(pending) > 1 {
+		db.logger.Warn("group commit failed, retrying batches one by one", "batches", len(pending), "err", err)
+		for _, r := range pending {
+			db.commit([]*request{r})
+		}
+		return
+	}
+	db.setErr(err)
+	for _, r := range pending {
+		if err != nil {
+			r.done(nil, err)
+		} else {
+			r.done(r.outcomes, nil)
+		}
+	}
+}
+
+func (db *DB) commitTx(pending []*request) (err error) {
+	ctx := context.Background()
+	version := db.version
+	tx, err := db.writer.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("commit: begin: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			_ = tx.Rollback()
+			db.version = version
+		}
+	}()
+	s := db.stmts.in(tx)
+	for _, r := range pending {
+		r.outcomes = make([]Outcome, len(r.batch.Events))
+		for i := range r.batch.Events {
+			if r.outcomes[i], err = db.applyEvent(ctx, s, &r.batch.Events[i]); err != nil {
+				return fmt.Errorf("commit: apply event %s/%s: %w", r.batch.Events[i].Device, r.batch.Events[i].ID, err)
+			}
+		}
+		for i := range r.batch.Rejected {
+			q := &r.batch.Rejected[i]
+			if _, err = s.quarantine.ExecContext(ctx, q.Source, q.Device, q.EventID, q.Reason, q.Message, q.Payload, q.ReceivedAt.UnixMilli()); err != nil {
+				return fmt.Errorf("commit: quarantine: %w", err)
+			}
+		}
+	}
+	if err = tx.Commit(); err != nil {
+		return fmt.Errorf("commit: %w", err)
+	}
+	return nil
+}
+
+// applyEvent dedupes e, records it and changes its counters, all inside the
+// caller's transaction.
+func (db *DB) applyEvent(ctx context.Context, s boundStmts, e *Event) (Outcome, error) {
+	var seq int64
+	var hash []byte
+	switch err := s.findEvent.QueryRowContext(ctx, e.Device, e.ID).Scan(&seq, &hash); {
+	case err == nil:
+		if bytes.Equal(hash, e.BodyHash) {
+			return Outcome{Status: Duplicate, Seq: seq}, nil
+		}
+		return Outcome{Status: IDReused, Seq: seq}, nil
+	case !errors.Is(err, sql.ErrNoRows):
+		return Outcome{}, err
+	}
+	delta := e.Delta
+	if e.Absolute {
+		var onHand int64
+		if err := s.onHand.QueryRowContext(ctx, e.Warehouse, e.SKU, e.Location).Scan(&onHand); err != nil {
+			return Outcome{}, err
+		}
+		delta = e.Qty - onHand
+	}
+	now := e.ReceivedAt.UnixMilli()
+	if err := s.insertEvent.QueryRowContext(ctx, e.Device, e.ID, e.BodyHash, e.Type, e.Warehouse, e.Location, e.SKU,
+		e.ToLocation, e.Qty, delta, e.Channel, e.DeviceTS, e.DeviceSeq, e.Source, now).Scan(&seq); err != nil {
+		return Outcome{}, err
+	}
+	if err := db.addOwn(ctx, s, e.Warehouse, e.Location, e.SKU, delta, now); err != nil {
+		return Outcome{}, err
+	}
+	if e.ToLocation != "" {
+		if err := db.addOwn(ctx, s, e.Warehouse, e.ToLocation, e.SKU, -delta, now); err != nil {
+			return Outcome{}, err
+		}
+	}
+	return Outcome{Status: Applied, Seq: seq, Delta: delta}, nil
+}
+
+// addOwn applies delta to this replica's own entry for a key: P grows for a
+// positive delta, N for a negative one, so the entry only ever grows.
+func (db *DB) addOwn(ctx context.Context, s boundStmts, warehouse, location, sku string, delta, now int64) error {
+	if delta == 0 {
+		return nil
+	}
+	var p, n int64
+	if delta > 0 {
+		p = delta
+	} else {
+		n = -delta
+	}
+	db.version++
+	_, err := s.addCounter.ExecContext(ctx, warehouse, location, sku, db.replicaID, p, n, db.version, now)
+	return err
+}

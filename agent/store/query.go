@@ -1,0 +1,133 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"time"
+)
+
+// StockLevel is one SKU's stock in one warehouse, summed over replicas.
+type StockLevel struct {
+	SKU       string
+	Warehouse string
+	OnHand    int64
+	Locations map[string]int64
+	UpdatedAt time.Time
+}
+
+// Stock returns the level of sku in warehouse; ok is false if the SKU was
+// never seen there.
+func (db *DB) Stock(ctx context.Context, warehouse, sku string) (StockLevel, bool, error) {
+	levels, err := db.stockRows(ctx, `SELECT sku, location, SUM(p) - SUM(n), MAX(updated_at) FROM counters
+		WHERE warehouse = ? AND sku = ? GROUP BY sku, location ORDER BY location`, warehouse, warehouse, sku)
+	if err != nil || len(levels) == 0 {
+		return StockLevel{}, false, err
+	}
+	return levels[0], true, nil
+}
+
+// StockPage lists SKUs of warehouse in SKU order: those after `after` that
+// start with prefix, at most limit of them.
+func (db *DB) StockPage(ctx context.Context, warehouse, prefix, after string, limit int) ([]StockLevel, error) {
+	return db.stockRows(ctx, `SELECT sku, location, SUM(p) - SUM(n), MAX(updated_at) FROM counters
+		WHERE warehouse = ?1 AND sku IN (
+			SELECT DISTINCT sku FROM counters WHERE warehouse = ?1 AND sku > ?2 AND substr(sku, 1, length(?3)) = ?3
+			ORDER BY sku LIMIT ?4)
+		GROUP BY sku, location ORDER BY sku, location`, warehouse, warehouse, after, prefix, limit)
+}
+
+func (db *DB) stockRows(ctx context.Context, query, warehouse string, args ...any) ([]StockLevel, error) {
+	rows, err := db.reader.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, fmt.Errorf("query stock: %w", err)
+	}
+	defer rows.Close()
+	var out []StockLevel
+	for rows.Next() {
+		var sku, loc string
+		var n, updated int64
+		if err := rows.Scan(&sku, &loc, &n, &updated); err != nil {
+			return nil, fmt.Errorf("query stock: %w", err)
+		}
+		if len(out) == 0 || out[len(out)-1].SKU != sku {
+			out = append(out, StockLevel{SKU: sku, Warehouse: warehouse, Locations: map[string]int64{}})
+		}
+		l := &out[len(out)-1]
+		l.Locations[loc] = n
+		l.OnHand += n
+		if t := time.UnixMilli(updated).UTC(); t.After(l.UpdatedAt) {
+			l.UpdatedAt = t
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("query stock: %w", err)
+	}
+	return out, nil
+}
+
+// LoggedEvent is a row of the event log.
+type LoggedEvent struct {
+	Seq int64
+	Event
+}
+
+// Events returns up to limit log entries with seq > since, in seq order.
+func (db *DB) Events(ctx context.Context, since int64, limit int) ([]LoggedEvent, error) {
+	rows, err := db.reader.QueryContext(ctx, `SELECT seq, device, event_id, type, warehouse, location, sku, to_location,
+		qty, delta, channel, device_ts, device_seq, source, received_at FROM events WHERE seq > ? ORDER BY seq LIMIT ?`, since, limit)
+	if err != nil {
+		return nil, fmt.Errorf("query events: %w", err)
+	}
+	defer rows.Close()
+	var out []LoggedEvent
+	for rows.Next() {
+		var e LoggedEvent
+		var received int64
+		if err := rows.Scan(&e.Seq, &e.Device, &e.ID, &e.Type, &e.Warehouse, &e.Location, &e.SKU, &e.ToLocation,
+			&e.Qty, &e.Delta, &e.Channel, &e.DeviceTS, &e.DeviceSeq, &e.Source, &received); err != nil {
+			return nil, fmt.Errorf("query events: %w", err)
+		}
+		e.ReceivedAt = time.UnixMilli(received).UTC()
+		out = append(out, e)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("query events: %w", err)
+	}
+	return out, nil
+}
+
+// QuarantinedPayload is a row of the quarantine.
+type QuarantinedPayload struct {
+	Seq int64
+	Rejected
+}
+
+// Quarantine returns up to limit quarantined payloads with seq > since.
+func (db *DB) Quarantine(ctx context.Context, since int64, limit int) ([]QuarantinedPayload, error) {
+	rows, err := db.reader.QueryContext(ctx, `SELECT seq, source, device, event_id, reason, message, payload, received_at
+		FROM quarantine WHERE seq > ? ORDER BY seq LIMIT ?`, since, limit)
+	if err != nil {
+		return nil, fmt.Errorf("query quarantine: %w", err)
+	}
+	defer rows.Close()
+	var out []QuarantinedPayload
+	for rows.Next() {
+		var q QuarantinedPayload
+		var received int64
+		if err := rows.Scan(&q.Seq, &q.Source, &q.Device, &q.EventID, &q.Reason, &q.Message, &q.Payload, &received); err != nil {
+			return nil, fmt.Errorf("query quarantine: %w", err)
+		}
+		q.ReceivedAt = time.UnixMilli(received).UTC()
+		out = append(out, q)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("query quarantine: %w", err)
+	}
+	return out, nil
+}
+
+// Ping checks that the database answers a query.
+func (db *DB) Ping(ctx context.Context) error {
+	var one int
+	return db.reader.QueryRowContext(ctx, `SELECT 1`).Scan(&one)
+}

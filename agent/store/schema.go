@@ -1,0 +1,90 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+)
+
+// migrations are applied in order; PRAGMA user_version records how many ran.
+// Never edit a released migration: append a new one.
+var migrations = []string{
+	// 1: the event log, counters, quarantine and metadata.
+	`CREATE TABLE meta (
+		key   TEXT PRIMARY KEY,
+		value TEXT NOT NULL
+	) STRICT;
+
+	CREATE TABLE events (
+		seq          INTEGER PRIMARY KEY AUTOINCREMENT,
+		device       TEXT    NOT NULL,
+		event_id     TEXT    NOT NULL,
+		body_hash    BLOB    NOT NULL,
+		type         TEXT    NOT NULL,
+		warehouse    TEXT    NOT NULL,
+		location     TEXT    NOT NULL,
+		sku          TEXT    NOT NULL,
+		to_location  TEXT    NOT NULL DEFAULT '',
+		qty          INTEGER NOT NULL,
+		delta        INTEGER NOT NULL,
+		channel      TEXT    NOT NULL DEFAULT '',
+		device_ts    TEXT    NOT NULL DEFAULT '',
+		device_seq   INTEGER NOT NULL DEFAULT 0,
+		source       TEXT    NOT NULL,
+		received_at  INTEGER NOT NULL
+	) STRICT;
+	CREATE UNIQUE INDEX events_device_id ON events(device, event_id);
+
+	CREATE TABLE counters (
+		warehouse  TEXT    NOT NULL,
+		location   TEXT    NOT NULL,
+		sku        TEXT    NOT NULL,
+		replica    TEXT    NOT NULL,
+		p          INTEGER NOT NULL,
+		n          INTEGER NOT NULL,
+		version    INTEGER NOT NULL,
+		updated_at INTEGER NOT NULL,
+		PRIMARY KEY (warehouse, sku, location, replica)
+	) STRICT, WITHOUT ROWID;
+	CREATE INDEX counters_version ON counters(version);
+
+	CREATE TABLE quarantine (
+		seq         INTEGER PRIMARY KEY AUTOINCREMENT,
+		source      TEXT    NOT NULL,
+		device      TEXT    NOT NULL,
+		event_id    TEXT    NOT NULL,
+		reason      TEXT    NOT NULL,
+		message     TEXT    NOT NULL,
+		payload     BLOB    NOT NULL,
+		received_at INTEGER NOT NULL
+	) STRICT;`,
+}
+
+// migrate brings the schema up to date inside one transaction.
+func migrate(ctx context.Context, db *sql.DB) error {
+	var version int
+	if err := db.QueryRowContext(ctx, `PRAGMA user_version`).Scan(&version); err != nil {
+		return fmt.Errorf("read schema version: %w", err)
+	}
+	if version > len(migrations) {
+		return fmt.Errorf("schema version %d is newer than this binary knows (%d): refusing to downgrade", version, len(migrations))
+	}
+	for i := version; i < len(migrations); i++ {
+		tx, err := db.BeginTx(ctx, nil)
+		if err != nil {
+			return fmt.Errorf("migration %d: %w", i+1, err)
+		}
+		if _, err := tx.ExecContext(ctx, migrations[i]); err != nil {
+			_ = tx.Rollback()
+			return fmt.Errorf("migration %d: %w", i+1, err)
+		}
+		if _, err := tx.ExecContext(ctx, fmt.Sprintf(`PRAGMA user_version = %d`, i+1)); err != nil {
+			_ = tx.Rollback()
+			return fmt.Errorf("migration %d: %w", i+1, err)
+		}
+		if err := tx.Commit(); err != nil {
+			return fmt.Errorf("migration %d: %w", i+1, err)
+		}
+	}
+	return nil
+}

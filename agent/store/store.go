@@ -1,0 +1,230 @@
+package store
+
+import (
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	_ "modernc.org/sqlite" // registers the "sqlite" driver
+)
+
+// FileName is the database file inside the data dir.
+const FileName = "edgestock.db"
+
+// readPoolSize bounds concurrent readers; further readers wait for a
+// connection, which only delays HTTP queries, never ingest.
+const readPoolSize = 4
+
+// ErrClosed is returned for work submitted after Close.
+var ErrClosed = errors.New("store: closed")
+
+// ErrWrongWarehouse is returned by Open when the data dir belongs to another
+// warehouse.
+var ErrWrongWarehouse = errors.New("store: data dir belongs to another warehouse")
+
+// Options configure Open.
+type Options struct {
+	// Warehouse is the warehouse this agent serves. A new database records
+	// it; an existing one must match.
+	Warehouse string
+	Logger    *slog.Logger
+}
+
+// DB is the agent's SQLite store. It is safe for concurrent use.
+type DB struct {
+	path      string
+	writer    *sql.DB
+	reader    *sql.DB
+	replicaID string
+	warehouse string
+	logger    *slog.Logger
+
+	stmts writerStmts
+
+	// version numbers counter changes; only the commit loop touches it.
+	version int64
+
+	requests chan *request
+	mu       sync.RWMutex // guards closed against sends on requests
+	closed   bool
+	wg       sync.WaitGroup
+
+	errMu   sync.Mutex
+	lastErr error // the last commit failure, nil once a commit succeeds
+}
+
+// Open opens (creating if needed) the database in dataDir, migrates it and
+// starts the group-commit loop.
+func Open(ctx context.Context, dataDir string, opts Options) (*DB, error) {
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if err := os.MkdirAll(dataDir, 0o750); err != nil {
+		return nil, fmt.Errorf("open store: %w", err)
+	}
+	path := filepath.Join(dataDir, FileName)
+	writer, err := sql.Open("sqlite", dsn(path, true))
+	if err != nil {
+		return nil, fmt.Errorf("open store: %w", err)
+	}
+	writer.SetMaxOpenConns(1)
+	writer.SetMaxIdleConns(1)
+	writer.SetConnMaxLifetime(0)
+	db := &DB{path: path, writer: writer, logger: opts.Logger, requests: make(chan *request, requestQueue)}
+	if err := db.init(ctx, opts.Warehouse); err != nil {
+		_ = writer.Close()
+		return nil, err
+	}
+	db.reader, err = sql.Open("sqlite", dsn(path, false))
+	if err != nil {
+		_ = db.closeConns()
+		return nil, fmt.Errorf("open store: %w", err)
+	}
+	db.reader.SetMaxOpenConns(readPoolSize)
+	db.wg.Add(1)
+	go db.commitLoop()
+	return db, nil
+}
+
+// dsn builds a modernc DSN. The file: form keeps the query string; busy_timeout
+// must come before journal_mode so the WAL switch waits instead of failing.
+func dsn(path string, writer bool) string {
+	q := url.Values{}
+	q.Add("_pragma", "busy_timeout(5000)")
+	q.Add("_pragma", "journal_mode(WAL)")
+	q.Add("_pragma", "synchronous(FULL)")
+	if writer {
+		q.Add("_txlock", "immediate")
+	} else {
+		q.Add("_pragma", "query_only(1)")
+	}
+	return "file:" + path + "?" + q.Encode()
+}
+
+func (db *DB) init(ctx context.Context, warehouse string) error {
+	if err := migrate(ctx, db.writer); err != nil {
+		return fmt.Errorf("open store: %w", err)
+	}
+	tx, err := db.writer.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("open store: %w", err)
+	}
+	defer func() { _ = tx.Rollback() }()
+	meta := map[string]string{}
+	rows, err := tx.QueryContext(ctx, `SELECT key, value FROM meta`)
+	if err != nil {
+		return fmt.Errorf("open store: read meta: %w", err)
+	}
+	for rows.Next() {
+		var k, v string
+		if err := rows.Scan(&k, &v); err != nil {
+			rows.Close()
+			return fmt.Errorf("open store: read meta: %w", err)
+		}
+		meta[k] = v
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("open store: read meta: %w", err)
+	}
+	if meta["replica_id"] == "" {
+		// A new database is a new replica incarnation: never reuse an ID,
+		// or max-merge would hide this incarnation's writes.
+		meta = map[string]string{
+			"replica_id": newReplicaID(warehouse),
+			"warehouse":  warehouse,
+			"created_at": time.Now().UTC().Format(time.RFC3339),
+		}
+		for k, v := range meta {
+			if _, err := tx.ExecContext(ctx, `INSERT INTO meta(key, value) VALUES (?, ?)`, k, v); err != nil {
+				return fmt.Errorf("open store: write meta: %w", err)
+			}
+		}
+	}
+	if warehouse != "" && meta["warehouse"] != warehouse {
+		return fmt.Errorf("%w: %s holds warehouse %q, not %q", ErrWrongWarehouse, db.path, meta["warehouse"], warehouse)
+	}
+	if err := tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM counters`).Scan(&db.version); err != nil {
+		return fmt.Errorf("open store: %w", err)
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("open store: %w", err)
+	}
+	db.replicaID, db.warehouse = meta["replica_id"], meta["warehouse"]
+	return db.stmts.prepare(ctx, db.writer)
+}
+
+// newReplicaID returns "<warehouse>.<16 hex>": readable in logs and unique
+// per database incarnation.
+func newReplicaID(warehouse string) string {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	if len(warehouse) > 47 {
+		warehouse = warehouse[:47]
+	}
+	return warehouse + "." + hex.EncodeToString(b[:])
+}
+
+// ReplicaID is this database incarnation's CRDT replica ID.
+func (db *DB) ReplicaID() string { return db.replicaID }
+
+// Warehouse is the warehouse recorded when the database was created.
+func (db *DB) Warehouse() string { return db.warehouse }
+
+// Path is the database file.
+func (db *DB) Path() string { return db.path }
+
+// Err returns the last commit failure, or nil when the last commit succeeded.
+func (db *DB) Err() error {
+	db.errMu.Lock()
+	defer db.errMu.Unlock()
+	return db.lastErr
+}
+
+func (db *DB) setErr(err error) {
+	db.errMu.Lock()
+	db.lastErr = err
+	db.errMu.Unlock()
+}
+
+// Close stops accepting batches, commits every batch already submitted and
+// closes the database.
+func (db *DB) Close() error {
+	db.mu.Lock()
+	if db.closed {
+		db.mu.Unlock()
+		return nil
+	}
+	db.closed = true
+	close(db.requests)
+	db.mu.Unlock()
+	db.wg.Wait()
+	return db.closeConns()
+}
+
+func (db *DB) closeConns() error {
+	db.stmts.close()
+	var errs []error
+	if db.reader != nil {
+		errs = append(errs, db.reader.Close())
+	}
+	errs = append(errs, db.writer.Close())
+	return errors.Join(errs...)
+}
+
+// IntegrityCheck runs PRAGMA integrity_check and returns its verdict ("ok"
+// when the file is sound).
+func (db *DB) IntegrityCheck(ctx context.Context) (string, error) {
+	var verdict string
+	err := db.reader.QueryRowContext(ctx, `PRAGMA integrity_check`).Scan(&verdict)
+	return verdict, err
+}

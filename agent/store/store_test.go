@@ -1,0 +1,195 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"pgregory.net/rapid"
+)
+
+func openTest(tb testing.TB, dir string) *DB {
+	tb.Helper()
+	db, err := Open(context.Background(), dir, Options{Warehouse: "wh1"})
+	require.NoError(tb, err)
+	tb.Cleanup(func() { _ = db.Close() })
+	return db
+}
+
+func ev(device, id, typ, sku string, delta int64) Event {
+	return Event{Device: device, ID: id, BodyHash: []byte(fmt.Sprintf("%s|%s|%d", typ, sku, delta)), Type: typ,
+		Warehouse: "wh1", Location: "default", SKU: sku, Qty: max(delta, -delta), Delta: delta, Source: "test", ReceivedAt: time.Now()}
+}
+
+// tb is what both *testing.T and *rapid.T offer.
+type tb interface {
+	require.TestingT
+	Helper()
+}
+
+func onHand(tb tb, db *DB, sku string) int64 {
+	tb.Helper()
+	l, ok, err := db.Stock(context.Background(), "wh1", sku)
+	require.NoError(tb, err)
+	if !ok {
+		return 0
+	}
+	return l.OnHand
+}
+
+func TestDB_ApplyDedupe(t *testing.T) {
+	db := openTest(t, t.TempDir())
+	ctx := t.Context()
+	out, err := db.Apply(ctx, &Batch{Events: []Event{ev("d1", "e1", "receive", "SKU-1", 5), ev("d1", "e1", "receive", "SKU-1", 5)}})
+	require.NoError(t, err)
+	require.Equal(t, Applied, out[0].Status)
+	require.Equal(t, Duplicate, out[1].Status, "a duplicate inside one batch is seen")
+	require.Equal(t, out[0].Seq, out[1].Seq)
+
+	out, err = db.Apply(ctx, &Batch{Events: []Event{ev("d1", "e1", "receive", "SKU-1", 5), ev("d1", "e1", "receive", "SKU-1", 7), ev("d2", "e1", "sale", "SKU-1", -2)}})
+	require.NoError(t, err)
+	require.Equal(t, []Status{Duplicate, IDReused, Applied}, []Status{out[0].Status, out[1].Status, out[2].Status})
+	require.Equal(t, int64(3), onHand(t, db, "SKU-1"))
+}
+
+func TestDB_CountAndTransfer(t *testing.T) {
+	db := openTest(t, t.TempDir())
+	ctx := t.Context()
+	count := ev("d1", "c1", "count", "SKU-1", 0)
+	count.Absolute, count.Qty = true, 12
+	transfer := ev("d1", "t1", "transfer", "SKU-1", -4)
+	transfer.ToLocation = "A-01"
+	out, err := db.Apply(ctx, &Batch{Events: []Event{ev("d1", "r1", "receive", "SKU-1", 10), count, transfer}})
+	require.NoError(t, err)
+	require.Equal(t, int64(2), out[1].Delta, "count records delta = counted − on_hand")
+	l, ok, err := db.Stock(ctx, "wh1", "SKU-1")
+	require.NoError(t, err)
+	require.True(t, ok)
+	require.Equal(t, int64(12), l.OnHand)
+	require.Equal(t, map[string]int64{"default": 8, "A-01": 4}, l.Locations)
+
+	logged, err := db.Events(ctx, 0, 10)
+	require.NoError(t, err)
+	require.Len(t, logged, 3)
+	require.Equal(t, "count", logged[1].Type)
+	require.Equal(t, int64(2), logged[1].Delta)
+}
+
+func TestDB_QuarantineAndReopen(t *testing.T) {
+	dir := t.TempDir()
+	db, err := Open(t.Context(), dir, Options{Warehouse: "wh1"})
+	require.NoError(t, err)
+	replica := db.ReplicaID()
+	_, err = db.Apply(t.Context(), &Batch{
+		Events:   []Event{ev("d1", "e1", "receive", "SKU-1", 5)},
+		Rejected: []Rejected{{Source: "mqtt", Device: "d1", Reason: "bad_json", Message: "unexpected EOF", Payload: []byte("{"), ReceivedAt: time.Now()}},
+	})
+	require.NoError(t, err)
+	require.NoError(t, db.Close())
+
+	_, err = Open(t.Context(), dir, Options{Warehouse: "other"})
+	require.ErrorIs(t, err, ErrWrongWarehouse)
+
+	db = openTest(t, dir)
+	require.Equal(t, replica, db.ReplicaID(), "the replica ID belongs to the database")
+	require.Equal(t, int64(5), onHand(t, db, "SKU-1"))
+	q, err := db.Quarantine(t.Context(), 0, 10)
+	require.NoError(t, err)
+	require.Len(t, q, 1)
+	require.Equal(t, "bad_json", q[0].Reason)
+	require.Equal(t, []byte("{"), q[0].Payload)
+	verdict, err := db.IntegrityCheck(t.Context())
+	require.NoError(t, err)
+	require.Equal(t, "ok", verdict)
+
+	other := openTest(t, t.TempDir())
+	require.NotEqual(t, replica, other.ReplicaID(), "a fresh database is a new replica")
+}
+
+func TestDB_ConcurrentSubmitters(t *testing.T) {
+	db := openTest(t, t.TempDir())
+	const writers, each = 8, 50
+	var wg sync.WaitGroup
+	for w := range writers {
+		wg.Go(func() {
+			for i := range each {
+				// Every writer also resends its previous event: dedupe must hold under concurrency.
+				out, err := db.Apply(context.Background(), &Batch{Events: []Event{
+					ev(fmt.Sprint("d", w), fmt.Sprint(i), "receive", "SKU-1", 1),
+					ev(fmt.Sprint("d", w), fmt.Sprint(max(i-1, 0)), "receive", "SKU-1", 1),
+				}})
+				require.NoError(t, err)
+				require.Equal(t, Applied, out[0].Status)
+				require.Equal(t, Duplicate, out[1].Status)
+			}
+		})
+	}
+	wg.Wait()
+	require.Equal(t, int64(writers*each), onHand(t, db, "SKU-1"))
+}
+
+func TestDB_StockPage(t *testing.T) {
+	db := openTest(t, t.TempDir())
+	var events []Event
+	for i := range 5 {
+		events = append(events, ev("d1", fmt.Sprint("a", i), "receive", fmt.Sprintf("A-%d", i), int64(i+1)))
+		events = append(events, ev("d1", fmt.Sprint("b", i), "receive", fmt.Sprintf("B-%d", i), 1))
+	}
+	_, err := db.Apply(t.Context(), &Batch{Events: events})
+	require.NoError(t, err)
+	page, err := db.StockPage(t.Context(), "wh1", "A-", "", 3)
+	require.NoError(t, err)
+	require.Len(t, page, 3)
+	require.Equal(t, "A-0", page[0].SKU)
+	page, err = db.StockPage(t.Context(), "wh1", "A-", page[2].SKU, 3)
+	require.NoError(t, err)
+	require.Len(t, page, 2)
+	require.Equal(t, "A-4", page[1].SKU)
+	require.Equal(t, int64(5), page[1].OnHand)
+}
+
+func TestDB_SubmitAfterClose(t *testing.T) {
+	db, err := Open(t.Context(), t.TempDir(), Options{Warehouse: "wh1"})
+	require.NoError(t, err)
+	require.NoError(t, db.Close())
+	_, err = db.Apply(t.Context(), &Batch{Events: []Event{ev("d1", "e1", "receive", "SKU-1", 1)}})
+	require.ErrorIs(t, err, ErrClosed)
+}
+
+// Whatever mix of new events and redeliveries arrives, in whatever batches,
+// on_hand is the sum of the distinct events.
+func TestDB_DedupeProperty(t *testing.T) {
+	db := openTest(t, t.TempDir())
+	run := 0
+	rapid.Check(t, func(t *rapid.T) {
+		run++
+		sku := fmt.Sprint("P-", run)
+		n := rapid.IntRange(1, 20).Draw(t, "events")
+		deltas := rapid.SliceOfN(rapid.Int64Range(-50, 50).Filter(func(d int64) bool { return d != 0 }), n, n).Draw(t, "deltas")
+		deliveries := rapid.SliceOfN(rapid.IntRange(0, n-1), n, 3*n).Draw(t, "deliveries")
+		var want int64
+		for _, d := range deltas {
+			want += d
+		}
+		var batch []Event
+		send := func() {
+			_, err := db.Apply(context.Background(), &Batch{Events: batch})
+			require.NoError(t, err)
+			batch = nil
+		}
+		for i := range n { // every event arrives at least once…
+			batch = append(batch, ev("d1", fmt.Sprint(sku, "/", i), "adjust", sku, deltas[i]))
+			if rapid.Bool().Draw(t, "flush") {
+				send()
+			}
+		}
+		for _, i := range deliveries { // …and some again
+			batch = append(batch, ev("d1", fmt.Sprint(sku, "/", i), "adjust", sku, deltas[i]))
+		}
+		send()
+		require.Equal(t, want, onHand(t, db, sku))
+	})
+}
