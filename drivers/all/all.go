@@ -1,0 +1,6 @@
+// Package all registers every built-in driver. Import it for its side effect.
+package all
+
+import (
+	_ "github.com/edgestock/edgestock/drivers/events" // generic JSON events
+)
