@@ -53,16 +53,16 @@ func (d *Driver) Decode(msg drivers.Message) []drivers.Item {
 // wireEvent is an event as sent. Numbers stay raw so a float, a quoted number
 // or an out-of-range quantity is reported, not rounded or coerced.
 type wireEvent struct {
-	ID         string      `json:"id"`
-	Device     string      `json:"device"`
-	Type       string      `json:"type"`
-	SKU        string      `json:"sku"`
-	Barcode    string      `json:"barcode"`
+	ID         string          `json:"id"`
+	Device     string          `json:"device"`
+	Type       string          `json:"type"`
+	SKU        string          `json:"sku"`
+	Barcode    string          `json:"barcode"`
 	Qty        json.RawMessage `json:"qty"`
-	Location   string      `json:"location"`
-	ToLocation string      `json:"to_location"`
-	TS         string      `json:"ts"`
-	Channel    string      `json:"channel"`
+	Location   string          `json:"location"`
+	ToLocation string          `json:"to_location"`
+	TS         string          `json:"ts"`
+	Channel    string          `json:"channel"`
 	Seq        json.RawMessage `json:"seq"`
 }
 
