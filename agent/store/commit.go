@@ -42,6 +42,8 @@ type Event struct {
 	DeviceSeq  int64
 	Source     string // "mqtt", "http", …
 	ReceivedAt time.Time
+	// Raw is the payload as received; quarantined if the id was reused.
+	Raw []byte
 }
 
 // Rejected is a payload that failed validation, kept raw for the operator.
@@ -145,26 +147,65 @@ func (db *DB) commitLoop() {
 	}
 }
 
-// commit applies pending in one transaction. If that fails, it retries each
-// request alone so one bad batch cannot fail its neighbours.
+// commit applies pending in one transaction. When that fails, a probe write
+// tells a failing store (full disk, I/O error) from a batch that cannot
+// commit. A failing store is retried with backoff until it recovers or the
+// store closes: the loop takes no work meanwhile, so nothing more is
+// acknowledged (back-pressure) and acknowledgements keep their order. A
+// batch that fails on a healthy store is isolated and failed alone.
 func (db *DB) commit(pending []*request) {
-	err := db.commitTx(pending)
-	if err != nil && len(pending) > 1 {
-		db.logger.Warn("group commit failed, retrying batches one by one", "batches", len(pending), "err", err)
-		for _, r := range pending {
-			db.commit([]*request{r})
+	backoff := retryMin
+	for {
+		err := db.commitTx(pending)
+		if err == nil {
+			if db.Err() != nil {
+				db.logger.Info("store recovered")
+			}
+			db.setErr(nil)
+			for _, r := range pending {
+				r.done(r.outcomes, nil)
+			}
+			return
 		}
-		return
-	}
-	db.setErr(err)
-	for _, r := range pending {
-		if err != nil {
-			r.done(nil, err)
-		} else {
-			r.done(r.outcomes, nil)
+		if db.probe() == nil {
+			if len(pending) == 1 {
+				db.logger.Error("batch cannot be committed; failing it", "err", err)
+				pending[0].done(nil, err)
+				return
+			}
+			for _, r := range pending {
+				db.commit([]*request{r})
+			}
+			return
 		}
+		if db.Err() == nil {
+			db.logger.Error("store failing; holding acknowledgements and retrying", "err", err, "batches", len(pending))
+		}
+		db.setErr(err)
+		select {
+		case <-db.stop:
+			for _, r := range pending {
+				r.done(nil, fmt.Errorf("%w while retrying: %w", ErrClosed, err))
+			}
+			return
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, retryMax)
 	}
 }
+
+// probe commits a tiny write to tell whether the store can commit at all.
+func (db *DB) probe() error {
+	_, err := db.writer.Exec(`INSERT INTO meta(key, value) VALUES ('probe', datetime('now'))
+		ON CONFLICT (key) DO UPDATE SET value = excluded.value`)
+	return err
+}
+
+// Retry bounds for a failing store.
+const (
+	retryMin = 50 * time.Millisecond
+	retryMax = 5 * time.Second
+)
 
 func (db *DB) commitTx(pending []*request) (err error) {
 	ctx := context.Background()
@@ -189,7 +230,7 @@ func (db *DB) commitTx(pending []*request) (err error) {
 		}
 		for i := range r.batch.Rejected {
 			q := &r.batch.Rejected[i]
-			if _, err = s.quarantine.ExecContext(ctx, q.Source, q.Device, q.EventID, q.Reason, q.Message, q.Payload, q.ReceivedAt.UnixMilli()); err != nil {
+			if _, err = s.quarantine.ExecContext(ctx, q.Source, q.Device, q.EventID, q.Reason, q.Message, nonNil(q.Payload), q.ReceivedAt.UnixMilli()); err != nil {
 				return fmt.Errorf("commit: quarantine: %w", err)
 			}
 		}
@@ -210,7 +251,9 @@ func (db *DB) applyEvent(ctx context.Context, s boundStmts, e *Event) (Outcome, 
 		if bytes.Equal(hash, e.BodyHash) {
 			return Outcome{Status: Duplicate, Seq: seq}, nil
 		}
-		return Outcome{Status: IDReused, Seq: seq}, nil
+		_, err := s.quarantine.ExecContext(ctx, e.Source, e.Device, e.ID, string(IDReused),
+			fmt.Sprintf("id %q was already used by event seq %d with a different body", e.ID, seq), nonNil(e.Raw), e.ReceivedAt.UnixMilli())
+		return Outcome{Status: IDReused, Seq: seq}, err
 	case !errors.Is(err, sql.ErrNoRows):
 		return Outcome{}, err
 	}
@@ -253,4 +296,12 @@ func (db *DB) addOwn(ctx context.Context, s boundStmts, warehouse, location, sku
 	db.version++
 	_, err := s.addCounter.ExecContext(ctx, warehouse, location, sku, db.replicaID, p, n, db.version, now)
 	return err
+}
+
+// nonNil maps a nil payload to an empty one: the column is NOT NULL.
+func nonNil(b []byte) []byte {
+	if b == nil {
+		return []byte{}
+	}
+	return b
 }

@@ -54,6 +54,7 @@ type DB struct {
 	version int64
 
 	requests chan *request
+	stop     chan struct{} // closed by Close: abandon retries of a failing store
 	mu       sync.RWMutex // guards closed against sends on requests
 	closed   bool
 	wg       sync.WaitGroup
@@ -79,7 +80,7 @@ func Open(ctx context.Context, dataDir string, opts Options) (*DB, error) {
 	writer.SetMaxOpenConns(1)
 	writer.SetMaxIdleConns(1)
 	writer.SetConnMaxLifetime(0)
-	db := &DB{path: path, writer: writer, logger: opts.Logger, requests: make(chan *request, requestQueue)}
+	db := &DB{path: path, writer: writer, logger: opts.Logger, requests: make(chan *request, requestQueue), stop: make(chan struct{})}
 	if err := db.init(ctx, opts.Warehouse); err != nil {
 		_ = writer.Close()
 		return nil, err
@@ -205,6 +206,7 @@ func (db *DB) Close() error {
 		return nil
 	}
 	db.closed = true
+	close(db.stop)
 	close(db.requests)
 	db.mu.Unlock()
 	db.wg.Wait()

@@ -1,0 +1,123 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/edgestock/edgestock/agent/store"
+	"github.com/edgestock/edgestock/drivers"
+)
+
+// broker is the MQTT side: embedded or external.
+type broker interface {
+	Ready() error
+	Addr() string
+	Close(ctx context.Context) error
+}
+
+// Agent is one warehouse's edgestock agent.
+type Agent struct {
+	cfg    Config
+	logger *slog.Logger
+
+	store  *store.DB
+	ingest *Ingester
+	broker broker
+
+	httpSrv *http.Server
+	httpLn  net.Listener
+	wg      sync.WaitGroup
+	started time.Time
+}
+
+// New returns an agent for a normalised, validated cfg.
+func New(cfg Config, logger *slog.Logger) *Agent {
+	return &Agent{cfg: cfg, logger: logger}
+}
+
+// Open opens the store, starts the broker side and the HTTP API. On error
+// everything already started is closed again.
+func (a *Agent) Open(ctx context.Context) (err error) {
+	a.started = time.Now()
+	defer func() {
+		if err != nil {
+			_ = a.Close(context.WithoutCancel(ctx))
+		}
+	}()
+	if a.store, err = store.Open(ctx, a.cfg.DataDir, store.Options{Warehouse: a.cfg.Warehouse, Logger: a.logger.With("component", "store")}); err != nil {
+		return err
+	}
+	if a.ingest, err = NewIngester(a.store, a.cfg.Warehouse, drivers.Env{Logger: a.logger}, a.logger); err != nil {
+		return err
+	}
+	rep := &reporter{prefix: a.cfg.MQTT.TopicPrefix, warehouse: a.cfg.Warehouse, resultsAll: a.cfg.Devices.Results == "all", devicesAll: a.cfg.Devices.ResultsAll}
+	if a.cfg.MQTT.URL != "" {
+		b := newExternalBroker(a.cfg.MQTT, a.cfg.Warehouse, a.ingest, rep, a.logger.With("component", "mqtt"))
+		if err = b.Open(ctx); err != nil {
+			return err
+		}
+		a.broker = b
+	} else {
+		b, err := newEmbeddedBroker(a.cfg.MQTT.Listen, a.cfg.MQTT.TopicPrefix, a.cfg.Warehouse, a.ingest, rep, a.logger)
+		if err != nil {
+			return err
+		}
+		a.broker = b
+		if err = b.Open(); err != nil {
+			return err
+		}
+	}
+	if a.httpLn, err = net.Listen("tcp", a.cfg.HTTP.Listen); err != nil {
+		return fmt.Errorf("http.listen %s: %w", a.cfg.HTTP.Listen, err)
+	}
+	a.httpSrv = &http.Server{Handler: a.routes(), ReadHeaderTimeout: 10 * time.Second}
+	a.wg.Add(1)
+	go func() {
+		defer a.wg.Done()
+		if err := a.httpSrv.Serve(a.httpLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			a.logger.Error("http server stopped", "err", err)
+		}
+	}()
+	a.logger.Info("agent started", "warehouse", a.cfg.Warehouse, "replica", a.store.ReplicaID(),
+		"http", a.HTTPAddr(), "mqtt", a.broker.Addr(), "data_dir", a.cfg.DataDir)
+	return nil
+}
+
+// HTTPAddr is the address the HTTP API listens on.
+func (a *Agent) HTTPAddr() string { return a.httpLn.Addr().String() }
+
+// MQTTAddr is the embedded broker's address, or the external broker's URL.
+func (a *Agent) MQTTAddr() string { return a.broker.Addr() }
+
+// ReplicaID is the store's replica ID.
+func (a *Agent) ReplicaID() string { return a.store.ReplicaID() }
+
+// Close shuts down gracefully: stop accepting HTTP and MQTT input, commit
+// what is in flight, answer it, close the store. Every step runs even when
+// an earlier one fails.
+func (a *Agent) Close(ctx context.Context) error {
+	var errs []error
+	if a.httpSrv != nil {
+		errs = append(errs, a.httpSrv.Shutdown(ctx))
+	} else if a.httpLn != nil {
+		errs = append(errs, a.httpLn.Close())
+	}
+	a.wg.Wait()
+	if a.broker != nil {
+		errs = append(errs, a.broker.Close(ctx))
+	}
+	if a.store != nil {
+		errs = append(errs, a.store.Close())
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("close agent: %w", err)
+	}
+	a.logger.Info("agent stopped")
+	return nil
+}

@@ -1,0 +1,245 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	mqtt "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/hooks/auth"
+	"github.com/mochi-mqtt/server/v2/listeners"
+	"github.com/mochi-mqtt/server/v2/packets"
+
+	"github.com/edgestock/edgestock/drivers"
+)
+
+// ackQueue bounds acknowledgements waiting to be written to devices. When it
+// fills, the store's commit loop waits for the acker: commits slow down
+// instead of memory growing.
+const ackQueue = 8192
+
+// embeddedBroker runs mochi-mqtt in-process and ingests in its publish path.
+//
+// mochi calls OnPublish on the client's read loop before it writes the
+// PUBACK. Blocking there until the commit would hold a gateway with many
+// publishes in flight to one fsync per message. Instead the hook hands the
+// message to the ingester and returns ErrRejectPacket, so mochi neither acks
+// nor forwards it; once the group commit is durable the acker writes the
+// PUBACK (PUBREC for QoS 2) itself. The store answers batches in submission
+// order and one goroutine writes every ack, so each client's acks go out in
+// the order its publishes arrived.
+type embeddedBroker struct {
+	srv      *mqtt.Server
+	listener *listeners.TCP
+	ingest   *Ingester
+	reporter *reporter
+	prefix   string
+	wh       string
+	logger   *slog.Logger
+
+	self    *mqtt.Client // the inline client the agent publishes as
+	acks    chan ack
+	quit    chan struct{} // closed by Close once nothing more is owed
+	wg      sync.WaitGroup
+	pending sync.WaitGroup // ingests not yet answered
+	serving atomic.Bool
+}
+
+// ack is one answer owed to a device.
+type ack struct {
+	cl       *mqtt.Client
+	packetID uint16
+	qos      byte
+	device   string
+	results  []Result
+	err      error
+	reply    replyTo
+}
+
+func newEmbeddedBroker(addr, prefix, warehouse string, ingest *Ingester, rep *reporter, logger *slog.Logger) (*embeddedBroker, error) {
+	b := &embeddedBroker{ingest: ingest, reporter: rep, prefix: prefix, wh: warehouse, logger: logger, acks: make(chan ack, ackQueue), quit: make(chan struct{})}
+	// mochi logs every connection at info; keep its chatter to warnings.
+	mochiLogger := slog.New(levelFloor{Handler: logger.Handler(), min: slog.LevelWarn}).With("component", "mqtt")
+	b.srv = mqtt.New(&mqtt.Options{InlineClient: true, Logger: mochiLogger})
+	b.self = b.srv.NewClient(nil, mqtt.LocalListener, "edgestock-agent", true)
+	rep.pub = b
+	if err := b.srv.AddHook(new(auth.AllowHook), nil); err != nil {
+		return nil, fmt.Errorf("embedded broker: %w", err)
+	}
+	if err := b.srv.AddHook(&ingestHook{b: b}, nil); err != nil {
+		return nil, fmt.Errorf("embedded broker: %w", err)
+	}
+	b.listener = listeners.NewTCP(listeners.Config{ID: "tcp", Address: addr})
+	if err := b.srv.AddListener(b.listener); err != nil {
+		return nil, fmt.Errorf("embedded broker: listen on %s: %w", addr, err)
+	}
+	return b, nil
+}
+
+// Open starts serving and the acker.
+func (b *embeddedBroker) Open() error {
+	b.wg.Add(1)
+	go b.ackLoop()
+	if err := b.srv.Serve(); err != nil {
+		return fmt.Errorf("embedded broker: %w", err)
+	}
+	b.serving.Store(true)
+	return nil
+}
+
+// Addr is the address the broker listens on.
+func (b *embeddedBroker) Addr() string { return b.listener.Address() }
+
+// Ready reports whether the broker is serving.
+func (b *embeddedBroker) Ready() error {
+	if !b.serving.Load() {
+		return errors.New("embedded broker not serving")
+	}
+	return nil
+}
+
+// Close disconnects every client, waits for ingests in flight to be
+// committed and stops the acker. Devices whose acks were not written resend
+// after reconnecting; dedupe makes that harmless.
+func (b *embeddedBroker) Close(ctx context.Context) error {
+	b.serving.Store(false)
+	err := b.srv.Close()
+	waitGroup(ctx, &b.pending)
+	close(b.quit)
+	b.wg.Wait()
+	return err
+}
+
+// Publish sends m from the broker itself; it never blocks on subscribers
+// (mochi queues per client and drops past MaximumClientWritesPending).
+func (b *embeddedBroker) Publish(m outbound) {
+	pk := packets.Packet{
+		FixedHeader: packets.FixedHeader{Type: packets.Publish, Qos: m.QoS, Retain: m.Retain},
+		TopicName:   m.Topic,
+		Payload:     m.Payload,
+		PacketID:    uint16(m.QoS), // mochi validates a non-zero id for QoS > 0 even from the inline client
+	}
+	if len(m.Correlation) > 0 {
+		pk.Properties.CorrelationData = m.Correlation
+	}
+	if err := b.srv.InjectPacket(b.self, pk); err != nil {
+		b.logger.Warn("publish failed", "topic", m.Topic, "err", err)
+	}
+}
+
+func (b *embeddedBroker) ackLoop() {
+	defer b.wg.Done()
+	for {
+		select {
+		case a := <-b.acks:
+			b.answer(a)
+			b.pending.Done()
+		case <-b.quit:
+			return
+		}
+	}
+}
+
+func (b *embeddedBroker) answer(a ack) {
+	if a.err != nil {
+		// Not durable: do not ack. Closing the connection makes the device
+		// resend the unacknowledged publishes when it reconnects.
+		b.logger.Error("ingest failed; disconnecting device so it resends", "device", a.device, "err", a.err)
+		a.cl.Stop(a.err)
+		return
+	}
+	switch a.qos {
+	case 1:
+		b.writeAck(a.cl, packets.Puback, a.packetID)
+	case 2:
+		// processPubrel answers PUBCOMP only for ids it has in flight.
+		a.cl.State.Inflight.Set(packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Pubrec}, PacketID: a.packetID, Created: time.Now().Unix()})
+		atomic.AddInt64(&b.srv.Info.Inflight, 1)
+		b.writeAck(a.cl, packets.Pubrec, a.packetID)
+	}
+	b.reporter.report(a.device, a.results, a.reply)
+}
+
+func (b *embeddedBroker) writeAck(cl *mqtt.Client, typ byte, id uint16) {
+	err := cl.WritePacket(packets.Packet{FixedHeader: packets.FixedHeader{Type: typ}, PacketID: id, ReasonCode: packets.CodeSuccess.Code})
+	if err != nil && !errors.Is(err, mqtt.ErrConnectionClosed) {
+		b.logger.Warn("write ack failed", "client", cl.ID, "err", err)
+	}
+}
+
+// ingestHook feeds device publishes to the ingester.
+type ingestHook struct {
+	mqtt.HookBase
+	b *embeddedBroker
+}
+
+func (h *ingestHook) ID() string { return "edgestock-ingest" }
+
+func (h *ingestHook) Provides(b byte) bool { return b == mqtt.OnPublish }
+
+// OnPublish runs on the client's read loop: it decodes and queues, and never
+// waits for the commit.
+func (h *ingestHook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
+	b := h.b
+	if cl.Net.Inline {
+		return pk, nil
+	}
+	t, ok := parseDeviceTopic(b.prefix, pk.TopicName)
+	if !ok || t.Warehouse != b.wh || !b.ingest.HandlesTopic(t.Kind) {
+		return pk, nil // not ours: an ordinary broker publish
+	}
+	msg := drivers.Message{
+		Source: "mqtt", Warehouse: t.Warehouse, Device: t.Device, DeviceFixed: true, Subtopic: t.Sub,
+		Payload: pk.Payload, ReceivedAt: now(),
+	}
+	if len(pk.Properties.User) > 0 {
+		msg.Properties = make(map[string]string, len(pk.Properties.User))
+		for _, p := range pk.Properties.User {
+			msg.Properties[p.Key] = p.Val
+		}
+	}
+	a := ack{cl: cl, packetID: pk.PacketID, qos: pk.FixedHeader.Qos, device: t.Device,
+		reply: replyTo{ResponseTopic: pk.Properties.ResponseTopic, Correlation: pk.Properties.CorrelationData}}
+	b.pending.Add(1)
+	b.ingest.Ingest(t.Kind, msg, func(results []Result, err error) {
+		a.results, a.err = results, err
+		select {
+		case b.acks <- a:
+		case <-b.quit: // shutting down past its deadline: the device resends
+			b.pending.Done()
+		}
+	})
+	return pk, packets.ErrRejectPacket
+}
+
+// levelFloor drops records below min whatever the wrapped handler allows.
+type levelFloor struct {
+	slog.Handler
+	min slog.Level
+}
+
+func (l levelFloor) Enabled(ctx context.Context, lvl slog.Level) bool {
+	return lvl >= l.min && l.Handler.Enabled(ctx, lvl)
+}
+
+func (l levelFloor) WithAttrs(attrs []slog.Attr) slog.Handler {
+	return levelFloor{Handler: l.Handler.WithAttrs(attrs), min: l.min}
+}
+
+func (l levelFloor) WithGroup(name string) slog.Handler {
+	return levelFloor{Handler: l.Handler.WithGroup(name), min: l.min}
+}
+
+// waitGroup waits for wg or ctx, whichever comes first.
+func waitGroup(ctx context.Context, wg *sync.WaitGroup) {
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+	}
+}

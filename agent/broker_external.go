@@ -1,0 +1,226 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/eclipse/paho.golang/autopaho"
+	"github.com/eclipse/paho.golang/paho"
+
+	"github.com/edgestock/edgestock/drivers"
+)
+
+// publishQueue bounds results waiting to be published to the external
+// broker. When it fills (the broker is slow or gone), further results are
+// dropped and counted: they are notifications, and the quarantine and event
+// log keep the facts.
+const publishQueue = 4096
+
+// ackFlushInterval is how often paho sends the manual acks marked since the
+// last flush. It bounds the ack delay a device sees through the broker.
+const ackFlushInterval = 5 * time.Millisecond
+
+// externalBroker consumes device topics from an external MQTT 5 broker with a
+// persistent session and acknowledges each message only once it is durable.
+type externalBroker struct {
+	cfg      MQTTConfig
+	wh       string
+	ingest   *Ingester
+	reporter *reporter
+	logger   *slog.Logger
+
+	cm        *autopaho.ConnectionManager
+	connected atomic.Bool
+	closing   atomic.Bool
+	pending   sync.WaitGroup // ingests not yet acked
+
+	out     chan outbound
+	dropped atomic.Int64
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
+}
+
+func newExternalBroker(cfg MQTTConfig, warehouse string, ingest *Ingester, rep *reporter, logger *slog.Logger) *externalBroker {
+	b := &externalBroker{cfg: cfg, wh: warehouse, ingest: ingest, reporter: rep, logger: logger.With("broker", cfg.URL), out: make(chan outbound, publishQueue)}
+	rep.pub = b
+	return b
+}
+
+// subscriptions are the device topics of every driver, with and without a
+// trailing subtopic (…/scan and …/scan/receive).
+func (b *externalBroker) subscriptions() []paho.SubscribeOptions {
+	var subs []paho.SubscribeOptions
+	for _, kind := range b.ingest.Topics() {
+		base := b.cfg.TopicPrefix + "/" + b.wh + "/devices/+/" + kind
+		subs = append(subs, paho.SubscribeOptions{Topic: base, QoS: 1}, paho.SubscribeOptions{Topic: base + "/+", QoS: 1})
+	}
+	return subs
+}
+
+// Open starts connecting; it does not wait for the broker, so the agent
+// keeps serving HTTP while the broker is down.
+func (b *externalBroker) Open(ctx context.Context) error {
+	u, err := url.Parse(b.cfg.URL)
+	if err != nil {
+		return fmt.Errorf("mqtt.url: %w", err)
+	}
+	ctx, b.cancel = context.WithCancel(context.WithoutCancel(ctx))
+	receiveMax := b.cfg.ReceiveMaximum
+	cc := autopaho.ClientConfig{
+		ServerUrls:                    []*url.URL{u},
+		KeepAlive:                     b.cfg.KeepAlive,
+		CleanStartOnInitialConnection: false,
+		SessionExpiryInterval:         uint32(b.cfg.SessionExpiry / time.Second),
+		ConnectTimeout:                10 * time.Second,
+		ReconnectBackoff:              autopaho.NewExponentialBackoff(100*time.Millisecond, 30*time.Second, 2*time.Second, 2),
+		ConnectUsername:               b.cfg.Username,
+		ConnectPassword:               []byte(b.cfg.Password),
+		ConnectPacketBuilder: func(cp *paho.Connect, _ *url.URL) (*paho.Connect, error) {
+			if cp.Properties == nil {
+				cp.Properties = &paho.ConnectProperties{}
+			}
+			cp.Properties.ReceiveMaximum = &receiveMax
+			return cp, nil
+		},
+		OnConnectionUp: func(cm *autopaho.ConnectionManager, _ *paho.Connack) {
+			b.connected.Store(true)
+			b.logger.Info("connected to broker")
+			// autopaho does not resubscribe; the callback must not block.
+			b.wg.Add(1)
+			go func() {
+				defer b.wg.Done()
+				if _, err := cm.Subscribe(ctx, &paho.Subscribe{Subscriptions: b.subscriptions()}); err != nil && ctx.Err() == nil {
+					b.logger.Error("subscribe failed", "err", err)
+				}
+			}()
+		},
+		OnConnectionDown: func() bool {
+			b.connected.Store(false)
+			b.logger.Warn("connection to broker lost; reconnecting")
+			return true
+		},
+		OnConnectError: func(err error) { b.logger.Warn("connect to broker failed", "err", err) },
+		ClientConfig: paho.ClientConfig{
+			ClientID:                   b.cfg.ClientID,
+			EnableManualAcknowledgment: true,
+			SendAcksInterval:           ackFlushInterval,
+			OnPublishReceived:          []func(paho.PublishReceived) (bool, error){b.onPublish},
+			OnClientError:              func(err error) { b.logger.Warn("mqtt client error", "err", err) },
+		},
+	}
+	cm, err := autopaho.NewConnection(ctx, cc)
+	if err != nil {
+		return fmt.Errorf("connect %s: %w", b.cfg.URL, err)
+	}
+	b.cm = cm
+	b.wg.Add(1)
+	go b.publishLoop(ctx)
+	return nil
+}
+
+// onPublish runs on paho's routing goroutine: hand off, never wait.
+func (b *externalBroker) onPublish(pr paho.PublishReceived) (bool, error) {
+	if b.closing.Load() {
+		return true, nil // not acked: the broker redelivers after restart
+	}
+	pk := pr.Packet
+	t, ok := parseDeviceTopic(b.cfg.TopicPrefix, pk.Topic)
+	if !ok || t.Warehouse != b.wh {
+		_ = pr.Client.Ack(pk) // not ours (a stray subscription match): nothing to keep
+		return true, nil
+	}
+	msg := drivers.Message{Source: "mqtt", Warehouse: t.Warehouse, Device: t.Device, DeviceFixed: true, Subtopic: t.Sub,
+		Payload: pk.Payload, ReceivedAt: now()}
+	var reply replyTo
+	if p := pk.Properties; p != nil {
+		if len(p.User) > 0 {
+			msg.Properties = make(map[string]string, len(p.User))
+			for _, u := range p.User {
+				msg.Properties[u.Key] = u.Value
+			}
+		}
+		reply = replyTo{ResponseTopic: p.ResponseTopic, Correlation: p.CorrelationData}
+	}
+	b.pending.Add(1)
+	b.ingest.Ingest(t.Kind, msg, func(results []Result, err error) {
+		defer b.pending.Done()
+		if err != nil {
+			// Not durable, so not acked: the broker redelivers.
+			b.logger.Error("ingest failed; message left unacknowledged", "device", t.Device, "err", err)
+			return
+		}
+		if err := pr.Client.Ack(pk); err != nil {
+			b.logger.Debug("ack after reconnect lost; the broker redelivers and dedupe absorbs it", "err", err)
+		}
+		b.reporter.report(t.Device, results, reply)
+	})
+	return true, nil
+}
+
+// Publish queues m; see publishQueue for what happens when it is full.
+func (b *externalBroker) Publish(m outbound) {
+	select {
+	case b.out <- m:
+	default:
+		if b.dropped.Add(1)%1000 == 1 {
+			b.logger.Warn("results queue full; dropping device results", "dropped_total", b.dropped.Load())
+		}
+	}
+}
+
+func (b *externalBroker) publishLoop(ctx context.Context) {
+	defer b.wg.Done()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case m := <-b.out:
+			p := &paho.Publish{Topic: m.Topic, Payload: m.Payload, QoS: m.QoS, Retain: m.Retain}
+			if len(m.Correlation) > 0 {
+				p.Properties = &paho.PublishProperties{CorrelationData: m.Correlation}
+			}
+			if _, err := b.cm.Publish(ctx, p); err != nil && ctx.Err() == nil {
+				b.logger.Debug("publish result failed", "topic", m.Topic, "err", err)
+			}
+		}
+	}
+}
+
+// Ready reports whether the broker connection is up.
+func (b *externalBroker) Ready() error {
+	if !b.connected.Load() {
+		return errors.New("not connected to " + b.cfg.URL)
+	}
+	return nil
+}
+
+// Addr is the external broker's URL.
+func (b *externalBroker) Addr() string { return b.cfg.URL }
+
+// Close stops taking messages, waits until those in flight are committed
+// and their acks flushed, then disconnects (keeping the broker session, so
+// what arrives meanwhile is queued for us).
+func (b *externalBroker) Close(ctx context.Context) error {
+	b.closing.Store(true)
+	waitGroup(ctx, &b.pending)
+	// Manual acks leave on paho's flush ticker; give it a few ticks.
+	select {
+	case <-time.After(4 * ackFlushInterval):
+	case <-ctx.Done():
+	}
+	dctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	err := b.cm.Disconnect(dctx)
+	b.cancel()
+	b.wg.Wait()
+	if errors.Is(err, autopaho.ConnectionDownError) {
+		err = nil
+	}
+	return err
+}

@@ -1,0 +1,201 @@
+package agent
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/url"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/edgestock/edgestock/drivers"
+	"go.yaml.in/yaml/v3"
+)
+
+// Config is the agent's configuration: defaults, then the YAML file, then
+// flags (applied by the caller), then Normalize and Validate.
+type Config struct {
+	// Warehouse this agent serves; default: the host name, cleaned to an ID.
+	Warehouse string     `yaml:"warehouse"`
+	DataDir   string     `yaml:"data-dir"`
+	HTTP      HTTPConfig `yaml:"http"`
+	MQTT      MQTTConfig `yaml:"mqtt"`
+	Devices   Devices    `yaml:"devices"`
+	Stock     Stock      `yaml:"stock"`
+	Log       LogConfig  `yaml:"log"`
+}
+
+// HTTPConfig configures the HTTP API.
+type HTTPConfig struct {
+	Listen string `yaml:"listen"`
+}
+
+// MQTTConfig configures the broker side: the embedded broker (default) or an
+// external one when URL is set.
+type MQTTConfig struct {
+	// Listen is the embedded broker's address; ignored when URL is set.
+	Listen      string `yaml:"listen"`
+	URL         string `yaml:"url"`
+	TopicPrefix string `yaml:"topic-prefix"`
+	// ClientID for the external broker; default edgestock-agent-{warehouse}.
+	// It must stay stable: the broker keeps the session under it.
+	ClientID      string        `yaml:"client-id"`
+	Username      string        `yaml:"username"`
+	Password      string        `yaml:"password"`
+	SessionExpiry time.Duration `yaml:"session-expiry"`
+	// ReceiveMaximum bounds unacknowledged messages the external broker
+	// sends us at once.
+	ReceiveMaximum uint16 `yaml:"receive-maximum"`
+	KeepAlive      uint16 `yaml:"keep-alive"`
+}
+
+// Devices configures device behaviour.
+type Devices struct {
+	// Results is "errors" (publish only rejections to a device's results
+	// topic) or "all" (successes too).
+	Results string `yaml:"results"`
+	// ResultsAll lists devices that get every result whatever Results says.
+	ResultsAll []string `yaml:"results-all"`
+}
+
+// Stock configures stock views.
+type Stock struct {
+	// LowStockThreshold: a SKU is low when available <= this.
+	LowStockThreshold int64 `yaml:"low-stock-threshold"`
+}
+
+// LogConfig configures logging.
+type LogConfig struct {
+	Level  string `yaml:"level"`
+	Format string `yaml:"format"`
+}
+
+// DefaultConfig returns the defaults of SPEC §8.
+func DefaultConfig() Config {
+	return Config{
+		DataDir: "./edgestock-data",
+		HTTP:    HTTPConfig{Listen: "127.0.0.1:7070"},
+		MQTT: MQTTConfig{
+			Listen:         "127.0.0.1:1883",
+			TopicPrefix:    "edgestock",
+			SessionExpiry:  7 * 24 * time.Hour,
+			ReceiveMaximum: 1000,
+			KeepAlive:      30,
+		},
+		Devices: Devices{Results: "errors"},
+		Log:     LogConfig{Level: "info", Format: "text"},
+	}
+}
+
+// LoadConfig reads a YAML file over the defaults. Unknown keys are errors
+// that name the key and line.
+func LoadConfig(path string) (Config, error) {
+	cfg := DefaultConfig()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return cfg, fmt.Errorf("read config: %w", err)
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	dec.KnownFields(true)
+	if err := dec.Decode(&cfg); err != nil && !errors.Is(err, io.EOF) {
+		return cfg, fmt.Errorf("%s: %w", path, err)
+	}
+	return cfg, nil
+}
+
+// Normalize fills derived defaults.
+func (c *Config) Normalize() {
+	if c.Warehouse == "" {
+		c.Warehouse = hostWarehouse()
+	}
+	if c.MQTT.ClientID == "" {
+		c.MQTT.ClientID = "edgestock-agent-" + c.Warehouse
+	}
+	c.Log.Level = strings.ToLower(c.Log.Level)
+}
+
+// hostWarehouse derives an ID from the host name.
+func hostWarehouse() string {
+	h, _ := os.Hostname()
+	var b strings.Builder
+	for _, r := range h {
+		if drivers.ValidID(string(r)) {
+			b.WriteRune(r)
+		} else {
+			b.WriteByte('-')
+		}
+	}
+	s := b.String()
+	if len(s) > drivers.MaxIDLen {
+		s = s[:drivers.MaxIDLen]
+	}
+	if s == "" {
+		s = "warehouse"
+	}
+	return s
+}
+
+// Validate reports every invalid field, each named by its YAML key.
+func (c *Config) Validate() error {
+	var errs []error
+	bad := func(field, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s: %s", field, fmt.Sprintf(format, args...)))
+	}
+	if !drivers.ValidID(c.Warehouse) {
+		bad("warehouse", "%q must be 1-64 chars of [A-Za-z0-9._-]", c.Warehouse)
+	}
+	if c.DataDir == "" {
+		bad("data-dir", "must not be empty")
+	}
+	if _, _, err := net.SplitHostPort(c.HTTP.Listen); err != nil {
+		bad("http.listen", "%q is not host:port", c.HTTP.Listen)
+	}
+	if c.MQTT.URL == "" {
+		if _, _, err := net.SplitHostPort(c.MQTT.Listen); err != nil {
+			bad("mqtt.listen", "%q is not host:port", c.MQTT.Listen)
+		}
+	} else if u, err := url.Parse(c.MQTT.URL); err != nil || u.Host == "" {
+		bad("mqtt.url", "%q is not a URL like mqtt://host:1883", c.MQTT.URL)
+	} else if s := u.Scheme; s != "mqtt" && s != "tcp" && s != "mqtts" && s != "tls" && s != "ssl" && s != "ws" && s != "wss" {
+		bad("mqtt.url", "scheme %q: use mqtt, mqtts, ws or wss", s)
+	}
+	if c.MQTT.TopicPrefix == "" || strings.ContainsAny(c.MQTT.TopicPrefix, "+#") {
+		bad("mqtt.topic-prefix", "%q must be non-empty without wildcards", c.MQTT.TopicPrefix)
+	}
+	if c.MQTT.SessionExpiry <= 0 || c.MQTT.SessionExpiry > time.Duration(^uint32(0))*time.Second {
+		bad("mqtt.session-expiry", "must be > 0 and at most %d s", ^uint32(0))
+	}
+	if c.MQTT.ReceiveMaximum == 0 {
+		bad("mqtt.receive-maximum", "must be > 0")
+	}
+	if c.Devices.Results != "errors" && c.Devices.Results != "all" {
+		bad("devices.results", "%q must be errors or all", c.Devices.Results)
+	}
+	for _, d := range c.Devices.ResultsAll {
+		if !drivers.ValidID(d) {
+			bad("devices.results-all", "%q is not a device ID", d)
+		}
+	}
+	if c.Stock.LowStockThreshold < 0 {
+		bad("stock.low-stock-threshold", "must be >= 0")
+	}
+	var lvl slog.Level
+	if err := lvl.UnmarshalText([]byte(c.Log.Level)); err != nil {
+		bad("log.level", "%q must be debug, info, warn or error", c.Log.Level)
+	}
+	if c.Log.Format != "text" && c.Log.Format != "json" {
+		bad("log.format", "%q must be text or json", c.Log.Format)
+	}
+	return errors.Join(errs...)
+}
+
+// LogLevel is the configured level (valid after Validate).
+func (c *Config) LogLevel() slog.Level {
+	var lvl slog.Level
+	_ = lvl.UnmarshalText([]byte(c.Log.Level))
+	return lvl
+}

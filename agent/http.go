@@ -1,0 +1,350 @@
+package agent
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"strconv"
+	"time"
+	"unicode/utf8"
+
+	"github.com/edgestock/edgestock/agent/store"
+	"github.com/edgestock/edgestock/drivers"
+)
+
+// maxBody is the HTTP request body limit (SPEC §6).
+const maxBody = 1 << 20
+
+// Page sizes for list endpoints.
+const (
+	defaultPage = 100
+	maxPage     = 1000
+)
+
+func (a *Agent) routes() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+	mux.HandleFunc("GET /readyz", a.handleReady)
+	mux.HandleFunc("GET /v1/stock/{sku}", a.handleStock)
+	mux.HandleFunc("GET /v1/stock", a.handleStockList)
+	mux.HandleFunc("POST /v1/events", a.handlePostEvents)
+	mux.HandleFunc("GET /v1/events", a.handleEvents)
+	mux.HandleFunc("GET /v1/quarantine", a.handleQuarantine)
+	return mux
+}
+
+// apiError is the error body of SPEC §4.
+type apiError struct {
+	Error struct {
+		Code    string `json:"code"`
+		Message string `json:"message"`
+	} `json:"error"`
+}
+
+func writeError(w http.ResponseWriter, status int, code, format string, args ...any) {
+	var e apiError
+	e.Error.Code, e.Error.Message = code, fmt.Sprintf(format, args...)
+	writeJSON(w, status, e)
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+func (a *Agent) handleReady(w http.ResponseWriter, r *http.Request) {
+	checks := map[string]string{}
+	ok := true
+	check := func(name string, err error) {
+		if err != nil {
+			checks[name], ok = err.Error(), false
+		} else {
+			checks[name] = "ok"
+		}
+	}
+	storeErr := a.store.Ping(r.Context())
+	if storeErr == nil {
+		storeErr = a.store.Err()
+	}
+	check("store", storeErr)
+	check("broker", a.broker.Ready())
+	check("disk", diskWritable(a.cfg.DataDir))
+	status := http.StatusOK
+	if !ok {
+		status = http.StatusServiceUnavailable
+	}
+	writeJSON(w, status, map[string]any{"ready": ok, "checks": checks})
+}
+
+// diskWritable creates and syncs a small file in dir.
+func diskWritable(dir string) error {
+	f, err := os.CreateTemp(dir, ".readyz-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(f.Name())
+	defer f.Close()
+	if _, err := f.Write([]byte("ok")); err != nil {
+		return err
+	}
+	return f.Sync()
+}
+
+// StockView is the stock of one SKU (SPEC §4).
+type StockView struct {
+	SKU       string           `json:"sku"`
+	Warehouse string           `json:"warehouse"`
+	OnHand    int64            `json:"on_hand"`
+	Reserved  int64            `json:"reserved"`
+	Available int64            `json:"available"`
+	Locations map[string]int64 `json:"locations"`
+	Global    GlobalView       `json:"global"`
+	LowStock  bool             `json:"low_stock"`
+	UpdatedAt time.Time        `json:"updated_at"`
+}
+
+// GlobalView is the company-wide stock as far as this agent knows it. Until
+// the agent has merged other warehouses' state, it holds only this one, and
+// AsOf is null.
+type GlobalView struct {
+	OnHand     int64            `json:"on_hand"`
+	Warehouses map[string]int64 `json:"warehouses"`
+	AsOf       *time.Time       `json:"as_of"`
+}
+
+func (a *Agent) view(l store.StockLevel) StockView {
+	available := l.OnHand // no holds yet: reservations add them
+	return StockView{
+		SKU: l.SKU, Warehouse: l.Warehouse, OnHand: l.OnHand, Available: available, Locations: l.Locations,
+		Global:    GlobalView{OnHand: l.OnHand, Warehouses: map[string]int64{l.Warehouse: l.OnHand}},
+		LowStock:  available <= a.cfg.Stock.LowStockThreshold,
+		UpdatedAt: l.UpdatedAt,
+	}
+}
+
+func (a *Agent) handleStock(w http.ResponseWriter, r *http.Request) {
+	sku := r.PathValue("sku")
+	if !drivers.ValidID(sku) {
+		writeError(w, http.StatusBadRequest, "bad_sku", "sku %q must be 1-64 chars of [A-Za-z0-9._-]", sku)
+		return
+	}
+	l, ok, err := a.store.Stock(r.Context(), a.cfg.Warehouse, sku)
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, "store_error", "%v", err)
+		return
+	}
+	if !ok {
+		writeError(w, http.StatusNotFound, "not_found", "sku %q has never been seen in warehouse %s", sku, a.cfg.Warehouse)
+		return
+	}
+	writeJSON(w, http.StatusOK, a.view(l))
+}
+
+// pageLimit reads ?limit= with a default and a cap.
+func pageLimit(r *http.Request) (int, error) {
+	s := r.URL.Query().Get("limit")
+	if s == "" {
+		return defaultPage, nil
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 1 || n > maxPage {
+		return 0, fmt.Errorf("limit: %q must be 1..%d", s, maxPage)
+	}
+	return n, nil
+}
+
+func querySeq(r *http.Request, name string) (int64, error) {
+	s := r.URL.Query().Get(name)
+	if s == "" {
+		return 0, nil
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n < 0 {
+		return 0, fmt.Errorf("%s: %q must be a non-negative integer", name, s)
+	}
+	return n, nil
+}
+
+func (a *Agent) handleStockList(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	limit, err := pageLimit(r)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "bad_query", "%v", err)
+		return
+	}
+	low := q.Get("low") == "true"
+	after := q.Get("after")
+	items := []StockView{}
+	// With low=true, filter and keep reading pages until this one is full.
+	for len(items) < limit {
+		levels, err := a.store.StockPage(r.Context(), a.cfg.Warehouse, q.Get("prefix"), after, limit)
+		if err != nil {
+			writeError(w, http.StatusInternalServerError, "store_error", "%v", err)
+			return
+		}
+		for _, l := range levels {
+			after = l.SKU
+			if v := a.view(l); !low || v.LowStock {
+				items = append(items, v)
+				if len(items) == limit {
+					break
+				}
+			}
+		}
+		if len(levels) < limit {
+			after = ""
+			break
+		}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"items": items, "next": after})
+}
+
+// EventsResponse is the body of POST /v1/events.
+type EventsResponse struct {
+	Results []Result `json:"results"`
+}
+
+func (a *Agent) handlePostEvents(w http.ResponseWriter, r *http.Request) {
+	device := r.URL.Query().Get("device")
+	if device == "" {
+		device = "http"
+	}
+	if !drivers.ValidID(device) {
+		writeError(w, http.StatusBadRequest, "bad_device", "device %q must be 1-64 chars of [A-Za-z0-9._-]", device)
+		return
+	}
+	msg := drivers.Message{Source: "http", Warehouse: a.cfg.Warehouse, Device: device, ReceivedAt: now()}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
+	var items []drivers.Item
+	var tooLarge *http.MaxBytesError
+	switch {
+	case errors.As(err, &tooLarge):
+		items = []drivers.Item{{Rejected: drivers.Reject("", drivers.ReasonTooLarge, "body exceeds %d bytes", maxBody), Raw: body}}
+	case err != nil:
+		writeError(w, http.StatusBadRequest, "bad_body", "read body: %v", err)
+		return
+	default:
+		msg.Payload = body
+	}
+	type answer struct {
+		results []Result
+		err     error
+	}
+	ch := make(chan answer, 1)
+	done := func(res []Result, err error) { ch <- answer{res, err} }
+	if items != nil {
+		a.ingest.IngestItems(msg, items, done)
+	} else {
+		a.ingest.Ingest("events", msg, done)
+	}
+	var ans answer
+	select {
+	case ans = <-ch:
+	case <-r.Context().Done():
+		return // client gone; the batch still commits and a retry dedupes
+	}
+	if ans.err != nil {
+		writeError(w, http.StatusServiceUnavailable, "store_unavailable", "not committed, retry: %v", ans.err)
+		return
+	}
+	status := http.StatusOK
+	if tooLarge != nil {
+		status = http.StatusRequestEntityTooLarge
+	} else if len(ans.results) == 1 && ans.results[0].Reason == drivers.ReasonBadJSON {
+		status = http.StatusBadRequest
+	}
+	writeJSON(w, status, EventsResponse{Results: ans.results})
+}
+
+// LoggedEventView is one entry of GET /v1/events.
+type LoggedEventView struct {
+	Seq        int64     `json:"seq"`
+	Device     string    `json:"device"`
+	ID         string    `json:"id"`
+	Type       string    `json:"type"`
+	Warehouse  string    `json:"warehouse"`
+	Location   string    `json:"location"`
+	SKU        string    `json:"sku"`
+	ToLocation string    `json:"to_location,omitempty"`
+	Qty        int64     `json:"qty"`
+	Delta      int64     `json:"delta"`
+	Channel    string    `json:"channel,omitempty"`
+	TS         string    `json:"ts,omitempty"`
+	DeviceSeq  int64     `json:"device_seq,omitempty"`
+	Source     string    `json:"source"`
+	ReceivedAt time.Time `json:"received_at"`
+}
+
+func (a *Agent) handleEvents(w http.ResponseWriter, r *http.Request) {
+	since, err := querySeq(r, "since")
+	limit, err2 := pageLimit(r)
+	if err = errors.Join(err, err2); err != nil {
+		writeError(w, http.StatusBadRequest, "bad_query", "%v", err)
+		return
+	}
+	events, err := a.store.Events(r.Context(), since, limit)
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, "store_error", "%v", err)
+		return
+	}
+	out := make([]LoggedEventView, len(events))
+	next := since
+	for i, e := range events {
+		out[i] = LoggedEventView{Seq: e.Seq, Device: e.Device, ID: e.ID, Type: e.Type, Warehouse: e.Warehouse, Location: e.Location,
+			SKU: e.SKU, ToLocation: e.ToLocation, Qty: e.Qty, Delta: e.Delta, Channel: e.Channel, TS: e.DeviceTS,
+			DeviceSeq: e.DeviceSeq, Source: e.Source, ReceivedAt: e.ReceivedAt}
+		next = e.Seq
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"events": out, "next": next})
+}
+
+// QuarantineView is one entry of GET /v1/quarantine. The payload is text
+// when it is valid UTF-8, base64 otherwise.
+type QuarantineView struct {
+	Seq           int64     `json:"seq"`
+	Source        string    `json:"source"`
+	Device        string    `json:"device"`
+	EventID       string    `json:"event_id,omitempty"`
+	Reason        string    `json:"reason"`
+	Message       string    `json:"message"`
+	Payload       *string   `json:"payload,omitempty"`
+	PayloadBase64 string    `json:"payload_base64,omitempty"`
+	ReceivedAt    time.Time `json:"received_at"`
+}
+
+func (a *Agent) handleQuarantine(w http.ResponseWriter, r *http.Request) {
+	since, err := querySeq(r, "since")
+	limit, err2 := pageLimit(r)
+	if err = errors.Join(err, err2); err != nil {
+		writeError(w, http.StatusBadRequest, "bad_query", "%v", err)
+		return
+	}
+	rows, err := a.store.Quarantine(r.Context(), since, limit)
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, "store_error", "%v", err)
+		return
+	}
+	out := make([]QuarantineView, len(rows))
+	next := since
+	for i, q := range rows {
+		v := QuarantineView{Seq: q.Seq, Source: q.Source, Device: q.Device, EventID: q.EventID, Reason: q.Reason,
+			Message: q.Message, ReceivedAt: q.ReceivedAt}
+		if utf8.Valid(q.Payload) {
+			s := string(q.Payload)
+			v.Payload = &s
+		} else {
+			v.PayloadBase64 = base64.StdEncoding.EncodeToString(q.Payload)
+		}
+		out[i] = v
+		next = q.Seq
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"items": out, "next": next})
+}
+

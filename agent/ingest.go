@@ -1,0 +1,200 @@
+package agent
+
+import (
+	"crypto/sha256"
+	"encoding/binary"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/edgestock/edgestock/agent/store"
+	"github.com/edgestock/edgestock/drivers"
+)
+
+// Result is what happened to one event, as reported to the device.
+type Result struct {
+	ID      string         `json:"id"`
+	Status  string         `json:"status"` // applied, duplicate, rejected
+	Reason  drivers.Reason `json:"reason,omitempty"`
+	Message string         `json:"message,omitempty"`
+	Seq     int64          `json:"seq,omitempty"`
+}
+
+// Result statuses.
+const (
+	StatusApplied   = "applied"
+	StatusDuplicate = "duplicate"
+	StatusRejected  = "rejected"
+)
+
+// Rejected reports whether r is a rejection.
+func (r Result) Rejected() bool { return r.Status == StatusRejected }
+
+// committer is what ingest needs from the store.
+type committer interface {
+	Submit(b *store.Batch, done func([]store.Outcome, error))
+}
+
+var _ committer = (*store.DB)(nil)
+
+// Ingester turns device messages into durable events: decode with the
+// topic's driver, validate, commit in the store's group commit, report.
+type Ingester struct {
+	store     committer
+	warehouse string
+	byTopic   map[string]drivers.Driver
+	logger    *slog.Logger
+}
+
+// NewIngester builds every registered driver with env.
+func NewIngester(st committer, warehouse string, env drivers.Env, logger *slog.Logger) (*Ingester, error) {
+	in := &Ingester{store: st, warehouse: warehouse, byTopic: map[string]drivers.Driver{}, logger: logger}
+	for _, r := range drivers.Registered() {
+		d, err := r.New(env)
+		if err != nil {
+			return nil, fmt.Errorf("driver %s: %w", r.Name, err)
+		}
+		if r.Topic != "" {
+			in.byTopic[r.Topic] = d
+		}
+	}
+	return in, nil
+}
+
+// HandlesTopic reports whether a driver serves the device topic kind.
+func (in *Ingester) HandlesTopic(kind string) bool {
+	_, ok := in.byTopic[kind]
+	return ok
+}
+
+// Topics lists the device topic kinds drivers serve.
+func (in *Ingester) Topics() []string {
+	out := make([]string, 0, len(in.byTopic))
+	for t := range in.byTopic {
+		out = append(out, t)
+	}
+	return out
+}
+
+// Ingest decodes msg with the driver for kind and submits the result to the
+// store. done runs once everything msg produced is durable (events applied
+// or found duplicate, rejections quarantined), on the store's commit loop:
+// it must not block. Calls made in order are answered in order.
+func (in *Ingester) Ingest(kind string, msg drivers.Message, done func([]Result, error)) {
+	d, ok := in.byTopic[kind]
+	var items []drivers.Item
+	if ok {
+		items = d.Decode(msg)
+	} else {
+		items = []drivers.Item{{Rejected: drivers.Reject("", drivers.ReasonUnknownTopic, "no driver serves topic kind %q", kind), Raw: msg.Payload}}
+	}
+	in.IngestItems(msg, items, done)
+}
+
+// IngestItems submits already decoded items (see Ingest).
+func (in *Ingester) IngestItems(msg drivers.Message, items []drivers.Item, done func([]Result, error)) {
+	batch := &store.Batch{}
+	results := make([]Result, len(items))
+	eventAt := make([]int, 0, len(items)) // results index of each batch event
+	for i, it := range items {
+		if it.Rejected != nil {
+			results[i] = Result{ID: it.Rejected.ID, Status: StatusRejected, Reason: it.Rejected.Reason, Message: it.Rejected.Message}
+			batch.Rejected = append(batch.Rejected, store.Rejected{
+				Source: msg.Source, Device: msg.Device, EventID: it.Rejected.ID, Reason: string(it.Rejected.Reason),
+				Message: it.Rejected.Message, Payload: it.Raw, ReceivedAt: msg.ReceivedAt,
+			})
+			continue
+		}
+		results[i] = Result{ID: it.Event.ID}
+		eventAt = append(eventAt, i)
+		batch.Events = append(batch.Events, in.storeEvent(msg, &it))
+	}
+	in.store.Submit(batch, func(outcomes []store.Outcome, err error) {
+		if err != nil {
+			done(nil, err)
+			return
+		}
+		for j, o := range outcomes {
+			r := &results[eventAt[j]]
+			r.Seq = o.Seq
+			switch o.Status {
+			case store.Applied:
+				r.Status = StatusApplied
+			case store.Duplicate:
+				r.Status = StatusDuplicate
+			case store.IDReused:
+				r.Status, r.Reason = StatusRejected, drivers.ReasonIDReused
+				r.Message = fmt.Sprintf("id already used by event seq %d with a different body", o.Seq)
+			}
+		}
+		done(results, nil)
+	})
+}
+
+// storeEvent maps a valid event to what the store records: the signed
+// effect of its type (the business rule) and its body hash (for id_reused).
+func (in *Ingester) storeEvent(msg drivers.Message, it *drivers.Item) store.Event {
+	e := &it.Event
+	se := store.Event{
+		Device: e.Device, ID: e.ID, BodyHash: BodyHash(e), Type: e.Type,
+		Warehouse: in.warehouse, Location: e.Location, SKU: e.SKU, ToLocation: e.ToLocation, Qty: e.Qty,
+		Channel: e.Channel, DeviceTS: e.TS, DeviceSeq: e.Seq, Source: msg.Source, ReceivedAt: msg.ReceivedAt, Raw: it.Raw,
+	}
+	switch e.Type {
+	case drivers.TypeReceive, drivers.TypeReturn, drivers.TypeAdjust:
+		se.Delta = e.Qty
+	case drivers.TypeSale, drivers.TypePick, drivers.TypeTransfer:
+		se.Delta = -e.Qty
+	case drivers.TypeCount:
+		se.Absolute = true
+	}
+	return se
+}
+
+// BodyHash identifies an event's content, so a redelivery (same id, same
+// content, whatever the JSON spelling) is a duplicate and a reused id is not.
+func BodyHash(e *drivers.Event) []byte {
+	h := sha256.New()
+	for _, s := range []string{e.Type, e.SKU, e.Barcode, e.Location, e.ToLocation, e.TS, e.Channel} {
+		var n [4]byte
+		binary.BigEndian.PutUint32(n[:], uint32(len(s)))
+		h.Write(n[:])
+		h.Write([]byte(s))
+	}
+	var n [16]byte
+	binary.BigEndian.PutUint64(n[:8], uint64(e.Qty))
+	binary.BigEndian.PutUint64(n[8:], uint64(e.Seq))
+	h.Write(n[:])
+	return h.Sum(nil)[:16]
+}
+
+// deviceTopic is a parsed {prefix}/{wh}/devices/{device}/{kind}[/{sub}].
+type deviceTopic struct {
+	Warehouse, Device, Kind, Sub string
+}
+
+// parseDeviceTopic splits a device topic; ok is false for any other topic.
+func parseDeviceTopic(prefix, topic string) (deviceTopic, bool) {
+	rest, ok := strings.CutPrefix(topic, prefix+"/")
+	if !ok {
+		return deviceTopic{}, false
+	}
+	parts := strings.Split(rest, "/")
+	if len(parts) < 4 || len(parts) > 5 || parts[1] != "devices" {
+		return deviceTopic{}, false
+	}
+	t := deviceTopic{Warehouse: parts[0], Device: parts[2], Kind: parts[3]}
+	if len(parts) == 5 {
+		t.Sub = parts[4]
+	}
+	return t, true
+}
+
+// resultsTopic is where a device's results go.
+func resultsTopic(prefix, warehouse, device string) string {
+	return prefix + "/" + warehouse + "/devices/" + device + "/results"
+}
+
+// now is the receive clock; a variable so nothing else reads time.Now.
+var now = func() time.Time { return time.Now().UTC() }

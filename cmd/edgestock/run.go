@@ -1,0 +1,145 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"runtime/debug"
+	"time"
+
+	"github.com/edgestock/edgestock/agent"
+)
+
+// Exit codes (SPEC §8).
+const (
+	exitOK      = 0
+	exitFailure = 1
+	exitUsage   = 2
+)
+
+// version is set at build time with -ldflags "-X main.version=…".
+var version = "dev"
+
+// shutdownTimeout bounds a graceful stop; past it, what was not acknowledged
+// is left for devices to resend.
+const shutdownTimeout = 15 * time.Second
+
+// Main is the command line: Run is testable, main only exits.
+type Main struct {
+	Stdout, Stderr io.Writer
+}
+
+// usageError marks errors that exit with code 2.
+type usageError struct{ err error }
+
+func (e usageError) Error() string { return e.err.Error() }
+func (e usageError) Unwrap() error { return e.err }
+
+const usage = `usage: edgestock <command> [flags]
+
+commands:
+  agent     run the warehouse agent (see edgestock agent -h)
+  version   print the version
+`
+
+// Run executes one command and returns the process exit code.
+func (m *Main) Run(ctx context.Context, args []string) int {
+	if len(args) == 0 {
+		fmt.Fprint(m.Stderr, usage)
+		return exitUsage
+	}
+	var err error
+	switch args[0] {
+	case "agent":
+		err = m.runAgent(ctx, args[1:])
+	case "version":
+		fmt.Fprintln(m.Stdout, versionString())
+	case "-h", "--help", "help":
+		fmt.Fprint(m.Stdout, usage)
+	default:
+		err = usageError{fmt.Errorf("unknown command %q", args[0])}
+	}
+	switch {
+	case err == nil || errors.Is(err, flag.ErrHelp):
+		return exitOK
+	case errors.As(err, new(usageError)):
+		fmt.Fprintf(m.Stderr, "edgestock: %v\n", err)
+		return exitUsage
+	default:
+		fmt.Fprintf(m.Stderr, "edgestock: %v\n", err)
+		return exitFailure
+	}
+}
+
+func versionString() string {
+	v := version
+	if info, ok := debug.ReadBuildInfo(); ok {
+		for _, s := range info.Settings {
+			if s.Key == "vcs.revision" && len(s.Value) >= 12 {
+				v += " (" + s.Value[:12] + ")"
+			}
+		}
+	}
+	return "edgestock " + v
+}
+
+func (m *Main) runAgent(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("agent", flag.ContinueOnError)
+	fs.SetOutput(m.Stderr)
+	configPath := fs.String("config", "", "YAML config file (configs/agent.yaml shows every key)")
+	warehouse := fs.String("warehouse", "", "warehouse ID (default: the host name)")
+	dataDir := fs.String("data-dir", "", "data directory (default ./edgestock-data)")
+	mqttURL := fs.String("mqtt-url", "", "external MQTT 5 broker, e.g. mqtt://127.0.0.1:1883 (default: embedded broker)")
+	mqttListen := fs.String("mqtt-listen", "", "embedded broker address (default 127.0.0.1:1883)")
+	httpAddr := fs.String("http", "", "HTTP API address (default 127.0.0.1:7070)")
+	logLevel := fs.String("log-level", "", "debug, info, warn or error")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return usageError{err}
+	}
+	if fs.NArg() > 0 {
+		return usageError{fmt.Errorf("agent: unexpected argument %q", fs.Arg(0))}
+	}
+	cfg := agent.DefaultConfig()
+	if *configPath != "" {
+		var err error
+		if cfg, err = agent.LoadConfig(*configPath); err != nil {
+			return usageError{err}
+		}
+	}
+	for flagValue, field := range map[*string]*string{
+		warehouse: &cfg.Warehouse, dataDir: &cfg.DataDir, mqttURL: &cfg.MQTT.URL,
+		mqttListen: &cfg.MQTT.Listen, httpAddr: &cfg.HTTP.Listen, logLevel: &cfg.Log.Level,
+	} {
+		if *flagValue != "" {
+			*field = *flagValue
+		}
+	}
+	cfg.Normalize()
+	if err := cfg.Validate(); err != nil {
+		return usageError{fmt.Errorf("invalid config:\n%w", err)}
+	}
+	logger := newLogger(m.Stderr, cfg)
+	a := agent.New(cfg, logger)
+	if err := a.Open(ctx); err != nil {
+		return err
+	}
+	<-ctx.Done()
+	logger.Info("shutting down")
+	sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+	defer cancel()
+	return a.Close(sctx)
+}
+
+func newLogger(w io.Writer, cfg agent.Config) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: cfg.LogLevel()}
+	if cfg.Log.Format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
