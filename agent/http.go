@@ -347,4 +347,3 @@ func (a *Agent) handleQuarantine(w http.ResponseWriter, r *http.Request) {
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"items": out, "next": next})
 }
-

@@ -55,7 +55,7 @@ type DB struct {
 
 	requests chan *request
 	stop     chan struct{} // closed by Close: abandon retries of a failing store
-	mu       sync.RWMutex // guards closed against sends on requests
+	mu       sync.RWMutex  // guards closed against sends on requests
 	closed   bool
 	wg       sync.WaitGroup
 
