@@ -1,0 +1,304 @@
+package agent_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/edgestock/edgestock/agent"
+	_ "github.com/edgestock/edgestock/drivers/all"
+	"github.com/edgestock/edgestock/internal/testenv"
+)
+
+const wh = "wh1"
+
+type testAgent struct {
+	*agent.Agent
+	cfg  agent.Config
+	base string // http://host:port
+}
+
+func testLogger(tb testing.TB) *slog.Logger {
+	if testing.Verbose() {
+		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	}
+	return slog.New(slog.DiscardHandler)
+}
+
+// startAgent runs an agent on free ports with a temp data dir.
+func startAgent(tb testing.TB, dataDir string, mutate func(*agent.Config)) *testAgent {
+	tb.Helper()
+	cfg := agent.DefaultConfig()
+	cfg.Warehouse, cfg.DataDir = wh, dataDir
+	cfg.HTTP.Listen, cfg.MQTT.Listen = "127.0.0.1:0", "127.0.0.1:0"
+	if mutate != nil {
+		mutate(&cfg)
+	}
+	cfg.Normalize()
+	require.NoError(tb, cfg.Validate())
+	a := agent.New(cfg, testLogger(tb))
+	require.NoError(tb, a.Open(tb.Context()))
+	ta := &testAgent{Agent: a, cfg: cfg, base: "http://" + a.HTTPAddr()}
+	tb.Cleanup(func() { _ = a.Close(context.Background()) })
+	return ta
+}
+
+func (a *testAgent) get(tb testing.TB, path string, out any) int {
+	tb.Helper()
+	resp, err := http.Get(a.base + path)
+	require.NoError(tb, err)
+	defer resp.Body.Close()
+	if out != nil {
+		require.NoError(tb, json.NewDecoder(resp.Body).Decode(out))
+	}
+	return resp.StatusCode
+}
+
+func (a *testAgent) post(tb testing.TB, path, body string) (int, agent.EventsResponse) {
+	tb.Helper()
+	resp, err := http.Post(a.base+path, "application/json", bytes.NewBufferString(body))
+	require.NoError(tb, err)
+	defer resp.Body.Close()
+	var out agent.EventsResponse
+	b, _ := io.ReadAll(resp.Body)
+	require.NoError(tb, json.Unmarshal(b, &out), string(b))
+	return resp.StatusCode, out
+}
+
+func (a *testAgent) onHand(tb testing.TB, sku string) int64 {
+	tb.Helper()
+	var v agent.StockView
+	if a.get(tb, "/v1/stock/"+sku, &v) == http.StatusNotFound {
+		return 0
+	}
+	return v.OnHand
+}
+
+func eventsTopic(device string) string { return "edgestock/" + wh + "/devices/" + device + "/events" }
+
+func receive(id, sku string, qty int) []byte {
+	return fmt.Appendf(nil, `{"id":%q,"type":"receive","sku":%q,"qty":%d}`, id, sku, qty)
+}
+
+func TestAgent_MQTTPublishThenHTTPStock(t *testing.T) {
+	a := startAgent(t, t.TempDir(), nil)
+	c := testenv.Dial(t, a.MQTTAddr(), "d1")
+	require.NoError(t, c.PublishQoS1(t.Context(), eventsTopic("d1"), receive("e1", "SKU-1", 5)))
+	// PUBACK means committed: no polling needed.
+	var v agent.StockView
+	require.Equal(t, http.StatusOK, a.get(t, "/v1/stock/SKU-1", &v))
+	require.Equal(t, int64(5), v.OnHand)
+	require.Equal(t, int64(5), v.Available)
+	require.Equal(t, int64(0), v.Reserved)
+	require.Equal(t, map[string]int64{"default": 5}, v.Locations)
+	require.Equal(t, int64(5), v.Global.OnHand)
+	require.Nil(t, v.Global.AsOf, "nothing merged from other warehouses yet")
+	require.Equal(t, http.StatusNotFound, a.get(t, "/v1/stock/NEVER", nil))
+}
+
+// The same event arriving by redelivery, republish and HTTP counts once.
+func TestAgent_DedupeEmbedded(t *testing.T) {
+	a := startAgent(t, t.TempDir(), nil)
+	testDedupe(t, a, a.MQTTAddr())
+}
+
+func TestAgent_DedupeMosquitto(t *testing.T) {
+	m := testenv.StartMosquitto(t)
+	a := startAgent(t, t.TempDir(), func(c *agent.Config) { c.MQTT.URL = m.URL() })
+	testDedupe(t, a, m.Addr)
+}
+
+func testDedupe(t *testing.T, a *testAgent, brokerAddr string) {
+	body := receive("e1", "SKU-D", 5)
+	c := testenv.Dial(t, brokerAddr, "d1")
+	require.NoError(t, c.PublishQoS1(t.Context(), eventsTopic("d1"), body))
+	// Redelivery: a new connection resends the same message, as a device
+	// does for a publish whose ack it did not see.
+	c.Close()
+	c2 := testenv.Dial(t, brokerAddr, "d1")
+	require.NoError(t, c2.PublishQoS1(t.Context(), eventsTopic("d1"), body))
+	// Republish inside an array with other spelling of the same content.
+	require.NoError(t, c2.PublishQoS1(t.Context(), eventsTopic("d1"), []byte(`[{"qty":5,"sku":"SKU-D","type":"receive","id":"e1"}]`)))
+	require.Eventually(t, func() bool { return a.onHand(t, "SKU-D") == 5 }, 10*time.Second, 20*time.Millisecond)
+	status, res := a.post(t, "/v1/events?device=d1", string(body))
+	require.Equal(t, http.StatusOK, status)
+	require.Equal(t, agent.StatusDuplicate, res.Results[0].Status)
+
+	// Wait until every delivery was processed (3 MQTT + 1 HTTP), then check
+	// the log holds the event exactly once.
+	var log struct{ Events []agent.LoggedEventView }
+	a.get(t, "/v1/events?limit=100", &log)
+	require.Len(t, log.Events, 1)
+	require.Equal(t, int64(5), a.onHand(t, "SKU-D"))
+
+	// Same id, other body: rejected and quarantined, stock untouched.
+	status, res = a.post(t, "/v1/events?device=d1", string(receive("e1", "SKU-D", 6)))
+	require.Equal(t, http.StatusOK, status)
+	require.Equal(t, agent.StatusRejected, res.Results[0].Status)
+	require.Equal(t, "id_reused", string(res.Results[0].Reason))
+	require.Equal(t, int64(5), a.onHand(t, "SKU-D"))
+	var q struct{ Items []agent.QuarantineView }
+	a.get(t, "/v1/quarantine", &q)
+	require.Len(t, q.Items, 1)
+	require.Equal(t, "id_reused", q.Items[0].Reason)
+}
+
+func TestAgent_HTTPEvents(t *testing.T) {
+	a := startAgent(t, t.TempDir(), nil)
+	status, res := a.post(t, "/v1/events?device=pos1", `[{"id":"a","type":"receive","sku":"S","qty":10},
+		{"id":"b","type":"sale","sku":"S","qty":3},{"id":"c","type":"count","sku":"S","qty":4},{"id":"d","type":"nope","sku":"S","qty":1}]`)
+	require.Equal(t, http.StatusOK, status)
+	require.Len(t, res.Results, 4)
+	require.Equal(t, []string{"applied", "applied", "applied", "rejected"},
+		[]string{res.Results[0].Status, res.Results[1].Status, res.Results[2].Status, res.Results[3].Status})
+	require.Equal(t, int64(4), a.onHand(t, "S"))
+
+	status, res = a.post(t, "/v1/events", `{"id":`)
+	require.Equal(t, http.StatusBadRequest, status)
+	require.Equal(t, "bad_json", string(res.Results[0].Reason))
+
+	big := bytes.Repeat([]byte("x"), 1<<20+10)
+	resp, err := http.Post(a.base+"/v1/events", "application/json", bytes.NewReader(big))
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, http.StatusRequestEntityTooLarge, resp.StatusCode)
+
+	var q struct {
+		Items []agent.QuarantineView
+		Next  int64
+	}
+	a.get(t, "/v1/quarantine", &q)
+	require.Len(t, q.Items, 3)
+	require.Equal(t, []string{"unknown_type", "bad_json", "too_large"}, []string{q.Items[0].Reason, q.Items[1].Reason, q.Items[2].Reason})
+	require.Equal(t, `{"id":`, *q.Items[1].Payload)
+
+	var log struct {
+		Events []agent.LoggedEventView
+		Next   int64
+	}
+	a.get(t, "/v1/events?since=1&limit=1", &log)
+	require.Len(t, log.Events, 1)
+	require.Equal(t, "b", log.Events[0].ID)
+	require.Equal(t, int64(-3), log.Events[0].Delta)
+	require.Equal(t, int64(2), log.Next)
+	a.get(t, "/v1/events?since=2", &log)
+	require.Equal(t, int64(-3), log.Events[0].Delta, "count records delta = 4 − 7")
+}
+
+func TestAgent_StockList(t *testing.T) {
+	a := startAgent(t, t.TempDir(), func(c *agent.Config) { c.Stock.LowStockThreshold = 2 })
+	var body bytes.Buffer
+	body.WriteString("[")
+	for i := range 25 {
+		if i > 0 {
+			body.WriteString(",")
+		}
+		fmt.Fprintf(&body, `{"id":"%d","type":"receive","sku":"SKU-%02d","qty":%d}`, i, i, i%5+1)
+	}
+	body.WriteString("]")
+	status, _ := a.post(t, "/v1/events", body.String())
+	require.Equal(t, http.StatusOK, status)
+	var page struct {
+		Items []agent.StockView
+		Next  string
+	}
+	var all []string
+	next := ""
+	for {
+		a.get(t, "/v1/stock?prefix=SKU-&limit=10&after="+next, &page)
+		for _, v := range page.Items {
+			all = append(all, v.SKU)
+		}
+		if page.Next == "" {
+			break
+		}
+		next = page.Next
+	}
+	require.Len(t, all, 25)
+	a.get(t, "/v1/stock?low=true&limit=100", &page)
+	require.Len(t, page.Items, 10, "qty 1 or 2 for 10 of the 25 SKUs")
+	for _, v := range page.Items {
+		require.True(t, v.LowStock)
+	}
+}
+
+// 1,000 malformed payloads mixed with 1,000 valid ones over one pipelined
+// gateway connection: every valid one applied, every malformed one
+// quarantined with its reason, rejections reported on the results topic,
+// the agent ready throughout.
+func TestAgent_MalformedMix(t *testing.T) {
+	a := startAgent(t, t.TempDir(), nil)
+	sub := testenv.Dial(t, a.MQTTAddr(), "watcher")
+	sub.SubscribeQoS1(t, "edgestock/"+wh+"/devices/+/results")
+	gw := testenv.Dial(t, a.MQTTAddr(), "gateway")
+	malformed := []string{`{"id":`, `not json`, `{"id":"x","type":"steal","sku":"S","qty":1}`, `{"id":"x","type":"receive","sku":"S","qty":0}`, `[]`}
+	stop := make(chan struct{})
+	var readyErrs sync.WaitGroup
+	readyErrs.Add(1)
+	notReady := 0
+	go func() {
+		defer readyErrs.Done()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(20 * time.Millisecond):
+				if a.get(t, "/readyz", nil) != http.StatusOK {
+					notReady++
+				}
+			}
+		}
+	}()
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 64) // 64 publishes in flight on one connection
+	for i := range 2000 {
+		payload := receive(fmt.Sprint("v", i/2), "SKU-M", 1)
+		if i%2 == 1 {
+			payload = []byte(malformed[i/2%len(malformed)])
+		}
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			require.NoError(t, gw.PublishQoS1(context.Background(), eventsTopic("gw1"), payload))
+		})
+	}
+	wg.Wait()
+	close(stop)
+	readyErrs.Wait()
+	require.Zero(t, notReady, "the agent stays ready")
+	require.Equal(t, int64(1000), a.onHand(t, "SKU-M"))
+	reasons := map[string]int{}
+	since := 0
+	for {
+		var q struct {
+			Items []agent.QuarantineView
+			Next  int
+		}
+		a.get(t, fmt.Sprintf("/v1/quarantine?since=%d&limit=1000", since), &q)
+		if len(q.Items) == 0 {
+			break
+		}
+		for _, it := range q.Items {
+			reasons[it.Reason]++
+			require.NotEmpty(t, it.Message)
+		}
+		since = q.Next
+	}
+	require.Equal(t, map[string]int{"bad_json": 600, "unknown_type": 200, "bad_field": 200}, reasons)
+	require.Eventually(t, func() bool { return len(sub.Received) == 1000 }, 10*time.Second, 10*time.Millisecond,
+		"each rejection is reported on the device's results topic")
+	var r agent.Result
+	require.NoError(t, json.Unmarshal((<-sub.Received).Payload, &r))
+	require.Equal(t, agent.StatusRejected, r.Status)
+	require.NotEmpty(t, r.Reason)
+}
