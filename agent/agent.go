@@ -30,10 +30,12 @@ type Agent struct {
 	ingest *Ingester
 	broker broker
 
-	httpSrv *http.Server
-	httpLn  net.Listener
-	wg      sync.WaitGroup
-	started time.Time
+	httpSrv   *http.Server
+	httpLn    net.Listener
+	wg        sync.WaitGroup
+	started   time.Time
+	closeOnce sync.Once
+	closeErr  error
 }
 
 // New returns an agent for a normalised, validated cfg.
@@ -100,8 +102,13 @@ func (a *Agent) ReplicaID() string { return a.store.ReplicaID() }
 
 // Close shuts down gracefully: stop accepting HTTP and MQTT input, commit
 // what is in flight, answer it, close the store. Every step runs even when
-// an earlier one fails.
+// an earlier one fails. Calling it again returns the first result.
 func (a *Agent) Close(ctx context.Context) error {
+	a.closeOnce.Do(func() { a.closeErr = a.close(ctx) })
+	return a.closeErr
+}
+
+func (a *Agent) close(ctx context.Context) error {
 	var errs []error
 	if a.httpSrv != nil {
 		errs = append(errs, a.httpSrv.Shutdown(ctx))

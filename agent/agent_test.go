@@ -302,3 +302,35 @@ func TestAgent_MalformedMix(t *testing.T) {
 	require.Equal(t, agent.StatusRejected, r.Status)
 	require.NotEmpty(t, r.Reason)
 }
+
+// Devices keep publishing to mosquitto while the agent is stopped; the
+// broker queues for the agent's persistent session and a restarted agent
+// applies all of it.
+func TestAgent_MosquittoQueuesWhileStopped(t *testing.T) {
+	m := testenv.StartMosquitto(t)
+	dir := t.TempDir()
+	external := func(c *agent.Config) { c.MQTT.URL = m.URL() }
+	a := startAgent(t, dir, external)
+	pub := testenv.Dial(t, m.Addr, "probe")
+	// The first run establishes the session and its subscriptions.
+	require.Eventually(t, func() bool {
+		_ = pub.PublishQoS1(t.Context(), eventsTopic("probe"), receive("p1", "PROBE", 1))
+		return a.onHand(t, "PROBE") == 1
+	}, 10*time.Second, 50*time.Millisecond)
+	require.NoError(t, a.Close(t.Context()))
+
+	const devices, each = 4, 1250
+	var wg sync.WaitGroup
+	for d := range devices {
+		wg.Go(func() {
+			c := testenv.Dial(t, m.Addr, fmt.Sprint("dev", d))
+			for i := range each {
+				require.NoError(t, c.PublishQoS1(context.Background(), eventsTopic(fmt.Sprint("dev", d)), receive(fmt.Sprint(i), "SKU-Q", 1)))
+			}
+		})
+	}
+	wg.Wait()
+
+	a = startAgent(t, dir, external)
+	require.Eventually(t, func() bool { return a.onHand(t, "SKU-Q") == devices*each }, 60*time.Second, 100*time.Millisecond)
+}

@@ -106,6 +106,7 @@ func waitDial(addr string, d time.Duration) bool {
 // broker's PUBACK, and may be called concurrently to keep several in flight.
 type Client struct {
 	*paho.Client
+	Conn     net.Conn           // closing it fails everything in flight at once
 	Received chan *paho.Publish // messages of subscriptions
 }
 
@@ -127,7 +128,7 @@ func DialErr(ctx context.Context, addr, clientID string) (*Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &Client{Received: make(chan *paho.Publish, 100000)}
+	c := &Client{Conn: conn, Received: make(chan *paho.Publish, 100000)}
 	c.Client = paho.NewClient(paho.ClientConfig{
 		ClientID: clientID, Conn: conn, PacketTimeout: 30 * time.Second,
 		OnPublishReceived: []func(paho.PublishReceived) (bool, error){func(pr paho.PublishReceived) (bool, error) {
