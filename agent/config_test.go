@@ -1,0 +1,78 @@
+package agent
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+func TestLoadConfig_ExampleFiles(t *testing.T) {
+	files, err := filepath.Glob("../configs/agent*.yaml")
+	require.NoError(t, err)
+	require.NotEmpty(t, files)
+	for _, f := range files {
+		t.Run(filepath.Base(f), func(t *testing.T) {
+			cfg, err := LoadConfig(f)
+			require.NoError(t, err)
+			cfg.Normalize()
+			require.NoError(t, cfg.Validate())
+		})
+	}
+	cfg, err := LoadConfig("../configs/agent.yaml")
+	require.NoError(t, err)
+	def := DefaultConfig()
+	def.Warehouse = "wh1"
+	require.Equal(t, def, cfg, "configs/agent.yaml documents the defaults")
+}
+
+func TestLoadConfig_Errors(t *testing.T) {
+	for _, tc := range []struct {
+		name, yaml, want string
+	}{
+		{"unknown key", "warehouse: wh1\nmqtt:\n  lisen: x\n", "line 3: field lisen not found"},
+		{"bad duration", "mqtt:\n  session-expiry: forever\n", "line 2"},
+		{"bad type", "stock:\n  low-stock-threshold: many\n", "line 2"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "agent.yaml")
+			require.NoError(t, os.WriteFile(path, []byte(tc.yaml), 0o600))
+			_, err := LoadConfig(path)
+			require.ErrorContains(t, err, tc.want)
+		})
+	}
+}
+
+func TestConfig_Validate(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		mutate func(*Config)
+		field  string
+	}{
+		{"warehouse", func(c *Config) { c.Warehouse = "wh 1" }, "warehouse:"},
+		{"http", func(c *Config) { c.HTTP.Listen = "7070" }, "http.listen:"},
+		{"mqtt listen", func(c *Config) { c.MQTT.Listen = "" }, "mqtt.listen:"},
+		{"mqtt url", func(c *Config) { c.MQTT.URL = "http://x:1" }, "mqtt.url:"},
+		{"prefix", func(c *Config) { c.MQTT.TopicPrefix = "a/#" }, "mqtt.topic-prefix:"},
+		{"expiry", func(c *Config) { c.MQTT.SessionExpiry = -time.Second }, "mqtt.session-expiry:"},
+		{"results", func(c *Config) { c.Devices.Results = "some" }, "devices.results:"},
+		{"level", func(c *Config) { c.Log.Level = "loud" }, "log.level:"},
+		{"format", func(c *Config) { c.Log.Format = "xml" }, "log.format:"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := DefaultConfig()
+			cfg.Warehouse = "wh1"
+			tc.mutate(&cfg)
+			err := cfg.Validate()
+			require.Error(t, err)
+			require.True(t, strings.HasPrefix(err.Error(), tc.field), err.Error())
+		})
+	}
+	cfg := DefaultConfig()
+	cfg.Normalize()
+	require.NoError(t, cfg.Validate(), "defaults with the host name as warehouse are valid")
+	require.Equal(t, "edgestock-agent-"+cfg.Warehouse, cfg.MQTT.ClientID)
+}
