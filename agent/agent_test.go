@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/eclipse/paho.golang/paho"
 	"github.com/stretchr/testify/require"
 
 	"github.com/edgestock/edgestock/agent"
@@ -333,4 +334,57 @@ func TestAgent_MosquittoQueuesWhileStopped(t *testing.T) {
 
 	a = startAgent(t, dir, external)
 	require.Eventually(t, func() bool { return a.onHand(t, "SKU-Q") == devices*each }, 60*time.Second, 100*time.Millisecond)
+}
+
+// QoS 2: the agent answers PUBREC after the commit and mochi completes the
+// flow with a successful PUBCOMP.
+func TestAgent_EmbeddedQoS2(t *testing.T) {
+	a := startAgent(t, t.TempDir(), nil)
+	c := testenv.Dial(t, a.MQTTAddr(), "d2")
+	for range 3 {
+		resp, err := c.Publish(t.Context(), &paho.Publish{Topic: eventsTopic("d2"), QoS: 2, Payload: receive("q2", "SKU-Q2", 4)})
+		require.NoError(t, err)
+		require.Less(t, resp.ReasonCode, byte(0x80), "PUBCOMP reason %#x", resp.ReasonCode)
+	}
+	require.Equal(t, int64(4), a.onHand(t, "SKU-Q2"))
+}
+
+// An MQTT v5 Response Topic gets every result, with the correlation data.
+func TestAgent_ResponseTopic(t *testing.T) {
+	a := startAgent(t, t.TempDir(), nil)
+	c := testenv.Dial(t, a.MQTTAddr(), "d3")
+	c.SubscribeQoS1(t, "replies/d3")
+	_, err := c.Publish(t.Context(), &paho.Publish{Topic: eventsTopic("d3"), QoS: 1, Payload: receive("r1", "SKU-R", 1),
+		Properties: &paho.PublishProperties{ResponseTopic: "replies/d3", CorrelationData: []byte("req-42")}})
+	require.NoError(t, err)
+	select {
+	case m := <-c.Received:
+		require.Equal(t, []byte("req-42"), m.Properties.CorrelationData)
+		var r agent.Result
+		require.NoError(t, json.Unmarshal(m.Payload, &r))
+		require.Equal(t, agent.Result{ID: "r1", Status: agent.StatusApplied, Seq: 1}, r)
+	case <-time.After(5 * time.Second):
+		t.Fatal("no reply on the response topic")
+	}
+}
+
+// devices.results: all publishes successes on the results topic too.
+func TestAgent_ResultsAll(t *testing.T) {
+	a := startAgent(t, t.TempDir(), func(c *agent.Config) { c.Devices.ResultsAll = []string{"d4"} })
+	c := testenv.Dial(t, a.MQTTAddr(), "d4")
+	c.SubscribeQoS1(t, "edgestock/wh1/devices/+/results")
+	require.NoError(t, c.PublishQoS1(t.Context(), eventsTopic("d4"), receive("a1", "SKU-A", 1)))
+	require.NoError(t, c.PublishQoS1(t.Context(), eventsTopic("d4"), receive("a1", "SKU-A", 1)))
+	require.NoError(t, c.PublishQoS1(t.Context(), eventsTopic("d5"), receive("a1", "SKU-A", 1))) // d5 asked nothing
+	var got []string
+	require.Eventually(t, func() bool {
+		for len(c.Received) > 0 {
+			m := <-c.Received
+			var r agent.Result
+			require.NoError(t, json.Unmarshal(m.Payload, &r))
+			got = append(got, m.Topic+" "+r.Status)
+		}
+		return len(got) >= 2
+	}, 5*time.Second, 10*time.Millisecond)
+	require.Equal(t, []string{"edgestock/wh1/devices/d4/results applied", "edgestock/wh1/devices/d4/results duplicate"}, got)
 }

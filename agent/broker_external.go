@@ -22,6 +22,10 @@ import (
 // log keep the facts.
 const publishQueue = 4096
 
+// publishWorkers publish results concurrently: a QoS 1 publish waits for the
+// broker's PUBACK, and one at a time would cap results at one round trip each.
+const publishWorkers = 4
+
 // ackFlushInterval is how often paho sends the manual acks marked since the
 // last flush. It bounds the ack delay a device sees through the broker.
 const ackFlushInterval = 5 * time.Millisecond
@@ -119,8 +123,10 @@ func (b *externalBroker) Open(ctx context.Context) error {
 		return fmt.Errorf("connect %s: %w", b.cfg.URL, err)
 	}
 	b.cm = cm
-	b.wg.Add(1)
-	go b.publishLoop(ctx)
+	for range publishWorkers {
+		b.wg.Add(1)
+		go b.publishLoop(ctx)
+	}
 	return nil
 }
 

@@ -1,0 +1,77 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/edgestock/edgestock/internal/testenv"
+)
+
+func TestMain_Run(t *testing.T) {
+	badConfig := filepath.Join(t.TempDir(), "agent.yaml")
+	require.NoError(t, os.WriteFile(badConfig, []byte("mqtt:\n  lisen: x\n"), 0o600))
+	invalid := filepath.Join(t.TempDir(), "agent.yaml")
+	require.NoError(t, os.WriteFile(invalid, []byte("log:\n  level: loud\n"), 0o600))
+	for _, tc := range []struct {
+		name   string
+		args   []string
+		code   int
+		stdout string
+		stderr string
+	}{
+		{"version", []string{"version"}, exitOK, "edgestock ", ""},
+		{"no command", nil, exitUsage, "", "usage: edgestock"},
+		{"unknown command", []string{"frobnicate"}, exitUsage, "", `unknown command "frobnicate"`},
+		{"unknown flag", []string{"agent", "--nope"}, exitUsage, "", "flag provided but not defined: -nope"},
+		{"unknown config key", []string{"agent", "--config", badConfig}, exitUsage, "", "field lisen not found"},
+		{"invalid config value", []string{"agent", "--config", invalid}, exitUsage, "", "log.level:"},
+		{"missing config", []string{"agent", "--config", "/nonexistent.yaml"}, exitUsage, "", "no such file"},
+		{"bad warehouse flag", []string{"agent", "--warehouse", "a b"}, exitUsage, "", "warehouse:"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			code := (&Main{Stdout: &stdout, Stderr: &stderr}).Run(t.Context(), tc.args)
+			require.Equal(t, tc.code, code, stderr.String())
+			require.Contains(t, stdout.String(), tc.stdout)
+			require.Contains(t, stderr.String(), tc.stderr)
+		})
+	}
+}
+
+func TestMain_RunAgentPortInUse(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer ln.Close()
+	var stderr bytes.Buffer
+	code := (&Main{Stdout: &stderr, Stderr: &stderr}).Run(context.Background(), []string{"agent", "--warehouse", "wh1",
+		"--data-dir", t.TempDir(), "--mqtt-listen", "127.0.0.1:0", "--http", ln.Addr().String()})
+	require.Equal(t, exitFailure, code)
+	require.Contains(t, stderr.String(), "http.listen "+ln.Addr().String())
+}
+
+// The README tour: mosquitto_pub publishes a receive of 5, curl sees 5.
+// mosquitto_pub speaks MQTT 3.1.1 by default; the tour also runs with v5
+// and QoS 2.
+func TestTour_MosquittoPub(t *testing.T) {
+	pub, err := exec.LookPath("mosquitto_pub")
+	if err != nil {
+		testenv.Missing(t, "mosquitto_pub (mosquitto-clients)")
+	}
+	mqttAddr := testenv.FreeAddr(t)
+	c := startChild(t, "agent", "--warehouse", "wh1", "--data-dir", t.TempDir(), "--http", testenv.FreeAddr(t), "--mqtt-listen", mqttAddr)
+	host, port, _ := net.SplitHostPort(mqttAddr)
+	for i, extra := range [][]string{{"-q", "1"}, {"-q", "1", "-V", "mqttv5"}, {"-q", "2"}} {
+		args := append([]string{"-h", host, "-p", port, "-t", "edgestock/wh1/devices/d1/events", "-i", "tour",
+			"-m", `{"id":"scn1-00000` + string(rune('1'+i)) + `","type":"receive","sku":"SKU-1","qty":5}`}, extra...)
+		out, err := exec.Command(pub, args...).CombinedOutput()
+		require.NoError(t, err, string(out))
+		require.Equal(t, int64(5*(i+1)), c.onHand(t, "SKU-1"), "mosquitto_pub %v: its PUBACK came after the commit", extra)
+	}
+}

@@ -1,0 +1,232 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// warehouse is the warehouse every agent run serves.
+const warehouse = "wh1"
+
+// agentStopTimeout bounds a graceful stop; the agent's own limit is 15 s.
+const agentStopTimeout = 20 * time.Second
+
+// httpClient queries the agent; the timeout keeps a hung agent from hanging
+// the benchmark.
+var httpClient = &http.Client{Timeout: 5 * time.Second}
+
+// agentOptions select the agent's mode.
+type agentOptions struct {
+	mqttURL string // external broker; empty runs the embedded broker
+	config  string // YAML config file, optional
+}
+
+// agent is an edgestock agent child process with its own data directory.
+type agent struct {
+	name     string
+	base     string // HTTP API, http://host:port
+	mqttAddr string // embedded broker address; empty in external mode
+	logPath  string
+	cmd      *exec.Cmd
+	exited   chan struct{}
+}
+
+// startAgent runs `edgestock agent` with a fresh data directory under
+// dir/name and waits until /readyz answers 200.
+func startAgent(ctx context.Context, bin, dir, name string, o agentOptions, timeout time.Duration) (*agent, error) {
+	runDir := filepath.Join(dir, name)
+	if err := os.MkdirAll(runDir, 0o755); err != nil {
+		return nil, err
+	}
+	httpAddr, err := freeAddr()
+	if err != nil {
+		return nil, err
+	}
+	a := &agent{name: name, base: "http://" + httpAddr, logPath: filepath.Join(runDir, "agent.log"), exited: make(chan struct{})}
+	args := []string{"agent", "--warehouse", warehouse, "--data-dir", filepath.Join(runDir, "data"), "--http", httpAddr}
+	if o.mqttURL != "" {
+		args = append(args, "--mqtt-url", o.mqttURL)
+	} else {
+		if a.mqttAddr, err = freeAddr(); err != nil {
+			return nil, err
+		}
+		args = append(args, "--mqtt-listen", a.mqttAddr)
+	}
+	if o.config != "" {
+		args = append(args, "--config", o.config)
+	}
+	logFile, err := os.Create(a.logPath)
+	if err != nil {
+		return nil, err
+	}
+	defer logFile.Close() // the child keeps its own descriptor
+	a.cmd = exec.Command(bin, args...)
+	a.cmd.Stdout, a.cmd.Stderr = logFile, logFile
+	a.cmd.SysProcAttr = childAttrs()
+	if err := a.cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start agent %s: %w", name, err)
+	}
+	go func() { _ = a.cmd.Wait(); close(a.exited) }()
+	if err := a.waitReady(ctx, timeout); err != nil {
+		a.kill()
+		return nil, err
+	}
+	return a, nil
+}
+
+// waitReady polls /readyz until it answers 200.
+func (a *agent) waitReady(ctx context.Context, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	for {
+		if resp, err := httpClient.Get(a.base + "/readyz"); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+		}
+		if err := a.sleep(ctx, 20*time.Millisecond); err != nil {
+			return fmt.Errorf("agent %s not ready: %w", a.name, err)
+		}
+	}
+}
+
+// sleep waits d, failing early when ctx ends or the agent exits.
+func (a *agent) sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("%w%s", context.Cause(ctx), a.logTail())
+	case <-a.exited:
+		return fmt.Errorf("agent exited (%v)%s", a.cmd.ProcessState, a.logTail())
+	}
+}
+
+// onHand is the SKU's on_hand, 0 while the agent has not seen it (404).
+func (a *agent) onHand(ctx context.Context, sku string) (int64, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, a.base+"/v1/stock/"+sku, nil)
+	if err != nil {
+		return 0, err
+	}
+	resp, err := httpClient.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	switch resp.StatusCode {
+	case http.StatusNotFound:
+		return 0, nil
+	case http.StatusOK:
+		var v struct {
+			OnHand int64 `json:"on_hand"`
+		}
+		if err := json.NewDecoder(resp.Body).Decode(&v); err != nil {
+			return 0, fmt.Errorf("GET /v1/stock/%s: %w", sku, err)
+		}
+		return v.OnHand, nil
+	default:
+		return 0, fmt.Errorf("GET /v1/stock/%s: %s", sku, resp.Status)
+	}
+}
+
+// waitOnHand polls the SKU every interval until on_hand reaches want. ctx
+// bounds the wait; its cause says why it ended.
+func (a *agent) waitOnHand(ctx context.Context, sku string, want int64, interval time.Duration) error {
+	for {
+		n, err := a.onHand(ctx, sku)
+		if err != nil && ctx.Err() == nil {
+			return err
+		}
+		if n >= want {
+			return nil
+		}
+		if err := a.sleep(ctx, interval); err != nil {
+			return fmt.Errorf("%s on_hand %d of %d: %w", sku, n, want, err)
+		}
+	}
+}
+
+// stop reads the agent's peak resident set, then asks it to shut down
+// (SIGTERM) and waits, killing it if it takes longer than agentStopTimeout.
+func (a *agent) stop() (peakRSS int64, err error) {
+	peakRSS, err = vmHWM(a.cmd.Process.Pid)
+	if err != nil {
+		a.kill()
+		return 0, err
+	}
+	if err := a.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		a.kill()
+		return 0, fmt.Errorf("stop agent %s: %w", a.name, err)
+	}
+	select {
+	case <-a.exited:
+	case <-time.After(agentStopTimeout):
+		a.kill()
+		return 0, fmt.Errorf("agent %s did not exit within %s of SIGTERM", a.name, agentStopTimeout)
+	}
+	if !a.cmd.ProcessState.Success() {
+		return 0, fmt.Errorf("agent %s exited with %v%s", a.name, a.cmd.ProcessState, a.logTail())
+	}
+	return peakRSS, nil
+}
+
+// kill ends the agent at once if it still runs; deferred after every start.
+func (a *agent) kill() {
+	select {
+	case <-a.exited:
+		return
+	default:
+	}
+	_ = a.cmd.Process.Kill()
+	<-a.exited
+}
+
+// logTail is the end of the agent's log, for error messages.
+func (a *agent) logTail() string {
+	b, err := os.ReadFile(a.logPath)
+	if err != nil || len(b) == 0 {
+		return ""
+	}
+	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+	if len(lines) > 10 {
+		lines = lines[len(lines)-10:]
+	}
+	return "\nagent log (last lines):\n  " + strings.Join(lines, "\n  ")
+}
+
+// vmHWM is the process's peak resident set size in bytes, from the VmHWM
+// line of /proc/PID/status (Linux).
+func vmHWM(pid int) (int64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, fmt.Errorf("peak RSS: %w", err)
+	}
+	sc := bufio.NewScanner(bytes.NewReader(b))
+	for sc.Scan() {
+		rest, ok := strings.CutPrefix(sc.Text(), "VmHWM:")
+		if !ok {
+			continue
+		}
+		kb, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")), 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("peak RSS: parse %q: %w", sc.Text(), err)
+		}
+		return kb * 1024, nil
+	}
+	return 0, errors.New("peak RSS: no VmHWM in /proc/" + strconv.Itoa(pid) + "/status")
+}
