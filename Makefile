@@ -23,7 +23,7 @@ test: lint
 
 # Micro-benchmarks, then the end-to-end ingest harness against mosquitto.
 bench: build
-	$(GO) test -run '^$$' -bench . -benchmem -count 5 ./crdt/ ./agent/store/ ./drivers/...
+	$(GO) test -run '^$$' -bench . -benchmem -count 3 ./crdt/ ./agent/store/ ./drivers/...
 	$(GO) run ./internal/cmd/ingestbench -bin $(BIN)
 
 lint:

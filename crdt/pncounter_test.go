@@ -1,6 +1,7 @@
 package crdt
 
 import (
+	"fmt"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -170,4 +171,16 @@ func FuzzPNCounter_UnmarshalBinary(f *testing.F) {
 		require.NoError(t, again.UnmarshalBinary(out))
 		require.True(t, again.Equal(c))
 	})
+}
+
+func BenchmarkPNCounter_Merge(b *testing.B) {
+	var x, y PNCounter
+	for i := range 16 {
+		x.Apply(fmt.Sprint("r", i), int64(i))
+		y.Apply(fmt.Sprint("r", i), int64(-i))
+	}
+	for b.Loop() {
+		c := x.Clone()
+		c.Merge(y)
+	}
 }

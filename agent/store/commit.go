@@ -221,10 +221,11 @@ func (db *DB) commitTx(pending []*request) (err error) {
 		}
 	}()
 	s := db.stmts.in(tx)
+	deltas := counterDeltas{}
 	for _, r := range pending {
 		r.outcomes = make([]Outcome, len(r.batch.Events))
 		for i := range r.batch.Events {
-			if r.outcomes[i], err = db.applyEvent(ctx, s, &r.batch.Events[i]); err != nil {
+			if r.outcomes[i], err = applyEvent(ctx, s, deltas, &r.batch.Events[i]); err != nil {
 				return fmt.Errorf("commit: apply event %s/%s: %w", r.batch.Events[i].Device, r.batch.Events[i].ID, err)
 			}
 		}
@@ -235,67 +236,107 @@ func (db *DB) commitTx(pending []*request) (err error) {
 			}
 		}
 	}
+	if err = db.writeCounters(ctx, s, deltas); err != nil {
+		return fmt.Errorf("commit: counters: %w", err)
+	}
 	if err = tx.Commit(); err != nil {
 		return fmt.Errorf("commit: %w", err)
 	}
 	return nil
 }
 
-// applyEvent dedupes e, records it and changes its counters, all inside the
-// caller's transaction.
-func (db *DB) applyEvent(ctx context.Context, s boundStmts, e *Event) (Outcome, error) {
-	var seq int64
-	var hash []byte
-	switch err := s.findEvent.QueryRowContext(ctx, e.Device, e.ID).Scan(&seq, &hash); {
-	case err == nil:
-		if bytes.Equal(hash, e.BodyHash) {
-			return Outcome{Status: Duplicate, Seq: seq}, nil
-		}
-		_, err := s.quarantine.ExecContext(ctx, e.Source, e.Device, e.ID, string(IDReused),
-			fmt.Sprintf("id %q was already used by event seq %d with a different body", e.ID, seq), nonNil(e.Raw), e.ReceivedAt.UnixMilli())
-		return Outcome{Status: IDReused, Seq: seq}, err
-	case !errors.Is(err, sql.ErrNoRows):
-		return Outcome{}, err
+// stockKey identifies a counter of this replica.
+type stockKey struct{ warehouse, sku, location string }
+
+// counterDeltas gathers a transaction's growth of this replica's own
+// entries, so a batch of 1,000 events on 100 SKUs writes 100 counter rows,
+// not 1,000. P collects positive deltas and N negative ones: each only grows.
+type counterDeltas map[stockKey]*struct{ p, n int64 }
+
+func (d counterDeltas) add(k stockKey, delta int64) {
+	c := d[k]
+	if c == nil {
+		c = &struct{ p, n int64 }{}
+		d[k] = c
 	}
+	if delta > 0 {
+		c.p += delta
+	} else {
+		c.n -= delta
+	}
+}
+
+// applyEvent dedupes e and records it, adding its effect to deltas, inside
+// the caller's transaction.
+func applyEvent(ctx context.Context, s boundStmts, deltas counterDeltas, e *Event) (Outcome, error) {
+	key := stockKey{e.Warehouse, e.SKU, e.Location}
 	delta := e.Delta
 	if e.Absolute {
+		// A count needs on_hand before it: dedupe first, then read.
+		if o, found, err := findEvent(ctx, s, e); found || err != nil {
+			return o, err
+		}
 		var onHand int64
 		if err := s.onHand.QueryRowContext(ctx, e.Warehouse, e.SKU, e.Location).Scan(&onHand); err != nil {
 			return Outcome{}, err
 		}
+		if c := deltas[key]; c != nil {
+			onHand += c.p - c.n
+		}
 		delta = e.Qty - onHand
 	}
-	now := e.ReceivedAt.UnixMilli()
-	if err := s.insertEvent.QueryRowContext(ctx, e.Device, e.ID, e.BodyHash, e.Type, e.Warehouse, e.Location, e.SKU,
-		e.ToLocation, e.Qty, delta, e.Channel, e.DeviceTS, e.DeviceSeq, e.Source, now).Scan(&seq); err != nil {
+	var seq int64
+	err := s.insertEvent.QueryRowContext(ctx, e.Device, e.ID, e.BodyHash, e.Type, e.Warehouse, e.Location, e.SKU,
+		e.ToLocation, e.Qty, delta, e.Channel, e.DeviceTS, e.DeviceSeq, e.Source, e.ReceivedAt.UnixMilli()).Scan(&seq)
+	if errors.Is(err, sql.ErrNoRows) { // (device, id) exists: ON CONFLICT DO NOTHING returned no row
+		o, _, err := findEvent(ctx, s, e)
+		return o, err
+	}
+	if err != nil {
 		return Outcome{}, err
 	}
-	if err := db.addOwn(ctx, s, e.Warehouse, e.Location, e.SKU, delta, now); err != nil {
-		return Outcome{}, err
-	}
-	if e.ToLocation != "" {
-		if err := db.addOwn(ctx, s, e.Warehouse, e.ToLocation, e.SKU, -delta, now); err != nil {
-			return Outcome{}, err
+	if delta != 0 {
+		deltas.add(key, delta)
+		if e.ToLocation != "" {
+			deltas.add(stockKey{e.Warehouse, e.SKU, e.ToLocation}, -delta)
 		}
 	}
 	return Outcome{Status: Applied, Seq: seq, Delta: delta}, nil
 }
 
-// addOwn applies delta to this replica's own entry for a key: P grows for a
-// positive delta, N for a negative one, so the entry only ever grows.
-func (db *DB) addOwn(ctx context.Context, s boundStmts, warehouse, location, sku string, delta, now int64) error {
-	if delta == 0 {
-		return nil
+// findEvent looks up (device, id). A match with the same body hash is a
+// duplicate; another body is id_reused, and the payload is quarantined.
+func findEvent(ctx context.Context, s boundStmts, e *Event) (Outcome, bool, error) {
+	var seq int64
+	var hash []byte
+	switch err := s.findEvent.QueryRowContext(ctx, e.Device, e.ID).Scan(&seq, &hash); {
+	case errors.Is(err, sql.ErrNoRows):
+		return Outcome{}, false, nil
+	case err != nil:
+		return Outcome{}, false, err
 	}
-	var p, n int64
-	if delta > 0 {
-		p = delta
-	} else {
-		n = -delta
+	if bytes.Equal(hash, e.BodyHash) {
+		return Outcome{Status: Duplicate, Seq: seq}, true, nil
 	}
-	db.version++
-	_, err := s.addCounter.ExecContext(ctx, warehouse, location, sku, db.replicaID, p, n, db.version, now)
-	return err
+	_, err := s.quarantine.ExecContext(ctx, e.Source, e.Device, e.ID, string(IDReused),
+		fmt.Sprintf("id %q was already used by event seq %d with a different body", e.ID, seq), nonNil(e.Raw), e.ReceivedAt.UnixMilli())
+	return Outcome{Status: IDReused, Seq: seq}, true, err
+}
+
+// writeCounters grows this replica's own entries by the transaction's
+// deltas, each change numbered with a new version (for delta sync).
+func (db *DB) writeCounters(ctx context.Context, s boundStmts, deltas counterDeltas) error {
+	now := time.Now().UnixMilli()
+	for k, c := range deltas {
+		if c.p == 0 && c.n == 0 {
+			continue
+		}
+		db.version++
+		if _, err := s.addCounter.ExecContext(ctx, k.warehouse, k.location, k.sku, db.replicaID, c.p, c.n, db.version, now); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // nonNil maps a nil payload to an empty one: the column is NOT NULL.

@@ -16,7 +16,8 @@ const (
 	sqlFindEvent   = `SELECT seq, body_hash FROM events WHERE device = ? AND event_id = ?`
 	sqlOnHand      = `SELECT COALESCE(SUM(p) - SUM(n), 0) FROM counters WHERE warehouse = ? AND sku = ? AND location = ?`
 	sqlInsertEvent = `INSERT INTO events(device, event_id, body_hash, type, warehouse, location, sku, to_location, qty, delta,
-		channel, device_ts, device_seq, source, received_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) RETURNING seq`
+		channel, device_ts, device_seq, source, received_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)
+		ON CONFLICT (device, event_id) DO NOTHING RETURNING seq`
 	sqlAddCounter = `INSERT INTO counters(warehouse, location, sku, replica, p, n, version, updated_at) VALUES (?,?,?,?,?,?,?,?)
 		ON CONFLICT (warehouse, sku, location, replica) DO UPDATE SET
 			p = p + excluded.p, n = n + excluded.n, version = excluded.version, updated_at = excluded.updated_at`

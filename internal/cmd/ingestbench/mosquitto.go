@@ -91,6 +91,9 @@ func startMosquitto(dir string) (*mosquitto, error) {
 	return nil, errors.New("mosquitto did not start listening (3 attempts)")
 }
 
+// url is the broker's mqtt:// URL.
+func (m *mosquitto) url() string { return "mqtt://" + m.addr }
+
 // stop kills the broker and waits for it; calling it again does nothing.
 func (m *mosquitto) stop() {
 	select {

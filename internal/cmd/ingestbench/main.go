@@ -1,0 +1,152 @@
+// Command ingestbench measures how fast an edgestock agent ingests device
+// events over MQTT, side by side with what mosquitto alone delivers to a
+// plain subscriber, in one run:
+//
+//  1. throughput through one mosquitto: a counting paho subscriber ("bare")
+//     against the agent in external broker mode, alternating reps;
+//  2. publish → result latency at a steady rate through mosquitto;
+//  3. throughput against the agent's embedded broker, from several device
+//     connections and from one gateway connection;
+//  4. the agent's peak RSS over all its runs.
+//
+// It starts its own mosquitto and agent processes on free loopback ports
+// and stops them before it exits. Progress goes to stderr, the report to
+// stdout (and to -out).
+//
+// Usage:
+//
+//	go build -o bin/edgestock ./cmd/edgestock
+//	go run ./internal/cmd/ingestbench -bin bin/edgestock [-events 100000] [-reps 3] [-out FILE]
+package main
+
+import (
+	"bufio"
+	"context"
+	"flag"
+	"fmt"
+	"log"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// options are the command line.
+type options struct {
+	bin      string
+	events   int
+	reps     int
+	out      string
+	timeout  time.Duration
+	rate     int
+	duration time.Duration
+}
+
+func main() {
+	var o options
+	flag.StringVar(&o.bin, "bin", "bin/edgestock", "edgestock binary to benchmark")
+	flag.IntVar(&o.events, "events", 100000, "events per throughput run")
+	flag.IntVar(&o.reps, "reps", 3, "repetitions of each throughput run")
+	flag.StringVar(&o.out, "out", "", "also write the report to this file")
+	flag.DurationVar(&o.timeout, "timeout", 120*time.Second, "bound on every wait")
+	flag.IntVar(&o.rate, "rate", 2000, "events/s of the latency run")
+	flag.DurationVar(&o.duration, "duration", 10*time.Second, "length of the latency run")
+	flag.Parse()
+	log.SetFlags(log.Ltime)
+	if o.events < 1 || o.reps < 1 || o.rate < 1 || o.duration < time.Second {
+		log.Fatal("-events, -reps and -rate must be at least 1, -duration at least 1s")
+	}
+
+	// An interrupt cancels the runs, so the deferred cleanup stops every
+	// child process.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	report, err := run(ctx, o)
+	if err != nil {
+		stop()
+		log.Fatal(err) // after run's deferred cleanup
+	}
+	fmt.Print(report)
+	if o.out != "" {
+		if err := os.WriteFile(o.out, []byte(report), 0o644); err != nil {
+			log.Fatal(err)
+		}
+	}
+}
+
+// run does every section and returns the report. Whatever happens, the
+// processes it started are gone when it returns.
+func run(ctx context.Context, o options) (string, error) {
+	bin, err := filepath.Abs(o.bin)
+	if err != nil {
+		return "", err
+	}
+	if _, err := os.Stat(bin); err != nil {
+		return "", fmt.Errorf("agent binary: %w (build it: go build -o bin/edgestock ./cmd/edgestock)", err)
+	}
+	dir, err := os.MkdirTemp("", "ingestbench-")
+	if err != nil {
+		return "", err
+	}
+	defer os.RemoveAll(dir)
+
+	res := results{facts: machineFacts(bin), events: o.events, reps: o.reps}
+	b := &bench{bin: bin, dir: dir, events: o.events, timeout: o.timeout}
+
+	mq, err := startMosquitto(dir)
+	if err != nil {
+		return "", err
+	}
+	defer mq.stop()
+	log.Printf("mosquitto on %s, scratch dir %s", mq.addr, dir)
+	if res.throughput, err = b.throughput(ctx, mq, o.reps); err != nil {
+		return "", err
+	}
+	if res.latency, err = b.latency(ctx, mq, o.rate, o.duration); err != nil {
+		return "", fmt.Errorf("latency: %w", err)
+	}
+	mq.stop() // the embedded runs should not share the CPUs with an idle broker
+
+	if res.embedded, err = b.embedded(ctx, o.reps); err != nil {
+		return "", err
+	}
+	res.rss = b.rss
+	return res.report(), nil
+}
+
+// machineFacts collects what the report's header shows; a fact that cannot
+// be read is shown as unknown rather than failing the benchmark.
+func machineFacts(bin string) facts {
+	f := facts{
+		date:      time.Now(),
+		nproc:     runtime.NumCPU(), // what nproc prints: the CPUs this process may use
+		cpu:       cpuModel(),
+		goVersion: runtime.Version() + " " + runtime.GOOS + "/" + runtime.GOARCH,
+		mosquitto: mosquittoVersion(),
+		agent:     "unknown",
+	}
+	if out, err := exec.Command(bin, "version").Output(); err == nil {
+		f.agent = strings.TrimSpace(string(out))
+	}
+	return f
+}
+
+// cpuModel is the first "model name" of /proc/cpuinfo.
+func cpuModel() string {
+	fh, err := os.Open("/proc/cpuinfo")
+	if err != nil {
+		return "unknown"
+	}
+	defer fh.Close()
+	sc := bufio.NewScanner(fh)
+	for sc.Scan() {
+		if k, v, ok := strings.Cut(sc.Text(), ":"); ok && strings.TrimSpace(k) == "model name" {
+			return strings.TrimSpace(v)
+		}
+	}
+	return "unknown"
+}

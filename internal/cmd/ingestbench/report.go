@@ -1,0 +1,169 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+	"time"
+)
+
+// facts describe the machine and software the numbers came from.
+type facts struct {
+	date      time.Time
+	nproc     int
+	cpu       string
+	goVersion string
+	mosquitto string
+	agent     string
+}
+
+// results is everything the report shows.
+type results struct {
+	facts      facts
+	events     int
+	reps       int
+	throughput throughputResult
+	latency    latencyResult
+	embedded   embeddedResult
+	rss        []rssSample
+}
+
+// report renders r as markdown-ish plain text.
+func (r results) report() string {
+	var b strings.Builder
+	r.writeFacts(&b)
+	r.writeThroughput(&b)
+	r.writeLatency(&b)
+	r.writeEmbedded(&b)
+	r.writeRSS(&b)
+	return b.String()
+}
+
+func (r results) writeFacts(w io.Writer) {
+	f := r.facts
+	fmt.Fprintf(w, "# edgestock ingest benchmark\n\n")
+	t := table(w)
+	fmt.Fprintf(t, "date\t%s\n", f.date.UTC().Format("2006-01-02 15:04:05 MST"))
+	fmt.Fprintf(t, "nproc\t%d\n", f.nproc)
+	fmt.Fprintf(t, "cpu\t%s\n", f.cpu)
+	fmt.Fprintf(t, "go\t%s\n", f.goVersion)
+	fmt.Fprintf(t, "mosquitto\t%s\n", f.mosquitto)
+	fmt.Fprintf(t, "agent\t%s\n", f.agent)
+	fmt.Fprintf(t, "events\t%d per throughput run, %d reps of each\n", r.events, r.reps)
+	_ = t.Flush()
+}
+
+func (r results) writeThroughput(w io.Writer) {
+	fmt.Fprintf(w, `
+## 1. Throughput through one mosquitto (agent in external broker mode)
+
+Load: %d publisher connections x %d QoS 1 publishes in flight (paho MQTT 5,
+each publish waits for its PUBACK), %d events with unique ids, each a
+receive of 1 unit of %s. The same load for both consumers:
+  bare   paho MQTT 5 subscriber on %s, QoS 1, auto-ack, only counts
+  agent  edgestock agent --mqtt-url, fresh data dir: persistent session,
+         acks each event after its SQLite commit; done when
+         GET /v1/stock/%s shows on_hand = N (polled every %v)
+events/s = N / (first publish -> consumer processed all N). "publish" is
+first publish -> last PUBACK from mosquitto. Runs alternate bare, agent.
+
+`, brokerShape.conns, brokerShape.inFlight, r.events, benchSKU, eventsFilter, benchSKU, pollInterval)
+	t := table(w)
+	fmt.Fprintf(t, "rep\tconsumer\tevents/s\telapsed\tpublish\n")
+	for i := range r.throughput.bare {
+		writeRun(t, fmt.Sprint(i+1), "bare", r.throughput.bare[i])
+		if i < len(r.throughput.agent) {
+			writeRun(t, fmt.Sprint(i+1), "agent", r.throughput.agent[i])
+		}
+	}
+	_ = t.Flush()
+	bare, agent := median(rates(r.throughput.bare)), median(rates(r.throughput.agent))
+	fmt.Fprintln(w)
+	t = table(w)
+	fmt.Fprintf(t, "median bare\t%.0f events/s\n", bare)
+	fmt.Fprintf(t, "median agent\t%.0f events/s\n", agent)
+	fmt.Fprintf(t, "agent/bare\t%.2f\n", agent/bare)
+	_ = t.Flush()
+}
+
+func (r results) writeLatency(w io.Writer) {
+	l := r.latency
+	fmt.Fprintf(w, `
+## 2. Latency at a steady %d events/s (external broker mode, devices.results: all)
+
+One publisher sends QoS 1 asynchronously on a fixed per-event schedule
+through mosquitto to the agent; a subscriber on %s
+notes when each event's result arrives. Latency = result received - publish
+sent: publish -> mosquitto -> agent commit -> result -> mosquitto ->
+subscriber. It includes the result's trip back through mosquitto, so it is
+an upper bound of ingest-to-commit latency.
+
+`, l.rate, resultsFilter)
+	t := table(w)
+	fmt.Fprintf(t, "sent\t%d events in %.2fs (%.0f/s), worst send lateness %v\n",
+		l.sent, l.sending.Seconds(), float64(l.sent-1)/l.sending.Seconds(), l.maxLag.Round(time.Microsecond))
+	fmt.Fprintf(t, "results\t%d of %d came back (%d not applied, %d repeated)\n", l.received, l.sent, l.notApplied, l.repeats)
+	fmt.Fprintf(t, "committed\ton_hand %d\n", l.committed)
+	for _, p := range []struct {
+		name string
+		q    float64
+	}{{"p50", 0.50}, {"p90", 0.90}, {"p99", 0.99}, {"max", 1}} {
+		fmt.Fprintf(t, "%s\t%s\n", p.name, ms(percentile(l.sorted, p.q)))
+	}
+	_ = t.Flush()
+}
+
+func (r results) writeEmbedded(w io.Writer) {
+	e := r.embedded
+	fmt.Fprintf(w, `
+## 3. Embedded broker (agent --mqtt-listen, no mosquitto)
+
+The agent's own broker sends each PUBACK only after the event's commit.
+%d events per run, done when on_hand = N as in section 1.
+  devices  %d device connections x %d publishes in flight
+  gateway  1 gateway connection x %d publishes in flight, events spread
+           over %d device topics
+Runs alternate devices, gateway.
+
+`, r.events, devicesShape.conns, devicesShape.inFlight, gatewayShape.inFlight, gatewayDevices)
+	t := table(w)
+	fmt.Fprintf(t, "rep\tpublishers\tevents/s\telapsed\tpublish\n")
+	for i := range e.devices {
+		writeRun(t, fmt.Sprint(i+1), "devices", e.devices[i])
+		if i < len(e.gateway) {
+			writeRun(t, fmt.Sprint(i+1), "gateway", e.gateway[i])
+		}
+	}
+	_ = t.Flush()
+	fmt.Fprintln(w)
+	t = table(w)
+	fmt.Fprintf(t, "median devices\t%.0f events/s\n", median(rates(e.devices)))
+	fmt.Fprintf(t, "median gateway\t%.0f events/s\n", median(rates(e.gateway)))
+	_ = t.Flush()
+}
+
+func (r results) writeRSS(w io.Writer) {
+	fmt.Fprintf(w, "\n## 4. Agent peak RSS (VmHWM of the child, read just before SIGTERM)\n\n")
+	t := table(w)
+	fmt.Fprintf(t, "run\tpeak RSS\n")
+	var peak int64
+	for _, s := range r.rss {
+		fmt.Fprintf(t, "%s\t%s\n", s.run, mb(s.bytes))
+		peak = max(peak, s.bytes)
+	}
+	_ = t.Flush()
+	fmt.Fprintf(w, "\nmax across runs: %s\n", mb(peak))
+}
+
+func writeRun(w io.Writer, rep, who string, m measurement) {
+	fmt.Fprintf(w, "%s\t%s\t%.0f\t%.2fs\t%.2fs\n", rep, who, m.rate(), m.elapsed.Seconds(), m.publish.Seconds())
+}
+
+func table(w io.Writer) *tabwriter.Writer {
+	return tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+}
+
+func ms(d time.Duration) string { return fmt.Sprintf("%.2f ms", float64(d)/float64(time.Millisecond)) }
+
+func mb(b int64) string { return fmt.Sprintf("%.1f MiB", float64(b)/(1<<20)) }

@@ -1,0 +1,253 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log"
+	"sync/atomic"
+	"time"
+
+	"github.com/eclipse/paho.golang/paho"
+)
+
+// Publisher shapes.
+const (
+	brokerConns     = 4  // device connections through mosquitto
+	brokerInFlight  = 32 // publishes in flight per connection
+	deviceConns     = 4  // device connections to the embedded broker
+	deviceInFlight  = 16
+	gatewayInFlight = 64 // one gateway connection to the embedded broker
+	// gatewayDevices is how many devices the gateway relays for: its events
+	// go to their topics in turn, as a gateway's would.
+	gatewayDevices = 64
+	// pollInterval is how often the agent's stock is polled while timing.
+	pollInterval = 5 * time.Millisecond
+)
+
+// agentClientID is the agent's default MQTT client ID for warehouse wh1.
+const agentClientID = "edgestock-agent-" + warehouse
+
+// bench holds what every run needs.
+type bench struct {
+	bin     string
+	dir     string // scratch directory for data dirs, configs and logs
+	events  int
+	timeout time.Duration // bounds every wait
+	rss     []rssSample
+}
+
+// rssSample is an agent run's peak resident set.
+type rssSample struct {
+	run   string
+	bytes int64
+}
+
+// deviceOf gives each publisher connection its own device.
+func deviceOf(conn, _ int) string { return fmt.Sprintf("dev-%d", conn) }
+
+// gatewayDevice spreads one connection's events over gatewayDevices devices.
+func gatewayDevice(_, i int) string { return fmt.Sprintf("gw-%d", i%gatewayDevices) }
+
+// counter is the bare consumer: it counts benchmark events and closes done
+// at the target. It runs on paho's receive goroutine, which acknowledges
+// each message once it returns.
+type counter struct {
+	warm   atomic.Bool // a warm-up event arrived; those are not counted
+	n      atomic.Int64
+	target int64
+	done   chan struct{}
+}
+
+func newCounter(target int) *counter {
+	return &counter{target: int64(target), done: make(chan struct{})}
+}
+
+func (c *counter) onPublish(p *paho.Publish) {
+	if p.Topic == eventsTopic("warm") {
+		c.warm.Store(true)
+		return
+	}
+	if c.n.Add(1) == c.target {
+		close(c.done)
+	}
+}
+
+// wait returns once the target is reached.
+func (c *counter) wait(ctx context.Context) error {
+	select {
+	case <-c.done:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("bare subscriber counted %d of %d: %w", c.n.Load(), c.target, context.Cause(ctx))
+	}
+}
+
+// shape is how publishers connect: conns connections, each with inFlight
+// publishes outstanding, device naming each event's device.
+type shape struct {
+	conns    int
+	inFlight int
+	device   func(conn, i int) string
+}
+
+var (
+	brokerShape  = shape{brokerConns, brokerInFlight, deviceOf}
+	devicesShape = shape{deviceConns, deviceInFlight, deviceOf}
+	gatewayShape = shape{1, gatewayInFlight, gatewayDevice}
+)
+
+func (b *bench) load(conns []*client, s shape, tag string) load {
+	return load{conns: conns, inFlight: s.inFlight, events: b.events, tag: tag, device: s.device}
+}
+
+// throughputResult holds the alternating runs of section 1.
+type throughputResult struct {
+	bare, agent []measurement
+}
+
+// throughput alternates bare and agent runs on mosquitto, reps of each, so
+// drift on the machine (thermal, page cache, other load) hits both alike.
+func (b *bench) throughput(ctx context.Context, mq *mosquitto, reps int) (throughputResult, error) {
+	var res throughputResult
+	for r := 1; r <= reps; r++ {
+		m, err := b.bareRun(ctx, mq, fmt.Sprintf("bare-%d", r))
+		if err != nil {
+			return res, fmt.Errorf("bare rep %d: %w", r, err)
+		}
+		res.bare = append(res.bare, m)
+		m, err = b.agentRun(ctx, fmt.Sprintf("agent-%d", r), mq, brokerShape)
+		if err != nil {
+			return res, fmt.Errorf("agent rep %d: %w", r, err)
+		}
+		res.agent = append(res.agent, m)
+	}
+	return res, nil
+}
+
+// embeddedResult holds the alternating runs of section 3.
+type embeddedResult struct {
+	devices, gateway []measurement
+}
+
+// embedded alternates device and gateway runs against the agent's own
+// broker, where a PUBACK means the event is committed.
+func (b *bench) embedded(ctx context.Context, reps int) (embeddedResult, error) {
+	var res embeddedResult
+	for r := 1; r <= reps; r++ {
+		m, err := b.agentRun(ctx, fmt.Sprintf("embedded-devices-%d", r), nil, devicesShape)
+		if err != nil {
+			return res, fmt.Errorf("embedded devices rep %d: %w", r, err)
+		}
+		res.devices = append(res.devices, m)
+		m, err = b.agentRun(ctx, fmt.Sprintf("embedded-gateway-%d", r), nil, gatewayShape)
+		if err != nil {
+			return res, fmt.Errorf("embedded gateway rep %d: %w", r, err)
+		}
+		res.gateway = append(res.gateway, m)
+	}
+	return res, nil
+}
+
+// bareRun times mosquitto delivering the events to a subscriber that only
+// counts them.
+func (b *bench) bareRun(ctx context.Context, mq *mosquitto, tag string) (measurement, error) {
+	cnt := newCounter(b.events)
+	sub, err := dial(ctx, mq.addr, tag+"-sub", cnt.onPublish)
+	if err != nil {
+		return measurement{}, err
+	}
+	defer sub.close()
+	if err := sub.subscribe(ctx, eventsFilter); err != nil {
+		return measurement{}, err
+	}
+	pubs, err := dialAll(ctx, mq.addr, tag+"-pub", brokerShape.conns)
+	if err != nil {
+		return measurement{}, err
+	}
+	defer closeAll(pubs)
+	warmed := func(context.Context) (bool, error) { return cnt.warm.Load(), nil }
+	if err := warmUp(ctx, b.timeout, pubs[0], tag, warmed); err != nil {
+		return measurement{}, err
+	}
+	m, err := measure(ctx, b.timeout, b.load(pubs, brokerShape, tag), cnt.wait)
+	if err != nil {
+		return m, err
+	}
+	logRun(tag, m)
+	return m, nil
+}
+
+// agentRun times an agent child, with a fresh data dir, until its stock
+// shows every event. With mq it consumes from that broker, otherwise (nil)
+// the publishers connect to its embedded broker.
+func (b *bench) agentRun(ctx context.Context, tag string, mq *mosquitto, s shape) (measurement, error) {
+	var o agentOptions
+	if mq != nil {
+		o.mqttURL = mq.url()
+	}
+	a, err := b.startAgent(ctx, tag, o)
+	if err != nil {
+		return measurement{}, err
+	}
+	defer a.kill()
+	addr := a.mqttAddr
+	if mq != nil {
+		addr = mq.addr
+	}
+	pubs, err := dialAll(ctx, addr, tag+"-pub", s.conns)
+	if err != nil {
+		return measurement{}, err
+	}
+	defer closeAll(pubs)
+	if err := warmUp(ctx, b.timeout, pubs[0], tag, a.saw(warmSKU)); err != nil {
+		return measurement{}, err
+	}
+	processed := func(ctx context.Context) error {
+		return a.waitOnHand(ctx, benchSKU, int64(b.events), pollInterval)
+	}
+	m, err := measure(ctx, b.timeout, b.load(pubs, s, tag), processed)
+	if err != nil {
+		return m, err
+	}
+	logRun(tag, m)
+	// More than N would mean events of another run leaked in.
+	if n, err := a.onHand(ctx, benchSKU); err != nil || n != int64(b.events) {
+		return m, fmt.Errorf("%s on_hand is %d (err %v), want exactly %d", benchSKU, n, err, b.events)
+	}
+	if err := b.stopAgent(a); err != nil {
+		return m, err
+	}
+	if mq != nil {
+		return m, clearSession(ctx, mq.addr, agentClientID)
+	}
+	return m, nil
+}
+
+// startAgent starts an agent child in the scratch directory.
+func (b *bench) startAgent(ctx context.Context, name string, o agentOptions) (*agent, error) {
+	return startAgent(ctx, b.bin, b.dir, name, o, b.timeout)
+}
+
+// stopAgent stops a and records its peak RSS.
+func (b *bench) stopAgent(a *agent) error {
+	rss, err := a.stop()
+	if err != nil {
+		return err
+	}
+	b.rss = append(b.rss, rssSample{run: a.name, bytes: rss})
+	return nil
+}
+
+// saw reports whether the agent has applied at least one event for sku.
+func (a *agent) saw(sku string) func(context.Context) (bool, error) {
+	return func(ctx context.Context) (bool, error) {
+		n, err := a.onHand(ctx, sku)
+		return n >= 1, err
+	}
+}
+
+// logRun reports progress on stderr while the benchmark runs.
+func logRun(tag string, m measurement) {
+	log.Printf("%-20s %d events in %6.2fs = %8.0f events/s (publishing took %.2fs)",
+		tag, m.events, m.elapsed.Seconds(), m.rate(), m.publish.Seconds())
+}
