@@ -161,6 +161,14 @@ func (a *agent) waitOnHand(ctx context.Context, sku string, want int64, interval
 	}
 }
 
+// saw reports whether the agent has applied at least one event for sku.
+func (a *agent) saw(sku string) func(context.Context) (bool, error) {
+	return func(ctx context.Context) (bool, error) {
+		n, err := a.onHand(ctx, sku)
+		return n >= 1, err
+	}
+}
+
 // stop reads the agent's peak resident set, then asks it to shut down
 // (SIGTERM) and waits, killing it if it takes longer than agentStopTimeout.
 func (a *agent) stop() (peakRSS int64, err error) {

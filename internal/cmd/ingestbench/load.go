@@ -127,7 +127,7 @@ func measure(ctx context.Context, timeout time.Duration, l load, processed func(
 // once connected and subscribes right after), and a publish that precedes
 // the subscription is lost.
 func warmUp(ctx context.Context, timeout time.Duration, c *client, tag string, done func(context.Context) (bool, error)) error {
-	ctx, cancel := context.WithTimeout(ctx, timeout)
+	ctx, cancel := context.WithTimeoutCause(ctx, timeout, fmt.Errorf("the consumer saw no event within %s", timeout))
 	defer cancel()
 	for i := 0; ; i++ {
 		if err := c.publish(ctx, eventsTopic("warm"), event(tag+"-warm", i, warmSKU)); err != nil {
@@ -144,7 +144,7 @@ func warmUp(ctx context.Context, timeout time.Duration, c *client, tag string, d
 			}
 			select {
 			case <-ctx.Done():
-				return fmt.Errorf("warm-up: consumer saw no event within %s", timeout)
+				return fmt.Errorf("warm-up: %w", context.Cause(ctx))
 			case <-time.After(5 * time.Millisecond):
 			}
 		}

@@ -44,6 +44,7 @@ type options struct {
 	timeout  time.Duration
 	rate     int
 	duration time.Duration
+	scratch  string
 }
 
 func main() {
@@ -55,6 +56,7 @@ func main() {
 	flag.DurationVar(&o.timeout, "timeout", 120*time.Second, "bound on every wait")
 	flag.IntVar(&o.rate, "rate", 2000, "events/s of the latency run")
 	flag.DurationVar(&o.duration, "duration", 10*time.Second, "length of the latency run")
+	flag.StringVar(&o.scratch, "scratch", os.TempDir(), "where the agents' data directories go (its disk is part of what is measured)")
 	flag.Parse()
 	log.SetFlags(log.Ltime)
 	if o.events < 1 || o.reps < 1 || o.rate < 1 || o.duration < time.Second {
@@ -88,13 +90,13 @@ func run(ctx context.Context, o options) (string, error) {
 	if _, err := os.Stat(bin); err != nil {
 		return "", fmt.Errorf("agent binary: %w (build it: go build -o bin/edgestock ./cmd/edgestock)", err)
 	}
-	dir, err := os.MkdirTemp("", "ingestbench-")
+	dir, err := os.MkdirTemp(o.scratch, "ingestbench-")
 	if err != nil {
 		return "", err
 	}
 	defer os.RemoveAll(dir)
 
-	res := results{facts: machineFacts(bin), events: o.events, reps: o.reps}
+	res := results{facts: machineFacts(bin, dir), events: o.events, reps: o.reps}
 	b := &bench{bin: bin, dir: dir, events: o.events, timeout: o.timeout}
 
 	mq, err := startMosquitto(dir)
@@ -120,7 +122,7 @@ func run(ctx context.Context, o options) (string, error) {
 
 // machineFacts collects what the report's header shows; a fact that cannot
 // be read is shown as unknown rather than failing the benchmark.
-func machineFacts(bin string) facts {
+func machineFacts(bin, dir string) facts {
 	f := facts{
 		date:      time.Now(),
 		nproc:     runtime.NumCPU(), // what nproc prints: the CPUs this process may use
@@ -128,9 +130,15 @@ func machineFacts(bin string) facts {
 		goVersion: runtime.Version() + " " + runtime.GOOS + "/" + runtime.GOARCH,
 		mosquitto: mosquittoVersion(),
 		agent:     "unknown",
+		scratch:   dir + " (" + fsType(dir) + ")",
 	}
 	if out, err := exec.Command(bin, "version").Output(); err == nil {
 		f.agent = strings.TrimSpace(string(out))
+	}
+	// The build time shows whether the binary is older than the code one
+	// thinks one is measuring.
+	if st, err := os.Stat(bin); err == nil {
+		f.agent += fmt.Sprintf(" (%s, built %s)", bin, st.ModTime().UTC().Format("2006-01-02 15:04:05 MST"))
 	}
 	return f
 }
@@ -149,4 +157,27 @@ func cpuModel() string {
 		}
 	}
 	return "unknown"
+}
+
+// fsType is the type of the file system holding path, from the longest
+// mount point in /proc/self/mounts that contains it: on tmpfs the agent's
+// fsyncs cost nothing and its numbers would flatter it.
+func fsType(path string) string {
+	b, err := os.ReadFile("/proc/self/mounts")
+	if err != nil {
+		return "unknown file system"
+	}
+	best, typ := "", "unknown file system"
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 3 {
+			continue
+		}
+		mnt := f[1]
+		inside := path == mnt || strings.HasPrefix(path, strings.TrimSuffix(mnt, "/")+"/")
+		if inside && len(mnt) > len(best) {
+			best, typ = mnt, f[2]
+		}
+	}
+	return typ
 }

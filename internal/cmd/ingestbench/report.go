@@ -16,6 +16,7 @@ type facts struct {
 	goVersion string
 	mosquitto string
 	agent     string
+	scratch   string // the agents' data directories and their file system
 }
 
 // results is everything the report shows.
@@ -45,11 +46,12 @@ func (r results) writeFacts(w io.Writer) {
 	fmt.Fprintf(w, "# edgestock ingest benchmark\n\n")
 	t := table(w)
 	fmt.Fprintf(t, "date\t%s\n", f.date.UTC().Format("2006-01-02 15:04:05 MST"))
-	fmt.Fprintf(t, "nproc\t%d\n", f.nproc)
+	fmt.Fprintf(t, "nproc\t%d (shared by the load generator, mosquitto and the agent)\n", f.nproc)
 	fmt.Fprintf(t, "cpu\t%s\n", f.cpu)
 	fmt.Fprintf(t, "go\t%s\n", f.goVersion)
 	fmt.Fprintf(t, "mosquitto\t%s\n", f.mosquitto)
 	fmt.Fprintf(t, "agent\t%s\n", f.agent)
+	fmt.Fprintf(t, "data dirs\t%s\n", f.scratch)
 	fmt.Fprintf(t, "events\t%d per throughput run, %d reps of each\n", r.events, r.reps)
 	_ = t.Flush()
 }
@@ -101,8 +103,12 @@ an upper bound of ingest-to-commit latency.
 
 `, l.rate, resultsFilter)
 	t := table(w)
+	achieved := 0.0
+	if l.sending > 0 {
+		achieved = float64(l.sent-1) / l.sending.Seconds() // n sends span n-1 intervals
+	}
 	fmt.Fprintf(t, "sent\t%d events in %.2fs (%.0f/s), worst send lateness %v\n",
-		l.sent, l.sending.Seconds(), float64(l.sent-1)/l.sending.Seconds(), l.maxLag.Round(time.Microsecond))
+		l.sent, l.sending.Seconds(), achieved, l.maxLag.Round(time.Microsecond))
 	fmt.Fprintf(t, "results\t%d of %d came back (%d not applied, %d repeated)\n", l.received, l.sent, l.notApplied, l.repeats)
 	fmt.Fprintf(t, "committed\ton_hand %d\n", l.committed)
 	for _, p := range []struct {
