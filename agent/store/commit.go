@@ -222,11 +222,32 @@ func (db *DB) commitTx(pending []*request) (err error) {
 	}()
 	s := db.stmts.in(tx)
 	deltas := counterDeltas{}
+	// Events go to the log in chunks of up to insertChunk rows per INSERT;
+	// a count needs on_hand as of its position, so it flushes the chunk
+	// before it and is applied alone.
+	var chunk []slot
+	flush := func() error {
+		err := db.insertChunk(ctx, s, deltas, chunk)
+		chunk = chunk[:0]
+		return err
+	}
 	for _, r := range pending {
 		r.outcomes = make([]Outcome, len(r.batch.Events))
 		for i := range r.batch.Events {
-			if r.outcomes[i], err = applyEvent(ctx, s, deltas, &r.batch.Events[i]); err != nil {
-				return fmt.Errorf("commit: apply event %s/%s: %w", r.batch.Events[i].Device, r.batch.Events[i].ID, err)
+			e := &r.batch.Events[i]
+			if !e.Absolute {
+				if chunk = append(chunk, slot{e, &r.outcomes[i]}); len(chunk) == insertChunk {
+					if err = flush(); err != nil {
+						return err
+					}
+				}
+				continue
+			}
+			if err = flush(); err != nil {
+				return err
+			}
+			if r.outcomes[i], err = applyCount(ctx, s, deltas, e); err != nil {
+				return fmt.Errorf("commit: apply count %s/%s: %w", e.Device, e.ID, err)
 			}
 		}
 		for i := range r.batch.Rejected {
@@ -235,6 +256,9 @@ func (db *DB) commitTx(pending []*request) (err error) {
 				return fmt.Errorf("commit: quarantine: %w", err)
 			}
 		}
+	}
+	if err = flush(); err != nil {
+		return err
 	}
 	if err = db.writeCounters(ctx, s, deltas); err != nil {
 		return fmt.Errorf("commit: counters: %w", err)
@@ -253,6 +277,18 @@ type stockKey struct{ warehouse, sku, location string }
 // not 1,000. P collects positive deltas and N negative ones: each only grows.
 type counterDeltas map[stockKey]*struct{ p, n int64 }
 
+// addEvent records an applied event's effect: delta at its location and,
+// for a transfer, −delta at the target.
+func (d counterDeltas) addEvent(e *Event, delta int64) {
+	if delta == 0 {
+		return
+	}
+	d.add(stockKey{e.Warehouse, e.SKU, e.Location}, delta)
+	if e.ToLocation != "" {
+		d.add(stockKey{e.Warehouse, e.SKU, e.ToLocation}, -delta)
+	}
+}
+
 func (d counterDeltas) add(k stockKey, delta int64) {
 	c := d[k]
 	if c == nil {
@@ -266,47 +302,91 @@ func (d counterDeltas) add(k stockKey, delta int64) {
 	}
 }
 
-// applyEvent dedupes e and records it, adding its effect to deltas, inside
-// the caller's transaction.
-func applyEvent(ctx context.Context, s boundStmts, deltas counterDeltas, e *Event) (Outcome, error) {
-	key := stockKey{e.Warehouse, e.SKU, e.Location}
-	delta := e.Delta
-	if e.Absolute {
-		// A count needs on_hand before it: dedupe first, then read.
-		if o, found, err := findEvent(ctx, s, e); found || err != nil {
-			return o, err
-		}
-		var onHand int64
-		if err := s.onHand.QueryRowContext(ctx, e.Warehouse, e.SKU, e.Location).Scan(&onHand); err != nil {
-			return Outcome{}, err
-		}
-		if c := deltas[key]; c != nil {
-			onHand += c.p - c.n
-		}
-		delta = e.Qty - onHand
+// slot is an event waiting in a chunk and where its outcome goes.
+type slot struct {
+	event   *Event
+	outcome *Outcome
+}
+
+// eventKey is an event's idempotency key.
+type eventKey struct{ device, id string }
+
+// insertChunk writes chunk to the log with one INSERT … ON CONFLICT DO
+// NOTHING RETURNING: the rows it returns are the applied events; any other
+// was already in the log (or earlier in this chunk) and is looked up to tell
+// a duplicate from a reused id.
+func (db *DB) insertChunk(ctx context.Context, s *boundStmts, deltas counterDeltas, chunk []slot) error {
+	if len(chunk) == 0 {
+		return nil
 	}
-	var seq int64
-	err := s.insertEvent.QueryRowContext(ctx, e.Device, e.ID, e.BodyHash, e.Type, e.Warehouse, e.Location, e.SKU,
-		e.ToLocation, e.Qty, delta, e.Channel, e.DeviceTS, e.DeviceSeq, e.Source, e.ReceivedAt.UnixMilli()).Scan(&seq)
-	if errors.Is(err, sql.ErrNoRows) { // (device, id) exists: ON CONFLICT DO NOTHING returned no row
-		o, _, err := findEvent(ctx, s, e)
+	args := make([]any, 0, eventColumns*len(chunk))
+	for _, sl := range chunk {
+		e := sl.event
+		args = append(args, e.Device, e.ID, e.BodyHash, e.Type, e.Warehouse, e.Location, e.SKU,
+			e.ToLocation, e.Qty, e.Delta, e.Channel, e.DeviceTS, e.DeviceSeq, e.Source, e.ReceivedAt.UnixMilli())
+	}
+	rows, err := s.insertEvents(len(chunk)).QueryContext(ctx, args...)
+	if err != nil {
+		return fmt.Errorf("commit: insert events: %w", err)
+	}
+	inserted := make(map[eventKey]int64, len(chunk))
+	for rows.Next() {
+		var k eventKey
+		var seq int64
+		if err := rows.Scan(&seq, &k.device, &k.id); err != nil {
+			rows.Close()
+			return fmt.Errorf("commit: insert events: %w", err)
+		}
+		inserted[k] = seq
+	}
+	if err := rows.Close(); err != nil {
+		return fmt.Errorf("commit: insert events: %w", err)
+	}
+	for _, sl := range chunk {
+		e := sl.event
+		k := eventKey{e.Device, e.ID}
+		seq, ok := inserted[k]
+		if !ok {
+			o, _, err := findEvent(ctx, s, e)
+			if err != nil {
+				return fmt.Errorf("commit: find event %s/%s: %w", e.Device, e.ID, err)
+			}
+			*sl.outcome = o
+			continue
+		}
+		delete(inserted, k) // a second occurrence in this chunk is a duplicate
+		deltas.addEvent(e, e.Delta)
+		*sl.outcome = Outcome{Status: Applied, Seq: seq, Delta: e.Delta}
+	}
+	return nil
+}
+
+// applyCount applies a count: dedupe first, then read on_hand (including
+// this transaction's earlier changes) and record delta = counted − on_hand.
+func applyCount(ctx context.Context, s *boundStmts, deltas counterDeltas, e *Event) (Outcome, error) {
+	if o, found, err := findEvent(ctx, s, e); found || err != nil {
 		return o, err
 	}
-	if err != nil {
+	var onHand int64
+	if err := s.onHand.QueryRowContext(ctx, e.Warehouse, e.SKU, e.Location).Scan(&onHand); err != nil {
 		return Outcome{}, err
 	}
-	if delta != 0 {
-		deltas.add(key, delta)
-		if e.ToLocation != "" {
-			deltas.add(stockKey{e.Warehouse, e.SKU, e.ToLocation}, -delta)
-		}
+	if c := deltas[stockKey{e.Warehouse, e.SKU, e.Location}]; c != nil {
+		onHand += c.p - c.n
 	}
+	delta := e.Qty - onHand
+	var seq int64
+	if err := s.insertEvents(1).QueryRowContext(ctx, e.Device, e.ID, e.BodyHash, e.Type, e.Warehouse, e.Location, e.SKU,
+		e.ToLocation, e.Qty, delta, e.Channel, e.DeviceTS, e.DeviceSeq, e.Source, e.ReceivedAt.UnixMilli()).Scan(&seq, new(string), new(string)); err != nil {
+		return Outcome{}, err
+	}
+	deltas.addEvent(e, delta)
 	return Outcome{Status: Applied, Seq: seq, Delta: delta}, nil
 }
 
 // findEvent looks up (device, id). A match with the same body hash is a
 // duplicate; another body is id_reused, and the payload is quarantined.
-func findEvent(ctx context.Context, s boundStmts, e *Event) (Outcome, bool, error) {
+func findEvent(ctx context.Context, s *boundStmts, e *Event) (Outcome, bool, error) {
 	var seq int64
 	var hash []byte
 	switch err := s.findEvent.QueryRowContext(ctx, e.Device, e.ID).Scan(&seq, &hash); {
@@ -325,7 +405,7 @@ func findEvent(ctx context.Context, s boundStmts, e *Event) (Outcome, bool, erro
 
 // writeCounters grows this replica's own entries by the transaction's
 // deltas, each change numbered with a new version (for delta sync).
-func (db *DB) writeCounters(ctx context.Context, s boundStmts, deltas counterDeltas) error {
+func (db *DB) writeCounters(ctx context.Context, s *boundStmts, deltas counterDeltas) error {
 	now := time.Now().UnixMilli()
 	for k, c := range deltas {
 		if c.p == 0 && c.n == 0 {

@@ -16,7 +16,7 @@ var migrations = []string{
 	) STRICT;
 
 	CREATE TABLE events (
-		seq          INTEGER PRIMARY KEY AUTOINCREMENT,
+		seq          INTEGER PRIMARY KEY, -- rows are never deleted, so rowids are never reused
 		device       TEXT    NOT NULL,
 		event_id     TEXT    NOT NULL,
 		body_hash    BLOB    NOT NULL,
@@ -49,7 +49,7 @@ var migrations = []string{
 	CREATE INDEX counters_version ON counters(version);
 
 	CREATE TABLE quarantine (
-		seq         INTEGER PRIMARY KEY AUTOINCREMENT,
+		seq         INTEGER PRIMARY KEY,
 		source      TEXT    NOT NULL,
 		device      TEXT    NOT NULL,
 		event_id    TEXT    NOT NULL,

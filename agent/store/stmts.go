@@ -4,37 +4,57 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"strings"
 )
+
+// insertChunk is the most events one INSERT statement carries. Fewer,
+// larger statements cut the per-statement cost (bind, step, reset and
+// database/sql's bookkeeping) that dominates small inserts.
+const insertChunk = 32
+
+// eventColumns is the number of values per row of sqlInsertEvents.
+const eventColumns = 15
 
 // writerStmts are the commit loop's prepared statements, prepared once on the
 // writer connection.
 type writerStmts struct {
-	findEvent, onHand, insertEvent, addCounter, quarantine *sql.Stmt
+	findEvent, onHand, addCounter, quarantine *sql.Stmt
+	// insertEvents[n-1] inserts n events.
+	insertEvents [insertChunk]*sql.Stmt
 }
 
 const (
-	sqlFindEvent   = `SELECT seq, body_hash FROM events WHERE device = ? AND event_id = ?`
-	sqlOnHand      = `SELECT COALESCE(SUM(p) - SUM(n), 0) FROM counters WHERE warehouse = ? AND sku = ? AND location = ?`
-	sqlInsertEvent = `INSERT INTO events(device, event_id, body_hash, type, warehouse, location, sku, to_location, qty, delta,
-		channel, device_ts, device_seq, source, received_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)
-		ON CONFLICT (device, event_id) DO NOTHING RETURNING seq`
+	sqlFindEvent  = `SELECT seq, body_hash FROM events WHERE device = ? AND event_id = ?`
+	sqlOnHand     = `SELECT COALESCE(SUM(p) - SUM(n), 0) FROM counters WHERE warehouse = ? AND sku = ? AND location = ?`
 	sqlAddCounter = `INSERT INTO counters(warehouse, location, sku, replica, p, n, version, updated_at) VALUES (?,?,?,?,?,?,?,?)
 		ON CONFLICT (warehouse, sku, location, replica) DO UPDATE SET
 			p = p + excluded.p, n = n + excluded.n, version = excluded.version, updated_at = excluded.updated_at`
 	sqlQuarantine = `INSERT INTO quarantine(source, device, event_id, reason, message, payload, received_at) VALUES (?,?,?,?,?,?,?)`
 )
 
+// sqlInsertEvents inserts n events; the rows it returns are those applied.
+func sqlInsertEvents(n int) string {
+	row := "(" + strings.TrimSuffix(strings.Repeat("?,", eventColumns), ",") + ")"
+	return `INSERT INTO events(device, event_id, body_hash, type, warehouse, location, sku, to_location, qty, delta,
+		channel, device_ts, device_seq, source, received_at) VALUES ` + strings.TrimSuffix(strings.Repeat(row+",", n), ",") + `
+		ON CONFLICT (device, event_id) DO NOTHING RETURNING seq, device, event_id`
+}
+
 func (s *writerStmts) prepare(ctx context.Context, db *sql.DB) error {
-	for _, p := range []struct {
+	type prep struct {
 		dst **sql.Stmt
 		sql string
-	}{
+	}
+	all := []prep{
 		{&s.findEvent, sqlFindEvent},
 		{&s.onHand, sqlOnHand},
-		{&s.insertEvent, sqlInsertEvent},
 		{&s.addCounter, sqlAddCounter},
 		{&s.quarantine, sqlQuarantine},
-	} {
+	}
+	for n := 1; n <= insertChunk; n++ {
+		all = append(all, prep{&s.insertEvents[n-1], sqlInsertEvents(n)})
+	}
+	for _, p := range all {
 		st, err := db.PrepareContext(ctx, p.sql)
 		if err != nil {
 			return fmt.Errorf("prepare %q: %w", p.sql, err)
@@ -47,24 +67,38 @@ func (s *writerStmts) prepare(ctx context.Context, db *sql.DB) error {
 // close releases the statements; closing the connection releases them too,
 // so errors here change nothing.
 func (s *writerStmts) close() {
-	for _, st := range []*sql.Stmt{s.findEvent, s.onHand, s.insertEvent, s.addCounter, s.quarantine} {
+	for _, st := range append([]*sql.Stmt{s.findEvent, s.onHand, s.addCounter, s.quarantine}, s.insertEvents[:]...) {
 		if st != nil {
 			_ = st.Close()
 		}
 	}
 }
 
-// boundStmts are writerStmts bound to one transaction.
+// boundStmts are writerStmts bound to one transaction. The 32 insert sizes
+// are bound on first use: a transaction uses few of them.
 type boundStmts struct {
-	findEvent, onHand, insertEvent, addCounter, quarantine *sql.Stmt
+	tx                                        *sql.Tx
+	findEvent, onHand, addCounter, quarantine *sql.Stmt
+	src                                       *writerStmts
+	insertEventsTx                            [insertChunk]*sql.Stmt
 }
 
-func (s *writerStmts) in(tx *sql.Tx) boundStmts {
-	return boundStmts{
-		findEvent:   tx.Stmt(s.findEvent),
-		onHand:      tx.Stmt(s.onHand),
-		insertEvent: tx.Stmt(s.insertEvent),
-		addCounter:  tx.Stmt(s.addCounter),
-		quarantine:  tx.Stmt(s.quarantine),
+func (s *writerStmts) in(tx *sql.Tx) *boundStmts {
+	return &boundStmts{
+		tx:         tx,
+		src:        s,
+		findEvent:  tx.Stmt(s.findEvent),
+		onHand:     tx.Stmt(s.onHand),
+		addCounter: tx.Stmt(s.addCounter),
+		quarantine: tx.Stmt(s.quarantine),
 	}
+}
+
+// insertEvents returns the statement inserting n events, bound to the
+// transaction.
+func (b *boundStmts) insertEvents(n int) *sql.Stmt {
+	if b.insertEventsTx[n-1] == nil {
+		b.insertEventsTx[n-1] = b.tx.Stmt(b.src.insertEvents[n-1])
+	}
+	return b.insertEventsTx[n-1]
 }
