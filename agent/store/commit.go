@@ -156,7 +156,11 @@ func (db *DB) commitLoop() {
 func (db *DB) commit(pending []*request) {
 	backoff := retryMin
 	for {
+		start := time.Now()
 		err := db.commitTx(pending)
+		if took := time.Since(start); took > slowCommit {
+			db.logger.Warn("slow commit", "took", took, "batches", len(pending), "err", err)
+		}
 		if err == nil {
 			if db.Err() != nil {
 				db.logger.Info("store recovered")
@@ -200,6 +204,9 @@ func (db *DB) probe() error {
 		ON CONFLICT (key) DO UPDATE SET value = excluded.value`)
 	return err
 }
+
+// slowCommit is the commit duration worth a warning: devices wait for it.
+const slowCommit = 50 * time.Millisecond
 
 // Retry bounds for a failing store.
 const (

@@ -276,8 +276,10 @@ func (db *DB) checkpointLoop() {
 
 func (db *DB) checkpoint(mode string) {
 	var busy, logFrames, checkpointed int
+	start := time.Now()
 	err := db.ckpt.QueryRow("PRAGMA wal_checkpoint(" + mode + ")").Scan(&busy, &logFrames, &checkpointed)
 	if err != nil {
 		db.logger.Warn("wal checkpoint failed", "mode", mode, "err", err)
 	}
+	db.logger.Debug("wal checkpoint", "mode", mode, "took", time.Since(start), "frames", logFrames, "checkpointed", checkpointed)
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"runtime/debug"
 	"time"
 
@@ -125,6 +126,7 @@ func (m *Main) runAgent(ctx context.Context, args []string) error {
 		return usageError{fmt.Errorf("invalid config:\n%w", err)}
 	}
 	logger := newLogger(m.Stderr, cfg)
+	tuneGC()
 	a := agent.New(cfg, logger)
 	if err := a.Open(ctx); err != nil {
 		return err
@@ -134,6 +136,18 @@ func (m *Main) runAgent(ctx context.Context, args []string) error {
 	sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
 	defer cancel()
 	return a.Close(sctx)
+}
+
+// gcPercent trades memory for CPU: the agent's live heap is a few MiB, so
+// collecting at 4x instead of 2x of it costs little memory and, measured
+// with BenchmarkAgent_MosquittoIngest, saves about 7 % of ingest CPU.
+const gcPercent = 400
+
+// tuneGC applies gcPercent unless the operator set GOGC.
+func tuneGC() {
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(gcPercent)
+	}
 }
 
 func newLogger(w io.Writer, cfg agent.Config) *slog.Logger {
