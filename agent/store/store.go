@@ -277,7 +277,7 @@ func (db *DB) checkpointLoop() {
 func (db *DB) checkpoint(mode string) {
 	var busy, logFrames, checkpointed int
 	start := time.Now()
-	err := db.ckpt.QueryRow("PRAGMA wal_checkpoint(" + mode + ")").Scan(&busy, &logFrames, &checkpointed)
+	err := db.ckpt.QueryRow("PRAGMA wal_checkpoint("+mode+")").Scan(&busy, &logFrames, &checkpointed)
 	if err != nil {
 		db.logger.Warn("wal checkpoint failed", "mode", mode, "err", err)
 	}
