@@ -9,13 +9,13 @@ import (
 	"net"
 	"net/url"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/eclipse/paho.golang/paho"
 	"github.com/stretchr/testify/require"
+
+	"github.com/edgestock/edgestock/internal/mosquitto"
 )
 
 // Missing skips the test because a service is unavailable, or fails it in
@@ -31,75 +31,23 @@ func Missing(tb testing.TB, what string) {
 // FreeAddr returns a loopback address with a port that was free a moment ago.
 func FreeAddr(tb testing.TB) string {
 	tb.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	addr, err := mosquitto.FreeAddr()
 	require.NoError(tb, err)
-	addr := ln.Addr().String()
-	require.NoError(tb, ln.Close())
 	return addr
 }
-
-// Mosquitto is a mosquitto process owned by a test.
-type Mosquitto struct {
-	Addr string
-	cmd  *exec.Cmd
-}
-
-// URL is the broker's mqtt:// URL.
-func (m *Mosquitto) URL() string { return "mqtt://" + m.Addr }
 
 // StartMosquitto runs mosquitto on a free port with queues large enough that
 // nothing a test sends is dropped (its defaults drop past 1,000 queued
 // messages per session). It stops with the test.
-func StartMosquitto(tb testing.TB) *Mosquitto {
+func StartMosquitto(tb testing.TB) *mosquitto.Broker {
 	tb.Helper()
-	bin, err := exec.LookPath("mosquitto")
-	if err != nil {
-		for _, p := range []string{"/usr/sbin/mosquitto", "/usr/local/sbin/mosquitto"} {
-			if _, serr := os.Stat(p); serr == nil {
-				bin, err = p, nil
-			}
-		}
-	}
-	if err != nil {
+	if _, err := mosquitto.Binary(); err != nil {
 		Missing(tb, "mosquitto")
 	}
-	dir := tb.TempDir()
-	for attempt := 0; ; attempt++ {
-		addr := FreeAddr(tb)
-		_, port, _ := net.SplitHostPort(addr)
-		conf := filepath.Join(dir, "mosquitto.conf")
-		require.NoError(tb, os.WriteFile(conf, []byte(fmt.Sprintf(`listener %s 127.0.0.1
-allow_anonymous true
-persistence false
-max_queued_messages 200000
-max_inflight_messages 1000
-max_packet_size 1048576
-set_tcp_nodelay true
-`, port)), 0o644))
-		cmd := exec.Command(bin, "-c", conf)
-		cmd.Stdout, cmd.Stderr = nil, nil
-		require.NoError(tb, cmd.Start())
-		if waitDial(addr, 5*time.Second) {
-			m := &Mosquitto{Addr: addr, cmd: cmd}
-			tb.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-			return m
-		}
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-		require.Less(tb, attempt, 3, "mosquitto did not start")
-	}
-}
-
-func waitDial(addr string, d time.Duration) bool {
-	deadline := time.Now().Add(d)
-	for time.Now().Before(deadline) {
-		if c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond); err == nil {
-			_ = c.Close()
-			return true
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	return false
+	m, err := mosquitto.Start(tb.TempDir())
+	require.NoError(tb, err)
+	tb.Cleanup(m.Stop)
+	return m
 }
 
 // Client is a plain paho MQTT 5 client for tests: Publish blocks until the

@@ -15,6 +15,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/edgestock/edgestock/internal/mosquitto"
 )
 
 // warehouse is the warehouse every agent run serves.
@@ -50,7 +52,7 @@ func startAgent(ctx context.Context, bin, dir, name string, o agentOptions, time
 	if err := os.MkdirAll(runDir, 0o755); err != nil {
 		return nil, err
 	}
-	httpAddr, err := freeAddr()
+	httpAddr, err := mosquitto.FreeAddr()
 	if err != nil {
 		return nil, err
 	}
@@ -59,7 +61,7 @@ func startAgent(ctx context.Context, bin, dir, name string, o agentOptions, time
 	if o.mqttURL != "" {
 		args = append(args, "--mqtt-url", o.mqttURL)
 	} else {
-		if a.mqttAddr, err = freeAddr(); err != nil {
+		if a.mqttAddr, err = mosquitto.FreeAddr(); err != nil {
 			return nil, err
 		}
 		args = append(args, "--mqtt-listen", a.mqttAddr)

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/eclipse/paho.golang/paho"
+	"github.com/edgestock/edgestock/internal/mosquitto"
 )
 
 // resultsAllConfig makes the agent publish a result for every event it
@@ -130,13 +131,13 @@ func pacedSend(ctx context.Context, c *client, n, rate int, base time.Time) (sen
 
 // latency runs an agent with results for every event and measures, at a
 // steady rate, publish → result received through mosquitto.
-func (b *bench) latency(ctx context.Context, mq *mosquitto, rate int, d time.Duration) (latencyResult, error) {
+func (b *bench) latency(ctx context.Context, mq *mosquitto.Broker, rate int, d time.Duration) (latencyResult, error) {
 	res := latencyResult{rate: rate, sent: int(d.Seconds() * float64(rate))}
 	conf := filepath.Join(b.dir, "results-all.yaml")
 	if err := os.WriteFile(conf, []byte(resultsAllConfig), 0o644); err != nil {
 		return res, err
 	}
-	a, err := b.startAgent(ctx, "latency", agentOptions{mqttURL: mq.url(), config: conf})
+	a, err := b.startAgent(ctx, "latency", agentOptions{mqttURL: mq.URL(), config: conf})
 	if err != nil {
 		return res, err
 	}
@@ -144,7 +145,7 @@ func (b *bench) latency(ctx context.Context, mq *mosquitto, rate int, d time.Dur
 
 	base := time.Now()
 	rec := newRecorder(base, res.sent)
-	sub, err := dial(ctx, mq.addr, "latency-results", rec.onPublish)
+	sub, err := dial(ctx, mq.Addr, "latency-results", rec.onPublish)
 	if err != nil {
 		return res, err
 	}
@@ -152,7 +153,7 @@ func (b *bench) latency(ctx context.Context, mq *mosquitto, rate int, d time.Dur
 	if err := sub.subscribe(ctx, resultsFilter); err != nil {
 		return res, err
 	}
-	pub, err := dial(ctx, mq.addr, "latency-pub", nil)
+	pub, err := dial(ctx, mq.Addr, "latency-pub", nil)
 	if err != nil {
 		return res, err
 	}
@@ -186,7 +187,7 @@ func (b *bench) latency(ctx context.Context, mq *mosquitto, rate int, d time.Dur
 	if err := b.stopAgent(a); err != nil {
 		return res, err
 	}
-	return res, clearSession(ctx, mq.addr, agentClientID)
+	return res, clearSession(ctx, mq.Addr, agentClientID)
 }
 
 // latencies are result receipt − send time of every event with a result,

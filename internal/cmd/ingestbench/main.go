@@ -33,6 +33,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/edgestock/edgestock/internal/mosquitto"
 )
 
 // options are the command line.
@@ -99,19 +101,19 @@ func run(ctx context.Context, o options) (string, error) {
 	res := results{facts: machineFacts(bin, dir), events: o.events, reps: o.reps}
 	b := &bench{bin: bin, dir: dir, events: o.events, timeout: o.timeout}
 
-	mq, err := startMosquitto(dir)
+	mq, err := mosquitto.Start(dir)
 	if err != nil {
 		return "", err
 	}
-	defer mq.stop()
-	log.Printf("mosquitto on %s, scratch dir %s", mq.addr, dir)
+	defer mq.Stop()
+	log.Printf("mosquitto on %s, scratch dir %s", mq.Addr, dir)
 	if res.throughput, err = b.throughput(ctx, mq, o.reps); err != nil {
 		return "", err
 	}
 	if res.latency, err = b.latency(ctx, mq, o.rate, o.duration); err != nil {
 		return "", fmt.Errorf("latency: %w", err)
 	}
-	mq.stop() // the embedded runs should not share the CPUs with an idle broker
+	mq.Stop() // the embedded runs should not share the CPUs with an idle broker
 
 	if res.embedded, err = b.embedded(ctx, o.reps); err != nil {
 		return "", err
@@ -128,7 +130,7 @@ func machineFacts(bin, dir string) facts {
 		nproc:     runtime.NumCPU(), // what nproc prints: the CPUs this process may use
 		cpu:       cpuModel(),
 		goVersion: runtime.Version() + " " + runtime.GOOS + "/" + runtime.GOARCH,
-		mosquitto: mosquittoVersion(),
+		mosquitto: mosquitto.Version(),
 		agent:     "unknown",
 		scratch:   dir + " (" + fsType(dir) + ")",
 	}

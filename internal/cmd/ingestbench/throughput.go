@@ -6,6 +6,7 @@ import (
 	"sync/atomic"
 
 	"github.com/eclipse/paho.golang/paho"
+	"github.com/edgestock/edgestock/internal/mosquitto"
 )
 
 // counter is the bare consumer: it counts benchmark events and closes done
@@ -49,7 +50,7 @@ type throughputResult struct {
 
 // throughput alternates bare and agent runs on mosquitto, reps of each, so
 // drift on the machine (thermal, page cache, other load) hits both alike.
-func (b *bench) throughput(ctx context.Context, mq *mosquitto, reps int) (throughputResult, error) {
+func (b *bench) throughput(ctx context.Context, mq *mosquitto.Broker, reps int) (throughputResult, error) {
 	var res throughputResult
 	for r := 1; r <= reps; r++ {
 		m, err := b.bareRun(ctx, mq, fmt.Sprintf("bare-%d", r))
@@ -92,9 +93,9 @@ func (b *bench) embedded(ctx context.Context, reps int) (embeddedResult, error) 
 
 // bareRun times mosquitto delivering the events to a subscriber that only
 // counts them.
-func (b *bench) bareRun(ctx context.Context, mq *mosquitto, tag string) (measurement, error) {
+func (b *bench) bareRun(ctx context.Context, mq *mosquitto.Broker, tag string) (measurement, error) {
 	cnt := newCounter(b.events)
-	sub, err := dial(ctx, mq.addr, tag+"-sub", cnt.onPublish)
+	sub, err := dial(ctx, mq.Addr, tag+"-sub", cnt.onPublish)
 	if err != nil {
 		return measurement{}, err
 	}
@@ -102,7 +103,7 @@ func (b *bench) bareRun(ctx context.Context, mq *mosquitto, tag string) (measure
 	if err := sub.subscribe(ctx, eventsFilter); err != nil {
 		return measurement{}, err
 	}
-	pubs, err := dialAll(ctx, mq.addr, tag+"-pub", brokerShape.conns)
+	pubs, err := dialAll(ctx, mq.Addr, tag+"-pub", brokerShape.conns)
 	if err != nil {
 		return measurement{}, err
 	}
@@ -122,10 +123,10 @@ func (b *bench) bareRun(ctx context.Context, mq *mosquitto, tag string) (measure
 // agentRun times an agent child, with a fresh data dir, until its stock
 // shows every event. With mq it consumes from that broker, otherwise (nil)
 // the publishers connect to its embedded broker.
-func (b *bench) agentRun(ctx context.Context, tag string, mq *mosquitto, s shape) (measurement, error) {
+func (b *bench) agentRun(ctx context.Context, tag string, mq *mosquitto.Broker, s shape) (measurement, error) {
 	var o agentOptions
 	if mq != nil {
-		o.mqttURL = mq.url()
+		o.mqttURL = mq.URL()
 	}
 	a, err := b.startAgent(ctx, tag, o)
 	if err != nil {
@@ -134,7 +135,7 @@ func (b *bench) agentRun(ctx context.Context, tag string, mq *mosquitto, s shape
 	defer a.kill()
 	addr := a.mqttAddr
 	if mq != nil {
-		addr = mq.addr
+		addr = mq.Addr
 	}
 	pubs, err := dialAll(ctx, addr, tag+"-pub", s.conns)
 	if err != nil {
@@ -160,7 +161,7 @@ func (b *bench) agentRun(ctx context.Context, tag string, mq *mosquitto, s shape
 		return m, err
 	}
 	if mq != nil {
-		return m, clearSession(ctx, mq.addr, agentClientID)
+		return m, clearSession(ctx, mq.Addr, agentClientID)
 	}
 	return m, nil
 }

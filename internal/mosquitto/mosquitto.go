@@ -1,4 +1,6 @@
-package main
+// Package mosquitto runs a mosquitto broker process on a free loopback port
+// for tests and the benchmark harness.
+package mosquitto
 
 import (
 	"errors"
@@ -11,10 +13,10 @@ import (
 	"time"
 )
 
-// mosquittoConf is the broker configuration of internal/testenv: queues
+// conf keeps queues
 // large enough that nothing a run sends is dropped (mosquitto's defaults
 // drop past 1,000 queued messages per session), no disk persistence.
-const mosquittoConf = `listener %s 127.0.0.1
+const conf = `listener %s 127.0.0.1
 allow_anonymous true
 persistence false
 max_queued_messages 200000
@@ -23,15 +25,18 @@ max_packet_size 1048576
 set_tcp_nodelay true
 `
 
-// mosquitto is a broker process owned by the benchmark.
-type mosquitto struct {
-	addr   string
+// Broker is a mosquitto process owned by its starter.
+type Broker struct {
+	Addr   string // host:port
 	cmd    *exec.Cmd
 	exited chan struct{}
 }
 
-// mosquittoBinary finds mosquitto on PATH or where Debian puts it.
-func mosquittoBinary() (string, error) {
+// ErrNotInstalled is returned when no mosquitto binary is found.
+var ErrNotInstalled = errors.New("mosquitto not found on PATH, in /usr/sbin or in /usr/local/sbin")
+
+// Binary finds mosquitto on PATH or where Debian puts it.
+func Binary() (string, error) {
 	if p, err := exec.LookPath("mosquitto"); err == nil {
 		return p, nil
 	}
@@ -40,14 +45,14 @@ func mosquittoBinary() (string, error) {
 			return p, nil
 		}
 	}
-	return "", errors.New("mosquitto not found on PATH, in /usr/sbin or in /usr/local/sbin")
+	return "", ErrNotInstalled
 }
 
-// mosquittoVersion is the first line of `mosquitto -h`, e.g.
+// Version is the first line of `mosquitto -h`, e.g.
 // "mosquitto version 2.0.11". mosquitto exits non-zero after printing its
 // usage, so only the output counts.
-func mosquittoVersion() string {
-	bin, err := mosquittoBinary()
+func Version() string {
+	bin, err := Binary()
 	if err != nil {
 		return "unknown (" + err.Error() + ")"
 	}
@@ -59,43 +64,43 @@ func mosquittoVersion() string {
 	return strings.TrimSpace(line)
 }
 
-// startMosquitto runs mosquitto on a free loopback port, retrying a few
-// times in case another process takes the port first.
-func startMosquitto(dir string) (*mosquitto, error) {
-	bin, err := mosquittoBinary()
+// Start runs mosquitto on a free loopback port with its config in dir,
+// retrying a few times in case another process takes the port first.
+func Start(dir string) (*Broker, error) {
+	bin, err := Binary()
 	if err != nil {
 		return nil, err
 	}
 	for range 3 {
-		addr, err := freeAddr()
+		addr, err := FreeAddr()
 		if err != nil {
 			return nil, err
 		}
 		_, port, _ := net.SplitHostPort(addr)
-		conf := filepath.Join(dir, "mosquitto.conf")
-		if err := os.WriteFile(conf, fmt.Appendf(nil, mosquittoConf, port), 0o644); err != nil {
+		path := filepath.Join(dir, "mosquitto.conf")
+		if err := os.WriteFile(path, fmt.Appendf(nil, conf, port), 0o644); err != nil {
 			return nil, err
 		}
-		cmd := exec.Command(bin, "-c", conf)
+		cmd := exec.Command(bin, "-c", path)
 		cmd.SysProcAttr = childAttrs()
 		if err := cmd.Start(); err != nil {
 			return nil, fmt.Errorf("start mosquitto: %w", err)
 		}
-		m := &mosquitto{addr: addr, cmd: cmd, exited: make(chan struct{})}
+		m := &Broker{Addr: addr, cmd: cmd, exited: make(chan struct{})}
 		go func() { _ = cmd.Wait(); close(m.exited) }()
-		if waitDial(addr, 5*time.Second) {
+		if WaitDial(addr, 5*time.Second) {
 			return m, nil
 		}
-		m.stop()
+		m.Stop()
 	}
 	return nil, errors.New("mosquitto did not start listening (3 attempts)")
 }
 
-// url is the broker's mqtt:// URL.
-func (m *mosquitto) url() string { return "mqtt://" + m.addr }
+// URL is the broker's mqtt:// URL.
+func (m *Broker) URL() string { return "mqtt://" + m.Addr }
 
-// stop kills the broker and waits for it; calling it again does nothing.
-func (m *mosquitto) stop() {
+// Stop kills the broker and waits for it; calling it again does nothing.
+func (m *Broker) Stop() {
 	select {
 	case <-m.exited:
 		return
@@ -105,9 +110,9 @@ func (m *mosquitto) stop() {
 	<-m.exited
 }
 
-// freeAddr returns a loopback address with a port that was free a moment
+// FreeAddr returns a loopback address with a port that was free a moment
 // ago.
-func freeAddr() (string, error) {
+func FreeAddr() (string, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return "", err
@@ -116,8 +121,8 @@ func freeAddr() (string, error) {
 	return addr, ln.Close()
 }
 
-// waitDial reports whether addr accepts TCP connections within d.
-func waitDial(addr string, d time.Duration) bool {
+// WaitDial reports whether addr accepts TCP connections within d.
+func WaitDial(addr string, d time.Duration) bool {
 	deadline := time.Now().Add(d)
 	for time.Now().Before(deadline) {
 		if c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond); err == nil {
