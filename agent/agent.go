@@ -26,9 +26,10 @@ type Agent struct {
 	cfg    Config
 	logger *slog.Logger
 
-	store  *store.DB
-	ingest *Ingester
-	broker broker
+	store    *store.DB
+	barcodes *BarcodeTable
+	ingest   *Ingester
+	broker   broker
 
 	httpSrv   *http.Server
 	httpLn    net.Listener
@@ -55,7 +56,11 @@ func (a *Agent) Open(ctx context.Context) (err error) {
 	if a.store, err = store.Open(ctx, a.cfg.DataDir, store.Options{Warehouse: a.cfg.Warehouse, Logger: a.logger.With("component", "store")}); err != nil {
 		return err
 	}
-	if a.ingest, err = NewIngester(a.store, a.cfg.Warehouse, drivers.Env{Logger: a.logger}, a.logger); err != nil {
+	if a.barcodes, err = OpenBarcodeTable(a.cfg.Barcodes.File, a.logger.With("component", "barcodes")); err != nil {
+		return err
+	}
+	env := drivers.Env{Barcodes: a.barcodes, Devices: newDeviceSettings(a.cfg.Devices), Logger: a.logger}
+	if a.ingest, err = NewIngester(a.store, a.cfg.Warehouse, env, a.logger); err != nil {
 		return err
 	}
 	rep := &reporter{prefix: a.cfg.MQTT.TopicPrefix, warehouse: a.cfg.Warehouse, resultsAll: a.cfg.Devices.Results == "all", devicesAll: a.cfg.Devices.ResultsAll}
@@ -121,6 +126,9 @@ func (a *Agent) close(ctx context.Context) error {
 	}
 	if a.store != nil {
 		errs = append(errs, a.store.Close())
+	}
+	if a.barcodes != nil {
+		a.barcodes.Close()
 	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("close agent: %w", err)

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -387,4 +388,42 @@ func TestAgent_ResultsAll(t *testing.T) {
 		return len(got) >= 2
 	}, 5*time.Second, 10*time.Millisecond)
 	require.Equal(t, []string{"edgestock/wh1/devices/d4/results applied", "edgestock/wh1/devices/d4/results duplicate"}, got)
+}
+
+// A scanner publishes plain barcodes: the type comes from the topic, the id
+// from the MQTT v5 user property or the serial number, the SKU from the
+// barcode table in the data dir.
+func TestAgent_ScannerTopic(t *testing.T) {
+	dir := t.TempDir()
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "barcodes.csv"), []byte("gtin,sku\n4006381333931,SKU-S\n09506000134352,SKU-G\n"), 0o644))
+	a := startAgent(t, dir, func(c *agent.Config) { c.Devices.Modes = map[string]string{"scan2": "pick"} })
+	c := testenv.Dial(t, a.MQTTAddr(), "scan1")
+	c.SubscribeQoS1(t, "edgestock/wh1/devices/+/results")
+	scan := func(topic, text, id string) {
+		p := &paho.Publish{Topic: topic, QoS: 1, Payload: []byte(text)}
+		if id != "" {
+			p.Properties = &paho.PublishProperties{User: paho.UserProperties{{Key: "id", Value: id}}}
+		}
+		_, err := c.Publish(t.Context(), p)
+		require.NoError(t, err)
+	}
+	scan("edgestock/wh1/devices/scan1/scan/receive", "4006381333931", "s-1")
+	scan("edgestock/wh1/devices/scan1/scan/receive", "4006381333931", "s-1") // redelivery
+	scan("edgestock/wh1/devices/scan1/scan/receive", "(01)09506000134352(30)10", "s-2")
+	scan("edgestock/wh1/devices/scan2/scan", "]d2010950600013435221SN1", "") // mode pick, id from serial
+	scan("edgestock/wh1/devices/scan2/scan", "]d2010950600013435221SN1", "") // the same unit again
+	scan("edgestock/wh1/devices/scan1/scan/receive", "4006381333932", "s-3") // bad check digit
+	scan("edgestock/wh1/devices/scan1/scan/receive", "4006381333931", "")    // no id
+	require.Equal(t, int64(1), a.onHand(t, "SKU-S"))
+	require.Equal(t, int64(9), a.onHand(t, "SKU-G"))
+	var reasons []string
+	require.Eventually(t, func() bool {
+		for len(c.Received) > 0 {
+			var r agent.Result
+			require.NoError(t, json.Unmarshal((<-c.Received).Payload, &r))
+			reasons = append(reasons, string(r.Reason))
+		}
+		return len(reasons) == 2
+	}, 5*time.Second, 10*time.Millisecond)
+	require.ElementsMatch(t, []string{"bad_barcode", "missing_id"}, reasons)
 }

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -25,6 +26,7 @@ type Config struct {
 	HTTP      HTTPConfig `yaml:"http"`
 	MQTT      MQTTConfig `yaml:"mqtt"`
 	Devices   Devices    `yaml:"devices"`
+	Barcodes  Barcodes   `yaml:"barcodes"`
 	Stock     Stock      `yaml:"stock"`
 	Log       LogConfig  `yaml:"log"`
 }
@@ -60,6 +62,20 @@ type Devices struct {
 	Results string `yaml:"results"`
 	// ResultsAll lists devices that get every result whatever Results says.
 	ResultsAll []string `yaml:"results-all"`
+	// Modes gives a scanner's default event type (receive, pick, count,
+	// sale, return) for scans whose topic names none; key "*" applies to
+	// every device not listed.
+	Modes map[string]string `yaml:"modes"`
+	// AtLeastOnce lists devices whose scans without an id are counted
+	// anyway: each delivery counts, so a redelivery counts twice.
+	AtLeastOnce []string `yaml:"at-least-once"`
+}
+
+// Barcodes configures the barcode table.
+type Barcodes struct {
+	// File is a CSV with the header gtin,sku; default {data-dir}/barcodes.csv.
+	// Changes are picked up within a second.
+	File string `yaml:"file"`
 }
 
 // Stock configures stock views.
@@ -111,6 +127,9 @@ func LoadConfig(path string) (Config, error) {
 func (c *Config) Normalize() {
 	if c.Warehouse == "" {
 		c.Warehouse = hostWarehouse()
+	}
+	if c.Barcodes.File == "" {
+		c.Barcodes.File = filepath.Join(c.DataDir, "barcodes.csv")
 	}
 	if c.MQTT.ClientID == "" {
 		c.MQTT.ClientID = "edgestock-agent-" + c.Warehouse
@@ -178,6 +197,21 @@ func (c *Config) Validate() error {
 	for _, d := range c.Devices.ResultsAll {
 		if !drivers.ValidID(d) {
 			bad("devices.results-all", "%q is not a device ID", d)
+		}
+	}
+	for d, mode := range c.Devices.Modes {
+		if d != "*" && !drivers.ValidID(d) {
+			bad("devices.modes", "%q is not a device ID", d)
+		}
+		switch mode {
+		case drivers.TypeReceive, drivers.TypePick, drivers.TypeCount, drivers.TypeSale, drivers.TypeReturn:
+		default:
+			bad("devices.modes."+d, "%q must be receive, pick, count, sale or return", mode)
+		}
+	}
+	for _, d := range c.Devices.AtLeastOnce {
+		if !drivers.ValidID(d) {
+			bad("devices.at-least-once", "%q is not a device ID", d)
 		}
 	}
 	if c.Stock.LowStockThreshold < 0 {

@@ -50,6 +50,8 @@ const (
 	ReasonUnknownType    Reason = "unknown_type"
 	ReasonUnknownSKU     Reason = "unknown_sku"
 	ReasonUnknownBarcode Reason = "unknown_barcode"
+	ReasonBadBarcode     Reason = "bad_barcode" // malformed, wrong check digit, unsupported GS1 AI
+	ReasonMissingID      Reason = "missing_id"  // a scan with no id and no serial number
 	ReasonIDReused       Reason = "id_reused"
 	ReasonUnauthorized   Reason = "unauthorized"
 	ReasonTooLarge       Reason = "too_large"
@@ -91,9 +93,20 @@ type BarcodeLookup interface {
 	SKUForGTIN(gtin string) (sku string, ok bool)
 }
 
+// DeviceSettings is the per-device configuration drivers consult.
+type DeviceSettings interface {
+	// Mode is the event type of a device's plain-text scans when the topic
+	// names none ("" when not configured).
+	Mode(device string) string
+	// AtLeastOnce reports whether the operator opted a device in to
+	// counting scans that carry no id (each delivery counts).
+	AtLeastOnce(device string) bool
+}
+
 // Env is what a driver may use. Init-time validation only: no I/O.
 type Env struct {
-	Barcodes BarcodeLookup // nil when no barcode table is configured
+	Barcodes BarcodeLookup  // nil when no barcode table is configured
+	Devices  DeviceSettings // nil: no modes, no at-least-once devices
 	Logger   *slog.Logger
 }
 

@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"strconv"
-	"strings"
 
 	"github.com/edgestock/edgestock/drivers"
 )
@@ -137,9 +136,9 @@ func (d *Driver) toEvent(msg drivers.Message, w *wireEvent) (drivers.Event, *dri
 func isAbsent(raw json.RawMessage) bool { return len(raw) == 0 || string(raw) == "null" }
 
 func (d *Driver) resolveBarcode(id, barcode string) (string, *drivers.Rejection) {
-	gtin, ok := GTIN14(barcode)
-	if !ok {
-		return "", drivers.Reject(id, drivers.ReasonBadField, "barcode: %q is not 8-14 digits", barcode)
+	gtin, why := drivers.GTIN14(barcode)
+	if why != "" {
+		return "", drivers.Reject(id, drivers.ReasonBadBarcode, "barcode: %q %s", barcode, why)
 	}
 	if d.barcodes == nil {
 		return "", drivers.Reject(id, drivers.ReasonUnknownBarcode, "barcode: %s: no barcode table is configured", barcode)
@@ -149,20 +148,6 @@ func (d *Driver) resolveBarcode(id, barcode string) (string, *drivers.Rejection)
 		return "", drivers.Reject(id, drivers.ReasonUnknownBarcode, "barcode: %s is not in the barcode table", barcode)
 	}
 	return sku, nil
-}
-
-// GTIN14 left-pads a numeric barcode of 8–14 digits to the 14-digit form
-// the barcode table is keyed by.
-func GTIN14(code string) (string, bool) {
-	if len(code) < 8 || len(code) > 14 {
-		return "", false
-	}
-	for i := 0; i < len(code); i++ {
-		if code[i] < '0' || code[i] > '9' {
-			return "", false
-		}
-	}
-	return strings.Repeat("0", 14-len(code)) + code, true
 }
 
 var _ drivers.Driver = (*Driver)(nil)
