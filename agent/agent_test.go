@@ -427,3 +427,55 @@ func TestAgent_ScannerTopic(t *testing.T) {
 	}, 5*time.Second, 10*time.Millisecond)
 	require.ElementsMatch(t, []string{"bad_barcode", "missing_id"}, reasons)
 }
+
+// A sale ticket then its void restores stock exactly; voiding it again,
+// under the same or another id, changes nothing; a void of an unknown
+// ticket is quarantined, not guessed.
+func TestAgent_POSVoid(t *testing.T) {
+	a := startAgent(t, t.TempDir(), nil)
+	c := testenv.Dial(t, a.MQTTAddr(), "pos1")
+	c.SubscribeQoS1(t, "edgestock/wh1/devices/+/results")
+	pos := func(ticket string) {
+		require.NoError(t, c.PublishQoS1(t.Context(), "edgestock/wh1/devices/pos1/pos", []byte(ticket)))
+	}
+	status, _ := a.post(t, "/v1/events?device=erp", `[{"id":"r1","type":"receive","sku":"SKU-P","qty":10},{"id":"r2","type":"receive","sku":"SKU-Q","qty":10,"location":"back"}]`)
+	require.Equal(t, http.StatusOK, status)
+	pos(`{"id":"T-1000","type":"sale","lines":[{"sku":"SKU-P","qty":3},{"sku":"SKU-Q","qty":2,"location":"back"},{"sku":"SKU-P","qty":1}]}`)
+	require.Equal(t, int64(6), a.onHand(t, "SKU-P"))
+	require.Equal(t, int64(8), a.onHand(t, "SKU-Q"))
+
+	pos(`{"id":"T-1001","type":"void","voids":"T-1000"}`)
+	require.Equal(t, int64(10), a.onHand(t, "SKU-P"), "the void restores stock exactly")
+	require.Equal(t, int64(10), a.onHand(t, "SKU-Q"))
+
+	pos(`{"id":"T-1001","type":"void","voids":"T-1000"}`) // redelivery
+	pos(`{"id":"T-1002","type":"void","voids":"T-1000"}`) // a second void of the same ticket
+	require.Equal(t, int64(10), a.onHand(t, "SKU-P"))
+	require.Equal(t, int64(10), a.onHand(t, "SKU-Q"))
+
+	pos(`{"id":"T-1003","type":"void","voids":"T-0999"}`)
+	var r agent.Result
+	select {
+	case m := <-c.Received:
+		require.NoError(t, json.Unmarshal(m.Payload, &r))
+	case <-time.After(5 * time.Second):
+		t.Fatal("no result for the unknown void")
+	}
+	require.Equal(t, agent.Result{ID: "T-1003", Status: agent.StatusRejected, Reason: "unknown_ticket",
+		Message: "the voided ticket was never received from this device"}, r)
+	var q struct{ Items []agent.QuarantineView }
+	a.get(t, "/v1/quarantine", &q)
+	require.Len(t, q.Items, 1)
+	require.Equal(t, "unknown_ticket", q.Items[0].Reason)
+	require.Contains(t, *q.Items[0].Payload, `"voids":"T-0999"`)
+
+	var log struct{ Events []agent.LoggedEventView }
+	a.get(t, "/v1/events?limit=100", &log)
+	var voids []string
+	for _, e := range log.Events {
+		if e.Type == "void" {
+			voids = append(voids, fmt.Sprintf("%s %s %d", e.ID, e.SKU, e.Delta))
+		}
+	}
+	require.Equal(t, []string{"void:T-1000/1 SKU-P 3", "void:T-1000/2 SKU-Q 2", "void:T-1000/3 SKU-P 1"}, voids)
+}

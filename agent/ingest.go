@@ -126,6 +126,9 @@ func (in *Ingester) IngestItems(msg drivers.Message, items []drivers.Item, done 
 			case store.IDReused:
 				r.Status, r.Reason = StatusRejected, drivers.ReasonIDReused
 				r.Message = fmt.Sprintf("id already used by event seq %d with a different body", o.Seq)
+			case store.UnknownTicket:
+				r.Status, r.Reason = StatusRejected, drivers.ReasonUnknownTicket
+				r.Message = "the voided ticket was never received from this device"
 			}
 		}
 		done(results, nil)
@@ -148,6 +151,8 @@ func (in *Ingester) storeEvent(msg drivers.Message, it *drivers.Item) store.Even
 		se.Delta = -e.Qty
 	case drivers.TypeCount:
 		se.Absolute = true
+	case drivers.TypeVoid:
+		se.Reverses = e.Voids
 	}
 	return se
 }
@@ -156,7 +161,7 @@ func (in *Ingester) storeEvent(msg drivers.Message, it *drivers.Item) store.Even
 // content, whatever the JSON spelling) is a duplicate and a reused id is not.
 func BodyHash(e *drivers.Event) []byte {
 	h := sha256.New()
-	for _, s := range []string{e.Type, e.SKU, e.Barcode, e.Location, e.ToLocation, e.TS, e.Channel} {
+	for _, s := range []string{e.Type, e.SKU, e.Barcode, e.Location, e.ToLocation, e.TS, e.Channel, e.Voids} {
 		var n [4]byte
 		binary.BigEndian.PutUint32(n[:], uint32(len(s)))
 		h.Write(n[:])

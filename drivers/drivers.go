@@ -39,6 +39,8 @@ type Event struct {
 	TS         string `json:"ts,omitempty"`
 	Channel    string `json:"channel,omitempty"`
 	Seq        int64  `json:"seq,omitempty"`
+	// Voids is the ticket a void event reverses (TypeVoid only).
+	Voids string `json:"voids,omitempty"`
 }
 
 // Reason is a rejection reason code of SPEC §2.
@@ -50,8 +52,9 @@ const (
 	ReasonUnknownType    Reason = "unknown_type"
 	ReasonUnknownSKU     Reason = "unknown_sku"
 	ReasonUnknownBarcode Reason = "unknown_barcode"
-	ReasonBadBarcode     Reason = "bad_barcode" // malformed, wrong check digit, unsupported GS1 AI
-	ReasonMissingID      Reason = "missing_id"  // a scan with no id and no serial number
+	ReasonBadBarcode     Reason = "bad_barcode"    // malformed, wrong check digit, unsupported GS1 AI
+	ReasonMissingID      Reason = "missing_id"     // a scan with no id and no serial number
+	ReasonUnknownTicket  Reason = "unknown_ticket" // a void of a ticket this device never sent
 	ReasonIDReused       Reason = "id_reused"
 	ReasonUnauthorized   Reason = "unauthorized"
 	ReasonTooLarge       Reason = "too_large"

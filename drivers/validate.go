@@ -9,7 +9,9 @@ import (
 const (
 	MaxIDLen      = 64  // warehouse, location, SKU, device, channel
 	MaxEventIDLen = 128 // event id
-	MaxQty        = 1_000_000
+	// MaxTicketIDLen leaves room for "/{line}" in the events of a ticket.
+	MaxTicketIDLen = 120
+	MaxQty         = 1_000_000
 	// MaxBatch is the most events one payload may carry.
 	MaxBatch = 1000
 	// DefaultLocation is used when an event names none.
@@ -25,6 +27,9 @@ const (
 	TypeAdjust   = "adjust"   // ±qty
 	TypeTransfer = "transfer" // −qty at location, +qty at to_location
 	TypeCount    = "count"    // sets the absolute level
+	// TypeVoid reverses every line of an earlier POS ticket of the same
+	// device (Event.Voids), once.
+	TypeVoid = "void"
 )
 
 // KnownType reports whether t is an event type of the data model.
@@ -74,6 +79,11 @@ func Validate(e *Event) *Rejection {
 		return Reject(id, ReasonBadField, "device: must be 1-%d chars of [A-Za-z0-9._-]", MaxIDLen)
 	case e.Type == "":
 		return Reject(id, ReasonBadField, "type: required")
+	case e.Type == TypeVoid:
+		if !validEventID(e.Voids) || len(e.Voids) > MaxTicketIDLen {
+			return Reject(id, ReasonBadField, "voids: must name the voided ticket, 1-%d printable characters", MaxTicketIDLen)
+		}
+		return nil
 	case !KnownType(e.Type):
 		return Reject(id, ReasonUnknownType, "type: %q is not one of receive, return, sale, pick, adjust, transfer, count", e.Type)
 	case !ValidID(e.SKU):

@@ -36,6 +36,9 @@ type Event struct {
 	// inside the transaction.
 	Delta    int64
 	Absolute bool
+	// Reverses names a ticket of the same device: the event is a void and
+	// the store reverses every line "{Reverses}/{i}" with event "void:{line}".
+	Reverses string
 
 	Channel    string
 	DeviceTS   string
@@ -64,6 +67,8 @@ const (
 	Applied   Status = "applied"
 	Duplicate Status = "duplicate"
 	IDReused  Status = "id_reused" // same (device, id), different body: nothing applied
+	// UnknownTicket: a void of a ticket the device never sent; quarantined.
+	UnknownTicket Status = "unknown_ticket"
 )
 
 // Outcome is what the store did with one Event.
@@ -242,7 +247,7 @@ func (db *DB) commitTx(pending []*request) (err error) {
 		r.outcomes = make([]Outcome, len(r.batch.Events))
 		for i := range r.batch.Events {
 			e := &r.batch.Events[i]
-			if !e.Absolute {
+			if !e.Absolute && e.Reverses == "" {
 				if chunk = append(chunk, slot{e, &r.outcomes[i]}); len(chunk) == insertChunk {
 					if err = flush(); err != nil {
 						return err
@@ -253,8 +258,12 @@ func (db *DB) commitTx(pending []*request) (err error) {
 			if err = flush(); err != nil {
 				return err
 			}
-			if r.outcomes[i], err = applyCount(ctx, s, deltas, e); err != nil {
-				return fmt.Errorf("commit: apply count %s/%s: %w", e.Device, e.ID, err)
+			apply := applyCount
+			if e.Reverses != "" {
+				apply = applyVoid
+			}
+			if r.outcomes[i], err = apply(ctx, s, deltas, e); err != nil {
+				return fmt.Errorf("commit: apply %s %s/%s: %w", e.Type, e.Device, e.ID, err)
 			}
 		}
 		for i := range r.batch.Rejected {
@@ -389,6 +398,61 @@ func applyCount(ctx context.Context, s *boundStmts, deltas counterDeltas, e *Eve
 	}
 	deltas.addEvent(e, delta)
 	return Outcome{Status: Applied, Seq: seq, Delta: delta}, nil
+}
+
+// applyVoid reverses every line of ticket e.Reverses of e.Device that is not
+// reversed yet. Reversal ids derive from the voided lines, so a second void
+// of the same ticket, under any id, finds them all present: a duplicate.
+func applyVoid(ctx context.Context, s *boundStmts, deltas counterDeltas, e *Event) (Outcome, error) {
+	lines, err := ticketLines(ctx, s, e.Device, e.Reverses)
+	if err != nil {
+		return Outcome{}, err
+	}
+	if len(lines) == 0 {
+		_, err := s.quarantine.ExecContext(ctx, e.Source, e.Device, e.ID, string(UnknownTicket),
+			fmt.Sprintf("void of ticket %q: device %s sent no such ticket", e.Reverses, e.Device), nonNil(e.Raw), e.ReceivedAt.UnixMilli())
+		return Outcome{Status: UnknownTicket}, err
+	}
+	out := Outcome{Status: Duplicate}
+	for _, l := range lines {
+		rev := Event{Device: e.Device, ID: "void:" + l.ID, BodyHash: []byte("void"), Type: e.Type, Warehouse: l.Warehouse,
+			Location: l.Location, SKU: l.SKU, ToLocation: l.ToLocation, Qty: l.Qty, Delta: -l.Delta, Channel: e.Channel,
+			DeviceTS: e.DeviceTS, Source: e.Source, ReceivedAt: e.ReceivedAt}
+		var seq int64
+		err := s.insertEvents(1).QueryRowContext(ctx, rev.Device, rev.ID, rev.BodyHash, rev.Type, rev.Warehouse, rev.Location, rev.SKU,
+			rev.ToLocation, rev.Qty, rev.Delta, rev.Channel, rev.DeviceTS, rev.DeviceSeq, rev.Source, rev.ReceivedAt.UnixMilli()).Scan(&seq, new(string), new(string))
+		if errors.Is(err, sql.ErrNoRows) {
+			continue // this line is already reversed
+		}
+		if err != nil {
+			return Outcome{}, err
+		}
+		deltas.addEvent(&rev, rev.Delta)
+		if out.Status != Applied {
+			out = Outcome{Status: Applied, Seq: seq}
+		}
+	}
+	return out, nil
+}
+
+// ticketLines returns the events "{ticket}/{i}" of device, in log order.
+func ticketLines(ctx context.Context, s *boundStmts, device, ticket string) ([]LoggedEvent, error) {
+	// '0' follows '/' in byte order: [ticket+"/", ticket+"0") is the prefix range.
+	rows, err := s.ticketLines.QueryContext(ctx, device, ticket+"/", ticket+"0")
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []LoggedEvent
+	for rows.Next() {
+		var l LoggedEvent
+		if err := rows.Scan(&l.Seq, &l.ID, &l.Warehouse, &l.Location, &l.SKU, &l.ToLocation, &l.Qty, &l.Delta); err != nil {
+			return nil, err
+		}
+		l.Device = device
+		out = append(out, l)
+	}
+	return out, rows.Err()
 }
 
 // findEvent looks up (device, id). A match with the same body hash is a

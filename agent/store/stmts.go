@@ -18,7 +18,7 @@ const eventColumns = 15
 // writerStmts are the commit loop's prepared statements, prepared once on the
 // writer connection.
 type writerStmts struct {
-	findEvent, onHand, addCounter, quarantine *sql.Stmt
+	findEvent, onHand, addCounter, quarantine, ticketLines *sql.Stmt
 	// insertEvents[n-1] inserts n events.
 	insertEvents [insertChunk]*sql.Stmt
 }
@@ -29,6 +29,8 @@ const (
 	sqlAddCounter = `INSERT INTO counters(warehouse, location, sku, replica, p, n, version, updated_at) VALUES (?,?,?,?,?,?,?,?)
 		ON CONFLICT (warehouse, sku, location, replica) DO UPDATE SET
 			p = p + excluded.p, n = n + excluded.n, version = excluded.version, updated_at = excluded.updated_at`
+	sqlTicketLines = `SELECT seq, event_id, warehouse, location, sku, to_location, qty, delta FROM events
+		WHERE device = ? AND event_id >= ? AND event_id < ? ORDER BY seq`
 	sqlQuarantine = `INSERT INTO quarantine(source, device, event_id, reason, message, payload, received_at) VALUES (?,?,?,?,?,?,?)`
 )
 
@@ -50,6 +52,7 @@ func (s *writerStmts) prepare(ctx context.Context, db *sql.DB) error {
 		{&s.onHand, sqlOnHand},
 		{&s.addCounter, sqlAddCounter},
 		{&s.quarantine, sqlQuarantine},
+		{&s.ticketLines, sqlTicketLines},
 	}
 	for n := 1; n <= insertChunk; n++ {
 		all = append(all, prep{&s.insertEvents[n-1], sqlInsertEvents(n)})
@@ -67,7 +70,7 @@ func (s *writerStmts) prepare(ctx context.Context, db *sql.DB) error {
 // close releases the statements; closing the connection releases them too,
 // so errors here change nothing.
 func (s *writerStmts) close() {
-	for _, st := range append([]*sql.Stmt{s.findEvent, s.onHand, s.addCounter, s.quarantine}, s.insertEvents[:]...) {
+	for _, st := range append([]*sql.Stmt{s.findEvent, s.onHand, s.addCounter, s.quarantine, s.ticketLines}, s.insertEvents[:]...) {
 		if st != nil {
 			_ = st.Close()
 		}
@@ -77,10 +80,10 @@ func (s *writerStmts) close() {
 // boundStmts are writerStmts bound to one transaction. The 32 insert sizes
 // are bound on first use: a transaction uses few of them.
 type boundStmts struct {
-	tx                                        *sql.Tx
-	findEvent, onHand, addCounter, quarantine *sql.Stmt
-	src                                       *writerStmts
-	insertEventsTx                            [insertChunk]*sql.Stmt
+	tx                                                     *sql.Tx
+	findEvent, onHand, addCounter, quarantine, ticketLines *sql.Stmt
+	src                                                    *writerStmts
+	insertEventsTx                                         [insertChunk]*sql.Stmt
 }
 
 func (s *writerStmts) in(tx *sql.Tx) *boundStmts {
@@ -91,6 +94,8 @@ func (s *writerStmts) in(tx *sql.Tx) *boundStmts {
 		onHand:     tx.Stmt(s.onHand),
 		addCounter: tx.Stmt(s.addCounter),
 		quarantine: tx.Stmt(s.quarantine),
+		// ticketLines is rare (voids): bound on use would save little.
+		ticketLines: tx.Stmt(s.ticketLines),
 	}
 }
 

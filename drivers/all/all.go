@@ -3,5 +3,6 @@ package all
 
 import (
 	_ "github.com/edgestock/edgestock/drivers/events"  // generic JSON events
+	_ "github.com/edgestock/edgestock/drivers/pos"     // POS tickets
 	_ "github.com/edgestock/edgestock/drivers/scanner" // barcode scanners
 )

@@ -63,6 +63,7 @@ type wireEvent struct {
 	TS         string          `json:"ts"`
 	Channel    string          `json:"channel"`
 	Seq        json.RawMessage `json:"seq"`
+	Voids      string          `json:"voids"`
 }
 
 func (d *Driver) decodeOne(msg drivers.Message, raw []byte) drivers.Item {
@@ -97,7 +98,7 @@ func jsonKind(goKind string) string {
 func (d *Driver) toEvent(msg drivers.Message, w *wireEvent) (drivers.Event, *drivers.Rejection) {
 	e := drivers.Event{
 		Device: msg.Device, ID: w.ID, Type: w.Type, SKU: w.SKU, Barcode: w.Barcode,
-		Location: w.Location, ToLocation: w.ToLocation, TS: w.TS, Channel: w.Channel,
+		Location: w.Location, ToLocation: w.ToLocation, TS: w.TS, Channel: w.Channel, Voids: w.Voids,
 	}
 	if w.Device != "" && w.Device != msg.Device {
 		if msg.DeviceFixed {
@@ -107,6 +108,12 @@ func (d *Driver) toEvent(msg drivers.Message, w *wireEvent) (drivers.Event, *dri
 	}
 	if w.ID == "" {
 		return e, drivers.Reject("", drivers.ReasonBadField, "id: required")
+	}
+	if e.Type == drivers.TypeVoid {
+		return e, drivers.Validate(&e)
+	}
+	if e.Voids != "" {
+		return e, drivers.Reject(w.ID, drivers.ReasonBadField, "voids: only a void names one")
 	}
 	var err error
 	if isAbsent(w.Qty) {
