@@ -29,6 +29,7 @@ type Agent struct {
 	store    *store.DB
 	barcodes *BarcodeTable
 	ingest   *Ingester
+	files    *fileDropper
 	broker   broker
 
 	httpSrv   *http.Server
@@ -80,6 +81,14 @@ func (a *Agent) Open(ctx context.Context) (err error) {
 			return err
 		}
 	}
+	if a.cfg.Filedrop.Dir != "" {
+		if a.files, err = newFileDropper(a.cfg.Filedrop, a.cfg.Warehouse, a.ingest, a.logger.With("component", "filedrop")); err != nil {
+			return err
+		}
+		if err = a.files.Open(); err != nil {
+			return err
+		}
+	}
 	if a.httpLn, err = net.Listen("tcp", a.cfg.HTTP.Listen); err != nil {
 		return fmt.Errorf("http.listen %s: %w", a.cfg.HTTP.Listen, err)
 	}
@@ -121,6 +130,9 @@ func (a *Agent) close(ctx context.Context) error {
 		errs = append(errs, a.httpLn.Close())
 	}
 	a.wg.Wait()
+	if a.files != nil {
+		errs = append(errs, a.files.Close())
+	}
 	if a.broker != nil {
 		errs = append(errs, a.broker.Close(ctx))
 	}

@@ -479,3 +479,59 @@ func TestAgent_POSVoid(t *testing.T) {
 	}
 	require.Equal(t, []string{"void:T-1000/1 SKU-P 3", "void:T-1000/2 SKU-Q 2", "void:T-1000/3 SKU-P 1"}, voids)
 }
+
+// dropFile writes a file next to the watched folder and renames it in, as
+// exporters should.
+func dropFile(t *testing.T, dir, name, content string) {
+	t.Helper()
+	tmp := filepath.Join(dir, "."+name+".part")
+	require.NoError(t, os.WriteFile(tmp, []byte(content), 0o644))
+	require.NoError(t, os.Rename(tmp, filepath.Join(dir, name)))
+}
+
+func readReport(t *testing.T, path string) agent.FileReport {
+	t.Helper()
+	var r agent.FileReport
+	b, err := os.ReadFile(path)
+	require.NoError(t, err)
+	require.NoError(t, json.Unmarshal(b, &r))
+	return r
+}
+
+func TestAgent_Filedrop(t *testing.T) {
+	drop := t.TempDir()
+	a := startAgent(t, t.TempDir(), func(c *agent.Config) {
+		c.Filedrop.Dir, c.Filedrop.Settle = drop, 50*time.Millisecond
+	})
+	csv := "type,sku,qty,location\nreceive,SKU-F,10,\nsale,SKU-F,3,\nsale,SKU-F,many,\nreceive,SKU-F,1,A 1\n"
+	dropFile(t, drop, "pos-2026-11-27.csv", csv)
+	done := filepath.Join(drop, "done", "pos-2026-11-27.csv")
+	require.Eventually(t, func() bool { _, err := os.Stat(done); return err == nil }, 10*time.Second, 20*time.Millisecond)
+	require.Equal(t, int64(7), a.onHand(t, "SKU-F"))
+	r := readReport(t, done+".report.json")
+	require.Equal(t, 4, r.Lines)
+	require.Equal(t, 2, r.Applied)
+	require.Len(t, r.Rejected, 2)
+	require.Equal(t, agent.RejectedLine{Line: 4, ID: "pos-2026-11-27.csv:4", Reason: "bad_field", Message: "qty: must be an integer, got \"many\""}, r.Rejected[0])
+	require.Equal(t, 5, r.Rejected[1].Line)
+
+	// The same export dropped again counts nothing twice.
+	dropFile(t, drop, "pos-2026-11-27.csv", csv)
+	require.Eventually(t, func() bool {
+		entries, _ := os.ReadDir(filepath.Join(drop, "done"))
+		return len(entries) == 4
+	}, 10*time.Second, 20*time.Millisecond)
+	require.Equal(t, int64(7), a.onHand(t, "SKU-F"))
+
+	// A file whose header is wrong fails as a whole, with the reason.
+	dropFile(t, drop, "broken.jsonl.csv", "colour,qty\nred,1\n")
+	failed := filepath.Join(drop, "failed", "broken.jsonl.csv")
+	require.Eventually(t, func() bool { _, err := os.Stat(failed); return err == nil }, 10*time.Second, 20*time.Millisecond)
+	require.Contains(t, readReport(t, failed+".report.json").Error, `unknown column "colour"`)
+
+	var q struct{ Items []agent.QuarantineView }
+	a.get(t, "/v1/quarantine?limit=100", &q)
+	require.Len(t, q.Items, 4, "rejected lines are quarantined (twice: the file came twice)")
+	require.Equal(t, "file", q.Items[0].Source)
+	require.Equal(t, "sale,SKU-F,many,", *q.Items[0].Payload)
+}

@@ -154,10 +154,10 @@ func ParseBarcodes(r io.Reader) (map[string]string, error) {
 		if err == io.EOF {
 			return table, nil
 		}
-		line, _ := cr.FieldPos(0)
 		if err != nil {
-			return nil, err
+			return nil, err // a csv.ParseError names its line
 		}
+		line, _ := cr.FieldPos(0)
 		if len(rec) <= max(gtinCol, skuCol) {
 			return nil, fmt.Errorf("line %d: needs columns gtin and sku", line)
 		}

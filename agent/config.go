@@ -21,14 +21,15 @@ import (
 // flags (applied by the caller), then Normalize and Validate.
 type Config struct {
 	// Warehouse this agent serves; default: the host name, cleaned to an ID.
-	Warehouse string     `yaml:"warehouse"`
-	DataDir   string     `yaml:"data-dir"`
-	HTTP      HTTPConfig `yaml:"http"`
-	MQTT      MQTTConfig `yaml:"mqtt"`
-	Devices   Devices    `yaml:"devices"`
-	Barcodes  Barcodes   `yaml:"barcodes"`
-	Stock     Stock      `yaml:"stock"`
-	Log       LogConfig  `yaml:"log"`
+	Warehouse string         `yaml:"warehouse"`
+	DataDir   string         `yaml:"data-dir"`
+	HTTP      HTTPConfig     `yaml:"http"`
+	MQTT      MQTTConfig     `yaml:"mqtt"`
+	Devices   Devices        `yaml:"devices"`
+	Barcodes  Barcodes       `yaml:"barcodes"`
+	Filedrop  FiledropConfig `yaml:"filedrop"`
+	Stock     Stock          `yaml:"stock"`
+	Log       LogConfig      `yaml:"log"`
 }
 
 // HTTPConfig configures the HTTP API.
@@ -78,6 +79,19 @@ type Barcodes struct {
 	File string `yaml:"file"`
 }
 
+// FiledropConfig configures the folder watched for CSV and JSON-lines
+// exports.
+type FiledropConfig struct {
+	// Dir is the watched folder; empty disables file drops. Processed files
+	// move to Dir/done (or Dir/failed) with a NAME.report.json.
+	Dir string `yaml:"dir"`
+	// Device is the device ID the files' events are recorded under.
+	Device string `yaml:"device"`
+	// Settle is how long a file's size and time must stay unchanged before
+	// it is read: writers that do not rename into place need it.
+	Settle time.Duration `yaml:"settle"`
+}
+
 // Stock configures stock views.
 type Stock struct {
 	// LowStockThreshold: a SKU is low when available <= this.
@@ -102,8 +116,9 @@ func DefaultConfig() Config {
 			ReceiveMaximum: 1000,
 			KeepAlive:      30,
 		},
-		Devices: Devices{Results: "errors"},
-		Log:     LogConfig{Level: "info", Format: "text"},
+		Devices:  Devices{Results: "errors"},
+		Filedrop: FiledropConfig{Device: "filedrop", Settle: time.Second},
+		Log:      LogConfig{Level: "info", Format: "text"},
 	}
 }
 
@@ -213,6 +228,12 @@ func (c *Config) Validate() error {
 		if !drivers.ValidID(d) {
 			bad("devices.at-least-once", "%q is not a device ID", d)
 		}
+	}
+	if !drivers.ValidID(c.Filedrop.Device) {
+		bad("filedrop.device", "%q is not a device ID", c.Filedrop.Device)
+	}
+	if c.Filedrop.Settle < 0 {
+		bad("filedrop.settle", "must be >= 0")
 	}
 	if c.Stock.LowStockThreshold < 0 {
 		bad("stock.low-stock-threshold", "must be >= 0")

@@ -2,7 +2,8 @@
 package all
 
 import (
-	_ "github.com/edgestock/edgestock/drivers/events"  // generic JSON events
-	_ "github.com/edgestock/edgestock/drivers/pos"     // POS tickets
-	_ "github.com/edgestock/edgestock/drivers/scanner" // barcode scanners
+	_ "github.com/edgestock/edgestock/drivers/events"   // generic JSON events
+	_ "github.com/edgestock/edgestock/drivers/filedrop" // CSV and JSON-lines file drops
+	_ "github.com/edgestock/edgestock/drivers/pos"      // POS tickets
+	_ "github.com/edgestock/edgestock/drivers/scanner"  // barcode scanners
 )

@@ -1,0 +1,317 @@
+package agent
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/fsnotify/fsnotify"
+
+	"github.com/edgestock/edgestock/drivers"
+	"github.com/edgestock/edgestock/drivers/filedrop"
+)
+
+// Filedrop tuning.
+const (
+	// fileChunksInFlight is how many chunks of a file wait in the group
+	// commit at once: enough to fill transactions, bounded so a huge file
+	// does not crowd out devices.
+	fileChunksInFlight = 4
+	// fileScanInterval re-checks pending files for stability, and catches
+	// anything a lost notification missed.
+	fileScanInterval = 250 * time.Millisecond
+)
+
+// fileScanner is what the watcher needs from the filedrop driver.
+type fileScanner interface {
+	Scan(msg drivers.Message, r io.Reader, fn func([]filedrop.Line) error) error
+}
+
+// fileDropper watches a folder for exports and ingests each complete file
+// exactly once: a file is read only after its size and time stayed the
+// same for the settle time; when every line is durable it moves to done/
+// (or failed/ when the file as a whole is unreadable) with a report of the
+// rejected lines. After a crash the file is still in the folder and is read
+// again from the top: lines already applied are duplicates.
+type fileDropper struct {
+	cfg     FiledropConfig
+	wh      string
+	ingest  *Ingester
+	scanner fileScanner
+	logger  *slog.Logger
+
+	watcher *fsnotify.Watcher
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
+
+	// seen tracks candidate files: size and time at the last look, and since
+	// when they stayed so.
+	seen map[string]fileState
+}
+
+type fileState struct {
+	size        int64
+	modTime     time.Time
+	stableSince time.Time
+}
+
+// FileReport is written next to a processed file as NAME.report.json.
+type FileReport struct {
+	File       string         `json:"file"`
+	Lines      int            `json:"lines"`
+	Applied    int            `json:"applied"`
+	Duplicates int            `json:"duplicates"`
+	Rejected   []RejectedLine `json:"rejected"`
+	Error      string         `json:"error,omitempty"`
+	Finished   time.Time      `json:"finished"`
+}
+
+// RejectedLine is one rejected line of a file.
+type RejectedLine struct {
+	Line    int            `json:"line"`
+	ID      string         `json:"id,omitempty"`
+	Reason  drivers.Reason `json:"reason"`
+	Message string         `json:"message"`
+}
+
+func newFileDropper(cfg FiledropConfig, warehouse string, ingest *Ingester, logger *slog.Logger) (*fileDropper, error) {
+	d, err := driverByName("filedrop", drivers.Env{Logger: logger})
+	if err != nil {
+		return nil, err
+	}
+	scanner, ok := d.(fileScanner)
+	if !ok {
+		return nil, errors.New("filedrop driver cannot scan files")
+	}
+	for _, sub := range []string{"", "done", "failed"} {
+		if err := os.MkdirAll(filepath.Join(cfg.Dir, sub), 0o750); err != nil {
+			return nil, fmt.Errorf("filedrop.dir: %w", err)
+		}
+	}
+	return &fileDropper{cfg: cfg, wh: warehouse, ingest: ingest, scanner: scanner, logger: logger, seen: map[string]fileState{}}, nil
+}
+
+// Open starts watching.
+func (f *fileDropper) Open() error {
+	w, err := fsnotify.NewWatcher()
+	if err != nil {
+		return fmt.Errorf("filedrop: %w", err)
+	}
+	if err := w.Add(f.cfg.Dir); err != nil {
+		_ = w.Close()
+		return fmt.Errorf("filedrop: watch %s: %w", f.cfg.Dir, err)
+	}
+	f.watcher = w
+	ctx, cancel := context.WithCancel(context.Background())
+	f.cancel = cancel
+	f.wg.Add(1)
+	go f.run(ctx)
+	return nil
+}
+
+// Close stops watching; a file being read stops between chunks and is read
+// again on the next start.
+func (f *fileDropper) Close() error {
+	if f.cancel == nil {
+		return nil
+	}
+	f.cancel()
+	f.wg.Wait()
+	return f.watcher.Close()
+}
+
+func (f *fileDropper) run(ctx context.Context) {
+	defer f.wg.Done()
+	tick := time.NewTicker(fileScanInterval)
+	defer tick.Stop()
+	f.scan(ctx) // files left by a crash or dropped while stopped
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case ev, ok := <-f.watcher.Events:
+			if !ok {
+				return
+			}
+			if ev.Has(fsnotify.Remove) || ev.Has(fsnotify.Rename) {
+				delete(f.seen, filepath.Base(ev.Name))
+			}
+		case err, ok := <-f.watcher.Errors:
+			if !ok {
+				return
+			}
+			f.logger.Warn("filedrop watcher", "err", err) // the periodic scan covers lost events
+		case <-tick.C:
+			f.scan(ctx)
+		}
+	}
+}
+
+// scan looks at every candidate file and processes those that are stable.
+func (f *fileDropper) scan(ctx context.Context) {
+	entries, err := os.ReadDir(f.cfg.Dir)
+	if err != nil {
+		f.logger.Error("filedrop: read dir", "dir", f.cfg.Dir, "err", err)
+		return
+	}
+	now := time.Now()
+	for _, e := range entries {
+		name := e.Name()
+		if !e.Type().IsRegular() || strings.HasPrefix(name, ".") || !filedrop.Supported(name) {
+			continue
+		}
+		info, err := e.Info()
+		if err != nil {
+			continue // removed meanwhile
+		}
+		st, known := f.seen[name]
+		if !known || st.size != info.Size() || !st.modTime.Equal(info.ModTime()) {
+			f.seen[name] = fileState{size: info.Size(), modTime: info.ModTime(), stableSince: now}
+			continue
+		}
+		if now.Sub(st.stableSince) < f.cfg.Settle {
+			continue
+		}
+		if err := f.process(ctx, name); err != nil {
+			if ctx.Err() == nil {
+				f.logger.Error("filedrop: file left in place to retry", "file", name, "err", err)
+			}
+			return
+		}
+		delete(f.seen, name)
+	}
+}
+
+// process ingests one file and moves it. An error leaves it in place.
+func (f *fileDropper) process(ctx context.Context, name string) error {
+	path := filepath.Join(f.cfg.Dir, name)
+	file, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer file.Close()
+	f.logger.Info("filedrop: reading", "file", name)
+	report := FileReport{File: name}
+	msg := drivers.Message{Source: "file", Warehouse: f.wh, Device: f.cfg.Device, DeviceFixed: true, Subtopic: name}
+
+	type chunkResult struct {
+		lines   []filedrop.Line
+		results []Result
+		err     error
+	}
+	inFlight := make(chan chan chunkResult, fileChunksInFlight)
+	collectErr := make(chan error, 1)
+	go func() { // answers come back in submission order
+		var first error
+		for ch := range inFlight {
+			r := <-ch
+			if r.err != nil && first == nil {
+				first = r.err
+			}
+			if first != nil {
+				continue
+			}
+			for i, res := range r.results {
+				report.Lines++
+				switch {
+				case res.Rejected():
+					report.Rejected = append(report.Rejected, RejectedLine{Line: r.lines[i].N, ID: res.ID, Reason: res.Reason, Message: res.Message})
+				case res.Status == StatusDuplicate:
+					report.Duplicates++
+				default:
+					report.Applied++
+				}
+			}
+		}
+		collectErr <- first
+	}()
+	scanErr := f.scanner.Scan(msg, file, func(lines []filedrop.Line) error {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		items := make([]drivers.Item, len(lines))
+		for i, l := range lines {
+			items[i] = l.Item
+		}
+		ch := make(chan chunkResult, 1)
+		inFlight <- ch
+		m := msg
+		m.ReceivedAt = now()
+		f.ingest.IngestItems(m, items, func(res []Result, err error) { ch <- chunkResult{lines, res, err} })
+		return nil
+	})
+	close(inFlight)
+	if err := <-collectErr; err != nil {
+		return fmt.Errorf("ingest %s: %w", name, err)
+	}
+	dest := "done"
+	switch {
+	case errors.Is(scanErr, filedrop.ErrBadFile):
+		dest, report.Error = "failed", scanErr.Error()
+	case scanErr != nil:
+		return scanErr
+	}
+	report.Finished = now()
+	return f.finish(name, dest, report)
+}
+
+// finish writes the report, then moves the file: a crash in between leaves
+// the file to be read again (all duplicates) and the report rewritten.
+func (f *fileDropper) finish(name, dest string, report FileReport) error {
+	target := uniqueName(filepath.Join(f.cfg.Dir, dest), name)
+	body, _ := json.MarshalIndent(report, "", "  ") // a FileReport always marshals
+	if err := writeFileSync(target+".report.json", body); err != nil {
+		return err
+	}
+	if err := os.Rename(filepath.Join(f.cfg.Dir, name), target); err != nil {
+		return err
+	}
+	f.logger.Info("filedrop: file processed", "file", name, "to", dest, "lines", report.Lines,
+		"applied", report.Applied, "duplicates", report.Duplicates, "rejected", len(report.Rejected))
+	return nil
+}
+
+// uniqueName returns dir/name, or dir/name with a time suffix before the
+// extension when that exists (the same export dropped twice).
+func uniqueName(dir, name string) string {
+	p := filepath.Join(dir, name)
+	if _, err := os.Stat(p); errors.Is(err, os.ErrNotExist) {
+		return p
+	}
+	ext := filepath.Ext(name)
+	return filepath.Join(dir, strings.TrimSuffix(name, ext)+"."+time.Now().UTC().Format("20060102T150405.000000000")+ext)
+}
+
+func writeFileSync(path string, body []byte) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(body); err != nil {
+		_ = f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		_ = f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+// driverByName builds a registered driver.
+func driverByName(name string, env drivers.Env) (drivers.Driver, error) {
+	for _, r := range drivers.Registered() {
+		if r.Name == name {
+			return r.New(env)
+		}
+	}
+	return nil, fmt.Errorf("driver %q is not registered", name)
+}
