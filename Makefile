@@ -38,6 +38,10 @@ lint:
 FUZZTIME ?= 60s
 fuzz:
 	$(GO) test ./drivers/events -run '^$$' -fuzz FuzzDriver_Decode -fuzztime $(FUZZTIME)
+	$(GO) test ./drivers/scanner -run '^$$' -fuzz FuzzDriver_Decode -fuzztime $(FUZZTIME)
+	$(GO) test ./drivers/scanner -run '^$$' -fuzz FuzzParseElements -fuzztime $(FUZZTIME)
+	$(GO) test ./drivers/pos -run '^$$' -fuzz FuzzDriver_Decode -fuzztime $(FUZZTIME)
+	$(GO) test ./drivers/filedrop -run '^$$' -fuzz FuzzDriver_Scan -fuzztime $(FUZZTIME)
 	$(GO) test ./crdt -run '^$$' -fuzz FuzzPNCounter_UnmarshalBinary -fuzztime $(FUZZTIME)
 
 clean:
