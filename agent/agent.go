@@ -30,6 +30,7 @@ type Agent struct {
 	barcodes *BarcodeTable
 	ingest   *Ingester
 	files    *fileDropper
+	expirer  *expirer
 	broker   broker
 
 	httpSrv   *http.Server
@@ -81,6 +82,7 @@ func (a *Agent) Open(ctx context.Context) (err error) {
 			return err
 		}
 	}
+	a.expirer = a.startExpirer()
 	if a.cfg.Filedrop.Dir != "" {
 		if a.files, err = newFileDropper(a.cfg.Filedrop, a.cfg.Warehouse, a.ingest, a.logger.With("component", "filedrop")); err != nil {
 			return err
@@ -132,6 +134,9 @@ func (a *Agent) close(ctx context.Context) error {
 	a.wg.Wait()
 	if a.files != nil {
 		errs = append(errs, a.files.Close())
+	}
+	if a.expirer != nil {
+		a.expirer.Close()
 	}
 	if a.broker != nil {
 		errs = append(errs, a.broker.Close(ctx))

@@ -3,6 +3,10 @@ package agent_test
 import (
 	"context"
 	"fmt"
+	"io"
+	"net/http"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -69,4 +73,45 @@ func BenchmarkAgent_MosquittoIngest(b *testing.B) {
 		time.Sleep(5 * time.Millisecond)
 	}
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
+}
+
+// BenchmarkReservations_Holds: 200 concurrent HTTP clients create holds of
+// one unit each; reports holds/s and the p50/p99 request latency.
+func BenchmarkReservations_Holds(b *testing.B) {
+	a := startAgent(b, b.TempDir(), nil)
+	a.post(b, "/v1/events", `{"id":"r1","type":"receive","sku":"HOT","qty":1000000}`)
+	const clients = 200
+	tr := &http.Transport{MaxIdleConnsPerHost: clients}
+	defer tr.CloseIdleConnections()
+	client := &http.Client{Transport: tr}
+	var next atomic.Int64
+	lat := make([]time.Duration, b.N)
+	b.ResetTimer()
+	var wg sync.WaitGroup
+	for range clients {
+		wg.Go(func() {
+			for i := next.Add(1) - 1; i < int64(b.N); i = next.Add(1) - 1 {
+				start := time.Now()
+				resp, err := client.Post(a.base+"/v1/reservations", "application/json",
+					strings.NewReader(fmt.Sprintf(`{"id":"b-%d","sku":"HOT","qty":1,"ttl":"10m"}`, i)))
+				if err != nil {
+					b.Error(err)
+					return
+				}
+				_, _ = io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != http.StatusCreated {
+					b.Errorf("status %d", resp.StatusCode)
+					return
+				}
+				lat[i] = time.Since(start)
+			}
+		})
+	}
+	wg.Wait()
+	b.StopTimer()
+	slices.Sort(lat)
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "holds/s")
+	b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-ms")
+	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "p99-ms")
 }

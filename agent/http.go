@@ -36,6 +36,11 @@ func (a *Agent) routes() http.Handler {
 	mux.HandleFunc("POST /v1/events", a.handlePostEvents)
 	mux.HandleFunc("GET /v1/events", a.handleEvents)
 	mux.HandleFunc("GET /v1/quarantine", a.handleQuarantine)
+	mux.HandleFunc("POST /v1/reservations", a.handleCreateHold)
+	mux.HandleFunc("GET /v1/reservations/{id}", a.handleGetHold)
+	mux.HandleFunc("POST /v1/reservations/{id}/renew", a.handleRenewHold)
+	mux.HandleFunc("POST /v1/reservations/{id}/commit", a.handleCommitHold)
+	mux.HandleFunc("DELETE /v1/reservations/{id}", a.handleReleaseHold)
 	return mux
 }
 
@@ -119,10 +124,13 @@ type GlobalView struct {
 	AsOf       *time.Time       `json:"as_of"`
 }
 
-func (a *Agent) view(l store.StockLevel) StockView {
-	available := l.OnHand // no holds yet: reservations add them
+// view builds the stock view of a level with reserved units held by active
+// reservations. A hold never drives available below zero (only granted
+// when available covers it); a negative on_hand shows as it is.
+func (a *Agent) view(l store.StockLevel, reserved int64) StockView {
+	available := max(l.OnHand-reserved, min(l.OnHand, 0))
 	return StockView{
-		SKU: l.SKU, Warehouse: l.Warehouse, OnHand: l.OnHand, Available: available, Locations: l.Locations,
+		SKU: l.SKU, Warehouse: l.Warehouse, OnHand: l.OnHand, Reserved: reserved, Available: available, Locations: l.Locations,
 		Global:    GlobalView{OnHand: l.OnHand, Warehouses: map[string]int64{l.Warehouse: l.OnHand}},
 		LowStock:  available <= a.cfg.Stock.LowStockThreshold,
 		UpdatedAt: l.UpdatedAt,
@@ -144,7 +152,16 @@ func (a *Agent) handleStock(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "not_found", "sku %q has never been seen in warehouse %s", sku, a.cfg.Warehouse)
 		return
 	}
-	writeJSON(w, http.StatusOK, a.view(l))
+	held, err := a.store.Reserved(r.Context(), a.cfg.Warehouse, sku, now())
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, "store_error", "%v", err)
+		return
+	}
+	var reserved int64
+	for _, n := range held {
+		reserved += n
+	}
+	writeJSON(w, http.StatusOK, a.view(l, reserved))
 }
 
 // pageLimit reads ?limit= with a default and a cap.
@@ -181,6 +198,11 @@ func (a *Agent) handleStockList(w http.ResponseWriter, r *http.Request) {
 	}
 	low := q.Get("low") == "true"
 	after := q.Get("after")
+	reserved, err := a.store.ReservedBySKU(r.Context(), a.cfg.Warehouse, now())
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, "store_error", "%v", err)
+		return
+	}
 	items := []StockView{}
 	// With low=true, filter and keep reading pages until this one is full.
 	for len(items) < limit {
@@ -191,7 +213,7 @@ func (a *Agent) handleStockList(w http.ResponseWriter, r *http.Request) {
 		}
 		for _, l := range levels {
 			after = l.SKU
-			if v := a.view(l); !low || v.LowStock {
+			if v := a.view(l, reserved[l.SKU]); !low || v.LowStock {
 				items = append(items, v)
 				if len(items) == limit {
 					break

@@ -83,6 +83,7 @@ type Outcome struct {
 type Batch struct {
 	Events   []Event
 	Rejected []Rejected
+	Holds    []*HoldOp // applied after Events, in order
 }
 
 // request is a submitted batch waiting for the commit loop.
@@ -233,7 +234,8 @@ func (db *DB) commitTx(pending []*request) (err error) {
 		}
 	}()
 	s := db.stmts.in(tx)
-	deltas := counterDeltas{}
+	st := &txState{counters: counterDeltas{}, reserved: reservedDeltas{}}
+	deltas := st.counters
 	// Events go to the log in chunks of up to insertChunk rows per INSERT;
 	// a count needs on_hand as of its position, so it flushes the chunk
 	// before it and is applied alone.
@@ -266,6 +268,16 @@ func (db *DB) commitTx(pending []*request) (err error) {
 				return fmt.Errorf("commit: apply %s %s/%s: %w", e.Type, e.Device, e.ID, err)
 			}
 		}
+		if len(r.batch.Holds) > 0 {
+			if err = flush(); err != nil { // holds see every event before them
+				return err
+			}
+		}
+		for _, op := range r.batch.Holds {
+			if err = db.applyHold(ctx, s, st, op); err != nil {
+				return fmt.Errorf("commit: hold %s: %w", op.Hold.ID, err)
+			}
+		}
 		for i := range r.batch.Rejected {
 			q := &r.batch.Rejected[i]
 			if _, err = s.quarantine.ExecContext(ctx, q.Source, q.Device, q.EventID, q.Reason, q.Message, nonNil(q.Payload), q.ReceivedAt.UnixMilli()); err != nil {
@@ -281,6 +293,11 @@ func (db *DB) commitTx(pending []*request) (err error) {
 	}
 	if err = tx.Commit(); err != nil {
 		return fmt.Errorf("commit: %w", err)
+	}
+	for k, d := range st.reserved {
+		if db.reserved[k] += d; db.reserved[k] == 0 {
+			delete(db.reserved, k)
+		}
 	}
 	return nil
 }

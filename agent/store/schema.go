@@ -58,6 +58,27 @@ var migrations = []string{
 		payload     BLOB    NOT NULL,
 		received_at INTEGER NOT NULL
 	) STRICT;`,
+
+	// 2: cart reservations. A hold is active until it expires, is committed
+	// (turned into a sale) or released.
+	`CREATE TABLE holds (
+		id          TEXT    PRIMARY KEY,
+		body_hash   BLOB    NOT NULL,
+		warehouse   TEXT    NOT NULL,
+		location    TEXT    NOT NULL,
+		sku         TEXT    NOT NULL,
+		qty         INTEGER NOT NULL,
+		holder      TEXT    NOT NULL,
+		channel     TEXT    NOT NULL,
+		state       TEXT    NOT NULL, -- active, committed, released, expired
+		created_at  INTEGER NOT NULL,
+		expires_at  INTEGER NOT NULL,
+		event_id    TEXT    NOT NULL DEFAULT '',
+		event_seq   INTEGER NOT NULL DEFAULT 0,
+		updated_at  INTEGER NOT NULL
+	) STRICT;
+	CREATE INDEX holds_active ON holds(state, expires_at) WHERE state = 'active';
+	CREATE INDEX holds_sku ON holds(warehouse, sku) WHERE state = 'active';`,
 }
 
 // migrate brings the schema up to date inside one transaction.

@@ -53,6 +53,9 @@ type DB struct {
 
 	// version numbers counter changes; only the commit loop touches it.
 	version int64
+	// reserved is the committed quantity held by active holds per key;
+	// only the commit loop touches it.
+	reserved map[stockKey]int64
 
 	requests chan *request
 	stop     chan struct{} // closed by Close: abandon retries of a failing store
@@ -166,6 +169,9 @@ func (db *DB) init(ctx context.Context, warehouse string) error {
 	}
 	if err := tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM counters`).Scan(&db.version); err != nil {
 		return fmt.Errorf("open store: %w", err)
+	}
+	if err := db.loadReserved(ctx, tx); err != nil {
+		return fmt.Errorf("open store: load holds: %w", err)
 	}
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("open store: %w", err)

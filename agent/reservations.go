@@ -1,0 +1,292 @@
+package agent
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	"github.com/edgestock/edgestock/agent/store"
+	"github.com/edgestock/edgestock/drivers"
+)
+
+// Reservation limits and defaults.
+const (
+	defaultHoldTTL = 15 * time.Minute
+	minHoldTTL     = time.Second
+	maxHoldTTL     = 24 * time.Hour
+	// expirySweep is how often ended holds are looked for: an expired hold
+	// gives its units back within this (SPEC: within 1 s).
+	expirySweep = 250 * time.Millisecond
+	// holdsDevice records committed holds' sale events.
+	holdsDevice = "reservations"
+)
+
+// HoldView is a reservation as the API shows it.
+type HoldView struct {
+	ID        string    `json:"id"`
+	SKU       string    `json:"sku"`
+	Warehouse string    `json:"warehouse"`
+	Location  string    `json:"location"`
+	Qty       int64     `json:"qty"`
+	Holder    string    `json:"holder"`
+	Channel   string    `json:"channel,omitempty"`
+	State     string    `json:"state"`
+	CreatedAt time.Time `json:"created_at"`
+	ExpiresAt time.Time `json:"expires_at"`
+	EventID   string    `json:"event_id,omitempty"`
+	EventSeq  int64     `json:"event_seq,omitempty"`
+}
+
+func holdView(h store.Hold, at time.Time) HoldView {
+	state := string(h.State)
+	if h.State == store.HoldActive && !at.Before(h.ExpiresAt) {
+		state = string(store.HoldExpired) // about to be swept
+	}
+	return HoldView{ID: h.ID, SKU: h.SKU, Warehouse: h.Warehouse, Location: h.Location, Qty: h.Qty, Holder: h.Holder,
+		Channel: h.Channel, State: state, CreatedAt: h.CreatedAt, ExpiresAt: h.ExpiresAt, EventID: h.EventID, EventSeq: h.EventSeq}
+}
+
+// holdRequest is the body of POST /v1/reservations.
+type holdRequest struct {
+	ID       string `json:"id"`
+	SKU      string `json:"sku"`
+	Location string `json:"location"`
+	Qty      int64  `json:"qty"`
+	TTL      string `json:"ttl"`
+	Holder   string `json:"holder"`
+	Channel  string `json:"channel"`
+}
+
+func (req *holdRequest) validate() (time.Duration, error) {
+	if req.Location == "" {
+		req.Location = drivers.DefaultLocation
+	}
+	ttl := defaultHoldTTL
+	if req.TTL != "" {
+		var err error
+		if ttl, err = time.ParseDuration(req.TTL); err != nil {
+			return 0, fmt.Errorf("ttl: %q is not a duration like 15m", req.TTL)
+		}
+	}
+	switch {
+	case req.ID != "" && (len(req.ID) > drivers.MaxEventIDLen || !utf8.ValidString(req.ID)):
+		return 0, fmt.Errorf("id: at most %d characters", drivers.MaxEventIDLen)
+	case !drivers.ValidID(req.SKU):
+		return 0, fmt.Errorf("sku: must be 1-64 chars of [A-Za-z0-9._-]")
+	case !drivers.ValidID(req.Location):
+		return 0, fmt.Errorf("location: must be 1-64 chars of [A-Za-z0-9._-]")
+	case req.Qty < 1 || req.Qty > drivers.MaxQty:
+		return 0, fmt.Errorf("qty: must be 1..%d", drivers.MaxQty)
+	case ttl < minHoldTTL || ttl > maxHoldTTL:
+		return 0, fmt.Errorf("ttl: must be between %s and %s", minHoldTTL, maxHoldTTL)
+	case len(req.Holder) > 128:
+		return 0, fmt.Errorf("holder: at most 128 characters")
+	case req.Channel != "" && !drivers.ValidID(req.Channel):
+		return 0, fmt.Errorf("channel: must be 1-64 chars of [A-Za-z0-9._-]")
+	}
+	return ttl, nil
+}
+
+// hash identifies the request's content for idempotent retries.
+func (req *holdRequest) hash() []byte {
+	h := sha256.Sum256(fmt.Appendf(nil, "%q|%q|%d|%q|%q|%q", req.SKU, req.Location, req.Qty, req.TTL, req.Holder, req.Channel))
+	return h[:16]
+}
+
+// decodeBody reads a JSON body of at most maxBody bytes into v; an empty
+// body leaves v as it is.
+func decodeBody(w http.ResponseWriter, r *http.Request, v any) error {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
+	if err != nil {
+		return fmt.Errorf("read body: %w", err)
+	}
+	if len(body) == 0 {
+		return nil
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return fmt.Errorf("body: %w", err)
+	}
+	return nil
+}
+
+// applyHold runs one reservation change through the group commit.
+func (a *Agent) applyHold(ctx context.Context, op *store.HoldOp) error {
+	op.Now = now()
+	_, err := a.store.Apply(ctx, &store.Batch{Holds: []*store.HoldOp{op}})
+	return err
+}
+
+func (a *Agent) handleCreateHold(w http.ResponseWriter, r *http.Request) {
+	var req holdRequest
+	if err := decodeBody(w, r, &req); err != nil {
+		writeError(w, http.StatusBadRequest, "bad_request", "%v", err)
+		return
+	}
+	ttl, err := req.validate()
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "bad_field", "%v", err)
+		return
+	}
+	if req.ID == "" {
+		req.ID = "h-" + randomID()
+	}
+	at := now()
+	op := &store.HoldOp{Kind: store.HoldCreate, BodyHash: req.hash(), Hold: store.Hold{ID: req.ID, Warehouse: a.cfg.Warehouse,
+		Location: req.Location, SKU: req.SKU, Qty: req.Qty, Holder: req.Holder, Channel: req.Channel, ExpiresAt: at.Add(ttl)}}
+	if err := a.applyHold(r.Context(), op); err != nil {
+		writeError(w, http.StatusServiceUnavailable, "store_unavailable", "not committed, retry: %v", err)
+		return
+	}
+	res := op.Result
+	switch res.Status {
+	case store.HoldOK:
+		writeJSON(w, http.StatusCreated, holdView(res.Hold, op.Now))
+	case store.HoldExisted:
+		writeJSON(w, http.StatusOK, holdView(res.Hold, op.Now))
+	case store.HoldIDReused:
+		writeError(w, http.StatusConflict, "id_reused", "reservation %q exists with another body", req.ID)
+	case store.HoldInsufficient:
+		writeJSON(w, http.StatusConflict, map[string]any{
+			"error":     map[string]string{"code": "insufficient_stock", "message": fmt.Sprintf("%d of %s requested, %d available", req.Qty, req.SKU, res.Available)},
+			"available": res.Available,
+		})
+	default:
+		writeError(w, http.StatusInternalServerError, "internal", "unexpected hold status %s", res.Status)
+	}
+}
+
+func (a *Agent) handleGetHold(w http.ResponseWriter, r *http.Request) {
+	h, ok, err := a.store.GetHold(r.Context(), r.PathValue("id"))
+	switch {
+	case err != nil:
+		writeError(w, http.StatusInternalServerError, "store_error", "%v", err)
+	case !ok:
+		writeError(w, http.StatusNotFound, "not_found", "no reservation %q", r.PathValue("id"))
+	default:
+		writeJSON(w, http.StatusOK, holdView(h, now()))
+	}
+}
+
+// holdChange handles renew, commit and release: they differ in the op and
+// what a hold that has ended means for them.
+func (a *Agent) holdChange(w http.ResponseWriter, r *http.Request, op *store.HoldOp) {
+	op.Hold.ID = r.PathValue("id")
+	if err := a.applyHold(r.Context(), op); err != nil {
+		writeError(w, http.StatusServiceUnavailable, "store_unavailable", "not committed, retry: %v", err)
+		return
+	}
+	res := op.Result
+	switch res.Status {
+	case store.HoldOK:
+		writeJSON(w, http.StatusOK, holdView(res.Hold, op.Now))
+	case store.HoldNotFound:
+		writeError(w, http.StatusNotFound, "not_found", "no reservation %q", op.Hold.ID)
+	case store.HoldNotActive:
+		h := res.Hold
+		code := "hold_" + string(h.State)
+		msg := fmt.Sprintf("reservation %s is %s", h.ID, h.State)
+		if h.State == store.HoldExpired {
+			msg = fmt.Sprintf("reservation %s expired at %s: its units are back in stock; create a new reservation", h.ID, h.ExpiresAt.Format(time.RFC3339Nano))
+		}
+		writeError(w, http.StatusConflict, code, "%s", msg)
+	case store.HoldEventExists:
+		writeError(w, http.StatusConflict, "event_exists", "event id %q is already in the event log", op.EventID)
+	default:
+		writeError(w, http.StatusInternalServerError, "internal", "unexpected hold status %s", res.Status)
+	}
+}
+
+func (a *Agent) handleRenewHold(w http.ResponseWriter, r *http.Request) {
+	var body struct {
+		TTL string `json:"ttl"`
+	}
+	if err := decodeBody(w, r, &body); err != nil {
+		writeError(w, http.StatusBadRequest, "bad_request", "%v", err)
+		return
+	}
+	req := holdRequest{SKU: "x", Qty: 1, TTL: body.TTL}
+	ttl, err := req.validate()
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "bad_field", "%v", err)
+		return
+	}
+	a.holdChange(w, r, &store.HoldOp{Kind: store.HoldRenew, Hold: store.Hold{ExpiresAt: now().Add(ttl)}})
+}
+
+func (a *Agent) handleCommitHold(w http.ResponseWriter, r *http.Request) {
+	var body struct {
+		EventID string `json:"event_id"`
+	}
+	if err := decodeBody(w, r, &body); err != nil {
+		writeError(w, http.StatusBadRequest, "bad_request", "%v", err)
+		return
+	}
+	if len(body.EventID) > drivers.MaxEventIDLen {
+		writeError(w, http.StatusBadRequest, "bad_field", "event_id: at most %d characters", drivers.MaxEventIDLen)
+		return
+	}
+	a.holdChange(w, r, &store.HoldOp{Kind: store.HoldCommit, EventDevice: holdsDevice, EventID: body.EventID, Source: "http"})
+}
+
+func (a *Agent) handleReleaseHold(w http.ResponseWriter, r *http.Request) {
+	a.holdChange(w, r, &store.HoldOp{Kind: store.HoldRelease})
+}
+
+// expireLoop ends holds past their expiry so their units return to stock.
+// It writes only when a hold is due.
+type expirer struct {
+	store  *store.DB
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+func (a *Agent) startExpirer() *expirer {
+	ctx, cancel := context.WithCancel(context.Background())
+	e := &expirer{store: a.store, cancel: cancel}
+	e.wg.Add(1)
+	go func() {
+		defer e.wg.Done()
+		t := time.NewTicker(expirySweep)
+		defer t.Stop()
+		var lastErr error
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+			next, ok, err := e.store.NextExpiry(ctx)
+			if err == nil && ok && !now().Before(next) {
+				op := &store.HoldOp{Kind: store.HoldExpire, Now: now()}
+				_, err = e.store.Apply(ctx, &store.Batch{Holds: []*store.HoldOp{op}})
+			}
+			if err != nil && ctx.Err() == nil && (lastErr == nil || err.Error() != lastErr.Error()) {
+				a.logger.Error("expiring reservations", "err", err)
+			}
+			lastErr = err
+		}
+	}()
+	return e
+}
+
+func (e *expirer) Close() {
+	e.cancel()
+	e.wg.Wait()
+}
+
+func randomID() string {
+	var b [12]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}

@@ -1,0 +1,350 @@
+package store
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// HoldState is the life cycle of a reservation.
+type HoldState string
+
+const (
+	HoldActive    HoldState = "active"
+	HoldCommitted HoldState = "committed"
+	HoldReleased  HoldState = "released"
+	HoldExpired   HoldState = "expired"
+)
+
+// Hold is a reservation of units for a cart.
+type Hold struct {
+	ID        string
+	Warehouse string
+	Location  string
+	SKU       string
+	Qty       int64
+	Holder    string
+	Channel   string
+	State     HoldState
+	CreatedAt time.Time
+	ExpiresAt time.Time
+	EventID   string // the sale event of a committed hold
+	EventSeq  int64
+}
+
+// HoldOpKind says what a HoldOp does.
+type HoldOpKind int
+
+const (
+	HoldCreate  HoldOpKind = iota + 1 // reserve Hold.Qty if available
+	HoldRenew                         // move an active hold's expiry to ExpiresAt
+	HoldCommit                        // turn an active hold into a sale event, once
+	HoldRelease                       // give the units back
+	HoldExpire                        // expire every active hold past Now
+)
+
+// HoldOp is a reservation change applied in the group commit, in order with
+// events, so availability is checked against exactly the committed state.
+// The store sets Result before the batch's done callback runs.
+type HoldOp struct {
+	Kind     HoldOpKind
+	Hold     Hold   // Create: the hold; others: Hold.ID (Renew: Hold.ExpiresAt)
+	BodyHash []byte // Create: identifies the request, for idempotent retries
+	// Commit: the sale event's device and id ("hold:{id}" when empty).
+	EventDevice, EventID string
+	Source               string
+	Now                  time.Time
+	Result               HoldResult
+}
+
+// HoldStatus is the outcome of a HoldOp.
+type HoldStatus string
+
+const (
+	HoldOK           HoldStatus = "ok"
+	HoldExisted      HoldStatus = "existed"      // Create: same id and body: the same hold again
+	HoldIDReused     HoldStatus = "id_reused"    // Create: same id, other body
+	HoldInsufficient HoldStatus = "insufficient" // Create: not enough available
+	HoldNotFound     HoldStatus = "not_found"
+	HoldNotActive    HoldStatus = "not_active"   // Renew/Commit/Release of a hold that ended (see Hold.State)
+	HoldEventExists  HoldStatus = "event_exists" // Commit: the sale's event id is already in the log
+)
+
+// HoldResult is what a HoldOp did.
+type HoldResult struct {
+	Status    HoldStatus
+	Hold      Hold
+	Available int64 // Create: availability at the time of the decision
+	Expired   int   // Expire: how many holds ended
+}
+
+// reservedDeltas are a transaction's changes to active reservations per key,
+// applied to DB.reserved only once the transaction commits.
+type reservedDeltas map[stockKey]int64
+
+// txState is what one commit transaction accumulates.
+type txState struct {
+	counters counterDeltas
+	reserved reservedDeltas
+}
+
+// available is on_hand minus active holds for a key, as of this point of
+// the transaction.
+func (db *DB) available(ctx context.Context, s *boundStmts, st *txState, k stockKey) (int64, error) {
+	var onHand int64
+	if err := s.onHand.QueryRowContext(ctx, k.warehouse, k.sku, k.location).Scan(&onHand); err != nil {
+		return 0, err
+	}
+	if c := st.counters[k]; c != nil {
+		onHand += c.p - c.n
+	}
+	return onHand - db.reserved[k] - st.reserved[k], nil
+}
+
+func (db *DB) applyHold(ctx context.Context, s *boundStmts, st *txState, op *HoldOp) error {
+	switch op.Kind {
+	case HoldCreate:
+		return db.createHold(ctx, s, st, op)
+	case HoldExpire:
+		return db.expireHolds(ctx, s, st, op)
+	}
+	h, found, err := getHold(ctx, s.tx, op.Hold.ID)
+	if err != nil || !found {
+		op.Result = HoldResult{Status: HoldNotFound}
+		return err
+	}
+	op.Result = HoldResult{Status: HoldOK, Hold: h}
+	if h.State == HoldActive && !op.Now.Before(h.ExpiresAt) {
+		// Past its expiry but not swept yet: it is over all the same.
+		if err := db.endHold(ctx, s, st, &h, HoldExpired, op.Now); err != nil {
+			return err
+		}
+		op.Result.Hold = h
+	}
+	switch op.Kind {
+	case HoldRelease:
+		if h.State == HoldActive {
+			err = db.endHold(ctx, s, st, &h, HoldReleased, op.Now)
+			op.Result.Hold = h
+		} else if h.State == HoldCommitted {
+			op.Result.Status = HoldNotActive // sold: nothing to give back
+		}
+		return err
+	case HoldRenew:
+		if h.State != HoldActive {
+			op.Result.Status = HoldNotActive
+			return nil
+		}
+		h.ExpiresAt = op.Hold.ExpiresAt.Truncate(time.Millisecond).UTC()
+		op.Result.Hold = h
+		_, err = s.tx.ExecContext(ctx, `UPDATE holds SET expires_at = ?, updated_at = ? WHERE id = ?`, h.ExpiresAt.UnixMilli(), op.Now.UnixMilli(), h.ID)
+		return err
+	case HoldCommit:
+		if h.State == HoldCommitted {
+			return nil // committed before: the same sale, once
+		}
+		if h.State != HoldActive {
+			op.Result.Status = HoldNotActive
+			return nil
+		}
+		return db.commitHold(ctx, s, st, op, &h)
+	}
+	return fmt.Errorf("hold op %d: unknown kind", op.Kind)
+}
+
+func (db *DB) createHold(ctx context.Context, s *boundStmts, st *txState, op *HoldOp) error {
+	h := op.Hold
+	var existing []byte
+	err := s.tx.QueryRowContext(ctx, `SELECT body_hash FROM holds WHERE id = ?`, h.ID).Scan(&existing)
+	switch {
+	case err == nil:
+		prev, _, err := getHold(ctx, s.tx, h.ID)
+		op.Result = HoldResult{Status: HoldExisted, Hold: prev}
+		if !bytes.Equal(existing, op.BodyHash) {
+			op.Result.Status = HoldIDReused
+		}
+		return err
+	case !errors.Is(err, sql.ErrNoRows):
+		return err
+	}
+	k := stockKey{h.Warehouse, h.SKU, h.Location}
+	avail, err := db.available(ctx, s, st, k)
+	if err != nil {
+		return err
+	}
+	if h.Qty > avail {
+		op.Result = HoldResult{Status: HoldInsufficient, Available: max(avail, 0)}
+		return nil
+	}
+	// Times are stored in milliseconds: answer with what a read returns.
+	h.State, h.CreatedAt, h.ExpiresAt = HoldActive, op.Now.Truncate(time.Millisecond).UTC(), h.ExpiresAt.Truncate(time.Millisecond).UTC()
+	_, err = s.tx.ExecContext(ctx, `INSERT INTO holds(id, body_hash, warehouse, location, sku, qty, holder, channel, state,
+		created_at, expires_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)`, h.ID, op.BodyHash, h.Warehouse, h.Location, h.SKU,
+		h.Qty, h.Holder, h.Channel, string(h.State), h.CreatedAt.UnixMilli(), h.ExpiresAt.UnixMilli(), h.CreatedAt.UnixMilli())
+	if err != nil {
+		return err
+	}
+	st.reserved[k] += h.Qty
+	op.Result = HoldResult{Status: HoldOK, Hold: h, Available: avail - h.Qty}
+	return nil
+}
+
+// endHold moves an active hold to a final state and gives its units back.
+func (db *DB) endHold(ctx context.Context, s *boundStmts, st *txState, h *Hold, state HoldState, now time.Time) error {
+	if _, err := s.tx.ExecContext(ctx, `UPDATE holds SET state = ?, updated_at = ? WHERE id = ?`, string(state), now.UnixMilli(), h.ID); err != nil {
+		return err
+	}
+	st.reserved[stockKey{h.Warehouse, h.SKU, h.Location}] -= h.Qty
+	h.State = state
+	return nil
+}
+
+// commitHold records the sale and ends the hold in the same transaction.
+func (db *DB) commitHold(ctx context.Context, s *boundStmts, st *txState, op *HoldOp, h *Hold) error {
+	e := Event{Device: op.EventDevice, ID: op.EventID, BodyHash: []byte("hold:" + h.ID), Type: "sale", Warehouse: h.Warehouse,
+		Location: h.Location, SKU: h.SKU, Qty: h.Qty, Delta: -h.Qty, Channel: h.Channel, Source: op.Source, ReceivedAt: op.Now}
+	if e.ID == "" {
+		e.ID = "hold:" + h.ID
+	}
+	var seq int64
+	err := s.insertEvents(1).QueryRowContext(ctx, e.Device, e.ID, e.BodyHash, e.Type, e.Warehouse, e.Location, e.SKU,
+		e.ToLocation, e.Qty, e.Delta, e.Channel, e.DeviceTS, e.DeviceSeq, e.Source, e.ReceivedAt.UnixMilli()).Scan(&seq, new(string), new(string))
+	if errors.Is(err, sql.ErrNoRows) {
+		op.Result = HoldResult{Status: HoldEventExists, Hold: *h}
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	st.counters.addEvent(&e, e.Delta)
+	if err := db.endHold(ctx, s, st, h, HoldCommitted, op.Now); err != nil {
+		return err
+	}
+	h.EventID, h.EventSeq = e.ID, seq
+	if _, err := s.tx.ExecContext(ctx, `UPDATE holds SET event_id = ?, event_seq = ? WHERE id = ?`, e.ID, seq, h.ID); err != nil {
+		return err
+	}
+	op.Result = HoldResult{Status: HoldOK, Hold: *h}
+	return nil
+}
+
+func (db *DB) expireHolds(ctx context.Context, s *boundStmts, st *txState, op *HoldOp) error {
+	rows, err := s.tx.QueryContext(ctx, `SELECT id, warehouse, location, sku, qty FROM holds WHERE state = 'active' AND expires_at <= ?`, op.Now.UnixMilli())
+	if err != nil {
+		return err
+	}
+	var due []Hold
+	for rows.Next() {
+		var h Hold
+		if err := rows.Scan(&h.ID, &h.Warehouse, &h.Location, &h.SKU, &h.Qty); err != nil {
+			rows.Close()
+			return err
+		}
+		due = append(due, h)
+	}
+	rows.Close()
+	for i := range due {
+		if err := db.endHold(ctx, s, st, &due[i], HoldExpired, op.Now); err != nil {
+			return err
+		}
+	}
+	op.Result = HoldResult{Status: HoldOK, Expired: len(due)}
+	return nil
+}
+
+type queryer interface {
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+const holdColumns = `id, warehouse, location, sku, qty, holder, channel, state, created_at, expires_at, event_id, event_seq`
+
+func getHold(ctx context.Context, q queryer, id string) (Hold, bool, error) {
+	var h Hold
+	var state string
+	var created, expires int64
+	err := q.QueryRowContext(ctx, `SELECT `+holdColumns+` FROM holds WHERE id = ?`, id).Scan(&h.ID, &h.Warehouse, &h.Location,
+		&h.SKU, &h.Qty, &h.Holder, &h.Channel, &state, &created, &expires, &h.EventID, &h.EventSeq)
+	if errors.Is(err, sql.ErrNoRows) {
+		return h, false, nil
+	}
+	h.State, h.CreatedAt, h.ExpiresAt = HoldState(state), time.UnixMilli(created).UTC(), time.UnixMilli(expires).UTC()
+	return h, err == nil, err
+}
+
+// GetHold reads a hold.
+func (db *DB) GetHold(ctx context.Context, id string) (Hold, bool, error) {
+	return getHold(ctx, db.reader, id)
+}
+
+// Reserved sums the active, unexpired holds of sku in warehouse per location.
+func (db *DB) Reserved(ctx context.Context, warehouse, sku string, now time.Time) (map[string]int64, error) {
+	rows, err := db.reader.QueryContext(ctx, `SELECT location, SUM(qty) FROM holds
+		WHERE warehouse = ? AND sku = ? AND state = 'active' AND expires_at > ? GROUP BY location`, warehouse, sku, now.UnixMilli())
+	if err != nil {
+		return nil, fmt.Errorf("query holds: %w", err)
+	}
+	defer rows.Close()
+	out := map[string]int64{}
+	for rows.Next() {
+		var loc string
+		var n int64
+		if err := rows.Scan(&loc, &n); err != nil {
+			return nil, fmt.Errorf("query holds: %w", err)
+		}
+		out[loc] = n
+	}
+	return out, rows.Err()
+}
+
+// loadReserved rebuilds the in-memory reservations from the holds table.
+func (db *DB) loadReserved(ctx context.Context, q interface {
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+}) error {
+	rows, err := q.QueryContext(ctx, `SELECT warehouse, sku, location, SUM(qty) FROM holds WHERE state = 'active' GROUP BY 1, 2, 3`)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	db.reserved = map[stockKey]int64{}
+	for rows.Next() {
+		var k stockKey
+		var n int64
+		if err := rows.Scan(&k.warehouse, &k.sku, &k.location, &n); err != nil {
+			return err
+		}
+		db.reserved[k] = n
+	}
+	return rows.Err()
+}
+
+// NextExpiry is when the earliest active hold expires (ok false: none).
+func (db *DB) NextExpiry(ctx context.Context) (time.Time, bool, error) {
+	var ms sql.NullInt64
+	if err := db.reader.QueryRowContext(ctx, `SELECT MIN(expires_at) FROM holds WHERE state = 'active'`).Scan(&ms); err != nil {
+		return time.Time{}, false, fmt.Errorf("query holds: %w", err)
+	}
+	return time.UnixMilli(ms.Int64).UTC(), ms.Valid, nil
+}
+
+// ReservedBySKU sums the active, unexpired holds of warehouse per SKU.
+func (db *DB) ReservedBySKU(ctx context.Context, warehouse string, now time.Time) (map[string]int64, error) {
+	rows, err := db.reader.QueryContext(ctx, `SELECT sku, SUM(qty) FROM holds
+		WHERE warehouse = ? AND state = 'active' AND expires_at > ? GROUP BY sku`, warehouse, now.UnixMilli())
+	if err != nil {
+		return nil, fmt.Errorf("query holds: %w", err)
+	}
+	defer rows.Close()
+	out := map[string]int64{}
+	for rows.Next() {
+		var sku string
+		var n int64
+		if err := rows.Scan(&sku, &n); err != nil {
+			return nil, fmt.Errorf("query holds: %w", err)
+		}
+		out[sku] = n
+	}
+	return out, rows.Err()
+}
