@@ -133,7 +133,9 @@ func TestReservations_Lifecycle(t *testing.T) {
 	require.Equal(t, http.StatusNotFound, a.do(t, "GET", "/v1/reservations/nope", "", nil))
 
 	// Bad requests name the field.
-	var bad struct{ Error struct{ Code, Message string } }
+	var bad struct {
+		Error struct{ Code, Message string }
+	}
 	require.Equal(t, http.StatusBadRequest, a.do(t, "POST", "/v1/reservations", `{"sku":"S","qty":1,"ttl":"forever"}`, &bad))
 	require.Contains(t, bad.Error.Message, "ttl:")
 	require.Equal(t, http.StatusBadRequest, a.do(t, "POST", "/v1/reservations", `{"sku":"S","qty":0}`, &bad))
@@ -159,7 +161,9 @@ func TestReservations_Expiry(t *testing.T) {
 	require.Eventually(t, func() bool { return a.stock(t, "S").Available == 5 }, 2500*time.Millisecond, 20*time.Millisecond)
 	require.False(t, time.Now().Before(h.ExpiresAt), "not before its expiry")
 	require.Less(t, time.Since(h.ExpiresAt), time.Second+250*time.Millisecond)
-	var e struct{ Error struct{ Code, Message string } }
+	var e struct {
+		Error struct{ Code, Message string }
+	}
 	require.Equal(t, http.StatusConflict, a.do(t, "POST", "/v1/reservations/short/commit", "", &e))
 	require.Equal(t, "hold_expired", e.Error.Code)
 	require.Contains(t, e.Error.Message, "expired at")
