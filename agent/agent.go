@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/edgestock/edgestock/agent/store"
@@ -27,10 +28,13 @@ type Agent struct {
 	logger *slog.Logger
 
 	store    *store.DB
-	barcodes *BarcodeTable
+	barcodes BarcodeTable
 	ingest   *Ingester
 	files    *fileDropper
 	expirer  *expirer
+	rule     *thresholds
+	live     atomic.Pointer[liveStock]
+	alerts   atomic.Pointer[alertDispatcher]
 	broker   broker
 
 	httpSrv   *http.Server
@@ -55,7 +59,16 @@ func (a *Agent) Open(ctx context.Context) (err error) {
 			_ = a.Close(context.WithoutCancel(ctx))
 		}
 	}()
-	if a.store, err = store.Open(ctx, a.cfg.DataDir, store.Options{Warehouse: a.cfg.Warehouse, Logger: a.logger.With("component", "store")}); err != nil {
+	opts := store.Options{Warehouse: a.cfg.Warehouse, Logger: a.logger.With("component", "store"), Notify: a.onCommit}
+	overrides, err := openWatched(a.cfg.Stock.ThresholdsFile, map[string]Threshold{}, parseThresholds(a.cfg.Stock.RestockMargin), a.logger.With("component", "thresholds"))
+	if err != nil {
+		return fmt.Errorf("stock.thresholds-file: %w", err)
+	}
+	a.rule = &thresholds{def: Threshold{Low: a.cfg.Stock.LowStockThreshold, Restock: a.cfg.Stock.LowStockThreshold + a.cfg.Stock.RestockMargin}, overrides: overrides}
+	if a.cfg.Alerts.Enabled {
+		opts.LowStock = a.rule
+	}
+	if a.store, err = store.Open(ctx, a.cfg.DataDir, opts); err != nil {
 		return err
 	}
 	if a.barcodes, err = OpenBarcodeTable(a.cfg.Barcodes.File, a.logger.With("component", "barcodes")); err != nil {
@@ -82,6 +95,7 @@ func (a *Agent) Open(ctx context.Context) (err error) {
 			return err
 		}
 	}
+	a.startOutputs(rep.pub)
 	a.expirer = a.startExpirer()
 	if a.cfg.Filedrop.Dir != "" {
 		if a.files, err = newFileDropper(a.cfg.Filedrop, a.cfg.Warehouse, a.ingest, a.logger.With("component", "filedrop")); err != nil {
@@ -105,6 +119,39 @@ func (a *Agent) Open(ctx context.Context) (err error) {
 	a.logger.Info("agent started", "warehouse", a.cfg.Warehouse, "replica", a.store.ReplicaID(),
 		"http", a.HTTPAddr(), "mqtt", a.broker.Addr(), "data_dir", a.cfg.DataDir)
 	return nil
+}
+
+// startOutputs starts the live stock topics and alert delivery on pub.
+func (a *Agent) startOutputs(pub publisher) {
+	if a.cfg.Live.Enabled {
+		l := &liveStock{prefix: a.cfg.MQTT.TopicPrefix, warehouse: a.cfg.Warehouse, view: a.stockView, pub: pub,
+			logger: a.logger.With("component", "live"), dirty: map[string]struct{}{}}
+		l.Open()
+		a.live.Store(l)
+	}
+	if a.cfg.Alerts.Enabled {
+		var sinks []alertSink
+		if sp, ok := pub.(syncPublisher); ok {
+			sinks = append(sinks, mqttAlertSink{pub: sp, topic: a.cfg.MQTT.TopicPrefix + "/" + a.cfg.Warehouse + "/alerts"})
+		}
+		client := &http.Client{Timeout: webhookTimeout}
+		for _, u := range a.cfg.Alerts.Webhooks {
+			sinks = append(sinks, webhookSink{url: u, client: client})
+		}
+		d := newAlertDispatcher(a.store, sinks, a.logger.With("component", "alerts"))
+		d.Open()
+		a.alerts.Store(d)
+	}
+}
+
+// onCommit runs on the store's commit loop after each durable commit.
+func (a *Agent) onCommit(c store.Committed) {
+	if l := a.live.Load(); l != nil {
+		l.Mark(c.SKUs)
+	}
+	if d := a.alerts.Load(); d != nil && c.Alerts > 0 {
+		d.Wake()
+	}
 }
 
 // HTTPAddr is the address the HTTP API listens on.
@@ -138,14 +185,23 @@ func (a *Agent) close(ctx context.Context) error {
 	if a.expirer != nil {
 		a.expirer.Close()
 	}
+	if l := a.live.Load(); l != nil {
+		l.Close() // publishes what is pending while the broker is still up
+	}
+	if d := a.alerts.Load(); d != nil {
+		d.Close()
+	}
 	if a.broker != nil {
 		errs = append(errs, a.broker.Close(ctx))
 	}
 	if a.store != nil {
 		errs = append(errs, a.store.Close())
 	}
-	if a.barcodes != nil {
+	if a.barcodes.watchedFile != nil {
 		a.barcodes.Close()
+	}
+	if a.rule != nil {
+		a.rule.overrides.Close()
 	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("close agent: %w", err)

@@ -52,6 +52,9 @@ func startAgent(tb testing.TB, dataDir string, mutate func(*agent.Config)) *test
 	require.NoError(tb, a.Open(tb.Context()))
 	ta := &testAgent{Agent: a, cfg: cfg, base: "http://" + a.HTTPAddr()}
 	tb.Cleanup(func() { _ = a.Close(context.Background()) })
+	// With an external broker, ready means subscribed: publishing earlier
+	// would race the subscription.
+	require.Eventually(tb, func() bool { return ta.get(tb, "/readyz", nil) == http.StatusOK }, 10*time.Second, 10*time.Millisecond)
 	return ta
 }
 

@@ -16,17 +16,19 @@ import (
 	"github.com/edgestock/edgestock/drivers"
 )
 
-// barcodePollInterval is how often the barcode file is checked for changes.
+// watchPollInterval is how often a watched file is checked for changes.
 // Stat-polling survives editors that replace the file and network shares
 // where change notifications do not arrive.
-const barcodePollInterval = time.Second
+const watchPollInterval = time.Second
 
-// BarcodeTable maps GTINs (14 digits) to SKUs and reloads itself when its
-// file changes. A file that fails to parse keeps the previous table.
-type BarcodeTable struct {
+// watchedFile holds the parsed content of a file and reloads it when the
+// file changes. A file that fails to parse keeps the previous content; a
+// missing file is the empty value.
+type watchedFile[T any] struct {
 	path   string
+	parse  func(io.Reader) (T, error)
 	logger *slog.Logger
-	table  atomic.Pointer[map[string]string]
+	value  atomic.Pointer[T]
 
 	mu      sync.Mutex
 	modTime time.Time
@@ -35,68 +37,58 @@ type BarcodeTable struct {
 	wg      sync.WaitGroup
 }
 
-var _ drivers.BarcodeLookup = (*BarcodeTable)(nil)
-
-// OpenBarcodeTable loads path (a missing file is an empty table) and starts
-// watching it.
-func OpenBarcodeTable(path string, logger *slog.Logger) (*BarcodeTable, error) {
-	t := &BarcodeTable{path: path, logger: logger}
-	t.table.Store(&map[string]string{})
-	if _, err := t.Reload(); err != nil {
+func openWatched[T any](path string, empty T, parse func(io.Reader) (T, error), logger *slog.Logger) (*watchedFile[T], error) {
+	w := &watchedFile[T]{path: path, parse: parse, logger: logger}
+	w.value.Store(&empty)
+	if _, err := w.Reload(); err != nil {
 		return nil, err
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	t.cancel = cancel
-	t.wg.Add(1)
-	go t.watch(ctx)
-	return t, nil
+	w.cancel = cancel
+	w.wg.Add(1)
+	go w.watch(ctx)
+	return w, nil
 }
 
-// SKUForGTIN implements drivers.BarcodeLookup.
-func (t *BarcodeTable) SKUForGTIN(gtin string) (string, bool) {
-	sku, ok := (*t.table.Load())[gtin]
-	return sku, ok
-}
-
-// Len is the number of GTINs in the table.
-func (t *BarcodeTable) Len() int { return len(*t.table.Load()) }
+// Get returns the current content.
+func (w *watchedFile[T]) Get() T { return *w.value.Load() }
 
 // Reload reads the file if it changed since the last load; it reports
-// whether a new table is in place.
-func (t *BarcodeTable) Reload() (bool, error) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	fi, err := os.Stat(t.path)
+// whether new content is in place.
+func (w *watchedFile[T]) Reload() (bool, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	fi, err := os.Stat(w.path)
 	if errors.Is(err, os.ErrNotExist) {
-		if t.size != 0 || !t.modTime.IsZero() {
-			t.logger.Warn("barcode table removed; keeping the loaded table", "path", t.path)
+		if w.size != 0 || !w.modTime.IsZero() {
+			w.logger.Warn("file removed; keeping what was loaded", "path", w.path)
 		}
 		return false, nil
 	}
 	if err != nil {
-		return false, fmt.Errorf("barcode table: %w", err)
+		return false, err
 	}
-	if fi.ModTime().Equal(t.modTime) && fi.Size() == t.size {
+	if fi.ModTime().Equal(w.modTime) && fi.Size() == w.size {
 		return false, nil
 	}
-	f, err := os.Open(t.path)
+	f, err := os.Open(w.path)
 	if err != nil {
-		return false, fmt.Errorf("barcode table: %w", err)
+		return false, err
 	}
 	defer f.Close()
-	table, err := ParseBarcodes(f)
+	v, err := w.parse(f)
 	if err != nil {
-		return false, fmt.Errorf("barcode table %s: %w", t.path, err)
+		return false, fmt.Errorf("%s: %w", w.path, err)
 	}
-	t.modTime, t.size = fi.ModTime(), fi.Size()
-	t.table.Store(&table)
-	t.logger.Info("barcode table loaded", "path", t.path, "gtins", len(table))
+	w.modTime, w.size = fi.ModTime(), fi.Size()
+	w.value.Store(&v)
+	w.logger.Info("file loaded", "path", w.path)
 	return true, nil
 }
 
-func (t *BarcodeTable) watch(ctx context.Context) {
-	defer t.wg.Done()
-	tick := time.NewTicker(barcodePollInterval)
+func (w *watchedFile[T]) watch(ctx context.Context) {
+	defer w.wg.Done()
+	tick := time.NewTicker(watchPollInterval)
 	defer tick.Stop()
 	var lastErr string
 	for {
@@ -104,23 +96,50 @@ func (t *BarcodeTable) watch(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-tick.C:
-			_, err := t.Reload()
-			if err != nil && err.Error() != lastErr { // log each distinct problem once
-				t.logger.Error("barcode table not reloaded; keeping the previous one", "err", err)
-			}
-			lastErr = ""
-			if err != nil {
-				lastErr = err.Error()
-			}
 		}
+		_, err := w.Reload()
+		msg := ""
+		if err != nil {
+			msg = err.Error()
+		}
+		if msg != "" && msg != lastErr { // each distinct problem once
+			w.logger.Error("file not reloaded; keeping the previous content", "err", err)
+		}
+		lastErr = msg
 	}
 }
 
 // Close stops watching.
-func (t *BarcodeTable) Close() {
-	t.cancel()
-	t.wg.Wait()
+func (w *watchedFile[T]) Close() {
+	w.cancel()
+	w.wg.Wait()
 }
+
+// BarcodeTable maps GTINs (14 digits) to SKUs from a watched CSV file.
+type BarcodeTable struct {
+	*watchedFile[map[string]string]
+}
+
+var _ drivers.BarcodeLookup = BarcodeTable{}
+
+// OpenBarcodeTable loads path (a missing file is an empty table) and starts
+// watching it.
+func OpenBarcodeTable(path string, logger *slog.Logger) (BarcodeTable, error) {
+	w, err := openWatched(path, map[string]string{}, ParseBarcodes, logger)
+	if err != nil {
+		return BarcodeTable{}, fmt.Errorf("barcode table: %w", err)
+	}
+	return BarcodeTable{w}, nil
+}
+
+// SKUForGTIN implements drivers.BarcodeLookup.
+func (t BarcodeTable) SKUForGTIN(gtin string) (string, bool) {
+	sku, ok := t.Get()[gtin]
+	return sku, ok
+}
+
+// Len is the number of GTINs in the table.
+func (t BarcodeTable) Len() int { return len(t.Get()) }
 
 // ParseBarcodes reads a CSV with the header gtin,sku (more columns are
 // ignored). GTINs of 8, 12, 13 or 14 digits are check-digit verified and

@@ -88,6 +88,7 @@ func (b *embeddedBroker) Open() error {
 		return fmt.Errorf("embedded broker: %w", err)
 	}
 	b.serving.Store(true)
+	b.Publish(outbound{Topic: statusTopic(b.prefix, b.wh), Payload: statusPayload("online"), QoS: 1, Retain: true})
 	return nil
 }
 
@@ -107,6 +108,8 @@ func (b *embeddedBroker) Ready() error {
 // after reconnecting; dedupe makes that harmless.
 func (b *embeddedBroker) Close(ctx context.Context) error {
 	b.serving.Store(false)
+	// Retained for whoever subscribes to a broker started again without us.
+	b.Publish(outbound{Topic: statusTopic(b.prefix, b.wh), Payload: statusPayload("offline"), QoS: 1, Retain: true})
 	err := b.srv.Close()
 	waitGroup(ctx, &b.pending)
 	close(b.quit)
@@ -117,6 +120,14 @@ func (b *embeddedBroker) Close(ctx context.Context) error {
 // Publish sends m from the broker itself; it never blocks on subscribers
 // (mochi queues per client and drops past MaximumClientWritesPending).
 func (b *embeddedBroker) Publish(m outbound) {
+	if err := b.PublishSync(context.Background(), m); err != nil {
+		b.logger.Warn("publish failed", "topic", m.Topic, "err", err)
+	}
+}
+
+// PublishSync hands m to the broker: once it returns nil, every current
+// subscriber has it queued and a retained message is stored.
+func (b *embeddedBroker) PublishSync(_ context.Context, m outbound) error {
 	pk := packets.Packet{
 		FixedHeader: packets.FixedHeader{Type: packets.Publish, Qos: m.QoS, Retain: m.Retain},
 		TopicName:   m.Topic,
@@ -126,9 +137,7 @@ func (b *embeddedBroker) Publish(m outbound) {
 	if len(m.Correlation) > 0 {
 		pk.Properties.CorrelationData = m.Correlation
 	}
-	if err := b.srv.InjectPacket(b.self, pk); err != nil {
-		b.logger.Warn("publish failed", "topic", m.Topic, "err", err)
-	}
+	return b.srv.InjectPacket(b.self, pk)
 }
 
 func (b *embeddedBroker) ackLoop() {

@@ -40,7 +40,7 @@ type externalBroker struct {
 	logger   *slog.Logger
 
 	cm        *autopaho.ConnectionManager
-	connected atomic.Bool
+	connected atomic.Bool // the connection is up and its subscriptions acknowledged
 	closing   atomic.Bool
 	pending   sync.WaitGroup // ingests not yet acked
 
@@ -92,16 +92,22 @@ func (b *externalBroker) Open(ctx context.Context) error {
 			cp.Properties.ReceiveMaximum = &receiveMax
 			return cp, nil
 		},
+		// The broker publishes "offline" (retained) if the agent vanishes.
+		WillMessage: &paho.WillMessage{Topic: statusTopic(b.cfg.TopicPrefix, b.wh), Payload: statusPayload("offline"), QoS: 1, Retain: true},
 		OnConnectionUp: func(cm *autopaho.ConnectionManager, _ *paho.Connack) {
-			b.connected.Store(true)
 			b.logger.Info("connected to broker")
+			b.Publish(outbound{Topic: statusTopic(b.cfg.TopicPrefix, b.wh), Payload: statusPayload("online"), QoS: 1, Retain: true})
 			// autopaho does not resubscribe; the callback must not block.
 			b.wg.Add(1)
 			go func() {
 				defer b.wg.Done()
-				if _, err := cm.Subscribe(ctx, &paho.Subscribe{Subscriptions: b.subscriptions()}); err != nil && ctx.Err() == nil {
-					b.logger.Error("subscribe failed", "err", err)
+				if _, err := cm.Subscribe(ctx, &paho.Subscribe{Subscriptions: b.subscriptions()}); err != nil {
+					if ctx.Err() == nil {
+						b.logger.Error("subscribe failed", "err", err)
+					}
+					return
 				}
+				b.connected.Store(true)
 			}()
 		},
 		OnConnectionDown: func() bool {
@@ -198,10 +204,17 @@ func (b *externalBroker) publishLoop(ctx context.Context) {
 	}
 }
 
-// Ready reports whether the broker connection is up.
+// PublishSync publishes m and waits for the broker's PUBACK.
+func (b *externalBroker) PublishSync(ctx context.Context, m outbound) error {
+	p := &paho.Publish{Topic: m.Topic, Payload: m.Payload, QoS: m.QoS, Retain: m.Retain}
+	_, err := b.cm.Publish(ctx, p)
+	return err
+}
+
+// Ready reports whether the broker connection is up and subscribed.
 func (b *externalBroker) Ready() error {
 	if !b.connected.Load() {
-		return errors.New("not connected to " + b.cfg.URL)
+		return errors.New("not connected and subscribed to " + b.cfg.URL)
 	}
 	return nil
 }
@@ -214,6 +227,9 @@ func (b *externalBroker) Addr() string { return b.cfg.URL }
 // what arrives meanwhile is queued for us).
 func (b *externalBroker) Close(ctx context.Context) error {
 	b.closing.Store(true)
+	sctx, cancel := context.WithTimeout(ctx, time.Second)
+	_ = b.PublishSync(sctx, outbound{Topic: statusTopic(b.cfg.TopicPrefix, b.wh), Payload: statusPayload("offline"), QoS: 1, Retain: true})
+	cancel()
 	waitGroup(ctx, &b.pending)
 	// Manual acks leave on paho's flush ticker; give it a few ticks.
 	select {

@@ -29,6 +29,8 @@ type Config struct {
 	Barcodes  Barcodes       `yaml:"barcodes"`
 	Filedrop  FiledropConfig `yaml:"filedrop"`
 	Stock     Stock          `yaml:"stock"`
+	Alerts    Alerts         `yaml:"alerts"`
+	Live      Live           `yaml:"live"`
 	Log       LogConfig      `yaml:"log"`
 }
 
@@ -92,10 +94,29 @@ type FiledropConfig struct {
 	Settle time.Duration `yaml:"settle"`
 }
 
-// Stock configures stock views.
+// Stock configures stock views and low-stock thresholds.
 type Stock struct {
-	// LowStockThreshold: a SKU is low when available <= this.
+	// LowStockThreshold: a SKU turns low when available <= this.
 	LowStockThreshold int64 `yaml:"low-stock-threshold"`
+	// RestockMargin: a low SKU is restocked when available >= threshold +
+	// margin. The gap keeps a level wobbling at the threshold quiet.
+	RestockMargin int64 `yaml:"restock-margin"`
+	// ThresholdsFile overrides thresholds per SKU: CSV sku,low[,restock];
+	// default {data-dir}/thresholds.csv. Reloaded within a second.
+	ThresholdsFile string `yaml:"thresholds-file"`
+}
+
+// Alerts configures low_stock, restocked, negative_stock and device_gap
+// alerts, published on {prefix}/{wh}/alerts and posted to webhooks.
+type Alerts struct {
+	Enabled bool `yaml:"enabled"`
+	// Webhooks receive each alert as a JSON POST, retried until a 2xx.
+	Webhooks []string `yaml:"webhooks"`
+}
+
+// Live configures the retained {prefix}/{wh}/stock/{sku} topics.
+type Live struct {
+	Enabled bool `yaml:"enabled"`
 }
 
 // LogConfig configures logging.
@@ -118,6 +139,9 @@ func DefaultConfig() Config {
 		},
 		Devices:  Devices{Results: "errors"},
 		Filedrop: FiledropConfig{Device: "filedrop", Settle: time.Second},
+		Stock:    Stock{RestockMargin: 1},
+		Alerts:   Alerts{Enabled: true},
+		Live:     Live{Enabled: true},
 		Log:      LogConfig{Level: "info", Format: "text"},
 	}
 }
@@ -142,6 +166,9 @@ func LoadConfig(path string) (Config, error) {
 func (c *Config) Normalize() {
 	if c.Warehouse == "" {
 		c.Warehouse = hostWarehouse()
+	}
+	if c.Stock.ThresholdsFile == "" {
+		c.Stock.ThresholdsFile = filepath.Join(c.DataDir, "thresholds.csv")
 	}
 	if c.Barcodes.File == "" {
 		c.Barcodes.File = filepath.Join(c.DataDir, "barcodes.csv")
@@ -237,6 +264,14 @@ func (c *Config) Validate() error {
 	}
 	if c.Stock.LowStockThreshold < 0 {
 		bad("stock.low-stock-threshold", "must be >= 0")
+	}
+	if c.Stock.RestockMargin < 1 {
+		bad("stock.restock-margin", "must be >= 1")
+	}
+	for _, u := range c.Alerts.Webhooks {
+		if p, err := url.Parse(u); err != nil || (p.Scheme != "http" && p.Scheme != "https") || p.Host == "" {
+			bad("alerts.webhooks", "%q is not an http(s) URL", u)
+		}
 	}
 	var lvl slog.Level
 	if err := lvl.UnmarshalText([]byte(c.Log.Level)); err != nil {

@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"context"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -36,6 +37,7 @@ func (a *Agent) routes() http.Handler {
 	mux.HandleFunc("POST /v1/events", a.handlePostEvents)
 	mux.HandleFunc("GET /v1/events", a.handleEvents)
 	mux.HandleFunc("GET /v1/quarantine", a.handleQuarantine)
+	mux.HandleFunc("GET /v1/alerts", a.handleAlerts)
 	mux.HandleFunc("POST /v1/reservations", a.handleCreateHold)
 	mux.HandleFunc("GET /v1/reservations/{id}", a.handleGetHold)
 	mux.HandleFunc("POST /v1/reservations/{id}/renew", a.handleRenewHold)
@@ -126,15 +128,40 @@ type GlobalView struct {
 
 // view builds the stock view of a level with reserved units held by active
 // reservations. A hold never drives available below zero (only granted
-// when available covers it); a negative on_hand shows as it is.
-func (a *Agent) view(l store.StockLevel, reserved int64) StockView {
+// when available covers it); a negative on_hand shows as it is. low is the
+// SKU's state in the low-stock alert machine (with its hysteresis).
+func (a *Agent) view(l store.StockLevel, reserved int64, low bool) StockView {
 	available := max(l.OnHand-reserved, min(l.OnHand, 0))
+	if !a.cfg.Alerts.Enabled { // no alert state: the plain threshold
+		low = a.rule.Low(l.SKU, false, available)
+	}
 	return StockView{
 		SKU: l.SKU, Warehouse: l.Warehouse, OnHand: l.OnHand, Reserved: reserved, Available: available, Locations: l.Locations,
 		Global:    GlobalView{OnHand: l.OnHand, Warehouses: map[string]int64{l.Warehouse: l.OnHand}},
-		LowStock:  available <= a.cfg.Stock.LowStockThreshold,
+		LowStock:  low,
 		UpdatedAt: l.UpdatedAt,
 	}
+}
+
+// stockView reads one SKU's view; ok is false if it was never seen.
+func (a *Agent) stockView(ctx context.Context, sku string) (StockView, bool, error) {
+	l, ok, err := a.store.Stock(ctx, a.cfg.Warehouse, sku)
+	if err != nil || !ok {
+		return StockView{}, ok, err
+	}
+	held, err := a.store.Reserved(ctx, a.cfg.Warehouse, sku, now())
+	if err != nil {
+		return StockView{}, false, err
+	}
+	var reserved int64
+	for _, n := range held {
+		reserved += n
+	}
+	low, err := a.store.IsLow(ctx, sku)
+	if err != nil {
+		return StockView{}, false, err
+	}
+	return a.view(l, reserved, low), true, nil
 }
 
 func (a *Agent) handleStock(w http.ResponseWriter, r *http.Request) {
@@ -143,7 +170,7 @@ func (a *Agent) handleStock(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "bad_sku", "sku %q must be 1-64 chars of [A-Za-z0-9._-]", sku)
 		return
 	}
-	l, ok, err := a.store.Stock(r.Context(), a.cfg.Warehouse, sku)
+	v, ok, err := a.stockView(r.Context(), sku)
 	if err != nil {
 		writeError(w, http.StatusInternalServerError, "store_error", "%v", err)
 		return
@@ -152,16 +179,7 @@ func (a *Agent) handleStock(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "not_found", "sku %q has never been seen in warehouse %s", sku, a.cfg.Warehouse)
 		return
 	}
-	held, err := a.store.Reserved(r.Context(), a.cfg.Warehouse, sku, now())
-	if err != nil {
-		writeError(w, http.StatusInternalServerError, "store_error", "%v", err)
-		return
-	}
-	var reserved int64
-	for _, n := range held {
-		reserved += n
-	}
-	writeJSON(w, http.StatusOK, a.view(l, reserved))
+	writeJSON(w, http.StatusOK, v)
 }
 
 // pageLimit reads ?limit= with a default and a cap.
@@ -203,6 +221,11 @@ func (a *Agent) handleStockList(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusInternalServerError, "store_error", "%v", err)
 		return
 	}
+	lowSKUs, err := a.store.LowSKUs(r.Context())
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, "store_error", "%v", err)
+		return
+	}
 	items := []StockView{}
 	// With low=true, filter and keep reading pages until this one is full.
 	for len(items) < limit {
@@ -213,7 +236,7 @@ func (a *Agent) handleStockList(w http.ResponseWriter, r *http.Request) {
 		}
 		for _, l := range levels {
 			after = l.SKU
-			if v := a.view(l, reserved[l.SKU]); !low || v.LowStock {
+			if v := a.view(l, reserved[l.SKU], lowSKUs[l.SKU]); !low || v.LowStock {
 				items = append(items, v)
 				if len(items) == limit {
 					break
@@ -368,4 +391,24 @@ func (a *Agent) handleQuarantine(w http.ResponseWriter, r *http.Request) {
 		next = q.Seq
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"items": out, "next": next})
+}
+
+func (a *Agent) handleAlerts(w http.ResponseWriter, r *http.Request) {
+	since, err := querySeq(r, "since")
+	limit, err2 := pageLimit(r)
+	if err = errors.Join(err, err2); err != nil {
+		writeError(w, http.StatusBadRequest, "bad_query", "%v", err)
+		return
+	}
+	alerts, err := a.store.Alerts(r.Context(), since, limit)
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, "store_error", "%v", err)
+		return
+	}
+	out := make([]AlertView, len(alerts))
+	next := since
+	for i, al := range alerts {
+		out[i], next = alertView(al), al.Seq
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"alerts": out, "next": next})
 }

@@ -234,14 +234,14 @@ func (db *DB) commitTx(pending []*request) (err error) {
 		}
 	}()
 	s := db.stmts.in(tx)
-	st := &txState{counters: counterDeltas{}, reserved: reservedDeltas{}}
+	st := newTxState()
 	deltas := st.counters
 	// Events go to the log in chunks of up to insertChunk rows per INSERT;
 	// a count needs on_hand as of its position, so it flushes the chunk
 	// before it and is applied alone.
 	var chunk []slot
 	flush := func() error {
-		err := db.insertChunk(ctx, s, deltas, chunk)
+		err := db.insertChunk(ctx, s, st, chunk)
 		chunk = chunk[:0]
 		return err
 	}
@@ -264,7 +264,10 @@ func (db *DB) commitTx(pending []*request) (err error) {
 			if e.Reverses != "" {
 				apply = applyVoid
 			}
-			if r.outcomes[i], err = apply(ctx, s, deltas, e); err != nil {
+			if r.outcomes[i], err = apply(ctx, s, deltas, e); err == nil && r.outcomes[i].Status == Applied {
+				err = db.noteSeq(ctx, s, st, e.Device, e.DeviceSeq)
+			}
+			if err != nil {
 				return fmt.Errorf("commit: apply %s %s/%s: %w", e.Type, e.Device, e.ID, err)
 			}
 		}
@@ -291,12 +294,27 @@ func (db *DB) commitTx(pending []*request) (err error) {
 	if err = db.writeCounters(ctx, s, deltas); err != nil {
 		return fmt.Errorf("commit: counters: %w", err)
 	}
+	if err = db.raiseAlerts(ctx, s, st, time.Now().UTC()); err != nil {
+		return fmt.Errorf("commit: alerts: %w", err)
+	}
 	if err = tx.Commit(); err != nil {
 		return fmt.Errorf("commit: %w", err)
 	}
 	for k, d := range st.reserved {
 		if db.reserved[k] += d; db.reserved[k] == 0 {
 			delete(db.reserved, k)
+		}
+	}
+	for sku, low := range st.alerts.low {
+		if low {
+			db.low[sku] = true
+		} else {
+			delete(db.low, sku)
+		}
+	}
+	if db.notify != nil {
+		if skus := st.touchedSKUs(db.warehouse); len(skus) > 0 || st.alerts.alerts > 0 {
+			db.notify(Committed{Warehouse: db.warehouse, SKUs: skus, Alerts: st.alerts.alerts})
 		}
 	}
 	return nil
@@ -348,7 +366,7 @@ type eventKey struct{ device, id string }
 // NOTHING RETURNING: the rows it returns are the applied events; any other
 // was already in the log (or earlier in this chunk) and is looked up to tell
 // a duplicate from a reused id.
-func (db *DB) insertChunk(ctx context.Context, s *boundStmts, deltas counterDeltas, chunk []slot) error {
+func (db *DB) insertChunk(ctx context.Context, s *boundStmts, st *txState, chunk []slot) error {
 	if len(chunk) == 0 {
 		return nil
 	}
@@ -388,7 +406,10 @@ func (db *DB) insertChunk(ctx context.Context, s *boundStmts, deltas counterDelt
 			continue
 		}
 		delete(inserted, k) // a second occurrence in this chunk is a duplicate
-		deltas.addEvent(e, e.Delta)
+		st.counters.addEvent(e, e.Delta)
+		if err := db.noteSeq(ctx, s, st, e.Device, e.DeviceSeq); err != nil {
+			return fmt.Errorf("commit: device seq: %w", err)
+		}
 		*sl.outcome = Outcome{Status: Applied, Seq: seq, Delta: e.Delta}
 	}
 	return nil

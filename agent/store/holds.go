@@ -89,6 +89,12 @@ type reservedDeltas map[stockKey]int64
 type txState struct {
 	counters counterDeltas
 	reserved reservedDeltas
+	alerts   alertState
+}
+
+func newTxState() *txState {
+	return &txState{counters: counterDeltas{}, reserved: reservedDeltas{},
+		alerts: alertState{seqs: map[string]int64{}, low: map[string]bool{}}}
 }
 
 // available is on_hand minus active holds for a key, as of this point of

@@ -79,6 +79,30 @@ var migrations = []string{
 	) STRICT;
 	CREATE INDEX holds_active ON holds(state, expires_at) WHERE state = 'active';
 	CREATE INDEX holds_sku ON holds(warehouse, sku) WHERE state = 'active';`,
+
+	// 3: the alert outbox, written in the transaction of the change that
+	// raised each alert, and the state alerts are raised from.
+	`CREATE TABLE alerts (
+		seq        INTEGER PRIMARY KEY,
+		kind       TEXT    NOT NULL,
+		warehouse  TEXT    NOT NULL,
+		sku        TEXT    NOT NULL DEFAULT '',
+		location   TEXT    NOT NULL DEFAULT '',
+		device     TEXT    NOT NULL DEFAULT '',
+		level      INTEGER NOT NULL DEFAULT 0,
+		expected   INTEGER NOT NULL DEFAULT 0,
+		got        INTEGER NOT NULL DEFAULT 0,
+		created_at INTEGER NOT NULL
+	) STRICT;
+	CREATE TABLE low_skus (
+		warehouse TEXT NOT NULL,
+		sku       TEXT NOT NULL,
+		PRIMARY KEY (warehouse, sku)
+	) STRICT, WITHOUT ROWID;
+	CREATE TABLE device_seqs (
+		device   TEXT    PRIMARY KEY,
+		last_seq INTEGER NOT NULL
+	) STRICT, WITHOUT ROWID;`,
 }
 
 // migrate brings the schema up to date inside one transaction.

@@ -37,6 +37,11 @@ type Options struct {
 	// it; an existing one must match.
 	Warehouse string
 	Logger    *slog.Logger
+	// LowStock decides low_stock/restocked alerts; nil raises none.
+	LowStock LowStockRule
+	// Notify is called from the commit loop after each durable commit that
+	// changed stock, holds or alerts. It must not block.
+	Notify func(Committed)
 }
 
 // DB is the agent's SQLite store. It is safe for concurrent use.
@@ -56,6 +61,10 @@ type DB struct {
 	// reserved is the committed quantity held by active holds per key;
 	// only the commit loop touches it.
 	reserved map[stockKey]int64
+	// low is the set of SKUs in the low-stock state; commit loop only.
+	low     map[string]bool
+	lowRule LowStockRule
+	notify  func(Committed)
 
 	requests chan *request
 	stop     chan struct{} // closed by Close: abandon retries of a failing store
@@ -84,7 +93,7 @@ func Open(ctx context.Context, dataDir string, opts Options) (*DB, error) {
 	writer.SetMaxOpenConns(1)
 	writer.SetMaxIdleConns(1)
 	writer.SetConnMaxLifetime(0)
-	db := &DB{path: path, writer: writer, logger: opts.Logger, requests: make(chan *request, requestQueue), stop: make(chan struct{})}
+	db := &DB{path: path, writer: writer, logger: opts.Logger, lowRule: opts.LowStock, notify: opts.Notify, requests: make(chan *request, requestQueue), stop: make(chan struct{})}
 	if err := db.init(ctx, opts.Warehouse); err != nil {
 		_ = writer.Close()
 		return nil, err
@@ -172,6 +181,10 @@ func (db *DB) init(ctx context.Context, warehouse string) error {
 	}
 	if err := db.loadReserved(ctx, tx); err != nil {
 		return fmt.Errorf("open store: load holds: %w", err)
+	}
+	db.warehouse = meta["warehouse"]
+	if err := db.loadLow(ctx, tx); err != nil {
+		return fmt.Errorf("open store: load low-stock state: %w", err)
 	}
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("open store: %w", err)

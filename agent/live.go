@@ -1,0 +1,94 @@
+package agent
+
+import (
+	"context"
+	"encoding/json"
+	"log/slog"
+	"sync"
+	"time"
+)
+
+// liveInterval is the coalescing window of the retained stock topics: a SKU
+// is published at most once per interval, with its latest view.
+const liveInterval = 100 * time.Millisecond
+
+// liveStock publishes the retained {prefix}/{wh}/stock/{sku} views. Commits
+// mark SKUs dirty; every liveInterval the dirty ones are read and published,
+// so a burst of 1,000 sales of one SKU costs one publish, and a subscriber
+// that connects late gets the current level of every SKU from the broker.
+type liveStock struct {
+	prefix, warehouse string
+	view              func(ctx context.Context, sku string) (StockView, bool, error)
+	pub               publisher
+	logger            *slog.Logger
+
+	mu     sync.Mutex
+	dirty  map[string]struct{}
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+// Mark records changed SKUs; it never blocks.
+func (l *liveStock) Mark(skus []string) {
+	l.mu.Lock()
+	for _, s := range skus {
+		l.dirty[s] = struct{}{}
+	}
+	l.mu.Unlock()
+}
+
+func (l *liveStock) Open() {
+	ctx, cancel := context.WithCancel(context.Background())
+	l.cancel = cancel
+	l.wg.Add(1)
+	go func() {
+		defer l.wg.Done()
+		t := time.NewTicker(liveInterval)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				l.flush(ctx)
+			}
+		}
+	}()
+}
+
+func (l *liveStock) flush(ctx context.Context) {
+	l.mu.Lock()
+	dirty := l.dirty
+	l.dirty = map[string]struct{}{}
+	l.mu.Unlock()
+	for sku := range dirty {
+		v, ok, err := l.view(ctx, sku)
+		if err != nil {
+			l.logger.Warn("live stock: read failed; will publish on the next change", "sku", sku, "err", err)
+			continue
+		}
+		if !ok {
+			continue
+		}
+		body, _ := json.Marshal(v) // a StockView always marshals
+		l.pub.Publish(outbound{Topic: l.prefix + "/" + l.warehouse + "/stock/" + sku, Payload: body, QoS: 1, Retain: true})
+	}
+}
+
+// Close publishes what is pending and stops.
+func (l *liveStock) Close() {
+	if l.cancel == nil {
+		return
+	}
+	l.cancel()
+	l.wg.Wait()
+	l.flush(context.Background())
+}
+
+// statusTopic is the agent's retained online/offline status.
+func statusTopic(prefix, warehouse string) string { return prefix + "/" + warehouse + "/status" }
+
+func statusPayload(state string) []byte {
+	b, _ := json.Marshal(map[string]string{"state": state})
+	return b
+}

@@ -1,0 +1,284 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"sort"
+	"time"
+)
+
+// Alert kinds (SPEC §3).
+const (
+	AlertLowStock      = "low_stock"
+	AlertRestocked     = "restocked"
+	AlertNegativeStock = "negative_stock"
+	AlertDeviceGap     = "device_gap"
+)
+
+// Alert is a row of the outbox. It is written in the same transaction as
+// the change that raised it, so each crossing is recorded exactly once,
+// whatever crashes; delivery reads the outbox by Seq.
+type Alert struct {
+	Seq       int64
+	Kind      string
+	Warehouse string
+	SKU       string
+	Location  string // negative_stock
+	Device    string // device_gap
+	Level     int64  // low_stock, restocked: available; negative_stock: on_hand
+	Expected  int64  // device_gap: the seq that was due
+	Got       int64  // device_gap: the seq that came
+	CreatedAt time.Time
+}
+
+// LowStockRule decides a SKU's low-stock state from its previous state and
+// its available quantity (on_hand minus active holds), so thresholds and
+// hysteresis stay business rules of the agent.
+type LowStockRule interface {
+	Low(sku string, wasLow bool, available int64) bool
+}
+
+// Committed tells the agent what a commit changed, after it is durable.
+type Committed struct {
+	Warehouse string
+	SKUs      []string // SKUs whose stock or holds changed
+	Alerts    int      // alerts added to the outbox
+}
+
+// alertState is what one transaction adds to the alert state.
+type alertState struct {
+	seqs   map[string]int64 // device → last seq seen in this transaction
+	order  []string         // devices in first-seen order
+	gaps   []Alert
+	low    map[string]bool // sku → new low state
+	alerts int
+}
+
+// noteSeq records an applied event's device seq; a skip is a device_gap.
+func (db *DB) noteSeq(ctx context.Context, s *boundStmts, st *txState, device string, seq int64) error {
+	if seq <= 0 {
+		return nil
+	}
+	last, ok := st.alerts.seqs[device]
+	if !ok {
+		err := s.tx.QueryRowContext(ctx, `SELECT last_seq FROM device_seqs WHERE device = ?`, device).Scan(&last)
+		if err != nil && !errors.Is(err, sql.ErrNoRows) {
+			return err
+		}
+		st.alerts.order = append(st.alerts.order, device)
+	}
+	if last > 0 && seq > last+1 {
+		st.alerts.gaps = append(st.alerts.gaps, Alert{Kind: AlertDeviceGap, Device: device, Expected: last + 1, Got: seq})
+	}
+	st.alerts.seqs[device] = max(last, seq)
+	return nil
+}
+
+// raiseAlerts runs at the end of a transaction, after the counters are
+// written: it compares levels before and after and writes the outbox.
+func (db *DB) raiseAlerts(ctx context.Context, s *boundStmts, st *txState, now time.Time) error {
+	add := func(a Alert) error {
+		a.CreatedAt = now
+		_, err := s.tx.ExecContext(ctx, `INSERT INTO alerts(kind, warehouse, sku, location, device, level, expected, got, created_at)
+			VALUES (?,?,?,?,?,?,?,?,?)`, a.Kind, a.Warehouse, a.SKU, a.Location, a.Device, a.Level, a.Expected, a.Got, now.UnixMilli())
+		st.alerts.alerts++
+		return err
+	}
+	for _, d := range st.alerts.order {
+		if _, err := s.tx.ExecContext(ctx, `INSERT INTO device_seqs(device, last_seq) VALUES (?, ?)
+			ON CONFLICT (device) DO UPDATE SET last_seq = excluded.last_seq`, d, st.alerts.seqs[d]); err != nil {
+			return err
+		}
+	}
+	for _, g := range st.alerts.gaps {
+		g.Warehouse = db.warehouse
+		if err := add(g); err != nil {
+			return err
+		}
+	}
+	// negative_stock: a location crossing from >= 0 to < 0.
+	for _, k := range sortedKeys(st.counters) {
+		c := st.counters[k]
+		if c.n == 0 {
+			continue
+		}
+		var after int64
+		if err := s.onHand.QueryRowContext(ctx, k.warehouse, k.sku, k.location).Scan(&after); err != nil {
+			return err
+		}
+		if before := after - (c.p - c.n); after < 0 && before >= 0 {
+			if err := add(Alert{Kind: AlertNegativeStock, Warehouse: k.warehouse, SKU: k.sku, Location: k.location, Level: after}); err != nil {
+				return err
+			}
+		}
+	}
+	if db.lowRule == nil {
+		return nil
+	}
+	for _, sku := range st.touchedSKUs(db.warehouse) {
+		var onHand int64
+		if err := s.tx.QueryRowContext(ctx, `SELECT COALESCE(SUM(p) - SUM(n), 0) FROM counters WHERE warehouse = ? AND sku = ?`,
+			db.warehouse, sku).Scan(&onHand); err != nil {
+			return err
+		}
+		available := onHand - db.reservedSKU(st, sku)
+		wasLow := db.low[sku]
+		low := db.lowRule.Low(sku, wasLow, available)
+		if low == wasLow {
+			continue
+		}
+		st.alerts.low[sku] = low
+		kind, stmt := AlertLowStock, `INSERT INTO low_skus(warehouse, sku) VALUES (?, ?) ON CONFLICT DO NOTHING`
+		if !low {
+			kind, stmt = AlertRestocked, `DELETE FROM low_skus WHERE warehouse = ? AND sku = ?`
+		}
+		if _, err := s.tx.ExecContext(ctx, stmt, db.warehouse, sku); err != nil {
+			return err
+		}
+		if err := add(Alert{Kind: kind, Warehouse: db.warehouse, SKU: sku, Level: available}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// touchedSKUs are the SKUs of warehouse whose counters or holds changed.
+func (st *txState) touchedSKUs(warehouse string) []string {
+	set := map[string]bool{}
+	for k := range st.counters {
+		if k.warehouse == warehouse {
+			set[k.sku] = true
+		}
+	}
+	for k := range st.reserved {
+		if k.warehouse == warehouse {
+			set[k.sku] = true
+		}
+	}
+	out := make([]string, 0, len(set))
+	for sku := range set {
+		out = append(out, sku)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// reservedSKU is the quantity held for sku across locations, as of this
+// point of the transaction.
+func (db *DB) reservedSKU(st *txState, sku string) int64 {
+	var n int64
+	for k, q := range db.reserved {
+		if k.sku == sku && k.warehouse == db.warehouse {
+			n += q
+		}
+	}
+	for k, q := range st.reserved {
+		if k.sku == sku && k.warehouse == db.warehouse {
+			n += q
+		}
+	}
+	return n
+}
+
+func sortedKeys(m counterDeltas) []stockKey {
+	keys := make([]stockKey, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Slice(keys, func(i, j int) bool {
+		a, b := keys[i], keys[j]
+		if a.sku != b.sku {
+			return a.sku < b.sku
+		}
+		return a.location < b.location
+	})
+	return keys
+}
+
+// loadLow reads which SKUs are low.
+func (db *DB) loadLow(ctx context.Context, q interface {
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+}) error {
+	rows, err := q.QueryContext(ctx, `SELECT sku FROM low_skus WHERE warehouse = ?`, db.warehouse)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	db.low = map[string]bool{}
+	for rows.Next() {
+		var sku string
+		if err := rows.Scan(&sku); err != nil {
+			return err
+		}
+		db.low[sku] = true
+	}
+	return rows.Err()
+}
+
+// LowSKUs returns the SKUs in the low-stock state.
+func (db *DB) LowSKUs(ctx context.Context) (map[string]bool, error) {
+	rows, err := db.reader.QueryContext(ctx, `SELECT sku FROM low_skus WHERE warehouse = ?`, db.warehouse)
+	if err != nil {
+		return nil, fmt.Errorf("query low skus: %w", err)
+	}
+	defer rows.Close()
+	out := map[string]bool{}
+	for rows.Next() {
+		var sku string
+		if err := rows.Scan(&sku); err != nil {
+			return nil, fmt.Errorf("query low skus: %w", err)
+		}
+		out[sku] = true
+	}
+	return out, rows.Err()
+}
+
+// IsLow reports whether a SKU is in the low-stock state.
+func (db *DB) IsLow(ctx context.Context, sku string) (bool, error) {
+	var one int
+	err := db.reader.QueryRowContext(ctx, `SELECT 1 FROM low_skus WHERE warehouse = ? AND sku = ?`, db.warehouse, sku).Scan(&one)
+	if errors.Is(err, sql.ErrNoRows) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
+// Alerts returns up to limit outbox rows with seq > since, in order.
+func (db *DB) Alerts(ctx context.Context, since int64, limit int) ([]Alert, error) {
+	rows, err := db.reader.QueryContext(ctx, `SELECT seq, kind, warehouse, sku, location, device, level, expected, got, created_at
+		FROM alerts WHERE seq > ? ORDER BY seq LIMIT ?`, since, limit)
+	if err != nil {
+		return nil, fmt.Errorf("query alerts: %w", err)
+	}
+	defer rows.Close()
+	var out []Alert
+	for rows.Next() {
+		var a Alert
+		var created int64
+		if err := rows.Scan(&a.Seq, &a.Kind, &a.Warehouse, &a.SKU, &a.Location, &a.Device, &a.Level, &a.Expected, &a.Got, &created); err != nil {
+			return nil, fmt.Errorf("query alerts: %w", err)
+		}
+		a.CreatedAt = time.UnixMilli(created).UTC()
+		out = append(out, a)
+	}
+	return out, rows.Err()
+}
+
+// Cursor reads a named delivery cursor (0 when never set).
+func (db *DB) Cursor(ctx context.Context, name string) (int64, error) {
+	var v int64
+	err := db.reader.QueryRowContext(ctx, `SELECT CAST(value AS INTEGER) FROM meta WHERE key = ?`, "cursor:"+name).Scan(&v)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, nil
+	}
+	return v, err
+}
+
+// SetCursor durably stores a named delivery cursor.
+func (db *DB) SetCursor(ctx context.Context, name string, v int64) error {
+	_, err := db.writer.ExecContext(ctx, `INSERT INTO meta(key, value) VALUES (?, ?)
+		ON CONFLICT (key) DO UPDATE SET value = excluded.value`, "cursor:"+name, fmt.Sprint(v))
+	return err
+}
