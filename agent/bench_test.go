@@ -17,27 +17,31 @@ import (
 )
 
 // BenchmarkAgent_EmbeddedIngest: one gateway connection keeps 64 QoS 1
-// publishes in flight to the embedded broker; every PUBACK means committed.
+// publishes in flight to the embedded broker, over 100 SKUs; every PUBACK
+// means committed. Alerts and live topics on (the default) and off.
 func BenchmarkAgent_EmbeddedIngest(b *testing.B) {
-	a := startAgent(b, b.TempDir(), nil)
-	c := testenv.Dial(b, a.MQTTAddr(), "gw")
-	sem := make(chan struct{}, 64)
-	var wg sync.WaitGroup
-	b.ResetTimer()
-	i := 0
-	for b.Loop() {
-		i++
-		payload := receive(fmt.Sprint(i), "SKU-B", 1)
-		sem <- struct{}{}
-		wg.Go(func() {
-			defer func() { <-sem }()
-			if err := c.PublishQoS1(context.Background(), eventsTopic(fmt.Sprint("d", i%64)), payload); err != nil {
-				b.Error(err)
+	for _, outputs := range []bool{true, false} {
+		b.Run(fmt.Sprintf("alerts_and_live=%t", outputs), func(b *testing.B) {
+			a := startAgent(b, b.TempDir(), func(c *agent.Config) { c.Alerts.Enabled, c.Live.Enabled = outputs, outputs })
+			c := testenv.Dial(b, a.MQTTAddr(), "gw")
+			sem := make(chan struct{}, 64)
+			var wg sync.WaitGroup
+			i := 0
+			for b.Loop() {
+				i++
+				payload := receive(fmt.Sprint(i), fmt.Sprint("SKU-", i%100), 1)
+				sem <- struct{}{}
+				wg.Go(func() {
+					defer func() { <-sem }()
+					if err := c.PublishQoS1(context.Background(), eventsTopic(fmt.Sprint("d", i%64)), payload); err != nil {
+						b.Error(err)
+					}
+				})
 			}
+			wg.Wait()
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
 		})
 	}
-	wg.Wait()
-	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
 }
 
 // BenchmarkAgent_MosquittoIngest: 4 publishers with 32 in flight each
