@@ -168,13 +168,8 @@ func (st *txState) touchedSKUs(warehouse string) []string {
 // reservedSKU is the quantity held for sku across locations, as of this
 // point of the transaction.
 func (db *DB) reservedSKU(st *txState, sku string) int64 {
-	var n int64
-	for k, q := range db.reserved {
-		if k.sku == sku && k.warehouse == db.warehouse {
-			n += q
-		}
-	}
-	for k, q := range st.reserved {
+	n := db.reservedBySKU[sku]
+	for k, q := range st.reserved { // the transaction's own changes: few
 		if k.sku == sku && k.warehouse == db.warehouse {
 			n += q
 		}

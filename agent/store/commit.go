@@ -301,9 +301,7 @@ func (db *DB) commitTx(pending []*request) (err error) {
 		return fmt.Errorf("commit: %w", err)
 	}
 	for k, d := range st.reserved {
-		if db.reserved[k] += d; db.reserved[k] == 0 {
-			delete(db.reserved, k)
-		}
+		db.addReserved(k, d)
 	}
 	for sku, low := range st.alerts.low {
 		if low {

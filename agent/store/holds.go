@@ -314,14 +314,14 @@ func (db *DB) loadReserved(ctx context.Context, q interface {
 		return err
 	}
 	defer rows.Close()
-	db.reserved = map[stockKey]int64{}
+	db.reserved, db.reservedBySKU = map[stockKey]int64{}, map[string]int64{}
 	for rows.Next() {
 		var k stockKey
 		var n int64
 		if err := rows.Scan(&k.warehouse, &k.sku, &k.location, &n); err != nil {
 			return err
 		}
-		db.reserved[k] = n
+		db.addReserved(k, n)
 	}
 	return rows.Err()
 }
@@ -353,4 +353,16 @@ func (db *DB) ReservedBySKU(ctx context.Context, warehouse string, now time.Time
 		out[sku] = n
 	}
 	return out, rows.Err()
+}
+
+// addReserved changes the committed reservations of a key (commit loop only).
+func (db *DB) addReserved(k stockKey, d int64) {
+	if db.reserved[k] += d; db.reserved[k] == 0 {
+		delete(db.reserved, k)
+	}
+	if k.warehouse == db.warehouse {
+		if db.reservedBySKU[k.sku] += d; db.reservedBySKU[k.sku] == 0 {
+			delete(db.reservedBySKU, k.sku)
+		}
+	}
 }

@@ -61,6 +61,8 @@ type DB struct {
 	// reserved is the committed quantity held by active holds per key;
 	// only the commit loop touches it.
 	reserved map[stockKey]int64
+	// reservedBySKU sums reserved over locations for this warehouse's SKUs.
+	reservedBySKU map[string]int64
 	// low is the set of SKUs in the low-stock state; commit loop only.
 	low     map[string]bool
 	lowRule LowStockRule
@@ -179,10 +181,10 @@ func (db *DB) init(ctx context.Context, warehouse string) error {
 	if err := tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM counters`).Scan(&db.version); err != nil {
 		return fmt.Errorf("open store: %w", err)
 	}
+	db.warehouse = meta["warehouse"]
 	if err := db.loadReserved(ctx, tx); err != nil {
 		return fmt.Errorf("open store: load holds: %w", err)
 	}
-	db.warehouse = meta["warehouse"]
 	if err := db.loadLow(ctx, tx); err != nil {
 		return fmt.Errorf("open store: load low-stock state: %w", err)
 	}
