@@ -34,6 +34,7 @@ type Agent struct {
 	expirer  *expirer
 	rule     *thresholds
 	live     atomic.Pointer[liveStock]
+	changes  *changes
 	alerts   atomic.Pointer[alertDispatcher]
 	broker   broker
 
@@ -47,7 +48,7 @@ type Agent struct {
 
 // New returns an agent for a normalised, validated cfg.
 func New(cfg Config, logger *slog.Logger) *Agent {
-	return &Agent{cfg: cfg, logger: logger}
+	return &Agent{cfg: cfg, logger: logger, changes: newChanges()}
 }
 
 // Open opens the store, starts the broker side and the HTTP API. On error
@@ -146,6 +147,7 @@ func (a *Agent) startOutputs(pub publisher) {
 
 // onCommit runs on the store's commit loop after each durable commit.
 func (a *Agent) onCommit(c store.Committed) {
+	a.changes.Notify()
 	if l := a.live.Load(); l != nil {
 		l.Mark(c.SKUs)
 	}

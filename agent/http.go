@@ -38,6 +38,9 @@ func (a *Agent) routes() http.Handler {
 	mux.HandleFunc("GET /v1/events", a.handleEvents)
 	mux.HandleFunc("GET /v1/quarantine", a.handleQuarantine)
 	mux.HandleFunc("GET /v1/alerts", a.handleAlerts)
+	mux.HandleFunc("GET /v1/sync/deltas", a.handleSyncDeltas)
+	mux.HandleFunc("POST /v1/sync/merge", a.handleSyncMerge)
+	mux.HandleFunc("GET /v1/sync/state", a.handleSyncState)
 	mux.HandleFunc("POST /v1/reservations", a.handleCreateHold)
 	mux.HandleFunc("GET /v1/reservations/{id}", a.handleGetHold)
 	mux.HandleFunc("POST /v1/reservations/{id}/renew", a.handleRenewHold)
@@ -117,9 +120,9 @@ type StockView struct {
 	UpdatedAt time.Time        `json:"updated_at"`
 }
 
-// GlobalView is the company-wide stock as far as this agent knows it. Until
-// the agent has merged other warehouses' state, it holds only this one, and
-// AsOf is null.
+// GlobalView is the company-wide stock as far as this agent knows it: this
+// warehouse's current value plus every other warehouse's merged state as of
+// AsOf, the last merge (null before the first).
 type GlobalView struct {
 	OnHand     int64            `json:"on_hand"`
 	Warehouses map[string]int64 `json:"warehouses"`
@@ -161,7 +164,11 @@ func (a *Agent) stockView(ctx context.Context, sku string) (StockView, bool, err
 	if err != nil {
 		return StockView{}, false, err
 	}
-	return a.view(l, reserved, low), true, nil
+	v := a.view(l, reserved, low)
+	if v.Global, err = a.globalView(ctx, sku, l.OnHand); err != nil {
+		return StockView{}, false, err
+	}
+	return v, true, nil
 }
 
 func (a *Agent) handleStock(w http.ResponseWriter, r *http.Request) {

@@ -43,7 +43,7 @@ type LowStockRule interface {
 // Committed tells the agent what a commit changed, after it is durable.
 type Committed struct {
 	Warehouse string
-	SKUs      []string // SKUs whose stock or holds changed
+	SKUs      []string // SKUs whose stock, holds or global state changed
 	Alerts    int      // alerts added to the outbox
 }
 
@@ -117,7 +117,7 @@ func (db *DB) raiseAlerts(ctx context.Context, s *boundStmts, st *txState, now t
 	if db.lowRule == nil {
 		return nil
 	}
-	for _, sku := range st.touchedSKUs(db.warehouse) {
+	for _, sku := range st.touchedSKUs(db.warehouse, false) {
 		var onHand int64
 		if err := s.tx.QueryRowContext(ctx, `SELECT COALESCE(SUM(p) - SUM(n), 0) FROM counters WHERE warehouse = ? AND sku = ?`,
 			db.warehouse, sku).Scan(&onHand); err != nil {
@@ -144,8 +144,10 @@ func (db *DB) raiseAlerts(ctx context.Context, s *boundStmts, st *txState, now t
 	return nil
 }
 
-// touchedSKUs are the SKUs of warehouse whose counters or holds changed.
-func (st *txState) touchedSKUs(warehouse string) []string {
+// touchedSKUs are the SKUs of warehouse whose counters or holds changed;
+// with foreign, also those of other warehouses whose merged state changed
+// (the global view of that SKU changed).
+func (st *txState) touchedSKUs(warehouse string, foreign bool) []string {
 	set := map[string]bool{}
 	for k := range st.counters {
 		if k.warehouse == warehouse {
@@ -154,6 +156,11 @@ func (st *txState) touchedSKUs(warehouse string) []string {
 	}
 	for k := range st.reserved {
 		if k.warehouse == warehouse {
+			set[k.sku] = true
+		}
+	}
+	for k := range st.merged {
+		if foreign || k.warehouse == warehouse {
 			set[k.sku] = true
 		}
 	}

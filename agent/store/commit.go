@@ -84,6 +84,7 @@ type Batch struct {
 	Events   []Event
 	Rejected []Rejected
 	Holds    []*HoldOp // applied after Events, in order
+	Merges   []*MergeOp
 }
 
 // request is a submitted batch waiting for the commit loop.
@@ -281,6 +282,14 @@ func (db *DB) commitTx(pending []*request) (err error) {
 				return fmt.Errorf("commit: hold %s: %w", op.Hold.ID, err)
 			}
 		}
+		for _, op := range r.batch.Merges {
+			if err = flush(); err != nil {
+				return err
+			}
+			if err = db.applyMerge(ctx, s, st, op); err != nil {
+				return fmt.Errorf("commit: merge: %w", err)
+			}
+		}
 		for i := range r.batch.Rejected {
 			q := &r.batch.Rejected[i]
 			if _, err = s.quarantine.ExecContext(ctx, q.Source, q.Device, q.EventID, q.Reason, q.Message, nonNil(q.Payload), q.ReceivedAt.UnixMilli()); err != nil {
@@ -311,7 +320,7 @@ func (db *DB) commitTx(pending []*request) (err error) {
 		}
 	}
 	if db.notify != nil {
-		if skus := st.touchedSKUs(db.warehouse); len(skus) > 0 || st.alerts.alerts > 0 {
+		if skus := st.touchedSKUs(db.warehouse, true); len(skus) > 0 || st.alerts.alerts > 0 || len(st.merged) > 0 {
 			db.notify(Committed{Warehouse: db.warehouse, SKUs: skus, Alerts: st.alerts.alerts})
 		}
 	}

@@ -89,11 +89,12 @@ type reservedDeltas map[stockKey]int64
 type txState struct {
 	counters counterDeltas
 	reserved reservedDeltas
+	merged   map[stockKey]bool // keys whose foreign entries a merge raised
 	alerts   alertState
 }
 
 func newTxState() *txState {
-	return &txState{counters: counterDeltas{}, reserved: reservedDeltas{},
+	return &txState{counters: counterDeltas{}, reserved: reservedDeltas{}, merged: map[stockKey]bool{},
 		alerts: alertState{seqs: map[string]int64{}, low: map[string]bool{}}}
 }
 

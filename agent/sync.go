@@ -1,0 +1,168 @@
+package agent
+
+import (
+	"compress/gzip"
+	"context"
+	"net/http"
+	"strconv"
+	"strings"
+	stdsync "sync"
+	"time"
+
+	"github.com/edgestock/edgestock/agent/store"
+	"github.com/edgestock/edgestock/drivers"
+	"github.com/edgestock/edgestock/sync"
+)
+
+// Sync endpoint limits.
+const (
+	defaultDeltaPage = 1000
+	maxDeltaPage     = 10_000
+)
+
+// changes lets long polls wait for the next commit: every commit closes the
+// current channel and starts a new one.
+type changes struct {
+	mu stdsync.Mutex
+	ch chan struct{}
+}
+
+func newChanges() *changes { return &changes{ch: make(chan struct{})} }
+
+// Wait returns a channel closed at the next commit.
+func (c *changes) Wait() <-chan struct{} {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.ch
+}
+
+// Notify wakes every waiter; it never blocks.
+func (c *changes) Notify() {
+	c.mu.Lock()
+	close(c.ch)
+	c.ch = make(chan struct{})
+	c.mu.Unlock()
+}
+
+func (a *Agent) handleSyncDeltas(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	since, err := sync.ParseCursor(q.Get("since"))
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "bad_cursor", "%v", err)
+		return
+	}
+	limit := defaultDeltaPage
+	if s := q.Get("limit"); s != "" {
+		if limit, err = strconv.Atoi(s); err != nil || limit < 1 || limit > maxDeltaPage {
+			writeError(w, http.StatusBadRequest, "bad_query", "limit: %q must be 1..%d", s, maxDeltaPage)
+			return
+		}
+	}
+	var wait time.Duration
+	if s := q.Get("wait"); s != "" {
+		if wait, err = time.ParseDuration(s); err != nil || wait < 0 || wait > sync.MaxWait*time.Second {
+			writeError(w, http.StatusBadRequest, "bad_query", "wait: %q must be a duration up to %ds", s, sync.MaxWait)
+			return
+		}
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), wait)
+	defer cancel()
+	var page store.DeltaPage
+	for {
+		changed := a.changes.Wait() // before reading: a commit in between wakes us
+		if page, err = a.store.Deltas(r.Context(), since, limit); err != nil {
+			writeError(w, http.StatusInternalServerError, "store_error", "%v", err)
+			return
+		}
+		if len(page.Entries) > 0 || wait == 0 {
+			break
+		}
+		select {
+		case <-changed:
+			continue
+		case <-ctx.Done():
+		}
+		break
+	}
+	out := sync.Deltas{Replica: a.store.ReplicaID(), Entries: make([]sync.Entry, len(page.Entries)), Next: sync.FormatCursor(page.Next), More: page.More}
+	for i, e := range page.Entries {
+		out.Entries[i] = sync.Entry{Warehouse: e.Warehouse, Location: e.Location, SKU: e.SKU, Replica: e.Replica, P: e.P, N: e.N}
+	}
+	if strings.Contains(r.Header.Get("Accept-Encoding"), "gzip") {
+		w.Header().Set("Content-Encoding", "gzip")
+		w.Header().Set("Content-Type", "application/json")
+		gz := gzip.NewWriter(w)
+		defer gz.Close()
+		writeJSON(gzipResponse{ResponseWriter: w, gz: gz}, http.StatusOK, out)
+		return
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// gzipResponse writes the body through gzip.
+type gzipResponse struct {
+	http.ResponseWriter
+	gz *gzip.Writer
+}
+
+func (g gzipResponse) Write(b []byte) (int, error) { return g.gz.Write(b) }
+
+func (a *Agent) handleSyncMerge(w http.ResponseWriter, r *http.Request) {
+	var req sync.MergeRequest
+	if err := decodeBody(w, r, &req); err != nil {
+		writeError(w, http.StatusBadRequest, "bad_request", "%v", err)
+		return
+	}
+	if len(req.Entries) > sync.MaxMergeEntries {
+		writeError(w, http.StatusRequestEntityTooLarge, "too_large", "%d entries: at most %d per merge", len(req.Entries), sync.MaxMergeEntries)
+		return
+	}
+	op := &store.MergeOp{HubCursor: req.HubCursor, Now: now(), Entries: make([]store.Entry, len(req.Entries))}
+	for i, e := range req.Entries {
+		if !drivers.ValidID(e.Warehouse) || !drivers.ValidID(e.Location) || !drivers.ValidID(e.SKU) || e.Replica == "" || len(e.Replica) > sync.MaxReplicaLen {
+			writeError(w, http.StatusBadRequest, "bad_field", "entries[%d]: warehouse, location and sku must be IDs and replica 1-%d chars", i, sync.MaxReplicaLen)
+			return
+		}
+		if e.P > 1<<62 || e.N > 1<<62 {
+			writeError(w, http.StatusBadRequest, "bad_field", "entries[%d]: p and n must be below 2^62", i)
+			return
+		}
+		op.Entries[i] = store.Entry{Warehouse: e.Warehouse, Location: e.Location, SKU: e.SKU, Replica: e.Replica, Entry: e.CRDT()}
+	}
+	if _, err := a.store.Apply(r.Context(), &store.Batch{Merges: []*store.MergeOp{op}}); err != nil {
+		writeError(w, http.StatusServiceUnavailable, "store_unavailable", "not merged, retry: %v", err)
+		return
+	}
+	writeJSON(w, http.StatusOK, sync.MergeResponse{Merged: op.Changed})
+}
+
+func (a *Agent) handleSyncState(w http.ResponseWriter, r *http.Request) {
+	st, err := a.store.SyncState(r.Context())
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, "store_error", "%v", err)
+		return
+	}
+	writeJSON(w, http.StatusOK, sync.State{Replica: st.Replica, HubCursor: st.HubCursor})
+}
+
+// globalView is the company-wide stock of a SKU as far as this agent has
+// merged it.
+func (a *Agent) globalView(ctx context.Context, sku string, local int64) (GlobalView, error) {
+	byWarehouse, err := a.store.GlobalStock(ctx, sku)
+	if err != nil {
+		return GlobalView{}, err
+	}
+	st, err := a.store.SyncState(ctx)
+	if err != nil {
+		return GlobalView{}, err
+	}
+	byWarehouse[a.cfg.Warehouse] = local
+	g := GlobalView{Warehouses: byWarehouse}
+	for _, n := range byWarehouse {
+		g.OnHand += n
+	}
+	if !st.LastMerge.IsZero() {
+		g.AsOf = &st.LastMerge
+	}
+	return g, nil
+}

@@ -1,0 +1,79 @@
+package agent_test
+
+import (
+	"bytes"
+	"compress/gzip"
+	"encoding/json"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/edgestock/edgestock/agent"
+	"github.com/edgestock/edgestock/sync"
+)
+
+func TestSync_DeltasMergeState(t *testing.T) {
+	a := startAgent(t, t.TempDir(), nil)
+	a.post(t, "/v1/events", `[{"id":"1","type":"receive","sku":"SKU-1","qty":5},{"id":"2","type":"sale","sku":"SKU-1","qty":2}]`)
+	var d sync.Deltas
+	require.Equal(t, http.StatusOK, a.get(t, "/v1/sync/deltas?since=", &d))
+	require.Equal(t, a.ReplicaID(), d.Replica)
+	require.Equal(t, []sync.Entry{{Warehouse: "wh1", Location: "default", SKU: "SKU-1", Replica: a.ReplicaID(), P: 5, N: 2}}, d.Entries)
+
+	// A long poll returns as soon as something is committed.
+	done := make(chan sync.Deltas, 1)
+	go func() {
+		var next sync.Deltas
+		a.get(t, "/v1/sync/deltas?wait=30s&since="+d.Next, &next)
+		done <- next
+	}()
+	time.Sleep(50 * time.Millisecond)
+	start := time.Now()
+	a.post(t, "/v1/events", `{"id":"3","type":"receive","sku":"SKU-2","qty":1}`)
+	select {
+	case next := <-done:
+		require.Less(t, time.Since(start), 5*time.Second)
+		require.Len(t, next.Entries, 1)
+		require.Equal(t, "SKU-2", next.Entries[0].SKU)
+	case <-time.After(10 * time.Second):
+		t.Fatal("long poll did not return after a commit")
+	}
+
+	// gzip on request.
+	req, _ := http.NewRequest("GET", a.base+"/v1/sync/deltas", nil)
+	req.Header.Set("Accept-Encoding", "gzip")
+	resp, err := (&http.Transport{DisableCompression: true}).RoundTrip(req)
+	require.NoError(t, err)
+	require.Equal(t, "gzip", resp.Header.Get("Content-Encoding"))
+	gz, err := gzip.NewReader(resp.Body)
+	require.NoError(t, err)
+	require.NoError(t, json.NewDecoder(gz).Decode(&d))
+	resp.Body.Close()
+	require.Len(t, d.Entries, 2)
+
+	// The hub merges another warehouse's state: the global view shows it.
+	merge := func(body string) sync.MergeResponse {
+		var r sync.MergeResponse
+		resp, err := http.Post(a.base+"/v1/sync/merge", "application/json", bytes.NewBufferString(body))
+		require.NoError(t, err)
+		defer resp.Body.Close()
+		require.Equal(t, http.StatusOK, resp.StatusCode)
+		require.NoError(t, json.NewDecoder(resp.Body).Decode(&r))
+		return r
+	}
+	body := `{"hub_cursor":"hub-7","entries":[{"warehouse":"wh2","location":"default","sku":"SKU-1","replica":"wh2.aa","p":10,"n":1}]}`
+	require.Equal(t, 1, merge(body).Merged)
+	require.Equal(t, 0, merge(body).Merged, "a replay changes nothing")
+	require.Equal(t, 0, merge(`{"entries":[{"warehouse":"wh2","location":"default","sku":"SKU-1","replica":"wh2.aa","p":4,"n":0}]}`).Merged, "an older state changes nothing")
+	var v agent.StockView
+	a.get(t, "/v1/stock/SKU-1", &v)
+	require.Equal(t, int64(3), v.OnHand)
+	require.Equal(t, int64(12), v.Global.OnHand)
+	require.Equal(t, map[string]int64{"wh1": 3, "wh2": 9}, v.Global.Warehouses)
+	require.NotNil(t, v.Global.AsOf)
+	var st sync.State
+	a.get(t, "/v1/sync/state", &st)
+	require.Equal(t, sync.State{Replica: a.ReplicaID(), HubCursor: "hub-7"}, st)
+}
