@@ -21,9 +21,11 @@ run: build
 test: lint
 	./.ci/gotest
 
-# Micro-benchmarks, then the end-to-end ingest harness against mosquitto.
+# Micro-benchmarks, the agent's in-process benchmarks (ingest, reservations),
+# then the end-to-end ingest harness against mosquitto. About 8 minutes.
 bench: build
 	$(GO) test -run '^$$' -bench . -benchmem -count 3 ./crdt/ ./agent/store/ ./drivers/...
+	$(GO) test -run '^$$' -bench . -benchtime 20000x -count 3 ./agent/
 	$(GO) run ./internal/cmd/ingestbench -bin $(BIN)
 
 lint:
