@@ -235,6 +235,19 @@ func TestAgent_StockList(t *testing.T) {
 	for _, v := range page.Items {
 		require.True(t, v.LowStock)
 	}
+	// Paging the filtered list skips nothing.
+	var lows []string
+	next = ""
+	for range 20 {
+		a.get(t, "/v1/stock?low=true&limit=3&after="+next, &page)
+		for _, v := range page.Items {
+			lows = append(lows, v.SKU)
+		}
+		if next = page.Next; next == "" {
+			break
+		}
+	}
+	require.Equal(t, []string{"SKU-00", "SKU-01", "SKU-05", "SKU-06", "SKU-10", "SKU-11", "SKU-15", "SKU-16", "SKU-20", "SKU-21"}, lows)
 }
 
 // 1,000 malformed payloads mixed with 1,000 valid ones over one pipelined
@@ -479,8 +492,16 @@ func TestAgent_POSVoid(t *testing.T) {
 		if e.Type == "void" {
 			voids = append(voids, fmt.Sprintf("%s %s %d", e.ID, e.SKU, e.Delta))
 		}
+		if e.ID == "T-1001" || e.ID == "T-1002" {
+			require.Zero(t, e.Delta, "a void's own row changes nothing")
+		}
 	}
-	require.Equal(t, []string{"void:T-1000/1 SKU-P 3", "void:T-1000/2 SKU-Q 2", "void:T-1000/3 SKU-P 1"}, voids)
+	require.Equal(t, []string{"T-1001  0", "void:T-1000/1 SKU-P 3", "void:T-1000/2 SKU-Q 2", "void:T-1000/3 SKU-P 1", "T-1002  0"}, voids)
+
+	// The same void id naming another ticket is a reused id, not a second void.
+	pos(`{"id":"T-1003","type":"sale","lines":[{"sku":"SKU-P","qty":1}]}`)
+	pos(`{"id":"T-1001","type":"void","voids":"T-1003"}`)
+	require.Equal(t, int64(9), a.onHand(t, "SKU-P"))
 }
 
 // dropFile writes a file next to the watched folder and renames it in, as

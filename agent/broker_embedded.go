@@ -17,10 +17,11 @@ import (
 	"github.com/edgestock/edgestock/drivers"
 )
 
-// ackQueue bounds acknowledgements waiting to be written to devices. When it
-// fills, the store's commit loop waits for the acker: commits slow down
-// instead of memory growing.
-const ackQueue = 8192
+// clientAckQueue bounds the acknowledgements waiting to be written to one
+// device. A device keeps at most its Receive Maximum (1,024 by default)
+// publishes unacknowledged, so a full queue means it stopped reading: it is
+// disconnected, and resends what was not acknowledged when it comes back.
+const clientAckQueue = 2048
 
 // embeddedBroker runs mochi-mqtt in-process and ingests in its publish path.
 //
@@ -30,8 +31,9 @@ const ackQueue = 8192
 // message to the ingester and returns ErrRejectPacket, so mochi neither acks
 // nor forwards it; once the group commit is durable the acker writes the
 // PUBACK (PUBREC for QoS 2) itself. The store answers batches in submission
-// order and one goroutine writes every ack, so each client's acks go out in
-// the order its publishes arrived.
+// order and each client has one goroutine writing its acks, so its acks go
+// out in the order its publishes arrived, and a device that stops reading
+// stalls nobody but itself.
 type embeddedBroker struct {
 	srv      *mqtt.Server
 	listener *listeners.TCP
@@ -41,12 +43,20 @@ type embeddedBroker struct {
 	wh       string
 	logger   *slog.Logger
 
-	self    *mqtt.Client // the inline client the agent publishes as
-	acks    chan ack
-	quit    chan struct{} // closed by Close once nothing more is owed
-	wg      sync.WaitGroup
-	pending sync.WaitGroup // ingests not yet answered
+	self *mqtt.Client // the inline client the agent publishes as
+
+	mu      sync.Mutex
+	closing bool                    // no more ingests once set
+	clients map[*mqtt.Client]*acker // live clients' ack writers
+	pending sync.WaitGroup          // ingests not yet committed
+	wg      sync.WaitGroup          // ack writers
 	serving atomic.Bool
+}
+
+// acker writes one client's acknowledgements in order.
+type acker struct {
+	queue chan ack
+	done  chan struct{} // closed when the client disconnects
 }
 
 // ack is one answer owed to a device.
@@ -61,7 +71,7 @@ type ack struct {
 }
 
 func newEmbeddedBroker(addr, prefix, warehouse string, ingest *Ingester, rep *reporter, logger *slog.Logger) (*embeddedBroker, error) {
-	b := &embeddedBroker{ingest: ingest, reporter: rep, prefix: prefix, wh: warehouse, logger: logger, acks: make(chan ack, ackQueue), quit: make(chan struct{})}
+	b := &embeddedBroker{ingest: ingest, reporter: rep, prefix: prefix, wh: warehouse, logger: logger, clients: map[*mqtt.Client]*acker{}}
 	// mochi logs every connection at info; keep its chatter to warnings.
 	mochiLogger := slog.New(levelFloor{Handler: logger.Handler(), min: slog.LevelWarn}).With("component", "mqtt")
 	b.srv = mqtt.New(&mqtt.Options{InlineClient: true, Logger: mochiLogger})
@@ -80,10 +90,8 @@ func newEmbeddedBroker(addr, prefix, warehouse string, ingest *Ingester, rep *re
 	return b, nil
 }
 
-// Open starts serving and the acker.
+// Open starts serving.
 func (b *embeddedBroker) Open() error {
-	b.wg.Add(1)
-	go b.ackLoop()
 	if err := b.srv.Serve(); err != nil {
 		return fmt.Errorf("embedded broker: %w", err)
 	}
@@ -110,9 +118,17 @@ func (b *embeddedBroker) Close(ctx context.Context) error {
 	b.serving.Store(false)
 	// Retained for whoever subscribes to a broker started again without us.
 	b.Publish(outbound{Topic: statusTopic(b.prefix, b.wh), Payload: statusPayload("offline"), QoS: 1, Retain: true})
+	b.mu.Lock()
+	b.closing = true
+	b.mu.Unlock()
 	err := b.srv.Close()
 	waitGroup(ctx, &b.pending)
-	close(b.quit)
+	b.mu.Lock()
+	for cl, a := range b.clients {
+		close(a.done)
+		delete(b.clients, cl)
+	}
+	b.mu.Unlock()
 	b.wg.Wait()
 	return err
 }
@@ -140,15 +156,44 @@ func (b *embeddedBroker) PublishSync(_ context.Context, m outbound) error {
 	return b.srv.InjectPacket(b.self, pk)
 }
 
-func (b *embeddedBroker) ackLoop() {
+// ackerFor returns the client's ack writer, starting it on first use; nil
+// once the broker is closing.
+func (b *embeddedBroker) ackerFor(cl *mqtt.Client) *acker {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closing {
+		return nil
+	}
+	a, ok := b.clients[cl]
+	if !ok {
+		a = &acker{queue: make(chan ack, clientAckQueue), done: make(chan struct{})}
+		b.clients[cl] = a
+		b.wg.Add(1)
+		go b.writeAcks(a)
+	}
+	b.pending.Add(1) // under mu: never after Close began waiting
+	return a
+}
+
+// forget ends a disconnected client's ack writer; what it had queued is
+// moot, the device resends unacknowledged publishes.
+func (b *embeddedBroker) forget(cl *mqtt.Client) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if a, ok := b.clients[cl]; ok {
+		close(a.done)
+		delete(b.clients, cl)
+	}
+}
+
+func (b *embeddedBroker) writeAcks(a *acker) {
 	defer b.wg.Done()
 	for {
 		select {
-		case a := <-b.acks:
-			b.answer(a)
-			b.pending.Done()
-		case <-b.quit:
+		case <-a.done:
 			return
+		case x := <-a.queue:
+			b.answer(x)
 		}
 	}
 }
@@ -188,7 +233,10 @@ type ingestHook struct {
 
 func (h *ingestHook) ID() string { return "edgestock-ingest" }
 
-func (h *ingestHook) Provides(b byte) bool { return b == mqtt.OnPublish }
+func (h *ingestHook) Provides(b byte) bool { return b == mqtt.OnPublish || b == mqtt.OnDisconnect }
+
+// OnDisconnect ends the client's ack writer.
+func (h *ingestHook) OnDisconnect(cl *mqtt.Client, _ error, _ bool) { h.b.forget(cl) }
 
 // OnPublish runs on the client's read loop: it decodes and queues, and never
 // waits for the commit.
@@ -211,19 +259,29 @@ func (h *ingestHook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Pack
 			msg.Properties[p.Key] = p.Val
 		}
 	}
+	writer := b.ackerFor(cl)
+	if writer == nil {
+		return pk, packets.ErrRejectPacket // shutting down: not taken, not acked; the device resends
+	}
 	a := ack{cl: cl, packetID: pk.PacketID, qos: pk.FixedHeader.Qos, device: t.Device,
 		reply: replyTo{ResponseTopic: pk.Properties.ResponseTopic, Correlation: pk.Properties.CorrelationData}}
-	b.pending.Add(1)
 	b.ingest.Ingest(t.Kind, msg, func(results []Result, err error) {
+		defer b.pending.Done()
 		a.results, a.err = results, err
 		select {
-		case b.acks <- a:
-		case <-b.quit: // shutting down past its deadline: the device resends
-			b.pending.Done()
+		case writer.queue <- a:
+		case <-writer.done: // disconnected meanwhile
+		default:
+			// The device is not reading its acks; holding the commit loop for
+			// it would stall every other device.
+			b.logger.Warn("device not reading its acks; disconnecting it", "client", cl.ID)
+			go cl.Stop(errSlowClient)
 		}
 	})
 	return pk, packets.ErrRejectPacket
 }
+
+var errSlowClient = errors.New("client not reading its acknowledgements")
 
 // levelFloor drops records below min whatever the wrapped handler allows.
 type levelFloor struct {

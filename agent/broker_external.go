@@ -13,6 +13,7 @@ import (
 	"github.com/eclipse/paho.golang/autopaho"
 	"github.com/eclipse/paho.golang/paho"
 
+	"github.com/edgestock/edgestock/agent/store"
 	"github.com/edgestock/edgestock/drivers"
 )
 
@@ -48,10 +49,28 @@ type externalBroker struct {
 	dropped atomic.Int64
 	cancel  context.CancelFunc
 	wg      sync.WaitGroup
+
+	// acks carries committed messages to the acker goroutine: paho's Ack can
+	// block on a stalled socket, and the commit loop must not.
+	acks chan externalAck
+	// stalled is set when a message could not be committed on a healthy
+	// store: paho sends acks in receive order, so nothing after it is
+	// acknowledged until a reconnect redelivers it. Ready reports it.
+	stalled atomic.Pointer[error]
+	mu      sync.Mutex // guards pending.Add against Close
+}
+
+// externalAck is a committed message to acknowledge and report.
+type externalAck struct {
+	pr      paho.PublishReceived
+	device  string
+	results []Result
+	reply   replyTo
 }
 
 func newExternalBroker(cfg MQTTConfig, warehouse string, ingest *Ingester, rep *reporter, logger *slog.Logger) *externalBroker {
-	b := &externalBroker{cfg: cfg, wh: warehouse, ingest: ingest, reporter: rep, logger: logger.With("broker", cfg.URL), out: make(chan outbound, publishQueue)}
+	b := &externalBroker{cfg: cfg, wh: warehouse, ingest: ingest, reporter: rep, logger: logger.With("broker", cfg.URL),
+		out: make(chan outbound, publishQueue), acks: make(chan externalAck, 2*int(cfg.ReceiveMaximum))}
 	rep.pub = b
 	return b
 }
@@ -112,6 +131,7 @@ func (b *externalBroker) Open(ctx context.Context) error {
 		},
 		OnConnectionDown: func() bool {
 			b.connected.Store(false)
+			b.stalled.Store(nil) // the broker redelivers what was not acknowledged
 			b.logger.Warn("connection to broker lost; reconnecting")
 			return true
 		},
@@ -129,6 +149,8 @@ func (b *externalBroker) Open(ctx context.Context) error {
 		return fmt.Errorf("connect %s: %w", b.cfg.URL, err)
 	}
 	b.cm = cm
+	b.wg.Add(1)
+	go b.ackLoop(ctx)
 	for range publishWorkers {
 		b.wg.Add(1)
 		go b.publishLoop(ctx)
@@ -138,9 +160,6 @@ func (b *externalBroker) Open(ctx context.Context) error {
 
 // onPublish runs on paho's routing goroutine: hand off, never wait.
 func (b *externalBroker) onPublish(pr paho.PublishReceived) (bool, error) {
-	if b.closing.Load() {
-		return true, nil // not acked: the broker redelivers after restart
-	}
 	pk := pr.Packet
 	t, ok := parseDeviceTopic(b.cfg.TopicPrefix, pk.Topic)
 	if !ok || t.Warehouse != b.wh {
@@ -159,20 +178,50 @@ func (b *externalBroker) onPublish(pr paho.PublishReceived) (bool, error) {
 		}
 		reply = replyTo{ResponseTopic: p.ResponseTopic, Correlation: p.CorrelationData}
 	}
+	b.mu.Lock()
+	if b.closing.Load() {
+		b.mu.Unlock()
+		return true, nil // not acked: the broker redelivers after restart
+	}
 	b.pending.Add(1)
+	b.mu.Unlock()
 	b.ingest.Ingest(t.Kind, msg, func(results []Result, err error) {
 		defer b.pending.Done()
 		if err != nil {
-			// Not durable, so not acked: the broker redelivers.
-			b.logger.Error("ingest failed; message left unacknowledged", "device", t.Device, "err", err)
+			// Not durable, so not acked: the broker redelivers it after a
+			// reconnect. Until then paho holds back every later ack.
+			if !errors.Is(err, store.ErrClosed) {
+				b.logger.Error("ingest failed; message left unacknowledged", "device", t.Device, "err", err)
+				stalled := fmt.Errorf("a message from %s could not be committed (%w); acknowledgements are held until the broker redelivers it", t.Device, err)
+				b.stalled.Store(&stalled)
+			}
 			return
 		}
-		if err := pr.Client.Ack(pk); err != nil {
-			b.logger.Debug("ack after reconnect lost; the broker redelivers and dedupe absorbs it", "err", err)
+		a := externalAck{pr: pr, device: t.Device, results: results, reply: reply}
+		select {
+		case b.acks <- a:
+		default: // more in flight than Receive Maximum allows: never blocks the commit loop
+			go func() { b.acks <- a }()
 		}
-		b.reporter.report(t.Device, results, reply)
 	})
 	return true, nil
+}
+
+// ackLoop acknowledges committed messages (paho sends them in receive
+// order) and reports results.
+func (b *externalBroker) ackLoop(ctx context.Context) {
+	defer b.wg.Done()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case a := <-b.acks:
+			if err := a.pr.Client.Ack(a.pr.Packet); err != nil {
+				b.logger.Debug("ack after reconnect lost; the broker redelivers and dedupe absorbs it", "err", err)
+			}
+			b.reporter.report(a.device, a.results, a.reply)
+		}
+	}
 }
 
 // Publish queues m; see publishQueue for what happens when it is full.
@@ -216,6 +265,9 @@ func (b *externalBroker) Ready() error {
 	if !b.connected.Load() {
 		return errors.New("not connected and subscribed to " + b.cfg.URL)
 	}
+	if err := b.stalled.Load(); err != nil {
+		return *err
+	}
 	return nil
 }
 
@@ -226,11 +278,16 @@ func (b *externalBroker) Addr() string { return b.cfg.URL }
 // and their acks flushed, then disconnects (keeping the broker session, so
 // what arrives meanwhile is queued for us).
 func (b *externalBroker) Close(ctx context.Context) error {
+	b.mu.Lock()
 	b.closing.Store(true)
+	b.mu.Unlock()
 	sctx, cancel := context.WithTimeout(ctx, time.Second)
 	_ = b.PublishSync(sctx, outbound{Topic: statusTopic(b.cfg.TopicPrefix, b.wh), Payload: statusPayload("offline"), QoS: 1, Retain: true})
 	cancel()
 	waitGroup(ctx, &b.pending)
+	for len(b.acks) > 0 && ctx.Err() == nil { // the acker takes what was committed
+		time.Sleep(ackFlushInterval)
+	}
 	// Manual acks leave on paho's flush ticker; give it a few ticks.
 	select {
 	case <-time.After(4 * ackFlushInterval):

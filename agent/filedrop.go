@@ -242,15 +242,24 @@ func (f *fileDropper) process(ctx context.Context, name string) error {
 			items[i] = l.Item
 		}
 		ch := make(chan chunkResult, 1)
-		inFlight <- ch
+		select {
+		case inFlight <- ch:
+		case <-ctx.Done(): // stopping while the store is stuck: read the file again next time
+			return ctx.Err()
+		}
 		m := msg
 		m.ReceivedAt = now()
 		f.ingest.IngestItems(m, items, func(res []Result, err error) { ch <- chunkResult{lines, res, err} })
 		return nil
 	})
 	close(inFlight)
-	if err := <-collectErr; err != nil {
-		return fmt.Errorf("ingest %s: %w", name, err)
+	select {
+	case err := <-collectErr:
+		if err != nil {
+			return fmt.Errorf("ingest %s: %w", name, err)
+		}
+	case <-ctx.Done():
+		return ctx.Err() // the collector ends once the store answers or closes
 	}
 	dest := "done"
 	switch {

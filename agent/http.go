@@ -235,14 +235,16 @@ func (a *Agent) handleStockList(w http.ResponseWriter, r *http.Request) {
 	}
 	items := []StockView{}
 	// With low=true, filter and keep reading pages until this one is full.
+	// next is the last SKU looked at: the client resumes right after it.
+	next := after
 	for len(items) < limit {
-		levels, err := a.store.StockPage(r.Context(), a.cfg.Warehouse, q.Get("prefix"), after, limit)
+		levels, err := a.store.StockPage(r.Context(), a.cfg.Warehouse, q.Get("prefix"), next, limit)
 		if err != nil {
 			writeError(w, http.StatusInternalServerError, "store_error", "%v", err)
 			return
 		}
 		for _, l := range levels {
-			after = l.SKU
+			next = l.SKU
 			if v := a.view(l, reserved[l.SKU], lowSKUs[l.SKU]); !low || v.LowStock {
 				items = append(items, v)
 				if len(items) == limit {
@@ -250,11 +252,12 @@ func (a *Agent) handleStockList(w http.ResponseWriter, r *http.Request) {
 				}
 			}
 		}
-		if len(levels) < limit {
-			after = ""
+		if len(levels) < limit && next == lastSKU(levels, next) { // the store has nothing after next
+			next = ""
 			break
 		}
 	}
+	after = next
 	writeJSON(w, http.StatusOK, map[string]any{"items": items, "next": after})
 }
 
@@ -418,4 +421,12 @@ func (a *Agent) handleAlerts(w http.ResponseWriter, r *http.Request) {
 		out[i], next = alertView(al), al.Seq
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"alerts": out, "next": next})
+}
+
+// lastSKU is the SKU of the last level, or def when there is none.
+func lastSKU(levels []store.StockLevel, def string) string {
+	if len(levels) == 0 {
+		return def
+	}
+	return levels[len(levels)-1].SKU
 }

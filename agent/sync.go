@@ -16,6 +16,7 @@ import (
 
 // Sync endpoint limits.
 const (
+	maxEntryTotal    = 1 << 53
 	defaultDeltaPage = 1000
 	maxDeltaPage     = 10_000
 )
@@ -123,8 +124,10 @@ func (a *Agent) handleSyncMerge(w http.ResponseWriter, r *http.Request) {
 			writeError(w, http.StatusBadRequest, "bad_field", "entries[%d]: warehouse, location and sku must be IDs and replica 1-%d chars", i, sync.MaxReplicaLen)
 			return
 		}
-		if e.P > 1<<62 || e.N > 1<<62 {
-			writeError(w, http.StatusBadRequest, "bad_field", "entries[%d]: p and n must be below 2^62", i)
+		// 2^53 keeps totals exact in JSON clients and leaves room for 1,024
+		// replicas before SQLite's SUM could overflow.
+		if e.P > maxEntryTotal || e.N > maxEntryTotal {
+			writeError(w, http.StatusBadRequest, "bad_field", "entries[%d]: p and n must be at most 2^53", i)
 			return
 		}
 		op.Entries[i] = store.Entry{Warehouse: e.Warehouse, Location: e.Location, SKU: e.SKU, Replica: e.Replica, Entry: e.CRDT()}

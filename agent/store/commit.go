@@ -6,7 +6,11 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
+
+	"modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
 )
 
 // requestQueue bounds batches waiting for the commit loop. When it fills,
@@ -105,7 +109,11 @@ func (db *DB) Submit(b *Batch, done func([]Outcome, error)) {
 		done(nil, ErrClosed)
 		return
 	}
-	db.requests <- &request{batch: b, done: done}
+	select {
+	case db.requests <- &request{batch: b, done: done}:
+	case <-db.stop: // closing while the queue is full (a failing store)
+		done(nil, ErrClosed)
+	}
 }
 
 // Apply submits b and waits until it is durable.
@@ -178,7 +186,7 @@ func (db *DB) commit(pending []*request) {
 			}
 			return
 		}
-		if db.probe() == nil {
+		if !storeFailure(err) && db.probe() == nil {
 			if len(pending) == 1 {
 				db.logger.Error("batch cannot be committed; failing it", "err", err)
 				pending[0].done(nil, err)
@@ -203,6 +211,23 @@ func (db *DB) commit(pending []*request) {
 		}
 		backoff = min(2*backoff, retryMax)
 	}
+}
+
+// storeFailure reports whether err says the store itself is failing (busy,
+// locked, full, I/O, out of memory, read-only, corrupt) rather than the
+// batch: such errors are retried, never blamed on a batch, even when a
+// tiny probe write happens to succeed.
+func storeFailure(err error) bool {
+	var se *sqlite.Error
+	if !errors.As(err, &se) {
+		return false
+	}
+	switch se.Code() & 0xff { // the primary result code
+	case sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED, sqlite3.SQLITE_NOMEM, sqlite3.SQLITE_READONLY, sqlite3.SQLITE_IOERR,
+		sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_FULL, sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_PROTOCOL, sqlite3.SQLITE_NOTADB:
+		return true
+	}
+	return false
 }
 
 // probe commits a tiny write to tell whether the store can commit at all.
@@ -397,7 +422,7 @@ func (db *DB) insertChunk(ctx context.Context, s *boundStmts, st *txState, chunk
 		}
 		inserted[k] = seq
 	}
-	if err := rows.Close(); err != nil {
+	if err := errors.Join(rows.Err(), rows.Close()); err != nil {
 		return fmt.Errorf("commit: insert events: %w", err)
 	}
 	for _, sl := range chunk {
@@ -405,7 +430,10 @@ func (db *DB) insertChunk(ctx context.Context, s *boundStmts, st *txState, chunk
 		k := eventKey{e.Device, e.ID}
 		seq, ok := inserted[k]
 		if !ok {
-			o, _, err := findEvent(ctx, s, e)
+			o, found, err := findEvent(ctx, s, e)
+			if err == nil && !found {
+				err = errors.New("neither inserted nor found")
+			}
 			if err != nil {
 				return fmt.Errorf("commit: find event %s/%s: %w", e.Device, e.ID, err)
 			}
@@ -449,6 +477,11 @@ func applyCount(ctx context.Context, s *boundStmts, deltas counterDeltas, e *Eve
 // reversed yet. Reversal ids derive from the voided lines, so a second void
 // of the same ticket, under any id, finds them all present: a duplicate.
 func applyVoid(ctx context.Context, s *boundStmts, deltas counterDeltas, e *Event) (Outcome, error) {
+	// The void's own id is recorded like any event's: the same void again is
+	// a duplicate, the same id voiding another ticket is id_reused.
+	if o, found, err := findEvent(ctx, s, e); found || err != nil {
+		return o, err
+	}
 	lines, err := ticketLines(ctx, s, e.Device, e.Reverses)
 	if err != nil {
 		return Outcome{}, err
@@ -458,7 +491,13 @@ func applyVoid(ctx context.Context, s *boundStmts, deltas counterDeltas, e *Even
 			fmt.Sprintf("void of ticket %q: device %s sent no such ticket", e.Reverses, e.Device), nonNil(e.Raw), e.ReceivedAt.UnixMilli())
 		return Outcome{Status: UnknownTicket}, err
 	}
-	out := Outcome{Status: Duplicate}
+	// The void's row names no stock key: its effect is the reversal rows.
+	var voidSeq int64
+	if err := s.insertEvents(1).QueryRowContext(ctx, e.Device, e.ID, e.BodyHash, e.Type, e.Warehouse, "", "",
+		"", 0, 0, e.Channel, e.DeviceTS, e.DeviceSeq, e.Source, e.ReceivedAt.UnixMilli()).Scan(&voidSeq, new(string), new(string)); err != nil {
+		return Outcome{}, err
+	}
+	out := Outcome{Status: Duplicate, Seq: voidSeq} // until a line is reversed: voided before
 	for _, l := range lines {
 		rev := Event{Device: e.Device, ID: "void:" + l.ID, BodyHash: []byte("void"), Type: e.Type, Warehouse: l.Warehouse,
 			Location: l.Location, SKU: l.SKU, ToLocation: l.ToLocation, Qty: l.Qty, Delta: -l.Delta, Channel: e.Channel,
@@ -473,9 +512,7 @@ func applyVoid(ctx context.Context, s *boundStmts, deltas counterDeltas, e *Even
 			return Outcome{}, err
 		}
 		deltas.addEvent(&rev, rev.Delta)
-		if out.Status != Applied {
-			out = Outcome{Status: Applied, Seq: seq}
-		}
+		out.Status = Applied
 	}
 	return out, nil
 }
@@ -493,6 +530,11 @@ func ticketLines(ctx context.Context, s *boundStmts, device, ticket string) ([]L
 		var l LoggedEvent
 		if err := rows.Scan(&l.Seq, &l.ID, &l.Warehouse, &l.Location, &l.SKU, &l.ToLocation, &l.Qty, &l.Delta); err != nil {
 			return nil, err
+		}
+		// Only line events "{ticket}/{n}": not "{ticket}/2/1" of another
+		// ticket whose id starts the same.
+		if line := l.ID[len(ticket)+1:]; line == "" || strings.Trim(line, "0123456789") != "" {
+			continue
 		}
 		l.Device = device
 		out = append(out, l)

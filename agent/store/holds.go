@@ -252,7 +252,9 @@ func (db *DB) expireHolds(ctx context.Context, s *boundStmts, st *txState, op *H
 		}
 		due = append(due, h)
 	}
-	rows.Close()
+	if err := errors.Join(rows.Err(), rows.Close()); err != nil {
+		return err
+	}
 	for i := range due {
 		if err := db.endHold(ctx, s, st, &due[i], HoldExpired, op.Now); err != nil {
 			return err

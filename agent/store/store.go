@@ -70,7 +70,8 @@ type DB struct {
 
 	requests chan *request
 	stop     chan struct{} // closed by Close: abandon retries of a failing store
-	mu       sync.RWMutex  // guards closed against sends on requests
+	stopOnce sync.Once
+	mu       sync.RWMutex // guards closed against sends on requests
 	closed   bool
 	wg       sync.WaitGroup
 
@@ -231,13 +232,15 @@ func (db *DB) setErr(err error) {
 // Close stops accepting batches, commits every batch already submitted and
 // closes the database.
 func (db *DB) Close() error {
+	// First wake whatever waits: a Submit blocked on a full queue holds the
+	// read lock below, and a commit loop retrying a failing store waits too.
+	db.stopOnce.Do(func() { close(db.stop) })
 	db.mu.Lock()
 	if db.closed {
 		db.mu.Unlock()
 		return nil
 	}
 	db.closed = true
-	close(db.stop)
 	close(db.requests)
 	db.mu.Unlock()
 	db.wg.Wait()

@@ -193,3 +193,26 @@ func TestDB_DedupeProperty(t *testing.T) {
 		require.Equal(t, want, onHand(t, db, sku))
 	})
 }
+
+// A void reverses the lines {ticket}/{n} of its ticket only: not those of
+// another ticket whose id starts the same, and its own id counts once.
+func TestDB_VoidLinesOnly(t *testing.T) {
+	db := openTest(t, t.TempDir())
+	line := func(id string, delta int64) Event { return ev("pos1", id, "sale", "V", delta) }
+	void := func(id, ticket string) Event {
+		e := ev("pos1", id, "void", "", 0)
+		e.Reverses, e.BodyHash = ticket, []byte("void "+ticket)
+		return e
+	}
+	out, err := db.Apply(t.Context(), &Batch{Events: []Event{ev("pos1", "r", "receive", "V", 100), line("T-1/1", -2), line("T-1/2/1", -5)}})
+	require.NoError(t, err)
+	require.Equal(t, Applied, out[2].Status)
+	out, err = db.Apply(t.Context(), &Batch{Events: []Event{void("V-9", "T-1"), void("V-9", "T-1"), void("V-9", "T-1/2")}})
+	require.NoError(t, err)
+	require.Equal(t, []Status{Applied, Duplicate, IDReused}, []Status{out[0].Status, out[1].Status, out[2].Status})
+	require.Equal(t, int64(95), onHand(t, db, "V"), "only T-1/1 is reversed")
+	out, err = db.Apply(t.Context(), &Batch{Events: []Event{void("V-10", "T-1"), void("V-11", "T-0")}})
+	require.NoError(t, err)
+	require.Equal(t, []Status{Duplicate, UnknownTicket}, []Status{out[0].Status, out[1].Status}, "voided before; never sent")
+	require.Equal(t, int64(95), onHand(t, db, "V"))
+}
