@@ -120,11 +120,15 @@ func decodeBody(w http.ResponseWriter, r *http.Request, v any) error {
 	return nil
 }
 
-// applyHold runs one reservation change through the group commit.
-func (a *Agent) applyHold(ctx context.Context, op *store.HoldOp) error {
+// applyHold runs one reservation change through the group commit; false
+// means it did not commit and the response is written.
+func (a *Agent) applyHold(w http.ResponseWriter, r *http.Request, op *store.HoldOp) bool {
 	op.Now = now()
-	_, err := a.store.Apply(ctx, &store.Batch{Holds: []*store.HoldOp{op}})
-	return err
+	if _, err := a.store.Apply(r.Context(), &store.Batch{Holds: []*store.HoldOp{op}}); err != nil {
+		writeError(w, http.StatusServiceUnavailable, "store_unavailable", "not committed, retry: %v", err)
+		return false
+	}
+	return true
 }
 
 func (a *Agent) handleCreateHold(w http.ResponseWriter, r *http.Request) {
@@ -144,8 +148,7 @@ func (a *Agent) handleCreateHold(w http.ResponseWriter, r *http.Request) {
 	at := now()
 	op := &store.HoldOp{Kind: store.HoldCreate, BodyHash: req.hash(), Hold: store.Hold{ID: req.ID, Warehouse: a.cfg.Warehouse,
 		Location: req.Location, SKU: req.SKU, Qty: req.Qty, Holder: req.Holder, Channel: req.Channel, ExpiresAt: at.Add(ttl)}}
-	if err := a.applyHold(r.Context(), op); err != nil {
-		writeError(w, http.StatusServiceUnavailable, "store_unavailable", "not committed, retry: %v", err)
+	if !a.applyHold(w, r, op) {
 		return
 	}
 	res := op.Result
@@ -182,8 +185,7 @@ func (a *Agent) handleGetHold(w http.ResponseWriter, r *http.Request) {
 // what a hold that has ended means for them.
 func (a *Agent) holdChange(w http.ResponseWriter, r *http.Request, op *store.HoldOp) {
 	op.Hold.ID = r.PathValue("id")
-	if err := a.applyHold(r.Context(), op); err != nil {
-		writeError(w, http.StatusServiceUnavailable, "store_unavailable", "not committed, retry: %v", err)
+	if !a.applyHold(w, r, op) {
 		return
 	}
 	res := op.Result

@@ -134,7 +134,7 @@ func (d *Driver) scanCSV(msg drivers.Message, r io.Reader, fn func([]Line) error
 			return fmt.Errorf("%w: %s: line 1: the header needs a sku or barcode column", ErrBadFile, msg.Subtopic)
 		}
 	}
-	chunk := make([]Line, 0, Chunk)
+	chunks := chunker{fn: fn}
 	for {
 		rec, err := cr.Read()
 		if err == io.EOF {
@@ -153,17 +153,11 @@ func (d *Driver) scanCSV(msg drivers.Message, r io.Reader, fn func([]Line) error
 			n, _ = cr.FieldPos(0)
 			item = d.csvLine(msg, n, rec, col)
 		}
-		if chunk = append(chunk, Line{N: n, Item: item}); len(chunk) == Chunk {
-			if err := fn(chunk); err != nil {
-				return err
-			}
-			chunk = make([]Line, 0, Chunk)
+		if err := chunks.add(Line{N: n, Item: item}); err != nil {
+			return err
 		}
 	}
-	if len(chunk) > 0 {
-		return fn(chunk)
-	}
-	return nil
+	return chunks.flush()
 }
 
 // csvLine turns one record into the JSON event it stands for, decoded by
@@ -195,7 +189,7 @@ func (d *Driver) csvLine(msg drivers.Message, n int, rec []string, col map[strin
 
 func (d *Driver) scanJSONL(msg drivers.Message, r io.Reader, fn func([]Line) error) error {
 	br := bufio.NewReaderSize(r, 64<<10)
-	chunk := make([]Line, 0, Chunk)
+	chunks := chunker{fn: fn}
 	for n := 1; ; n++ {
 		line, err := readLine(br)
 		if err == io.EOF {
@@ -214,17 +208,33 @@ func (d *Driver) scanJSONL(msg drivers.Message, r io.Reader, fn func([]Line) err
 		} else {
 			item = d.jsonLine(msg, n, trimmed)
 		}
-		if chunk = append(chunk, Line{N: n, Item: item}); len(chunk) == Chunk {
-			if err := fn(chunk); err != nil {
-				return err
-			}
-			chunk = make([]Line, 0, Chunk)
+		if err := chunks.add(Line{N: n, Item: item}); err != nil {
+			return err
 		}
 	}
-	if len(chunk) > 0 {
-		return fn(chunk)
+	return chunks.flush()
+}
+
+// chunker hands lines to fn Chunk at a time.
+type chunker struct {
+	fn    func([]Line) error
+	lines []Line
+}
+
+func (c *chunker) add(l Line) error {
+	if c.lines = append(c.lines, l); len(c.lines) == Chunk {
+		return c.flush()
 	}
 	return nil
+}
+
+func (c *chunker) flush() error {
+	if len(c.lines) == 0 {
+		return nil
+	}
+	lines := c.lines
+	c.lines = make([]Line, 0, Chunk) // fn may keep lines
+	return c.fn(lines)
 }
 
 var errLineTooLong = errors.New("line too long")
