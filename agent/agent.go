@@ -35,6 +35,7 @@ type Agent struct {
 	rule     *thresholds
 	live     atomic.Pointer[liveStock]
 	changes  *changes
+	metrics  *metrics
 	alerts   atomic.Pointer[alertDispatcher]
 	broker   broker
 
@@ -60,7 +61,8 @@ func (a *Agent) Open(ctx context.Context) (err error) {
 			_ = a.Close(context.WithoutCancel(ctx))
 		}
 	}()
-	opts := store.Options{Warehouse: a.cfg.Warehouse, Logger: a.logger.With("component", "store"), Notify: a.onCommit}
+	a.metrics = newMetrics(a)
+	opts := store.Options{Warehouse: a.cfg.Warehouse, Logger: a.logger.With("component", "store"), Notify: a.onCommit, Observe: a.metrics.observeCommit}
 	overrides, err := openWatched(a.cfg.Stock.ThresholdsFile, map[string]Threshold{}, parseThresholds(a.cfg.Stock.RestockMargin), a.logger.With("component", "thresholds"))
 	if err != nil {
 		return fmt.Errorf("stock.thresholds-file: %w", err)
@@ -79,6 +81,7 @@ func (a *Agent) Open(ctx context.Context) (err error) {
 	if a.ingest, err = NewIngester(a.store, a.cfg.Warehouse, env, a.logger); err != nil {
 		return err
 	}
+	a.ingest.observe = a.metrics.observeResults
 	rep := &reporter{prefix: a.cfg.MQTT.TopicPrefix, warehouse: a.cfg.Warehouse, resultsAll: a.cfg.Devices.Results == "all", devicesAll: a.cfg.Devices.ResultsAll}
 	if a.cfg.MQTT.URL != "" {
 		b := newExternalBroker(a.cfg.MQTT, a.cfg.Warehouse, a.ingest, rep, a.logger.With("component", "mqtt"))

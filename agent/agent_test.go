@@ -559,3 +559,26 @@ func TestAgent_Filedrop(t *testing.T) {
 	require.Equal(t, "file", q.Items[0].Source)
 	require.Equal(t, "sale,SKU-F,many,", *q.Items[0].Payload)
 }
+
+// /metrics agrees with what happened.
+func TestAgent_Metrics(t *testing.T) {
+	a := startAgent(t, t.TempDir(), nil)
+	a.post(t, "/v1/events?device=d1", `[{"id":"1","type":"receive","sku":"S","qty":1},{"id":"1","type":"receive","sku":"S","qty":1},{"id":"2","type":"nope","sku":"S","qty":1}]`)
+	resp, err := http.Get(a.base + "/metrics")
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	for _, line := range []string{
+		`edgestock_events_total{driver="events",source="http",status="applied"} 1`,
+		`edgestock_events_total{driver="events",source="http",status="duplicate"} 1`,
+		`edgestock_events_total{driver="events",source="http",status="rejected"} 1`,
+		`edgestock_rejections_total{reason="unknown_type"} 1`,
+		`edgestock_quarantine_size 1`,
+		`edgestock_store_ok 1`,
+		`edgestock_active_holds 0`,
+	} {
+		require.Contains(t, string(body), line)
+	}
+	require.Regexp(t, `edgestock_commit_batch_items_count [1-9]`, string(body))
+}

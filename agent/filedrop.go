@@ -249,7 +249,7 @@ func (f *fileDropper) process(ctx context.Context, name string) error {
 		}
 		m := msg
 		m.ReceivedAt = now()
-		f.ingest.IngestItems(m, items, func(res []Result, err error) { ch <- chunkResult{lines, res, err} })
+		f.ingest.IngestItems("filedrop", m, items, func(res []Result, err error) { ch <- chunkResult{lines, res, err} })
 		return nil
 	})
 	close(inFlight)

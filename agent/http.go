@@ -32,6 +32,7 @@ func (a *Agent) routes() http.Handler {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
 	mux.HandleFunc("GET /readyz", a.handleReady)
+	mux.Handle("GET /metrics", a.metrics.handler())
 	mux.HandleFunc("GET /v1/stock/{sku}", a.handleStock)
 	mux.HandleFunc("GET /v1/stock", a.handleStockList)
 	mux.HandleFunc("POST /v1/events", a.handlePostEvents)
@@ -295,7 +296,7 @@ func (a *Agent) handlePostEvents(w http.ResponseWriter, r *http.Request) {
 	ch := make(chan answer, 1)
 	done := func(res []Result, err error) { ch <- answer{res, err} }
 	if items != nil {
-		a.ingest.IngestItems(msg, items, done)
+		a.ingest.IngestItems("events", msg, items, done)
 	} else {
 		a.ingest.Ingest("events", msg, done)
 	}

@@ -45,6 +45,8 @@ type Ingester struct {
 	warehouse string
 	byTopic   map[string]drivers.Driver
 	logger    *slog.Logger
+	// observe, when set, sees every ingest's results (metrics).
+	observe func(source, driver string, results []Result)
 }
 
 // NewIngester builds every registered driver with env.
@@ -89,11 +91,16 @@ func (in *Ingester) Ingest(kind string, msg drivers.Message, done func([]Result,
 	} else {
 		items = []drivers.Item{{Rejected: drivers.Reject("", drivers.ReasonUnknownTopic, "no driver serves topic kind %q", kind), Raw: msg.Payload}}
 	}
-	in.IngestItems(msg, items, done)
+	in.ingest(kind, msg, items, done)
 }
 
-// IngestItems submits already decoded items (see Ingest).
-func (in *Ingester) IngestItems(msg drivers.Message, items []drivers.Item, done func([]Result, error)) {
+// IngestItems submits already decoded items (see Ingest); driver names
+// their driver for metrics.
+func (in *Ingester) IngestItems(driver string, msg drivers.Message, items []drivers.Item, done func([]Result, error)) {
+	in.ingest(driver, msg, items, done)
+}
+
+func (in *Ingester) ingest(driver string, msg drivers.Message, items []drivers.Item, done func([]Result, error)) {
 	batch := &store.Batch{}
 	results := make([]Result, len(items))
 	eventAt := make([]int, 0, len(items)) // results index of each batch event
@@ -130,6 +137,9 @@ func (in *Ingester) IngestItems(msg drivers.Message, items []drivers.Item, done 
 				r.Status, r.Reason = StatusRejected, drivers.ReasonUnknownTicket
 				r.Message = "the voided ticket was never received from this device"
 			}
+		}
+		if in.observe != nil {
+			in.observe(msg.Source, driver, results)
 		}
 		done(results, nil)
 	})

@@ -173,8 +173,16 @@ func (db *DB) commit(pending []*request) {
 	for {
 		start := time.Now()
 		err := db.commitTx(pending)
-		if took := time.Since(start); took > slowCommit {
+		took := time.Since(start)
+		if took > slowCommit {
 			db.logger.Warn("slow commit", "took", took, "batches", len(pending), "err", err)
+		}
+		if db.observe != nil {
+			items := 0
+			for _, r := range pending {
+				items += len(r.batch.Events) + len(r.batch.Rejected) + len(r.batch.Holds) + len(r.batch.Merges)
+			}
+			db.observe(items, took, err)
 		}
 		if err == nil {
 			if db.Err() != nil {

@@ -42,6 +42,9 @@ type Options struct {
 	// Notify is called from the commit loop after each durable commit that
 	// changed stock, holds or alerts. It must not block.
 	Notify func(Committed)
+	// Observe is called from the commit loop after each transaction attempt
+	// with its item count and duration. It must not block.
+	Observe func(items int, took time.Duration, err error)
 }
 
 // DB is the agent's SQLite store. It is safe for concurrent use.
@@ -67,6 +70,7 @@ type DB struct {
 	low     map[string]bool
 	lowRule LowStockRule
 	notify  func(Committed)
+	observe func(items int, took time.Duration, err error)
 
 	requests chan *request
 	stop     chan struct{} // closed by Close: abandon retries of a failing store
@@ -96,7 +100,7 @@ func Open(ctx context.Context, dataDir string, opts Options) (*DB, error) {
 	writer.SetMaxOpenConns(1)
 	writer.SetMaxIdleConns(1)
 	writer.SetConnMaxLifetime(0)
-	db := &DB{path: path, writer: writer, logger: opts.Logger, lowRule: opts.LowStock, notify: opts.Notify, requests: make(chan *request, requestQueue), stop: make(chan struct{})}
+	db := &DB{path: path, writer: writer, logger: opts.Logger, lowRule: opts.LowStock, notify: opts.Notify, observe: opts.Observe, requests: make(chan *request, requestQueue), stop: make(chan struct{})}
 	if err := db.init(ctx, opts.Warehouse); err != nil {
 		_ = writer.Close()
 		return nil, err
