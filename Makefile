@@ -31,10 +31,11 @@ bench: build
 lint:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
 	$(GO) vet ./...
-	@cp go.mod /tmp/edgestock-go.mod.bak; cp go.sum /tmp/edgestock-go.sum.bak; \
-	$(GO) mod tidy; \
-	if ! git diff --quiet -- go.mod go.sum; then echo "go mod tidy changes go.mod/go.sum:"; git --no-pager diff -- go.mod go.sum; \
-		cp /tmp/edgestock-go.mod.bak go.mod; cp /tmp/edgestock-go.sum.bak go.sum; exit 1; fi
+	@cp go.mod go.mod.lint-bak; cp go.sum go.sum.lint-bak; $(GO) mod tidy; \
+	if ! cmp -s go.mod go.mod.lint-bak || ! cmp -s go.sum go.sum.lint-bak; then \
+		echo "go mod tidy changes go.mod/go.sum:"; diff go.mod.lint-bak go.mod; \
+		mv go.mod.lint-bak go.mod; mv go.sum.lint-bak go.sum; exit 1; fi; \
+	rm -f go.mod.lint-bak go.sum.lint-bak
 
 # Fuzz every decoder for FUZZTIME each (seed corpora in testdata/fuzz).
 FUZZTIME ?= 60s
