@@ -304,7 +304,7 @@ func (d *alertDispatcher) deliver(ctx context.Context, s alertSink, a AlertView,
 			logger.Warn("alert delivery failed; retrying", "alert", a.ID, "attempt", attempt, "err", err)
 		}
 		// Full jitter keeps many agents from retrying a recovering endpoint in step.
-		wait := time.Duration(rand.Int64N(int64(backoff))) + backoff/2
+		wait := backoff/2 + time.Duration(rand.Int64N(int64(backoff/2)+1)) // never past the cap
 		select {
 		case <-ctx.Done():
 			return errors.Join(ctx.Err(), err)

@@ -71,7 +71,7 @@ func (a *Agent) handleSyncDeltas(w http.ResponseWriter, r *http.Request) {
 	var page store.DeltaPage
 	for {
 		changed := a.changes.Wait() // before reading: a commit in between wakes us
-		if page, err = a.store.Deltas(r.Context(), since, limit); err != nil {
+		if page, err = a.store.Deltas(r.Context(), since, limit, ""); err != nil {
 			writeError(w, http.StatusInternalServerError, "store_error", "%v", err)
 			return
 		}
@@ -118,7 +118,7 @@ func (a *Agent) handleSyncMerge(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusRequestEntityTooLarge, "too_large", "%d entries: at most %d per merge", len(req.Entries), sync.MaxMergeEntries)
 		return
 	}
-	op := &store.MergeOp{HubCursor: req.HubCursor, Now: now(), Entries: make([]store.Entry, len(req.Entries))}
+	op := &store.MergeOp{Cursor: req.HubCursor, Now: now(), Entries: make([]store.Entry, len(req.Entries))}
 	for i, e := range req.Entries {
 		if !drivers.ValidID(e.Warehouse) || !drivers.ValidID(e.Location) || !drivers.ValidID(e.SKU) || e.Replica == "" || len(e.Replica) > sync.MaxReplicaLen {
 			writeError(w, http.StatusBadRequest, "bad_field", "entries[%d]: warehouse, location and sku must be IDs and replica 1-%d chars", i, sync.MaxReplicaLen)

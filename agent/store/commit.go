@@ -261,14 +261,17 @@ func (db *DB) commitTx(pending []*request) (err error) {
 	if err != nil {
 		return fmt.Errorf("commit: begin: %w", err)
 	}
+	st := newTxState()
 	defer func() {
 		if err != nil {
 			_ = tx.Rollback()
 			db.version = version
+			if st.oldReplica != "" {
+				db.replicaID = st.oldReplica
+			}
 		}
 	}()
 	s := db.stmts.in(tx)
-	st := newTxState()
 	deltas := st.counters
 	// Events go to the log in chunks of up to insertChunk rows per INSERT;
 	// a count needs on_hand as of its position, so it flushes the chunk
@@ -341,6 +344,10 @@ func (db *DB) commitTx(pending []*request) (err error) {
 	}
 	if err = tx.Commit(); err != nil {
 		return fmt.Errorf("commit: %w", err)
+	}
+	if st.oldReplica != "" {
+		id := db.replicaID
+		db.replicaPub.Store(&id)
 	}
 	for k, d := range st.reserved {
 		db.addReserved(k, d)

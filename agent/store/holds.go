@@ -91,6 +91,9 @@ type txState struct {
 	reserved reservedDeltas
 	merged   map[stockKey]bool // keys whose foreign entries a merge raised
 	alerts   alertState
+	// oldReplica is set when a merge switched db.replicaID (a restored
+	// database): a failed transaction switches back.
+	oldReplica string
 }
 
 func newTxState() *txState {

@@ -131,3 +131,51 @@ func (db *DB) Ping(ctx context.Context) error {
 	var one int
 	return db.reader.QueryRowContext(ctx, `SELECT 1`).Scan(&one)
 }
+
+// SKUStock returns a SKU's level in every warehouse this store holds state
+// of, sorted by warehouse.
+func (db *DB) SKUStock(ctx context.Context, sku string) ([]StockLevel, error) {
+	rows, err := db.reader.QueryContext(ctx, `SELECT warehouse, location, SUM(p) - SUM(n), MAX(updated_at) FROM counters
+		WHERE sku = ? GROUP BY warehouse, location ORDER BY warehouse, location`, sku)
+	if err != nil {
+		return nil, fmt.Errorf("query stock: %w", err)
+	}
+	defer rows.Close()
+	var out []StockLevel
+	for rows.Next() {
+		var wh, loc string
+		var n, updated int64
+		if err := rows.Scan(&wh, &loc, &n, &updated); err != nil {
+			return nil, fmt.Errorf("query stock: %w", err)
+		}
+		if len(out) == 0 || out[len(out)-1].Warehouse != wh {
+			out = append(out, StockLevel{SKU: sku, Warehouse: wh, Locations: map[string]int64{}})
+		}
+		l := &out[len(out)-1]
+		l.Locations[loc] = n
+		l.OnHand += n
+		if t := time.UnixMilli(updated).UTC(); t.After(l.UpdatedAt) {
+			l.UpdatedAt = t
+		}
+	}
+	return out, rows.Err()
+}
+
+// SKUPage lists SKUs of any warehouse after `after` that start with prefix.
+func (db *DB) SKUPage(ctx context.Context, prefix, after string, limit int) ([]string, error) {
+	rows, err := db.reader.QueryContext(ctx, `SELECT DISTINCT sku FROM counters WHERE sku > ?1 AND substr(sku, 1, length(?2)) = ?2
+		ORDER BY sku LIMIT ?3`, after, prefix, limit)
+	if err != nil {
+		return nil, fmt.Errorf("query skus: %w", err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var sku string
+		if err := rows.Scan(&sku); err != nil {
+			return nil, fmt.Errorf("query skus: %w", err)
+		}
+		out = append(out, sku)
+	}
+	return out, rows.Err()
+}

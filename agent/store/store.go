@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
@@ -53,7 +54,10 @@ type DB struct {
 	writer    *sql.DB
 	reader    *sql.DB
 	ckpt      *sql.DB // one connection for WAL checkpoints
-	replicaID string
+	// replicaID is the commit loop's; replicaPub publishes it to readers
+	// (it changes when a restored database starts a new incarnation).
+	replicaID  string
+	replicaPub atomic.Pointer[string]
 	warehouse string
 	logger    *slog.Logger
 
@@ -197,6 +201,8 @@ func (db *DB) init(ctx context.Context, warehouse string) error {
 		return fmt.Errorf("open store: %w", err)
 	}
 	db.replicaID, db.warehouse = meta["replica_id"], meta["warehouse"]
+	id := db.replicaID
+	db.replicaPub.Store(&id)
 	return db.stmts.prepare(ctx, db.writer)
 }
 
@@ -212,7 +218,7 @@ func newReplicaID(warehouse string) string {
 }
 
 // ReplicaID is this database incarnation's CRDT replica ID.
-func (db *DB) ReplicaID() string { return db.replicaID }
+func (db *DB) ReplicaID() string { return *db.replicaPub.Load() }
 
 // Warehouse is the warehouse recorded when the database was created.
 func (db *DB) Warehouse() string { return db.warehouse }

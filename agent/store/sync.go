@@ -31,9 +31,17 @@ type DeltaPage struct {
 
 // Deltas returns up to limit entries whose version is above since, in
 // version order. A key changed many times since the cursor is one entry.
-func (db *DB) Deltas(ctx context.Context, since int64, limit int) (DeltaPage, error) {
-	rows, err := db.reader.QueryContext(ctx, `SELECT warehouse, location, sku, replica, p, n, version FROM counters
-		WHERE version > ? ORDER BY version LIMIT ?`, since, limit+1)
+// Entries of skipReplica are left out (the peer asking wrote them).
+func (db *DB) Deltas(ctx context.Context, since int64, limit int, skipReplica string) (DeltaPage, error) {
+	// One read transaction: the page and the cursor past skipped rows must
+	// come from the same snapshot, or a commit in between would be skipped.
+	tx, err := db.reader.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		return DeltaPage{}, fmt.Errorf("query deltas: %w", err)
+	}
+	defer func() { _ = tx.Rollback() }()
+	rows, err := tx.QueryContext(ctx, `SELECT warehouse, location, sku, replica, p, n, version FROM counters
+		WHERE version > ? AND replica != ? ORDER BY version LIMIT ?`, since, skipReplica, limit+1)
 	if err != nil {
 		return DeltaPage{}, fmt.Errorf("query deltas: %w", err)
 	}
@@ -52,17 +60,32 @@ func (db *DB) Deltas(ctx context.Context, since int64, limit int) (DeltaPage, er
 		page.Entries = append(page.Entries, e)
 		page.Next = version
 	}
-	return page, rows.Err()
+	if err := errors.Join(rows.Err(), rows.Close()); err != nil {
+		return DeltaPage{}, fmt.Errorf("query deltas: %w", err)
+	}
+	if !page.More && len(page.Entries) == 0 {
+		// Skipped rows still advance the cursor: nothing below it is news.
+		if err := tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), ?) FROM counters WHERE version > ?`, since, since).Scan(&page.Next); err != nil {
+			return DeltaPage{}, fmt.Errorf("query deltas: %w", err)
+		}
+	}
+	return page, nil
 }
 
-// MergeOp merges foreign entries (from the hub) and records the hub's
-// cursor in the same transaction, so a crash can never keep one without
-// the other. The store sets Changed before the batch's done callback runs.
+// MergeOp merges foreign entries and records the sender's cursor in the
+// same transaction, so a crash can never keep one without the other. The
+// store sets Changed and NewReplica before the batch's done callback runs.
 type MergeOp struct {
-	Entries   []Entry
-	HubCursor string
+	Entries []Entry
+	// Cursor is stored under CursorKey (default "hub_cursor": an agent
+	// keeps how far it has merged the hub; the hub keeps one per agent).
+	Cursor    string
+	CursorKey string
 	Now       time.Time
 	Changed   int // entries that raised a stored (P, N)
+	// NewReplica is set when the merge showed this database was restored
+	// from an older copy of itself (see applyMerge).
+	NewReplica string
 }
 
 const sqlMergeEntry = `INSERT INTO counters(warehouse, location, sku, replica, p, n, version, updated_at) VALUES (?,?,?,?,?,?,?,?)
@@ -71,8 +94,13 @@ const sqlMergeEntry = `INSERT INTO counters(warehouse, location, sku, replica, p
 	WHERE excluded.p > p OR excluded.n > n`
 
 func (db *DB) applyMerge(ctx context.Context, s *boundStmts, st *txState, op *MergeOp) error {
-	op.Changed = 0
+	op.Changed, op.NewReplica = 0, ""
 	for _, e := range op.Entries {
+		if e.Replica == db.replicaID {
+			if err := db.checkRestored(ctx, s, st, op, e); err != nil {
+				return err
+			}
+		}
 		// The version is taken only if the row changes; an unchanged row
 		// keeps its version, so re-sent entries do not show up as deltas.
 		next := db.version + 1
@@ -86,14 +114,49 @@ func (db *DB) applyMerge(ctx context.Context, s *boundStmts, st *txState, op *Me
 			st.merged[stockKey{e.Warehouse, e.SKU, e.Location}] = true
 		}
 	}
-	if op.HubCursor != "" {
-		if _, err := s.tx.ExecContext(ctx, `INSERT INTO meta(key, value) VALUES ('hub_cursor', ?)
-			ON CONFLICT (key) DO UPDATE SET value = excluded.value`, op.HubCursor); err != nil {
+	if op.Cursor != "" {
+		key := op.CursorKey
+		if key == "" {
+			key = "hub_cursor"
+		}
+		if _, err := s.tx.ExecContext(ctx, `INSERT INTO meta(key, value) VALUES (?, ?)
+			ON CONFLICT (key) DO UPDATE SET value = excluded.value`, key, op.Cursor); err != nil {
 			return err
 		}
 	}
 	_, err := s.tx.ExecContext(ctx, `INSERT INTO meta(key, value) VALUES ('last_merge', ?)
 		ON CONFLICT (key) DO UPDATE SET value = excluded.value`, strconv.FormatInt(op.Now.UnixMilli(), 10))
+	return err
+}
+
+// checkRestored handles a peer holding a higher (P, N) for this database's
+// own replica than the database does: only possible if the database is an
+// older copy of itself (restored from a backup). Writing on under the same
+// ID would be hidden by the higher entry, so the database becomes a new
+// incarnation with a new replica ID, in this transaction; the old ID's
+// entry is merged like any foreign one, so nothing either incarnation
+// wrote is lost.
+func (db *DB) checkRestored(ctx context.Context, s *boundStmts, st *txState, op *MergeOp, e Entry) error {
+	var p, n uint64
+	err := s.tx.QueryRowContext(ctx, `SELECT p, n FROM counters WHERE warehouse = ? AND sku = ? AND location = ? AND replica = ?`,
+		e.Warehouse, e.SKU, e.Location, e.Replica).Scan(&p, &n)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return err
+	}
+	if (crdt.Entry{P: p, N: n}).Dominates(e.Entry) {
+		return nil
+	}
+	old := db.replicaID
+	st.oldReplica = old
+	db.replicaID = newReplicaID(db.warehouse)
+	op.NewReplica = db.replicaID
+	db.logger.Warn("peer holds newer state of this replica: database restored from an older copy; starting a new incarnation",
+		"old_replica", old, "new_replica", db.replicaID, "sku", e.SKU)
+	if _, err := s.tx.ExecContext(ctx, `UPDATE meta SET value = ? WHERE key = 'replica_id'`, db.replicaID); err != nil {
+		return err
+	}
+	_, err = s.tx.ExecContext(ctx, `INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value`,
+		"incarnation:"+old, op.Now.UTC().Format(time.RFC3339))
 	return err
 }
 
@@ -106,7 +169,7 @@ type SyncState struct {
 
 // SyncState reads the replica ID, the stored hub cursor and the last merge.
 func (db *DB) SyncState(ctx context.Context) (SyncState, error) {
-	st := SyncState{Replica: db.replicaID}
+	st := SyncState{Replica: db.ReplicaID()}
 	for key, dst := range map[string]*string{"hub_cursor": &st.HubCursor} {
 		if err := db.reader.QueryRowContext(ctx, `SELECT value FROM meta WHERE key = ?`, key).Scan(dst); err != nil && !errors.Is(err, sql.ErrNoRows) {
 			return st, fmt.Errorf("read sync state: %w", err)

@@ -9,9 +9,11 @@ import (
 	"log/slog"
 	"os"
 	"runtime/debug"
+	"strings"
 	"time"
 
 	"github.com/edgestock/edgestock/agent"
+	"github.com/edgestock/edgestock/sync/hub"
 )
 
 // Exit codes (SPEC §8).
@@ -43,6 +45,7 @@ const usage = `usage: edgestock <command> [flags]
 
 commands:
   agent     run the warehouse agent (see edgestock agent -h)
+  hub       run the central hub (see edgestock hub -h)
   version   print the version
 `
 
@@ -56,6 +59,8 @@ func (m *Main) Run(ctx context.Context, args []string) int {
 	switch args[0] {
 	case "agent":
 		err = m.runAgent(ctx, args[1:])
+	case "hub":
+		err = m.runHub(ctx, args[1:])
 	case "version":
 		fmt.Fprintln(m.Stdout, versionString())
 	case "-h", "--help", "help":
@@ -156,4 +161,61 @@ func newLogger(w io.Writer, cfg agent.Config) *slog.Logger {
 		return slog.New(slog.NewJSONHandler(w, opts))
 	}
 	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// agentFlags collects repeated --agent WH=URL flags.
+type agentFlags []string
+
+func (a *agentFlags) String() string     { return strings.Join(*a, ",") }
+func (a *agentFlags) Set(v string) error { *a = append(*a, v); return nil }
+
+func (m *Main) runHub(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("hub", flag.ContinueOnError)
+	fs.SetOutput(m.Stderr)
+	configPath := fs.String("config", "", "YAML config file (configs/hub.yaml shows every key)")
+	dataDir := fs.String("data-dir", "", "data directory (default ./edgestock-hub-data)")
+	storeURL := fs.String("store", "", "store: empty or sqlite (PostgreSQL is planned)")
+	httpAddr := fs.String("http", "", "HTTP API address (default 127.0.0.1:7080)")
+	var agents agentFlags
+	fs.Var(&agents, "agent", "an agent to sync with, WAREHOUSE=URL (repeatable)")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return usageError{err}
+	}
+	cfg := hub.DefaultFileConfig()
+	if *configPath != "" {
+		var err error
+		if cfg, err = hub.LoadFileConfig(*configPath); err != nil {
+			return usageError{err}
+		}
+	}
+	for flagValue, field := range map[*string]*string{dataDir: &cfg.DataDir, storeURL: &cfg.Store, httpAddr: &cfg.HTTP} {
+		if *flagValue != "" {
+			*field = *flagValue
+		}
+	}
+	for _, a := range agents {
+		wh, u, err := hub.ParseAgentFlag(a)
+		if err != nil {
+			return usageError{err}
+		}
+		cfg.Agents[wh] = u
+	}
+	sc, err := cfg.Validate()
+	if err != nil {
+		return usageError{fmt.Errorf("invalid config:\n%w", err)}
+	}
+	logger := newLogger(m.Stderr, agent.Config{Log: agent.LogConfig{Level: "info", Format: "text"}})
+	tuneGC()
+	h := hub.NewServer(sc, logger)
+	if err := h.Open(ctx); err != nil {
+		return err
+	}
+	<-ctx.Done()
+	logger.Info("shutting down")
+	sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+	defer cancel()
+	return h.Close(sctx)
 }

@@ -1,0 +1,84 @@
+package hub
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/url"
+	"os"
+	"sort"
+	"strings"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/edgestock/edgestock/drivers"
+)
+
+// FileConfig is configs/hub.yaml.
+type FileConfig struct {
+	DataDir string `yaml:"data-dir"`
+	HTTP    string `yaml:"http"`
+	// Store is empty or sqlite: for the embedded SQLite store in data-dir.
+	// (postgres:// URLs: the PostgreSQL store is not built yet.)
+	Store  string            `yaml:"store"`
+	Agents map[string]string `yaml:"agents"` // warehouse: base URL
+}
+
+// DefaultFileConfig holds the defaults of SPEC §8.
+func DefaultFileConfig() FileConfig {
+	return FileConfig{DataDir: "./edgestock-hub-data", HTTP: "127.0.0.1:7080", Agents: map[string]string{}}
+}
+
+// LoadFileConfig reads a YAML file over the defaults; unknown keys are errors.
+func LoadFileConfig(path string) (FileConfig, error) {
+	cfg := DefaultFileConfig()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return cfg, fmt.Errorf("read config: %w", err)
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	dec.KnownFields(true)
+	if err := dec.Decode(&cfg); err != nil && !errors.Is(err, io.EOF) {
+		return cfg, fmt.Errorf("%s: %w", path, err)
+	}
+	return cfg, nil
+}
+
+// ParseAgentFlag reads WH=URL.
+func ParseAgentFlag(s string) (string, string, error) {
+	wh, u, ok := strings.Cut(s, "=")
+	if !ok {
+		return "", "", fmt.Errorf("--agent %q: want WAREHOUSE=URL", s)
+	}
+	return wh, u, nil
+}
+
+// Validate checks the config and returns the server config.
+func (c FileConfig) Validate() (Config, error) {
+	var errs []error
+	if c.DataDir == "" {
+		errs = append(errs, errors.New("data-dir: must not be empty"))
+	}
+	if _, _, err := net.SplitHostPort(c.HTTP); err != nil {
+		errs = append(errs, fmt.Errorf("http: %q is not host:port", c.HTTP))
+	}
+	if c.Store != "" && c.Store != "sqlite" {
+		errs = append(errs, fmt.Errorf("store: %q: only the embedded SQLite store is available in this version (PostgreSQL is planned)", c.Store))
+	}
+	out := Config{DataDir: c.DataDir, HTTP: c.HTTP}
+	for wh, u := range c.Agents {
+		p, err := url.Parse(u)
+		switch {
+		case !drivers.ValidID(wh):
+			errs = append(errs, fmt.Errorf("agents: %q is not a warehouse ID", wh))
+		case err != nil || (p.Scheme != "http" && p.Scheme != "https") || p.Host == "":
+			errs = append(errs, fmt.Errorf("agents.%s: %q is not an http(s) URL", wh, u))
+		default:
+			out.Agents = append(out.Agents, Agent{Warehouse: wh, URL: strings.TrimRight(u, "/")})
+		}
+	}
+	sort.Slice(out.Agents, func(i, j int) bool { return out.Agents[i].Warehouse < out.Agents[j].Warehouse })
+	return out, errors.Join(errs...)
+}

@@ -1,0 +1,288 @@
+package hub
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	stdsync "sync"
+	"time"
+
+	"github.com/edgestock/edgestock/agent"
+	"github.com/edgestock/edgestock/agent/store"
+	"github.com/edgestock/edgestock/drivers"
+	"github.com/edgestock/edgestock/sync"
+)
+
+// Reader is what the HTTP API reads; *store.DB provides it.
+type Reader interface {
+	SKUStock(ctx context.Context, sku string) ([]store.StockLevel, error)
+	SKUPage(ctx context.Context, prefix, after string, limit int) ([]string, error)
+	Ping(ctx context.Context) error
+	Err() error
+}
+
+var _ Reader = (*store.DB)(nil)
+
+// API serves the hub's HTTP endpoints (SPEC §5).
+type API struct {
+	Hub    *Hub
+	Store  Reader
+	Ingest func(warehouse string) (*agent.Ingester, error) // central writes on the hub's replica
+
+	mu        stdsync.Mutex
+	ingesters map[string]*agent.Ingester
+}
+
+// Routes returns the handler.
+func (a *API) Routes() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+	mux.HandleFunc("GET /readyz", a.handleReady)
+	mux.HandleFunc("GET /v1/stock/{sku}", a.handleStock)
+	mux.HandleFunc("GET /v1/stock", a.handleStockList)
+	mux.HandleFunc("GET /v1/warehouses", func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]any{"warehouses": a.Hub.Warehouses()})
+	})
+	mux.HandleFunc("GET /v1/feed", a.handleFeed)
+	mux.HandleFunc("POST /v1/events", a.handleEvents)
+	return mux
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+func writeError(w http.ResponseWriter, status int, code, format string, args ...any) {
+	writeJSON(w, status, map[string]any{"error": map[string]string{"code": code, "message": fmt.Sprintf(format, args...)}})
+}
+
+func (a *API) handleReady(w http.ResponseWriter, r *http.Request) {
+	err := a.Store.Ping(r.Context())
+	if err == nil {
+		err = a.Store.Err()
+	}
+	if err != nil {
+		writeJSON(w, http.StatusServiceUnavailable, map[string]any{"ready": false, "checks": map[string]string{"store": err.Error()}})
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"ready": true, "checks": map[string]string{"store": "ok"}})
+}
+
+// WarehouseStock is one warehouse's part of a SKU.
+type WarehouseStock struct {
+	OnHand    int64            `json:"on_hand"`
+	Locations map[string]int64 `json:"locations"`
+}
+
+// StockView is the global stock of a SKU.
+type StockView struct {
+	SKU        string                    `json:"sku"`
+	OnHand     int64                     `json:"on_hand"`
+	Warehouses map[string]WarehouseStock `json:"warehouses"`
+	UpdatedAt  time.Time                 `json:"updated_at"`
+}
+
+func view(sku string, levels []store.StockLevel) StockView {
+	v := StockView{SKU: sku, Warehouses: map[string]WarehouseStock{}}
+	for _, l := range levels {
+		v.OnHand += l.OnHand
+		v.Warehouses[l.Warehouse] = WarehouseStock{OnHand: l.OnHand, Locations: l.Locations}
+		if l.UpdatedAt.After(v.UpdatedAt) {
+			v.UpdatedAt = l.UpdatedAt
+		}
+	}
+	return v
+}
+
+func (a *API) handleStock(w http.ResponseWriter, r *http.Request) {
+	sku := r.PathValue("sku")
+	levels, err := a.Store.SKUStock(r.Context(), sku)
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, "store_error", "%v", err)
+		return
+	}
+	if len(levels) == 0 {
+		writeError(w, http.StatusNotFound, "not_found", "sku %q has never been seen", sku)
+		return
+	}
+	writeJSON(w, http.StatusOK, view(sku, levels))
+}
+
+func queryInt(r *http.Request, name string, def, lo, hi int64) (int64, error) {
+	s := r.URL.Query().Get(name)
+	if s == "" {
+		return def, nil
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n < lo || n > hi {
+		return 0, fmt.Errorf("%s: %q must be %d..%d", name, s, lo, hi)
+	}
+	return n, nil
+}
+
+func (a *API) handleStockList(w http.ResponseWriter, r *http.Request) {
+	limit, err := queryInt(r, "limit", 100, 1, 1000)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "bad_query", "%v", err)
+		return
+	}
+	skus, err := a.Store.SKUPage(r.Context(), r.URL.Query().Get("prefix"), r.URL.Query().Get("after"), int(limit))
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, "store_error", "%v", err)
+		return
+	}
+	items := make([]StockView, 0, len(skus))
+	for _, sku := range skus {
+		levels, err := a.Store.SKUStock(r.Context(), sku)
+		if err != nil {
+			writeError(w, http.StatusInternalServerError, "store_error", "%v", err)
+			return
+		}
+		items = append(items, view(sku, levels))
+	}
+	next := ""
+	if len(skus) == int(limit) {
+		next = skus[len(skus)-1]
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"items": items, "next": next})
+}
+
+// FeedChange is one reconciled change: a key's new totals.
+type FeedChange struct {
+	Warehouse string `json:"warehouse"`
+	SKU       string `json:"sku"`
+	OnHand    int64  `json:"on_hand"` // in this warehouse
+	Total     int64  `json:"total"`   // in all warehouses
+}
+
+// handleFeed is the reconciled change feed for OMS and marketplace
+// connectors: keys changed since the cursor with their new totals, long
+// polling like the agents' deltas.
+func (a *API) handleFeed(w http.ResponseWriter, r *http.Request) {
+	since, err := sync.ParseCursor(r.URL.Query().Get("since"))
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "bad_cursor", "%v", err)
+		return
+	}
+	limit, err := queryInt(r, "limit", 1000, 1, 10000)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "bad_query", "%v", err)
+		return
+	}
+	var wait time.Duration
+	if s := r.URL.Query().Get("wait"); s != "" {
+		if wait, err = time.ParseDuration(s); err != nil || wait < 0 || wait > sync.MaxWait*time.Second {
+			writeError(w, http.StatusBadRequest, "bad_query", "wait: %q must be a duration up to %ds", s, sync.MaxWait)
+			return
+		}
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), wait)
+	defer cancel()
+	var page store.DeltaPage
+	for {
+		changed := a.Hub.changed.Wait()
+		if page, err = a.Hub.store.Deltas(r.Context(), since, int(limit), ""); err != nil {
+			writeError(w, http.StatusInternalServerError, "store_error", "%v", err)
+			return
+		}
+		if len(page.Entries) > 0 || wait == 0 {
+			break
+		}
+		select {
+		case <-changed:
+			continue
+		case <-ctx.Done():
+		}
+		break
+	}
+	type key struct{ wh, sku string }
+	seen := map[key]bool{}
+	changes := []FeedChange{}
+	totals := map[string][]store.StockLevel{}
+	for _, e := range page.Entries {
+		k := key{e.Warehouse, e.SKU}
+		if seen[k] {
+			continue
+		}
+		seen[k] = true
+		levels, ok := totals[e.SKU]
+		if !ok {
+			if levels, err = a.Store.SKUStock(r.Context(), e.SKU); err != nil {
+				writeError(w, http.StatusInternalServerError, "store_error", "%v", err)
+				return
+			}
+			totals[e.SKU] = levels
+		}
+		v := view(e.SKU, levels)
+		changes = append(changes, FeedChange{Warehouse: e.Warehouse, SKU: e.SKU, OnHand: v.Warehouses[e.Warehouse].OnHand, Total: v.OnHand})
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"changes": changes, "next": sync.FormatCursor(page.Next), "more": page.More})
+}
+
+// handleEvents takes central writes (an ERP adjustment, a marketplace
+// order booked against a warehouse): ?warehouse= names the target, the
+// body is events as on an agent, recorded on the hub's own replica and
+// pushed down to the agents.
+func (a *API) handleEvents(w http.ResponseWriter, r *http.Request) {
+	wh := r.URL.Query().Get("warehouse")
+	device := r.URL.Query().Get("device")
+	if device == "" {
+		device = "hub"
+	}
+	if !drivers.ValidID(wh) || !drivers.ValidID(device) {
+		writeError(w, http.StatusBadRequest, "bad_query", "warehouse and device must be 1-64 chars of [A-Za-z0-9._-]")
+		return
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 1<<20))
+	var tooLarge *http.MaxBytesError
+	if errors.As(err, &tooLarge) {
+		writeError(w, http.StatusRequestEntityTooLarge, "too_large", "body exceeds %d bytes", 1<<20)
+		return
+	} else if err != nil {
+		writeError(w, http.StatusBadRequest, "bad_body", "%v", err)
+		return
+	}
+	in, err := a.ingester(wh)
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, "internal", "%v", err)
+		return
+	}
+	type answer struct {
+		results []agent.Result
+		err     error
+	}
+	ch := make(chan answer, 1)
+	in.Ingest("events", drivers.Message{Source: "http", Warehouse: wh, Device: device, Payload: body, ReceivedAt: time.Now().UTC()},
+		func(res []agent.Result, err error) { ch <- answer{res, err} })
+	ans := <-ch
+	if ans.err != nil {
+		writeError(w, http.StatusServiceUnavailable, "store_unavailable", "not committed, retry: %v", ans.err)
+		return
+	}
+	writeJSON(w, http.StatusOK, agent.EventsResponse{Results: ans.results})
+}
+
+func (a *API) ingester(wh string) (*agent.Ingester, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if in, ok := a.ingesters[wh]; ok {
+		return in, nil
+	}
+	in, err := a.Ingest(wh)
+	if err != nil {
+		return nil, err
+	}
+	if a.ingesters == nil {
+		a.ingesters = map[string]*agent.Ingester{}
+	}
+	a.ingesters[wh] = in
+	return in, nil
+}

@@ -1,0 +1,329 @@
+// Package hub is edgestock's central role (SPEC §5): for every agent a pull
+// loop long-polls the agent's deltas and merges them with the agent's
+// cursor in one transaction, and a push loop sends the agent what it has
+// not seen; the HTTP API serves the global view, the warehouses and a
+// reconciled change feed, and takes central writes on the hub's own
+// replica. What moves is PN-counter state, so retries, duplicates and
+// reordering are harmless: the loops can be simple and retry forever.
+package hub
+
+import (
+	"bytes"
+	"compress/gzip"
+	"context"
+	"encoding/json"
+
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net/http"
+	"net/url"
+	"sort"
+	stdsync "sync"
+	"time"
+
+	"github.com/edgestock/edgestock/agent/store"
+	"github.com/edgestock/edgestock/sync"
+)
+
+// Loop tuning.
+const (
+	pollWait     = 20 * time.Second // long-poll wait asked of agents
+	pullPage     = 5000             // entries per pull
+	pushPage     = 5000             // entries per push
+	retryMin     = 100 * time.Millisecond
+	retryMax     = 30 * time.Second // SPEC §5: capped at 30 s
+	pushInterval = 5 * time.Second  // push even without a local change (an agent may have restarted)
+	offlineAfter = 2 * pollWait     // no contact for this long: offline
+)
+
+// Store is what the hub needs from its database; *store.DB provides it.
+type Store interface {
+	Apply(ctx context.Context, b *store.Batch) ([]store.Outcome, error)
+	Deltas(ctx context.Context, since int64, limit int, skipReplica string) (store.DeltaPage, error)
+	Cursor(ctx context.Context, name string) (int64, error)
+	ReplicaID() string
+}
+
+var _ Store = (*store.DB)(nil)
+
+// Agent is an agent the hub pulls from.
+type Agent struct {
+	Warehouse string
+	URL       string // base URL, e.g. http://10.0.0.5:7070
+}
+
+// link is the hub's connection to one agent.
+type link struct {
+	Agent
+	client *http.Client
+
+	mu          stdsync.Mutex
+	replica     string    // the agent's replica ID, as it last said
+	lastContact time.Time // last successful exchange
+	lastErr     string
+	pulled      int64 // entries merged from this agent
+	pushed      int64 // entries sent to it
+	pending     bool  // its last page said more
+}
+
+// Hub pulls from and pushes to agents.
+type Hub struct {
+	store  Store
+	links  []*link
+	logger *slog.Logger
+
+	changed *changes // wakes pushers after a merge or central write
+	cancel  context.CancelFunc
+	wg      stdsync.WaitGroup
+}
+
+// New returns a hub over st for agents.
+func New(st Store, agents []Agent, logger *slog.Logger) *Hub {
+	h := &Hub{store: st, logger: logger, changed: newChanges()}
+	for _, a := range agents {
+		// No overall timeout: long polls; each request has its own context.
+		h.links = append(h.links, &link{Agent: a, client: &http.Client{Transport: &http.Transport{
+			DisableCompression: true, ResponseHeaderTimeout: pollWait + 10*time.Second, MaxIdleConnsPerHost: 2,
+		}}})
+	}
+	return h
+}
+
+// Changed tells the push loops the hub's state changed (the store's
+// Notify calls it after each commit).
+func (h *Hub) Changed() { h.changed.Notify() }
+
+// Open starts a pull and a push loop per agent.
+func (h *Hub) Open() {
+	ctx, cancel := context.WithCancel(context.Background())
+	h.cancel = cancel
+	for _, l := range h.links {
+		h.wg.Add(2)
+		go h.pullLoop(ctx, l)
+		go h.pushLoop(ctx, l)
+	}
+}
+
+// Close stops the loops; what was merged is durable with its cursor.
+func (h *Hub) Close() {
+	if h.cancel != nil {
+		h.cancel()
+		h.wg.Wait()
+	}
+}
+
+// retry runs step until ctx ends: at once after a success, with jittered
+// exponential backoff capped at retryMax after a failure, logging a
+// failing agent once per state change rather than once per attempt.
+func (h *Hub) retry(ctx context.Context, l *link, what string, step func(context.Context) error) {
+	backoff := retryMin
+	failing := false
+	for ctx.Err() == nil {
+		err := step(ctx)
+		if err == nil {
+			if failing {
+				h.logger.Info("agent reachable again", "warehouse", l.Warehouse, "loop", what)
+			}
+			failing, backoff = false, retryMin
+			continue
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		l.mu.Lock()
+		l.lastErr = err.Error()
+		l.mu.Unlock()
+		if !failing {
+			h.logger.Warn("agent unreachable; retrying with backoff", "warehouse", l.Warehouse, "loop", what, "err", err)
+			failing = true
+		}
+		wait := backoff/2 + time.Duration(rand.Int64N(int64(backoff/2)+1)) // jittered, never past the cap
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(wait):
+		}
+		backoff = min(2*backoff, retryMax)
+	}
+}
+
+func cursorKey(warehouse string) string { return "agent:" + warehouse }
+
+func (h *Hub) pullLoop(ctx context.Context, l *link) {
+	defer h.wg.Done()
+	h.retry(ctx, l, "pull", func(ctx context.Context) error { return h.pull(ctx, l) })
+}
+
+// pull long-polls one page of the agent's deltas and merges it with the
+// agent's cursor in one transaction.
+func (h *Hub) pull(ctx context.Context, l *link) error {
+	cursor, err := h.store.Cursor(ctx, cursorKey(l.Warehouse))
+	if err != nil {
+		return err
+	}
+	wait := pollWait
+	l.mu.Lock()
+	if l.pending {
+		wait = 0
+	}
+	l.mu.Unlock()
+	q := url.Values{"since": {sync.FormatCursor(cursor)}, "limit": {fmt.Sprint(pullPage)}, "wait": {wait.String()}}
+	var d sync.Deltas
+	if err := l.get(ctx, "/v1/sync/deltas?"+q.Encode(), &d); err != nil {
+		return err
+	}
+	next, err := sync.ParseCursor(d.Next)
+	if err != nil {
+		return err
+	}
+	op := &store.MergeOp{Entries: make([]store.Entry, len(d.Entries)), Cursor: fmt.Sprint(next), CursorKey: "cursor:" + cursorKey(l.Warehouse), Now: time.Now()}
+	for i, e := range d.Entries {
+		op.Entries[i] = store.Entry{Warehouse: e.Warehouse, Location: e.Location, SKU: e.SKU, Replica: e.Replica, Entry: e.CRDT()}
+	}
+	if next != cursor || len(op.Entries) > 0 {
+		if _, err := h.store.Apply(ctx, &store.Batch{Merges: []*store.MergeOp{op}}); err != nil {
+			return err
+		}
+	}
+	l.mu.Lock()
+	l.replica, l.lastContact, l.lastErr, l.pending = d.Replica, time.Now(), "", d.More
+	l.pulled += int64(len(d.Entries))
+	l.mu.Unlock()
+	return nil
+}
+
+func (h *Hub) pushLoop(ctx context.Context, l *link) {
+	defer h.wg.Done()
+	h.retry(ctx, l, "push", func(ctx context.Context) error {
+		changed := h.changed.Wait()
+		more, err := h.push(ctx, l)
+		if err != nil || more {
+			return err
+		}
+		select {
+		case <-changed:
+		case <-time.After(pushInterval):
+		case <-ctx.Done():
+		}
+		return nil
+	})
+}
+
+// push sends the agent the hub's entries it has not seen, after the hub
+// cursor the agent stored. It reports whether more are waiting.
+func (h *Hub) push(ctx context.Context, l *link) (bool, error) {
+	var st sync.State
+	if err := l.get(ctx, "/v1/sync/state", &st); err != nil {
+		return false, err
+	}
+	since, err := sync.ParseCursor(st.HubCursor)
+	if err != nil {
+		since = 0 // a cursor from another hub database: send everything, merging is idempotent
+	}
+	// The agent has its own replica's entries; everything else it may not.
+	page, err := h.store.Deltas(ctx, since, pushPage, st.Replica)
+	if err != nil {
+		return false, err
+	}
+	if page.Next == since {
+		return false, nil
+	}
+	req := sync.MergeRequest{Entries: make([]sync.Entry, len(page.Entries)), HubCursor: sync.FormatCursor(page.Next)}
+	for i, e := range page.Entries {
+		req.Entries[i] = sync.Entry{Warehouse: e.Warehouse, Location: e.Location, SKU: e.SKU, Replica: e.Replica, P: e.P, N: e.N}
+	}
+	var resp sync.MergeResponse
+	if err := l.post(ctx, "/v1/sync/merge", req, &resp); err != nil {
+		return false, err
+	}
+	l.mu.Lock()
+	l.replica, l.lastContact = st.Replica, time.Now()
+	l.pushed += int64(len(page.Entries))
+	l.mu.Unlock()
+	return page.More, nil
+}
+
+func (l *link) get(ctx context.Context, path string, out any) error {
+	ctx, cancel := context.WithTimeout(ctx, pollWait+15*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, l.URL+path, nil)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Accept-Encoding", "gzip")
+	return l.do(req, out)
+}
+
+func (l *link) post(ctx context.Context, path string, body, out any) error {
+	b, err := json.Marshal(body)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, l.URL+path, bytes.NewReader(b))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	return l.do(req, out)
+}
+
+func (l *link) do(req *http.Request, out any) error {
+	resp, err := l.client.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	var body io.Reader = resp.Body
+	if resp.Header.Get("Content-Encoding") == "gzip" {
+		gz, err := gzip.NewReader(resp.Body)
+		if err != nil {
+			return fmt.Errorf("%s: %w", req.URL.Path, err)
+		}
+		defer gz.Close()
+		body = gz
+	}
+	if resp.StatusCode != http.StatusOK {
+		msg, _ := io.ReadAll(io.LimitReader(body, 512))
+		return fmt.Errorf("%s %s: %s: %s", req.Method, req.URL.Path, resp.Status, bytes.TrimSpace(msg))
+	}
+	if err := json.NewDecoder(body).Decode(out); err != nil {
+		return fmt.Errorf("%s: %w", req.URL.Path, err)
+	}
+	return nil
+}
+
+// WarehouseStatus is a row of GET /v1/warehouses.
+type WarehouseStatus struct {
+	Warehouse   string     `json:"warehouse"`
+	URL         string     `json:"url"`
+	Replica     string     `json:"replica,omitempty"`
+	Online      bool       `json:"online"`
+	LastContact *time.Time `json:"last_contact"`
+	Pending     bool       `json:"pending"` // its last page said more: catching up
+	Pulled      int64      `json:"entries_pulled"`
+	Pushed      int64      `json:"entries_pushed"`
+	LastError   string     `json:"last_error,omitempty"`
+}
+
+// Warehouses reports every agent's link.
+func (h *Hub) Warehouses() []WarehouseStatus {
+	out := make([]WarehouseStatus, 0, len(h.links))
+	for _, l := range h.links {
+		l.mu.Lock()
+		w := WarehouseStatus{Warehouse: l.Warehouse, URL: l.URL, Replica: l.replica, Pending: l.pending,
+			Pulled: l.pulled, Pushed: l.pushed, LastError: l.lastErr}
+		if !l.lastContact.IsZero() {
+			t := l.lastContact.UTC()
+			w.LastContact = &t
+			w.Online = time.Since(l.lastContact) < offlineAfter && l.lastErr == ""
+		}
+		l.mu.Unlock()
+		out = append(out, w)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Warehouse < out[j].Warehouse })
+	return out
+}

@@ -1,0 +1,310 @@
+package hub_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"os"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/edgestock/edgestock/agent"
+	_ "github.com/edgestock/edgestock/drivers/all"
+	"github.com/edgestock/edgestock/sync/hub"
+)
+
+func logger() *slog.Logger {
+	if testing.Verbose() {
+		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	}
+	return slog.New(slog.DiscardHandler)
+}
+
+// proxy forwards TCP to target and can cut the link: Cut closes every
+// connection and refuses new ones until Restore.
+type proxy struct {
+	ln     net.Listener
+	target string
+	mu     sync.Mutex
+	cut    bool
+	conns  map[net.Conn]bool
+}
+
+func newProxy(t *testing.T, target string) *proxy {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	p := &proxy{ln: ln, target: target, conns: map[net.Conn]bool{}}
+	go p.serve()
+	t.Cleanup(func() { ln.Close(); p.Cut() })
+	return p
+}
+
+func (p *proxy) URL() string { return "http://" + p.ln.Addr().String() }
+
+func (p *proxy) serve() {
+	for {
+		c, err := p.ln.Accept()
+		if err != nil {
+			return
+		}
+		p.mu.Lock()
+		if p.cut {
+			p.mu.Unlock()
+			c.Close()
+			continue
+		}
+		up, err := net.Dial("tcp", p.target)
+		if err != nil {
+			p.mu.Unlock()
+			c.Close()
+			continue
+		}
+		p.conns[c], p.conns[up] = true, true
+		p.mu.Unlock()
+		go func() { _, _ = io.Copy(up, c); up.Close(); c.Close() }()
+		go func() { _, _ = io.Copy(c, up); up.Close(); c.Close() }()
+	}
+}
+
+func (p *proxy) Cut() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.cut = true
+	for c := range p.conns {
+		c.Close()
+	}
+	p.conns = map[net.Conn]bool{}
+}
+
+func (p *proxy) Restore() {
+	p.mu.Lock()
+	p.cut = false
+	p.mu.Unlock()
+}
+
+type testAgent struct {
+	*agent.Agent
+	base string
+}
+
+func startAgent(t *testing.T, wh, dir string) *testAgent {
+	cfg := agent.DefaultConfig()
+	cfg.Warehouse, cfg.DataDir = wh, dir
+	cfg.HTTP.Listen, cfg.MQTT.Listen = "127.0.0.1:0", "127.0.0.1:0"
+	cfg.Live.Enabled = false
+	cfg.Normalize()
+	require.NoError(t, cfg.Validate())
+	a := agent.New(cfg, logger().With("warehouse", wh))
+	require.NoError(t, a.Open(t.Context()))
+	t.Cleanup(func() { _ = a.Close(context.Background()) })
+	return &testAgent{Agent: a, base: "http://" + a.HTTPAddr()}
+}
+
+func postJSON(t *testing.T, url, body string) {
+	resp, err := http.Post(url, "application/json", bytes.NewBufferString(body))
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+}
+
+func getJSON(t *testing.T, url string, out any) int {
+	resp, err := http.Get(url)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	if resp.StatusCode == http.StatusOK && out != nil {
+		require.NoError(t, json.NewDecoder(resp.Body).Decode(out))
+	}
+	return resp.StatusCode
+}
+
+func startHub(t *testing.T, dir string, agents map[string]string) *hub.Server {
+	cfg := hub.DefaultFileConfig()
+	cfg.DataDir, cfg.HTTP, cfg.Agents = dir, "127.0.0.1:0", agents
+	sc, err := cfg.Validate()
+	require.NoError(t, err)
+	h := hub.NewServer(sc, logger().With("role", "hub"))
+	require.NoError(t, h.Open(t.Context()))
+	t.Cleanup(func() { _ = h.Close(context.Background()) })
+	return h
+}
+
+// model is the expected stock: the sum of all applied events per key.
+type model struct {
+	mu sync.Mutex
+	n  map[string]map[string]int64 // sku -> warehouse -> on_hand
+}
+
+func (m *model) add(wh, sku string, d int64) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.n[sku] == nil {
+		m.n[sku] = map[string]int64{}
+	}
+	m.n[sku][wh] += d
+}
+
+// converged reports whether the hub and every agent's global view match.
+func (m *model) converged(t *testing.T, hubURL string, agents map[string]*testAgent) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for sku, byWh := range m.n {
+		var total int64
+		for _, n := range byWh {
+			total += n
+		}
+		var hv hub.StockView
+		if getJSON(t, hubURL+"/v1/stock/"+sku, &hv) != http.StatusOK || hv.OnHand != total {
+			return false
+		}
+		for wh, n := range byWh {
+			if hv.Warehouses[wh].OnHand != n {
+				return false
+			}
+		}
+		for _, a := range agents {
+			var av agent.StockView
+			if getJSON(t, a.base+"/v1/stock/"+sku, &av) != http.StatusOK || av.Global.OnHand != total {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// Three agents and a hub, a TCP proxy in front of each agent; events flow
+// to every agent while links are cut and restored at random; after the
+// last heal the hub and every agent's global view equal the model.
+func TestHub_PartitionConverges(t *testing.T) {
+	whs := []string{"wh1", "wh2", "wh3"}
+	agents := map[string]*testAgent{}
+	proxies := map[string]*proxy{}
+	urls := map[string]string{}
+	m := &model{n: map[string]map[string]int64{}}
+	const skus = 12
+	for _, wh := range whs {
+		a := startAgent(t, wh, t.TempDir())
+		agents[wh] = a
+		proxies[wh] = newProxy(t, a.HTTPAddr())
+		urls[wh] = proxies[wh].URL()
+		var batch []string
+		for s := range skus {
+			batch = append(batch, fmt.Sprintf(`{"id":"init-%d","type":"receive","sku":"SKU-%d","qty":100}`, s, s))
+			m.add(wh, fmt.Sprint("SKU-", s), 100)
+		}
+		postJSON(t, a.base+"/v1/events", "["+join(batch)+"]")
+	}
+	h := startHub(t, t.TempDir(), urls)
+	hubURL := "http://" + h.HTTPAddr()
+
+	seed := uint64(time.Now().UnixNano())
+	t.Logf("seed %d", seed)
+	rng := rand.New(rand.NewPCG(seed, 1))
+	stop := make(chan struct{})
+	var chaos sync.WaitGroup
+	chaos.Go(func() {
+		rng := rand.New(rand.NewPCG(seed, 2))
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(time.Duration(50+rng.IntN(200)) * time.Millisecond):
+			}
+			p := proxies[whs[rng.IntN(len(whs))]]
+			if rng.IntN(2) == 0 {
+				p.Cut()
+			} else {
+				p.Restore()
+			}
+		}
+	})
+	deadline := time.Now().Add(3 * time.Second)
+	for i := 0; time.Now().Before(deadline); i++ {
+		wh := whs[i%len(whs)]
+		sku := fmt.Sprint("SKU-", rng.IntN(skus))
+		qty := int64(1 + rng.IntN(5))
+		typ, d := "receive", qty
+		if rng.IntN(2) == 0 {
+			typ, d = "sale", -qty
+		}
+		postJSON(t, agents[wh].base+"/v1/events", fmt.Sprintf(`{"id":"e-%d","type":%q,"sku":%q,"qty":%d}`, i, typ, sku, qty))
+		m.add(wh, sku, d)
+		time.Sleep(2 * time.Millisecond)
+	}
+	close(stop)
+	chaos.Wait()
+	for _, p := range proxies {
+		p.Restore()
+	}
+	healed := time.Now()
+	if !assertEventually(func() bool { return m.converged(t, hubURL, agents) }, 30*time.Second) {
+		m.explain(t, hubURL, agents)
+		t.FailNow()
+	}
+	t.Logf("converged %s after the last heal", time.Since(healed).Round(time.Millisecond))
+
+	var ws struct{ Warehouses []hub.WarehouseStatus }
+	getJSON(t, hubURL+"/v1/warehouses", &ws)
+	require.Len(t, ws.Warehouses, 3)
+	for _, w := range ws.Warehouses {
+		require.Equal(t, agents[w.Warehouse].ReplicaID(), w.Replica)
+		require.NotNil(t, w.LastContact)
+	}
+}
+
+func join(parts []string) string {
+	var b bytes.Buffer
+	for i, p := range parts {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(p)
+	}
+	return b.String()
+}
+
+func assertEventually(cond func() bool, d time.Duration) bool {
+	deadline := time.Now().Add(d)
+	for time.Now().Before(deadline) {
+		if cond() {
+			return true
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return false
+}
+
+// explain logs where the views differ from the model.
+func (m *model) explain(t *testing.T, hubURL string, agents map[string]*testAgent) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for sku, byWh := range m.n {
+		var hv hub.StockView
+		getJSON(t, hubURL+"/v1/stock/"+sku, &hv)
+		for wh, n := range byWh {
+			if hv.Warehouses[wh].OnHand != n {
+				t.Errorf("hub %s %s: %d, model %d", sku, wh, hv.Warehouses[wh].OnHand, n)
+			}
+		}
+		for wh, a := range agents {
+			var av agent.StockView
+			getJSON(t, a.base+"/v1/stock/"+sku, &av)
+			for w, n := range byWh {
+				if av.Global.Warehouses[w] != n {
+					t.Errorf("agent %s sees %s %s: %d, model %d", wh, sku, w, av.Global.Warehouses[w], n)
+				}
+			}
+		}
+	}
+	var ws struct{ Warehouses []hub.WarehouseStatus }
+	getJSON(t, hubURL+"/v1/warehouses", &ws)
+	t.Logf("warehouses: %+v", ws.Warehouses)
+}

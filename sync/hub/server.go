@@ -1,0 +1,94 @@
+package hub
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	stdsync "sync"
+	"time"
+
+	"github.com/edgestock/edgestock/agent"
+	"github.com/edgestock/edgestock/agent/store"
+	"github.com/edgestock/edgestock/drivers"
+)
+
+// Config configures a hub process.
+type Config struct {
+	DataDir string
+	HTTP    string // listen address
+	Agents  []Agent
+}
+
+// Server is a hub process: store, sync loops and HTTP API.
+type Server struct {
+	cfg    Config
+	logger *slog.Logger
+	store  *store.DB
+	hub    *Hub
+	srv    *http.Server
+	ln     net.Listener
+	wg     stdsync.WaitGroup
+}
+
+// NewServer returns a hub for cfg.
+func NewServer(cfg Config, logger *slog.Logger) *Server { return &Server{cfg: cfg, logger: logger} }
+
+// storeWarehouse is the name the hub's database records: its own replica
+// writes central events for any warehouse.
+const storeWarehouse = "hub"
+
+// Open opens the store and starts the loops and the HTTP API.
+func (s *Server) Open(ctx context.Context) (err error) {
+	defer func() {
+		if err != nil {
+			_ = s.Close(context.WithoutCancel(ctx))
+		}
+	}()
+	var notify func(store.Committed)
+	s.store, err = store.Open(ctx, s.cfg.DataDir, store.Options{Warehouse: storeWarehouse, Logger: s.logger.With("component", "store"),
+		Notify: func(store.Committed) { notify(store.Committed{}) }})
+	if err != nil {
+		return err
+	}
+	s.hub = New(s.store, s.cfg.Agents, s.logger.With("component", "sync"))
+	notify = func(store.Committed) { s.hub.Changed() }
+	api := &API{Hub: s.hub, Store: s.store, Ingest: func(wh string) (*agent.Ingester, error) {
+		return agent.NewIngester(s.store, wh, drivers.Env{Logger: s.logger}, s.logger)
+	}}
+	if s.ln, err = net.Listen("tcp", s.cfg.HTTP); err != nil {
+		return fmt.Errorf("hub http %s: %w", s.cfg.HTTP, err)
+	}
+	s.srv = &http.Server{Handler: api.Routes(), ReadHeaderTimeout: 10 * time.Second}
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		if err := s.srv.Serve(s.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			s.logger.Error("hub http server stopped", "err", err)
+		}
+	}()
+	s.hub.Open()
+	s.logger.Info("hub started", "replica", s.store.ReplicaID(), "http", s.HTTPAddr(), "agents", len(s.cfg.Agents))
+	return nil
+}
+
+// HTTPAddr is the address the API listens on.
+func (s *Server) HTTPAddr() string { return s.ln.Addr().String() }
+
+// Close stops the API and the loops and closes the store.
+func (s *Server) Close(ctx context.Context) error {
+	var errs []error
+	if s.srv != nil {
+		errs = append(errs, s.srv.Shutdown(ctx))
+	}
+	s.wg.Wait()
+	if s.hub != nil {
+		s.hub.Close()
+	}
+	if s.store != nil {
+		errs = append(errs, s.store.Close())
+	}
+	return errors.Join(errs...)
+}
