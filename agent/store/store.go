@@ -50,16 +50,16 @@ type Options struct {
 
 // DB is the agent's SQLite store. It is safe for concurrent use.
 type DB struct {
-	path      string
-	writer    *sql.DB
-	reader    *sql.DB
-	ckpt      *sql.DB // one connection for WAL checkpoints
+	path   string
+	writer *sql.DB
+	reader *sql.DB
+	ckpt   *sql.DB // one connection for WAL checkpoints
 	// replicaID is the commit loop's; replicaPub publishes it to readers
 	// (it changes when a restored database starts a new incarnation).
 	replicaID  string
 	replicaPub atomic.Pointer[string]
-	warehouse string
-	logger    *slog.Logger
+	warehouse  string
+	logger     *slog.Logger
 
 	stmts writerStmts
 
