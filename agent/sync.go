@@ -47,7 +47,7 @@ func (c *changes) Notify() {
 
 func (a *Agent) handleSyncDeltas(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	since, err := sync.ParseCursor(q.Get("since"))
+	since, err := sync.ParseCursor(q.Get("since"), a.store.ReplicaID())
 	if err != nil {
 		writeError(w, http.StatusBadRequest, "bad_cursor", "%v", err)
 		return
@@ -85,7 +85,8 @@ func (a *Agent) handleSyncDeltas(w http.ResponseWriter, r *http.Request) {
 		}
 		break
 	}
-	out := sync.Deltas{Replica: a.store.ReplicaID(), Entries: make([]sync.Entry, len(page.Entries)), Next: sync.FormatCursor(page.Next), More: page.More}
+	replica := a.store.ReplicaID()
+	out := sync.Deltas{Replica: replica, Entries: make([]sync.Entry, len(page.Entries)), Next: sync.FormatCursor(replica, page.Next), More: page.More}
 	for i, e := range page.Entries {
 		out.Entries[i] = sync.Entry{Warehouse: e.Warehouse, Location: e.Location, SKU: e.SKU, Replica: e.Replica, P: e.P, N: e.N}
 	}

@@ -3,6 +3,7 @@ package sync
 import (
 	"fmt"
 	"strconv"
+	"strings"
 
 	"github.com/edgestock/edgestock/crdt"
 )
@@ -55,17 +56,27 @@ const (
 	MaxReplicaLen = 128
 )
 
-// FormatCursor renders an agent cursor; cursors are opaque to the hub.
-func FormatCursor(version int64) string { return strconv.FormatInt(version, 10) }
+// FormatCursor renders a cursor into a database's version sequence:
+// "{replica}@{version}". Cursors are opaque to whoever stores them.
+func FormatCursor(replica string, version int64) string {
+	return replica + "@" + strconv.FormatInt(version, 10)
+}
 
-// ParseCursor reads a cursor made by FormatCursor ("" is the start).
-func ParseCursor(s string) (int64, error) {
+// ParseCursor reads a cursor made by FormatCursor for the database whose
+// replica is replica. A cursor of another incarnation (a database restored
+// from a backup, or replaced) counts from the start: its versions mean
+// nothing here, and sending everything again is harmless. "" is the start.
+func ParseCursor(s, replica string) (int64, error) {
 	if s == "" {
 		return 0, nil
 	}
-	v, err := strconv.ParseInt(s, 10, 64)
-	if err != nil || v < 0 {
-		return 0, fmt.Errorf("cursor %q: not a cursor this agent made", s)
+	r, v, ok := strings.Cut(s, "@")
+	n, err := strconv.ParseInt(v, 10, 64)
+	if !ok || err != nil || n < 0 {
+		return 0, fmt.Errorf("cursor %q: not a cursor this database made", s)
 	}
-	return v, nil
+	if r != replica {
+		return 0, nil
+	}
+	return n, nil
 }

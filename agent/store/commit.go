@@ -349,6 +349,7 @@ func (db *DB) commitTx(pending []*request) (err error) {
 		id := db.replicaID
 		db.replicaPub.Store(&id)
 	}
+	db.committedVersion.Store(db.version)
 	for k, d := range st.reserved {
 		db.addReserved(k, d)
 	}

@@ -65,6 +65,12 @@ type DB struct {
 
 	// version numbers counter changes; only the commit loop touches it.
 	version int64
+	// committedVersion publishes version after each commit; the checkpoint
+	// loop records it in the high-water file (savedVersion/savedReplica are
+	// that loop's own).
+	committedVersion atomic.Int64
+	savedVersion     int64
+	savedReplica     string
 	// reserved is the committed quantity held by active holds per key;
 	// only the commit loop touches it.
 	reserved map[stockKey]int64
@@ -190,6 +196,18 @@ func (db *DB) init(ctx context.Context, warehouse string) error {
 	if err := tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM counters`).Scan(&db.version); err != nil {
 		return fmt.Errorf("open store: %w", err)
 	}
+	if hwReplica, hwVersion := db.readHighWater(); hwReplica == meta["replica_id"] && db.version < hwVersion {
+		old := meta["replica_id"]
+		meta["replica_id"] = newReplicaID(meta["warehouse"])
+		db.logger.Warn("database is older than what its replica already published (restored from a backup?): starting a new incarnation",
+			"old_replica", old, "new_replica", meta["replica_id"], "version", db.version, "published", hwVersion)
+		for k, v := range map[string]string{"replica_id": meta["replica_id"], "incarnation:" + old: time.Now().UTC().Format(time.RFC3339)} {
+			if _, err := tx.ExecContext(ctx, `INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value`, k, v); err != nil {
+				return fmt.Errorf("open store: new incarnation: %w", err)
+			}
+		}
+	}
+	db.committedVersion.Store(db.version)
 	db.warehouse = meta["warehouse"]
 	if err := db.loadReserved(ctx, tx); err != nil {
 		return fmt.Errorf("open store: load holds: %w", err)
@@ -297,8 +315,10 @@ func (db *DB) checkpointLoop() {
 		case <-db.stop:
 			// Leave a small WAL behind for the next start.
 			db.checkpoint("TRUNCATE")
+			db.saveHighWater()
 			return
 		case <-t.C:
+			db.saveHighWater()
 			mode := "PASSIVE"
 			if fi, err := os.Stat(db.path + "-wal"); err == nil && fi.Size() > walRestartBytes {
 				mode = "RESTART"

@@ -160,6 +160,16 @@ func (db *DB) checkRestored(ctx context.Context, s *boundStmts, st *txState, op 
 	return err
 }
 
+// Meta reads a metadata value ("" when unset).
+func (db *DB) Meta(ctx context.Context, key string) (string, error) {
+	var v string
+	err := db.reader.QueryRowContext(ctx, `SELECT value FROM meta WHERE key = ?`, key).Scan(&v)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", nil
+	}
+	return v, err
+}
+
 // SyncState is what the agent tells the hub about itself.
 type SyncState struct {
 	Replica   string

@@ -167,7 +167,8 @@ type FeedChange struct {
 // connectors: keys changed since the cursor with their new totals, long
 // polling like the agents' deltas.
 func (a *API) handleFeed(w http.ResponseWriter, r *http.Request) {
-	since, err := sync.ParseCursor(r.URL.Query().Get("since"))
+	replica := a.Hub.store.ReplicaID()
+	since, err := sync.ParseCursor(r.URL.Query().Get("since"), replica)
 	if err != nil {
 		writeError(w, http.StatusBadRequest, "bad_cursor", "%v", err)
 		return
@@ -224,7 +225,7 @@ func (a *API) handleFeed(w http.ResponseWriter, r *http.Request) {
 		v := view(e.SKU, levels)
 		changes = append(changes, FeedChange{Warehouse: e.Warehouse, SKU: e.SKU, OnHand: v.Warehouses[e.Warehouse].OnHand, Total: v.OnHand})
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"changes": changes, "next": sync.FormatCursor(page.Next), "more": page.More})
+	writeJSON(w, http.StatusOK, map[string]any{"changes": changes, "next": sync.FormatCursor(replica, page.Next), "more": page.More})
 }
 
 // handleEvents takes central writes (an ERP adjustment, a marketplace

@@ -29,20 +29,33 @@ import (
 
 // Loop tuning.
 const (
-	pollWait     = 20 * time.Second // long-poll wait asked of agents
-	pullPage     = 5000             // entries per pull
-	pushPage     = 5000             // entries per push
+	pullPage     = 5000 // entries per pull
+	pushPage     = 5000 // entries per push
 	retryMin     = 100 * time.Millisecond
-	retryMax     = 30 * time.Second // SPEC §5: capped at 30 s
-	pushInterval = 5 * time.Second  // push even without a local change (an agent may have restarted)
-	offlineAfter = 2 * pollWait     // no contact for this long: offline
+	pushInterval = 5 * time.Second // push even without a local change (an agent may have restarted)
 )
+
+// Timing is the hub's loop timing; the zero value means the defaults.
+type Timing struct {
+	PollWait time.Duration // long-poll wait asked of agents (default 20 s)
+	RetryMax time.Duration // backoff cap (default and most 30 s, SPEC §5)
+}
+
+func (t Timing) withDefaults() Timing {
+	if t.PollWait <= 0 {
+		t.PollWait = 20 * time.Second
+	}
+	if t.RetryMax <= 0 || t.RetryMax > 30*time.Second {
+		t.RetryMax = 30 * time.Second
+	}
+	return t
+}
 
 // Store is what the hub needs from its database; *store.DB provides it.
 type Store interface {
 	Apply(ctx context.Context, b *store.Batch) ([]store.Outcome, error)
 	Deltas(ctx context.Context, since int64, limit int, skipReplica string) (store.DeltaPage, error)
-	Cursor(ctx context.Context, name string) (int64, error)
+	Meta(ctx context.Context, key string) (string, error)
 	ReplicaID() string
 }
 
@@ -58,6 +71,7 @@ type Agent struct {
 type link struct {
 	Agent
 	client *http.Client
+	timing Timing
 
 	mu          stdsync.Mutex
 	replica     string    // the agent's replica ID, as it last said
@@ -72,6 +86,7 @@ type link struct {
 type Hub struct {
 	store  Store
 	links  []*link
+	timing Timing
 	logger *slog.Logger
 
 	changed *changes // wakes pushers after a merge or central write
@@ -80,12 +95,13 @@ type Hub struct {
 }
 
 // New returns a hub over st for agents.
-func New(st Store, agents []Agent, logger *slog.Logger) *Hub {
-	h := &Hub{store: st, logger: logger, changed: newChanges()}
+func New(st Store, agents []Agent, timing Timing, logger *slog.Logger) *Hub {
+	timing = timing.withDefaults()
+	h := &Hub{store: st, logger: logger, timing: timing, changed: newChanges()}
 	for _, a := range agents {
 		// No overall timeout: long polls; each request has its own context.
-		h.links = append(h.links, &link{Agent: a, client: &http.Client{Transport: &http.Transport{
-			DisableCompression: true, ResponseHeaderTimeout: pollWait + 10*time.Second, MaxIdleConnsPerHost: 2,
+		h.links = append(h.links, &link{Agent: a, timing: timing, client: &http.Client{Transport: &http.Transport{
+			DisableCompression: true, ResponseHeaderTimeout: timing.PollWait + 10*time.Second, MaxIdleConnsPerHost: 2,
 		}}})
 	}
 	return h
@@ -145,11 +161,11 @@ func (h *Hub) retry(ctx context.Context, l *link, what string, step func(context
 			return
 		case <-time.After(wait):
 		}
-		backoff = min(2*backoff, retryMax)
+		backoff = min(2*backoff, h.timing.RetryMax)
 	}
 }
 
-func cursorKey(warehouse string) string { return "agent:" + warehouse }
+func cursorKey(warehouse string) string { return "cursor:agent:" + warehouse }
 
 func (h *Hub) pullLoop(ctx context.Context, l *link) {
 	defer h.wg.Done()
@@ -157,32 +173,30 @@ func (h *Hub) pullLoop(ctx context.Context, l *link) {
 }
 
 // pull long-polls one page of the agent's deltas and merges it with the
-// agent's cursor in one transaction.
+// agent's cursor in one transaction. The cursor is the agent's own
+// ("{replica}@{version}"): an agent on a new incarnation reads it as the
+// start and sends everything again.
 func (h *Hub) pull(ctx context.Context, l *link) error {
-	cursor, err := h.store.Cursor(ctx, cursorKey(l.Warehouse))
+	cursor, err := h.store.Meta(ctx, cursorKey(l.Warehouse))
 	if err != nil {
 		return err
 	}
-	wait := pollWait
+	wait := h.timing.PollWait
 	l.mu.Lock()
 	if l.pending {
 		wait = 0
 	}
 	l.mu.Unlock()
-	q := url.Values{"since": {sync.FormatCursor(cursor)}, "limit": {fmt.Sprint(pullPage)}, "wait": {wait.String()}}
+	q := url.Values{"since": {cursor}, "limit": {fmt.Sprint(pullPage)}, "wait": {wait.String()}}
 	var d sync.Deltas
 	if err := l.get(ctx, "/v1/sync/deltas?"+q.Encode(), &d); err != nil {
 		return err
 	}
-	next, err := sync.ParseCursor(d.Next)
-	if err != nil {
-		return err
-	}
-	op := &store.MergeOp{Entries: make([]store.Entry, len(d.Entries)), Cursor: fmt.Sprint(next), CursorKey: "cursor:" + cursorKey(l.Warehouse), Now: time.Now()}
+	op := &store.MergeOp{Entries: make([]store.Entry, len(d.Entries)), Cursor: d.Next, CursorKey: cursorKey(l.Warehouse), Now: time.Now()}
 	for i, e := range d.Entries {
 		op.Entries[i] = store.Entry{Warehouse: e.Warehouse, Location: e.Location, SKU: e.SKU, Replica: e.Replica, Entry: e.CRDT()}
 	}
-	if next != cursor || len(op.Entries) > 0 {
+	if d.Next != cursor || len(op.Entries) > 0 {
 		if _, err := h.store.Apply(ctx, &store.Batch{Merges: []*store.MergeOp{op}}); err != nil {
 			return err
 		}
@@ -218,19 +232,23 @@ func (h *Hub) push(ctx context.Context, l *link) (bool, error) {
 	if err := l.get(ctx, "/v1/sync/state", &st); err != nil {
 		return false, err
 	}
-	since, err := sync.ParseCursor(st.HubCursor)
+	replica := h.store.ReplicaID()
+	since, err := sync.ParseCursor(st.HubCursor, replica)
 	if err != nil {
-		since = 0 // a cursor from another hub database: send everything, merging is idempotent
+		since = 0 // not ours: send everything, merging is idempotent
 	}
-	// The agent has its own replica's entries; everything else it may not.
-	page, err := h.store.Deltas(ctx, since, pushPage, st.Replica)
+	// The agent's own replica's entries go back too: if the hub holds a
+	// higher one, the agent runs on an older copy of its database and must
+	// start a new incarnation (the store's checkRestored). Normally they
+	// change nothing there and cost one resend each.
+	page, err := h.store.Deltas(ctx, since, pushPage, "")
 	if err != nil {
 		return false, err
 	}
 	if page.Next == since {
 		return false, nil
 	}
-	req := sync.MergeRequest{Entries: make([]sync.Entry, len(page.Entries)), HubCursor: sync.FormatCursor(page.Next)}
+	req := sync.MergeRequest{Entries: make([]sync.Entry, len(page.Entries)), HubCursor: sync.FormatCursor(replica, page.Next)}
 	for i, e := range page.Entries {
 		req.Entries[i] = sync.Entry{Warehouse: e.Warehouse, Location: e.Location, SKU: e.SKU, Replica: e.Replica, P: e.P, N: e.N}
 	}
@@ -246,7 +264,7 @@ func (h *Hub) push(ctx context.Context, l *link) (bool, error) {
 }
 
 func (l *link) get(ctx context.Context, path string, out any) error {
-	ctx, cancel := context.WithTimeout(ctx, pollWait+15*time.Second)
+	ctx, cancel := context.WithTimeout(ctx, l.timing.PollWait+15*time.Second)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, l.URL+path, nil)
 	if err != nil {
@@ -319,7 +337,7 @@ func (h *Hub) Warehouses() []WarehouseStatus {
 		if !l.lastContact.IsZero() {
 			t := l.lastContact.UTC()
 			w.LastContact = &t
-			w.Online = time.Since(l.lastContact) < offlineAfter && l.lastErr == ""
+			w.Online = time.Since(l.lastContact) < 2*h.timing.PollWait && l.lastErr == ""
 		}
 		l.mu.Unlock()
 		out = append(out, w)

@@ -62,7 +62,7 @@ func (p *proxy) serve() {
 			c.Close()
 			continue
 		}
-		up, err := net.Dial("tcp", p.target)
+		up, err := net.Dial("tcp", p.target) // under p.mu
 		if err != nil {
 			p.mu.Unlock()
 			c.Close()
@@ -83,6 +83,13 @@ func (p *proxy) Cut() {
 		c.Close()
 	}
 	p.conns = map[net.Conn]bool{}
+}
+
+// SetTarget points the proxy at a restarted agent.
+func (p *proxy) SetTarget(addr string) {
+	p.mu.Lock()
+	p.target = addr
+	p.mu.Unlock()
 }
 
 func (p *proxy) Restore() {
@@ -131,6 +138,8 @@ func startHub(t *testing.T, dir string, agents map[string]string) *hub.Server {
 	cfg.DataDir, cfg.HTTP, cfg.Agents = dir, "127.0.0.1:0", agents
 	sc, err := cfg.Validate()
 	require.NoError(t, err)
+	// Short polls and backoff keep the tests quick; the loops are the same.
+	sc.Timing = hub.Timing{PollWait: 2 * time.Second, RetryMax: time.Second}
 	h := hub.NewServer(sc, logger().With("role", "hub"))
 	require.NoError(t, h.Open(t.Context()))
 	t.Cleanup(func() { _ = h.Close(context.Background()) })
@@ -307,4 +316,112 @@ func (m *model) explain(t *testing.T, hubURL string, agents map[string]*testAgen
 	var ws struct{ Warehouses []hub.WarehouseStatus }
 	getJSON(t, hubURL+"/v1/warehouses", &ws)
 	t.Logf("warehouses: %+v", ws.Warehouses)
+}
+
+func stockAt(t *testing.T, base, sku string) (onHand, global int64) {
+	var v agent.StockView
+	require.Equal(t, http.StatusOK, getJSON(t, base+"/v1/stock/"+sku, &v))
+	return v.OnHand, v.Global.OnHand
+}
+
+func hubStock(t *testing.T, hubURL, sku, wh string) int64 {
+	var v hub.StockView
+	if getJSON(t, hubURL+"/v1/stock/"+sku, &v) != http.StatusOK {
+		return -1
+	}
+	return v.Warehouses[wh].OnHand
+}
+
+func copyFile(t *testing.T, from, to string) {
+	b, err := os.ReadFile(from)
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(to, b, 0o600))
+}
+
+// An agent's database is replaced by an older copy of itself: after sync,
+// no update from either incarnation is lost.
+func TestHub_RestoreFromBackup(t *testing.T) {
+	for _, tc := range []struct {
+		name          string
+		restoreMarker bool // the high-water file is restored with the database
+	}{{"database only", false}, {"database and high-water file", true}} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir, backup := t.TempDir(), t.TempDir()
+			a := startAgent(t, "wh1", dir)
+			p := newProxy(t, a.HTTPAddr())
+			h := startHub(t, t.TempDir(), map[string]string{"wh1": p.URL()})
+			hubURL := "http://" + h.HTTPAddr()
+			postJSON(t, a.base+"/v1/events", `{"id":"e1","type":"receive","sku":"R","qty":10}`)
+			require.Eventually(t, func() bool { return hubStock(t, hubURL, "R", "wh1") == 10 }, 10*time.Second, 20*time.Millisecond)
+			oldReplica := a.ReplicaID()
+			require.NoError(t, a.Close(t.Context()))
+			for _, f := range []string{"edgestock.db", "edgestock.db.hwm"} {
+				copyFile(t, dir+"/"+f, backup+"/"+f)
+			}
+
+			// The lost future: more events, synced to the hub, then the disk dies.
+			a = startAgent(t, "wh1", dir)
+			p.SetTarget(a.HTTPAddr())
+			postJSON(t, a.base+"/v1/events", `{"id":"e2","type":"receive","sku":"R","qty":5}`)
+			require.Eventually(t, func() bool { return hubStock(t, hubURL, "R", "wh1") == 15 }, 10*time.Second, 20*time.Millisecond)
+			require.NoError(t, a.Close(t.Context()))
+
+			p.Cut() // restored while the hub cannot reach it
+			copyFile(t, backup+"/edgestock.db", dir+"/edgestock.db")
+			os.Remove(dir + "/edgestock.db-wal")
+			os.Remove(dir + "/edgestock.db-shm")
+			if tc.restoreMarker {
+				copyFile(t, backup+"/edgestock.db.hwm", dir+"/edgestock.db.hwm")
+			}
+			a = startAgent(t, "wh1", dir)
+			p.SetTarget(a.HTTPAddr())
+			onHand, _ := stockAt(t, a.base, "R")
+			require.Equal(t, int64(10), onHand, "the backup's state")
+			if !tc.restoreMarker {
+				require.NotEqual(t, oldReplica, a.ReplicaID(), "a database older than its high-water mark is a new incarnation")
+				// Written before the hub is reachable: must not be hidden.
+				postJSON(t, a.base+"/v1/events", `{"id":"e3","type":"receive","sku":"R","qty":1}`)
+			}
+			p.Restore()
+			want := int64(15)
+			if !tc.restoreMarker {
+				want = 16
+			}
+			if !assertEventually(func() bool {
+				onHand, global := stockAt(t, a.base, "R")
+				return onHand == want && global == want && hubStock(t, hubURL, "R", "wh1") == want
+			}, 15*time.Second) {
+				onHand, global := stockAt(t, a.base, "R")
+				t.Fatalf("agent on_hand %d global %d, hub %d, want %d", onHand, global, hubStock(t, hubURL, "R", "wh1"), want)
+			}
+			require.NotEqual(t, oldReplica, a.ReplicaID(), "after sync the agent writes under a new replica ID")
+			if tc.restoreMarker {
+				postJSON(t, a.base+"/v1/events", `{"id":"e4","type":"receive","sku":"R","qty":1}`)
+				require.Eventually(t, func() bool { return hubStock(t, hubURL, "R", "wh1") == 16 }, 10*time.Second, 20*time.Millisecond)
+			}
+		})
+	}
+}
+
+// A hub restart resumes from the stored cursors: nothing is pulled again.
+func TestHub_RestartResumes(t *testing.T) {
+	a := startAgent(t, "wh1", t.TempDir())
+	var batch []string
+	for i := range 200 {
+		batch = append(batch, fmt.Sprintf(`{"id":"%d","type":"receive","sku":"S-%d","qty":1}`, i, i))
+	}
+	postJSON(t, a.base+"/v1/events", "["+join(batch)+"]")
+	hubDir := t.TempDir()
+	h := startHub(t, hubDir, map[string]string{"wh1": a.base})
+	hubURL := "http://" + h.HTTPAddr()
+	require.Eventually(t, func() bool { return hubStock(t, hubURL, "S-199", "wh1") == 1 }, 10*time.Second, 20*time.Millisecond)
+	require.NoError(t, h.Close(t.Context()))
+
+	postJSON(t, a.base+"/v1/events", `{"id":"new","type":"receive","sku":"S-0","qty":1}`)
+	h = startHub(t, hubDir, map[string]string{"wh1": a.base})
+	hubURL = "http://" + h.HTTPAddr()
+	require.Eventually(t, func() bool { return hubStock(t, hubURL, "S-0", "wh1") == 2 }, 10*time.Second, 20*time.Millisecond)
+	var ws struct{ Warehouses []hub.WarehouseStatus }
+	getJSON(t, hubURL+"/v1/warehouses", &ws)
+	require.Equal(t, int64(1), ws.Warehouses[0].Pulled, "only the entry changed since the stored cursor")
 }

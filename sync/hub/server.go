@@ -20,6 +20,7 @@ type Config struct {
 	DataDir string
 	HTTP    string // listen address
 	Agents  []Agent
+	Timing  Timing
 }
 
 // Server is a hub process: store, sync loops and HTTP API.
@@ -53,7 +54,7 @@ func (s *Server) Open(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
-	s.hub = New(s.store, s.cfg.Agents, s.logger.With("component", "sync"))
+	s.hub = New(s.store, s.cfg.Agents, s.cfg.Timing, s.logger.With("component", "sync"))
 	notify = func(store.Committed) { s.hub.Changed() }
 	api := &API{Hub: s.hub, Store: s.store, Ingest: func(wh string) (*agent.Ingester, error) {
 		return agent.NewIngester(s.store, wh, drivers.Env{Logger: s.logger}, s.logger)

@@ -1,0 +1,28 @@
+package hub
+
+import (
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+func TestLoadFileConfig_Example(t *testing.T) {
+	cfg, err := LoadFileConfig("../../configs/hub.yaml")
+	require.NoError(t, err)
+	sc, err := cfg.Validate()
+	require.NoError(t, err)
+	require.Equal(t, []Agent{{Warehouse: "wh1", URL: "http://127.0.0.1:7070"}}, sc.Agents)
+	require.Equal(t, "127.0.0.1:7080", sc.HTTP)
+}
+
+func TestFileConfig_Validate(t *testing.T) {
+	cfg := DefaultFileConfig()
+	cfg.Store = "postgres://x"
+	cfg.Agents = map[string]string{"wh 1": "http://x", "wh2": "ftp://x"}
+	_, err := cfg.Validate()
+	require.ErrorContains(t, err, "store:")
+	require.ErrorContains(t, err, `agents: "wh 1" is not a warehouse ID`)
+	require.ErrorContains(t, err, `agents.wh2: "ftp://x" is not an http(s) URL`)
+	_, _, err = ParseAgentFlag("wh1")
+	require.ErrorContains(t, err, "WAREHOUSE=URL")
+}
