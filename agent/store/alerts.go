@@ -144,23 +144,23 @@ func (db *DB) raiseAlerts(ctx context.Context, s *boundStmts, st *txState, now t
 	return nil
 }
 
-// touchedSKUs are the SKUs of warehouse whose counters or holds changed;
-// with foreign, also those of other warehouses whose merged state changed
-// (the global view of that SKU changed).
-func (st *txState) touchedSKUs(warehouse string, foreign bool) []string {
+// touchedSKUs are the SKUs of warehouse whose counters, holds or merged
+// state changed; with all, those of every warehouse (a hub, or an agent's
+// global view).
+func (st *txState) touchedSKUs(warehouse string, all bool) []string {
 	set := map[string]bool{}
 	for k := range st.counters {
-		if k.warehouse == warehouse {
+		if all || k.warehouse == warehouse {
 			set[k.sku] = true
 		}
 	}
 	for k := range st.reserved {
-		if k.warehouse == warehouse {
+		if all || k.warehouse == warehouse {
 			set[k.sku] = true
 		}
 	}
 	for k := range st.merged {
-		if foreign || k.warehouse == warehouse {
+		if all || k.warehouse == warehouse {
 			set[k.sku] = true
 		}
 	}

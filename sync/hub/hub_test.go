@@ -425,3 +425,31 @@ func TestHub_RestartResumes(t *testing.T) {
 	getJSON(t, hubURL+"/v1/warehouses", &ws)
 	require.Equal(t, int64(1), ws.Warehouses[0].Pulled, "only the entry changed since the stored cursor")
 }
+
+// A central write is recorded on the hub's replica, shows in the feed and
+// reaches the agent at once (not at the next periodic push).
+func TestHub_CentralWriteAndFeed(t *testing.T) {
+	a := startAgent(t, "wh1", t.TempDir())
+	postJSON(t, a.base+"/v1/events", `{"id":"r1","type":"receive","sku":"C","qty":10}`)
+	h := startHub(t, t.TempDir(), map[string]string{"wh1": a.base})
+	hubURL := "http://" + h.HTTPAddr()
+	require.Eventually(t, func() bool { return hubStock(t, hubURL, "C", "wh1") == 10 }, 10*time.Second, 20*time.Millisecond)
+	var feed struct {
+		Changes []hub.FeedChange
+		Next    string
+	}
+	getJSON(t, hubURL+"/v1/feed", &feed)
+	require.Equal(t, []hub.FeedChange{{Warehouse: "wh1", SKU: "C", OnHand: 10, Total: 10}}, feed.Changes)
+
+	done := make(chan []hub.FeedChange, 1)
+	go func() {
+		var next struct{ Changes []hub.FeedChange }
+		getJSON(t, hubURL+"/v1/feed?wait=10s&since="+feed.Next, &next)
+		done <- next.Changes
+	}()
+	start := time.Now()
+	postJSON(t, hubURL+"/v1/events?warehouse=wh1&device=erp", `{"id":"order-9","type":"sale","sku":"C","qty":4}`)
+	require.Equal(t, []hub.FeedChange{{Warehouse: "wh1", SKU: "C", OnHand: 6, Total: 6}}, <-done)
+	require.Eventually(t, func() bool { on, _ := stockAt(t, a.base, "C"); return on == 6 }, 3*time.Second, 10*time.Millisecond)
+	t.Logf("central write visible at the agent after %s", time.Since(start).Round(time.Millisecond))
+}
