@@ -26,6 +26,8 @@ test: lint
 bench: build
 	$(GO) test -run '^$$' -bench . -benchmem -count 3 ./crdt/ ./agent/store/ ./drivers/...
 	$(GO) test -run '^$$' -bench . -benchtime 20000x -count 3 ./agent/
+	$(GO) test -run '^$$' -bench Hub_Reconnect -benchtime 1x -count 3 ./sync/hub/
+	$(GO) test -run '^$$' -bench Hub_Latency -benchtime 500x -count 3 ./sync/hub/
 	$(GO) run ./internal/cmd/ingestbench -bin $(BIN)
 
 lint:

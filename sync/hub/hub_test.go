@@ -103,7 +103,7 @@ type testAgent struct {
 	base string
 }
 
-func startAgent(t *testing.T, wh, dir string) *testAgent {
+func startAgent(t testing.TB, wh, dir string) *testAgent {
 	cfg := agent.DefaultConfig()
 	cfg.Warehouse, cfg.DataDir = wh, dir
 	cfg.HTTP.Listen, cfg.MQTT.Listen = "127.0.0.1:0", "127.0.0.1:0"
@@ -116,14 +116,14 @@ func startAgent(t *testing.T, wh, dir string) *testAgent {
 	return &testAgent{Agent: a, base: "http://" + a.HTTPAddr()}
 }
 
-func postJSON(t *testing.T, url, body string) {
+func postJSON(t testing.TB, url, body string) {
 	resp, err := http.Post(url, "application/json", bytes.NewBufferString(body))
 	require.NoError(t, err)
 	defer resp.Body.Close()
 	require.Equal(t, http.StatusOK, resp.StatusCode)
 }
 
-func getJSON(t *testing.T, url string, out any) int {
+func getJSON(t testing.TB, url string, out any) int {
 	resp, err := http.Get(url)
 	require.NoError(t, err)
 	defer resp.Body.Close()
@@ -133,7 +133,7 @@ func getJSON(t *testing.T, url string, out any) int {
 	return resp.StatusCode
 }
 
-func startHub(t *testing.T, dir string, agents map[string]string) *hub.Server {
+func startHub(t testing.TB, dir string, agents map[string]string) *hub.Server {
 	cfg := hub.DefaultFileConfig()
 	cfg.DataDir, cfg.HTTP, cfg.Agents = dir, "127.0.0.1:0", agents
 	sc, err := cfg.Validate()
