@@ -160,6 +160,10 @@ func (db *DB) checkRestored(ctx context.Context, s *boundStmts, st *txState, op 
 	return err
 }
 
+// CursorID names this database's version sequence in cursors: its replica,
+// as a restored copy gets a new one.
+func (db *DB) CursorID() string { return db.ReplicaID() }
+
 // Meta reads a metadata value ("" when unset).
 func (db *DB) Meta(ctx context.Context, key string) (string, error) {
 	var v string

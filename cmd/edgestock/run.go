@@ -174,7 +174,7 @@ func (m *Main) runHub(ctx context.Context, args []string) error {
 	fs.SetOutput(m.Stderr)
 	configPath := fs.String("config", "", "YAML config file (configs/hub.yaml shows every key)")
 	dataDir := fs.String("data-dir", "", "data directory (default ./edgestock-hub-data)")
-	storeURL := fs.String("store", "", "store: empty or sqlite (PostgreSQL is planned)")
+	storeURL := fs.String("store", "", "store: sqlite (default, in --data-dir) or a postgres:// URL")
 	httpAddr := fs.String("http", "", "HTTP API address (default 127.0.0.1:7080)")
 	var agents agentFlags
 	fs.Var(&agents, "agent", "an agent to sync with, WAREHOUSE=URL (repeatable)")

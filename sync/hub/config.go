@@ -20,8 +20,8 @@ import (
 type FileConfig struct {
 	DataDir string `yaml:"data-dir"`
 	HTTP    string `yaml:"http"`
-	// Store is empty or sqlite: for the embedded SQLite store in data-dir.
-	// (postgres:// URLs: the PostgreSQL store is not built yet.)
+	// Store is empty or sqlite for the embedded SQLite store in data-dir,
+	// or a postgres:// URL: several hub processes may share one database.
 	Store  string            `yaml:"store"`
 	Agents map[string]string `yaml:"agents"` // warehouse: base URL
 }
@@ -64,10 +64,15 @@ func (c FileConfig) Validate() (Config, error) {
 	if _, _, err := net.SplitHostPort(c.HTTP); err != nil {
 		errs = append(errs, fmt.Errorf("http: %q is not host:port", c.HTTP))
 	}
-	if c.Store != "" && c.Store != "sqlite" {
-		errs = append(errs, fmt.Errorf("store: %q: only the embedded SQLite store is available in this version (PostgreSQL is planned)", c.Store))
+	store := c.Store
+	switch {
+	case store == "" || store == "sqlite":
+		store = ""
+	case strings.HasPrefix(store, "postgres://") || strings.HasPrefix(store, "postgresql://"):
+	default:
+		errs = append(errs, fmt.Errorf("store: %q must be sqlite or a postgres:// URL", c.Store))
 	}
-	out := Config{DataDir: c.DataDir, HTTP: c.HTTP}
+	out := Config{DataDir: c.DataDir, HTTP: c.HTTP, Store: store}
 	for wh, u := range c.Agents {
 		p, err := url.Parse(u)
 		switch {

@@ -17,7 +17,7 @@ func TestLoadFileConfig_Example(t *testing.T) {
 
 func TestFileConfig_Validate(t *testing.T) {
 	cfg := DefaultFileConfig()
-	cfg.Store = "postgres://x"
+	cfg.Store = "mysql://x"
 	cfg.Agents = map[string]string{"wh 1": "http://x", "wh2": "ftp://x"}
 	_, err := cfg.Validate()
 	require.ErrorContains(t, err, "store:")

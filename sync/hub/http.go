@@ -167,7 +167,7 @@ type FeedChange struct {
 // connectors: keys changed since the cursor with their new totals, long
 // polling like the agents' deltas.
 func (a *API) handleFeed(w http.ResponseWriter, r *http.Request) {
-	replica := a.Hub.store.ReplicaID()
+	replica := a.Hub.store.CursorID()
 	since, err := sync.ParseCursor(r.URL.Query().Get("since"), replica)
 	if err != nil {
 		writeError(w, http.StatusBadRequest, "bad_cursor", "%v", err)

@@ -56,7 +56,9 @@ type Store interface {
 	Apply(ctx context.Context, b *store.Batch) ([]store.Outcome, error)
 	Deltas(ctx context.Context, since int64, limit int, skipReplica string) (store.DeltaPage, error)
 	Meta(ctx context.Context, key string) (string, error)
-	ReplicaID() string
+	// CursorID names the database's version sequence in the cursors the
+	// hub hands out (shared by every hub process on one PostgreSQL).
+	CursorID() string
 }
 
 var _ Store = (*store.DB)(nil)
@@ -232,7 +234,7 @@ func (h *Hub) push(ctx context.Context, l *link) (bool, error) {
 	if err := l.get(ctx, "/v1/sync/state", &st); err != nil {
 		return false, err
 	}
-	replica := h.store.ReplicaID()
+	replica := h.store.CursorID()
 	since, err := sync.ParseCursor(st.HubCursor, replica)
 	if err != nil {
 		since = 0 // not ours: send everything, merging is idempotent

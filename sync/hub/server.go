@@ -7,27 +7,47 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	stdsync "sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/edgestock/edgestock/agent"
 	"github.com/edgestock/edgestock/agent/store"
+	"github.com/edgestock/edgestock/agent/store/pgstore"
 	"github.com/edgestock/edgestock/drivers"
 )
 
 // Config configures a hub process.
 type Config struct {
 	DataDir string
-	HTTP    string // listen address
-	Agents  []Agent
-	Timing  Timing
+	// Store is "" for SQLite in DataDir, or a postgres:// URL: several hub
+	// processes may share one PostgreSQL.
+	Store  string
+	HTTP   string // listen address
+	Agents []Agent
+	Timing Timing
 }
+
+// backend is everything the server needs from a store.
+type backend interface {
+	Store
+	Reader
+	Submit(b *store.Batch, done func([]store.Outcome, error))
+	ReplicaID() string
+	Close() error
+}
+
+var (
+	_ backend = (*store.DB)(nil)
+	_ backend = (*pgstore.DB)(nil)
+)
 
 // Server is a hub process: store, sync loops and HTTP API.
 type Server struct {
 	cfg    Config
 	logger *slog.Logger
-	store  *store.DB
+	store  backend
 	hub    *Hub
 	srv    *http.Server
 	ln     net.Listener
@@ -48,14 +68,24 @@ func (s *Server) Open(ctx context.Context) (err error) {
 			_ = s.Close(context.WithoutCancel(ctx))
 		}
 	}()
-	var notify func(store.Committed)
-	s.store, err = store.Open(ctx, s.cfg.DataDir, store.Options{Warehouse: storeWarehouse, Logger: s.logger.With("component", "store"),
-		Notify: func(store.Committed) { notify(store.Committed{}) }})
+	// The hub is created after its store, which must tell it about commits.
+	var hub atomic.Pointer[Hub]
+	changed := func() {
+		if h := hub.Load(); h != nil {
+			h.Changed()
+		}
+	}
+	if strings.HasPrefix(s.cfg.Store, "postgres://") || strings.HasPrefix(s.cfg.Store, "postgresql://") {
+		s.store, err = pgstore.Open(ctx, s.cfg.Store, changed, s.logger.With("component", "store"))
+	} else {
+		s.store, err = store.Open(ctx, s.cfg.DataDir, store.Options{Warehouse: storeWarehouse, Logger: s.logger.With("component", "store"),
+			Notify: func(store.Committed) { changed() }})
+	}
 	if err != nil {
 		return err
 	}
 	s.hub = New(s.store, s.cfg.Agents, s.cfg.Timing, s.logger.With("component", "sync"))
-	notify = func(store.Committed) { s.hub.Changed() }
+	hub.Store(s.hub)
 	api := &API{Hub: s.hub, Store: s.store, Ingest: func(wh string) (*agent.Ingester, error) {
 		return agent.NewIngester(s.store, wh, drivers.Env{Logger: s.logger}, s.logger)
 	}}

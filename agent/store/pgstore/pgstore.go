@@ -1,0 +1,369 @@
+// Package pgstore is the hub's PostgreSQL store: the same counters, merges,
+// cursors and central writes as the SQLite store, for several hub processes
+// sharing one database. Every write transaction takes one advisory lock, so
+// counter versions (from a sequence) become visible in order and a cursor
+// never passes a version that commits later. Merges are GREATEST() in SQL,
+// so concurrent hubs merging the same entries converge.
+package pgstore
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/edgestock/edgestock/agent/store"
+)
+
+// writeLock is the advisory lock every write transaction holds.
+const writeLock = 0x65647374 // "edst"
+
+// pollInterval is how often other hub processes' commits are looked for.
+const pollInterval = 200 * time.Millisecond
+
+var schema = []string{
+	`CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)`,
+	`CREATE SEQUENCE IF NOT EXISTS counter_version`,
+	`CREATE TABLE IF NOT EXISTS counters (
+		warehouse TEXT NOT NULL, location TEXT NOT NULL, sku TEXT NOT NULL, replica TEXT NOT NULL,
+		p BIGINT NOT NULL, n BIGINT NOT NULL, version BIGINT NOT NULL, updated_at BIGINT NOT NULL,
+		PRIMARY KEY (warehouse, sku, location, replica))`,
+	`CREATE INDEX IF NOT EXISTS counters_version ON counters(version)`,
+	`CREATE TABLE IF NOT EXISTS events (
+		seq BIGSERIAL PRIMARY KEY, device TEXT NOT NULL, event_id TEXT NOT NULL, body_hash BYTEA NOT NULL,
+		type TEXT NOT NULL, warehouse TEXT NOT NULL, location TEXT NOT NULL, sku TEXT NOT NULL,
+		qty BIGINT NOT NULL, delta BIGINT NOT NULL, channel TEXT NOT NULL, source TEXT NOT NULL,
+		received_at BIGINT NOT NULL, UNIQUE (device, event_id))`,
+}
+
+// DB is a PostgreSQL hub store. It is safe for concurrent use.
+type DB struct {
+	pool    *pgxpool.Pool
+	replica string // this process's replica for central writes
+	dbID    string // names the database in cursors, shared by every hub on it
+	logger  *slog.Logger
+	notify  func()
+	lastErr atomic.Pointer[error]
+
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+// Open connects, creates the schema if needed and starts watching for
+// other processes' commits (notify is called then, and after own commits).
+func Open(ctx context.Context, dsn string, notify func(), logger *slog.Logger) (*DB, error) {
+	pool, err := pgxpool.New(ctx, dsn)
+	if err != nil {
+		return nil, fmt.Errorf("open postgres store: %w", err)
+	}
+	db := &DB{pool: pool, replica: "hub." + randomHex(8), logger: logger, notify: notify}
+	if err := db.migrate(ctx); err != nil {
+		pool.Close()
+		return nil, err
+	}
+	pctx, cancel := context.WithCancel(context.Background())
+	db.cancel = cancel
+	db.wg.Add(1)
+	go db.watch(pctx)
+	return db, nil
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+func (db *DB) migrate(ctx context.Context) error {
+	return db.write(ctx, func(tx pgx.Tx) error {
+		for _, s := range schema {
+			if _, err := tx.Exec(ctx, s); err != nil {
+				return fmt.Errorf("postgres schema: %w", err)
+			}
+		}
+		if _, err := tx.Exec(ctx, `INSERT INTO meta(key, value) VALUES ('db_id', $1) ON CONFLICT (key) DO NOTHING`, "pg."+randomHex(8)); err != nil {
+			return err
+		}
+		return tx.QueryRow(ctx, `SELECT value FROM meta WHERE key = 'db_id'`).Scan(&db.dbID)
+	})
+}
+
+// write runs fn in a transaction holding the write lock.
+func (db *DB) write(ctx context.Context, fn func(pgx.Tx) error) error {
+	return pgx.BeginFunc(ctx, db.pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, writeLock); err != nil {
+			return err
+		}
+		return fn(tx)
+	})
+}
+
+// watch notices commits of other processes on the same database.
+func (db *DB) watch(ctx context.Context) {
+	defer db.wg.Done()
+	t := time.NewTicker(pollInterval)
+	defer t.Stop()
+	var last int64 = -1
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		var v int64
+		if err := db.pool.QueryRow(ctx, `SELECT COALESCE(MAX(version), 0) FROM counters`).Scan(&v); err != nil {
+			continue
+		}
+		if v != last {
+			last = v
+			db.notify()
+		}
+	}
+}
+
+// Close stops watching and closes the pool.
+func (db *DB) Close() error {
+	db.cancel()
+	db.wg.Wait()
+	db.pool.Close()
+	return nil
+}
+
+// ReplicaID is this process's replica (central writes).
+func (db *DB) ReplicaID() string { return db.replica }
+
+// CursorID names the database's version sequence in cursors.
+func (db *DB) CursorID() string { return db.dbID }
+
+// Ping checks the connection.
+func (db *DB) Ping(ctx context.Context) error { return db.pool.Ping(ctx) }
+
+// Err is the last write failure, nil after a success.
+func (db *DB) Err() error {
+	if p := db.lastErr.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
+// Submit applies b and calls done (synchronously: PostgreSQL takes
+// concurrent transactions, so there is no commit loop to queue for).
+func (db *DB) Submit(b *store.Batch, done func([]store.Outcome, error)) {
+	out, err := db.Apply(context.Background(), b)
+	done(out, err)
+}
+
+// Apply applies events (central writes on this process's replica) and
+// merges in one transaction.
+func (db *DB) Apply(ctx context.Context, b *store.Batch) ([]store.Outcome, error) {
+	if len(b.Holds) > 0 {
+		return nil, errors.New("postgres store: reservations live on agents")
+	}
+	var out []store.Outcome
+	err := db.write(ctx, func(tx pgx.Tx) error {
+		out = make([]store.Outcome, len(b.Events))
+		for i := range b.Events {
+			o, err := db.applyEvent(ctx, tx, &b.Events[i])
+			if err != nil {
+				return err
+			}
+			out[i] = o
+		}
+		for _, m := range b.Merges {
+			if err := db.applyMerge(ctx, tx, m); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		err = fmt.Errorf("postgres store: %w", err)
+		db.lastErr.Store(&err)
+		return nil, err
+	}
+	db.lastErr.Store(nil)
+	db.notify()
+	return out, nil
+}
+
+func (db *DB) applyEvent(ctx context.Context, tx pgx.Tx, e *store.Event) (store.Outcome, error) {
+	if e.Reverses != "" {
+		return store.Outcome{Status: store.UnknownTicket}, nil // POS voids are resolved on the agent that has the ticket
+	}
+	var seq int64
+	var hash []byte
+	err := tx.QueryRow(ctx, `SELECT seq, body_hash FROM events WHERE device = $1 AND event_id = $2`, e.Device, e.ID).Scan(&seq, &hash)
+	switch {
+	case err == nil:
+		if string(hash) == string(e.BodyHash) {
+			return store.Outcome{Status: store.Duplicate, Seq: seq}, nil
+		}
+		return store.Outcome{Status: store.IDReused, Seq: seq}, nil
+	case !errors.Is(err, pgx.ErrNoRows):
+		return store.Outcome{}, err
+	}
+	delta := e.Delta
+	if e.Absolute {
+		var onHand int64
+		if err := tx.QueryRow(ctx, `SELECT COALESCE(SUM(p) - SUM(n), 0) FROM counters WHERE warehouse = $1 AND sku = $2 AND location = $3`,
+			e.Warehouse, e.SKU, e.Location).Scan(&onHand); err != nil {
+			return store.Outcome{}, err
+		}
+		delta = e.Qty - onHand
+	}
+	if err := tx.QueryRow(ctx, `INSERT INTO events(device, event_id, body_hash, type, warehouse, location, sku, qty, delta, channel, source, received_at)
+		VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12) RETURNING seq`, e.Device, e.ID, e.BodyHash, e.Type, e.Warehouse, e.Location, e.SKU,
+		e.Qty, delta, e.Channel, e.Source, e.ReceivedAt.UnixMilli()).Scan(&seq); err != nil {
+		return store.Outcome{}, err
+	}
+	add := func(location string, d int64) error {
+		if d == 0 {
+			return nil
+		}
+		p, n := max(d, 0), max(-d, 0)
+		_, err := tx.Exec(ctx, `INSERT INTO counters(warehouse, location, sku, replica, p, n, version, updated_at)
+			VALUES ($1,$2,$3,$4,$5,$6,nextval('counter_version'),$7)
+			ON CONFLICT (warehouse, sku, location, replica) DO UPDATE SET
+				p = counters.p + excluded.p, n = counters.n + excluded.n, version = excluded.version, updated_at = excluded.updated_at`,
+			e.Warehouse, location, e.SKU, db.replica, p, n, time.Now().UnixMilli())
+		return err
+	}
+	if err := add(e.Location, delta); err != nil {
+		return store.Outcome{}, err
+	}
+	if e.ToLocation != "" {
+		if err := add(e.ToLocation, -delta); err != nil {
+			return store.Outcome{}, err
+		}
+	}
+	return store.Outcome{Status: store.Applied, Seq: seq, Delta: delta}, nil
+}
+
+func (db *DB) applyMerge(ctx context.Context, tx pgx.Tx, m *store.MergeOp) error {
+	m.Changed = 0
+	now := m.Now.UnixMilli()
+	for _, e := range m.Entries {
+		tag, err := tx.Exec(ctx, `INSERT INTO counters(warehouse, location, sku, replica, p, n, version, updated_at)
+			VALUES ($1,$2,$3,$4,$5,$6,nextval('counter_version'),$7)
+			ON CONFLICT (warehouse, sku, location, replica) DO UPDATE SET
+				p = GREATEST(counters.p, excluded.p), n = GREATEST(counters.n, excluded.n), version = excluded.version, updated_at = excluded.updated_at
+			WHERE excluded.p > counters.p OR excluded.n > counters.n`,
+			e.Warehouse, e.Location, e.SKU, e.Replica, int64(e.P), int64(e.N), now)
+		if err != nil {
+			return err
+		}
+		m.Changed += int(tag.RowsAffected())
+	}
+	if m.Cursor != "" && m.CursorKey != "" {
+		if _, err := tx.Exec(ctx, `INSERT INTO meta(key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = excluded.value`,
+			m.CursorKey, m.Cursor); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Deltas returns entries with a version above since, in version order,
+// from one snapshot (see store.DB.Deltas).
+func (db *DB) Deltas(ctx context.Context, since int64, limit int, skipReplica string) (store.DeltaPage, error) {
+	page := store.DeltaPage{Next: since}
+	err := pgx.BeginTxFunc(ctx, db.pool, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
+		rows, err := tx.Query(ctx, `SELECT warehouse, location, sku, replica, p, n, version FROM counters
+			WHERE version > $1 AND replica <> $2 ORDER BY version LIMIT $3`, since, skipReplica, limit+1)
+		if err != nil {
+			return err
+		}
+		for rows.Next() {
+			var e store.Entry
+			var p, n, version int64
+			if err := rows.Scan(&e.Warehouse, &e.Location, &e.SKU, &e.Replica, &p, &n, &version); err != nil {
+				rows.Close()
+				return err
+			}
+			if len(page.Entries) == limit {
+				page.More = true
+				break
+			}
+			e.P, e.N = uint64(p), uint64(n)
+			page.Entries = append(page.Entries, e)
+			page.Next = version
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		if !page.More && len(page.Entries) == 0 {
+			return tx.QueryRow(ctx, `SELECT COALESCE(MAX(version), $1) FROM counters WHERE version > $1`, since).Scan(&page.Next)
+		}
+		return nil
+	})
+	if err != nil {
+		return store.DeltaPage{}, fmt.Errorf("postgres deltas: %w", err)
+	}
+	return page, nil
+}
+
+// Meta reads a metadata value ("" when unset).
+func (db *DB) Meta(ctx context.Context, key string) (string, error) {
+	var v string
+	err := db.pool.QueryRow(ctx, `SELECT value FROM meta WHERE key = $1`, key).Scan(&v)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return "", nil
+	}
+	return v, err
+}
+
+// SKUStock returns a SKU's level per warehouse.
+func (db *DB) SKUStock(ctx context.Context, sku string) ([]store.StockLevel, error) {
+	rows, err := db.pool.Query(ctx, `SELECT warehouse, location, SUM(p) - SUM(n), MAX(updated_at) FROM counters
+		WHERE sku = $1 GROUP BY warehouse, location ORDER BY warehouse, location`, sku)
+	if err != nil {
+		return nil, fmt.Errorf("postgres stock: %w", err)
+	}
+	defer rows.Close()
+	var out []store.StockLevel
+	for rows.Next() {
+		var wh, loc string
+		var n, updated int64
+		if err := rows.Scan(&wh, &loc, &n, &updated); err != nil {
+			return nil, fmt.Errorf("postgres stock: %w", err)
+		}
+		if len(out) == 0 || out[len(out)-1].Warehouse != wh {
+			out = append(out, store.StockLevel{SKU: sku, Warehouse: wh, Locations: map[string]int64{}})
+		}
+		l := &out[len(out)-1]
+		l.Locations[loc] = n
+		l.OnHand += n
+		if t := time.UnixMilli(updated).UTC(); t.After(l.UpdatedAt) {
+			l.UpdatedAt = t
+		}
+	}
+	return out, rows.Err()
+}
+
+// SKUPage lists SKUs after `after` that start with prefix.
+func (db *DB) SKUPage(ctx context.Context, prefix, after string, limit int) ([]string, error) {
+	rows, err := db.pool.Query(ctx, `SELECT DISTINCT sku FROM counters WHERE sku > $1 AND left(sku, length($2)) = $2 ORDER BY sku LIMIT $3`,
+		after, prefix, limit)
+	if err != nil {
+		return nil, fmt.Errorf("postgres skus: %w", err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var s string
+		if err := rows.Scan(&s); err != nil {
+			return nil, err
+		}
+		out = append(out, s)
+	}
+	return out, rows.Err()
+}

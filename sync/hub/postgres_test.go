@@ -1,0 +1,99 @@
+package hub_test
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/url"
+	"os"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/stretchr/testify/require"
+
+	"github.com/edgestock/edgestock/internal/testenv"
+	"github.com/edgestock/edgestock/sync/hub"
+)
+
+// postgresDSN returns a DSN for a schema of this test's own, dropped after.
+func postgresDSN(t *testing.T) string {
+	dsn := os.Getenv("EDGESTOCK_TEST_POSTGRES")
+	if dsn == "" {
+		testenv.Missing(t, "PostgreSQL (EDGESTOCK_TEST_POSTGRES)")
+	}
+	conn, err := pgx.Connect(t.Context(), dsn)
+	require.NoError(t, err, "EDGESTOCK_TEST_POSTGRES")
+	schema := fmt.Sprintf("edgestock_test_%d", time.Now().UnixNano())
+	_, err = conn.Exec(t.Context(), "CREATE SCHEMA "+schema)
+	require.NoError(t, err)
+	t.Cleanup(func() {
+		_, _ = conn.Exec(context.Background(), "DROP SCHEMA "+schema+" CASCADE")
+		_ = conn.Close(context.Background())
+	})
+	u, err := url.Parse(dsn)
+	require.NoError(t, err)
+	q := u.Query()
+	q.Set("search_path", schema)
+	u.RawQuery = q.Encode()
+	return u.String()
+}
+
+func startPGHub(t *testing.T, dsn string, agents []hub.Agent) *hub.Server {
+	cfg := hub.Config{Store: dsn, DataDir: t.TempDir(), HTTP: "127.0.0.1:0", Agents: agents,
+		Timing: hub.Timing{PollWait: 2 * time.Second, RetryMax: time.Second}}
+	h := hub.NewServer(cfg, logger().With("role", "hub"))
+	require.NoError(t, h.Open(t.Context()))
+	t.Cleanup(func() { _ = h.Close(context.Background()) })
+	return h
+}
+
+// Two hub processes on one PostgreSQL pull the same agents at the same time
+// and converge to the right totals, as do the agents' global views.
+func TestHub_TwoHubsOnePostgres(t *testing.T) {
+	dsn := postgresDSN(t)
+	whs := []string{"wh1", "wh2", "wh3"}
+	agents := map[string]*testAgent{}
+	var list []hub.Agent
+	for _, wh := range whs {
+		a := startAgent(t, wh, t.TempDir())
+		agents[wh] = a
+		list = append(list, hub.Agent{Warehouse: wh, URL: a.base})
+	}
+	h1 := startPGHub(t, dsn, list)
+	h2 := startPGHub(t, dsn, list)
+	m := &model{n: map[string]map[string]int64{}}
+	var wg sync.WaitGroup
+	for w, wh := range whs {
+		wg.Go(func() {
+			for i := range 60 {
+				sku := fmt.Sprint("P-", i%6)
+				qty := int64(i%4 + 1)
+				postJSON(t, agents[wh].base+"/v1/events", fmt.Sprintf(`{"id":"%d","type":"receive","sku":%q,"qty":%d}`, i, sku, qty))
+				m.add(wh, sku, qty)
+			}
+			_ = w
+		})
+	}
+	// Central writes on both hubs at once, for the same warehouse.
+	for i, h := range []*hub.Server{h1, h2} {
+		wg.Go(func() {
+			for j := range 10 {
+				postJSON(t, "http://"+h.HTTPAddr()+"/v1/events?warehouse=wh1&device=erp", fmt.Sprintf(`{"id":"c%d-%d","type":"sale","sku":"P-0","qty":1}`, i, j))
+				m.add("wh1", "P-0", -1)
+			}
+		})
+	}
+	wg.Wait()
+	for _, h := range []*hub.Server{h1, h2} {
+		hubURL := "http://" + h.HTTPAddr()
+		if !assertEventually(func() bool { return m.converged(t, hubURL, agents) }, 30*time.Second) {
+			m.explain(t, hubURL, agents)
+			t.FailNow()
+		}
+	}
+	var ws struct{ Warehouses []hub.WarehouseStatus }
+	require.Equal(t, http.StatusOK, getJSON(t, "http://"+h1.HTTPAddr()+"/v1/warehouses", &ws))
+	require.Len(t, ws.Warehouses, 3)
+}
