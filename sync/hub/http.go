@@ -44,6 +44,7 @@ func (a *API) Routes() http.Handler {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
 	mux.HandleFunc("GET /readyz", a.handleReady)
+	mux.Handle("GET /metrics", a.Hub.metricsHandler())
 	mux.HandleFunc("GET /v1/stock/{sku}", a.handleStock)
 	mux.HandleFunc("GET /v1/stock", a.handleStockList)
 	mux.HandleFunc("GET /v1/warehouses", func(w http.ResponseWriter, _ *http.Request) {

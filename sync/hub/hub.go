@@ -323,10 +323,13 @@ type WarehouseStatus struct {
 	Replica     string     `json:"replica,omitempty"`
 	Online      bool       `json:"online"`
 	LastContact *time.Time `json:"last_contact"`
-	Pending     bool       `json:"pending"` // its last page said more: catching up
-	Pulled      int64      `json:"entries_pulled"`
-	Pushed      int64      `json:"entries_pushed"`
-	LastError   string     `json:"last_error,omitempty"`
+	// LagSeconds is how old the hub's view of the agent is: the time since
+	// the last exchange (null before the first).
+	LagSeconds *float64 `json:"lag_seconds"`
+	Pending    bool     `json:"pending"` // its last page said more: catching up
+	Pulled     int64    `json:"entries_pulled"`
+	Pushed     int64    `json:"entries_pushed"`
+	LastError  string   `json:"last_error,omitempty"`
 }
 
 // Warehouses reports every agent's link.
@@ -338,7 +341,8 @@ func (h *Hub) Warehouses() []WarehouseStatus {
 			Pulled: l.pulled, Pushed: l.pushed, LastError: l.lastErr}
 		if !l.lastContact.IsZero() {
 			t := l.lastContact.UTC()
-			w.LastContact = &t
+			lag := time.Since(l.lastContact).Seconds()
+			w.LastContact, w.LagSeconds = &t, &lag
 			w.Online = time.Since(l.lastContact) < 2*h.timing.PollWait && l.lastErr == ""
 		}
 		l.mu.Unlock()

@@ -266,7 +266,15 @@ func TestHub_PartitionConverges(t *testing.T) {
 	for _, w := range ws.Warehouses {
 		require.Equal(t, agents[w.Warehouse].ReplicaID(), w.Replica)
 		require.NotNil(t, w.LastContact)
+		require.NotNil(t, w.LagSeconds)
 	}
+	resp, err := http.Get(hubURL + "/metrics")
+	require.NoError(t, err)
+	metrics, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	require.NoError(t, err)
+	require.Contains(t, string(metrics), `edgestock_hub_agent_online{warehouse="wh2"} 1`)
+	require.Regexp(t, `edgestock_hub_entries_pulled_total\{warehouse="wh1"\} [1-9]`, string(metrics))
 }
 
 func join(parts []string) string {
