@@ -36,6 +36,7 @@ type Agent struct {
 	live     atomic.Pointer[liveStock]
 	changes  *changes
 	metrics  *metrics
+	signer   Signer
 	alerts   atomic.Pointer[alertDispatcher]
 	broker   broker
 
@@ -73,6 +74,19 @@ func (a *Agent) Open(ctx context.Context) (err error) {
 	}
 	if a.store, err = store.Open(ctx, a.cfg.DataDir, opts); err != nil {
 		return err
+	}
+	if a.signer, err = LoadSigner(a.cfg.DataDir); err != nil {
+		return err
+	}
+	if !isLoopback(a.cfg.HTTP.Listen) {
+		has, err := a.store.HasTokens(ctx)
+		if err != nil {
+			return err
+		}
+		if !has {
+			return fmt.Errorf("http.listen %s is not a loopback address and no token has been issued: every request would be refused. "+
+				"Issue one first: edgestock token issue --name ops --scope admin --data-dir %s", a.cfg.HTTP.Listen, a.cfg.DataDir)
+		}
 	}
 	if a.barcodes, err = OpenBarcodeTable(a.cfg.Barcodes.File, a.logger.With("component", "barcodes")); err != nil {
 		return err

@@ -37,8 +37,20 @@ func testLogger(tb testing.TB) *slog.Logger {
 	return slog.New(slog.DiscardHandler)
 }
 
-// startAgent runs an agent on free ports with a temp data dir.
+// startAgent runs an agent on free ports with a temp data dir and waits
+// until it is ready.
 func startAgent(tb testing.TB, dataDir string, mutate func(*agent.Config)) *testAgent {
+	tb.Helper()
+	ta := startAgentNoWait(tb, dataDir, mutate)
+	// With an external broker, ready means subscribed: publishing earlier
+	// would race the subscription.
+	require.Eventually(tb, func() bool { return ta.get(tb, "/readyz", nil) == http.StatusOK }, 10*time.Second, 10*time.Millisecond)
+	return ta
+}
+
+// startAgentNoWait runs an agent without waiting for /readyz (which needs a
+// token when auth is required).
+func startAgentNoWait(tb testing.TB, dataDir string, mutate func(*agent.Config)) *testAgent {
 	tb.Helper()
 	cfg := agent.DefaultConfig()
 	cfg.Warehouse, cfg.DataDir = wh, dataDir
@@ -52,9 +64,6 @@ func startAgent(tb testing.TB, dataDir string, mutate func(*agent.Config)) *test
 	require.NoError(tb, a.Open(tb.Context()))
 	ta := &testAgent{Agent: a, cfg: cfg, base: "http://" + a.HTTPAddr()}
 	tb.Cleanup(func() { _ = a.Close(context.Background()) })
-	// With an external broker, ready means subscribed: publishing earlier
-	// would race the subscription.
-	require.Eventually(tb, func() bool { return ta.get(tb, "/readyz", nil) == http.StatusOK }, 10*time.Second, 10*time.Millisecond)
 	return ta
 }
 

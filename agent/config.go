@@ -37,6 +37,10 @@ type Config struct {
 // HTTPConfig configures the HTTP API.
 type HTTPConfig struct {
 	Listen string `yaml:"listen"`
+	// Auth is "auto" (bearer tokens required unless Listen is loopback) or
+	// "required" (on loopback too). A non-loopback listener always
+	// requires tokens, and refuses to start before one has been issued.
+	Auth string `yaml:"auth"`
 }
 
 // MQTTConfig configures the broker side: the embedded broker (default) or an
@@ -129,7 +133,7 @@ type LogConfig struct {
 func DefaultConfig() Config {
 	return Config{
 		DataDir: "./edgestock-data",
-		HTTP:    HTTPConfig{Listen: "127.0.0.1:7070"},
+		HTTP:    HTTPConfig{Listen: "127.0.0.1:7070", Auth: "auto"},
 		MQTT: MQTTConfig{
 			Listen:         "127.0.0.1:1883",
 			TopicPrefix:    "edgestock",
@@ -214,6 +218,9 @@ func (c *Config) Validate() error {
 	}
 	if _, _, err := net.SplitHostPort(c.HTTP.Listen); err != nil {
 		bad("http.listen", "%q is not host:port", c.HTTP.Listen)
+	}
+	if c.HTTP.Auth != "auto" && c.HTTP.Auth != "required" {
+		bad("http.auth", "%q must be auto or required", c.HTTP.Auth)
 	}
 	if c.MQTT.URL == "" {
 		if _, _, err := net.SplitHostPort(c.MQTT.Listen); err != nil {

@@ -31,22 +31,29 @@ func (a *Agent) routes() http.Handler {
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
-	mux.HandleFunc("GET /readyz", a.handleReady)
-	mux.Handle("GET /metrics", a.metrics.handler())
-	mux.HandleFunc("GET /v1/stock/{sku}", a.handleStock)
-	mux.HandleFunc("GET /v1/stock", a.handleStockList)
-	mux.HandleFunc("POST /v1/events", a.handlePostEvents)
-	mux.HandleFunc("GET /v1/events", a.handleEvents)
-	mux.HandleFunc("GET /v1/quarantine", a.handleQuarantine)
-	mux.HandleFunc("GET /v1/alerts", a.handleAlerts)
-	mux.HandleFunc("GET /v1/sync/deltas", a.handleSyncDeltas)
-	mux.HandleFunc("POST /v1/sync/merge", a.handleSyncMerge)
-	mux.HandleFunc("GET /v1/sync/state", a.handleSyncState)
-	mux.HandleFunc("POST /v1/reservations", a.handleCreateHold)
-	mux.HandleFunc("GET /v1/reservations/{id}", a.handleGetHold)
-	mux.HandleFunc("POST /v1/reservations/{id}/renew", a.handleRenewHold)
-	mux.HandleFunc("POST /v1/reservations/{id}/commit", a.handleCommitHold)
-	mux.HandleFunc("DELETE /v1/reservations/{id}", a.handleReleaseHold)
+	mux.HandleFunc("GET /readyz", a.requireScope("", a.handleReady))
+	mux.HandleFunc("GET /metrics", a.requireScope("", a.metrics.handler().ServeHTTP))
+	for _, r := range []struct {
+		pattern, scope string
+		handler        http.HandlerFunc
+	}{
+		{"GET /v1/stock/{sku}", ScopeStockRead, a.handleStock},
+		{"GET /v1/stock", ScopeStockRead, a.handleStockList},
+		{"POST /v1/events", ScopeEventsWrite, a.handlePostEvents},
+		{"GET /v1/events", ScopeStockRead, a.handleEvents},
+		{"GET /v1/quarantine", ScopeAdmin, a.handleQuarantine},
+		{"GET /v1/alerts", ScopeStockRead, a.handleAlerts},
+		{"GET /v1/sync/deltas", ScopeSync, a.handleSyncDeltas},
+		{"POST /v1/sync/merge", ScopeSync, a.handleSyncMerge},
+		{"GET /v1/sync/state", ScopeSync, a.handleSyncState},
+		{"POST /v1/reservations", ScopeReservationsWrite, a.handleCreateHold},
+		{"GET /v1/reservations/{id}", ScopeStockRead, a.handleGetHold},
+		{"POST /v1/reservations/{id}/renew", ScopeReservationsWrite, a.handleRenewHold},
+		{"POST /v1/reservations/{id}/commit", ScopeReservationsWrite, a.handleCommitHold},
+		{"DELETE /v1/reservations/{id}", ScopeReservationsWrite, a.handleReleaseHold},
+	} {
+		mux.HandleFunc(r.pattern, a.requireScope(r.scope, r.handler))
+	}
 	return mux
 }
 

@@ -103,6 +103,18 @@ var migrations = []string{
 		device   TEXT    PRIMARY KEY,
 		last_seq INTEGER NOT NULL
 	) STRICT, WITHOUT ROWID;`,
+
+	// 4: issued API tokens and their revocation. The token itself is never
+	// stored: it is signed, and only its id, claims and state are kept.
+	`CREATE TABLE tokens (
+		id         TEXT    PRIMARY KEY,
+		name       TEXT    NOT NULL,
+		scopes     TEXT    NOT NULL,
+		device     TEXT    NOT NULL DEFAULT '',
+		issued_at  INTEGER NOT NULL,
+		expires_at INTEGER NOT NULL,
+		revoked_at INTEGER NOT NULL DEFAULT 0
+	) STRICT;`,
 }
 
 // migrate brings the schema up to date inside one transaction.

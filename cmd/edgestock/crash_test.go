@@ -63,7 +63,8 @@ func startChild(t *testing.T, args ...string) *child {
 			return false
 		}
 		resp.Body.Close()
-		return resp.StatusCode == http.StatusOK
+		// 401: ready, but this agent requires a token even for /readyz.
+		return resp.StatusCode == http.StatusOK || resp.StatusCode == http.StatusUnauthorized
 	}, 20*time.Second, 20*time.Millisecond, "agent did not become ready")
 	return c
 }

@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"context"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -74,4 +76,58 @@ func TestTour_MosquittoPub(t *testing.T) {
 		require.NoError(t, err, string(out))
 		require.Equal(t, int64(5*(i+1)), c.onHand(t, "SKU-1"), "mosquitto_pub %v: its PUBACK came after the commit", extra)
 	}
+}
+
+// token issue/list/revoke on a data dir; the running agent honours a
+// revocation on the next request.
+func TestMain_Token(t *testing.T) {
+	dir := t.TempDir()
+	httpAddr := testenv.FreeAddr(t)
+	config := filepath.Join(t.TempDir(), "agent.yaml")
+	require.NoError(t, os.WriteFile(config, []byte("http:\n  auth: required\n"), 0o600))
+	c := startChild(t, "agent", "--config", config, "--warehouse", "wh1", "--data-dir", dir, "--http", httpAddr, "--mqtt-listen", testenv.FreeAddr(t))
+	get := func(token string) int {
+		req, err := http.NewRequest("GET", c.base+"/v1/events", nil)
+		require.NoError(t, err)
+		req.Header.Set("Authorization", "Bearer "+token)
+		resp, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	run := func(args ...string) (int, string, string) {
+		var stdout, stderr bytes.Buffer
+		code := (&Main{Stdout: &stdout, Stderr: &stderr}).Run(t.Context(), args)
+		return code, stdout.String(), stderr.String()
+	}
+	code, _, stderr := run("token", "issue", "--data-dir", dir, "--name", "ops")
+	require.Equal(t, exitUsage, code)
+	require.Contains(t, stderr, "--name and --scope are required")
+	code, _, stderr = run("token", "issue", "--data-dir", dir, "--name", "ops", "--scope", "stock:read,root")
+	require.Equal(t, exitUsage, code)
+	require.Contains(t, stderr, `scope "root"`)
+	code, token, stderr := run("token", "issue", "--data-dir", dir, "--name", "ops", "--scope", "stock:read")
+	require.Equal(t, exitOK, code, stderr)
+	token = strings.TrimSpace(token)
+	require.True(t, strings.HasPrefix(token, "es1."))
+	id := strings.Fields(stderr)[1]
+
+	code, out, _ := run("token", "list", "--data-dir", dir)
+	require.Equal(t, exitOK, code)
+	require.Contains(t, out, id)
+	require.Contains(t, out, "valid")
+
+	require.Equal(t, http.StatusOK, get(token), "the running agent accepts a token issued beside it")
+	code, _, stderr = run("token", "revoke", "--data-dir", dir, id)
+	require.Equal(t, exitOK, code, stderr)
+	require.Equal(t, http.StatusUnauthorized, get(token), "and refuses it on the next request once revoked")
+	code, out, _ = run("token", "list", "--data-dir", dir)
+	require.Equal(t, exitOK, code)
+	require.Contains(t, out, "revoked")
+	code, _, stderr = run("token", "revoke", "--data-dir", dir, "tok-nope")
+	require.Equal(t, exitUsage, code)
+	require.Contains(t, stderr, "no such token")
+	code, _, stderr = run("token", "list", "--data-dir", t.TempDir())
+	require.Equal(t, exitUsage, code)
+	require.Contains(t, stderr, "no agent database")
 }

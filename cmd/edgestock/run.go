@@ -46,6 +46,7 @@ const usage = `usage: edgestock <command> [flags]
 commands:
   agent     run the warehouse agent (see edgestock agent -h)
   hub       run the central hub (see edgestock hub -h)
+  token     issue, list or revoke API tokens: token issue --name N --scope S[,S] [--data-dir D]
   version   print the version
 `
 
@@ -61,6 +62,8 @@ func (m *Main) Run(ctx context.Context, args []string) int {
 		err = m.runAgent(ctx, args[1:])
 	case "hub":
 		err = m.runHub(ctx, args[1:])
+	case "token":
+		err = m.runToken(ctx, args[1:])
 	case "version":
 		fmt.Fprintln(m.Stdout, versionString())
 	case "-h", "--help", "help":
@@ -176,8 +179,9 @@ func (m *Main) runHub(ctx context.Context, args []string) error {
 	dataDir := fs.String("data-dir", "", "data directory (default ./edgestock-hub-data)")
 	storeURL := fs.String("store", "", "store: sqlite (default, in --data-dir) or a postgres:// URL")
 	httpAddr := fs.String("http", "", "HTTP API address (default 127.0.0.1:7080)")
-	var agents agentFlags
+	var agents, tokens agentFlags
 	fs.Var(&agents, "agent", "an agent to sync with, WAREHOUSE=URL (repeatable)")
+	fs.Var(&tokens, "agent-token", "the sync token for an agent, WAREHOUSE=TOKEN (repeatable)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return err
@@ -202,6 +206,13 @@ func (m *Main) runHub(ctx context.Context, args []string) error {
 			return usageError{err}
 		}
 		cfg.Agents[wh] = u
+	}
+	for _, a := range tokens {
+		wh, tok, err := hub.ParseAgentFlag(a)
+		if err != nil {
+			return usageError{err}
+		}
+		cfg.AgentTokens[wh] = tok
 	}
 	sc, err := cfg.Validate()
 	if err != nil {

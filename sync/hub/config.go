@@ -24,11 +24,15 @@ type FileConfig struct {
 	// or a postgres:// URL: several hub processes may share one database.
 	Store  string            `yaml:"store"`
 	Agents map[string]string `yaml:"agents"` // warehouse: base URL
+	// AgentTokens: warehouse: a token issued by that agent with the sync
+	// scope (edgestock token issue --scope sync). Required for agents that
+	// listen beyond loopback.
+	AgentTokens map[string]string `yaml:"agent-tokens"`
 }
 
 // DefaultFileConfig holds the defaults of SPEC §8.
 func DefaultFileConfig() FileConfig {
-	return FileConfig{DataDir: "./edgestock-hub-data", HTTP: "127.0.0.1:7080", Agents: map[string]string{}}
+	return FileConfig{DataDir: "./edgestock-hub-data", HTTP: "127.0.0.1:7080", Agents: map[string]string{}, AgentTokens: map[string]string{}}
 }
 
 // LoadFileConfig reads a YAML file over the defaults; unknown keys are errors.
@@ -81,7 +85,12 @@ func (c FileConfig) Validate() (Config, error) {
 		case err != nil || (p.Scheme != "http" && p.Scheme != "https") || p.Host == "":
 			errs = append(errs, fmt.Errorf("agents.%s: %q is not an http(s) URL", wh, u))
 		default:
-			out.Agents = append(out.Agents, Agent{Warehouse: wh, URL: strings.TrimRight(u, "/")})
+			out.Agents = append(out.Agents, Agent{Warehouse: wh, URL: strings.TrimRight(u, "/"), Token: c.AgentTokens[wh]})
+		}
+	}
+	for wh := range c.AgentTokens {
+		if _, ok := c.Agents[wh]; !ok {
+			errs = append(errs, fmt.Errorf("agent-tokens.%s: no such agent", wh))
 		}
 	}
 	sort.Slice(out.Agents, func(i, j int) bool { return out.Agents[i].Warehouse < out.Agents[j].Warehouse })

@@ -67,6 +67,7 @@ var _ Store = (*store.DB)(nil)
 type Agent struct {
 	Warehouse string
 	URL       string // base URL, e.g. http://10.0.0.5:7070
+	Token     string // a token of the agent's with the sync scope; empty for an agent on loopback
 }
 
 // link is the hub's connection to one agent.
@@ -273,6 +274,7 @@ func (l *link) get(ctx context.Context, path string, out any) error {
 		return err
 	}
 	req.Header.Set("Accept-Encoding", "gzip")
+	l.authorize(req)
 	return l.do(req, out)
 }
 
@@ -288,7 +290,14 @@ func (l *link) post(ctx context.Context, path string, body, out any) error {
 		return err
 	}
 	req.Header.Set("Content-Type", "application/json")
+	l.authorize(req)
 	return l.do(req, out)
+}
+
+func (l *link) authorize(req *http.Request) {
+	if l.Token != "" {
+		req.Header.Set("Authorization", "Bearer "+l.Token)
+	}
 }
 
 func (l *link) do(req *http.Request, out any) error {

@@ -461,3 +461,52 @@ func TestHub_CentralWriteAndFeed(t *testing.T) {
 	require.Eventually(t, func() bool { on, _ := stockAt(t, a.base, "C"); return on == 6 }, 3*time.Second, 10*time.Millisecond)
 	t.Logf("central write visible at the agent after %s", time.Since(start).Round(time.Millisecond))
 }
+
+// The hub pulls from an agent that requires tokens, with a sync token; a
+// token without the sync scope gets nowhere.
+func TestHub_AgentToken(t *testing.T) {
+	cfg := agent.DefaultConfig()
+	cfg.Warehouse, cfg.DataDir = "wh1", t.TempDir()
+	cfg.HTTP.Listen, cfg.MQTT.Listen, cfg.HTTP.Auth = "127.0.0.1:0", "127.0.0.1:0", "required"
+	cfg.Normalize()
+	require.NoError(t, cfg.Validate())
+	a := agent.New(cfg, logger())
+	require.NoError(t, a.Open(t.Context()))
+	t.Cleanup(func() { _ = a.Close(context.Background()) })
+	base := "http://" + a.HTTPAddr()
+	write, _, err := a.IssueToken(t.Context(), "pos", []string{agent.ScopeEventsWrite}, "", time.Hour)
+	require.NoError(t, err)
+	syncTok, _, err := a.IssueToken(t.Context(), "hub", []string{agent.ScopeSync}, "", time.Hour)
+	require.NoError(t, err)
+	req, _ := http.NewRequest("POST", base+"/v1/events", bytes.NewBufferString(`{"id":"1","type":"receive","sku":"T","qty":4}`))
+	req.Header.Set("Authorization", "Bearer "+write)
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+
+	for _, tc := range []struct {
+		token string
+		want  int64
+	}{{write, -1}, {syncTok, 4}} {
+		fc := hub.DefaultFileConfig()
+		fc.DataDir, fc.HTTP = t.TempDir(), "127.0.0.1:0"
+		fc.Agents, fc.AgentTokens = map[string]string{"wh1": base}, map[string]string{"wh1": tc.token}
+		sc, err := fc.Validate()
+		require.NoError(t, err)
+		sc.Timing = hub.Timing{PollWait: time.Second, RetryMax: time.Second}
+		h := hub.NewServer(sc, logger())
+		require.NoError(t, h.Open(t.Context()))
+		hubURL := "http://" + h.HTTPAddr()
+		if tc.want < 0 {
+			time.Sleep(500 * time.Millisecond) // it tries and is refused
+			require.Equal(t, int64(-1), hubStock(t, hubURL, "T", "wh1"), "no sync scope: nothing pulled")
+			var ws struct{ Warehouses []hub.WarehouseStatus }
+			getJSON(t, hubURL+"/v1/warehouses", &ws)
+			require.Contains(t, ws.Warehouses[0].LastError, "403")
+		} else {
+			require.Eventually(t, func() bool { return hubStock(t, hubURL, "T", "wh1") == tc.want }, 10*time.Second, 20*time.Millisecond)
+		}
+		require.NoError(t, h.Close(t.Context()))
+	}
+}

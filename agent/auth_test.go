@@ -1,0 +1,119 @@
+package agent_test
+
+import (
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/edgestock/edgestock/agent"
+)
+
+// Every endpoint × {no token, wrong scope, expired, revoked, valid}.
+func TestAuth_EveryEndpoint(t *testing.T) {
+	a := startAgentAuth(t)
+	ctx := t.Context()
+	issue := func(scopes ...string) (string, agent.Claims) {
+		tok, c, err := a.IssueToken(ctx, "t", scopes, "", time.Hour)
+		require.NoError(t, err)
+		return tok, c
+	}
+	for _, ep := range []struct {
+		method, path, body, scope string
+		want                      int // with a valid token
+	}{
+		{"GET", "/readyz", "", "", 200},
+		{"GET", "/metrics", "", "", 200},
+		{"GET", "/v1/stock/NEVER", "", agent.ScopeStockRead, 404},
+		{"GET", "/v1/stock", "", agent.ScopeStockRead, 200},
+		{"POST", "/v1/events", `{"id":"x","type":"receive","sku":"S","qty":1}`, agent.ScopeEventsWrite, 200},
+		{"GET", "/v1/events", "", agent.ScopeStockRead, 200},
+		{"GET", "/v1/quarantine", "", agent.ScopeAdmin, 200},
+		{"GET", "/v1/alerts", "", agent.ScopeStockRead, 200},
+		{"GET", "/v1/sync/deltas", "", agent.ScopeSync, 200},
+		{"POST", "/v1/sync/merge", `{"entries":[]}`, agent.ScopeSync, 200},
+		{"GET", "/v1/sync/state", "", agent.ScopeSync, 200},
+		{"POST", "/v1/reservations", `{"sku":"S","qty":1}`, agent.ScopeReservationsWrite, 0}, // 201 or 409, never 401/403
+		{"GET", "/v1/reservations/none", "", agent.ScopeStockRead, 404},
+		{"POST", "/v1/reservations/none/renew", `{"ttl":"1m"}`, agent.ScopeReservationsWrite, 404},
+		{"POST", "/v1/reservations/none/commit", ``, agent.ScopeReservationsWrite, 404},
+		{"DELETE", "/v1/reservations/none", "", agent.ScopeReservationsWrite, 404},
+	} {
+		t.Run(ep.method+" "+ep.path, func(t *testing.T) {
+			scope := ep.scope
+			if scope == "" {
+				scope = agent.ScopeStockRead
+			}
+			valid, _ := issue(scope)
+			admin, _ := issue(agent.ScopeAdmin)
+			wrong, _ := issue(agent.ScopeDevice)
+			revoked, rc := issue(scope)
+			require.NoError(t, a.RevokeToken(ctx, rc.ID))
+			expired, _ := issueExpired(t, a, scope)
+			cases := []struct {
+				name, token string
+				want        int
+			}{
+				{"no token", "", http.StatusUnauthorized},
+				{"garbage", "es1.nope.nope", http.StatusUnauthorized},
+				{"expired", expired, http.StatusUnauthorized},
+				{"revoked", revoked, http.StatusUnauthorized},
+				{"valid", valid, ep.want},
+				{"admin", admin, ep.want},
+			}
+			if ep.scope != "" {
+				cases = append(cases, struct {
+					name, token string
+					want        int
+				}{"wrong scope", wrong, http.StatusForbidden})
+			}
+			for _, c := range cases {
+				req, err := http.NewRequest(ep.method, a.base+ep.path, strings.NewReader(ep.body))
+				require.NoError(t, err)
+				if c.token != "" {
+					req.Header.Set("Authorization", "Bearer "+c.token)
+				}
+				resp, err := http.DefaultClient.Do(req)
+				require.NoError(t, err)
+				resp.Body.Close()
+				switch {
+				case c.want != 0:
+					require.Equal(t, c.want, resp.StatusCode, c.name)
+				default:
+					require.NotContains(t, []int{401, 403}, resp.StatusCode, c.name)
+				}
+			}
+		})
+	}
+	resp, err := http.Get(a.base + "/healthz")
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, http.StatusOK, resp.StatusCode, "/healthz needs no token")
+}
+
+func startAgentAuth(t *testing.T) *testAgent {
+	t.Helper()
+	return startAgentNoWait(t, t.TempDir(), func(c *agent.Config) { c.HTTP.Auth = "required" })
+}
+
+// issueExpired issues a token that expired a second ago.
+func issueExpired(t *testing.T, a *testAgent, scope string) (string, agent.Claims) {
+	tok, c, err := a.IssueToken(t.Context(), "old", []string{scope}, "", time.Millisecond)
+	require.NoError(t, err)
+	// Expiry has second resolution: wait until the token's second is over.
+	time.Sleep(time.Until(time.Unix(c.Expires, 0)) + 10*time.Millisecond)
+	return tok, c
+}
+
+func TestAuth_NonLoopbackNeedsTokens(t *testing.T) {
+	cfg := agent.DefaultConfig()
+	cfg.Warehouse, cfg.DataDir = "wh1", t.TempDir()
+	cfg.HTTP.Listen, cfg.MQTT.Listen = "0.0.0.0:0", "127.0.0.1:0"
+	cfg.Normalize()
+	require.NoError(t, cfg.Validate())
+	err := agent.New(cfg, testLogger(t)).Open(t.Context())
+	require.ErrorContains(t, err, "no token has been issued")
+	require.ErrorContains(t, err, "edgestock token issue")
+}
