@@ -37,6 +37,7 @@ type Agent struct {
 	changes  *changes
 	metrics  *metrics
 	signer   Signer
+	mqttAuth *authHook
 	alerts   atomic.Pointer[alertDispatcher]
 	broker   broker
 
@@ -104,7 +105,10 @@ func (a *Agent) Open(ctx context.Context) (err error) {
 		}
 		a.broker = b
 	} else {
-		b, err := newEmbeddedBroker(a.cfg.MQTT.Listen, a.cfg.MQTT.TopicPrefix, a.cfg.Warehouse, a.ingest, rep, a.logger)
+		anonymous := a.cfg.MQTT.Anonymous == "allow" || (a.cfg.MQTT.Anonymous == "auto" && isLoopback(a.cfg.MQTT.Listen))
+		a.mqttAuth = newAuthHook(a, anonymous)
+		a.mqttAuth.Open()
+		b, err := newEmbeddedBroker(a.cfg.MQTT.Listen, a.cfg.MQTT.TopicPrefix, a.cfg.Warehouse, a.ingest, rep, a.mqttAuth, a.logger)
 		if err != nil {
 			return err
 		}
@@ -212,6 +216,9 @@ func (a *Agent) close(ctx context.Context) error {
 	}
 	if a.broker != nil {
 		errs = append(errs, a.broker.Close(ctx))
+	}
+	if a.mqttAuth != nil {
+		a.mqttAuth.Close()
 	}
 	if a.store != nil {
 		errs = append(errs, a.store.Close())

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
-	"github.com/mochi-mqtt/server/v2/hooks/auth"
 	"github.com/mochi-mqtt/server/v2/listeners"
 	"github.com/mochi-mqtt/server/v2/packets"
 
@@ -70,14 +69,14 @@ type ack struct {
 	reply    replyTo
 }
 
-func newEmbeddedBroker(addr, prefix, warehouse string, ingest *Ingester, rep *reporter, logger *slog.Logger) (*embeddedBroker, error) {
+func newEmbeddedBroker(addr, prefix, warehouse string, ingest *Ingester, rep *reporter, auth *authHook, logger *slog.Logger) (*embeddedBroker, error) {
 	b := &embeddedBroker{ingest: ingest, reporter: rep, prefix: prefix, wh: warehouse, logger: logger, clients: map[*mqtt.Client]*acker{}}
 	// mochi logs every connection at info; keep its chatter to warnings.
 	mochiLogger := slog.New(levelFloor{Handler: logger.Handler(), min: slog.LevelWarn}).With("component", "mqtt")
 	b.srv = mqtt.New(&mqtt.Options{InlineClient: true, Logger: mochiLogger})
 	b.self = b.srv.NewClient(nil, mqtt.LocalListener, "edgestock-agent", true)
 	rep.pub = b
-	if err := b.srv.AddHook(new(auth.AllowHook), nil); err != nil {
+	if err := b.srv.AddHook(auth, nil); err != nil {
 		return nil, fmt.Errorf("embedded broker: %w", err)
 	}
 	if err := b.srv.AddHook(&ingestHook{b: b}, nil); err != nil {

@@ -47,7 +47,11 @@ type HTTPConfig struct {
 // external one when URL is set.
 type MQTTConfig struct {
 	// Listen is the embedded broker's address; ignored when URL is set.
-	Listen      string `yaml:"listen"`
+	Listen string `yaml:"listen"`
+	// Anonymous is "auto" (anonymous clients only while Listen is loopback),
+	// "allow" or "deny". Otherwise devices log in with their device ID as
+	// username and a device token as password.
+	Anonymous   string `yaml:"anonymous"`
 	URL         string `yaml:"url"`
 	TopicPrefix string `yaml:"topic-prefix"`
 	// ClientID for the external broker; default edgestock-agent-{warehouse}.
@@ -136,6 +140,7 @@ func DefaultConfig() Config {
 		HTTP:    HTTPConfig{Listen: "127.0.0.1:7070", Auth: "auto"},
 		MQTT: MQTTConfig{
 			Listen:         "127.0.0.1:1883",
+			Anonymous:      "auto",
 			TopicPrefix:    "edgestock",
 			SessionExpiry:  7 * 24 * time.Hour,
 			ReceiveMaximum: 1000,
@@ -218,6 +223,9 @@ func (c *Config) Validate() error {
 	}
 	if _, _, err := net.SplitHostPort(c.HTTP.Listen); err != nil {
 		bad("http.listen", "%q is not host:port", c.HTTP.Listen)
+	}
+	if c.MQTT.Anonymous != "auto" && c.MQTT.Anonymous != "allow" && c.MQTT.Anonymous != "deny" {
+		bad("mqtt.anonymous", "%q must be auto, allow or deny", c.MQTT.Anonymous)
 	}
 	if c.HTTP.Auth != "auto" && c.HTTP.Auth != "required" {
 		bad("http.auth", "%q must be auto or required", c.HTTP.Auth)

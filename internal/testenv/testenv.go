@@ -69,6 +69,12 @@ func Dial(tb testing.TB, addr, clientID string) *Client {
 
 // DialErr connects a client; the caller closes it.
 func DialErr(ctx context.Context, addr, clientID string) (*Client, error) {
+	return DialAuth(ctx, addr, clientID, "", "")
+}
+
+// DialAuth connects a client with a username and password (none when
+// empty); the caller closes it.
+func DialAuth(ctx context.Context, addr, clientID, username, password string) (*Client, error) {
 	if u, err := url.Parse(addr); err == nil && u.Host != "" {
 		addr = u.Host
 	}
@@ -89,12 +95,17 @@ func DialErr(ctx context.Context, addr, clientID string) (*Client, error) {
 	})
 	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	ca, err := c.Connect(cctx, &paho.Connect{ClientID: clientID, KeepAlive: 30, CleanStart: true})
+	cp := &paho.Connect{ClientID: clientID, KeepAlive: 30, CleanStart: true}
+	if username != "" {
+		cp.Username, cp.UsernameFlag = username, true
+		cp.Password, cp.PasswordFlag = []byte(password), true
+	}
+	ca, err := c.Connect(cctx, cp)
 	if err != nil {
 		_ = conn.Close()
 		return nil, err
 	}
-	if ca.ReasonCode != 0 {
+	if ca != nil && ca.ReasonCode != 0 {
 		_ = conn.Close()
 		return nil, fmt.Errorf("connect refused: reason %d", ca.ReasonCode)
 	}

@@ -1,0 +1,57 @@
+package agent_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/eclipse/paho.golang/paho"
+	"github.com/stretchr/testify/require"
+
+	"github.com/edgestock/edgestock/agent"
+	"github.com/edgestock/edgestock/internal/testenv"
+)
+
+// Device A cannot publish as device B nor read B's results; a revoked
+// device is disconnected within 1 s and cannot come back.
+func TestBrokerAuth_DeviceACL(t *testing.T) {
+	a := startAgent(t, t.TempDir(), func(c *agent.Config) { c.MQTT.Anonymous = "deny" })
+	ctx := t.Context()
+	tokA, claimsA, err := a.IssueToken(ctx, "scanner A", []string{agent.ScopeDevice}, "devA", time.Hour)
+	require.NoError(t, err)
+
+	_, err = testenv.DialAuth(ctx, a.MQTTAddr(), "anon", "", "")
+	require.Error(t, err, "no anonymous access")
+	_, err = testenv.DialAuth(ctx, a.MQTTAddr(), "devB", "devB", tokA)
+	require.Error(t, err, "A's token does not log in as B")
+
+	c, err := testenv.DialAuth(ctx, a.MQTTAddr(), "devA", "devA", tokA)
+	require.NoError(t, err)
+	defer c.Close()
+	require.NoError(t, c.PublishQoS1(ctx, eventsTopic("devA"), receive("a1", "ACL", 2)))
+	err = c.PublishQoS1(ctx, eventsTopic("devB"), receive("b1", "ACL", 5))
+	require.Error(t, err, "publishing as B is not authorized")
+	subscribe := func(topic string) byte {
+		sa, err := c.Subscribe(ctx, &paho.Subscribe{Subscriptions: []paho.SubscribeOptions{{Topic: topic, QoS: 1}}})
+		if sa == nil {
+			require.NoError(t, err)
+		}
+		return sa.Reasons[0]
+	}
+	require.GreaterOrEqual(t, subscribe("edgestock/wh1/devices/devB/results"), byte(0x80), "B's results are not A's to read")
+	require.Less(t, subscribe("edgestock/wh1/devices/devA/results"), byte(0x80))
+	require.Less(t, subscribe("edgestock/wh1/stock/#"), byte(0x80))
+	require.Less(t, subscribe("edgestock/wh1/status"), byte(0x80))
+	require.Equal(t, int64(2), a.onHand(t, "ACL"), "only A's own event applied")
+
+	start := time.Now()
+	require.NoError(t, a.RevokeToken(ctx, claimsA.ID))
+	select {
+	case <-c.Done():
+		require.Less(t, time.Since(start), time.Second+200*time.Millisecond)
+	case <-time.After(2 * time.Second):
+		t.Fatal("revoked device still connected")
+	}
+	_, err = testenv.DialAuth(context.Background(), a.MQTTAddr(), "devA", "devA", tokA)
+	require.Error(t, err, "and cannot reconnect")
+}
