@@ -97,6 +97,7 @@ func (a *Agent) Open(ctx context.Context) (err error) {
 		return err
 	}
 	a.ingest.observe = a.metrics.observeResults
+	a.ingest.limits = newLimiter(a.cfg.Devices.RateLimit, a.cfg.Devices.RateBurst)
 	rep := &reporter{prefix: a.cfg.MQTT.TopicPrefix, warehouse: a.cfg.Warehouse, resultsAll: a.cfg.Devices.Results == "all", devicesAll: a.cfg.Devices.ResultsAll}
 	if a.cfg.MQTT.URL != "" {
 		b := newExternalBroker(a.cfg.MQTT, a.cfg.Warehouse, a.ingest, rep, a.logger.With("component", "mqtt"))

@@ -73,7 +73,9 @@ func newEmbeddedBroker(addr, prefix, warehouse string, ingest *Ingester, rep *re
 	b := &embeddedBroker{ingest: ingest, reporter: rep, prefix: prefix, wh: warehouse, logger: logger, clients: map[*mqtt.Client]*acker{}}
 	// mochi logs every connection at info; keep its chatter to warnings.
 	mochiLogger := slog.New(levelFloor{Handler: logger.Handler(), min: slog.LevelWarn}).With("component", "mqtt")
-	b.srv = mqtt.New(&mqtt.Options{InlineClient: true, Logger: mochiLogger})
+	caps := mqtt.NewDefaultServerCapabilities()
+	caps.MaximumPacketSize = maxMQTTPacket
+	b.srv = mqtt.New(&mqtt.Options{InlineClient: true, Logger: mochiLogger, Capabilities: caps})
 	b.self = b.srv.NewClient(nil, mqtt.LocalListener, "edgestock-agent", true)
 	rep.pub = b
 	if err := b.srv.AddHook(auth, nil); err != nil {

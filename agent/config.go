@@ -80,6 +80,11 @@ type Devices struct {
 	// AtLeastOnce lists devices whose scans without an id are counted
 	// anyway: each delivery counts, so a redelivery counts twice.
 	AtLeastOnce []string `yaml:"at-least-once"`
+	// RateLimit is the messages per second each device may send (MQTT and
+	// HTTP), with bursts up to RateBurst; excess is rejected rate_limited
+	// and quarantined. 0 disables the limit.
+	RateLimit float64 `yaml:"rate-limit"`
+	RateBurst float64 `yaml:"rate-burst"`
 }
 
 // Barcodes configures the barcode table.
@@ -146,7 +151,7 @@ func DefaultConfig() Config {
 			ReceiveMaximum: 1000,
 			KeepAlive:      30,
 		},
-		Devices:  Devices{Results: "errors"},
+		Devices:  Devices{Results: "errors", RateLimit: 10000, RateBurst: 20000},
 		Filedrop: FiledropConfig{Device: "filedrop", Settle: time.Second},
 		Stock:    Stock{RestockMargin: 1},
 		Alerts:   Alerts{Enabled: true},
@@ -265,6 +270,9 @@ func (c *Config) Validate() error {
 		default:
 			bad("devices.modes."+d, "%q must be receive, pick, count, sale or return", mode)
 		}
+	}
+	if c.Devices.RateLimit < 0 || c.Devices.RateBurst < 0 {
+		bad("devices.rate-limit", "rate-limit and rate-burst must be >= 0")
 	}
 	for _, d := range c.Devices.AtLeastOnce {
 		if !drivers.ValidID(d) {

@@ -47,6 +47,8 @@ type Ingester struct {
 	logger    *slog.Logger
 	// observe, when set, sees every ingest's results (metrics).
 	observe func(source, driver string, results []Result)
+	// limits, when set, rate-limits each device.
+	limits *limiter
 }
 
 // NewIngester builds every registered driver with env.
@@ -84,6 +86,14 @@ func (in *Ingester) Topics() []string {
 // or found duplicate, rejections quarantined), on the store's commit loop:
 // it must not block. Calls made in order are answered in order.
 func (in *Ingester) Ingest(kind string, msg drivers.Message, done func([]Result, error)) {
+	maxPayload := 0
+	if msg.Source == "mqtt" {
+		maxPayload = maxMQTTPayload
+	}
+	if items := in.admit(msg, maxPayload); items != nil {
+		in.ingest(kind, msg, items, done)
+		return
+	}
 	d, ok := in.byTopic[kind]
 	var items []drivers.Item
 	if ok {
