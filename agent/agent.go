@@ -13,6 +13,7 @@ import (
 
 	"github.com/edgestock/edgestock/agent/store"
 	"github.com/edgestock/edgestock/drivers"
+	"github.com/edgestock/edgestock/internal/tlsconf"
 )
 
 // broker is the MQTT side: embedded or external.
@@ -100,7 +101,11 @@ func (a *Agent) Open(ctx context.Context) (err error) {
 	a.ingest.limits = newLimiter(a.cfg.Devices.RateLimit, a.cfg.Devices.RateBurst)
 	rep := &reporter{prefix: a.cfg.MQTT.TopicPrefix, warehouse: a.cfg.Warehouse, resultsAll: a.cfg.Devices.Results == "all", devicesAll: a.cfg.Devices.ResultsAll}
 	if a.cfg.MQTT.URL != "" {
-		b := newExternalBroker(a.cfg.MQTT, a.cfg.Warehouse, a.ingest, rep, a.logger.With("component", "mqtt"))
+		tlsCfg, err := tlsconf.Client(a.cfg.MQTT.TLSCA, a.cfg.MQTT.TLSCert, a.cfg.MQTT.TLSKey)
+		if err != nil {
+			return fmt.Errorf("mqtt.tls-*: %w", err)
+		}
+		b := newExternalBroker(a.cfg.MQTT, tlsCfg, a.cfg.Warehouse, a.ingest, rep, a.logger.With("component", "mqtt"))
 		if err = b.Open(ctx); err != nil {
 			return err
 		}
@@ -109,7 +114,11 @@ func (a *Agent) Open(ctx context.Context) (err error) {
 		anonymous := a.cfg.MQTT.Anonymous == "allow" || (a.cfg.MQTT.Anonymous == "auto" && isLoopback(a.cfg.MQTT.Listen))
 		a.mqttAuth = newAuthHook(a, anonymous)
 		a.mqttAuth.Open()
-		b, err := newEmbeddedBroker(a.cfg.MQTT.Listen, a.cfg.MQTT.TopicPrefix, a.cfg.Warehouse, a.ingest, rep, a.mqttAuth, a.logger)
+		mqttTLS, err := tlsconf.Server(a.cfg.MQTT.TLSCert, a.cfg.MQTT.TLSKey)
+		if err != nil {
+			return fmt.Errorf("mqtt.tls-cert/tls-key: %w", err)
+		}
+		b, err := newEmbeddedBroker(a.cfg.MQTT.Listen, mqttTLS, a.cfg.MQTT.TopicPrefix, a.cfg.Warehouse, a.ingest, rep, a.mqttAuth, a.logger)
 		if err != nil {
 			return err
 		}
@@ -131,11 +140,19 @@ func (a *Agent) Open(ctx context.Context) (err error) {
 	if a.httpLn, err = net.Listen("tcp", a.cfg.HTTP.Listen); err != nil {
 		return fmt.Errorf("http.listen %s: %w", a.cfg.HTTP.Listen, err)
 	}
-	a.httpSrv = &http.Server{Handler: a.routes(), ReadHeaderTimeout: 10 * time.Second}
+	httpTLS, err := tlsconf.Server(a.cfg.HTTP.TLSCert, a.cfg.HTTP.TLSKey)
+	if err != nil {
+		return fmt.Errorf("http.tls-cert/tls-key: %w", err)
+	}
+	a.httpSrv = &http.Server{Handler: a.routes(), ReadHeaderTimeout: 10 * time.Second, TLSConfig: httpTLS}
 	a.wg.Add(1)
 	go func() {
 		defer a.wg.Done()
-		if err := a.httpSrv.Serve(a.httpLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		serve := a.httpSrv.Serve
+		if httpTLS != nil {
+			serve = func(ln net.Listener) error { return a.httpSrv.ServeTLS(ln, "", "") }
+		}
+		if err := serve(a.httpLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			a.logger.Error("http server stopped", "err", err)
 		}
 	}()

@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -69,7 +70,7 @@ type ack struct {
 	reply    replyTo
 }
 
-func newEmbeddedBroker(addr, prefix, warehouse string, ingest *Ingester, rep *reporter, auth *authHook, logger *slog.Logger) (*embeddedBroker, error) {
+func newEmbeddedBroker(addr string, tlsCfg *tls.Config, prefix, warehouse string, ingest *Ingester, rep *reporter, auth *authHook, logger *slog.Logger) (*embeddedBroker, error) {
 	b := &embeddedBroker{ingest: ingest, reporter: rep, prefix: prefix, wh: warehouse, logger: logger, clients: map[*mqtt.Client]*acker{}}
 	// mochi logs every connection at info; keep its chatter to warnings.
 	mochiLogger := slog.New(levelFloor{Handler: logger.Handler(), min: slog.LevelWarn}).With("component", "mqtt")
@@ -84,7 +85,7 @@ func newEmbeddedBroker(addr, prefix, warehouse string, ingest *Ingester, rep *re
 	if err := b.srv.AddHook(&ingestHook{b: b}, nil); err != nil {
 		return nil, fmt.Errorf("embedded broker: %w", err)
 	}
-	b.listener = listeners.NewTCP(listeners.Config{ID: "tcp", Address: addr})
+	b.listener = listeners.NewTCP(listeners.Config{ID: "tcp", Address: addr, TLSConfig: tlsCfg})
 	if err := b.srv.AddListener(b.listener); err != nil {
 		return nil, fmt.Errorf("embedded broker: listen on %s: %w", addr, err)
 	}

@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -35,6 +36,7 @@ const ackFlushInterval = 5 * time.Millisecond
 // persistent session and acknowledges each message only once it is durable.
 type externalBroker struct {
 	cfg      MQTTConfig
+	tls      *tls.Config // nil: system roots for mqtts://
 	wh       string
 	ingest   *Ingester
 	reporter *reporter
@@ -68,8 +70,8 @@ type externalAck struct {
 	reply   replyTo
 }
 
-func newExternalBroker(cfg MQTTConfig, warehouse string, ingest *Ingester, rep *reporter, logger *slog.Logger) *externalBroker {
-	b := &externalBroker{cfg: cfg, wh: warehouse, ingest: ingest, reporter: rep, logger: logger.With("broker", cfg.URL),
+func newExternalBroker(cfg MQTTConfig, tlsCfg *tls.Config, warehouse string, ingest *Ingester, rep *reporter, logger *slog.Logger) *externalBroker {
+	b := &externalBroker{cfg: cfg, tls: tlsCfg, wh: warehouse, ingest: ingest, reporter: rep, logger: logger.With("broker", cfg.URL),
 		out: make(chan outbound, publishQueue), acks: make(chan externalAck, 2*int(cfg.ReceiveMaximum))}
 	rep.pub = b
 	return b
@@ -97,6 +99,7 @@ func (b *externalBroker) Open(ctx context.Context) error {
 	receiveMax := b.cfg.ReceiveMaximum
 	cc := autopaho.ClientConfig{
 		ServerUrls:                    []*url.URL{u},
+		TlsCfg:                        b.tls,
 		KeepAlive:                     b.cfg.KeepAlive,
 		CleanStartOnInitialConnection: false,
 		SessionExpiryInterval:         uint32(b.cfg.SessionExpiry / time.Second),

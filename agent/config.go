@@ -41,6 +41,9 @@ type HTTPConfig struct {
 	// "required" (on loopback too). A non-loopback listener always
 	// requires tokens, and refuses to start before one has been issued.
 	Auth string `yaml:"auth"`
+	// TLSCert and TLSKey (PEM files) serve HTTPS.
+	TLSCert string `yaml:"tls-cert"`
+	TLSKey  string `yaml:"tls-key"`
 }
 
 // MQTTConfig configures the broker side: the embedded broker (default) or an
@@ -64,6 +67,13 @@ type MQTTConfig struct {
 	// sends us at once.
 	ReceiveMaximum uint16 `yaml:"receive-maximum"`
 	KeepAlive      uint16 `yaml:"keep-alive"`
+	// TLSCert and TLSKey (PEM) make the embedded broker speak MQTTS; with an
+	// external broker they are the client certificate.
+	TLSCert string `yaml:"tls-cert"`
+	TLSKey  string `yaml:"tls-key"`
+	// TLSCA (PEM) is the CA an external broker's certificate must chain to
+	// (mqtts:// URLs); empty trusts the system roots.
+	TLSCA string `yaml:"tls-ca"`
 }
 
 // Devices configures device behaviour.

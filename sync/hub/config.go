@@ -28,6 +28,12 @@ type FileConfig struct {
 	// scope (edgestock token issue --scope sync). Required for agents that
 	// listen beyond loopback.
 	AgentTokens map[string]string `yaml:"agent-tokens"`
+	// AgentCA (PEM) is the CA agents' HTTPS certificates must chain to:
+	// pinned, the system roots are not consulted. Empty: system roots.
+	AgentCA string `yaml:"agent-ca"`
+	// TLSCert and TLSKey (PEM) serve the hub's own API over HTTPS.
+	TLSCert string `yaml:"tls-cert"`
+	TLSKey  string `yaml:"tls-key"`
 }
 
 // DefaultFileConfig holds the defaults of SPEC §8.
@@ -76,7 +82,7 @@ func (c FileConfig) Validate() (Config, error) {
 	default:
 		errs = append(errs, fmt.Errorf("store: %q must be sqlite or a postgres:// URL", c.Store))
 	}
-	out := Config{DataDir: c.DataDir, HTTP: c.HTTP, Store: store}
+	out := Config{DataDir: c.DataDir, HTTP: c.HTTP, Store: store, AgentCA: c.AgentCA, TLSCert: c.TLSCert, TLSKey: c.TLSKey}
 	for wh, u := range c.Agents {
 		p, err := url.Parse(u)
 		switch {

@@ -11,6 +11,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 
 	"fmt"
@@ -108,6 +109,13 @@ func New(st Store, agents []Agent, timing Timing, logger *slog.Logger) *Hub {
 		}}})
 	}
 	return h
+}
+
+// setTLS makes every link verify agents against cfg (nil: system roots).
+func (h *Hub) setTLS(cfg *tls.Config) {
+	for _, l := range h.links {
+		l.client.Transport.(*http.Transport).TLSClientConfig = cfg
+	}
 }
 
 // Changed tells the push loops the hub's state changed (the store's

@@ -16,6 +16,7 @@ import (
 	"github.com/edgestock/edgestock/agent/store"
 	"github.com/edgestock/edgestock/agent/store/pgstore"
 	"github.com/edgestock/edgestock/drivers"
+	"github.com/edgestock/edgestock/internal/tlsconf"
 )
 
 // Config configures a hub process.
@@ -27,6 +28,9 @@ type Config struct {
 	HTTP   string // listen address
 	Agents []Agent
 	Timing Timing
+	// AgentCA pins the CA of agents' HTTPS certificates; TLSCert/TLSKey
+	// serve the hub's API over HTTPS.
+	AgentCA, TLSCert, TLSKey string
 }
 
 // backend is everything the server needs from a store.
@@ -84,7 +88,12 @@ func (s *Server) Open(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
+	agentTLS, err := tlsconf.Client(s.cfg.AgentCA, "", "")
+	if err != nil {
+		return fmt.Errorf("agent-ca: %w", err)
+	}
 	s.hub = New(s.store, s.cfg.Agents, s.cfg.Timing, s.logger.With("component", "sync"))
+	s.hub.setTLS(agentTLS)
 	hub.Store(s.hub)
 	api := &API{Hub: s.hub, Store: s.store, Ingest: func(wh string) (*agent.Ingester, error) {
 		return agent.NewIngester(s.store, wh, drivers.Env{Logger: s.logger}, s.logger)
@@ -92,11 +101,19 @@ func (s *Server) Open(ctx context.Context) (err error) {
 	if s.ln, err = net.Listen("tcp", s.cfg.HTTP); err != nil {
 		return fmt.Errorf("hub http %s: %w", s.cfg.HTTP, err)
 	}
-	s.srv = &http.Server{Handler: api.Routes(), ReadHeaderTimeout: 10 * time.Second}
+	ownTLS, err := tlsconf.Server(s.cfg.TLSCert, s.cfg.TLSKey)
+	if err != nil {
+		return fmt.Errorf("tls-cert/tls-key: %w", err)
+	}
+	s.srv = &http.Server{Handler: api.Routes(), ReadHeaderTimeout: 10 * time.Second, TLSConfig: ownTLS}
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
-		if err := s.srv.Serve(s.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		serve := s.srv.Serve
+		if ownTLS != nil {
+			serve = func(ln net.Listener) error { return s.srv.ServeTLS(ln, "", "") }
+		}
+		if err := serve(s.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			s.logger.Error("hub http server stopped", "err", err)
 		}
 	}()
