@@ -131,3 +131,33 @@ func TestMain_Token(t *testing.T) {
 	require.Equal(t, exitUsage, code)
 	require.Contains(t, stderr, "no agent database")
 }
+
+// mosquitto_pub, logged in as device A, cannot publish as device B.
+func TestTour_MosquittoPubNotAuthorized(t *testing.T) {
+	pub, err := exec.LookPath("mosquitto_pub")
+	if err != nil {
+		testenv.Missing(t, "mosquitto_pub (mosquitto-clients)")
+	}
+	dir := t.TempDir()
+	mqttAddr := testenv.FreeAddr(t)
+	config := filepath.Join(t.TempDir(), "agent.yaml")
+	require.NoError(t, os.WriteFile(config, []byte("mqtt:\n  anonymous: deny\n"), 0o600))
+	var stdout, stderr bytes.Buffer
+	// The database must exist before a token can be issued: start once.
+	c := startChild(t, "agent", "--config", config, "--warehouse", "wh1", "--data-dir", dir, "--http", testenv.FreeAddr(t), "--mqtt-listen", mqttAddr)
+	require.Equal(t, exitOK, (&Main{Stdout: &stdout, Stderr: &stderr}).Run(t.Context(),
+		[]string{"token", "issue", "--data-dir", dir, "--name", "devA", "--scope", "device", "--device", "devA"}), stderr.String())
+	token := strings.TrimSpace(stdout.String())
+	host, port, _ := net.SplitHostPort(mqttAddr)
+	publish := func(device string) (string, error) {
+		out, err := exec.Command(pub, "-h", host, "-p", port, "-V", "mqttv5", "-q", "1", "-i", "devA", "-u", "devA", "-P", token,
+			"-t", "edgestock/wh1/devices/"+device+"/events", "-m", `{"id":"x-`+device+`","type":"receive","sku":"AUTH","qty":1}`).CombinedOutput()
+		return string(out), err
+	}
+	out, err := publish("devA")
+	require.NoError(t, err, out)
+	out, err = publish("devB")
+	require.True(t, err != nil || strings.Contains(strings.ToLower(out), "not authorized"), "mosquitto_pub as A to B's topic: %v %s", err, out)
+	require.Contains(t, strings.ToLower(out), "not authorized")
+	require.Equal(t, int64(1), c.onHand(t, "AUTH"), "only A's own event applied")
+}
