@@ -19,6 +19,7 @@ run: build
 # Lint, then every test with the race detector. Tests that need a service
 # (mosquitto, PostgreSQL) skip loudly without it, and fail under CI=true.
 test: lint
+	GOOS=windows $(GO) build ./...
 	./.ci/gotest
 
 # Micro-benchmarks, the agent's in-process benchmarks (ingest, reservations),

@@ -36,6 +36,11 @@ func TestMain_Run(t *testing.T) {
 		{"invalid config value", []string{"agent", "--config", invalid}, exitUsage, "", "log.level:"},
 		{"missing config", []string{"agent", "--config", "/nonexistent.yaml"}, exitUsage, "", "no such file"},
 		{"bad warehouse flag", []string{"agent", "--warehouse", "a b"}, exitUsage, "", "warehouse:"},
+		{"config check agent example", []string{"config", "check", "../../configs/agent.yaml"}, exitOK, "ok (agent)", ""},
+		{"config check hub example", []string{"config", "check", "../../configs/hub.yaml"}, exitOK, "ok (hub)", ""},
+		{"config check unknown key", []string{"config", "check", badConfig}, exitUsage, "", "line 2: field lisen not found"},
+		{"config check bad value", []string{"config", "check", invalid}, exitUsage, "", "log.level:"},
+		{"config check no file", []string{"config", "check"}, exitUsage, "", "want a FILE"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var stdout, stderr bytes.Buffer
