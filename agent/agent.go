@@ -38,6 +38,9 @@ type Agent struct {
 	changes  *changes
 	metrics  *metrics
 	signer   Signer
+	rate     rateWindow
+	hubSeen  atomic.Int64 // unix ms of the last sync request
+	hubSince atomic.Int64 // the version the hub last pulled from
 	mqttAuth *authHook
 	alerts   atomic.Pointer[alertDispatcher]
 	broker   broker

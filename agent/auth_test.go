@@ -26,6 +26,7 @@ func TestAuth_EveryEndpoint(t *testing.T) {
 	}{
 		{"GET", "/readyz", "", "", 200},
 		{"GET", "/metrics", "", "", 200},
+		{"GET", "/v1/status", "", agent.ScopeStockRead, 200},
 		{"GET", "/v1/stock/NEVER", "", agent.ScopeStockRead, 404},
 		{"GET", "/v1/stock", "", agent.ScopeStockRead, 200},
 		{"POST", "/v1/events", `{"id":"x","type":"receive","sku":"S","qty":1}`, agent.ScopeEventsWrite, 200},

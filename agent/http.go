@@ -37,6 +37,7 @@ func (a *Agent) routes() http.Handler {
 		pattern, scope string
 		handler        http.HandlerFunc
 	}{
+		{"GET /v1/status", ScopeStockRead, a.handleStatus},
 		{"GET /v1/stock/{sku}", ScopeStockRead, a.handleStock},
 		{"GET /v1/stock", ScopeStockRead, a.handleStockList},
 		{"POST /v1/events", ScopeEventsWrite, a.handlePostEvents},

@@ -21,6 +21,7 @@ type metrics struct {
 	commitSize  prometheus.Histogram
 	commitTime  prometheus.Histogram
 	storeHealth prometheus.Gauge
+	onApplied   func(n int) // the status endpoint's rate
 }
 
 func newMetrics(a *Agent) *metrics {
@@ -45,6 +46,7 @@ func newMetrics(a *Agent) *metrics {
 		}),
 	}
 	m.storeHealth.Set(1)
+	m.onApplied = func(n int) { a.rate.add(n, now()) }
 	scrape := func(name, help string, read func(ctx context.Context) (float64, error)) prometheus.Collector {
 		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, func() float64 {
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
@@ -80,11 +82,18 @@ func newMetrics(a *Agent) *metrics {
 
 // observeResults counts what one ingest produced.
 func (m *metrics) observeResults(source, driver string, results []Result) {
+	applied := 0
 	for _, r := range results {
+		if r.Status == StatusApplied {
+			applied++
+		}
 		m.events.WithLabelValues(source, driver, r.Status).Inc()
 		if r.Rejected() {
 			m.rejections.WithLabelValues(string(r.Reason)).Inc()
 		}
+	}
+	if m.onApplied != nil && applied > 0 {
+		m.onApplied(applied)
 	}
 }
 

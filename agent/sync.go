@@ -52,6 +52,8 @@ func (a *Agent) handleSyncDeltas(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "bad_cursor", "%v", err)
 		return
 	}
+	a.hubSeen.Store(now().UnixMilli())
+	a.hubSince.Store(since)
 	limit := defaultDeltaPage
 	if s := q.Get("limit"); s != "" {
 		if limit, err = strconv.Atoi(s); err != nil || limit < 1 || limit > maxDeltaPage {
@@ -110,6 +112,7 @@ type gzipResponse struct {
 func (g gzipResponse) Write(b []byte) (int, error) { return g.gz.Write(b) }
 
 func (a *Agent) handleSyncMerge(w http.ResponseWriter, r *http.Request) {
+	a.hubSeen.Store(now().UnixMilli())
 	var req sync.MergeRequest
 	if err := decodeBody(w, r, &req); err != nil {
 		writeError(w, http.StatusBadRequest, "bad_request", "%v", err)

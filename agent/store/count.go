@@ -36,3 +36,12 @@ func (db *DB) Count(ctx context.Context, c Counter) (int64, error) {
 	}
 	return n, nil
 }
+
+// CountChangedSince counts counter entries with a version above since.
+func (db *DB) CountChangedSince(ctx context.Context, since int64) (int64, error) {
+	var n int64
+	if err := db.reader.QueryRowContext(ctx, `SELECT COUNT(*) FROM counters WHERE version > ?`, since).Scan(&n); err != nil {
+		return 0, fmt.Errorf("count: %w", err)
+	}
+	return n, nil
+}

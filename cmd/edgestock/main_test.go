@@ -166,3 +166,35 @@ func TestTour_MosquittoPubNotAuthorized(t *testing.T) {
 	require.Contains(t, strings.ToLower(out), "not authorized")
 	require.Equal(t, int64(1), c.onHand(t, "AUTH"), "only A's own event applied")
 }
+
+// edgestock status and stock against a running agent.
+func TestMain_StatusAndStock(t *testing.T) {
+	httpAddr := testenv.FreeAddr(t)
+	c := startChild(t, "agent", "--warehouse", "wh1", "--data-dir", t.TempDir(), "--http", httpAddr, "--mqtt-listen", testenv.FreeAddr(t))
+	resp, err := http.Post(c.base+"/v1/events", "application/json", strings.NewReader(`[{"id":"1","type":"receive","sku":"SKU-1","qty":5},{"id":"2","type":"receive","sku":"SKU-2","qty":2,"location":"A-1"}]`))
+	require.NoError(t, err)
+	resp.Body.Close()
+	run := func(args ...string) (int, string, string) {
+		var stdout, stderr bytes.Buffer
+		code := (&Main{Stdout: &stdout, Stderr: &stderr}).Run(t.Context(), args)
+		return code, stdout.String(), stderr.String()
+	}
+	code, out, errOut := run("status", "--url", c.base)
+	require.Equal(t, exitOK, code, errOut)
+	require.Regexp(t, `(?m)^warehouse\s+wh1$`, out)
+	require.Regexp(t, `(?m)^replica\s+wh1\.[0-9a-f]{16}$`, out)
+	require.Regexp(t, `(?m)^events/s\s+[0-9.]+ \(last minute; 2 applied since start\)$`, out)
+	require.Regexp(t, `(?m)^pending deltas\s+2$`, out)
+	require.Regexp(t, `(?m)^last hub contact\s+never$`, out)
+
+	code, out, errOut = run("stock", "--url", c.base)
+	require.Equal(t, exitOK, code, errOut)
+	require.Regexp(t, `SKU-1\s+5\s+0\s+5\s+5\s+default=5`, out)
+	require.Regexp(t, `SKU-2\s+2\s+0\s+2\s+2\s+A-1=2`, out)
+	code, _, errOut = run("stock", "--url", c.base, "NOPE")
+	require.Equal(t, exitFailure, code)
+	require.Contains(t, errOut, "404")
+	code, _, errOut = run("status", "--url", "http://"+testenv.FreeAddr(t))
+	require.Equal(t, exitFailure, code)
+	require.Contains(t, errOut, "is the agent running?")
+}

@@ -49,6 +49,8 @@ commands:
   hub       run the central hub (see edgestock hub -h)
   token     issue, list or revoke API tokens: token issue --name N --scope S[,S] [--data-dir D]
   config    check FILE: validate an agent or hub config (exit 2 on errors)
+  status    a running agent's status [--url U] [--token T]
+  stock     [SKU]: stock levels as a table [--url U] [--token T]
   version   print the version
 `
 
@@ -68,6 +70,10 @@ func (m *Main) Run(ctx context.Context, args []string) int {
 		err = m.runToken(ctx, args[1:])
 	case "config":
 		err = m.runConfig(args[1:])
+	case "status":
+		err = m.runStatus(ctx, args[1:])
+	case "stock":
+		err = m.runStock(ctx, args[1:])
 	case "version":
 		fmt.Fprintln(m.Stdout, versionString())
 	case "-h", "--help", "help":
@@ -139,6 +145,7 @@ func (m *Main) runAgent(ctx context.Context, args []string) error {
 	}
 	logger := newLogger(m.Stderr, cfg)
 	tuneGC()
+	agent.Version = version
 	a := agent.New(cfg, logger)
 	if err := a.Open(ctx); err != nil {
 		return err
