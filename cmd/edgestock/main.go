@@ -11,8 +11,12 @@ import (
 )
 
 func main() {
+	m := &Main{Stdout: os.Stdout, Stderr: os.Stderr}
+	if handled, code := runUnderServiceManager(m, os.Args[1:]); handled {
+		os.Exit(code)
+	}
 	ctx, stop := signalContext()
-	code := (&Main{Stdout: os.Stdout, Stderr: os.Stderr}).Run(ctx, os.Args[1:])
+	code := m.Run(ctx, os.Args[1:])
 	stop()
 	os.Exit(code)
 }

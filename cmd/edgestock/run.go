@@ -49,6 +49,7 @@ commands:
   hub       run the central hub (see edgestock hub -h)
   token     issue, list or revoke API tokens: token issue --name N --scope S[,S] [--data-dir D]
   config    check FILE: validate an agent or hub config (exit 2 on errors)
+  service   install|uninstall|start|stop|restart|status [--role agent|hub] [--config F]
   status    a running agent's status [--url U] [--token T]
   stock     [SKU]: stock levels as a table [--url U] [--token T]
   version   print the version
@@ -72,6 +73,8 @@ func (m *Main) Run(ctx context.Context, args []string) int {
 		err = m.runConfig(args[1:])
 	case "status":
 		err = m.runStatus(ctx, args[1:])
+	case "service":
+		err = m.runService(args[1:])
 	case "stock":
 		err = m.runStock(ctx, args[1:])
 	case "version":
