@@ -6,7 +6,7 @@ LDFLAGS   := -X main.version=$(VERSION)
 WAREHOUSE ?= wh1
 DATA_DIR  ?= ./edgestock-data
 
-.PHONY: build run test bench lint fuzz clean
+.PHONY: build run test bench lint fuzz package clean
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/edgestock
@@ -50,5 +50,15 @@ fuzz:
 	$(GO) test ./drivers/filedrop -run '^$$' -fuzz FuzzDriver_Scan -fuzztime $(FUZZTIME)
 	$(GO) test ./crdt -run '^$$' -fuzz FuzzPNCounter_UnmarshalBinary -fuzztime $(FUZZTIME)
 
+# .deb and .rpm in dist/ with nfpm (fetched through the Go module proxy).
+NFPM ?= $(GO) run github.com/goreleaser/nfpm/v2/cmd/nfpm@v2.45.2
+# A release tag vX.Y.Z gives X.Y.Z; otherwise 0.0.0~git<commit>.
+PKG_VERSION ?= $(shell v=$$(git describe --tags --exact-match --match 'v[0-9]*' 2>/dev/null); \
+	if [ -n "$$v" ]; then echo $${v#v}; else echo 0.0.0~git$$(git rev-parse --short HEAD 2>/dev/null || echo unknown); fi)
+package: build
+	mkdir -p dist
+	VERSION=$(PKG_VERSION) ARCH=$$($(GO) env GOARCH) $(NFPM) package -f packaging/nfpm.yaml -p deb -t dist/
+	VERSION=$(PKG_VERSION) ARCH=$$($(GO) env GOARCH) $(NFPM) package -f packaging/nfpm.yaml -p rpm -t dist/
+
 clean:
-	rm -rf bin
+	rm -rf bin dist

@@ -1,0 +1,7 @@
+#!/bin/sh
+# Data in /var/lib/edgestock and edited configs in /etc/edgestock stay.
+set -e
+if [ -d /run/systemd/system ]; then
+  systemctl daemon-reload || true
+fi
+exit 0
