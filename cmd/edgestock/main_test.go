@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -197,4 +199,32 @@ func TestMain_StatusAndStock(t *testing.T) {
 	code, _, errOut = run("status", "--url", "http://"+testenv.FreeAddr(t))
 	require.Equal(t, exitFailure, code)
 	require.Contains(t, errOut, "is the agent running?")
+}
+
+// simulate against a running agent: sent = acked = applied + duplicates +
+// rejected, and the agent's /metrics agree.
+func TestMain_Simulate(t *testing.T) {
+	mqttAddr := testenv.FreeAddr(t)
+	c := startChild(t, "agent", "--warehouse", "wh1", "--data-dir", t.TempDir(), "--http", testenv.FreeAddr(t), "--mqtt-listen", mqttAddr)
+	var stdout, stderr bytes.Buffer
+	code := (&Main{Stdout: &stdout, Stderr: &stderr}).Run(t.Context(), []string{"simulate", "--mqtt-url", "mqtt://" + mqttAddr,
+		"--devices", "4", "--rate", "200", "--duration", "2s", "--skus", "20", "--duplicates", "0.1", "--malformed", "0.05"})
+	require.Equal(t, exitOK, code, stderr.String())
+	var sent, acked, applied, dups, rejected int
+	_, err := fmt.Sscanf(stdout.String(), "sent %d, acked %d, applied %d, duplicates %d, rejected %d", &sent, &acked, &applied, &dups, &rejected)
+	require.NoError(t, err, stdout.String())
+	require.Greater(t, sent, 300)
+	require.Equal(t, sent, acked)
+	require.Equal(t, acked, applied+dups+rejected)
+	require.Positive(t, dups)
+	require.Positive(t, rejected)
+
+	resp, err := http.Get(c.base + "/metrics")
+	require.NoError(t, err)
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	require.NoError(t, err)
+	for status, n := range map[string]int{"applied": applied, "duplicate": dups, "rejected": rejected} {
+		require.Contains(t, string(body), fmt.Sprintf(`edgestock_events_total{driver="events",source="mqtt",status=%q} %d`, status, n))
+	}
 }

@@ -52,6 +52,7 @@ commands:
   service   install|uninstall|start|stop|restart|status [--role agent|hub] [--config F]
   status    a running agent's status [--url U] [--token T]
   stock     [SKU]: stock levels as a table [--url U] [--token T]
+  simulate  scanner and POS devices over MQTT [--mqtt-url U] [--devices N] [--rate N] [--duration D] [--skus N]
   version   print the version
 `
 
@@ -77,6 +78,8 @@ func (m *Main) Run(ctx context.Context, args []string) int {
 		err = m.runService(args[1:])
 	case "stock":
 		err = m.runStock(ctx, args[1:])
+	case "simulate":
+		err = m.runSimulate(ctx, args[1:])
 	case "version":
 		fmt.Fprintln(m.Stdout, versionString())
 	case "-h", "--help", "help":
