@@ -38,12 +38,21 @@ type Agent struct {
 	changes  *changes
 	metrics  *metrics
 	signer   Signer
-	rate     rateWindow
-	hubSeen  atomic.Int64 // unix ms of the last sync request
-	hubSince atomic.Int64 // the version the hub last pulled from
-	mqttAuth *authHook
-	alerts   atomic.Pointer[alertDispatcher]
-	broker   broker
+	devices  *deviceSettings
+	reporter *reporter
+
+	// Reload, when its Path is set before Open, reloads the config file
+	// while running.
+	Reload     Reload
+	reload     reloadState
+	startCfg   Config
+	stopReload func()
+	rate       rateWindow
+	hubSeen    atomic.Int64 // unix ms of the last sync request
+	hubSince   atomic.Int64 // the version the hub last pulled from
+	mqttAuth   *authHook
+	alerts     atomic.Pointer[alertDispatcher]
+	broker     broker
 
 	httpSrv   *http.Server
 	httpLn    net.Listener
@@ -62,6 +71,8 @@ func New(cfg Config, logger *slog.Logger) *Agent {
 // everything already started is closed again.
 func (a *Agent) Open(ctx context.Context) (err error) {
 	a.started = time.Now()
+	a.startCfg = a.cfg
+	a.reload.generation = 1
 	defer func() {
 		if err != nil {
 			_ = a.Close(context.WithoutCancel(ctx))
@@ -73,7 +84,8 @@ func (a *Agent) Open(ctx context.Context) (err error) {
 	if err != nil {
 		return fmt.Errorf("stock.thresholds-file: %w", err)
 	}
-	a.rule = &thresholds{def: Threshold{Low: a.cfg.Stock.LowStockThreshold, Restock: a.cfg.Stock.LowStockThreshold + a.cfg.Stock.RestockMargin}, overrides: overrides}
+	a.rule = &thresholds{overrides: overrides}
+	a.rule.def.Store(&Threshold{Low: a.cfg.Stock.LowStockThreshold, Restock: a.cfg.Stock.LowStockThreshold + a.cfg.Stock.RestockMargin})
 	if a.cfg.Alerts.Enabled {
 		opts.LowStock = a.rule
 	}
@@ -96,13 +108,17 @@ func (a *Agent) Open(ctx context.Context) (err error) {
 	if a.barcodes, err = OpenBarcodeTable(a.cfg.Barcodes.File, a.logger.With("component", "barcodes")); err != nil {
 		return err
 	}
-	env := drivers.Env{Barcodes: a.barcodes, Devices: newDeviceSettings(a.cfg.Devices), Logger: a.logger}
+	a.devices = newDeviceSettings(a.cfg.Devices)
+	env := drivers.Env{Barcodes: a.barcodes, Devices: a.devices, Logger: a.logger}
 	if a.ingest, err = NewIngester(a.store, a.cfg.Warehouse, env, a.logger); err != nil {
 		return err
 	}
 	a.ingest.observe = a.metrics.observeResults
 	a.ingest.limits = newLimiter(a.cfg.Devices.RateLimit, a.cfg.Devices.RateBurst)
-	rep := &reporter{prefix: a.cfg.MQTT.TopicPrefix, warehouse: a.cfg.Warehouse, resultsAll: a.cfg.Devices.Results == "all", devicesAll: a.cfg.Devices.ResultsAll}
+	rep := &reporter{prefix: a.cfg.MQTT.TopicPrefix, warehouse: a.cfg.Warehouse}
+	devs := a.cfg.Devices
+	rep.devices.Store(&devs)
+	a.reporter = rep
 	if a.cfg.MQTT.URL != "" {
 		tlsCfg, err := tlsconf.Client(a.cfg.MQTT.TLSCA, a.cfg.MQTT.TLSCert, a.cfg.MQTT.TLSKey)
 		if err != nil {
@@ -159,6 +175,11 @@ func (a *Agent) Open(ctx context.Context) (err error) {
 			a.logger.Error("http server stopped", "err", err)
 		}
 	}()
+	if a.Reload.Path != "" {
+		if err = a.watchConfig(a.Reload); err != nil {
+			return err
+		}
+	}
 	a.logger.Info("agent started", "warehouse", a.cfg.Warehouse, "replica", a.store.ReplicaID(),
 		"http", a.HTTPAddr(), "mqtt", a.broker.Addr(), "data_dir", a.cfg.DataDir)
 	return nil
@@ -221,6 +242,9 @@ func (a *Agent) close(ctx context.Context) error {
 		errs = append(errs, a.httpSrv.Shutdown(ctx))
 	} else if a.httpLn != nil {
 		errs = append(errs, a.httpLn.Close())
+	}
+	if a.stopReload != nil {
+		a.stopReload()
 	}
 	a.wg.Wait()
 	if a.files != nil {

@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/edgestock/edgestock/agent/store"
@@ -30,7 +31,7 @@ type Threshold struct {
 // thresholds implements store.LowStockRule: a default plus per-SKU
 // overrides from a watched CSV (sku,low[,restock]).
 type thresholds struct {
-	def       Threshold
+	def       atomic.Pointer[Threshold] // swapped on reload
 	overrides *watchedFile[map[string]Threshold]
 }
 
@@ -40,7 +41,7 @@ func (t *thresholds) get(sku string) Threshold {
 	if th, ok := t.overrides.Get()[sku]; ok {
 		return th
 	}
-	return t.def
+	return *t.def.Load()
 }
 
 // Low implements store.LowStockRule.

@@ -195,25 +195,38 @@ func ParseBarcodes(r io.Reader) (map[string]string, error) {
 	}
 }
 
-// deviceSettings answers drivers.DeviceSettings from the config.
+// deviceSettings answers drivers.DeviceSettings from the config; Set swaps
+// it on a reload.
 type deviceSettings struct {
+	p atomic.Pointer[deviceConfig]
+}
+
+type deviceConfig struct {
 	modes       map[string]string
 	atLeastOnce map[string]bool
 }
 
-func newDeviceSettings(d Devices) deviceSettings {
-	s := deviceSettings{modes: d.Modes, atLeastOnce: map[string]bool{}}
-	for _, id := range d.AtLeastOnce {
-		s.atLeastOnce[id] = true
-	}
+func newDeviceSettings(d Devices) *deviceSettings {
+	s := &deviceSettings{}
+	s.Set(d)
 	return s
 }
 
-func (s deviceSettings) Mode(device string) string {
-	if m, ok := s.modes[device]; ok {
-		return m
+// Set applies a (reloaded) devices config.
+func (s *deviceSettings) Set(d Devices) {
+	c := &deviceConfig{modes: d.Modes, atLeastOnce: map[string]bool{}}
+	for _, id := range d.AtLeastOnce {
+		c.atLeastOnce[id] = true
 	}
-	return s.modes["*"]
+	s.p.Store(c)
 }
 
-func (s deviceSettings) AtLeastOnce(device string) bool { return s.atLeastOnce[device] }
+func (s *deviceSettings) Mode(device string) string {
+	c := s.p.Load()
+	if m, ok := c.modes[device]; ok {
+		return m
+	}
+	return c.modes["*"]
+}
+
+func (s *deviceSettings) AtLeastOnce(device string) bool { return s.p.Load().atLeastOnce[device] }

@@ -40,10 +40,16 @@ type bucket struct {
 const maxBuckets = 100_000
 
 func newLimiter(rate, burst float64) *limiter {
-	if rate <= 0 {
-		return nil
-	}
-	return &limiter{rate: rate, burst: max(burst, 1), buckets: map[string]*bucket{}}
+	l := &limiter{buckets: map[string]*bucket{}}
+	l.set(rate, burst)
+	return l
+}
+
+// set changes the limits (a reload); rate 0 disables them.
+func (l *limiter) set(rate, burst float64) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.rate, l.burst = rate, max(burst, 1)
 }
 
 // allow takes one token from device's bucket.
@@ -53,6 +59,9 @@ func (l *limiter) allow(device string, at time.Time) bool {
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if l.rate <= 0 {
+		return true
+	}
 	b, ok := l.buckets[device]
 	if !ok {
 		if len(l.buckets) >= maxBuckets {
@@ -82,7 +91,7 @@ func (in *Ingester) admit(msg drivers.Message, maxPayload int) []drivers.Item {
 			len(msg.Payload), maxPayload, quarantineSample), Raw: msg.Payload[:quarantineSample]}}
 	}
 	if !in.limits.allow(msg.Device, msg.ReceivedAt) {
-		return []drivers.Item{{Rejected: drivers.Reject("", drivers.ReasonRateLimited, "device %s is over its rate limit of %g messages/s", msg.Device, in.limits.rate), Raw: msg.Payload}}
+		return []drivers.Item{{Rejected: drivers.Reject("", drivers.ReasonRateLimited, "device %s is over its rate limit", msg.Device), Raw: msg.Payload}}
 	}
 	return nil
 }

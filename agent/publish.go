@@ -3,6 +3,7 @@ package agent
 import (
 	"encoding/json"
 	"slices"
+	"sync/atomic"
 )
 
 // outbound is a message the agent publishes.
@@ -30,13 +31,13 @@ type replyTo struct {
 // rejection, at once; successes only when the device asked.
 type reporter struct {
 	prefix, warehouse string
-	resultsAll        bool     // devices.results: all
-	devicesAll        []string // devices.results-all
+	devices           atomic.Pointer[Devices] // devices.results, devices.results-all; swapped on reload
 	pub               publisher
 }
 
 func (r *reporter) report(device string, results []Result, reply replyTo) {
-	wantAll := r.resultsAll || slices.Contains(r.devicesAll, device)
+	d := r.devices.Load()
+	wantAll := d.Results == "all" || slices.Contains(d.ResultsAll, device)
 	topic := resultsTopic(r.prefix, r.warehouse, device)
 	for _, res := range results {
 		body, _ := json.Marshal(res) // a Result always marshals

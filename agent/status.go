@@ -24,6 +24,8 @@ type Status struct {
 	PendingDeltas    int64      `json:"pending_deltas"`   // entries changed since the hub's last pull cursor
 	LastHubContact   *time.Time `json:"last_hub_contact"` // last sync request from the hub
 	ConfigGeneration int        `json:"config_generation"`
+	ConfigError      string     `json:"config_error,omitempty"`     // why the last reload was refused
+	RestartRequired  []string   `json:"restart_required,omitempty"` // changed settings that need a restart
 	StoreOK          bool       `json:"store_ok"`
 }
 
@@ -69,7 +71,8 @@ func (a *Agent) handleStatus(w http.ResponseWriter, r *http.Request) {
 	at := now()
 	total, rate := a.rate.read(at)
 	st := Status{Version: Version, Warehouse: a.cfg.Warehouse, Replica: a.store.ReplicaID(), UptimeSeconds: at.Sub(a.started).Seconds(),
-		EventsPerSecond: rate, EventsApplied: total, ConfigGeneration: 1, StoreOK: a.store.Err() == nil}
+		EventsPerSecond: rate, EventsApplied: total, StoreOK: a.store.Err() == nil}
+	st.ConfigGeneration, st.ConfigError, st.RestartRequired = a.reload.snapshot()
 	var err error
 	if st.Quarantine, err = a.store.Count(ctx, store.CountQuarantine); err == nil {
 		if st.ActiveHolds, err = a.store.Count(ctx, store.CountActiveHolds); err == nil {

@@ -137,22 +137,31 @@ func (m *Main) runAgent(ctx context.Context, args []string) error {
 			return usageError{err}
 		}
 	}
-	for flagValue, field := range map[*string]*string{
-		warehouse: &cfg.Warehouse, dataDir: &cfg.DataDir, mqttURL: &cfg.MQTT.URL,
-		mqttListen: &cfg.MQTT.Listen, httpAddr: &cfg.HTTP.Listen, logLevel: &cfg.Log.Level,
-	} {
-		if *flagValue != "" {
-			*field = *flagValue
+	// Flags win over the file, at start and at every reload.
+	overrides := func(cfg *agent.Config) {
+		for flagValue, field := range map[*string]*string{
+			warehouse: &cfg.Warehouse, dataDir: &cfg.DataDir, mqttURL: &cfg.MQTT.URL,
+			mqttListen: &cfg.MQTT.Listen, httpAddr: &cfg.HTTP.Listen, logLevel: &cfg.Log.Level,
+		} {
+			if *flagValue != "" {
+				*field = *flagValue
+			}
 		}
 	}
+	overrides(&cfg)
 	cfg.Normalize()
 	if err := cfg.Validate(); err != nil {
 		return usageError{fmt.Errorf("invalid config:\n%w", err)}
 	}
-	logger := newLogger(m.Stderr, cfg)
+	level := new(slog.LevelVar)
+	level.Set(cfg.LogLevel())
+	logger := newLogger(m.Stderr, cfg, level)
 	tuneGC()
 	agent.Version = version
 	a := agent.New(cfg, logger)
+	if *configPath != "" {
+		a.Reload = agent.Reload{Path: *configPath, Overrides: overrides, LogLevel: level}
+	}
 	if err := a.Open(ctx); err != nil {
 		return err
 	}
@@ -175,8 +184,8 @@ func tuneGC() {
 	}
 }
 
-func newLogger(w io.Writer, cfg agent.Config) *slog.Logger {
-	opts := &slog.HandlerOptions{Level: cfg.LogLevel()}
+func newLogger(w io.Writer, cfg agent.Config, level slog.Leveler) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: level}
 	if cfg.Log.Format == "json" {
 		return slog.New(slog.NewJSONHandler(w, opts))
 	}
@@ -235,7 +244,7 @@ func (m *Main) runHub(ctx context.Context, args []string) error {
 	if err != nil {
 		return usageError{fmt.Errorf("invalid config:\n%w", err)}
 	}
-	logger := newLogger(m.Stderr, agent.Config{Log: agent.LogConfig{Level: "info", Format: "text"}})
+	logger := newLogger(m.Stderr, agent.Config{Log: agent.LogConfig{Level: "info", Format: "text"}}, slog.LevelInfo)
 	tuneGC()
 	h := hub.NewServer(sc, logger)
 	if err := h.Open(ctx); err != nil {
