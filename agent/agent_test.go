@@ -586,6 +586,8 @@ func TestAgent_Metrics(t *testing.T) {
 		`edgestock_quarantine_size 1`,
 		`edgestock_store_ok 1`,
 		`edgestock_active_holds 0`,
+		`edgestock_sync_pending_deltas 1`,
+		`edgestock_hub_contact_age_seconds -1`,
 	} {
 		require.Contains(t, string(body), line)
 	}

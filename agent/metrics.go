@@ -76,6 +76,17 @@ func newMetrics(a *Agent) *metrics {
 			n, err := a.store.Count(ctx, store.CountDeviceGaps)
 			return float64(n), err
 		}),
+		scrape("edgestock_sync_pending_deltas", "Counter entries changed since the cursor the hub last pulled from.", func(ctx context.Context) (float64, error) {
+			n, err := a.store.CountChangedSince(ctx, a.hubSince.Load())
+			return float64(n), err
+		}),
+		scrape("edgestock_hub_contact_age_seconds", "Seconds since the hub's last sync request (-1: never since start).", func(context.Context) (float64, error) {
+			ms := a.hubSeen.Load()
+			if ms == 0 {
+				return -1, nil
+			}
+			return now().Sub(time.UnixMilli(ms)).Seconds(), nil
+		}),
 	)
 	return m
 }
