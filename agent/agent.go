@@ -7,13 +7,14 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"sync"
+	stdsync "sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/edgestock/edgestock/agent/store"
 	"github.com/edgestock/edgestock/drivers"
 	"github.com/edgestock/edgestock/internal/tlsconf"
+	"github.com/edgestock/edgestock/sync"
 )
 
 // broker is the MQTT side: embedded or external.
@@ -35,7 +36,7 @@ type Agent struct {
 	expirer  *expirer
 	rule     *thresholds
 	live     atomic.Pointer[liveStock]
-	changes  *changes
+	changes  *sync.Changes
 	metrics  *metrics
 	signer   Signer
 	devices  *deviceSettings
@@ -56,15 +57,15 @@ type Agent struct {
 
 	httpSrv   *http.Server
 	httpLn    net.Listener
-	wg        sync.WaitGroup
+	wg        stdsync.WaitGroup
 	started   time.Time
-	closeOnce sync.Once
+	closeOnce stdsync.Once
 	closeErr  error
 }
 
 // New returns an agent for a normalised, validated cfg.
 func New(cfg Config, logger *slog.Logger) *Agent {
-	return &Agent{cfg: cfg, logger: logger, changes: newChanges()}
+	return &Agent{cfg: cfg, logger: logger, changes: sync.NewChanges()}
 }
 
 // Open opens the store, starts the broker side and the HTTP API. On error

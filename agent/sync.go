@@ -6,8 +6,6 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	stdsync "sync"
-	"time"
 
 	"github.com/edgestock/edgestock/agent/store"
 	"github.com/edgestock/edgestock/drivers"
@@ -20,30 +18,6 @@ const (
 	defaultDeltaPage = 1000
 	maxDeltaPage     = 10_000
 )
-
-// changes lets long polls wait for the next commit: every commit closes the
-// current channel and starts a new one.
-type changes struct {
-	mu stdsync.Mutex
-	ch chan struct{}
-}
-
-func newChanges() *changes { return &changes{ch: make(chan struct{})} }
-
-// Wait returns a channel closed at the next commit.
-func (c *changes) Wait() <-chan struct{} {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.ch
-}
-
-// Notify wakes every waiter; it never blocks.
-func (c *changes) Notify() {
-	c.mu.Lock()
-	close(c.ch)
-	c.ch = make(chan struct{})
-	c.mu.Unlock()
-}
 
 func (a *Agent) handleSyncDeltas(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
@@ -61,31 +35,18 @@ func (a *Agent) handleSyncDeltas(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	var wait time.Duration
-	if s := q.Get("wait"); s != "" {
-		if wait, err = time.ParseDuration(s); err != nil || wait < 0 || wait > sync.MaxWait*time.Second {
-			writeError(w, http.StatusBadRequest, "bad_query", "wait: %q must be a duration up to %ds", s, sync.MaxWait)
-			return
-		}
+	wait, err := sync.ParseWait(q)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "bad_query", "%v", err)
+		return
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), wait)
-	defer cancel()
 	var page store.DeltaPage
-	for {
-		changed := a.changes.Wait() // before reading: a commit in between wakes us
-		if page, err = a.store.Deltas(r.Context(), since, limit, ""); err != nil {
-			writeError(w, http.StatusInternalServerError, "store_error", "%v", err)
-			return
-		}
-		if len(page.Entries) > 0 || wait == 0 {
-			break
-		}
-		select {
-		case <-changed:
-			continue
-		case <-ctx.Done():
-		}
-		break
+	if err := sync.LongPoll(r.Context(), a.changes, wait, func() (bool, error) {
+		page, err = a.store.Deltas(r.Context(), since, limit, "")
+		return len(page.Entries) > 0, err
+	}); err != nil {
+		writeError(w, http.StatusInternalServerError, "store_error", "%v", err)
+		return
 	}
 	replica := a.store.ReplicaID()
 	out := sync.Deltas{Replica: replica, Entries: make([]sync.Entry, len(page.Entries)), Next: sync.FormatCursor(replica, page.Next), More: page.More}

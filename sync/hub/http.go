@@ -179,31 +179,18 @@ func (a *API) handleFeed(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "bad_query", "%v", err)
 		return
 	}
-	var wait time.Duration
-	if s := r.URL.Query().Get("wait"); s != "" {
-		if wait, err = time.ParseDuration(s); err != nil || wait < 0 || wait > sync.MaxWait*time.Second {
-			writeError(w, http.StatusBadRequest, "bad_query", "wait: %q must be a duration up to %ds", s, sync.MaxWait)
-			return
-		}
+	wait, err := sync.ParseWait(r.URL.Query())
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "bad_query", "%v", err)
+		return
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), wait)
-	defer cancel()
 	var page store.DeltaPage
-	for {
-		changed := a.Hub.changed.Wait()
-		if page, err = a.Hub.store.Deltas(r.Context(), since, int(limit), ""); err != nil {
-			writeError(w, http.StatusInternalServerError, "store_error", "%v", err)
-			return
-		}
-		if len(page.Entries) > 0 || wait == 0 {
-			break
-		}
-		select {
-		case <-changed:
-			continue
-		case <-ctx.Done():
-		}
-		break
+	if err := sync.LongPoll(r.Context(), a.Hub.changed, wait, func() (bool, error) {
+		page, err = a.Hub.store.Deltas(r.Context(), since, int(limit), "")
+		return len(page.Entries) > 0, err
+	}); err != nil {
+		writeError(w, http.StatusInternalServerError, "store_error", "%v", err)
+		return
 	}
 	type key struct{ wh, sku string }
 	seen := map[key]bool{}

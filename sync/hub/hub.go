@@ -93,7 +93,7 @@ type Hub struct {
 	timing Timing
 	logger *slog.Logger
 
-	changed *changes // wakes pushers after a merge or central write
+	changed *sync.Changes // wakes pushers after a merge or central write
 	cancel  context.CancelFunc
 	wg      stdsync.WaitGroup
 }
@@ -101,7 +101,7 @@ type Hub struct {
 // New returns a hub over st for agents.
 func New(st Store, agents []Agent, timing Timing, logger *slog.Logger) *Hub {
 	timing = timing.withDefaults()
-	h := &Hub{store: st, logger: logger, timing: timing, changed: newChanges()}
+	h := &Hub{store: st, logger: logger, timing: timing, changed: sync.NewChanges()}
 	for _, a := range agents {
 		// No overall timeout: long polls; each request has its own context.
 		h.links = append(h.links, &link{Agent: a, timing: timing, client: &http.Client{Transport: &http.Transport{
