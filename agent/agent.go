@@ -190,7 +190,15 @@ func (a *Agent) Open(ctx context.Context) (err error) {
 func (a *Agent) startOutputs(pub publisher) {
 	if a.cfg.Live.Enabled {
 		l := &liveStock{prefix: a.cfg.MQTT.TopicPrefix, warehouse: a.cfg.Warehouse, view: a.stockView, pub: pub,
-			logger: a.logger.With("component", "live"), dirty: map[string]struct{}{}}
+			logger: a.logger.With("component", "live"), dirty: map[string]struct{}{},
+			allSKUs: func(ctx context.Context, after string, limit int) ([]string, error) {
+				levels, err := a.store.StockPage(ctx, a.cfg.Warehouse, "", after, limit)
+				skus := make([]string, len(levels))
+				for i, l := range levels {
+					skus[i] = l.SKU
+				}
+				return skus, err
+			}}
 		l.Open()
 		a.live.Store(l)
 	}

@@ -144,4 +144,13 @@ func TestLive_RetainedStock(t *testing.T) {
 	late := testenv.Dial(t, a.MQTTAddr(), "screen-2")
 	late.SubscribeQoS1(t, "edgestock/wh1/stock/#")
 	require.Equal(t, want, levels(late))
+
+	// The embedded broker forgets retained messages when it stops; a
+	// restarted agent publishes every SKU again.
+	dir := a.cfg.DataDir
+	require.NoError(t, a.Close(t.Context()))
+	a = startAgent(t, dir, nil)
+	again := testenv.Dial(t, a.MQTTAddr(), "screen-3")
+	again.SubscribeQoS1(t, "edgestock/wh1/stock/#")
+	require.Equal(t, want, levels(again))
 }

@@ -19,8 +19,11 @@ const liveInterval = 100 * time.Millisecond
 type liveStock struct {
 	prefix, warehouse string
 	view              func(ctx context.Context, sku string) (StockView, bool, error)
-	pub               publisher
-	logger            *slog.Logger
+	// allSKUs pages through every SKU: at start each is published again,
+	// since a restarted (embedded) broker has lost its retained messages.
+	allSKUs func(ctx context.Context, after string, limit int) ([]string, error)
+	pub     publisher
+	logger  *slog.Logger
 
 	mu     sync.Mutex
 	dirty  map[string]struct{}
@@ -40,6 +43,13 @@ func (l *liveStock) Mark(skus []string) {
 func (l *liveStock) Open() {
 	ctx, cancel := context.WithCancel(context.Background())
 	l.cancel = cancel
+	if l.allSKUs != nil {
+		l.wg.Add(1)
+		go func() {
+			defer l.wg.Done()
+			l.republishAll(ctx)
+		}()
+	}
 	l.wg.Add(1)
 	go func() {
 		defer l.wg.Done()
@@ -72,6 +82,29 @@ func (l *liveStock) flush(ctx context.Context) {
 		}
 		body, _ := json.Marshal(v) // a StockView always marshals
 		l.pub.Publish(outbound{Topic: l.prefix + "/" + l.warehouse + "/stock/" + sku, Payload: body, QoS: 1, Retain: true})
+	}
+}
+
+// republishAll marks every SKU dirty, a page at a time so a large
+// catalogue is spread over several flushes.
+func (l *liveStock) republishAll(ctx context.Context) {
+	const page = 500
+	after := ""
+	for ctx.Err() == nil {
+		skus, err := l.allSKUs(ctx, after, page)
+		if err != nil {
+			l.logger.Warn("live stock: listing SKUs to republish failed", "err", err)
+			return
+		}
+		l.Mark(skus)
+		if len(skus) < page {
+			return
+		}
+		after = skus[len(skus)-1]
+		select {
+		case <-ctx.Done():
+		case <-time.After(liveInterval):
+		}
 	}
 }
 
