@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -499,11 +500,12 @@ func TestHub_AgentToken(t *testing.T) {
 		require.NoError(t, h.Open(t.Context()))
 		hubURL := "http://" + h.HTTPAddr()
 		if tc.want < 0 {
-			time.Sleep(500 * time.Millisecond) // it tries and is refused
+			require.Eventually(t, func() bool { // it tries and is refused
+				var ws struct{ Warehouses []hub.WarehouseStatus }
+				getJSON(t, hubURL+"/v1/warehouses", &ws)
+				return strings.Contains(ws.Warehouses[0].LastError, "403")
+			}, 10*time.Second, 20*time.Millisecond)
 			require.Equal(t, int64(-1), hubStock(t, hubURL, "T", "wh1"), "no sync scope: nothing pulled")
-			var ws struct{ Warehouses []hub.WarehouseStatus }
-			getJSON(t, hubURL+"/v1/warehouses", &ws)
-			require.Contains(t, ws.Warehouses[0].LastError, "403")
 		} else {
 			require.Eventually(t, func() bool { return hubStock(t, hubURL, "T", "wh1") == tc.want }, 10*time.Second, 20*time.Millisecond)
 		}
