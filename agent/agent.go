@@ -168,11 +168,7 @@ func (a *Agent) Open(ctx context.Context) (err error) {
 	a.wg.Add(1)
 	go func() {
 		defer a.wg.Done()
-		serve := a.httpSrv.Serve
-		if httpTLS != nil {
-			serve = func(ln net.Listener) error { return a.httpSrv.ServeTLS(ln, "", "") }
-		}
-		if err := serve(a.httpLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		if err := tlsconf.Serve(a.httpSrv, a.httpLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			a.logger.Error("http server stopped", "err", err)
 		}
 	}()

@@ -1,10 +1,8 @@
 package agent
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"net/url"
@@ -14,7 +12,7 @@ import (
 	"time"
 
 	"github.com/edgestock/edgestock/drivers"
-	"go.yaml.in/yaml/v3"
+	"github.com/edgestock/edgestock/internal/yamlconf"
 )
 
 // Config is the agent's configuration: defaults, then the YAML file, then
@@ -174,16 +172,8 @@ func DefaultConfig() Config {
 // that name the key and line.
 func LoadConfig(path string) (Config, error) {
 	cfg := DefaultConfig()
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return cfg, fmt.Errorf("read config: %w", err)
-	}
-	dec := yaml.NewDecoder(bytes.NewReader(b))
-	dec.KnownFields(true)
-	if err := dec.Decode(&cfg); err != nil && !errors.Is(err, io.EOF) {
-		return cfg, fmt.Errorf("%s: %w", path, err)
-	}
-	return cfg, nil
+	err := yamlconf.Load(path, &cfg)
+	return cfg, err
 }
 
 // Normalize fills derived defaults.

@@ -49,20 +49,28 @@ func (db *DB) stockRows(ctx context.Context, query, warehouse string, args ...an
 		if err := rows.Scan(&sku, &loc, &n, &updated); err != nil {
 			return nil, fmt.Errorf("query stock: %w", err)
 		}
-		if len(out) == 0 || out[len(out)-1].SKU != sku {
-			out = append(out, StockLevel{SKU: sku, Warehouse: warehouse, Locations: map[string]int64{}})
-		}
-		l := &out[len(out)-1]
-		l.Locations[loc] = n
-		l.OnHand += n
-		if t := time.UnixMilli(updated).UTC(); t.After(l.UpdatedAt) {
-			l.UpdatedAt = t
-		}
+		out = AppendLocation(out, sku, warehouse, loc, n, updated)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("query stock: %w", err)
 	}
 	return out, nil
+}
+
+// AppendLocation adds one location's level to levels read in (SKU,
+// warehouse) order: it starts a new StockLevel when the pair changes.
+// updatedMs is the row's update time in Unix milliseconds.
+func AppendLocation(levels []StockLevel, sku, warehouse, location string, n, updatedMs int64) []StockLevel {
+	if k := len(levels); k == 0 || levels[k-1].SKU != sku || levels[k-1].Warehouse != warehouse {
+		levels = append(levels, StockLevel{SKU: sku, Warehouse: warehouse, Locations: map[string]int64{}})
+	}
+	l := &levels[len(levels)-1]
+	l.Locations[location] = n
+	l.OnHand += n
+	if t := time.UnixMilli(updatedMs).UTC(); t.After(l.UpdatedAt) {
+		l.UpdatedAt = t
+	}
+	return levels
 }
 
 // LoggedEvent is a row of the event log.
@@ -148,15 +156,7 @@ func (db *DB) SKUStock(ctx context.Context, sku string) ([]StockLevel, error) {
 		if err := rows.Scan(&wh, &loc, &n, &updated); err != nil {
 			return nil, fmt.Errorf("query stock: %w", err)
 		}
-		if len(out) == 0 || out[len(out)-1].Warehouse != wh {
-			out = append(out, StockLevel{SKU: sku, Warehouse: wh, Locations: map[string]int64{}})
-		}
-		l := &out[len(out)-1]
-		l.Locations[loc] = n
-		l.OnHand += n
-		if t := time.UnixMilli(updated).UTC(); t.After(l.UpdatedAt) {
-			l.UpdatedAt = t
-		}
+		out = AppendLocation(out, sku, wh, loc, n, updated)
 	}
 	return out, rows.Err()
 }

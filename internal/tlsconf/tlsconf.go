@@ -7,6 +7,8 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"net"
+	"net/http"
 	"os"
 )
 
@@ -53,4 +55,13 @@ func Client(caFile, certFile, keyFile string) (*tls.Config, error) {
 		cfg.Certificates = s.Certificates
 	}
 	return cfg, nil
+}
+
+// Serve runs srv on ln, over TLS when srv.TLSConfig is set (its
+// certificates are already loaded). It returns as http.Server.Serve does.
+func Serve(srv *http.Server, ln net.Listener) error {
+	if srv.TLSConfig != nil {
+		return srv.ServeTLS(ln, "", "")
+	}
+	return srv.Serve(ln)
 }

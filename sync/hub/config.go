@@ -1,19 +1,15 @@
 package hub
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/url"
-	"os"
 	"sort"
 	"strings"
 
-	"go.yaml.in/yaml/v3"
-
 	"github.com/edgestock/edgestock/drivers"
+	"github.com/edgestock/edgestock/internal/yamlconf"
 )
 
 // FileConfig is configs/hub.yaml.
@@ -44,16 +40,8 @@ func DefaultFileConfig() FileConfig {
 // LoadFileConfig reads a YAML file over the defaults; unknown keys are errors.
 func LoadFileConfig(path string) (FileConfig, error) {
 	cfg := DefaultFileConfig()
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return cfg, fmt.Errorf("read config: %w", err)
-	}
-	dec := yaml.NewDecoder(bytes.NewReader(b))
-	dec.KnownFields(true)
-	if err := dec.Decode(&cfg); err != nil && !errors.Is(err, io.EOF) {
-		return cfg, fmt.Errorf("%s: %w", path, err)
-	}
-	return cfg, nil
+	err := yamlconf.Load(path, &cfg)
+	return cfg, err
 }
 
 // ParseAgentFlag reads WH=URL.

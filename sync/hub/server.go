@@ -109,11 +109,7 @@ func (s *Server) Open(ctx context.Context) (err error) {
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
-		serve := s.srv.Serve
-		if ownTLS != nil {
-			serve = func(ln net.Listener) error { return s.srv.ServeTLS(ln, "", "") }
-		}
-		if err := serve(s.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		if err := tlsconf.Serve(s.srv, s.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			s.logger.Error("hub http server stopped", "err", err)
 		}
 	}()

@@ -336,15 +336,7 @@ func (db *DB) SKUStock(ctx context.Context, sku string) ([]store.StockLevel, err
 		if err := rows.Scan(&wh, &loc, &n, &updated); err != nil {
 			return nil, fmt.Errorf("postgres stock: %w", err)
 		}
-		if len(out) == 0 || out[len(out)-1].Warehouse != wh {
-			out = append(out, store.StockLevel{SKU: sku, Warehouse: wh, Locations: map[string]int64{}})
-		}
-		l := &out[len(out)-1]
-		l.Locations[loc] = n
-		l.OnHand += n
-		if t := time.UnixMilli(updated).UTC(); t.After(l.UpdatedAt) {
-			l.UpdatedAt = t
-		}
+		out = store.AppendLocation(out, sku, wh, loc, n, updated)
 	}
 	return out, rows.Err()
 }
