@@ -33,7 +33,7 @@ type Agent struct {
 	barcodes BarcodeTable
 	ingest   *Ingester
 	files    *fileDropper
-	expirer  *expirer
+	expirer  *loop
 	rule     *thresholds
 	live     atomic.Pointer[liveStock]
 	changes  *sync.Changes
@@ -255,9 +255,7 @@ func (a *Agent) close(ctx context.Context) error {
 	if a.files != nil {
 		errs = append(errs, a.files.Close())
 	}
-	if a.expirer != nil {
-		a.expirer.Close()
-	}
+	a.expirer.Stop()
 	if l := a.live.Load(); l != nil {
 		l.Close() // publishes what is pending while the broker is still up
 	}

@@ -89,6 +89,23 @@ func (a *testAgent) post(tb testing.TB, path, body string) (int, agent.EventsRes
 	return resp.StatusCode, out
 }
 
+// quarantine reads the whole quarantine, page by page.
+func (a *testAgent) quarantine(tb testing.TB) []agent.QuarantineView {
+	tb.Helper()
+	var all []agent.QuarantineView
+	for since := int64(0); ; {
+		var q struct {
+			Items []agent.QuarantineView
+			Next  int64
+		}
+		a.get(tb, fmt.Sprintf("/v1/quarantine?since=%d&limit=1000", since), &q)
+		if len(q.Items) == 0 {
+			return all
+		}
+		all, since = append(all, q.Items...), q.Next
+	}
+}
+
 func (a *testAgent) onHand(tb testing.TB, sku string) int64 {
 	tb.Helper()
 	var v agent.StockView
@@ -305,21 +322,9 @@ func TestAgent_MalformedMix(t *testing.T) {
 	require.Zero(t, notReady, "the agent stays ready")
 	require.Equal(t, int64(1000), a.onHand(t, "SKU-M"))
 	reasons := map[string]int{}
-	since := 0
-	for {
-		var q struct {
-			Items []agent.QuarantineView
-			Next  int
-		}
-		a.get(t, fmt.Sprintf("/v1/quarantine?since=%d&limit=1000", since), &q)
-		if len(q.Items) == 0 {
-			break
-		}
-		for _, it := range q.Items {
-			reasons[it.Reason]++
-			require.NotEmpty(t, it.Message)
-		}
-		since = q.Next
+	for _, it := range a.quarantine(t) {
+		reasons[it.Reason]++
+		require.NotEmpty(t, it.Message)
 	}
 	require.Equal(t, map[string]int{"bad_json": 600, "unknown_type": 200, "bad_field": 200}, reasons)
 	require.Eventually(t, func() bool { return len(sub.Received) == 1000 }, 10*time.Second, 10*time.Millisecond,

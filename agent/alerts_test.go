@@ -154,3 +154,17 @@ func TestLive_RetainedStock(t *testing.T) {
 	again.SubscribeQoS1(t, "edgestock/wh1/stock/#")
 	require.Equal(t, want, levels(again))
 }
+
+// {prefix}/{wh}/status is retained "online" while the agent runs.
+func TestLive_StatusRetained(t *testing.T) {
+	a := startAgent(t, t.TempDir(), nil)
+	c := testenv.Dial(t, a.MQTTAddr(), "late")
+	c.SubscribeQoS1(t, "edgestock/wh1/status")
+	select {
+	case m := <-c.Received:
+		require.JSONEq(t, `{"state":"online"}`, string(m.Payload))
+		require.True(t, m.Retain, "retained for late subscribers")
+	case <-time.After(5 * time.Second):
+		t.Fatal("no retained status")
+	}
+}

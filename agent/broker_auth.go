@@ -27,8 +27,7 @@ type authHook struct {
 
 	mu      sync.Mutex
 	tokens  map[*mqtt.Client]string // connected client -> token id
-	cancel  context.CancelFunc
-	wg      sync.WaitGroup
+	sweeper *loop
 	devices string // {prefix}/{wh}/devices/
 	stock   string // {prefix}/{wh}/stock/
 	status  string // {prefix}/{wh}/status
@@ -111,24 +110,7 @@ func (h *authHook) OnDisconnect(cl *mqtt.Client, _ error, _ bool) {
 }
 
 // Open starts the revocation sweep.
-func (h *authHook) Open() {
-	ctx, cancel := context.WithCancel(context.Background())
-	h.cancel = cancel
-	h.wg.Add(1)
-	go func() {
-		defer h.wg.Done()
-		t := time.NewTicker(revocationSweep)
-		defer t.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-				h.sweep(ctx)
-			}
-		}
-	}()
-}
+func (h *authHook) Open() { h.sweeper = every(revocationSweep, h.sweep) }
 
 // sweep disconnects clients whose token was revoked or expired.
 func (h *authHook) sweep(ctx context.Context) {
@@ -150,9 +132,4 @@ func (h *authHook) sweep(ctx context.Context) {
 }
 
 // Close stops the sweep.
-func (h *authHook) Close() {
-	if h.cancel != nil {
-		h.cancel()
-		h.wg.Wait()
-	}
-}
+func (h *authHook) Close() { h.sweeper.Stop() }

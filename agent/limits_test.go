@@ -55,20 +55,8 @@ func TestLimits_OversizeAndFlood(t *testing.T) {
 	require.LessOrEqual(t, float64(applied), 50+50*(took.Seconds()+0.5), "at most burst + rate x time")
 
 	reasons := map[string]int{}
-	since := 0
-	for {
-		var q struct {
-			Items []agent.QuarantineView
-			Next  int
-		}
-		a.get(t, fmt.Sprintf("/v1/quarantine?since=%d&limit=1000", since), &q)
-		if len(q.Items) == 0 {
-			break
-		}
-		for _, it := range q.Items {
-			reasons[it.Reason]++
-		}
-		since = q.Next
+	for _, it := range a.quarantine(t) {
+		reasons[it.Reason]++
 	}
 	require.Equal(t, 1, reasons["too_large"])
 	require.Equal(t, floodSent.Load()-applied, int64(reasons["rate_limited"]), "every refused flood message is in the quarantine")

@@ -25,10 +25,11 @@ type liveStock struct {
 	pub     publisher
 	logger  *slog.Logger
 
-	mu     sync.Mutex
-	dirty  map[string]struct{}
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
+	mu      sync.Mutex
+	dirty   map[string]struct{}
+	flusher *loop
+	cancel  context.CancelFunc // stops the start-up republish
+	wg      sync.WaitGroup
 }
 
 // Mark records changed SKUs; it never blocks.
@@ -50,20 +51,7 @@ func (l *liveStock) Open() {
 			l.republishAll(ctx)
 		}()
 	}
-	l.wg.Add(1)
-	go func() {
-		defer l.wg.Done()
-		t := time.NewTicker(liveInterval)
-		defer t.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-				l.flush(ctx)
-			}
-		}
-	}()
+	l.flusher = every(liveInterval, l.flush)
 }
 
 func (l *liveStock) flush(ctx context.Context) {
@@ -115,6 +103,7 @@ func (l *liveStock) Close() {
 	}
 	l.cancel()
 	l.wg.Wait()
+	l.flusher.Stop()
 	l.flush(context.Background())
 }
 

@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -245,46 +244,25 @@ func (a *Agent) handleReleaseHold(w http.ResponseWriter, r *http.Request) {
 	a.holdChange(w, r, &store.HoldOp{Kind: store.HoldRelease})
 }
 
-// expireLoop ends holds past their expiry so their units return to stock.
-// It writes only when a hold is due.
-type expirer struct {
-	store  *store.DB
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
-}
-
-func (a *Agent) startExpirer() *expirer {
-	ctx, cancel := context.WithCancel(context.Background())
-	e := &expirer{store: a.store, cancel: cancel}
-	e.wg.Add(1)
-	go func() {
-		defer e.wg.Done()
-		t := time.NewTicker(expirySweep)
-		defer t.Stop()
-		var lastErr error
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-			}
-			next, ok, err := e.store.NextExpiry(ctx)
-			if err == nil && ok && !now().Before(next) {
-				op := &store.HoldOp{Kind: store.HoldExpire, Now: now()}
-				_, err = e.store.Apply(ctx, &store.Batch{Holds: []*store.HoldOp{op}})
-			}
-			if err != nil && ctx.Err() == nil && (lastErr == nil || err.Error() != lastErr.Error()) {
-				a.logger.Error("expiring reservations", "err", err)
-			}
-			lastErr = err
+// startExpirer ends holds past their expiry so their units return to
+// stock. It writes only when a hold is due, and logs each distinct error once.
+func (a *Agent) startExpirer() *loop {
+	var lastErr string
+	return every(expirySweep, func(ctx context.Context) {
+		next, ok, err := a.store.NextExpiry(ctx)
+		if err == nil && ok && !now().Before(next) {
+			op := &store.HoldOp{Kind: store.HoldExpire, Now: now()}
+			_, err = a.store.Apply(ctx, &store.Batch{Holds: []*store.HoldOp{op}})
 		}
-	}()
-	return e
-}
-
-func (e *expirer) Close() {
-	e.cancel()
-	e.wg.Wait()
+		msg := ""
+		if err != nil && ctx.Err() == nil {
+			msg = err.Error()
+		}
+		if msg != "" && msg != lastErr {
+			a.logger.Error("expiring reservations", "err", err)
+		}
+		lastErr = msg
+	})
 }
 
 func randomID() string {

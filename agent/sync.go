@@ -120,7 +120,7 @@ func (a *Agent) globalView(ctx context.Context, sku string, local int64) (Global
 	if err != nil {
 		return GlobalView{}, err
 	}
-	st, err := a.store.SyncState(ctx)
+	lastMerge, err := a.store.LastMerge(ctx)
 	if err != nil {
 		return GlobalView{}, err
 	}
@@ -129,8 +129,8 @@ func (a *Agent) globalView(ctx context.Context, sku string, local int64) (Global
 	for _, n := range byWarehouse {
 		g.OnHand += n
 	}
-	if !st.LastMerge.IsZero() {
-		g.AsOf = &st.LastMerge
+	if !lastMerge.IsZero() {
+		g.AsOf = &lastMerge
 	}
 	return g, nil
 }

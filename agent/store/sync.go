@@ -184,21 +184,24 @@ type SyncState struct {
 // SyncState reads the replica ID, the stored hub cursor and the last merge.
 func (db *DB) SyncState(ctx context.Context) (SyncState, error) {
 	st := SyncState{Replica: db.ReplicaID()}
-	for key, dst := range map[string]*string{"hub_cursor": &st.HubCursor} {
-		if err := db.reader.QueryRowContext(ctx, `SELECT value FROM meta WHERE key = ?`, key).Scan(dst); err != nil && !errors.Is(err, sql.ErrNoRows) {
-			return st, fmt.Errorf("read sync state: %w", err)
-		}
+	var err error
+	if st.HubCursor, err = db.Meta(ctx, "hub_cursor"); err != nil {
+		return st, fmt.Errorf("read sync state: %w", err)
 	}
-	var ms string
-	err := db.reader.QueryRowContext(ctx, `SELECT value FROM meta WHERE key = 'last_merge'`).Scan(&ms)
-	switch {
-	case err == nil:
-		n, _ := strconv.ParseInt(ms, 10, 64)
-		st.LastMerge = time.UnixMilli(n).UTC()
-	case !errors.Is(err, sql.ErrNoRows):
+	if st.LastMerge, err = db.LastMerge(ctx); err != nil {
 		return st, fmt.Errorf("read sync state: %w", err)
 	}
 	return st, nil
+}
+
+// LastMerge is when foreign state was last merged (zero: never).
+func (db *DB) LastMerge(ctx context.Context) (time.Time, error) {
+	ms, err := db.Meta(ctx, "last_merge")
+	if err != nil || ms == "" {
+		return time.Time{}, err
+	}
+	n, _ := strconv.ParseInt(ms, 10, 64) // written by applyMerge
+	return time.UnixMilli(n).UTC(), nil
 }
 
 // GlobalStock sums a SKU over every warehouse this store holds state of.

@@ -258,3 +258,24 @@ func TestCrash_Mosquitto(t *testing.T) {
 	m := testenv.StartMosquitto(t)
 	crashTest(t, 10, []string{"--mqtt-url", m.URL()}, m.Addr)
 }
+
+// With an external broker the agent's will marks it offline when it dies.
+func TestCrash_WillMarksOffline(t *testing.T) {
+	m := testenv.StartMosquitto(t)
+	sub := testenv.Dial(t, m.Addr, "watcher")
+	sub.SubscribeQoS1(t, "edgestock/wh1/status")
+	c := startChild(t, "agent", "--warehouse", "wh1", "--data-dir", t.TempDir(), "--http", testenv.FreeAddr(t), "--mqtt-url", m.URL())
+	state := func() string {
+		select {
+		case msg := <-sub.Received:
+			var s struct{ State string }
+			require.NoError(t, json.Unmarshal(msg.Payload, &s))
+			return s.State
+		case <-time.After(10 * time.Second):
+			return "nothing"
+		}
+	}
+	require.Equal(t, "online", state())
+	c.kill(t)
+	require.Equal(t, "offline", state(), "the broker publishes the will")
+}
