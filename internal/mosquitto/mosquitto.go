@@ -96,6 +96,9 @@ func Start(dir string) (*Broker, error) {
 	return nil, errors.New("mosquitto did not start listening (3 attempts)")
 }
 
+// Pid is the broker process's id.
+func (m *Broker) Pid() int { return m.cmd.Process.Pid }
+
 // URL is the broker's mqtt:// URL.
 func (m *Broker) URL() string { return "mqtt://" + m.Addr }
 

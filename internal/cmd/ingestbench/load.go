@@ -77,8 +77,36 @@ func (l load) run(ctx context.Context) error {
 // measurement is one timed run.
 type measurement struct {
 	events  int
-	elapsed time.Duration // first publish → consumer processed all events
-	publish time.Duration // first publish → last PUBACK
+	elapsed time.Duration            // first publish → consumer processed all events
+	publish time.Duration            // first publish → last PUBACK
+	cpu     map[string]time.Duration // CPU time each process used during the run
+}
+
+// proc is a process whose CPU time a run accounts for.
+type proc struct {
+	name string
+	pid  int
+}
+
+// cpuSnapshot reads every proc's CPU time; one that cannot be read is left
+// out (and so shown as unknown).
+func cpuSnapshot(procs []proc) map[string]time.Duration {
+	out := make(map[string]time.Duration, len(procs))
+	for _, p := range procs {
+		if d, err := cpuTime(p.pid); err == nil {
+			out[p.name] = d
+		}
+	}
+	return out
+}
+
+// cpuPerEvent is the CPU time process name used per event, or 0 if unknown.
+func (m measurement) cpuPerEvent(name string) time.Duration {
+	d, ok := m.cpu[name]
+	if !ok || m.events == 0 {
+		return 0
+	}
+	return d / time.Duration(m.events)
 }
 
 // rate is events per second by the consumer's clock.
@@ -86,8 +114,9 @@ func (m measurement) rate() float64 { return float64(m.events) / m.elapsed.Secon
 
 // measure starts l and times it until processed returns, which must be
 // once the consumer has processed all l.events. Both are bounded by
-// timeout; a publish error ends the wait early.
-func measure(ctx context.Context, timeout time.Duration, l load, processed func(context.Context) error) (measurement, error) {
+// timeout; a publish error ends the wait early. It also notes the CPU time
+// each of procs used meanwhile.
+func measure(ctx context.Context, timeout time.Duration, l load, processed func(context.Context) error, procs []proc) (measurement, error) {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	ctx, stop := context.WithTimeoutCause(ctx, timeout,
@@ -95,6 +124,7 @@ func measure(ctx context.Context, timeout time.Duration, l load, processed func(
 	defer stop()
 
 	m := measurement{events: l.events}
+	cpu0 := cpuSnapshot(procs)
 	start := time.Now()
 	published := make(chan struct{})
 	go func() {
@@ -106,6 +136,14 @@ func measure(ctx context.Context, timeout time.Duration, l load, processed func(
 	}()
 	err := processed(ctx)
 	m.elapsed = time.Since(start)
+	m.cpu = cpuSnapshot(procs)
+	for name, d := range m.cpu {
+		if d0, ok := cpu0[name]; ok {
+			m.cpu[name] = d - d0
+		} else {
+			delete(m.cpu, name)
+		}
+	}
 	if err != nil {
 		cancel(err)
 	}

@@ -87,6 +87,48 @@ first publish -> last PUBACK from mosquitto. Runs alternate bare, agent.
 	fmt.Fprintf(t, "median agent\t%.0f events/s\n", agent)
 	fmt.Fprintf(t, "agent/bare\t%.2f\n", agent/bare)
 	_ = t.Flush()
+	fmt.Fprintf(w, `
+CPU time per event (user + system, from /proc/PID/stat; median of the reps).
+ingestbench is the publishers plus, in bare runs, the counting subscriber
+and, in agent runs, the stock poller.
+
+`)
+	writeCPU(w, []string{procBench, procMosquitto, procAgent}, []cpuRow{
+		{"bare", r.throughput.bare}, {"agent", r.throughput.agent}})
+}
+
+// cpuRow is one line of a CPU table: the runs of one kind.
+type cpuRow struct {
+	name string
+	runs []measurement
+}
+
+// writeCPU tabulates the median CPU time per event of each process, and
+// their sum, for each row.
+func writeCPU(w io.Writer, procs []string, rows []cpuRow) {
+	t := table(w)
+	fmt.Fprintf(t, "runs\t%s\ttotal\n", strings.Join(procs, "\t"))
+	for _, r := range rows {
+		fmt.Fprintf(t, "%s", r.name)
+		var total time.Duration
+		for _, p := range procs {
+			var per []float64
+			for _, m := range r.runs {
+				if d := m.cpuPerEvent(p); d > 0 {
+					per = append(per, float64(d))
+				}
+			}
+			if len(per) == 0 {
+				fmt.Fprintf(t, "\t-")
+				continue
+			}
+			d := time.Duration(median(per))
+			total += d
+			fmt.Fprintf(t, "\t%s", us(d))
+		}
+		fmt.Fprintf(t, "\t%s\n", us(total))
+	}
+	_ = t.Flush()
 }
 
 func (r results) writeLatency(w io.Writer) {
@@ -147,6 +189,8 @@ Runs alternate devices, gateway.
 	fmt.Fprintf(t, "median devices\t%.0f events/s\n", median(rates(e.devices)))
 	fmt.Fprintf(t, "median gateway\t%.0f events/s\n", median(rates(e.gateway)))
 	_ = t.Flush()
+	fmt.Fprintf(w, "\nCPU time per event, as in section 1 (ingestbench: the publishers and the stock poller).\n\n")
+	writeCPU(w, []string{procBench, procAgent}, []cpuRow{{"devices", e.devices}, {"gateway", e.gateway}})
 }
 
 func (r results) writeRSS(w io.Writer) {
@@ -171,5 +215,7 @@ func table(w io.Writer) *tabwriter.Writer {
 }
 
 func ms(d time.Duration) string { return fmt.Sprintf("%.2f ms", float64(d)/float64(time.Millisecond)) }
+
+func us(d time.Duration) string { return fmt.Sprintf("%.1f µs", float64(d)/float64(time.Microsecond)) }
 
 func mb(b int64) string { return fmt.Sprintf("%.1f MiB", float64(b)/(1<<20)) }

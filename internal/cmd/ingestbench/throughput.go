@@ -3,10 +3,18 @@ package main
 import (
 	"context"
 	"fmt"
+	"os"
 	"sync/atomic"
 
 	"github.com/eclipse/paho.golang/paho"
 	"github.com/edgestock/edgestock/internal/mosquitto"
+)
+
+// The processes whose CPU time the throughput runs account for.
+const (
+	procBench     = "ingestbench" // the publishers, and the counting subscriber or the stock poller
+	procMosquitto = "mosquitto"
+	procAgent     = "agent"
 )
 
 // counter is the bare consumer: it counts benchmark events and closes done
@@ -112,7 +120,8 @@ func (b *bench) bareRun(ctx context.Context, mq *mosquitto.Broker, tag string) (
 	if err := warmUp(ctx, b.timeout, pubs[0], tag, warmed); err != nil {
 		return measurement{}, err
 	}
-	m, err := measure(ctx, b.timeout, b.load(pubs, brokerShape, tag), cnt.wait)
+	procs := []proc{{procBench, os.Getpid()}, {procMosquitto, mq.Pid()}}
+	m, err := measure(ctx, b.timeout, b.load(pubs, brokerShape, tag), cnt.wait, procs)
 	if err != nil {
 		return m, err
 	}
@@ -148,7 +157,11 @@ func (b *bench) agentRun(ctx context.Context, tag string, mq *mosquitto.Broker, 
 	processed := func(ctx context.Context) error {
 		return a.waitOnHand(ctx, benchSKU, int64(b.events), pollInterval)
 	}
-	m, err := measure(ctx, b.timeout, b.load(pubs, s, tag), processed)
+	procs := []proc{{procBench, os.Getpid()}, {procAgent, a.cmd.Process.Pid}}
+	if mq != nil {
+		procs = append(procs, proc{procMosquitto, mq.Pid()})
+	}
+	m, err := measure(ctx, b.timeout, b.load(pubs, s, tag), processed, procs)
 	if err != nil {
 		return m, err
 	}
