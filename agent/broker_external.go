@@ -6,7 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/url"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -16,6 +18,8 @@ import (
 
 	"github.com/edgestock/edgestock/agent/store"
 	"github.com/edgestock/edgestock/drivers"
+	"github.com/edgestock/edgestock/internal/bufconn"
+	"golang.org/x/net/proxy"
 )
 
 // publishQueue bounds results waiting to be published to the external
@@ -31,6 +35,51 @@ const publishWorkers = 4
 // ackFlushInterval is how often paho sends the manual acks marked since the
 // last flush. It bounds the ack delay a device sees through the broker.
 const ackFlushInterval = 5 * time.Millisecond
+
+// connectTimeout bounds dialling and the MQTT handshake.
+const connectTimeout = 10 * time.Second
+
+// dialer connects to the broker at u through a bufconn.Conn (buffered reads,
+// coalesced writes): with paho's one system call per packet read and per
+// ack written, the socket was most of the agent's CPU at high rates.
+// WebSocket URLs keep autopaho's own dialler (nil).
+func dialer(u *url.URL) func(context.Context, autopaho.ClientConfig, *url.URL) (net.Conn, error) {
+	switch strings.ToLower(u.Scheme) {
+	case "ws", "wss":
+		return nil
+	}
+	return func(ctx context.Context, cfg autopaho.ClientConfig, u *url.URL) (net.Conn, error) {
+		ctx, cancel := context.WithTimeout(ctx, connectTimeout)
+		defer cancel()
+		conn, err := proxy.Dial(ctx, "tcp", u.Host) // honours all_proxy, as autopaho does
+		if err != nil {
+			return nil, err
+		}
+		switch strings.ToLower(u.Scheme) {
+		case "ssl", "tls", "mqtts", "mqtt+ssl", "tcps":
+			tc := tls.Client(conn, clientTLS(cfg.TlsCfg, u))
+			if err := tc.HandshakeContext(ctx); err != nil {
+				conn.Close()
+				return nil, err
+			}
+			conn = tc
+		}
+		return bufconn.New(conn), nil
+	}
+}
+
+// clientTLS is c (nil: system roots) naming the server of u, as tls.Dial
+// would.
+func clientTLS(c *tls.Config, u *url.URL) *tls.Config {
+	if c == nil {
+		c = &tls.Config{}
+	}
+	c = c.Clone()
+	if c.ServerName == "" {
+		c.ServerName = u.Hostname()
+	}
+	return c
+}
 
 // externalBroker consumes device topics from an external MQTT 5 broker with a
 // persistent session and acknowledges each message only once it is durable.
@@ -103,7 +152,8 @@ func (b *externalBroker) Open(ctx context.Context) error {
 		KeepAlive:                     b.cfg.KeepAlive,
 		CleanStartOnInitialConnection: false,
 		SessionExpiryInterval:         uint32(b.cfg.SessionExpiry / time.Second),
-		ConnectTimeout:                10 * time.Second,
+		ConnectTimeout:                connectTimeout,
+		AttemptConnection:             dialer(u),
 		ReconnectBackoff:              autopaho.NewExponentialBackoff(100*time.Millisecond, 30*time.Second, 2*time.Second, 2),
 		ConnectUsername:               b.cfg.Username,
 		ConnectPassword:               []byte(b.cfg.Password),

@@ -1,0 +1,193 @@
+package bufconn
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"io"
+	"net"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+// pair is a loopback TCP connection: the wrapped client end and the raw
+// server end.
+func pair(t *testing.T) (*Conn, net.Conn) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer ln.Close()
+	accepted := make(chan net.Conn, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			close(accepted)
+			return
+		}
+		accepted <- c
+	}()
+	raw, err := net.Dial("tcp", ln.Addr().String())
+	require.NoError(t, err)
+	srv, ok := <-accepted
+	require.True(t, ok, "accept failed")
+	c := New(raw)
+	t.Cleanup(func() { c.Close(); srv.Close() })
+	return c, srv
+}
+
+// Packets written concurrently, each in several Write calls inside
+// Lock/Unlock (as paho's ControlPacket.WriteTo does), arrive whole and, per
+// writer, in order.
+func TestConn_ConcurrentPacketsStayWhole(t *testing.T) {
+	c, srv := pair(t)
+	const writers, packets = 8, 2000
+	var wg sync.WaitGroup
+	for w := range writers {
+		wg.Go(func() {
+			for i := range packets {
+				body := bytes.Repeat([]byte{byte(w)}, 1+i%50)
+				var hdr [12]byte
+				binary.BigEndian.PutUint32(hdr[0:], uint32(len(body)))
+				binary.BigEndian.PutUint32(hdr[4:], uint32(w))
+				binary.BigEndian.PutUint32(hdr[8:], uint32(i))
+				c.Lock()
+				_, err1 := c.Write(hdr[:])
+				_, err2 := c.Write(body)
+				c.Unlock()
+				if err := errors.Join(err1, err2); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		})
+	}
+	next := make([]int, writers)
+	for range writers * packets {
+		var hdr [12]byte
+		_, err := io.ReadFull(srv, hdr[:])
+		require.NoError(t, err)
+		n, w, i := binary.BigEndian.Uint32(hdr[0:]), int(binary.BigEndian.Uint32(hdr[4:])), int(binary.BigEndian.Uint32(hdr[8:]))
+		require.Less(t, w, writers, "a header was torn")
+		require.Equal(t, next[w], i, "writer %d's packets out of order", w)
+		next[w]++
+		body := make([]byte, n)
+		_, err = io.ReadFull(srv, body)
+		require.NoError(t, err)
+		require.Equal(t, bytes.Repeat([]byte{byte(w)}, 1+i%50), body, "packet %d of writer %d interleaved", i, w)
+	}
+	wg.Wait()
+}
+
+// Writes outside Lock/Unlock are sent too, and reads return what the peer
+// sent, in order, through the buffer.
+func TestConn_UnlockedWritesAndBufferedReads(t *testing.T) {
+	c, srv := pair(t)
+	_, err := c.Write([]byte("ping"))
+	require.NoError(t, err)
+	got := make([]byte, 4)
+	_, err = io.ReadFull(srv, got)
+	require.NoError(t, err)
+	require.Equal(t, "ping", string(got))
+
+	var sent bytes.Buffer
+	for i := range 5000 {
+		sent.WriteString(string(rune('a' + i%26)))
+	}
+	go srv.Write(sent.Bytes())
+	recv := make([]byte, sent.Len())
+	for off := 0; off < len(recv); { // small reads, as paho's packet reader does
+		n, err := c.Read(recv[off:min(off+3, len(recv))])
+		require.NoError(t, err)
+		off += n
+	}
+	require.Equal(t, sent.Bytes(), recv)
+}
+
+// Close sends everything queued before it closes: paho writes DISCONNECT
+// and closes right after.
+func TestConn_CloseFlushes(t *testing.T) {
+	c, srv := pair(t)
+	want := bytes.Repeat([]byte("0123456789"), 100000) // 1 MB, more than maxPending
+	go func() {
+		for off := 0; off < len(want); off += 1000 {
+			c.Lock()
+			_, _ = c.Write(want[off : off+1000])
+			c.Unlock()
+		}
+		c.Close()
+	}()
+	got, err := io.ReadAll(srv)
+	require.NoError(t, err)
+	require.Equal(t, len(want), len(got))
+	require.True(t, bytes.Equal(want, got))
+	_, err = c.Write([]byte("late"))
+	require.ErrorIs(t, err, net.ErrClosed)
+}
+
+// A peer that stops reading fills the buffers; Write then waits (back-
+// pressure), and Close gives up after closeFlushTimeout instead of hanging.
+func TestConn_StalledPeer(t *testing.T) {
+	c, srv := pair(t)
+	defer srv.Close()
+	old := closeFlushTimeout
+	closeFlushTimeout = 200 * time.Millisecond
+	defer func() { closeFlushTimeout = old }()
+
+	blocked := make(chan struct{})
+	go func() {
+		defer close(blocked)
+		chunk := make([]byte, 64<<10)
+		for {
+			if _, err := c.Write(chunk); err != nil {
+				return
+			}
+		}
+	}()
+	select {
+	case <-blocked:
+		t.Fatal("writes to a peer that never reads never blocked")
+	case <-time.After(300 * time.Millisecond):
+	}
+	c.mu.Lock()
+	pending := len(c.pending)
+	c.mu.Unlock()
+	require.LessOrEqual(t, pending, maxPending+64<<10, "pending grew past its bound")
+
+	closed := make(chan struct{})
+	go func() { c.Close(); close(closed) }()
+	select {
+	case <-closed:
+	case <-time.After(5 * time.Second):
+		t.Fatal("Close hung on a stalled peer")
+	}
+	select {
+	case <-blocked: // the waiting writer was released with an error
+	case <-time.After(5 * time.Second):
+		t.Fatal("a Write waiting for room was not released by Close")
+	}
+}
+
+// When the peer goes away, a later Write reports the error and Read fails:
+// paho learns of a broken connection from its read loop.
+func TestConn_WriteErrorReachesReaderAndWriters(t *testing.T) {
+	c, srv := pair(t)
+	require.NoError(t, srv.(*net.TCPConn).SetLinger(0)) // RST, so writes fail
+	srv.Close()
+	var werr error
+	deadline := time.Now().Add(5 * time.Second)
+	for werr == nil && time.Now().Before(deadline) {
+		_, werr = c.Write(make([]byte, 1024))
+		if werr == nil {
+			time.Sleep(time.Millisecond)
+		}
+	}
+	require.Error(t, werr, "writes kept succeeding after the peer reset the connection")
+	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	_, rerr := c.Read(make([]byte, 1))
+	require.Error(t, rerr)
+	var ne net.Error
+	require.False(t, errors.As(rerr, &ne) && ne.Timeout(), "read timed out instead of failing: %v", rerr)
+}
