@@ -407,61 +407,75 @@ type slot struct {
 	outcome *Outcome
 }
 
-// eventKey is an event's idempotency key.
-type eventKey struct{ device, id string }
-
 // insertChunk writes chunk to the log with one INSERT … ON CONFLICT DO
-// NOTHING RETURNING: the rows it returns are the applied events; any other
-// was already in the log (or earlier in this chunk) and is looked up to tell
-// a duplicate from a reused id.
+// NOTHING. Rows get consecutive seqs in chunk order (the seq is the rowid,
+// one more than the largest, and rows are never deleted), and a skipped row
+// takes none, so the inserted rows have the seqs last−inserted+1 … last.
+// When every row went in (the common case), row i has seq first+i and
+// nothing is read back. Otherwise each row is looked up: a row holding a
+// seq of this range that no earlier row of the chunk claimed is the one
+// inserted; any other is a duplicate or a reused id.
 func (db *DB) insertChunk(ctx context.Context, s *boundStmts, st *txState, chunk []slot) error {
 	if len(chunk) == 0 {
 		return nil
 	}
 	args := make([]any, 0, eventColumns*len(chunk))
 	for _, sl := range chunk {
-		e := sl.event
-		args = append(args, e.Device, e.ID, e.BodyHash, e.Type, e.Warehouse, e.Location, e.SKU,
-			e.ToLocation, e.Qty, e.Delta, e.Channel, e.DeviceTS, e.DeviceSeq, e.Source, e.ReceivedAt.UnixMilli())
+		args = appendEventArgs(args, sl.event)
 	}
-	rows, err := s.insertEvents(len(chunk)).QueryContext(ctx, args...)
+	res, err := s.insertEvents(len(chunk)).ExecContext(ctx, args...)
 	if err != nil {
 		return fmt.Errorf("commit: insert events: %w", err)
 	}
-	inserted := make(map[eventKey]int64, len(chunk))
-	for rows.Next() {
-		var k eventKey
-		var seq int64
-		if err := rows.Scan(&seq, &k.device, &k.id); err != nil {
-			rows.Close()
-			return fmt.Errorf("commit: insert events: %w", err)
-		}
-		inserted[k] = seq
-	}
-	if err := errors.Join(rows.Err(), rows.Close()); err != nil {
+	inserted, err := res.RowsAffected()
+	if err != nil {
 		return fmt.Errorf("commit: insert events: %w", err)
 	}
-	for _, sl := range chunk {
-		e := sl.event
-		k := eventKey{e.Device, e.ID}
-		seq, ok := inserted[k]
-		if !ok {
-			o, found, err := findEvent(ctx, s, e)
-			if err == nil && !found {
-				err = errors.New("neither inserted nor found")
-			}
-			if err != nil {
-				return fmt.Errorf("commit: find event %s/%s: %w", e.Device, e.ID, err)
-			}
-			*sl.outcome = o
-			continue
+	var first, last int64
+	if inserted > 0 {
+		if last, err = res.LastInsertId(); err != nil {
+			return fmt.Errorf("commit: insert events: %w", err)
 		}
-		delete(inserted, k) // a second occurrence in this chunk is a duplicate
+		first = last - inserted + 1
+	}
+	applied := func(sl slot, seq int64) error {
+		e := sl.event
 		st.counters.addEvent(e, e.Delta)
 		if err := db.noteSeq(ctx, s, st, e.Device, e.DeviceSeq); err != nil {
 			return fmt.Errorf("commit: device seq: %w", err)
 		}
 		*sl.outcome = Outcome{Status: Applied, Seq: seq, Delta: e.Delta}
+		return nil
+	}
+	if inserted == int64(len(chunk)) {
+		for i, sl := range chunk {
+			if err := applied(sl, first+int64(i)); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	claimed := 0 // rows of this chunk's range given out, in seq order
+	for _, sl := range chunk {
+		e := sl.event
+		o, found, err := findEvent(ctx, s, e, first+int64(claimed))
+		if err == nil && !found {
+			err = errors.New("neither inserted nor found")
+		}
+		if err != nil {
+			return fmt.Errorf("commit: find event %s/%s: %w", e.Device, e.ID, err)
+		}
+		if o.Status == Applied {
+			claimed++
+			if err := applied(sl, o.Seq); err != nil {
+				return err
+			}
+			continue
+		}
+		*sl.outcome = o
+	}
+	if int64(claimed) != inserted {
+		return fmt.Errorf("commit: insert events: %d rows inserted but %d found", inserted, claimed)
 	}
 	return nil
 }
@@ -469,7 +483,7 @@ func (db *DB) insertChunk(ctx context.Context, s *boundStmts, st *txState, chunk
 // applyCount applies a count: dedupe first, then read on_hand (including
 // this transaction's earlier changes) and record delta = counted − on_hand.
 func applyCount(ctx context.Context, s *boundStmts, deltas counterDeltas, e *Event) (Outcome, error) {
-	if o, found, err := findEvent(ctx, s, e); found || err != nil {
+	if o, found, err := findEvent(ctx, s, e, 0); found || err != nil {
 		return o, err
 	}
 	var onHand int64
@@ -479,12 +493,13 @@ func applyCount(ctx context.Context, s *boundStmts, deltas counterDeltas, e *Eve
 	if c := deltas[stockKey{e.Warehouse, e.SKU, e.Location}]; c != nil {
 		onHand += c.p - c.n
 	}
-	delta := e.Qty - onHand
-	var seq int64
-	if err := s.insertEvents(1).QueryRowContext(ctx, e.Device, e.ID, e.BodyHash, e.Type, e.Warehouse, e.Location, e.SKU,
-		e.ToLocation, e.Qty, delta, e.Channel, e.DeviceTS, e.DeviceSeq, e.Source, e.ReceivedAt.UnixMilli()).Scan(&seq, new(string), new(string)); err != nil {
+	logged := *e
+	logged.Delta = e.Qty - onHand
+	seq, _, err := insertOne(ctx, s, &logged) // findEvent saw no row
+	if err != nil {
 		return Outcome{}, err
 	}
+	delta := logged.Delta
 	deltas.addEvent(e, delta)
 	return Outcome{Status: Applied, Seq: seq, Delta: delta}, nil
 }
@@ -495,7 +510,7 @@ func applyCount(ctx context.Context, s *boundStmts, deltas counterDeltas, e *Eve
 func applyVoid(ctx context.Context, s *boundStmts, deltas counterDeltas, e *Event) (Outcome, error) {
 	// The void's own id is recorded like any event's: the same void again is
 	// a duplicate, the same id voiding another ticket is id_reused.
-	if o, found, err := findEvent(ctx, s, e); found || err != nil {
+	if o, found, err := findEvent(ctx, s, e, 0); found || err != nil {
 		return o, err
 	}
 	lines, err := ticketLines(ctx, s, e.Device, e.Reverses)
@@ -508,9 +523,10 @@ func applyVoid(ctx context.Context, s *boundStmts, deltas counterDeltas, e *Even
 		return Outcome{Status: UnknownTicket}, err
 	}
 	// The void's row names no stock key: its effect is the reversal rows.
-	var voidSeq int64
-	if err := s.insertEvents(1).QueryRowContext(ctx, e.Device, e.ID, e.BodyHash, e.Type, e.Warehouse, "", "",
-		"", 0, 0, e.Channel, e.DeviceTS, e.DeviceSeq, e.Source, e.ReceivedAt.UnixMilli()).Scan(&voidSeq, new(string), new(string)); err != nil {
+	logged := *e
+	logged.Location, logged.SKU, logged.ToLocation, logged.Qty, logged.Delta = "", "", "", 0, 0
+	voidSeq, _, err := insertOne(ctx, s, &logged) // findEvent saw no row
+	if err != nil {
 		return Outcome{}, err
 	}
 	out := Outcome{Status: Duplicate, Seq: voidSeq} // until a line is reversed: voided before
@@ -518,19 +534,37 @@ func applyVoid(ctx context.Context, s *boundStmts, deltas counterDeltas, e *Even
 		rev := Event{Device: e.Device, ID: "void:" + l.ID, BodyHash: []byte("void"), Type: e.Type, Warehouse: l.Warehouse,
 			Location: l.Location, SKU: l.SKU, ToLocation: l.ToLocation, Qty: l.Qty, Delta: -l.Delta, Channel: e.Channel,
 			DeviceTS: e.DeviceTS, Source: e.Source, ReceivedAt: e.ReceivedAt}
-		var seq int64
-		err := s.insertEvents(1).QueryRowContext(ctx, rev.Device, rev.ID, rev.BodyHash, rev.Type, rev.Warehouse, rev.Location, rev.SKU,
-			rev.ToLocation, rev.Qty, rev.Delta, rev.Channel, rev.DeviceTS, rev.DeviceSeq, rev.Source, rev.ReceivedAt.UnixMilli()).Scan(&seq, new(string), new(string))
-		if errors.Is(err, sql.ErrNoRows) {
-			continue // this line is already reversed
-		}
+		_, inserted, err := insertOne(ctx, s, &rev)
 		if err != nil {
 			return Outcome{}, err
+		}
+		if !inserted {
+			continue // this line is already reversed
 		}
 		deltas.addEvent(&rev, rev.Delta)
 		out.Status = Applied
 	}
 	return out, nil
+}
+
+// appendEventArgs appends e's values for sqlInsertEvents' columns.
+func appendEventArgs(args []any, e *Event) []any {
+	return append(args, e.Device, e.ID, e.BodyHash, e.Type, e.Warehouse, e.Location, e.SKU,
+		e.ToLocation, e.Qty, e.Delta, e.Channel, e.DeviceTS, e.DeviceSeq, e.Source, e.ReceivedAt.UnixMilli())
+}
+
+// insertOne logs e unless (device, id) is already in the log; it returns
+// e's seq when inserted.
+func insertOne(ctx context.Context, s *boundStmts, e *Event) (seq int64, inserted bool, err error) {
+	res, err := s.insertEvents(1).ExecContext(ctx, appendEventArgs(make([]any, 0, eventColumns), e)...)
+	if err != nil {
+		return 0, false, err
+	}
+	if n, err := res.RowsAffected(); err != nil || n == 0 {
+		return 0, false, err
+	}
+	seq, err = res.LastInsertId()
+	return seq, err == nil, err
 }
 
 // ticketLines returns the events "{ticket}/{i}" of device, in log order.
@@ -558,9 +592,11 @@ func ticketLines(ctx context.Context, s *boundStmts, device, ticket string) ([]L
 	return out, rows.Err()
 }
 
-// findEvent looks up (device, id). A match with the same body hash is a
-// duplicate; another body is id_reused, and the payload is quarantined.
-func findEvent(ctx context.Context, s *boundStmts, e *Event) (Outcome, bool, error) {
+// findEvent looks up (device, id). The row with seq fresh is the one just
+// inserted for e: Applied (pass 0 when nothing was). A match with the same
+// body hash is a duplicate; another body is id_reused, and the payload is
+// quarantined.
+func findEvent(ctx context.Context, s *boundStmts, e *Event, fresh int64) (Outcome, bool, error) {
 	var seq int64
 	var hash []byte
 	switch err := s.findEvent.QueryRowContext(ctx, e.Device, e.ID).Scan(&seq, &hash); {
@@ -568,6 +604,9 @@ func findEvent(ctx context.Context, s *boundStmts, e *Event) (Outcome, bool, err
 		return Outcome{}, false, nil
 	case err != nil:
 		return Outcome{}, false, err
+	}
+	if fresh > 0 && seq == fresh {
+		return Outcome{Status: Applied, Seq: seq}, true, nil
 	}
 	if bytes.Equal(hash, e.BodyHash) {
 		return Outcome{Status: Duplicate, Seq: seq}, true, nil

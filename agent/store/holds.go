@@ -219,15 +219,13 @@ func (db *DB) commitHold(ctx context.Context, s *boundStmts, st *txState, op *Ho
 	if e.ID == "" {
 		e.ID = "hold:" + h.ID
 	}
-	var seq int64
-	err := s.insertEvents(1).QueryRowContext(ctx, e.Device, e.ID, e.BodyHash, e.Type, e.Warehouse, e.Location, e.SKU,
-		e.ToLocation, e.Qty, e.Delta, e.Channel, e.DeviceTS, e.DeviceSeq, e.Source, e.ReceivedAt.UnixMilli()).Scan(&seq, new(string), new(string))
-	if errors.Is(err, sql.ErrNoRows) {
-		op.Result = HoldResult{Status: HoldEventExists, Hold: *h}
-		return nil
-	}
+	seq, inserted, err := insertOne(ctx, s, &e)
 	if err != nil {
 		return err
+	}
+	if !inserted {
+		op.Result = HoldResult{Status: HoldEventExists, Hold: *h}
+		return nil
 	}
 	st.counters.addEvent(&e, e.Delta)
 	if err := db.endHold(ctx, s, st, h, HoldCommitted, op.Now); err != nil {

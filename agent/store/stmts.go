@@ -34,12 +34,13 @@ const (
 	sqlQuarantine = `INSERT INTO quarantine(source, device, event_id, reason, message, payload, received_at) VALUES (?,?,?,?,?,?,?)`
 )
 
-// sqlInsertEvents inserts n events; the rows it returns are those applied.
+// sqlInsertEvents inserts n events, skipping those already in the log (see
+// insertChunk).
 func sqlInsertEvents(n int) string {
 	row := "(" + strings.TrimSuffix(strings.Repeat("?,", eventColumns), ",") + ")"
 	return `INSERT INTO events(device, event_id, body_hash, type, warehouse, location, sku, to_location, qty, delta,
 		channel, device_ts, device_seq, source, received_at) VALUES ` + strings.TrimSuffix(strings.Repeat(row+",", n), ",") + `
-		ON CONFLICT (device, event_id) DO NOTHING RETURNING seq, device, event_id`
+		ON CONFLICT (device, event_id) DO NOTHING`
 }
 
 func (s *writerStmts) prepare(ctx context.Context, db *sql.DB) error {

@@ -216,3 +216,54 @@ func TestDB_VoidLinesOnly(t *testing.T) {
 	require.Equal(t, []Status{Duplicate, UnknownTicket}, []Status{out[0].Status, out[1].Status}, "voided before; never sent")
 	require.Equal(t, int64(95), onHand(t, db, "V"))
 }
+
+// Batches mixing new events, redeliveries and reused ids, large enough to
+// span several insert chunks: every outcome is what a model of the log
+// says, each applied event's seq is its row in the log, and applied seqs
+// run without gaps (the chunk insert infers them rather than reading them).
+func TestDB_OutcomesAndSeqsProperty(t *testing.T) {
+	db := openTest(t, t.TempDir())
+	type logged struct {
+		seq  int64
+		hash string
+	}
+	model := map[string]logged{} // by id (one device)
+	var lastSeq int64
+	run := 0
+	rapid.Check(t, func(t *rapid.T) {
+		run++
+		ids := rapid.IntRange(1, 60).Draw(t, "ids") // few ids: many repeats
+		n := rapid.IntRange(1, 3*insertChunk).Draw(t, "batch")
+		batch := make([]Event, n)
+		for i := range batch {
+			id := fmt.Sprintf("r%d-%d", run%3, rapid.IntRange(0, ids-1).Draw(t, "id"))
+			delta := rapid.SampledFrom([]int64{1, 2}).Draw(t, "delta") // 2 reuses an id with another body
+			batch[i] = ev("d1", id, "adjust", "PROP", delta)
+		}
+		out, err := db.Apply(context.Background(), &Batch{Events: batch})
+		require.NoError(t, err)
+		for i, e := range batch {
+			prev, seen := model[e.ID]
+			switch {
+			case !seen:
+				require.Equal(t, Applied, out[i].Status, "event %d (%s) is new", i, e.ID)
+				require.Equal(t, lastSeq+1, out[i].Seq, "applied seqs run without gaps")
+				lastSeq = out[i].Seq
+				model[e.ID] = logged{out[i].Seq, string(e.BodyHash)}
+			case prev.hash == string(e.BodyHash):
+				require.Equal(t, Duplicate, out[i].Status, "event %d (%s) is a redelivery", i, e.ID)
+				require.Equal(t, prev.seq, out[i].Seq)
+			default:
+				require.Equal(t, IDReused, out[i].Status, "event %d (%s) reuses an id", i, e.ID)
+				require.Equal(t, prev.seq, out[i].Seq)
+			}
+		}
+	})
+	// The log holds each model entry at its seq.
+	evs, err := db.Events(context.Background(), 0, len(model)+1)
+	require.NoError(t, err)
+	require.Len(t, evs, len(model))
+	for _, e := range evs {
+		require.Equal(t, model[e.ID].seq, e.Seq, "event %s", e.ID)
+	}
+}
