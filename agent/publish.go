@@ -38,16 +38,22 @@ type reporter struct {
 func (r *reporter) report(device string, results []Result, reply replyTo) {
 	d := r.devices.Load()
 	wantAll := d.Results == "all" || slices.Contains(d.ResultsAll, device)
-	topic := resultsTopic(r.prefix, r.warehouse, device)
+	var topic string // built for the first result that goes there
 	for _, res := range results {
-		body, _ := json.Marshal(res) // a Result always marshals
-		if reply.ResponseTopic != "" {
-			r.pub.Publish(outbound{Topic: reply.ResponseTopic, Payload: body, QoS: 1, Correlation: reply.Correlation})
-			if !res.Rejected() {
-				continue
-			}
+		// A success asked for with a Response Topic goes there only.
+		toReply := reply.ResponseTopic != ""
+		toTopic := res.Rejected() || (wantAll && !toReply)
+		if !toReply && !toTopic { // most events: applied, nobody asked
+			continue
 		}
-		if res.Rejected() || wantAll {
+		body, _ := json.Marshal(res) // a Result always marshals
+		if toReply {
+			r.pub.Publish(outbound{Topic: reply.ResponseTopic, Payload: body, QoS: 1, Correlation: reply.Correlation})
+		}
+		if toTopic {
+			if topic == "" {
+				topic = resultsTopic(r.prefix, r.warehouse, device)
+			}
 			r.pub.Publish(outbound{Topic: topic, Payload: body, QoS: 1})
 		}
 	}

@@ -63,7 +63,7 @@ func (db *DB) noteSeq(ctx context.Context, s *boundStmts, st *txState, device st
 	}
 	last, ok := st.alerts.seqs[device]
 	if !ok {
-		err := s.tx.QueryRowContext(ctx, `SELECT last_seq FROM device_seqs WHERE device = ?`, device).Scan(&last)
+		err := s.bound(s.src.lastDeviceSeq).QueryRowContext(ctx, device).Scan(&last)
 		if err != nil && !errors.Is(err, sql.ErrNoRows) {
 			return err
 		}
@@ -81,14 +81,12 @@ func (db *DB) noteSeq(ctx context.Context, s *boundStmts, st *txState, device st
 func (db *DB) raiseAlerts(ctx context.Context, s *boundStmts, st *txState, now time.Time) error {
 	add := func(a Alert) error {
 		a.CreatedAt = now
-		_, err := s.tx.ExecContext(ctx, `INSERT INTO alerts(kind, warehouse, sku, location, device, level, expected, got, created_at)
-			VALUES (?,?,?,?,?,?,?,?,?)`, a.Kind, a.Warehouse, a.SKU, a.Location, a.Device, a.Level, a.Expected, a.Got, now.UnixMilli())
+		_, err := s.bound(s.src.addAlert).ExecContext(ctx, a.Kind, a.Warehouse, a.SKU, a.Location, a.Device, a.Level, a.Expected, a.Got, now.UnixMilli())
 		st.alerts.alerts++
 		return err
 	}
 	for _, d := range st.alerts.order {
-		if _, err := s.tx.ExecContext(ctx, `INSERT INTO device_seqs(device, last_seq) VALUES (?, ?)
-			ON CONFLICT (device) DO UPDATE SET last_seq = excluded.last_seq`, d, st.alerts.seqs[d]); err != nil {
+		if _, err := s.bound(s.src.saveDeviceSeq).ExecContext(ctx, d, st.alerts.seqs[d]); err != nil {
 			return err
 		}
 	}
@@ -119,8 +117,7 @@ func (db *DB) raiseAlerts(ctx context.Context, s *boundStmts, st *txState, now t
 	}
 	for _, sku := range st.touchedSKUs(db.warehouse, false) {
 		var onHand int64
-		if err := s.tx.QueryRowContext(ctx, `SELECT COALESCE(SUM(p) - SUM(n), 0) FROM counters WHERE warehouse = ? AND sku = ?`,
-			db.warehouse, sku).Scan(&onHand); err != nil {
+		if err := s.bound(s.src.skuOnHand).QueryRowContext(ctx, db.warehouse, sku).Scan(&onHand); err != nil {
 			return err
 		}
 		available := onHand - db.reservedSKU(st, sku)

@@ -21,6 +21,8 @@ type writerStmts struct {
 	findEvent, onHand, addCounter, quarantine, ticketLines *sql.Stmt
 	// insertEvents[n-1] inserts n events.
 	insertEvents [insertChunk]*sql.Stmt
+	// Run at the end of most transactions (raiseAlerts); bound on use.
+	skuOnHand, lastDeviceSeq, saveDeviceSeq, addAlert *sql.Stmt
 }
 
 const (
@@ -31,7 +33,13 @@ const (
 			p = p + excluded.p, n = n + excluded.n, version = excluded.version, updated_at = excluded.updated_at`
 	sqlTicketLines = `SELECT seq, event_id, warehouse, location, sku, to_location, qty, delta FROM events
 		WHERE device = ? AND event_id >= ? AND event_id < ? ORDER BY seq`
-	sqlQuarantine = `INSERT INTO quarantine(source, device, event_id, reason, message, payload, received_at) VALUES (?,?,?,?,?,?,?)`
+	sqlQuarantine    = `INSERT INTO quarantine(source, device, event_id, reason, message, payload, received_at) VALUES (?,?,?,?,?,?,?)`
+	sqlSKUOnHand     = `SELECT COALESCE(SUM(p) - SUM(n), 0) FROM counters WHERE warehouse = ? AND sku = ?`
+	sqlLastDeviceSeq = `SELECT last_seq FROM device_seqs WHERE device = ?`
+	sqlSaveDeviceSeq = `INSERT INTO device_seqs(device, last_seq) VALUES (?, ?)
+		ON CONFLICT (device) DO UPDATE SET last_seq = excluded.last_seq`
+	sqlAddAlert = `INSERT INTO alerts(kind, warehouse, sku, location, device, level, expected, got, created_at)
+		VALUES (?,?,?,?,?,?,?,?,?)`
 )
 
 // sqlInsertEvents inserts n events, skipping those already in the log (see
@@ -54,6 +62,10 @@ func (s *writerStmts) prepare(ctx context.Context, db *sql.DB) error {
 		{&s.addCounter, sqlAddCounter},
 		{&s.quarantine, sqlQuarantine},
 		{&s.ticketLines, sqlTicketLines},
+		{&s.skuOnHand, sqlSKUOnHand},
+		{&s.lastDeviceSeq, sqlLastDeviceSeq},
+		{&s.saveDeviceSeq, sqlSaveDeviceSeq},
+		{&s.addAlert, sqlAddAlert},
 	}
 	for n := 1; n <= insertChunk; n++ {
 		all = append(all, prep{&s.insertEvents[n-1], sqlInsertEvents(n)})
@@ -71,7 +83,8 @@ func (s *writerStmts) prepare(ctx context.Context, db *sql.DB) error {
 // close releases the statements; closing the connection releases them too,
 // so errors here change nothing.
 func (s *writerStmts) close() {
-	for _, st := range append([]*sql.Stmt{s.findEvent, s.onHand, s.addCounter, s.quarantine, s.ticketLines}, s.insertEvents[:]...) {
+	all := []*sql.Stmt{s.findEvent, s.onHand, s.addCounter, s.quarantine, s.ticketLines, s.skuOnHand, s.lastDeviceSeq, s.saveDeviceSeq, s.addAlert}
+	for _, st := range append(all, s.insertEvents[:]...) {
 		if st != nil {
 			_ = st.Close()
 		}
@@ -79,12 +92,12 @@ func (s *writerStmts) close() {
 }
 
 // boundStmts are writerStmts bound to one transaction. The 32 insert sizes
-// are bound on first use: a transaction uses few of them.
+// and the statements most transactions skip are bound on first use.
 type boundStmts struct {
 	tx                                                     *sql.Tx
 	findEvent, onHand, addCounter, quarantine, ticketLines *sql.Stmt
 	src                                                    *writerStmts
-	insertEventsTx                                         [insertChunk]*sql.Stmt
+	lazy                                                   map[*sql.Stmt]*sql.Stmt // bound on use
 }
 
 func (s *writerStmts) in(tx *sql.Tx) *boundStmts {
@@ -102,9 +115,18 @@ func (s *writerStmts) in(tx *sql.Tx) *boundStmts {
 
 // insertEvents returns the statement inserting n events, bound to the
 // transaction.
-func (b *boundStmts) insertEvents(n int) *sql.Stmt {
-	if b.insertEventsTx[n-1] == nil {
-		b.insertEventsTx[n-1] = b.tx.Stmt(b.src.insertEvents[n-1])
+func (b *boundStmts) insertEvents(n int) *sql.Stmt { return b.bound(b.src.insertEvents[n-1]) }
+
+// bound returns st, one of the writerStmts, bound to the transaction,
+// binding it on first use.
+func (b *boundStmts) bound(st *sql.Stmt) *sql.Stmt {
+	if t, ok := b.lazy[st]; ok {
+		return t
 	}
-	return b.insertEventsTx[n-1]
+	if b.lazy == nil {
+		b.lazy = make(map[*sql.Stmt]*sql.Stmt, 4)
+	}
+	t := b.tx.Stmt(st)
+	b.lazy[st] = t
+	return t
 }
