@@ -44,6 +44,7 @@ lint:
 FUZZTIME ?= 60s
 fuzz:
 	$(GO) test ./drivers/events -run '^$$' -fuzz FuzzDriver_Decode -fuzztime $(FUZZTIME)
+	$(GO) test ./drivers/events -run '^$$' -fuzz FuzzScanObject -fuzztime $(FUZZTIME)
 	$(GO) test ./drivers/scanner -run '^$$' -fuzz FuzzDriver_Decode -fuzztime $(FUZZTIME)
 	$(GO) test ./drivers/scanner -run '^$$' -fuzz FuzzParseElements -fuzztime $(FUZZTIME)
 	$(GO) test ./drivers/pos -run '^$$' -fuzz FuzzDriver_Decode -fuzztime $(FUZZTIME)

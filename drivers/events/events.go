@@ -69,14 +69,17 @@ type wireEvent struct {
 func (d *Driver) decodeOne(msg drivers.Message, raw []byte) drivers.Item {
 	item := drivers.Item{Raw: raw}
 	var w wireEvent
-	if err := json.Unmarshal(raw, &w); err != nil {
-		var typeErr *json.UnmarshalTypeError
-		if errors.As(err, &typeErr) && typeErr.Field != "" {
-			item.Rejected = drivers.Reject(w.ID, drivers.ReasonBadField, "%s: must be a %s", typeErr.Field, jsonKind(typeErr.Type.Kind().String()))
-		} else {
-			item.Rejected = drivers.Reject(w.ID, drivers.ReasonBadJSON, "%v", err)
+	if !scanObject(raw, &w) { // the common shape is scanned by hand (fast.go)
+		w = wireEvent{}
+		if err := json.Unmarshal(raw, &w); err != nil {
+			var typeErr *json.UnmarshalTypeError
+			if errors.As(err, &typeErr) && typeErr.Field != "" {
+				item.Rejected = drivers.Reject(w.ID, drivers.ReasonBadField, "%s: must be a %s", typeErr.Field, jsonKind(typeErr.Type.Kind().String()))
+			} else {
+				item.Rejected = drivers.Reject(w.ID, drivers.ReasonBadJSON, "%v", err)
+			}
+			return item
 		}
-		return item
 	}
 	e, rej := d.toEvent(msg, &w)
 	item.Event, item.Rejected = e, rej
