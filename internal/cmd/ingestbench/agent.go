@@ -163,6 +163,40 @@ func (a *agent) waitOnHand(ctx context.Context, sku string, want int64, interval
 	}
 }
 
+// commitStats reads the agent's group-commit totals from /metrics: how
+// many transactions, carrying how many items (events, rejections, holds).
+func (a *agent) commitStats(ctx context.Context) (commits, items float64, err error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, a.base+"/metrics", nil)
+	if err != nil {
+		return 0, 0, err
+	}
+	resp, err := httpClient.Do(req)
+	if err != nil {
+		return 0, 0, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return 0, 0, fmt.Errorf("GET /metrics: %s", resp.Status)
+	}
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		name, value, _ := strings.Cut(sc.Text(), " ")
+		switch name {
+		case "edgestock_commit_batch_items_count":
+			commits, err = strconv.ParseFloat(value, 64)
+		case "edgestock_commit_batch_items_sum":
+			items, err = strconv.ParseFloat(value, 64)
+		}
+		if err != nil {
+			return 0, 0, fmt.Errorf("GET /metrics: %q: %w", sc.Text(), err)
+		}
+	}
+	if commits == 0 {
+		return 0, 0, errors.New("GET /metrics: no edgestock_commit_batch_items")
+	}
+	return commits, items, sc.Err()
+}
+
 // saw reports whether the agent has applied at least one event for sku.
 func (a *agent) saw(sku string) func(context.Context) (bool, error) {
 	return func(ctx context.Context) (bool, error) {

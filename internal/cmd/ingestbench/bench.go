@@ -85,6 +85,10 @@ func (b *bench) stopAgent(a *agent) error {
 
 // logRun reports progress on stderr while the benchmark runs.
 func logRun(tag string, m measurement) {
-	log.Printf("%-20s %d events in %6.2fs = %8.0f events/s (publishing took %.2fs)",
-		tag, m.events, m.elapsed.Seconds(), m.rate(), m.publish.Seconds())
+	var cpu string
+	if d := m.cpuPerEvent(procAgent); d > 0 {
+		cpu = fmt.Sprintf(", agent %s/event, %.0f per commit", us(d), m.perCommit)
+	}
+	log.Printf("%-20s %d events in %6.2fs = %8.0f events/s (publishing took %.2fs%s)",
+		tag, m.events, m.elapsed.Seconds(), m.rate(), m.publish.Seconds(), cpu)
 }

@@ -80,6 +80,9 @@ type measurement struct {
 	elapsed time.Duration            // first publish → consumer processed all events
 	publish time.Duration            // first publish → last PUBACK
 	cpu     map[string]time.Duration // CPU time each process used during the run
+	// perCommit is the agent's mean items per group commit over its life
+	// (warm-up included); 0 for a bare run or when unknown.
+	perCommit float64
 }
 
 // proc is a process whose CPU time a run accounts for.

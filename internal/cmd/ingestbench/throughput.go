@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"log"
 	"os"
 	"sync/atomic"
 
@@ -164,6 +165,11 @@ func (b *bench) agentRun(ctx context.Context, tag string, mq *mosquitto.Broker, 
 	m, err := measure(ctx, b.timeout, b.load(pubs, s, tag), processed, procs)
 	if err != nil {
 		return m, err
+	}
+	if commits, items, err := a.commitStats(ctx); err == nil {
+		m.perCommit = items / commits
+	} else {
+		log.Printf("%s: %v", tag, err)
 	}
 	logRun(tag, m)
 	// More than N would mean events of another run leaked in.
