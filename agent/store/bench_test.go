@@ -43,3 +43,35 @@ func BenchmarkDB_Apply(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkDB_StockView: the reads behind one GET /v1/stock/{sku} (level,
+// holds, low state, the global view), which live topics also run for every
+// changed SKU.
+func BenchmarkDB_StockView(b *testing.B) {
+	db, err := Open(b.Context(), b.TempDir(), Options{Warehouse: "wh1"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.Apply(b.Context(), &Batch{Events: []Event{{Device: "d1", ID: "1", BodyHash: []byte{1}, Type: "receive",
+		Warehouse: "wh1", Location: "default", SKU: "SKU-1", Qty: 5, Delta: 5, Source: "mqtt", ReceivedAt: time.Now()}}}); err != nil {
+		b.Fatal(err)
+	}
+	ctx := b.Context()
+	cpu := testenv.ProcessCPU()
+	for b.Loop() {
+		if _, ok, err := db.Stock(ctx, "wh1", "SKU-1"); err != nil || !ok {
+			b.Fatal(ok, err)
+		}
+		if _, err := db.Reserved(ctx, "wh1", "SKU-1", time.Now()); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := db.IsLow(ctx, "SKU-1"); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := db.GlobalStock(ctx, "SKU-1"); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64((testenv.ProcessCPU()-cpu)/time.Microsecond)/float64(b.N), "cpu-µs/op")
+}

@@ -52,7 +52,7 @@ type Options struct {
 type DB struct {
 	path   string
 	writer *sql.DB
-	reader *sql.DB
+	reader *readPool
 	ckpt   *sql.DB // one connection for WAL checkpoints
 	// replicaID is the commit loop's; replicaPub publishes it to readers
 	// (it changes when a restored database starts a new incarnation).
@@ -115,11 +115,12 @@ func Open(ctx context.Context, dataDir string, opts Options) (*DB, error) {
 		_ = writer.Close()
 		return nil, err
 	}
-	db.reader, err = sql.Open("sqlite", dsn(path, false))
+	reader, err := sql.Open("sqlite", dsn(path, false))
 	if err != nil {
 		_ = db.closeConns()
 		return nil, fmt.Errorf("open store: %w", err)
 	}
+	db.reader = &readPool{DB: reader}
 	db.reader.SetMaxOpenConns(readPoolSize)
 	if db.ckpt, err = sql.Open("sqlite", dsn(path, false)); err != nil {
 		_ = db.closeConns()
