@@ -17,6 +17,7 @@
 //
 //	go build -o bin/edgestock ./cmd/edgestock
 //	go run ./internal/cmd/ingestbench -bin bin/edgestock [-events 100000] [-reps 3] [-out FILE]
+//	    [-sections throughput,latency,embedded]
 package main
 
 import (
@@ -30,6 +31,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -47,7 +49,11 @@ type options struct {
 	rate     int
 	duration time.Duration
 	scratch  string
+	sections map[string]bool // which of throughput, latency, embedded run
 }
+
+// allSections are the benchmark's sections, in the order they run.
+var allSections = []string{"throughput", "latency", "embedded"}
 
 func main() {
 	var o options
@@ -59,7 +65,15 @@ func main() {
 	flag.IntVar(&o.rate, "rate", 2000, "events/s of the latency run")
 	flag.DurationVar(&o.duration, "duration", 10*time.Second, "length of the latency run")
 	flag.StringVar(&o.scratch, "scratch", os.TempDir(), "where the agents' data directories go (its disk is part of what is measured)")
+	sections := flag.String("sections", strings.Join(allSections, ","), "comma-separated sections to run")
 	flag.Parse()
+	o.sections = map[string]bool{}
+	for _, s := range strings.Split(*sections, ",") {
+		if !slices.Contains(allSections, s) {
+			log.Fatalf("-sections: unknown section %q (have %s)", s, strings.Join(allSections, ", "))
+		}
+		o.sections[s] = true
+	}
 	log.SetFlags(log.Ltime)
 	if o.events < 1 || o.reps < 1 || o.rate < 1 || o.duration < time.Second {
 		log.Fatal("-events, -reps and -rate must be at least 1, -duration at least 1s")
@@ -98,7 +112,7 @@ func run(ctx context.Context, o options) (string, error) {
 	}
 	defer os.RemoveAll(dir)
 
-	res := results{facts: machineFacts(bin, dir), events: o.events, reps: o.reps}
+	res := results{facts: machineFacts(bin, dir), events: o.events, reps: o.reps, sections: o.sections}
 	b := &bench{bin: bin, dir: dir, events: o.events, timeout: o.timeout}
 
 	mq, err := mosquitto.Start(dir)
@@ -107,16 +121,22 @@ func run(ctx context.Context, o options) (string, error) {
 	}
 	defer mq.Stop()
 	log.Printf("mosquitto on %s, scratch dir %s", mq.Addr, dir)
-	if res.throughput, err = b.throughput(ctx, mq, o.reps); err != nil {
-		return "", err
+	if o.sections["throughput"] {
+		if res.throughput, err = b.throughput(ctx, mq, o.reps); err != nil {
+			return "", err
+		}
 	}
-	if res.latency, err = b.latency(ctx, mq, o.rate, o.duration); err != nil {
-		return "", fmt.Errorf("latency: %w", err)
+	if o.sections["latency"] {
+		if res.latency, err = b.latency(ctx, mq, o.rate, o.duration); err != nil {
+			return "", fmt.Errorf("latency: %w", err)
+		}
 	}
 	mq.Stop() // the embedded runs should not share the CPUs with an idle broker
 
-	if res.embedded, err = b.embedded(ctx, o.reps); err != nil {
-		return "", err
+	if o.sections["embedded"] {
+		if res.embedded, err = b.embedded(ctx, o.reps); err != nil {
+			return "", err
+		}
 	}
 	res.rss = b.rss
 	return res.report(), nil

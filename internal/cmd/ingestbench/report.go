@@ -28,15 +28,22 @@ type results struct {
 	latency    latencyResult
 	embedded   embeddedResult
 	rss        []rssSample
+	sections   map[string]bool // those that ran
 }
 
 // report renders r as markdown-ish plain text.
 func (r results) report() string {
 	var b strings.Builder
 	r.writeFacts(&b)
-	r.writeThroughput(&b)
-	r.writeLatency(&b)
-	r.writeEmbedded(&b)
+	if r.sections["throughput"] {
+		r.writeThroughput(&b)
+	}
+	if r.sections["latency"] {
+		r.writeLatency(&b)
+	}
+	if r.sections["embedded"] {
+		r.writeEmbedded(&b)
+	}
 	r.writeRSS(&b)
 	return b.String()
 }
