@@ -23,7 +23,7 @@ test: lint
 	./.ci/gotest
 
 # Micro-benchmarks, the agent's in-process benchmarks (ingest, reservations),
-# then the end-to-end ingest harness against mosquitto. About 8 minutes.
+# then the end-to-end ingest harness against mosquitto. About 4 minutes.
 bench: build
 	$(GO) test -run '^$$' -bench . -benchmem -count 3 ./crdt/ ./agent/store/ ./drivers/...
 	$(GO) test -run '^$$' -bench . -benchtime 20000x -count 3 ./agent/
