@@ -90,6 +90,13 @@ func (a *Agent) Open(ctx context.Context) (err error) {
 	if a.cfg.Alerts.Enabled {
 		opts.LowStock = a.rule
 	}
+	if a.cfg.MQTT.URL != "" {
+		// The external broker keeps up to receive-maximum messages in
+		// flight whatever the commit pace, so waiting for more work under
+		// load fills transactions; its acks leave on paho's 5 ms tick
+		// anyway. Devices on the embedded broker wait for each commit.
+		opts.CommitDelay = externalCommitDelay
+	}
 	if a.store, err = store.Open(ctx, a.cfg.DataDir, opts); err != nil {
 		return err
 	}

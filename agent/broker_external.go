@@ -36,6 +36,13 @@ const publishWorkers = 4
 // last flush. It bounds the ack delay a device sees through the broker.
 const ackFlushInterval = 5 * time.Millisecond
 
+// externalCommitDelay is the store's commit delay with an external broker
+// (see store.Options.CommitDelay). Through mosquitto at about 25,000
+// events/s it took transactions from 35-50 events to 61-89 (1 ms) and
+// 129-179 (2 ms), and the agent's CPU per event down by a fifth; ingest
+// latency grows by at most the delay, and only under load.
+const externalCommitDelay = 2 * time.Millisecond
+
 // connectTimeout bounds dialling and the MQTT handshake.
 const connectTimeout = 10 * time.Second
 

@@ -133,33 +133,64 @@ func (db *DB) Apply(ctx context.Context, b *Batch) ([]Outcome, error) {
 	}
 }
 
+// commitSiblings is how many items the queue must hold for the commit loop
+// to wait Options.CommitDelay: fewer means the load is light, and waiting
+// would only add latency.
+const commitSiblings = 16
+
 // commitLoop gathers whatever requests are queued into one transaction.
 // Batching is natural: while one commit syncs, the next requests queue up.
 func (db *DB) commitLoop() {
 	defer db.wg.Done()
 	var pending []*request
+	var delay *time.Timer
 	for {
 		r, ok := <-db.requests
 		if !ok {
 			return
 		}
 		pending = append(pending[:0], r)
-		n := len(r.batch.Events) + len(r.batch.Rejected)
-	gather:
-		for n < maxTxEvents {
-			select {
-			case r, ok := <-db.requests:
-				if !ok {
-					break gather
-				}
-				pending = append(pending, r)
-				n += len(r.batch.Events) + len(r.batch.Rejected)
-			default:
-				break gather
+		n, open := db.gather(&pending, len(r.batch.Events)+len(r.batch.Rejected), nil)
+		if open && db.commitDelay > 0 && n >= commitSiblings && n < maxTxEvents {
+			if delay == nil {
+				delay = time.NewTimer(db.commitDelay)
+			} else {
+				delay.Reset(db.commitDelay)
 			}
+			db.gather(&pending, n, delay.C)
+			delay.Stop()
 		}
 		db.commit(pending)
 	}
+}
+
+// gather adds queued requests to pending, which holds n items, until it
+// holds maxTxEvents, and until the queue is empty (until nil) or until
+// fires. It returns the items then held and false once the queue is closed.
+func (db *DB) gather(pending *[]*request, n int, until <-chan time.Time) (int, bool) {
+	for n < maxTxEvents {
+		var r *request
+		var ok bool
+		if until == nil {
+			select {
+			case r, ok = <-db.requests:
+			default:
+				return n, true
+			}
+		} else {
+			select {
+			case r, ok = <-db.requests:
+			case <-until:
+				return n, true
+			}
+		}
+		if !ok {
+			return n, false
+		}
+		*pending = append(*pending, r)
+		n += len(r.batch.Events) + len(r.batch.Rejected)
+	}
+	return n, true
 }
 
 // commit applies pending in one transaction. When that fails, a probe write

@@ -46,6 +46,13 @@ type Options struct {
 	// Observe is called from the commit loop after each transaction attempt
 	// with its item count and duration. It must not block.
 	Observe func(items int, took time.Duration, err error)
+	// CommitDelay, when set, is how long the commit loop waits for more
+	// work when a busy queue (commitSiblings items or more) is ready to
+	// commit, as PostgreSQL's commit_delay: fewer, larger transactions
+	// under load, no wait at low load. Only for producers that do not wait
+	// for each commit before sending more (an external broker's window):
+	// a closed loop, like devices on the embedded broker, only slows down.
+	CommitDelay time.Duration
 }
 
 // DB is the agent's SQLite store. It is safe for concurrent use.
@@ -81,6 +88,8 @@ type DB struct {
 	lowRule LowStockRule
 	notify  func(Committed)
 	observe func(items int, took time.Duration, err error)
+	// commitDelay is Options.CommitDelay.
+	commitDelay time.Duration
 
 	requests chan *request
 	stop     chan struct{} // closed by Close: abandon retries of a failing store
@@ -110,7 +119,7 @@ func Open(ctx context.Context, dataDir string, opts Options) (*DB, error) {
 	writer.SetMaxOpenConns(1)
 	writer.SetMaxIdleConns(1)
 	writer.SetConnMaxLifetime(0)
-	db := &DB{path: path, writer: writer, logger: opts.Logger, lowRule: opts.LowStock, notify: opts.Notify, observe: opts.Observe, requests: make(chan *request, requestQueue), stop: make(chan struct{})}
+	db := &DB{path: path, writer: writer, logger: opts.Logger, lowRule: opts.LowStock, notify: opts.Notify, observe: opts.Observe, commitDelay: opts.CommitDelay, requests: make(chan *request, requestQueue), stop: make(chan struct{})}
 	if err := db.init(ctx, opts.Warehouse); err != nil {
 		_ = writer.Close()
 		return nil, err

@@ -267,3 +267,68 @@ func TestDB_OutcomesAndSeqsProperty(t *testing.T) {
 		require.Equal(t, model[e.ID].seq, e.Seq, "event %s", e.ID)
 	}
 }
+
+// With a commit delay, a busy queue waits for more work (here until the
+// transaction is full), and a light one does not wait at all.
+func TestDB_CommitDelay(t *testing.T) {
+	var mu sync.Mutex
+	var txItems []int
+	db, err := Open(t.Context(), t.TempDir(), Options{Warehouse: "wh1", CommitDelay: time.Hour,
+		Observe: func(items int, _ time.Duration, err error) {
+			mu.Lock()
+			defer mu.Unlock()
+			txItems = append(txItems, items)
+		}})
+	require.NoError(t, err)
+	defer db.Close()
+	observed := func() []int {
+		mu.Lock()
+		defer mu.Unlock()
+		return append([]int(nil), txItems...)
+	}
+	events := func(prefix string, n int) []Event {
+		out := make([]Event, n)
+		for i := range out {
+			out[i] = ev("d1", fmt.Sprint(prefix, i), "receive", "SKU-1", 1)
+		}
+		return out
+	}
+
+	// Light load: one event commits at once (an hour's wait would hang).
+	_, err = db.Apply(t.Context(), &Batch{Events: events("light-", 1)})
+	require.NoError(t, err)
+	require.Equal(t, []int{1}, observed())
+
+	// Busy: commitSiblings events wait; more arriving meanwhile join the
+	// same transaction, which commits once full.
+	firstDone := make(chan error, 1)
+	db.Submit(&Batch{Events: events("a-", commitSiblings)}, func(_ []Outcome, err error) { firstDone <- err })
+	time.Sleep(100 * time.Millisecond) // the loop takes the batch and waits
+	select {
+	case err := <-firstDone:
+		t.Fatalf("a busy batch committed without waiting for more work (err %v)", err)
+	default:
+	}
+	_, err = db.Apply(t.Context(), &Batch{Events: events("b-", maxTxEvents-commitSiblings)})
+	require.NoError(t, err)
+	require.NoError(t, <-firstDone)
+	require.Equal(t, []int{1, maxTxEvents}, observed(), "one transaction carried both batches")
+	require.Equal(t, int64(1+maxTxEvents), onHand(t, db, "SKU-1"))
+}
+
+// Close ends a commit delay: what waited is committed, not dropped.
+func TestDB_CommitDelayClose(t *testing.T) {
+	dir := t.TempDir()
+	db, err := Open(t.Context(), dir, Options{Warehouse: "wh1", CommitDelay: time.Hour})
+	require.NoError(t, err)
+	done := make(chan error, 1)
+	batch := make([]Event, commitSiblings)
+	for i := range batch {
+		batch[i] = ev("d1", fmt.Sprint("w", i), "receive", "SKU-1", 1)
+	}
+	db.Submit(&Batch{Events: batch}, func(_ []Outcome, err error) { done <- err })
+	time.Sleep(50 * time.Millisecond) // the loop waits for more work
+	require.NoError(t, db.Close())
+	require.NoError(t, <-done)
+	require.Equal(t, int64(commitSiblings), onHand(t, openTest(t, dir), "SKU-1"))
+}
