@@ -63,7 +63,7 @@ func (db *DB) noteSeq(ctx context.Context, s *boundStmts, st *txState, device st
 	}
 	last, ok := st.alerts.seqs[device]
 	if !ok {
-		err := s.bound(s.src.lastDeviceSeq).QueryRowContext(ctx, device).Scan(&last)
+		err := s.use(s.src.lastDeviceSeq).QueryRowContext(ctx, device).Scan(&last)
 		if err != nil && !errors.Is(err, sql.ErrNoRows) {
 			return err
 		}
@@ -81,12 +81,12 @@ func (db *DB) noteSeq(ctx context.Context, s *boundStmts, st *txState, device st
 func (db *DB) raiseAlerts(ctx context.Context, s *boundStmts, st *txState, now time.Time) error {
 	add := func(a Alert) error {
 		a.CreatedAt = now
-		_, err := s.bound(s.src.addAlert).ExecContext(ctx, a.Kind, a.Warehouse, a.SKU, a.Location, a.Device, a.Level, a.Expected, a.Got, now.UnixMilli())
+		_, err := s.use(s.src.addAlert).ExecContext(ctx, a.Kind, a.Warehouse, a.SKU, a.Location, a.Device, a.Level, a.Expected, a.Got, now.UnixMilli())
 		st.alerts.alerts++
 		return err
 	}
 	for _, d := range st.alerts.order {
-		if _, err := s.bound(s.src.saveDeviceSeq).ExecContext(ctx, d, st.alerts.seqs[d]); err != nil {
+		if _, err := s.use(s.src.saveDeviceSeq).ExecContext(ctx, d, st.alerts.seqs[d]); err != nil {
 			return err
 		}
 	}
@@ -103,7 +103,7 @@ func (db *DB) raiseAlerts(ctx context.Context, s *boundStmts, st *txState, now t
 			continue
 		}
 		var after int64
-		if err := s.onHand.QueryRowContext(ctx, k.warehouse, k.sku, k.location).Scan(&after); err != nil {
+		if err := s.use(s.src.onHand).QueryRowContext(ctx, k.warehouse, k.sku, k.location).Scan(&after); err != nil {
 			return err
 		}
 		if before := after - (c.p - c.n); after < 0 && before >= 0 {
@@ -117,7 +117,7 @@ func (db *DB) raiseAlerts(ctx context.Context, s *boundStmts, st *txState, now t
 	}
 	for _, sku := range st.touchedSKUs(db.warehouse, false) {
 		var onHand int64
-		if err := s.bound(s.src.skuOnHand).QueryRowContext(ctx, db.warehouse, sku).Scan(&onHand); err != nil {
+		if err := s.use(s.src.skuOnHand).QueryRowContext(ctx, db.warehouse, sku).Scan(&onHand); err != nil {
 			return err
 		}
 		available := onHand - db.reservedSKU(st, sku)

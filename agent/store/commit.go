@@ -359,7 +359,7 @@ func (db *DB) commitTx(pending []*request) (err error) {
 		}
 		for i := range r.batch.Rejected {
 			q := &r.batch.Rejected[i]
-			if _, err = s.quarantine.ExecContext(ctx, q.Source, q.Device, q.EventID, q.Reason, q.Message, nonNil(q.Payload), q.ReceivedAt.UnixMilli()); err != nil {
+			if _, err = s.use(s.src.quarantine).ExecContext(ctx, q.Source, q.Device, q.EventID, q.Reason, q.Message, nonNil(q.Payload), q.ReceivedAt.UnixMilli()); err != nil {
 				return fmt.Errorf("commit: quarantine: %w", err)
 			}
 		}
@@ -518,7 +518,7 @@ func applyCount(ctx context.Context, s *boundStmts, deltas counterDeltas, e *Eve
 		return o, err
 	}
 	var onHand int64
-	if err := s.onHand.QueryRowContext(ctx, e.Warehouse, e.SKU, e.Location).Scan(&onHand); err != nil {
+	if err := s.use(s.src.onHand).QueryRowContext(ctx, e.Warehouse, e.SKU, e.Location).Scan(&onHand); err != nil {
 		return Outcome{}, err
 	}
 	if c := deltas[stockKey{e.Warehouse, e.SKU, e.Location}]; c != nil {
@@ -549,7 +549,7 @@ func applyVoid(ctx context.Context, s *boundStmts, deltas counterDeltas, e *Even
 		return Outcome{}, err
 	}
 	if len(lines) == 0 {
-		_, err := s.quarantine.ExecContext(ctx, e.Source, e.Device, e.ID, string(UnknownTicket),
+		_, err := s.use(s.src.quarantine).ExecContext(ctx, e.Source, e.Device, e.ID, string(UnknownTicket),
 			fmt.Sprintf("void of ticket %q: device %s sent no such ticket", e.Reverses, e.Device), nonNil(e.Raw), e.ReceivedAt.UnixMilli())
 		return Outcome{Status: UnknownTicket}, err
 	}
@@ -601,7 +601,7 @@ func insertOne(ctx context.Context, s *boundStmts, e *Event) (seq int64, inserte
 // ticketLines returns the events "{ticket}/{i}" of device, in log order.
 func ticketLines(ctx context.Context, s *boundStmts, device, ticket string) ([]LoggedEvent, error) {
 	// '0' follows '/' in byte order: [ticket+"/", ticket+"0") is the prefix range.
-	rows, err := s.ticketLines.QueryContext(ctx, device, ticket+"/", ticket+"0")
+	rows, err := s.use(s.src.ticketLines).QueryContext(ctx, device, ticket+"/", ticket+"0")
 	if err != nil {
 		return nil, err
 	}
@@ -630,7 +630,7 @@ func ticketLines(ctx context.Context, s *boundStmts, device, ticket string) ([]L
 func findEvent(ctx context.Context, s *boundStmts, e *Event, fresh int64) (Outcome, bool, error) {
 	var seq int64
 	var hash []byte
-	switch err := s.findEvent.QueryRowContext(ctx, e.Device, e.ID).Scan(&seq, &hash); {
+	switch err := s.use(s.src.findEvent).QueryRowContext(ctx, e.Device, e.ID).Scan(&seq, &hash); {
 	case errors.Is(err, sql.ErrNoRows):
 		return Outcome{}, false, nil
 	case err != nil:
@@ -642,7 +642,7 @@ func findEvent(ctx context.Context, s *boundStmts, e *Event, fresh int64) (Outco
 	if bytes.Equal(hash, e.BodyHash) {
 		return Outcome{Status: Duplicate, Seq: seq}, true, nil
 	}
-	_, err := s.quarantine.ExecContext(ctx, e.Source, e.Device, e.ID, string(IDReused),
+	_, err := s.use(s.src.quarantine).ExecContext(ctx, e.Source, e.Device, e.ID, string(IDReused),
 		fmt.Sprintf("id %q was already used by event seq %d with a different body", e.ID, seq), nonNil(e.Raw), e.ReceivedAt.UnixMilli())
 	return Outcome{Status: IDReused, Seq: seq}, true, err
 }
@@ -656,7 +656,7 @@ func (db *DB) writeCounters(ctx context.Context, s *boundStmts, deltas counterDe
 			continue
 		}
 		db.version++
-		if _, err := s.addCounter.ExecContext(ctx, k.warehouse, k.location, k.sku, db.replicaID, c.p, c.n, db.version, now); err != nil {
+		if _, err := s.use(s.src.addCounter).ExecContext(ctx, k.warehouse, k.location, k.sku, db.replicaID, c.p, c.n, db.version, now); err != nil {
 			return err
 		}
 	}

@@ -105,7 +105,7 @@ func newTxState() *txState {
 // the transaction.
 func (db *DB) available(ctx context.Context, s *boundStmts, st *txState, k stockKey) (int64, error) {
 	var onHand int64
-	if err := s.onHand.QueryRowContext(ctx, k.warehouse, k.sku, k.location).Scan(&onHand); err != nil {
+	if err := s.use(s.src.onHand).QueryRowContext(ctx, k.warehouse, k.sku, k.location).Scan(&onHand); err != nil {
 		return 0, err
 	}
 	if c := st.counters[k]; c != nil {

@@ -21,8 +21,9 @@ type writerStmts struct {
 	findEvent, onHand, addCounter, quarantine, ticketLines *sql.Stmt
 	// insertEvents[n-1] inserts n events.
 	insertEvents [insertChunk]*sql.Stmt
-	// Run at the end of most transactions (raiseAlerts); bound on use.
+	// Run at the end of most transactions (raiseAlerts).
 	skuOnHand, lastDeviceSeq, saveDeviceSeq, addAlert *sql.Stmt
+	prepared []*sql.Stmt // all of the above, for close
 }
 
 const (
@@ -76,6 +77,7 @@ func (s *writerStmts) prepare(ctx context.Context, db *sql.DB) error {
 			return fmt.Errorf("prepare %q: %w", p.sql, err)
 		}
 		*p.dst = st
+		s.prepared = append(s.prepared, st)
 	}
 	return nil
 }
@@ -83,50 +85,33 @@ func (s *writerStmts) prepare(ctx context.Context, db *sql.DB) error {
 // close releases the statements; closing the connection releases them too,
 // so errors here change nothing.
 func (s *writerStmts) close() {
-	all := []*sql.Stmt{s.findEvent, s.onHand, s.addCounter, s.quarantine, s.ticketLines, s.skuOnHand, s.lastDeviceSeq, s.saveDeviceSeq, s.addAlert}
-	for _, st := range append(all, s.insertEvents[:]...) {
-		if st != nil {
-			_ = st.Close()
-		}
+	for _, st := range s.prepared {
+		_ = st.Close()
 	}
 }
 
-// boundStmts are writerStmts bound to one transaction. The 32 insert sizes
-// and the statements most transactions skip are bound on first use.
+// boundStmts are writerStmts bound to one transaction, each on first use:
+// a transaction uses few of them.
 type boundStmts struct {
-	tx                                                     *sql.Tx
-	findEvent, onHand, addCounter, quarantine, ticketLines *sql.Stmt
-	src                                                    *writerStmts
-	lazy                                                   map[*sql.Stmt]*sql.Stmt // bound on use
+	tx    *sql.Tx
+	src   *writerStmts
+	bound map[*sql.Stmt]*sql.Stmt
 }
 
 func (s *writerStmts) in(tx *sql.Tx) *boundStmts {
-	return &boundStmts{
-		tx:         tx,
-		src:        s,
-		findEvent:  tx.Stmt(s.findEvent),
-		onHand:     tx.Stmt(s.onHand),
-		addCounter: tx.Stmt(s.addCounter),
-		quarantine: tx.Stmt(s.quarantine),
-		// ticketLines is rare (voids): bound on use would save little.
-		ticketLines: tx.Stmt(s.ticketLines),
-	}
+	return &boundStmts{tx: tx, src: s, bound: make(map[*sql.Stmt]*sql.Stmt, 4)}
 }
 
 // insertEvents returns the statement inserting n events, bound to the
 // transaction.
-func (b *boundStmts) insertEvents(n int) *sql.Stmt { return b.bound(b.src.insertEvents[n-1]) }
+func (b *boundStmts) insertEvents(n int) *sql.Stmt { return b.use(b.src.insertEvents[n-1]) }
 
-// bound returns st, one of the writerStmts, bound to the transaction,
-// binding it on first use.
-func (b *boundStmts) bound(st *sql.Stmt) *sql.Stmt {
-	if t, ok := b.lazy[st]; ok {
-		return t
+// use returns st, one of the writerStmts, bound to the transaction.
+func (b *boundStmts) use(st *sql.Stmt) *sql.Stmt {
+	t, ok := b.bound[st]
+	if !ok {
+		t = b.tx.Stmt(st)
+		b.bound[st] = t
 	}
-	if b.lazy == nil {
-		b.lazy = make(map[*sql.Stmt]*sql.Stmt, 4)
-	}
-	t := b.tx.Stmt(st)
-	b.lazy[st] = t
 	return t
 }

@@ -162,14 +162,26 @@ func (m *Main) runAgent(ctx context.Context, args []string) error {
 	if *configPath != "" {
 		a.Reload = agent.Reload{Path: *configPath, Overrides: overrides, LogLevel: level}
 	}
-	if err := a.Open(ctx); err != nil {
+	return runUntilDone(ctx, a, logger)
+}
+
+// lifecycle is what a role runs: the agent or the hub.
+type lifecycle interface {
+	Open(context.Context) error
+	Close(context.Context) error
+}
+
+// runUntilDone opens s, serves until ctx ends (SIGINT, SIGTERM), then
+// closes it within shutdownTimeout.
+func runUntilDone(ctx context.Context, s lifecycle, logger *slog.Logger) error {
+	if err := s.Open(ctx); err != nil {
 		return err
 	}
 	<-ctx.Done()
 	logger.Info("shutting down")
 	sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
 	defer cancel()
-	return a.Close(sctx)
+	return s.Close(sctx)
 }
 
 // gcPercent trades memory for CPU: the agent's live heap is a few MiB, so
@@ -247,14 +259,7 @@ func (m *Main) runHub(ctx context.Context, args []string) error {
 	logger := newLogger(m.Stderr, agent.Config{Log: agent.LogConfig{Level: "info", Format: "text"}}, slog.LevelInfo)
 	tuneGC()
 	h := hub.NewServer(sc, logger)
-	if err := h.Open(ctx); err != nil {
-		return err
-	}
-	<-ctx.Done()
-	logger.Info("shutting down")
-	sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
-	defer cancel()
-	return h.Close(sctx)
+	return runUntilDone(ctx, h, logger)
 }
 
 // runConfig is `edgestock config check FILE [--role agent|hub]`: the file
