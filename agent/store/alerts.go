@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strconv"
 	"time"
 )
 
@@ -267,17 +268,15 @@ func (db *DB) Alerts(ctx context.Context, since int64, limit int) ([]Alert, erro
 
 // Cursor reads a named delivery cursor (0 when never set).
 func (db *DB) Cursor(ctx context.Context, name string) (int64, error) {
-	var v int64
-	err := db.reader.QueryRowContext(ctx, `SELECT CAST(value AS INTEGER) FROM meta WHERE key = ?`, "cursor:"+name).Scan(&v)
-	if errors.Is(err, sql.ErrNoRows) {
-		return 0, nil
+	v, err := db.Meta(ctx, "cursor:"+name)
+	if err != nil || v == "" {
+		return 0, err
 	}
-	return v, err
+	return strconv.ParseInt(v, 10, 64)
 }
 
 // SetCursor durably stores a named delivery cursor.
 func (db *DB) SetCursor(ctx context.Context, name string, v int64) error {
-	_, err := db.writer.ExecContext(ctx, `INSERT INTO meta(key, value) VALUES (?, ?)
-		ON CONFLICT (key) DO UPDATE SET value = excluded.value`, "cursor:"+name, fmt.Sprint(v))
+	_, err := db.writer.ExecContext(ctx, sqlSetMeta, "cursor:"+name, strconv.FormatInt(v, 10))
 	return err
 }

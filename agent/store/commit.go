@@ -511,18 +511,28 @@ func (db *DB) insertChunk(ctx context.Context, s *boundStmts, st *txState, chunk
 	return nil
 }
 
+// onHandNow is k's on_hand as of this point of the transaction: the
+// committed level plus the transaction's own deltas.
+func onHandNow(ctx context.Context, s *boundStmts, deltas counterDeltas, k stockKey) (int64, error) {
+	var onHand int64
+	if err := s.use(s.src.onHand).QueryRowContext(ctx, k.warehouse, k.sku, k.location).Scan(&onHand); err != nil {
+		return 0, err
+	}
+	if c := deltas[k]; c != nil {
+		onHand += c.p - c.n
+	}
+	return onHand, nil
+}
+
 // applyCount applies a count: dedupe first, then read on_hand (including
 // this transaction's earlier changes) and record delta = counted − on_hand.
 func applyCount(ctx context.Context, s *boundStmts, deltas counterDeltas, e *Event) (Outcome, error) {
 	if o, found, err := findEvent(ctx, s, e, 0); found || err != nil {
 		return o, err
 	}
-	var onHand int64
-	if err := s.use(s.src.onHand).QueryRowContext(ctx, e.Warehouse, e.SKU, e.Location).Scan(&onHand); err != nil {
+	onHand, err := onHandNow(ctx, s, deltas, stockKey{e.Warehouse, e.SKU, e.Location})
+	if err != nil {
 		return Outcome{}, err
-	}
-	if c := deltas[stockKey{e.Warehouse, e.SKU, e.Location}]; c != nil {
-		onHand += c.p - c.n
 	}
 	logged := *e
 	logged.Delta = e.Qty - onHand

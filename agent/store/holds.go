@@ -104,12 +104,9 @@ func newTxState() *txState {
 // available is on_hand minus active holds for a key, as of this point of
 // the transaction.
 func (db *DB) available(ctx context.Context, s *boundStmts, st *txState, k stockKey) (int64, error) {
-	var onHand int64
-	if err := s.use(s.src.onHand).QueryRowContext(ctx, k.warehouse, k.sku, k.location).Scan(&onHand); err != nil {
+	onHand, err := onHandNow(ctx, s, st.counters, k)
+	if err != nil {
 		return 0, err
-	}
-	if c := st.counters[k]; c != nil {
-		onHand += c.p - c.n
 	}
 	return onHand - db.reserved[k] - st.reserved[k], nil
 }

@@ -23,7 +23,9 @@ type writerStmts struct {
 	insertEvents [insertChunk]*sql.Stmt
 	// Run at the end of most transactions (raiseAlerts).
 	skuOnHand, lastDeviceSeq, saveDeviceSeq, addAlert *sql.Stmt
-	prepared []*sql.Stmt // all of the above, for close
+	// Merges from the hub: one run per entry.
+	mergeEntry, ownEntry, setMeta *sql.Stmt
+	prepared                      []*sql.Stmt // all of the above, for close
 }
 
 const (
@@ -41,6 +43,8 @@ const (
 		ON CONFLICT (device) DO UPDATE SET last_seq = excluded.last_seq`
 	sqlAddAlert = `INSERT INTO alerts(kind, warehouse, sku, location, device, level, expected, got, created_at)
 		VALUES (?,?,?,?,?,?,?,?,?)`
+	sqlOwnEntry = `SELECT p, n FROM counters WHERE warehouse = ? AND sku = ? AND location = ? AND replica = ?`
+	sqlSetMeta  = `INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value`
 )
 
 // sqlInsertEvents inserts n events, skipping those already in the log (see
@@ -67,6 +71,9 @@ func (s *writerStmts) prepare(ctx context.Context, db *sql.DB) error {
 		{&s.lastDeviceSeq, sqlLastDeviceSeq},
 		{&s.saveDeviceSeq, sqlSaveDeviceSeq},
 		{&s.addAlert, sqlAddAlert},
+		{&s.mergeEntry, sqlMergeEntry},
+		{&s.ownEntry, sqlOwnEntry},
+		{&s.setMeta, sqlSetMeta},
 	}
 	for n := 1; n <= insertChunk; n++ {
 		all = append(all, prep{&s.insertEvents[n-1], sqlInsertEvents(n)})

@@ -208,17 +208,16 @@ func (db *DB) init(ctx context.Context, warehouse string) error {
 	}
 	if hwReplica, hwVersion := db.readHighWater(); hwReplica == meta["replica_id"] && db.version < hwVersion {
 		old := meta["replica_id"]
-		meta["replica_id"] = newReplicaID(meta["warehouse"])
-		db.logger.Warn("database is older than what its replica already published (restored from a backup?): starting a new incarnation",
-			"old_replica", old, "new_replica", meta["replica_id"], "version", db.version, "published", hwVersion)
-		for k, v := range map[string]string{"replica_id": meta["replica_id"], "incarnation:" + old: time.Now().UTC().Format(time.RFC3339)} {
-			if _, err := tx.ExecContext(ctx, `INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value`, k, v); err != nil {
-				return fmt.Errorf("open store: new incarnation: %w", err)
-			}
+		id, err := newIncarnation(ctx, tx, old, meta["warehouse"], time.Now())
+		if err != nil {
+			return fmt.Errorf("open store: %w", err)
 		}
+		meta["replica_id"] = id
+		db.logger.Warn("database is older than what its replica already published (restored from a backup?): starting a new incarnation",
+			"old_replica", old, "new_replica", id, "version", db.version, "published", hwVersion)
 	}
 	db.committedVersion.Store(db.version)
-	db.warehouse = meta["warehouse"]
+	db.warehouse = meta["warehouse"] // loadLow needs it
 	if err := db.loadReserved(ctx, tx); err != nil {
 		return fmt.Errorf("open store: load holds: %w", err)
 	}
@@ -250,9 +249,6 @@ func (db *DB) ReplicaID() string { return *db.replicaPub.Load() }
 
 // Warehouse is the warehouse recorded when the database was created.
 func (db *DB) Warehouse() string { return db.warehouse }
-
-// Path is the database file.
-func (db *DB) Path() string { return db.path }
 
 // Err returns the last commit failure, or nil when the last commit succeeded.
 func (db *DB) Err() error {

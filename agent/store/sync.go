@@ -95,6 +95,7 @@ const sqlMergeEntry = `INSERT INTO counters(warehouse, location, sku, replica, p
 
 func (db *DB) applyMerge(ctx context.Context, s *boundStmts, st *txState, op *MergeOp) error {
 	op.Changed, op.NewReplica = 0, ""
+	merge := s.use(s.src.mergeEntry)
 	for _, e := range op.Entries {
 		if e.Replica == db.replicaID {
 			if err := db.checkRestored(ctx, s, st, op, e); err != nil {
@@ -104,7 +105,7 @@ func (db *DB) applyMerge(ctx context.Context, s *boundStmts, st *txState, op *Me
 		// The version is taken only if the row changes; an unchanged row
 		// keeps its version, so re-sent entries do not show up as deltas.
 		next := db.version + 1
-		res, err := s.tx.ExecContext(ctx, sqlMergeEntry, e.Warehouse, e.Location, e.SKU, e.Replica, int64(e.P), int64(e.N), next, op.Now.UnixMilli())
+		res, err := merge.ExecContext(ctx, e.Warehouse, e.Location, e.SKU, e.Replica, int64(e.P), int64(e.N), next, op.Now.UnixMilli())
 		if err != nil {
 			return err
 		}
@@ -119,13 +120,11 @@ func (db *DB) applyMerge(ctx context.Context, s *boundStmts, st *txState, op *Me
 		if key == "" {
 			key = "hub_cursor"
 		}
-		if _, err := s.tx.ExecContext(ctx, `INSERT INTO meta(key, value) VALUES (?, ?)
-			ON CONFLICT (key) DO UPDATE SET value = excluded.value`, key, op.Cursor); err != nil {
+		if _, err := s.use(s.src.setMeta).ExecContext(ctx, key, op.Cursor); err != nil {
 			return err
 		}
 	}
-	_, err := s.tx.ExecContext(ctx, `INSERT INTO meta(key, value) VALUES ('last_merge', ?)
-		ON CONFLICT (key) DO UPDATE SET value = excluded.value`, strconv.FormatInt(op.Now.UnixMilli(), 10))
+	_, err := s.use(s.src.setMeta).ExecContext(ctx, "last_merge", strconv.FormatInt(op.Now.UnixMilli(), 10))
 	return err
 }
 
@@ -138,26 +137,31 @@ func (db *DB) applyMerge(ctx context.Context, s *boundStmts, st *txState, op *Me
 // wrote is lost.
 func (db *DB) checkRestored(ctx context.Context, s *boundStmts, st *txState, op *MergeOp, e Entry) error {
 	var p, n uint64
-	err := s.tx.QueryRowContext(ctx, `SELECT p, n FROM counters WHERE warehouse = ? AND sku = ? AND location = ? AND replica = ?`,
-		e.Warehouse, e.SKU, e.Location, e.Replica).Scan(&p, &n)
+	err := s.use(s.src.ownEntry).QueryRowContext(ctx, e.Warehouse, e.SKU, e.Location, e.Replica).Scan(&p, &n)
 	if err != nil && !errors.Is(err, sql.ErrNoRows) {
 		return err
 	}
 	if (crdt.Entry{P: p, N: n}).Dominates(e.Entry) {
 		return nil
 	}
-	old := db.replicaID
-	st.oldReplica = old
-	db.replicaID = newReplicaID(db.warehouse)
-	op.NewReplica = db.replicaID
+	st.oldReplica = db.replicaID
 	db.logger.Warn("peer holds newer state of this replica: database restored from an older copy; starting a new incarnation",
-		"old_replica", old, "new_replica", db.replicaID, "sku", e.SKU)
-	if _, err := s.tx.ExecContext(ctx, `UPDATE meta SET value = ? WHERE key = 'replica_id'`, db.replicaID); err != nil {
-		return err
-	}
-	_, err = s.tx.ExecContext(ctx, `INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value`,
-		"incarnation:"+old, op.Now.UTC().Format(time.RFC3339))
+		"old_replica", db.replicaID, "sku", e.SKU)
+	db.replicaID, err = newIncarnation(ctx, s.tx, db.replicaID, db.warehouse, op.Now)
+	op.NewReplica = db.replicaID
 	return err
+}
+
+// newIncarnation gives the database a new replica ID in tx, recording when
+// old was left behind, and returns the new ID.
+func newIncarnation(ctx context.Context, tx *sql.Tx, old, warehouse string, at time.Time) (string, error) {
+	id := newReplicaID(warehouse)
+	for k, v := range map[string]string{"replica_id": id, "incarnation:" + old: at.UTC().Format(time.RFC3339)} {
+		if _, err := tx.ExecContext(ctx, sqlSetMeta, k, v); err != nil {
+			return "", fmt.Errorf("new incarnation: %w", err)
+		}
+	}
+	return id, nil
 }
 
 // CursorID names this database's version sequence in cursors: its replica,

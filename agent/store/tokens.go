@@ -2,7 +2,6 @@ package store
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"fmt"
 	"strings"
@@ -92,8 +91,5 @@ func (db *DB) tokens(ctx context.Context, where string, args ...any) ([]TokenRec
 		}
 		out = append(out, t)
 	}
-	if err := rows.Err(); err != nil && !errors.Is(err, sql.ErrNoRows) {
-		return nil, err
-	}
-	return out, nil
+	return out, rows.Err()
 }
