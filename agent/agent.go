@@ -164,21 +164,17 @@ func (a *Agent) Open(ctx context.Context) (err error) {
 			return err
 		}
 	}
+	if a.httpSrv, err = tlsconf.HTTPServer(a.cfg.HTTP.TLSCert, a.cfg.HTTP.TLSKey, a.routes()); err != nil {
+		return fmt.Errorf("http.tls-cert/tls-key: %w", err)
+	}
 	if a.httpLn, err = net.Listen("tcp", a.cfg.HTTP.Listen); err != nil {
 		return fmt.Errorf("http.listen %s: %w", a.cfg.HTTP.Listen, err)
 	}
-	httpTLS, err := tlsconf.Server(a.cfg.HTTP.TLSCert, a.cfg.HTTP.TLSKey)
-	if err != nil {
-		return fmt.Errorf("http.tls-cert/tls-key: %w", err)
-	}
-	a.httpSrv = &http.Server{Handler: a.routes(), ReadHeaderTimeout: 10 * time.Second, TLSConfig: httpTLS}
-	a.wg.Add(1)
-	go func() {
-		defer a.wg.Done()
-		if err := tlsconf.Serve(a.httpSrv, a.httpLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+	a.wg.Go(func() {
+		if err := tlsconf.Serve(a.httpSrv, a.httpLn); err != nil {
 			a.logger.Error("http server stopped", "err", err)
 		}
-	}()
+	})
 	if a.Reload.Path != "" {
 		if err = a.watchConfig(a.Reload); err != nil {
 			return err
@@ -250,10 +246,8 @@ func (a *Agent) Close(ctx context.Context) error {
 
 func (a *Agent) close(ctx context.Context) error {
 	var errs []error
-	if a.httpSrv != nil {
+	if a.httpSrv != nil { // and serving on httpLn, if that was opened
 		errs = append(errs, a.httpSrv.Shutdown(ctx))
-	} else if a.httpLn != nil {
-		errs = append(errs, a.httpLn.Close())
 	}
 	if a.stopReload != nil {
 		a.stopReload()

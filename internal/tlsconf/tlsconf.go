@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"time"
 )
 
 // Server loads a certificate and key for a listener; (nil, nil) when both
@@ -57,11 +58,29 @@ func Client(caFile, certFile, keyFile string) (*tls.Config, error) {
 	return cfg, nil
 }
 
-// Serve runs srv on ln, over TLS when srv.TLSConfig is set (its
-// certificates are already loaded). It returns as http.Server.Serve does.
-func Serve(srv *http.Server, ln net.Listener) error {
-	if srv.TLSConfig != nil {
-		return srv.ServeTLS(ln, "", "")
+// HTTPServer is an http.Server for h, with TLS from certFile and keyFile
+// when given (see Server). Load it before listening: a bad certificate
+// then leaves no listener behind.
+func HTTPServer(certFile, keyFile string, h http.Handler) (*http.Server, error) {
+	cfg, err := Server(certFile, keyFile)
+	if err != nil {
+		return nil, err
 	}
-	return srv.Serve(ln)
+	return &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, TLSConfig: cfg}, nil
+}
+
+// Serve runs srv on ln, over TLS when srv.TLSConfig is set (its
+// certificates are already loaded), until srv is shut down (then nil) or
+// serving fails.
+func Serve(srv *http.Server, ln net.Listener) error {
+	var err error
+	if srv.TLSConfig != nil {
+		err = srv.ServeTLS(ln, "", "")
+	} else {
+		err = srv.Serve(ln)
+	}
+	if errors.Is(err, http.ErrServerClosed) {
+		return nil
+	}
+	return err
 }

@@ -7,10 +7,8 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"strings"
 	stdsync "sync"
 	"sync/atomic"
-	"time"
 
 	"github.com/edgestock/edgestock/agent"
 	"github.com/edgestock/edgestock/agent/store"
@@ -79,7 +77,7 @@ func (s *Server) Open(ctx context.Context) (err error) {
 			h.Changed()
 		}
 	}
-	if strings.HasPrefix(s.cfg.Store, "postgres://") || strings.HasPrefix(s.cfg.Store, "postgresql://") {
+	if s.cfg.Store != "" { // a PostgreSQL URL (Validate maps "sqlite" to "")
 		s.store, err = pgstore.Open(ctx, s.cfg.Store, changed, s.logger.With("component", "store"))
 	} else {
 		s.store, err = store.Open(ctx, s.cfg.DataDir, store.Options{Warehouse: storeWarehouse, Logger: s.logger.With("component", "store"),
@@ -98,21 +96,18 @@ func (s *Server) Open(ctx context.Context) (err error) {
 	api := &API{Hub: s.hub, Store: s.store, Ingest: func(wh string) (*agent.Ingester, error) {
 		return agent.NewIngester(s.store, wh, drivers.Env{Logger: s.logger}, s.logger)
 	}}
+	// The certificate first: a bad one then leaves no listener open.
+	if s.srv, err = tlsconf.HTTPServer(s.cfg.TLSCert, s.cfg.TLSKey, api.Routes()); err != nil {
+		return fmt.Errorf("tls-cert/tls-key: %w", err)
+	}
 	if s.ln, err = net.Listen("tcp", s.cfg.HTTP); err != nil {
 		return fmt.Errorf("hub http %s: %w", s.cfg.HTTP, err)
 	}
-	ownTLS, err := tlsconf.Server(s.cfg.TLSCert, s.cfg.TLSKey)
-	if err != nil {
-		return fmt.Errorf("tls-cert/tls-key: %w", err)
-	}
-	s.srv = &http.Server{Handler: api.Routes(), ReadHeaderTimeout: 10 * time.Second, TLSConfig: ownTLS}
-	s.wg.Add(1)
-	go func() {
-		defer s.wg.Done()
-		if err := tlsconf.Serve(s.srv, s.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+	s.wg.Go(func() {
+		if err := tlsconf.Serve(s.srv, s.ln); err != nil {
 			s.logger.Error("hub http server stopped", "err", err)
 		}
-	}()
+	})
 	s.hub.Open()
 	s.logger.Info("hub started", "replica", s.store.ReplicaID(), "http", s.HTTPAddr(), "agents", len(s.cfg.Agents))
 	return nil

@@ -3,6 +3,7 @@ package hub_test
 import (
 	"context"
 	"crypto/tls"
+	"net"
 	"net/http"
 	"strings"
 	"testing"
@@ -66,4 +67,16 @@ func TestTLS_HubPullsOverHTTPS(t *testing.T) {
 	t.Cleanup(func() { _ = h.Close(context.Background()) })
 	hubURL := "http://" + h.HTTPAddr()
 	require.Eventually(t, func() bool { return hubStock(t, hubURL, "TLS", "wh1") == 3 }, 10*time.Second, 20*time.Millisecond)
+}
+
+// A certificate that cannot be loaded fails Open and leaves the port free:
+// the hub loads it before it listens.
+func TestTLS_HubBadCertLeavesNoListener(t *testing.T) {
+	addr := testenv.FreeAddr(t)
+	h := hub.NewServer(hub.Config{DataDir: t.TempDir(), HTTP: addr, TLSCert: "/nonexistent/cert.pem", TLSKey: "/nonexistent/key.pem"}, logger())
+	err := h.Open(t.Context())
+	require.ErrorContains(t, err, "tls-cert/tls-key")
+	ln, err := net.Listen("tcp", addr)
+	require.NoError(t, err, "the failed Open left %s bound", addr)
+	require.NoError(t, ln.Close())
 }
