@@ -36,19 +36,19 @@ func (m *Main) apiFlags(name string, args []string) (*apiClient, *flag.FlagSet, 
 	return &apiClient{base: strings.TrimRight(*url, "/"), token: *token}, fs, nil
 }
 
-func (c *apiClient) get(ctx context.Context, path string, out any) (int, error) {
+func (c *apiClient) get(ctx context.Context, path string, out any) error {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base+path, nil)
 	if err != nil {
-		return 0, err
+		return err
 	}
 	if c.token != "" {
 		req.Header.Set("Authorization", "Bearer "+c.token)
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		return 0, fmt.Errorf("%s: %w (is the agent running?)", c.base, err)
+		return fmt.Errorf("%s: %w (is the agent running?)", c.base, err)
 	}
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
@@ -57,9 +57,9 @@ func (c *apiClient) get(ctx context.Context, path string, out any) (int, error) 
 			Error struct{ Code, Message string }
 		}
 		_ = json.Unmarshal(body, &e)
-		return resp.StatusCode, fmt.Errorf("%s%s: %s: %s", c.base, path, resp.Status, e.Error.Message)
+		return fmt.Errorf("%s%s: %s: %s", c.base, path, resp.Status, e.Error.Message)
 	}
-	return resp.StatusCode, json.Unmarshal(body, out)
+	return json.Unmarshal(body, out)
 }
 
 // runStatus prints the agent's status.
@@ -69,7 +69,7 @@ func (m *Main) runStatus(ctx context.Context, args []string) error {
 		return err
 	}
 	var st agent.Status
-	if _, err := c.get(ctx, "/v1/status", &st); err != nil {
+	if err := c.get(ctx, "/v1/status", &st); err != nil {
 		return err
 	}
 	w := tabwriter.NewWriter(m.Stdout, 0, 4, 2, ' ', 0)
@@ -109,13 +109,13 @@ func (m *Main) runStock(ctx context.Context, args []string) error {
 	switch fs.NArg() {
 	case 0:
 		var page struct{ Items []agent.StockView }
-		if _, err := c.get(ctx, "/v1/stock?limit=1000", &page); err != nil {
+		if err := c.get(ctx, "/v1/stock?limit=1000", &page); err != nil {
 			return err
 		}
 		views = page.Items
 	case 1:
 		var v agent.StockView
-		if _, err := c.get(ctx, "/v1/stock/"+fs.Arg(0), &v); err != nil {
+		if err := c.get(ctx, "/v1/stock/"+fs.Arg(0), &v); err != nil {
 			return err
 		}
 		views = []agent.StockView{v}

@@ -155,7 +155,7 @@ func (m *Main) runAgent(ctx context.Context, args []string) error {
 	}
 	level := new(slog.LevelVar)
 	level.Set(cfg.LogLevel())
-	logger := newLogger(m.Stderr, cfg, level)
+	logger := newLogger(m.Stderr, cfg.Log.Format, level)
 	tuneGC()
 	agent.Version = version
 	a := agent.New(cfg, logger)
@@ -196,9 +196,10 @@ func tuneGC() {
 	}
 }
 
-func newLogger(w io.Writer, cfg agent.Config, level slog.Leveler) *slog.Logger {
+// newLogger logs to w as text, or JSON when format is "json".
+func newLogger(w io.Writer, format string, level slog.Leveler) *slog.Logger {
 	opts := &slog.HandlerOptions{Level: level}
-	if cfg.Log.Format == "json" {
+	if format == "json" {
 		return slog.New(slog.NewJSONHandler(w, opts))
 	}
 	return slog.New(slog.NewTextHandler(w, opts))
@@ -256,7 +257,7 @@ func (m *Main) runHub(ctx context.Context, args []string) error {
 	if err != nil {
 		return usageError{fmt.Errorf("invalid config:\n%w", err)}
 	}
-	logger := newLogger(m.Stderr, agent.Config{Log: agent.LogConfig{Level: "info", Format: "text"}}, slog.LevelInfo)
+	logger := newLogger(m.Stderr, "text", slog.LevelInfo)
 	tuneGC()
 	h := hub.NewServer(sc, logger)
 	return runUntilDone(ctx, h, logger)

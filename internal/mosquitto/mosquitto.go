@@ -82,7 +82,7 @@ func Start(dir string) (*Broker, error) {
 			return nil, err
 		}
 		cmd := exec.Command(bin, "-c", path)
-		cmd.SysProcAttr = childAttrs()
+		cmd.SysProcAttr = ChildAttrs()
 		if err := cmd.Start(); err != nil {
 			return nil, fmt.Errorf("start mosquitto: %w", err)
 		}

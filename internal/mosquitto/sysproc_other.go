@@ -4,6 +4,6 @@ package mosquitto
 
 import "syscall"
 
-// childAttrs: only Linux can tie a child's life to its parent; elsewhere the
+// ChildAttrs: only Linux can tie a child's life to its parent; elsewhere the
 // deferred cleanup is all there is.
-func childAttrs() *syscall.SysProcAttr { return nil }
+func ChildAttrs() *syscall.SysProcAttr { return nil }

@@ -360,7 +360,7 @@ func (h *Hub) Warehouses() []WarehouseStatus {
 			t := l.lastContact.UTC()
 			lag := time.Since(l.lastContact).Seconds()
 			w.LastContact, w.LagSeconds = &t, &lag
-			w.Online = time.Since(l.lastContact) < 2*h.timing.PollWait && l.lastErr == ""
+			w.Online = lag < (2*h.timing.PollWait).Seconds() && l.lastErr == ""
 		}
 		l.mu.Unlock()
 		out = append(out, w)

@@ -76,7 +76,7 @@ func startAgent(ctx context.Context, bin, dir, name string, o agentOptions, time
 	defer logFile.Close() // the child keeps its own descriptor
 	a.cmd = exec.Command(bin, args...)
 	a.cmd.Stdout, a.cmd.Stderr = logFile, logFile
-	a.cmd.SysProcAttr = childAttrs()
+	a.cmd.SysProcAttr = mosquitto.ChildAttrs()
 	if err := a.cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start agent %s: %w", name, err)
 	}

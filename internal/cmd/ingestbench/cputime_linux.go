@@ -5,18 +5,8 @@ import (
 	"os"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 )
-
-// childAttrs makes the kernel kill a child process if the benchmark dies
-// without running its deferred cleanup (SIGKILL, a crash), so no broker or
-// agent outlives it. (Strictly the signal follows the OS thread that
-// started the child; Go ends a thread only when a goroutine exits locked to
-// it, which this program never does.)
-func childAttrs() *syscall.SysProcAttr {
-	return &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-}
 
 // clockTick is the unit of /proc/PID/stat's times: USER_HZ, 100 on every
 // Linux architecture Go supports.

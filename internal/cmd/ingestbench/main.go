@@ -115,23 +115,25 @@ func run(ctx context.Context, o options) (string, error) {
 	res := results{facts: machineFacts(bin, dir), events: o.events, reps: o.reps, sections: o.sections}
 	b := &bench{bin: bin, dir: dir, events: o.events, timeout: o.timeout}
 
-	mq, err := mosquitto.Start(dir)
-	if err != nil {
-		return "", err
-	}
-	defer mq.Stop()
-	log.Printf("mosquitto on %s, scratch dir %s", mq.Addr, dir)
-	if o.sections["throughput"] {
-		if res.throughput, err = b.throughput(ctx, mq, o.reps); err != nil {
+	if o.sections["throughput"] || o.sections["latency"] {
+		mq, err := mosquitto.Start(dir)
+		if err != nil {
 			return "", err
 		}
-	}
-	if o.sections["latency"] {
-		if res.latency, err = b.latency(ctx, mq, o.rate, o.duration); err != nil {
-			return "", fmt.Errorf("latency: %w", err)
+		defer mq.Stop()
+		log.Printf("mosquitto on %s, scratch dir %s", mq.Addr, dir)
+		if o.sections["throughput"] {
+			if res.throughput, err = b.throughput(ctx, mq, o.reps); err != nil {
+				return "", err
+			}
 		}
+		if o.sections["latency"] {
+			if res.latency, err = b.latency(ctx, mq, o.rate, o.duration); err != nil {
+				return "", fmt.Errorf("latency: %w", err)
+			}
+		}
+		mq.Stop() // the embedded runs should not share the CPUs with an idle broker
 	}
-	mq.Stop() // the embedded runs should not share the CPUs with an idle broker
 
 	if o.sections["embedded"] {
 		if res.embedded, err = b.embedded(ctx, o.reps); err != nil {
