@@ -598,3 +598,19 @@ func TestAgent_Metrics(t *testing.T) {
 	}
 	require.Regexp(t, `edgestock_commit_batch_items_count [1-9]`, string(body))
 }
+
+// A dropped file's rows may name a barcode instead of a SKU: the file-drop
+// driver resolves it with the same barcode table as scanners.
+func TestAgent_FiledropBarcodes(t *testing.T) {
+	dir, drop := t.TempDir(), t.TempDir()
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "barcodes.csv"), []byte("gtin,sku\n4006381333931,SKU-FB\n"), 0o644))
+	a := startAgent(t, dir, func(c *agent.Config) { c.Filedrop.Dir, c.Filedrop.Settle = drop, 0 })
+	tmp := filepath.Join(drop, ".count.csv.part")
+	require.NoError(t, os.WriteFile(tmp, []byte("id,type,barcode,qty\nf1,receive,4006381333931,4\n"), 0o644))
+	require.NoError(t, os.Rename(tmp, filepath.Join(drop, "count.csv")))
+	require.Eventually(t, func() bool {
+		_, err := os.Stat(filepath.Join(drop, "done", "count.csv"))
+		return err == nil
+	}, 10*time.Second, 20*time.Millisecond, "the file is processed")
+	require.Equal(t, int64(4), a.onHand(t, "SKU-FB"), "the barcode row is applied, not rejected unknown_barcode")
+}

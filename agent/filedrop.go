@@ -83,13 +83,9 @@ type RejectedLine struct {
 }
 
 func newFileDropper(cfg FiledropConfig, warehouse string, ingest *Ingester, logger *slog.Logger) (*fileDropper, error) {
-	d, err := driverByName("filedrop", drivers.Env{Logger: logger})
-	if err != nil {
-		return nil, err
-	}
-	scanner, ok := d.(fileScanner)
+	scanner, ok := ingest.Driver("filedrop").(fileScanner)
 	if !ok {
-		return nil, errors.New("filedrop driver cannot scan files")
+		return nil, errors.New("no registered filedrop driver that can scan files")
 	}
 	for _, sub := range []string{"", "done", "failed"} {
 		if err := os.MkdirAll(filepath.Join(cfg.Dir, sub), 0o750); err != nil {
@@ -313,14 +309,4 @@ func writeFileSync(path string, body []byte) error {
 		return err
 	}
 	return f.Close()
-}
-
-// driverByName builds a registered driver.
-func driverByName(name string, env drivers.Env) (drivers.Driver, error) {
-	for _, r := range drivers.Registered() {
-		if r.Name == name {
-			return r.New(env)
-		}
-	}
-	return nil, fmt.Errorf("driver %q is not registered", name)
 }

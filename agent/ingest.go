@@ -44,6 +44,7 @@ type Ingester struct {
 	store     committer
 	warehouse string
 	byTopic   map[string]drivers.Driver
+	byName    map[string]drivers.Driver // every driver, topic or not
 	logger    *slog.Logger
 	// observe, when set, sees every ingest's results (metrics).
 	observe func(source, driver string, results []Result)
@@ -53,18 +54,23 @@ type Ingester struct {
 
 // NewIngester builds every registered driver with env.
 func NewIngester(st committer, warehouse string, env drivers.Env, logger *slog.Logger) (*Ingester, error) {
-	in := &Ingester{store: st, warehouse: warehouse, byTopic: map[string]drivers.Driver{}, logger: logger}
+	in := &Ingester{store: st, warehouse: warehouse, byTopic: map[string]drivers.Driver{}, byName: map[string]drivers.Driver{}, logger: logger}
 	for _, r := range drivers.Registered() {
 		d, err := r.New(env)
 		if err != nil {
 			return nil, fmt.Errorf("driver %s: %w", r.Name, err)
 		}
+		in.byName[r.Name] = d
 		if r.Topic != "" {
 			in.byTopic[r.Topic] = d
 		}
 	}
 	return in, nil
 }
+
+// Driver returns the registered driver name, built with the ingester's
+// environment (barcode table, device settings); nil if there is none.
+func (in *Ingester) Driver(name string) drivers.Driver { return in.byName[name] }
 
 // HandlesTopic reports whether a driver serves the device topic kind.
 func (in *Ingester) HandlesTopic(kind string) bool {
