@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"net"
+	"net/http"
 	"testing"
 	"time"
 
@@ -40,4 +41,40 @@ func TestTLS_EmbeddedMQTTS(t *testing.T) {
 	_, err = c.Publish(ctx, &paho.Publish{Topic: eventsTopic("tls-dev"), QoS: 1, Payload: receive("t1", "MQTTS", 2)})
 	require.NoError(t, err)
 	require.Equal(t, int64(2), a.onHand(t, "MQTTS"))
+}
+
+// SPEC §6: TLS to an external broker, with its CA pinned and a client
+// certificate. mosquitto requires client certificates: the agent with one
+// connects (through its own dialler and buffered connection) and ingests
+// what a device publishes; without one it never becomes ready.
+func TestTLS_ExternalMQTTSClientCert(t *testing.T) {
+	files := testenv.TLS(t)
+	// user root: started as root, mosquitto drops to user mosquitto, which
+	// cannot read the test's private temp dir (no effect as another user).
+	m := testenv.StartMosquitto(t, "cafile "+files.CA, "certfile "+files.Cert, "keyfile "+files.Key, "require_certificate true", "user root")
+	external := func(cert, key string) func(*agent.Config) {
+		return func(c *agent.Config) {
+			c.MQTT.URL = "mqtts://" + m.Addr
+			c.MQTT.TLSCA, c.MQTT.TLSCert, c.MQTT.TLSKey = files.CA, cert, key
+		}
+	}
+	a := startAgent(t, t.TempDir(), external(files.ClientCert, files.ClientKey))
+
+	cfg, err := tlsconf.Client(files.CA, files.ClientCert, files.ClientKey)
+	require.NoError(t, err)
+	conn, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", m.Addr, cfg)
+	require.NoError(t, err)
+	c := paho.NewClient(paho.ClientConfig{ClientID: "tls-ext-dev", Conn: conn})
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+	defer cancel()
+	_, err = c.Connect(ctx, &paho.Connect{ClientID: "tls-ext-dev", KeepAlive: 30, CleanStart: true})
+	require.NoError(t, err)
+	defer c.Disconnect(&paho.Disconnect{})
+	_, err = c.Publish(ctx, &paho.Publish{Topic: eventsTopic("tls-ext-dev"), QoS: 1, Payload: receive("x1", "MQTTS-EXT", 3)})
+	require.NoError(t, err)
+	require.Eventually(t, func() bool { return a.onHand(t, "MQTTS-EXT") == 3 }, 10*time.Second, 10*time.Millisecond)
+
+	noCert := startAgentNoWait(t, t.TempDir(), external("", ""))
+	require.Never(t, func() bool { return noCert.get(t, "/readyz", nil) == http.StatusOK }, time.Second, 50*time.Millisecond,
+		"an agent without a client certificate is refused by the broker")
 }

@@ -332,3 +332,42 @@ func TestDB_CommitDelayClose(t *testing.T) {
 	require.NoError(t, <-done)
 	require.Equal(t, int64(commitSiblings), onHand(t, openTest(t, dir), "SKU-1"))
 }
+
+// SPEC §7: WAL mode with synchronous=FULL on the connection that commits.
+// (The crash tests kill the process, which NORMAL would also survive; only
+// a power loss tells them apart, so the setting itself is checked.)
+func TestDB_DurabilityPragmas(t *testing.T) {
+	db := openTest(t, t.TempDir())
+	var mode string
+	var sync int
+	require.NoError(t, db.writer.QueryRow(`PRAGMA journal_mode`).Scan(&mode))
+	require.NoError(t, db.writer.QueryRow(`PRAGMA synchronous`).Scan(&sync))
+	require.Equal(t, "wal", mode)
+	require.Equal(t, 2, sync, "synchronous=FULL")
+}
+
+// A busy queue waits at most the commit delay: then it commits what it
+// has, full or not.
+func TestDB_CommitDelayBounded(t *testing.T) {
+	var mu sync.Mutex
+	var txItems []int
+	db, err := Open(t.Context(), t.TempDir(), Options{Warehouse: "wh1", CommitDelay: 30 * time.Millisecond,
+		Observe: func(items int, _ time.Duration, _ error) {
+			mu.Lock()
+			defer mu.Unlock()
+			txItems = append(txItems, items)
+		}})
+	require.NoError(t, err)
+	defer db.Close()
+	batch := make([]Event, commitSiblings)
+	for i := range batch {
+		batch[i] = ev("d1", fmt.Sprint("b", i), "receive", "SKU-1", 1)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second) // an unbounded wait would run into this
+	defer cancel()
+	_, err = db.Apply(ctx, &Batch{Events: batch})
+	require.NoError(t, err)
+	mu.Lock()
+	defer mu.Unlock()
+	require.Equal(t, []int{commitSiblings}, txItems, "committed after the delay, not when full")
+}

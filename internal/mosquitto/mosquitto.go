@@ -66,7 +66,8 @@ func Version() string {
 
 // Start runs mosquitto on a free loopback port with its config in dir,
 // retrying a few times in case another process takes the port first.
-func Start(dir string) (*Broker, error) {
+// listener are extra lines for its listener (TLS files, for instance).
+func Start(dir string, listener ...string) (*Broker, error) {
 	bin, err := Binary()
 	if err != nil {
 		return nil, err
@@ -78,7 +79,8 @@ func Start(dir string) (*Broker, error) {
 		}
 		_, port, _ := net.SplitHostPort(addr)
 		path := filepath.Join(dir, "mosquitto.conf")
-		if err := os.WriteFile(path, fmt.Appendf(nil, conf, port), 0o644); err != nil {
+		text := fmt.Sprintf(conf, port) + strings.Join(listener, "\n") + "\n"
+		if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
 			return nil, err
 		}
 		cmd := exec.Command(bin, "-c", path)

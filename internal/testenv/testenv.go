@@ -38,12 +38,12 @@ func FreeAddr(tb testing.TB) string {
 // StartMosquitto runs mosquitto on a free port with queues large enough that
 // nothing a test sends is dropped (its defaults drop past 1,000 queued
 // messages per session). It stops with the test.
-func StartMosquitto(tb testing.TB) *mosquitto.Broker {
+func StartMosquitto(tb testing.TB, listener ...string) *mosquitto.Broker {
 	tb.Helper()
 	if _, err := mosquitto.Binary(); err != nil {
 		Missing(tb, "mosquitto")
 	}
-	m, err := mosquitto.Start(tb.TempDir())
+	m, err := mosquitto.Start(tb.TempDir(), listener...)
 	require.NoError(tb, err)
 	tb.Cleanup(m.Stop)
 	return m

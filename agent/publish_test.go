@@ -1,0 +1,53 @@
+package agent
+
+import (
+	"fmt"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+// publishedTo records the topics a reporter publishes to.
+type publishedTo []string
+
+func (p *publishedTo) Publish(m outbound) { *p = append(*p, m.Topic) }
+
+// SPEC §3: a rejection always goes to the device's results topic (and to
+// its Response Topic when it gave one); a success only when the device
+// asked: devices.results all or results-all, or a Response Topic, which is
+// then the only place it goes.
+func TestReporter_Routing(t *testing.T) {
+	const results, reply = "edgestock/wh1/devices/d1/results", "app/replies/7"
+	for _, c := range []struct {
+		results    string   // devices.results
+		resultsAll []string // devices.results-all
+		reply      bool     // a Response Topic on the publish
+		rejected   bool
+		want       []string
+	}{
+		{"errors", nil, false, true, []string{results}},
+		{"errors", nil, false, false, nil},
+		{"all", nil, false, false, []string{results}},
+		{"errors", []string{"d1"}, false, false, []string{results}},
+		{"errors", []string{"d2"}, false, false, nil},
+		{"errors", nil, true, false, []string{reply}},
+		{"all", nil, true, false, []string{reply}},
+		{"errors", nil, true, true, []string{reply, results}},
+	} {
+		t.Run(fmt.Sprintf("results=%s,all=%v,reply=%t,rejected=%t", c.results, c.resultsAll, c.reply, c.rejected), func(t *testing.T) {
+			var got publishedTo
+			r := &reporter{prefix: "edgestock", warehouse: "wh1", pub: &got}
+			r.devices.Store(&Devices{Results: c.results, ResultsAll: c.resultsAll})
+			res := Result{ID: "e1", Status: StatusApplied}
+			if c.rejected {
+				res = Result{ID: "e1", Status: StatusRejected, Reason: "bad_field"}
+			}
+			var to replyTo
+			if c.reply {
+				to = replyTo{ResponseTopic: reply, Correlation: []byte("c7")}
+			}
+			r.report("d1", []Result{res}, to)
+			require.Equal(t, c.want, []string(got))
+		})
+	}
+}
