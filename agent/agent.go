@@ -118,7 +118,7 @@ func (a *Agent) Open(ctx context.Context) (err error) {
 	}
 	a.devices = newDeviceSettings(a.cfg.Devices)
 	env := drivers.Env{Barcodes: a.barcodes, Devices: a.devices, Logger: a.logger}
-	if a.ingest, err = NewIngester(a.store, a.cfg.Warehouse, env, a.logger); err != nil {
+	if a.ingest, err = NewIngester(a.store, a.cfg.Warehouse, env); err != nil {
 		return err
 	}
 	a.ingest.observe = a.metrics.observeResults

@@ -3,6 +3,7 @@ package agent
 import (
 	"bytes"
 	"context"
+	"errors"
 	"strings"
 	"sync"
 	"time"
@@ -77,11 +78,7 @@ func (h *authHook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) boo
 	return true
 }
 
-var errDenied = errorString("token not valid for this device")
-
-type errorString string
-
-func (e errorString) Error() string { return string(e) }
+var errDenied = errors.New("token not valid for this device")
 
 // OnACLCheck confines a device to its own topics.
 func (h *authHook) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool {

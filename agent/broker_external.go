@@ -106,6 +106,7 @@ type externalBroker struct {
 	out     chan outbound
 	dropped atomic.Int64
 	cancel  context.CancelFunc
+	stopped <-chan struct{} // closed by cancel
 	wg      sync.WaitGroup
 
 	// acks carries committed messages to the acker goroutine: paho's Ack can
@@ -152,6 +153,7 @@ func (b *externalBroker) Open(ctx context.Context) error {
 		return fmt.Errorf("mqtt.url: %w", err)
 	}
 	ctx, b.cancel = context.WithCancel(context.WithoutCancel(ctx))
+	b.stopped = ctx.Done()
 	receiveMax := b.cfg.ReceiveMaximum
 	cc := autopaho.ClientConfig{
 		ServerUrls:                    []*url.URL{u},
@@ -261,7 +263,12 @@ func (b *externalBroker) onPublish(pr paho.PublishReceived) (bool, error) {
 		select {
 		case b.acks <- a:
 		default: // more in flight than Receive Maximum allows: never blocks the commit loop
-			go func() { b.acks <- a }()
+			go func() {
+				select {
+				case b.acks <- a:
+				case <-b.stopped: // closed: unacknowledged, so redelivered after restart
+				}
+			}()
 		}
 	})
 	return true, nil

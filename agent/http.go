@@ -211,6 +211,18 @@ func pageLimit(r *http.Request) (int, error) {
 	return n, nil
 }
 
+// seqPage reads ?since=SEQ&limit=N of a log endpoint, answering 400 itself
+// when they are bad.
+func seqPage(w http.ResponseWriter, r *http.Request) (since int64, limit int, ok bool) {
+	since, err := querySeq(r, "since")
+	limit, err2 := pageLimit(r)
+	if err = errors.Join(err, err2); err != nil {
+		writeError(w, http.StatusBadRequest, "bad_query", "%v", err)
+		return 0, 0, false
+	}
+	return since, limit, true
+}
+
 func querySeq(r *http.Request, name string) (int64, error) {
 	s := r.URL.Query().Get(name)
 	if s == "" {
@@ -347,10 +359,8 @@ type LoggedEventView struct {
 }
 
 func (a *Agent) handleEvents(w http.ResponseWriter, r *http.Request) {
-	since, err := querySeq(r, "since")
-	limit, err2 := pageLimit(r)
-	if err = errors.Join(err, err2); err != nil {
-		writeError(w, http.StatusBadRequest, "bad_query", "%v", err)
+	since, limit, ok := seqPage(w, r)
+	if !ok {
 		return
 	}
 	events, err := a.store.Events(r.Context(), since, limit)
@@ -384,10 +394,8 @@ type QuarantineView struct {
 }
 
 func (a *Agent) handleQuarantine(w http.ResponseWriter, r *http.Request) {
-	since, err := querySeq(r, "since")
-	limit, err2 := pageLimit(r)
-	if err = errors.Join(err, err2); err != nil {
-		writeError(w, http.StatusBadRequest, "bad_query", "%v", err)
+	since, limit, ok := seqPage(w, r)
+	if !ok {
 		return
 	}
 	rows, err := a.store.Quarantine(r.Context(), since, limit)
@@ -413,10 +421,8 @@ func (a *Agent) handleQuarantine(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *Agent) handleAlerts(w http.ResponseWriter, r *http.Request) {
-	since, err := querySeq(r, "since")
-	limit, err2 := pageLimit(r)
-	if err = errors.Join(err, err2); err != nil {
-		writeError(w, http.StatusBadRequest, "bad_query", "%v", err)
+	since, limit, ok := seqPage(w, r)
+	if !ok {
 		return
 	}
 	alerts, err := a.store.Alerts(r.Context(), since, limit)

@@ -4,7 +4,6 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"fmt"
-	"log/slog"
 	"strings"
 	"time"
 
@@ -45,7 +44,6 @@ type Ingester struct {
 	warehouse string
 	byTopic   map[string]drivers.Driver
 	byName    map[string]drivers.Driver // every driver, topic or not
-	logger    *slog.Logger
 	// observe, when set, sees every ingest's results (metrics).
 	observe func(source, driver string, results []Result)
 	// limits, when set, rate-limits each device.
@@ -53,8 +51,8 @@ type Ingester struct {
 }
 
 // NewIngester builds every registered driver with env.
-func NewIngester(st committer, warehouse string, env drivers.Env, logger *slog.Logger) (*Ingester, error) {
-	in := &Ingester{store: st, warehouse: warehouse, byTopic: map[string]drivers.Driver{}, byName: map[string]drivers.Driver{}, logger: logger}
+func NewIngester(st committer, warehouse string, env drivers.Env) (*Ingester, error) {
+	in := &Ingester{store: st, warehouse: warehouse, byTopic: map[string]drivers.Driver{}, byName: map[string]drivers.Driver{}}
 	for _, r := range drivers.Registered() {
 		d, err := r.New(env)
 		if err != nil {

@@ -55,7 +55,6 @@ func (a *Agent) handleSyncDeltas(w http.ResponseWriter, r *http.Request) {
 	}
 	if strings.Contains(r.Header.Get("Accept-Encoding"), "gzip") {
 		w.Header().Set("Content-Encoding", "gzip")
-		w.Header().Set("Content-Type", "application/json")
 		gz := gzip.NewWriter(w)
 		defer gz.Close()
 		writeJSON(gzipResponse{ResponseWriter: w, gz: gz}, http.StatusOK, out)

@@ -94,7 +94,7 @@ func (s *Server) Open(ctx context.Context) (err error) {
 	s.hub.setTLS(agentTLS)
 	hub.Store(s.hub)
 	api := &API{Hub: s.hub, Store: s.store, Ingest: func(wh string) (*agent.Ingester, error) {
-		return agent.NewIngester(s.store, wh, drivers.Env{Logger: s.logger}, s.logger)
+		return agent.NewIngester(s.store, wh, drivers.Env{Logger: s.logger})
 	}}
 	// The certificate first: a bad one then leaves no listener open.
 	if s.srv, err = tlsconf.HTTPServer(s.cfg.TLSCert, s.cfg.TLSKey, api.Routes()); err != nil {
