@@ -200,13 +200,7 @@ func (a *Agent) requireScope(scope string, h http.HandlerFunc) http.HandlerFunc 
 			writeError(w, http.StatusUnauthorized, "unauthorized", "a bearer token is required")
 			return
 		}
-		c, err := a.signer.Verify(token, now())
-		if err == nil {
-			var rec store.TokenRecord
-			if rec, err = a.store.Token(r.Context(), c.ID); err == nil && !rec.RevokedAt.IsZero() {
-				err = fmt.Errorf("token %s was revoked", c.ID)
-			}
-		}
+		c, err := a.validToken(r.Context(), token)
 		if err != nil {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="edgestock", error="invalid_token"`)
 			writeError(w, http.StatusUnauthorized, "unauthorized", "%v", err)
@@ -222,6 +216,21 @@ func (a *Agent) requireScope(scope string, h http.HandlerFunc) http.HandlerFunc 
 		}
 		h(w, r)
 	}
+}
+
+// validToken checks token's signature and expiry, and that this agent's
+// store knows it and it is not revoked. Its warehouse and scopes are the
+// caller's to check.
+func (a *Agent) validToken(ctx context.Context, token string) (Claims, error) {
+	c, err := a.signer.Verify(token, now())
+	if err != nil {
+		return c, err
+	}
+	rec, err := a.store.Token(ctx, c.ID)
+	if err == nil && !rec.RevokedAt.IsZero() {
+		err = fmt.Errorf("token %s was revoked", c.ID)
+	}
+	return c, err
 }
 
 // IssueToken issues a token from a running agent (the CLI does the same

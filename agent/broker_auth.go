@@ -54,14 +54,10 @@ func (h *authHook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) boo
 		return true
 	}
 	device := string(pk.Connect.Username)
-	c, err := h.a.signer.Verify(string(pk.Connect.Password), now())
+	c, err := h.a.validToken(context.Background(), string(pk.Connect.Password))
 	if err == nil {
-		var revoked bool
-		if rec, rerr := h.a.store.Token(context.Background(), c.ID); rerr != nil || !rec.RevokedAt.IsZero() {
-			revoked = true
-		}
 		switch {
-		case revoked, c.Warehouse != h.a.cfg.Warehouse:
+		case c.Warehouse != h.a.cfg.Warehouse:
 			err = errDenied
 		case c.Has(ScopeAdmin):
 		case !c.Has(ScopeDevice) || c.Device == "" || c.Device != device:
