@@ -309,34 +309,27 @@ func (a *Agent) handlePostEvents(w http.ResponseWriter, r *http.Request) {
 	default:
 		msg.Payload = body
 	}
-	type answer struct {
-		results []Result
-		err     error
-	}
-	ch := make(chan answer, 1)
-	done := func(res []Result, err error) { ch <- answer{res, err} }
-	if items != nil {
-		a.ingest.IngestItems("events", msg, items, done)
-	} else {
-		a.ingest.Ingest("events", msg, done)
-	}
-	var ans answer
-	select {
-	case ans = <-ch:
-	case <-r.Context().Done():
+	results, err := await(r.Context(), func(done func([]Result, error)) {
+		if items != nil {
+			a.ingest.IngestItems("events", msg, items, done)
+		} else {
+			a.ingest.Ingest("events", msg, done)
+		}
+	})
+	if r.Context().Err() != nil {
 		return // client gone; the batch still commits and a retry dedupes
 	}
-	if ans.err != nil {
-		writeError(w, http.StatusServiceUnavailable, "store_unavailable", "not committed, retry: %v", ans.err)
+	if err != nil {
+		writeError(w, http.StatusServiceUnavailable, "store_unavailable", "not committed, retry: %v", err)
 		return
 	}
 	status := http.StatusOK
 	if tooLarge != nil {
 		status = http.StatusRequestEntityTooLarge
-	} else if len(ans.results) == 1 && ans.results[0].Reason == drivers.ReasonBadJSON {
+	} else if len(results) == 1 && results[0].Reason == drivers.ReasonBadJSON {
 		status = http.StatusBadRequest
 	}
-	writeJSON(w, status, EventsResponse{Results: ans.results})
+	writeJSON(w, status, EventsResponse{Results: results})
 }
 
 // LoggedEventView is one entry of GET /v1/events.

@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/binary"
 	"fmt"
@@ -106,6 +107,29 @@ func (in *Ingester) Ingest(kind string, msg drivers.Message, done func([]Result,
 		items = []drivers.Item{{Rejected: drivers.Reject("", drivers.ReasonUnknownTopic, "no driver serves topic kind %q", kind), Raw: msg.Payload}}
 	}
 	in.ingest(kind, msg, items, done)
+}
+
+// IngestWait is Ingest, waiting until msg is durable: its results, the
+// store's error, or ctx's once the caller stops waiting (the message may
+// still commit; a retry is deduplicated).
+func (in *Ingester) IngestWait(ctx context.Context, kind string, msg drivers.Message) ([]Result, error) {
+	return await(ctx, func(done func([]Result, error)) { in.Ingest(kind, msg, done) })
+}
+
+// await calls submit with a done callback and waits for it, or for ctx.
+func await(ctx context.Context, submit func(done func([]Result, error))) ([]Result, error) {
+	type answer struct {
+		results []Result
+		err     error
+	}
+	ch := make(chan answer, 1) // done never blocks the commit loop
+	submit(func(res []Result, err error) { ch <- answer{res, err} })
+	select {
+	case ans := <-ch:
+		return ans.results, ans.err
+	case <-ctx.Done():
+		return nil, context.Cause(ctx)
+	}
 }
 
 // IngestItems submits already decoded items (see Ingest); driver names

@@ -244,19 +244,13 @@ func (a *API) handleEvents(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusInternalServerError, "internal", "%v", err)
 		return
 	}
-	type answer struct {
-		results []agent.Result
-		err     error
-	}
-	ch := make(chan answer, 1)
-	in.Ingest("events", drivers.Message{Source: "http", Warehouse: wh, Device: device, Payload: body, ReceivedAt: time.Now().UTC()},
-		func(res []agent.Result, err error) { ch <- answer{res, err} })
-	ans := <-ch
-	if ans.err != nil {
-		writeError(w, http.StatusServiceUnavailable, "store_unavailable", "not committed, retry: %v", ans.err)
+	results, err := in.IngestWait(r.Context(),
+		"events", drivers.Message{Source: "http", Warehouse: wh, Device: device, Payload: body, ReceivedAt: time.Now().UTC()})
+	if err != nil {
+		writeError(w, http.StatusServiceUnavailable, "store_unavailable", "not committed, retry: %v", err)
 		return
 	}
-	writeJSON(w, http.StatusOK, agent.EventsResponse{Results: ans.results})
+	writeJSON(w, http.StatusOK, agent.EventsResponse{Results: results})
 }
 
 func (a *API) ingester(wh string) (*agent.Ingester, error) {
