@@ -118,7 +118,7 @@ func (db *DB) applyHold(ctx context.Context, s *boundStmts, st *txState, op *Hol
 	case HoldExpire:
 		return db.expireHolds(ctx, s, st, op)
 	}
-	h, found, err := getHold(ctx, s.tx, op.Hold.ID)
+	h, _, found, err := scanHold(s.use(s.src.getHold).QueryRowContext(ctx, op.Hold.ID))
 	if err != nil || !found {
 		op.Result = HoldResult{Status: HoldNotFound}
 		return err
@@ -147,7 +147,7 @@ func (db *DB) applyHold(ctx context.Context, s *boundStmts, st *txState, op *Hol
 		}
 		h.ExpiresAt = op.Hold.ExpiresAt.Truncate(time.Millisecond).UTC()
 		op.Result.Hold = h
-		_, err = s.tx.ExecContext(ctx, `UPDATE holds SET expires_at = ?, updated_at = ? WHERE id = ?`, h.ExpiresAt.UnixMilli(), op.Now.UnixMilli(), h.ID)
+		_, err = s.use(s.src.renewHold).ExecContext(ctx, h.ExpiresAt.UnixMilli(), op.Now.UnixMilli(), h.ID)
 		return err
 	case HoldCommit:
 		if h.State == HoldCommitted {
@@ -164,18 +164,16 @@ func (db *DB) applyHold(ctx context.Context, s *boundStmts, st *txState, op *Hol
 
 func (db *DB) createHold(ctx context.Context, s *boundStmts, st *txState, op *HoldOp) error {
 	h := op.Hold
-	var existing []byte
-	err := s.tx.QueryRowContext(ctx, `SELECT body_hash FROM holds WHERE id = ?`, h.ID).Scan(&existing)
-	switch {
-	case err == nil:
-		prev, _, err := getHold(ctx, s.tx, h.ID)
+	prev, existing, found, err := scanHold(s.use(s.src.getHold).QueryRowContext(ctx, h.ID))
+	if err != nil {
+		return err
+	}
+	if found {
 		op.Result = HoldResult{Status: HoldExisted, Hold: prev}
 		if !bytes.Equal(existing, op.BodyHash) {
 			op.Result.Status = HoldIDReused
 		}
-		return err
-	case !errors.Is(err, sql.ErrNoRows):
-		return err
+		return nil
 	}
 	k := stockKey{h.Warehouse, h.SKU, h.Location}
 	avail, err := db.available(ctx, s, st, k)
@@ -188,8 +186,7 @@ func (db *DB) createHold(ctx context.Context, s *boundStmts, st *txState, op *Ho
 	}
 	// Times are stored in milliseconds: answer with what a read returns.
 	h.State, h.CreatedAt, h.ExpiresAt = HoldActive, op.Now.Truncate(time.Millisecond).UTC(), h.ExpiresAt.Truncate(time.Millisecond).UTC()
-	_, err = s.tx.ExecContext(ctx, `INSERT INTO holds(id, body_hash, warehouse, location, sku, qty, holder, channel, state,
-		created_at, expires_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)`, h.ID, op.BodyHash, h.Warehouse, h.Location, h.SKU,
+	_, err = s.use(s.src.insertHold).ExecContext(ctx, h.ID, op.BodyHash, h.Warehouse, h.Location, h.SKU,
 		h.Qty, h.Holder, h.Channel, string(h.State), h.CreatedAt.UnixMilli(), h.ExpiresAt.UnixMilli(), h.CreatedAt.UnixMilli())
 	if err != nil {
 		return err
@@ -199,9 +196,10 @@ func (db *DB) createHold(ctx context.Context, s *boundStmts, st *txState, op *Ho
 	return nil
 }
 
-// endHold moves an active hold to a final state and gives its units back.
+// endHold moves an active hold to a final state (recording h's sale, if
+// any) and gives its units back.
 func (db *DB) endHold(ctx context.Context, s *boundStmts, st *txState, h *Hold, state HoldState, now time.Time) error {
-	if _, err := s.tx.ExecContext(ctx, `UPDATE holds SET state = ?, updated_at = ? WHERE id = ?`, string(state), now.UnixMilli(), h.ID); err != nil {
+	if _, err := s.use(s.src.endHold).ExecContext(ctx, string(state), now.UnixMilli(), h.EventID, h.EventSeq, h.ID); err != nil {
 		return err
 	}
 	st.reserved[stockKey{h.Warehouse, h.SKU, h.Location}] -= h.Qty
@@ -225,11 +223,8 @@ func (db *DB) commitHold(ctx context.Context, s *boundStmts, st *txState, op *Ho
 		return nil
 	}
 	st.counters.addEvent(&e, e.Delta)
-	if err := db.endHold(ctx, s, st, h, HoldCommitted, op.Now); err != nil {
-		return err
-	}
 	h.EventID, h.EventSeq = e.ID, seq
-	if _, err := s.tx.ExecContext(ctx, `UPDATE holds SET event_id = ?, event_seq = ? WHERE id = ?`, e.ID, seq, h.ID); err != nil {
+	if err := db.endHold(ctx, s, st, h, HoldCommitted, op.Now); err != nil {
 		return err
 	}
 	op.Result = HoldResult{Status: HoldOK, Hold: *h}
@@ -237,7 +232,7 @@ func (db *DB) commitHold(ctx context.Context, s *boundStmts, st *txState, op *Ho
 }
 
 func (db *DB) expireHolds(ctx context.Context, s *boundStmts, st *txState, op *HoldOp) error {
-	rows, err := s.tx.QueryContext(ctx, `SELECT id, warehouse, location, sku, qty FROM holds WHERE state = 'active' AND expires_at <= ?`, op.Now.UnixMilli())
+	rows, err := s.use(s.src.expiredHolds).QueryContext(ctx, op.Now.UnixMilli())
 	if err != nil {
 		return err
 	}
@@ -262,28 +257,28 @@ func (db *DB) expireHolds(ctx context.Context, s *boundStmts, st *txState, op *H
 	return nil
 }
 
-type queryer interface {
-	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
-}
-
 const holdColumns = `id, warehouse, location, sku, qty, holder, channel, state, created_at, expires_at, event_id, event_seq`
 
-func getHold(ctx context.Context, q queryer, id string) (Hold, bool, error) {
-	var h Hold
+// sqlGetHold reads a hold: holdColumns, then its body hash.
+const sqlGetHold = `SELECT ` + holdColumns + `, body_hash FROM holds WHERE id = ?`
+
+// scanHold reads a hold selected by sqlGetHold, and its body hash.
+func scanHold(row *sql.Row) (h Hold, bodyHash []byte, found bool, err error) {
 	var state string
 	var created, expires int64
-	err := q.QueryRowContext(ctx, `SELECT `+holdColumns+` FROM holds WHERE id = ?`, id).Scan(&h.ID, &h.Warehouse, &h.Location,
-		&h.SKU, &h.Qty, &h.Holder, &h.Channel, &state, &created, &expires, &h.EventID, &h.EventSeq)
+	err = row.Scan(&h.ID, &h.Warehouse, &h.Location, &h.SKU, &h.Qty, &h.Holder, &h.Channel, &state, &created, &expires,
+		&h.EventID, &h.EventSeq, &bodyHash)
 	if errors.Is(err, sql.ErrNoRows) {
-		return h, false, nil
+		return h, nil, false, nil
 	}
 	h.State, h.CreatedAt, h.ExpiresAt = HoldState(state), time.UnixMilli(created).UTC(), time.UnixMilli(expires).UTC()
-	return h, err == nil, err
+	return h, bodyHash, err == nil, err
 }
 
 // GetHold reads a hold.
 func (db *DB) GetHold(ctx context.Context, id string) (Hold, bool, error) {
-	return getHold(ctx, db.reader, id)
+	h, _, found, err := scanHold(db.reader.QueryRowContext(ctx, sqlGetHold, id))
+	return h, found, err
 }
 
 // Reserved sums the active, unexpired holds of sku in warehouse per location.

@@ -25,7 +25,9 @@ type writerStmts struct {
 	skuOnHand, lastDeviceSeq, saveDeviceSeq, addAlert *sql.Stmt
 	// Merges from the hub: one run per entry.
 	mergeEntry, ownEntry, setMeta *sql.Stmt
-	prepared                      []*sql.Stmt // all of the above, for close
+	// Reservations.
+	getHold, insertHold, renewHold, endHold, expiredHolds *sql.Stmt
+	prepared                                              []*sql.Stmt // all of the above, for close
 }
 
 const (
@@ -45,6 +47,12 @@ const (
 		VALUES (?,?,?,?,?,?,?,?,?)`
 	sqlOwnEntry = `SELECT p, n FROM counters WHERE warehouse = ? AND sku = ? AND location = ? AND replica = ?`
 	sqlSetMeta  = `INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value`
+
+	sqlInsertHold = `INSERT INTO holds(id, body_hash, warehouse, location, sku, qty, holder, channel, state,
+		created_at, expires_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)`
+	sqlRenewHold    = `UPDATE holds SET expires_at = ?, updated_at = ? WHERE id = ?`
+	sqlEndHold      = `UPDATE holds SET state = ?, updated_at = ?, event_id = ?, event_seq = ? WHERE id = ?`
+	sqlExpiredHolds = `SELECT id, warehouse, location, sku, qty FROM holds WHERE state = 'active' AND expires_at <= ?`
 )
 
 // sqlInsertEvents inserts n events, skipping those already in the log (see
@@ -74,6 +82,11 @@ func (s *writerStmts) prepare(ctx context.Context, db *sql.DB) error {
 		{&s.mergeEntry, sqlMergeEntry},
 		{&s.ownEntry, sqlOwnEntry},
 		{&s.setMeta, sqlSetMeta},
+		{&s.getHold, sqlGetHold},
+		{&s.insertHold, sqlInsertHold},
+		{&s.renewHold, sqlRenewHold},
+		{&s.endHold, sqlEndHold},
+		{&s.expiredHolds, sqlExpiredHolds},
 	}
 	for n := 1; n <= insertChunk; n++ {
 		all = append(all, prep{&s.insertEvents[n-1], sqlInsertEvents(n)})
