@@ -51,7 +51,11 @@ func TestTLS_ExternalMQTTSClientCert(t *testing.T) {
 	files := testenv.TLS(t)
 	// user root: started as root, mosquitto drops to user mosquitto, which
 	// cannot read the test's private temp dir (no effect as another user).
-	m := testenv.StartMosquitto(t, "cafile "+files.CA, "certfile "+files.Cert, "keyfile "+files.Key, "require_certificate true", "user root")
+	// Devices use a second, plain listener: the TLS under test is the agent's.
+	plain := testenv.FreeAddr(t)
+	_, plainPort, _ := net.SplitHostPort(plain)
+	m := testenv.StartMosquitto(t, "cafile "+files.CA, "certfile "+files.Cert, "keyfile "+files.Key, "require_certificate true",
+		"user root", "listener "+plainPort+" 127.0.0.1")
 	external := func(cert, key string) func(*agent.Config) {
 		return func(c *agent.Config) {
 			c.MQTT.URL = "mqtts://" + m.Addr
@@ -60,21 +64,19 @@ func TestTLS_ExternalMQTTSClientCert(t *testing.T) {
 	}
 	a := startAgent(t, t.TempDir(), external(files.ClientCert, files.ClientKey))
 
-	cfg, err := tlsconf.Client(files.CA, files.ClientCert, files.ClientKey)
-	require.NoError(t, err)
-	conn, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", m.Addr, cfg)
-	require.NoError(t, err)
-	c := paho.NewClient(paho.ClientConfig{ClientID: "tls-ext-dev", Conn: conn})
-	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
-	defer cancel()
-	_, err = c.Connect(ctx, &paho.Connect{ClientID: "tls-ext-dev", KeepAlive: 30, CleanStart: true})
-	require.NoError(t, err)
-	defer c.Disconnect(&paho.Disconnect{})
-	_, err = c.Publish(ctx, &paho.Publish{Topic: eventsTopic("tls-ext-dev"), QoS: 1, Payload: receive("x1", "MQTTS-EXT", 3)})
-	require.NoError(t, err)
+	dev := testenv.Dial(t, plain, "tls-ext-dev")
+	require.NoError(t, dev.PublishQoS1(t.Context(), eventsTopic("tls-ext-dev"), receive("x1", "MQTTS-EXT", 3)))
 	require.Eventually(t, func() bool { return a.onHand(t, "MQTTS-EXT") == 3 }, 10*time.Second, 10*time.Millisecond)
 
 	noCert := startAgentNoWait(t, t.TempDir(), external("", ""))
-	require.Never(t, func() bool { return noCert.get(t, "/readyz", nil) == http.StatusOK }, time.Second, 50*time.Millisecond,
+	ready := func() bool {
+		resp, err := http.Get(noCert.base + "/readyz")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	}
+	require.Never(t, ready, time.Second, 50*time.Millisecond,
 		"an agent without a client certificate is refused by the broker")
 }
