@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"slices"
 	"strconv"
 	"time"
 	"unicode/utf8"
@@ -157,10 +158,12 @@ func (a *Agent) view(l store.StockLevel, reserved int64, low bool) StockView {
 
 // stockView reads one SKU's view; ok is false if it was never seen.
 func (a *Agent) stockView(ctx context.Context, sku string) (StockView, bool, error) {
-	l, ok, err := a.store.Stock(ctx, a.cfg.Warehouse, sku)
-	if err != nil || !ok {
-		return StockView{}, ok, err
+	levels, err := a.store.SKUStock(ctx, sku) // this warehouse's, and those the hub sent
+	i := slices.IndexFunc(levels, func(l store.StockLevel) bool { return l.Warehouse == a.cfg.Warehouse })
+	if err != nil || i < 0 {
+		return StockView{}, false, err
 	}
+	l := levels[i]
 	held, err := a.store.Reserved(ctx, a.cfg.Warehouse, sku, now())
 	if err != nil {
 		return StockView{}, false, err
@@ -169,12 +172,14 @@ func (a *Agent) stockView(ctx context.Context, sku string) (StockView, bool, err
 	for _, n := range held {
 		reserved += n
 	}
-	low, err := a.store.IsLow(ctx, sku)
-	if err != nil {
-		return StockView{}, false, err
+	var low bool
+	if a.cfg.Alerts.Enabled { // otherwise view applies the plain threshold
+		if low, err = a.store.IsLow(ctx, sku); err != nil {
+			return StockView{}, false, err
+		}
 	}
 	v := a.view(l, reserved, low)
-	if v.Global, err = a.globalView(ctx, sku, l.OnHand); err != nil {
+	if v.Global, err = a.globalView(ctx, levels); err != nil {
 		return StockView{}, false, err
 	}
 	return v, true, nil

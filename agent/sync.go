@@ -112,21 +112,17 @@ func (a *Agent) handleSyncState(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, sync.State{Replica: st.Replica, HubCursor: st.HubCursor})
 }
 
-// globalView is the company-wide stock of a SKU as far as this agent has
-// merged it.
-func (a *Agent) globalView(ctx context.Context, sku string, local int64) (GlobalView, error) {
-	byWarehouse, err := a.store.GlobalStock(ctx, sku)
-	if err != nil {
-		return GlobalView{}, err
-	}
+// globalView is the company-wide stock of a SKU, from its levels in every
+// warehouse, as far as this agent has merged them.
+func (a *Agent) globalView(ctx context.Context, levels []store.StockLevel) (GlobalView, error) {
 	lastMerge, err := a.store.LastMerge(ctx)
 	if err != nil {
 		return GlobalView{}, err
 	}
-	byWarehouse[a.cfg.Warehouse] = local
-	g := GlobalView{Warehouses: byWarehouse}
-	for _, n := range byWarehouse {
-		g.OnHand += n
+	g := GlobalView{Warehouses: make(map[string]int64, len(levels))}
+	for _, l := range levels {
+		g.Warehouses[l.Warehouse] = l.OnHand
+		g.OnHand += l.OnHand
 	}
 	if !lastMerge.IsZero() {
 		g.AsOf = &lastMerge

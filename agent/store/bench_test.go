@@ -44,9 +44,9 @@ func BenchmarkDB_Apply(b *testing.B) {
 	}
 }
 
-// BenchmarkDB_StockView: the reads behind one GET /v1/stock/{sku} (level,
-// holds, low state, the global view), which live topics also run for every
-// changed SKU.
+// BenchmarkDB_StockView: the reads behind one GET /v1/stock/{sku} (every
+// warehouse's level, holds, low state, last merge), which live topics also
+// run for every changed SKU.
 func BenchmarkDB_StockView(b *testing.B) {
 	db, err := Open(b.Context(), b.TempDir(), Options{Warehouse: "wh1"})
 	if err != nil {
@@ -60,8 +60,8 @@ func BenchmarkDB_StockView(b *testing.B) {
 	ctx := b.Context()
 	cpu := testenv.ProcessCPU()
 	for b.Loop() {
-		if _, ok, err := db.Stock(ctx, "wh1", "SKU-1"); err != nil || !ok {
-			b.Fatal(ok, err)
+		if l, err := db.SKUStock(ctx, "SKU-1"); err != nil || len(l) != 1 {
+			b.Fatal(l, err)
 		}
 		if _, err := db.Reserved(ctx, "wh1", "SKU-1", time.Now()); err != nil {
 			b.Fatal(err)
@@ -69,7 +69,7 @@ func BenchmarkDB_StockView(b *testing.B) {
 		if _, err := db.IsLow(ctx, "SKU-1"); err != nil {
 			b.Fatal(err)
 		}
-		if _, err := db.GlobalStock(ctx, "SKU-1"); err != nil {
+		if _, err := db.LastMerge(ctx); err != nil {
 			b.Fatal(err)
 		}
 	}

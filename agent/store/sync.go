@@ -207,22 +207,3 @@ func (db *DB) LastMerge(ctx context.Context) (time.Time, error) {
 	n, _ := strconv.ParseInt(ms, 10, 64) // written by applyMerge
 	return time.UnixMilli(n).UTC(), nil
 }
-
-// GlobalStock sums a SKU over every warehouse this store holds state of.
-func (db *DB) GlobalStock(ctx context.Context, sku string) (map[string]int64, error) {
-	rows, err := db.reader.QueryContext(ctx, `SELECT warehouse, SUM(p) - SUM(n) FROM counters WHERE sku = ? GROUP BY warehouse`, sku)
-	if err != nil {
-		return nil, fmt.Errorf("query global stock: %w", err)
-	}
-	defer rows.Close()
-	out := map[string]int64{}
-	for rows.Next() {
-		var wh string
-		var n int64
-		if err := rows.Scan(&wh, &n); err != nil {
-			return nil, fmt.Errorf("query global stock: %w", err)
-		}
-		out[wh] = n
-	}
-	return out, rows.Err()
-}
