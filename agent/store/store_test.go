@@ -268,48 +268,56 @@ func TestDB_OutcomesAndSeqsProperty(t *testing.T) {
 	}
 }
 
-// With a commit delay, a busy queue waits for more work (here until the
-// transaction is full), and a light one does not wait at all.
-func TestDB_CommitDelay(t *testing.T) {
+// openDelayed opens a store in dir with a commit delay and returns it with
+// a reader of the item counts of its transactions so far.
+func openDelayed(t *testing.T, dir string, delay time.Duration) (*DB, func() []int) {
 	var mu sync.Mutex
 	var txItems []int
-	db, err := Open(t.Context(), t.TempDir(), Options{Warehouse: "wh1", CommitDelay: time.Hour,
-		Observe: func(items int, _ time.Duration, err error) {
+	db, err := Open(t.Context(), dir, Options{Warehouse: "wh1", CommitDelay: delay,
+		Observe: func(items int, _ time.Duration, _ error) {
 			mu.Lock()
 			defer mu.Unlock()
 			txItems = append(txItems, items)
 		}})
 	require.NoError(t, err)
-	defer db.Close()
-	observed := func() []int {
+	t.Cleanup(func() { _ = db.Close() })
+	return db, func() []int {
 		mu.Lock()
 		defer mu.Unlock()
 		return append([]int(nil), txItems...)
 	}
-	events := func(prefix string, n int) []Event {
-		out := make([]Event, n)
-		for i := range out {
-			out[i] = ev("d1", fmt.Sprint(prefix, i), "receive", "SKU-1", 1)
-		}
-		return out
+}
+
+// receives are n receives of one unit of SKU-1, ids prefix0, prefix1, ….
+func receives(prefix string, n int) []Event {
+	out := make([]Event, n)
+	for i := range out {
+		out[i] = ev("d1", fmt.Sprint(prefix, i), "receive", "SKU-1", 1)
 	}
+	return out
+}
+
+// With a commit delay, a busy queue waits for more work (here until the
+// transaction is full), and a light one does not wait at all.
+func TestDB_CommitDelay(t *testing.T) {
+	db, observed := openDelayed(t, t.TempDir(), time.Hour)
 
 	// Light load: one event commits at once (an hour's wait would hang).
-	_, err = db.Apply(t.Context(), &Batch{Events: events("light-", 1)})
+	_, err := db.Apply(t.Context(), &Batch{Events: receives("light-", 1)})
 	require.NoError(t, err)
 	require.Equal(t, []int{1}, observed())
 
 	// Busy: commitSiblings events wait; more arriving meanwhile join the
 	// same transaction, which commits once full.
 	firstDone := make(chan error, 1)
-	db.Submit(&Batch{Events: events("a-", commitSiblings)}, func(_ []Outcome, err error) { firstDone <- err })
+	db.Submit(&Batch{Events: receives("a-", commitSiblings)}, func(_ []Outcome, err error) { firstDone <- err })
 	time.Sleep(100 * time.Millisecond) // the loop takes the batch and waits
 	select {
 	case err := <-firstDone:
 		t.Fatalf("a busy batch committed without waiting for more work (err %v)", err)
 	default:
 	}
-	_, err = db.Apply(t.Context(), &Batch{Events: events("b-", maxTxEvents-commitSiblings)})
+	_, err = db.Apply(t.Context(), &Batch{Events: receives("b-", maxTxEvents-commitSiblings)})
 	require.NoError(t, err)
 	require.NoError(t, <-firstDone)
 	require.Equal(t, []int{1, maxTxEvents}, observed(), "one transaction carried both batches")
@@ -319,14 +327,9 @@ func TestDB_CommitDelay(t *testing.T) {
 // Close ends a commit delay: what waited is committed, not dropped.
 func TestDB_CommitDelayClose(t *testing.T) {
 	dir := t.TempDir()
-	db, err := Open(t.Context(), dir, Options{Warehouse: "wh1", CommitDelay: time.Hour})
-	require.NoError(t, err)
+	db, _ := openDelayed(t, dir, time.Hour)
 	done := make(chan error, 1)
-	batch := make([]Event, commitSiblings)
-	for i := range batch {
-		batch[i] = ev("d1", fmt.Sprint("w", i), "receive", "SKU-1", 1)
-	}
-	db.Submit(&Batch{Events: batch}, func(_ []Outcome, err error) { done <- err })
+	db.Submit(&Batch{Events: receives("w", commitSiblings)}, func(_ []Outcome, err error) { done <- err })
 	time.Sleep(50 * time.Millisecond) // the loop waits for more work
 	require.NoError(t, db.Close())
 	require.NoError(t, <-done)
@@ -349,25 +352,10 @@ func TestDB_DurabilityPragmas(t *testing.T) {
 // A busy queue waits at most the commit delay: then it commits what it
 // has, full or not.
 func TestDB_CommitDelayBounded(t *testing.T) {
-	var mu sync.Mutex
-	var txItems []int
-	db, err := Open(t.Context(), t.TempDir(), Options{Warehouse: "wh1", CommitDelay: 30 * time.Millisecond,
-		Observe: func(items int, _ time.Duration, _ error) {
-			mu.Lock()
-			defer mu.Unlock()
-			txItems = append(txItems, items)
-		}})
-	require.NoError(t, err)
-	defer db.Close()
-	batch := make([]Event, commitSiblings)
-	for i := range batch {
-		batch[i] = ev("d1", fmt.Sprint("b", i), "receive", "SKU-1", 1)
-	}
+	db, observed := openDelayed(t, t.TempDir(), 30*time.Millisecond)
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second) // an unbounded wait would run into this
 	defer cancel()
-	_, err = db.Apply(ctx, &Batch{Events: batch})
+	_, err := db.Apply(ctx, &Batch{Events: receives("b", commitSiblings)})
 	require.NoError(t, err)
-	mu.Lock()
-	defer mu.Unlock()
-	require.Equal(t, []int{commitSiblings}, txItems, "committed after the delay, not when full")
+	require.Equal(t, []int{commitSiblings}, observed(), "committed after the delay, not when full")
 }
