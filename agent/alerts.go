@@ -38,10 +38,15 @@ type thresholds struct {
 var _ store.LowStockRule = (*thresholds)(nil)
 
 func (t *thresholds) get(sku string) Threshold {
-	if th, ok := t.overrides.Get()[sku]; ok {
-		return th
+	def := *t.def.Load()
+	th, ok := t.overrides.Get()[sku]
+	if !ok {
+		return def
 	}
-	return *t.def.Load()
+	if th.Restock == 0 { // no restock column: the configured margin, as it is now
+		th.Restock = th.Low + def.Restock - def.Low
+	}
+	return th
 }
 
 // Low implements store.LowStockRule.
@@ -53,62 +58,60 @@ func (t *thresholds) Low(sku string, wasLow bool, available int64) bool {
 	return available <= th.Low
 }
 
-// parseThresholds reads "sku,low[,restock]" with a header; restock defaults
-// to low + margin.
-func parseThresholds(margin int64) func(io.Reader) (map[string]Threshold, error) {
-	return func(r io.Reader) (map[string]Threshold, error) {
-		cr := csv.NewReader(r)
-		cr.FieldsPerRecord = -1
-		cr.TrimLeadingSpace = true
-		header, err := cr.Read()
+// parseThresholds reads "sku,low[,restock]" with a header; a row without
+// restock leaves it 0, for get to apply the configured margin.
+func parseThresholds(r io.Reader) (map[string]Threshold, error) {
+	cr := csv.NewReader(r)
+	cr.FieldsPerRecord = -1
+	cr.TrimLeadingSpace = true
+	header, err := cr.Read()
+	if err == io.EOF {
+		return map[string]Threshold{}, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	col := map[string]int{}
+	for i, h := range header {
+		col[strings.ToLower(strings.TrimSpace(strings.TrimPrefix(h, "\ufeff")))] = i
+	}
+	skuCol, ok1 := col["sku"]
+	lowCol, ok2 := col["low"]
+	restockCol, hasRestock := col["restock"]
+	if !ok1 || !ok2 {
+		return nil, fmt.Errorf("line 1: header must name the columns sku and low (and optionally restock)")
+	}
+	out := map[string]Threshold{}
+	for {
+		rec, err := cr.Read()
 		if err == io.EOF {
-			return map[string]Threshold{}, nil
+			return out, nil
 		}
 		if err != nil {
 			return nil, err
 		}
-		col := map[string]int{}
-		for i, h := range header {
-			col[strings.ToLower(strings.TrimSpace(strings.TrimPrefix(h, "\ufeff")))] = i
+		line, _ := cr.FieldPos(0)
+		field := func(i int) string {
+			if i < len(rec) {
+				return strings.TrimSpace(rec[i])
+			}
+			return ""
 		}
-		skuCol, ok1 := col["sku"]
-		lowCol, ok2 := col["low"]
-		restockCol, hasRestock := col["restock"]
-		if !ok1 || !ok2 {
-			return nil, fmt.Errorf("line 1: header must name the columns sku and low (and optionally restock)")
+		sku := field(skuCol)
+		if !drivers.ValidID(sku) {
+			return nil, fmt.Errorf("line %d: sku %q must be 1-64 chars of [A-Za-z0-9._-]", line, sku)
 		}
-		out := map[string]Threshold{}
-		for {
-			rec, err := cr.Read()
-			if err == io.EOF {
-				return out, nil
-			}
-			if err != nil {
-				return nil, err
-			}
-			line, _ := cr.FieldPos(0)
-			field := func(i int) string {
-				if i < len(rec) {
-					return strings.TrimSpace(rec[i])
-				}
-				return ""
-			}
-			sku := field(skuCol)
-			if !drivers.ValidID(sku) {
-				return nil, fmt.Errorf("line %d: sku %q must be 1-64 chars of [A-Za-z0-9._-]", line, sku)
-			}
-			low, err := strconv.ParseInt(field(lowCol), 10, 64)
-			if err != nil || low < 0 {
-				return nil, fmt.Errorf("line %d: low %q must be an integer >= 0", line, field(lowCol))
-			}
-			th := Threshold{Low: low, Restock: low + margin}
-			if hasRestock && field(restockCol) != "" {
-				if th.Restock, err = strconv.ParseInt(field(restockCol), 10, 64); err != nil || th.Restock <= low {
-					return nil, fmt.Errorf("line %d: restock %q must be an integer above low %d", line, field(restockCol), low)
-				}
-			}
-			out[sku] = th
+		low, err := strconv.ParseInt(field(lowCol), 10, 64)
+		if err != nil || low < 0 {
+			return nil, fmt.Errorf("line %d: low %q must be an integer >= 0", line, field(lowCol))
 		}
+		th := Threshold{Low: low}
+		if hasRestock && field(restockCol) != "" {
+			if th.Restock, err = strconv.ParseInt(field(restockCol), 10, 64); err != nil || th.Restock <= low {
+				return nil, fmt.Errorf("line %d: restock %q must be an integer above low %d", line, field(restockCol), low)
+			}
+		}
+		out[sku] = th
 	}
 }
 
