@@ -33,8 +33,8 @@ type watchedFile[T any] struct {
 	mu      sync.Mutex
 	modTime time.Time
 	size    int64
-	cancel  context.CancelFunc
-	wg      sync.WaitGroup
+	lastErr string // the last reload error logged: each distinct one once
+	poll    *loop
 }
 
 func openWatched[T any](path string, empty T, parse func(io.Reader) (T, error), logger *slog.Logger) (*watchedFile[T], error) {
@@ -43,10 +43,7 @@ func openWatched[T any](path string, empty T, parse func(io.Reader) (T, error), 
 	if _, err := w.Reload(); err != nil {
 		return nil, err
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	w.cancel = cancel
-	w.wg.Add(1)
-	go w.watch(ctx)
+	w.poll = every(watchPollInterval, w.poll1)
 	return w, nil
 }
 
@@ -86,34 +83,21 @@ func (w *watchedFile[T]) Reload() (bool, error) {
 	return true, nil
 }
 
-func (w *watchedFile[T]) watch(ctx context.Context) {
-	defer w.wg.Done()
-	tick := time.NewTicker(watchPollInterval)
-	defer tick.Stop()
-	var lastErr string
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-tick.C:
-		}
-		_, err := w.Reload()
-		msg := ""
-		if err != nil {
-			msg = err.Error()
-		}
-		if msg != "" && msg != lastErr { // each distinct problem once
-			w.logger.Error("file not reloaded; keeping the previous content", "err", err)
-		}
-		lastErr = msg
+// poll1 is one poll of the file (every watchPollInterval).
+func (w *watchedFile[T]) poll1(context.Context) {
+	_, err := w.Reload()
+	msg := ""
+	if err != nil {
+		msg = err.Error()
 	}
+	if msg != "" && msg != w.lastErr { // each distinct problem once
+		w.logger.Error("file not reloaded; keeping the previous content", "err", err)
+	}
+	w.lastErr = msg
 }
 
 // Close stops watching.
-func (w *watchedFile[T]) Close() {
-	w.cancel()
-	w.wg.Wait()
-}
+func (w *watchedFile[T]) Close() { w.poll.Stop() }
 
 // BarcodeTable maps GTINs (14 digits) to SKUs from a watched CSV file.
 type BarcodeTable struct {
