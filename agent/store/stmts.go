@@ -56,12 +56,15 @@ const (
 )
 
 // sqlInsertEvents inserts n events, skipping those already in the log (see
-// insertChunk).
+// insertChunk). OR IGNORE, not ON CONFLICT DO NOTHING: under the latter a
+// NOT NULL violation would abort the statement halfway, so SQLite journals
+// every page a multi-row statement touches in case it must undo it. No
+// value bound here is ever NULL; a row that were would be skipped, and
+// insertChunk reports a row neither inserted nor found.
 func sqlInsertEvents(n int) string {
 	row := "(" + strings.TrimSuffix(strings.Repeat("?,", eventColumns), ",") + ")"
-	return `INSERT INTO events(device, event_id, body_hash, type, warehouse, location, sku, to_location, qty, delta,
-		channel, device_ts, device_seq, source, received_at) VALUES ` + strings.TrimSuffix(strings.Repeat(row+",", n), ",") + `
-		ON CONFLICT (device, event_id) DO NOTHING`
+	return `INSERT OR IGNORE INTO events(device, event_id, body_hash, type, warehouse, location, sku, to_location, qty, delta,
+		channel, device_ts, device_seq, source, received_at) VALUES ` + strings.TrimSuffix(strings.Repeat(row+",", n), ",")
 }
 
 func (s *writerStmts) prepare(ctx context.Context, db *sql.DB) error {

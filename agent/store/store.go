@@ -154,6 +154,9 @@ func dsn(path string, writer bool) string {
 		// Checkpoints run on their own connection (checkpointLoop), never
 		// inside a commit where they would delay acknowledgements.
 		q.Add("_pragma", "wal_autocheckpoint(0)")
+		// Statement journals (an upsert's undo copy of the pages it
+		// touches) stay in memory instead of spilling to a temporary file.
+		q.Add("_pragma", "temp_store(MEMORY)")
 	} else {
 		q.Add("_pragma", "query_only(1)")
 	}

@@ -359,3 +359,20 @@ func TestDB_CommitDelayBounded(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, []int{commitSiblings}, observed(), "committed after the delay, not when full")
 }
+
+// The event insert is OR IGNORE, which would also skip a row breaking a NOT
+// NULL constraint: such an event must fail its batch, not vanish while its
+// neighbours are acknowledged.
+func TestDB_NullColumnFailsBatch(t *testing.T) {
+	db := openTest(t, t.TempDir())
+	ctx := t.Context()
+	bad := ev("d1", "e2", "receive", "SKU-1", 4)
+	bad.BodyHash = nil // binds NULL
+	_, err := db.Apply(ctx, &Batch{Events: []Event{ev("d1", "e1", "receive", "SKU-1", 5), bad}})
+	require.ErrorContains(t, err, "neither inserted nor found")
+	require.Equal(t, int64(0), onHand(t, db, "SKU-1"), "nothing of the failed batch applied")
+
+	out, err := db.Apply(ctx, &Batch{Events: []Event{ev("d1", "e1", "receive", "SKU-1", 5)}})
+	require.NoError(t, err)
+	require.Equal(t, Applied, out[0].Status, "the store still commits")
+}
