@@ -207,19 +207,22 @@ func (in *Ingester) storeEvent(msg drivers.Message, it *drivers.Item) store.Even
 
 // BodyHash identifies an event's content, so a redelivery (same id, same
 // content, whatever the JSON spelling) is a duplicate and a reused id is not.
+//
+// The hash is of each string field as a big-endian uint32 length and its
+// bytes, then qty and seq as big-endian uint64s: stored hashes are compared
+// with new ones, so this encoding never changes. The first 16 bytes of the
+// SHA-256 are kept.
 func BodyHash(e *drivers.Event) []byte {
-	h := sha256.New()
-	for _, s := range []string{e.Type, e.SKU, e.Barcode, e.Location, e.ToLocation, e.TS, e.Channel, e.Voids} {
-		var n [4]byte
-		binary.BigEndian.PutUint32(n[:], uint32(len(s)))
-		h.Write(n[:])
-		h.Write([]byte(s))
+	var buf [256]byte // most bodies fit: no allocation but the result
+	b := buf[:0]
+	for _, s := range [...]string{e.Type, e.SKU, e.Barcode, e.Location, e.ToLocation, e.TS, e.Channel, e.Voids} {
+		b = binary.BigEndian.AppendUint32(b, uint32(len(s)))
+		b = append(b, s...)
 	}
-	var n [16]byte
-	binary.BigEndian.PutUint64(n[:8], uint64(e.Qty))
-	binary.BigEndian.PutUint64(n[8:], uint64(e.Seq))
-	h.Write(n[:])
-	return h.Sum(nil)[:16]
+	b = binary.BigEndian.AppendUint64(b, uint64(e.Qty))
+	b = binary.BigEndian.AppendUint64(b, uint64(e.Seq))
+	sum := sha256.Sum256(b)
+	return append([]byte(nil), sum[:16]...)
 }
 
 // deviceTopic is a parsed {prefix}/{wh}/devices/{device}/{kind}[/{sub}].
