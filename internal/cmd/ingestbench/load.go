@@ -116,10 +116,11 @@ func (m measurement) cpuPerEvent(name string) time.Duration {
 func (m measurement) rate() float64 { return float64(m.events) / m.elapsed.Seconds() }
 
 // measure starts l and times it until processed returns, which must be
-// once the consumer has processed all l.events. Both are bounded by
-// timeout; a publish error ends the wait early. It also notes the CPU time
-// each of procs used meanwhile.
-func measure(ctx context.Context, timeout time.Duration, l load, processed func(context.Context) error, procs []proc) (measurement, error) {
+// once the consumer has processed all l.events; published is closed once
+// every publish has ended. Both are bounded by timeout; a publish error
+// ends the wait early. It also notes the CPU time each of procs used
+// meanwhile.
+func measure(ctx context.Context, timeout time.Duration, l load, processed func(ctx context.Context, published <-chan struct{}) error, procs []proc) (measurement, error) {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	ctx, stop := context.WithTimeoutCause(ctx, timeout,
@@ -137,7 +138,7 @@ func measure(ctx context.Context, timeout time.Duration, l load, processed func(
 		}
 		m.publish = time.Since(start)
 	}()
-	err := processed(ctx)
+	err := processed(ctx, published)
 	m.elapsed = time.Since(start)
 	m.cpu = cpuSnapshot(procs)
 	for name, d := range m.cpu {

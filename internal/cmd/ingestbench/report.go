@@ -73,7 +73,8 @@ receive of 1 unit of %s. The same load for both consumers:
   bare   paho MQTT 5 subscriber on %s, QoS 1, auto-ack, only counts
   agent  edgestock agent --mqtt-url, fresh data dir: persistent session,
          acks each event after its SQLite commit; done when
-         GET /v1/stock/%s shows on_hand = N (polled every %v)
+         GET /v1/stock/%s shows on_hand = N (polled every %v
+         from the last PUBACK from mosquitto on)
 events/s = N / (first publish -> consumer processed all N). "publish" is
 first publish -> last PUBACK from mosquitto. "per commit" is the agent's
 mean events per group-commit transaction. Runs alternate bare, agent.

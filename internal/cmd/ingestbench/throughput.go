@@ -43,7 +43,7 @@ func (c *counter) onPublish(p *paho.Publish) {
 }
 
 // wait returns once the target is reached.
-func (c *counter) wait(ctx context.Context) error {
+func (c *counter) wait(ctx context.Context, _ <-chan struct{}) error {
 	select {
 	case <-c.done:
 		return nil
@@ -155,7 +155,11 @@ func (b *bench) agentRun(ctx context.Context, tag string, mq *mosquitto.Broker, 
 	if err := warmUp(ctx, b.timeout, pubs[0], tag, a.saw(warmSKU)); err != nil {
 		return measurement{}, err
 	}
-	processed := func(ctx context.Context) error {
+	processed := func(ctx context.Context, published <-chan struct{}) error {
+		select {
+		case <-published:
+		case <-ctx.Done():
+		}
 		return a.waitOnHand(ctx, benchSKU, int64(b.events), pollInterval)
 	}
 	procs := []proc{{procBench, os.Getpid()}, {procAgent, a.cmd.Process.Pid}}
