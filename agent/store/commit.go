@@ -440,11 +440,12 @@ type slot struct {
 
 // insertChunk writes chunk to the log with one INSERT OR IGNORE. Rows get
 // consecutive seqs in chunk order (the seq is the rowid, one more than the
-// largest, and rows are never deleted), and a skipped row takes none, so the inserted rows have the seqs last−inserted+1 … last.
-// When every row went in (the common case), row i has seq first+i and
-// nothing is read back. Otherwise each row is looked up: a row holding a
-// seq of this range that no earlier row of the chunk claimed is the one
-// inserted; any other is a duplicate or a reused id.
+// largest, and rows are never deleted), and a skipped row takes none, so
+// the inserted rows have the seqs last−inserted+1 … last. When every row
+// went in (the common case), row i has seq first+i and nothing is read
+// back. Otherwise each row is looked up: a row holding a seq of this range
+// that no earlier row of the chunk claimed is the one inserted; any other
+// is a duplicate or a reused id.
 func (db *DB) insertChunk(ctx context.Context, s *boundStmts, st *txState, chunk []slot) error {
 	if len(chunk) == 0 {
 		return nil

@@ -12,6 +12,8 @@
 // the store's group commit: while one write is in the kernel, the next ones
 // gather.
 //
+// Reads are paced under load (see pacedReader).
+//
 // A Conn implements [sync.Locker], which paho's packet writer takes around
 // the writes of one packet, so packets from concurrent writers never
 // interleave.
@@ -65,13 +67,68 @@ type Conn struct {
 func New(c net.Conn) *Conn {
 	bc := &Conn{
 		Conn: c,
-		r:    bufio.NewReaderSize(c, readBufferSize),
+		r:    bufio.NewReaderSize(newPacedReader(c), readBufferSize),
 		kick: make(chan struct{}, 1),
 		done: make(chan struct{}),
 	}
 	bc.drained = sync.NewCond(&bc.mu)
 	go bc.writeLoop()
 	return bc
+}
+
+// pacedReader paces the reads under a heavy stream of small packets.
+// There, each read would return one or two packets, and each read costs a
+// system call and, over TCP, the acknowledgement the kernel sends with it:
+// 8 % of the agent's CPU through mosquitto. So once readsBeforePause reads
+// in a row came back small (under a quarter of the buffer) and found their
+// data waiting (they blocked under readQuickWait), it waits readPause
+// before each read, which returns what gathered meanwhile. It stops when a
+// read fills up or a pause gathers under readGather bytes: the stream is
+// light again. This is interrupt moderation, as network cards do it: a
+// packet after a quiet spell is read at once, and so is a stream too slow
+// to gather a batch in a pause (at 2,000 packets a second, 0.6 % of the
+// reads were paused); under load, a packet waits at most readPause, far
+// less than the group commit it then waits for. Through mosquitto at some
+// 25,000 events a second, the agent's reads fell from about 7,000 a second
+// to 1,200.
+type pacedReader struct {
+	net.Conn
+	quick int                 // reads in a row that were small and found data waiting
+	now   func() time.Time    // time.Now; tests replace it
+	sleep func(time.Duration) // time.Sleep; tests replace it
+}
+
+const (
+	readPause        = 500 * time.Microsecond
+	readQuickWait    = 200 * time.Microsecond
+	readsBeforePause = 4
+	readGather       = 1 << 10
+)
+
+func newPacedReader(c net.Conn) *pacedReader {
+	return &pacedReader{Conn: c, now: time.Now, sleep: time.Sleep}
+}
+
+func (r *pacedReader) Read(p []byte) (int, error) {
+	paced := r.quick >= readsBeforePause
+	if paced {
+		r.sleep(readPause)
+	}
+	start := r.now()
+	n, err := r.Conn.Read(p)
+	switch {
+	case err != nil || n >= len(p)/4:
+		r.quick = 0 // reads fill up: nothing to gain
+	case paced:
+		if n < readGather {
+			r.quick = 0 // the pause gathered little: the stream is light
+		}
+	case r.now().Sub(start) < readQuickWait:
+		r.quick++
+	default:
+		r.quick = 0
+	}
+	return n, err
 }
 
 // Read reads through the buffer.

@@ -191,3 +191,74 @@ func TestConn_WriteErrorReachesReaderAndWriters(t *testing.T) {
 	var ne net.Error
 	require.False(t, errors.As(rerr, &ne) && ne.Timeout(), "read timed out instead of failing: %v", rerr)
 }
+
+// scriptedConn answers each Read with the next scripted step: the time it
+// blocks (advancing the shared clock) and how many bytes it returns.
+type scriptedConn struct {
+	net.Conn
+	clock *time.Time
+	steps []readStep
+}
+
+type readStep struct {
+	wait time.Duration
+	n    int
+	err  error
+}
+
+func (c *scriptedConn) Read(p []byte) (int, error) {
+	s := c.steps[0]
+	c.steps = c.steps[1:]
+	*c.clock = c.clock.Add(s.wait)
+	return min(s.n, len(p)), s.err
+}
+
+// Reads pause only once readsBeforePause in a row came back small and
+// found their data waiting, and only while the pauses gather a batch: a
+// heavy stream of small packets is paced; a packet after a quiet spell, a
+// slow stream, a full read and an error end the pacing.
+func TestPacedReader(t *testing.T) {
+	require.Equal(t, 4, readsBeforePause, "the script below assumes it")
+	clock := time.Unix(0, 0)
+	const buf = 32 << 10
+	quick := readStep{wait: 20 * time.Microsecond, n: 150}
+	steps := []struct {
+		readStep
+		pauseBefore bool
+	}{
+		{readStep{wait: 10 * time.Millisecond, n: 150}, false}, // after idle
+		{quick, false}, {quick, false}, {quick, false},
+		{quick, false},                        // four quick small reads in a row: pause next
+		{readStep{wait: 0, n: 3000}, true},    // the pause gathered a batch: pause next
+		{readStep{wait: 0, n: buf / 2}, true}, // a full read: no pause next
+		{quick, false}, {quick, false}, {quick, false}, {quick, false},
+		{readStep{wait: 0, n: 300}, true}, // the pause gathered little: the stream is light
+		{quick, false}, {quick, false},
+		{readStep{wait: 500 * time.Microsecond, n: 150}, false}, // a slow read starts the count again
+		{quick, false}, {quick, false}, {quick, false},
+		{readStep{wait: 10 * time.Microsecond, n: 0, err: io.EOF}, false}, // an error too
+		{quick, false},
+	}
+	conn := &scriptedConn{clock: &clock}
+	var want []bool
+	for _, s := range steps {
+		conn.steps = append(conn.steps, s.readStep)
+		want = append(want, s.pauseBefore)
+	}
+	var paused []bool
+	pausedNow := false
+	r := newPacedReader(conn)
+	r.now = func() time.Time { return clock }
+	r.sleep = func(d time.Duration) {
+		require.Equal(t, readPause, d)
+		clock = clock.Add(d)
+		pausedNow = true
+	}
+	p := make([]byte, buf)
+	for range steps {
+		pausedNow = false
+		_, _ = r.Read(p)
+		paused = append(paused, pausedNow)
+	}
+	require.Equal(t, want, paused)
+}
