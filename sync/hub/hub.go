@@ -21,6 +21,7 @@ import (
 	"net/http"
 	"net/url"
 	"sort"
+	"strings"
 	stdsync "sync"
 	"time"
 
@@ -80,10 +81,11 @@ type link struct {
 	mu          stdsync.Mutex
 	replica     string    // the agent's replica ID, as it last said
 	lastContact time.Time // last successful exchange
-	lastErr     string
-	pulled      int64 // entries merged from this agent
-	pushed      int64 // entries sent to it
-	pending     bool  // its last page said more
+	pullErr     string    // the pull loop's last error, until it next succeeds
+	pushErr     string    // the push loop's
+	pulled      int64     // entries merged from this agent
+	pushed      int64     // entries sent to it
+	pending     bool      // its last page said more
 }
 
 // Hub pulls from and pushes to agents.
@@ -149,6 +151,7 @@ func (h *Hub) retry(ctx context.Context, l *link, what string, step func(context
 	failing := false
 	for ctx.Err() == nil {
 		err := step(ctx)
+		l.setErr(what, err)
 		if err == nil {
 			if failing {
 				h.logger.Info("agent reachable again", "warehouse", l.Warehouse, "loop", what)
@@ -159,9 +162,6 @@ func (h *Hub) retry(ctx context.Context, l *link, what string, step func(context
 		if ctx.Err() != nil {
 			return
 		}
-		l.mu.Lock()
-		l.lastErr = err.Error()
-		l.mu.Unlock()
 		if !failing {
 			h.logger.Warn("agent unreachable; retrying with backoff", "warehouse", l.Warehouse, "loop", what, "err", err)
 			failing = true
@@ -213,7 +213,7 @@ func (h *Hub) pull(ctx context.Context, l *link) error {
 		}
 	}
 	l.mu.Lock()
-	l.replica, l.lastContact, l.lastErr, l.pending = d.Replica, time.Now(), "", d.More
+	l.replica, l.lastContact, l.pending = d.Replica, time.Now(), d.More
 	l.pulled += int64(len(d.Entries))
 	l.mu.Unlock()
 	return nil
@@ -272,6 +272,22 @@ func (h *Hub) push(ctx context.Context, l *link) (bool, error) {
 	l.pushed += int64(len(page.Entries))
 	l.mu.Unlock()
 	return page.More, nil
+}
+
+// setErr records how loop ("pull" or "push") last ended: each loop's error
+// stands until that loop succeeds, whatever the other does meanwhile.
+func (l *link) setErr(loop string, err error) {
+	msg := ""
+	if err != nil {
+		msg = loop + ": " + err.Error()
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if loop == "pull" {
+		l.pullErr = msg
+	} else {
+		l.pushErr = msg
+	}
 }
 
 func (l *link) get(ctx context.Context, path string, out any) error {
@@ -355,12 +371,12 @@ func (h *Hub) Warehouses() []WarehouseStatus {
 	for _, l := range h.links {
 		l.mu.Lock()
 		w := WarehouseStatus{Warehouse: l.Warehouse, URL: l.URL, Replica: l.replica, Pending: l.pending,
-			Pulled: l.pulled, Pushed: l.pushed, LastError: l.lastErr}
+			Pulled: l.pulled, Pushed: l.pushed, LastError: strings.Trim(l.pullErr+"; "+l.pushErr, "; ")}
 		if !l.lastContact.IsZero() {
 			t := l.lastContact.UTC()
 			lag := time.Since(l.lastContact).Seconds()
 			w.LastContact, w.LagSeconds = &t, &lag
-			w.Online = lag < (2*h.timing.PollWait).Seconds() && l.lastErr == ""
+			w.Online = lag < (2*h.timing.PollWait).Seconds() && w.LastError == ""
 		}
 		l.mu.Unlock()
 		out = append(out, w)
