@@ -55,32 +55,43 @@ func BenchmarkDB_Apply(b *testing.B) {
 
 // BenchmarkDB_StockView: the reads behind one GET /v1/stock/{sku} (every
 // warehouse's level, holds, low state, last merge), which live topics also
-// run for every changed SKU.
+// run for every changed SKU, in a catalog of one SKU and of 20,000.
 func BenchmarkDB_StockView(b *testing.B) {
-	db, err := Open(b.Context(), b.TempDir(), Options{Warehouse: "wh1"})
-	if err != nil {
-		b.Fatal(err)
+	for _, catalog := range []int{1, 20000} {
+		b.Run(fmt.Sprintf("catalog=%d", catalog), func(b *testing.B) {
+			db, err := Open(b.Context(), b.TempDir(), Options{Warehouse: "wh1"})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer db.Close()
+			for done := 0; done < catalog; {
+				batch := make([]Event, min(maxTxEvents, catalog-done))
+				for i := range batch {
+					batch[i] = Event{Device: "d1", ID: fmt.Sprint(done + i), BodyHash: []byte{1}, Type: "receive", Warehouse: "wh1",
+						Location: "default", SKU: fmt.Sprint("SKU-", done+i), Qty: 5, Delta: 5, Source: "mqtt", ReceivedAt: time.Now()}
+				}
+				if _, err := db.Apply(b.Context(), &Batch{Events: batch}); err != nil {
+					b.Fatal(err)
+				}
+				done += len(batch)
+			}
+			ctx := b.Context()
+			cpu := testenv.ProcessCPU()
+			for b.Loop() {
+				if l, err := db.SKUStock(ctx, "SKU-0"); err != nil || len(l) != 1 {
+					b.Fatal(l, err)
+				}
+				if _, err := db.Reserved(ctx, "wh1", "SKU-0", time.Now()); err != nil {
+					b.Fatal(err)
+				}
+				if _, err := db.IsLow(ctx, "SKU-0"); err != nil {
+					b.Fatal(err)
+				}
+				if _, err := db.LastMerge(ctx); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64((testenv.ProcessCPU()-cpu)/time.Microsecond)/float64(b.N), "cpu-µs/op")
+		})
 	}
-	defer db.Close()
-	if _, err := db.Apply(b.Context(), &Batch{Events: []Event{{Device: "d1", ID: "1", BodyHash: []byte{1}, Type: "receive",
-		Warehouse: "wh1", Location: "default", SKU: "SKU-1", Qty: 5, Delta: 5, Source: "mqtt", ReceivedAt: time.Now()}}}); err != nil {
-		b.Fatal(err)
-	}
-	ctx := b.Context()
-	cpu := testenv.ProcessCPU()
-	for b.Loop() {
-		if l, err := db.SKUStock(ctx, "SKU-1"); err != nil || len(l) != 1 {
-			b.Fatal(l, err)
-		}
-		if _, err := db.Reserved(ctx, "wh1", "SKU-1", time.Now()); err != nil {
-			b.Fatal(err)
-		}
-		if _, err := db.IsLow(ctx, "SKU-1"); err != nil {
-			b.Fatal(err)
-		}
-		if _, err := db.LastMerge(ctx); err != nil {
-			b.Fatal(err)
-		}
-	}
-	b.ReportMetric(float64((testenv.ProcessCPU()-cpu)/time.Microsecond)/float64(b.N), "cpu-µs/op")
 }

@@ -140,11 +140,20 @@ func (db *DB) Ping(ctx context.Context) error {
 	return db.reader.QueryRowContext(ctx, `SELECT 1`).Scan(&one)
 }
 
+// The reads by SKU across warehouses: GET /v1/stock/{sku} and the live
+// topics (SKUStock), the hub's stock list (SKUPage). Both search the
+// counters_sku index; TestDB_SKUReadsUseIndex holds them to it.
+const (
+	sqlSKUStock = `SELECT warehouse, location, SUM(p) - SUM(n), MAX(updated_at) FROM counters
+		WHERE sku = ? GROUP BY warehouse, location ORDER BY warehouse, location`
+	sqlSKUPage = `SELECT DISTINCT sku FROM counters WHERE sku > ?1 AND substr(sku, 1, length(?2)) = ?2
+		ORDER BY sku LIMIT ?3`
+)
+
 // SKUStock returns a SKU's level in every warehouse this store holds state
 // of, sorted by warehouse.
 func (db *DB) SKUStock(ctx context.Context, sku string) ([]StockLevel, error) {
-	rows, err := db.reader.QueryContext(ctx, `SELECT warehouse, location, SUM(p) - SUM(n), MAX(updated_at) FROM counters
-		WHERE sku = ? GROUP BY warehouse, location ORDER BY warehouse, location`, sku)
+	rows, err := db.reader.QueryContext(ctx, sqlSKUStock, sku)
 	if err != nil {
 		return nil, fmt.Errorf("query stock: %w", err)
 	}
@@ -163,8 +172,7 @@ func (db *DB) SKUStock(ctx context.Context, sku string) ([]StockLevel, error) {
 
 // SKUPage lists SKUs of any warehouse after `after` that start with prefix.
 func (db *DB) SKUPage(ctx context.Context, prefix, after string, limit int) ([]string, error) {
-	rows, err := db.reader.QueryContext(ctx, `SELECT DISTINCT sku FROM counters WHERE sku > ?1 AND substr(sku, 1, length(?2)) = ?2
-		ORDER BY sku LIMIT ?3`, after, prefix, limit)
+	rows, err := db.reader.QueryContext(ctx, sqlSKUPage, after, prefix, limit)
 	if err != nil {
 		return nil, fmt.Errorf("query skus: %w", err)
 	}

@@ -115,6 +115,11 @@ var migrations = []string{
 		expires_at INTEGER NOT NULL,
 		revoked_at INTEGER NOT NULL DEFAULT 0
 	) STRICT;`,
+
+	// 5: reads by SKU across warehouses (sqlSKUStock, sqlSKUPage) search
+	// instead of scanning every counter. The table is WITHOUT ROWID, so an
+	// entry also holds the primary key: (sku, warehouse, location, replica).
+	`CREATE INDEX counters_sku ON counters(sku);`,
 }
 
 // migrate brings the schema up to date inside one transaction.

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -375,4 +376,51 @@ func TestDB_NullColumnFailsBatch(t *testing.T) {
 	out, err := db.Apply(ctx, &Batch{Events: []Event{ev("d1", "e1", "receive", "SKU-1", 5)}})
 	require.NoError(t, err)
 	require.Equal(t, Applied, out[0].Status, "the store still commits")
+}
+
+// The reads by SKU across warehouses run for every GET /v1/stock/{sku} and
+// every live-topic publish: they must search an index, never scan every
+// counter of a large catalog (BenchmarkDB_StockView/catalog=20000).
+func TestDB_SKUReadsUseIndex(t *testing.T) {
+	db := openTest(t, t.TempDir())
+	for name, q := range map[string]string{"SKUStock": sqlSKUStock, "SKUPage": sqlSKUPage} {
+		rows, err := db.reader.Query("EXPLAIN QUERY PLAN "+q, "SKU-1", "SKU-", 10)
+		require.NoError(t, err)
+		var plan []string
+		for rows.Next() {
+			var id, parent, unused int
+			var detail string
+			require.NoError(t, rows.Scan(&id, &parent, &unused, &detail))
+			plan = append(plan, detail)
+		}
+		require.NoError(t, rows.Err())
+		rows.Close()
+		require.NotEmpty(t, plan)
+		for _, step := range plan {
+			require.NotRegexp(t, `^SCAN counters\b`, step, "%s scans the counters table: %q", name, plan)
+		}
+		require.Contains(t, strings.Join(plan, "\n"), "INDEX counters_sku", name)
+	}
+}
+
+// A database of an older release (here: schema 4, before the counters_sku
+// index) is brought up to date when opened, its data kept.
+func TestDB_MigratesOlderDatabase(t *testing.T) {
+	dir := t.TempDir()
+	db, err := Open(t.Context(), dir, Options{Warehouse: "wh1"})
+	require.NoError(t, err)
+	_, err = db.Apply(t.Context(), &Batch{Events: []Event{ev("d1", "e1", "receive", "SKU-1", 5)}})
+	require.NoError(t, err)
+	_, err = db.writer.Exec(`DROP INDEX counters_sku; PRAGMA user_version = 4`)
+	require.NoError(t, err)
+	require.NoError(t, db.Close())
+
+	db = openTest(t, dir)
+	var version int
+	require.NoError(t, db.writer.QueryRow(`PRAGMA user_version`).Scan(&version))
+	require.Equal(t, len(migrations), version)
+	var indexes int
+	require.NoError(t, db.writer.QueryRow(`SELECT count(*) FROM sqlite_schema WHERE type = 'index' AND name = 'counters_sku'`).Scan(&indexes))
+	require.Equal(t, 1, indexes)
+	require.Equal(t, int64(5), onHand(t, db, "SKU-1"))
 }

@@ -37,6 +37,7 @@ var schema = []string{
 		p BIGINT NOT NULL, n BIGINT NOT NULL, version BIGINT NOT NULL, updated_at BIGINT NOT NULL,
 		PRIMARY KEY (warehouse, sku, location, replica))`,
 	`CREATE INDEX IF NOT EXISTS counters_version ON counters(version)`,
+	`CREATE INDEX IF NOT EXISTS counters_sku ON counters(sku)`, // SKUStock, SKUPage
 	`CREATE TABLE IF NOT EXISTS events (
 		seq BIGSERIAL PRIMARY KEY, device TEXT NOT NULL, event_id TEXT NOT NULL, body_hash BYTEA NOT NULL,
 		type TEXT NOT NULL, warehouse TEXT NOT NULL, location TEXT NOT NULL, sku TEXT NOT NULL,
