@@ -283,8 +283,40 @@ func (a *Agent) handleStockList(w http.ResponseWriter, r *http.Request) {
 			break
 		}
 	}
-	after = next
-	writeJSON(w, http.StatusOK, map[string]any{"items": items, "next": after})
+	if err := a.addGlobal(r.Context(), items); err != nil {
+		writeError(w, http.StatusInternalServerError, "store_error", "%v", err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"items": items, "next": next})
+}
+
+// addGlobal sets the global view of a page of items, in SKU order, with one
+// read of every warehouse's levels across the page's SKU range.
+func (a *Agent) addGlobal(ctx context.Context, items []StockView) error {
+	if len(items) == 0 {
+		return nil
+	}
+	levels, err := a.store.SKURangeStock(ctx, items[0].SKU, items[len(items)-1].SKU)
+	if err != nil {
+		return err
+	}
+	lastMerge, err := a.store.LastMerge(ctx)
+	if err != nil {
+		return err
+	}
+	for i := range items {
+		j := slices.IndexFunc(levels, func(l store.StockLevel) bool { return l.SKU >= items[i].SKU })
+		if j < 0 {
+			break
+		}
+		levels = levels[j:]
+		k := slices.IndexFunc(levels, func(l store.StockLevel) bool { return l.SKU != items[i].SKU })
+		if k < 0 {
+			k = len(levels)
+		}
+		items[i].Global = globalOf(levels[:k], lastMerge)
+	}
+	return nil
 }
 
 // EventsResponse is the body of POST /v1/events.

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/edgestock/edgestock/agent/store"
 	"github.com/edgestock/edgestock/drivers"
@@ -119,6 +120,12 @@ func (a *Agent) globalView(ctx context.Context, levels []store.StockLevel) (Glob
 	if err != nil {
 		return GlobalView{}, err
 	}
+	return globalOf(levels, lastMerge), nil
+}
+
+// globalOf sums one SKU's levels, one per warehouse, as of the last merge
+// (zero: none yet).
+func globalOf(levels []store.StockLevel, lastMerge time.Time) GlobalView {
 	g := GlobalView{Warehouses: make(map[string]int64, len(levels))}
 	for _, l := range levels {
 		g.Warehouses[l.Warehouse] = l.OnHand
@@ -127,5 +134,5 @@ func (a *Agent) globalView(ctx context.Context, levels []store.StockLevel) (Glob
 	if !lastMerge.IsZero() {
 		g.AsOf = &lastMerge
 	}
-	return g, nil
+	return g
 }

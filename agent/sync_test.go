@@ -73,6 +73,17 @@ func TestSync_DeltasMergeState(t *testing.T) {
 	require.Equal(t, int64(12), v.Global.OnHand)
 	require.Equal(t, map[string]int64{"wh1": 3, "wh2": 9}, v.Global.Warehouses)
 	require.NotNil(t, v.Global.AsOf)
+	// The list shows the same global view as the single SKU.
+	var page struct {
+		Items []agent.StockView `json:"items"`
+	}
+	a.get(t, "/v1/stock?limit=10", &page)
+	require.Len(t, page.Items, 2)
+	require.Equal(t, "SKU-1", page.Items[0].SKU)
+	require.Equal(t, v.Global, page.Items[0].Global)
+	require.Equal(t, "SKU-2", page.Items[1].SKU)
+	require.Equal(t, map[string]int64{"wh1": 1}, page.Items[1].Global.Warehouses)
+	require.Equal(t, v.Global.AsOf, page.Items[1].Global.AsOf)
 	var st sync.State
 	a.get(t, "/v1/sync/state", &st)
 	require.Equal(t, sync.State{Replica: a.ReplicaID(), HubCursor: "hub-7"}, st)

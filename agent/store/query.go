@@ -144,8 +144,8 @@ func (db *DB) Ping(ctx context.Context) error {
 // topics (SKUStock), the hub's stock list (SKUPage). Both search the
 // counters_sku index; TestDB_SKUReadsUseIndex holds them to it.
 const (
-	sqlSKUStock = `SELECT warehouse, location, SUM(p) - SUM(n), MAX(updated_at) FROM counters
-		WHERE sku = ? GROUP BY warehouse, location ORDER BY warehouse, location`
+	sqlSKUStock = `SELECT sku, warehouse, location, SUM(p) - SUM(n), MAX(updated_at) FROM counters
+		WHERE sku BETWEEN ?1 AND ?2 GROUP BY sku, warehouse, location ORDER BY sku, warehouse, location`
 	sqlSKUPage = `SELECT DISTINCT sku FROM counters WHERE sku > ?1 AND substr(sku, 1, length(?2)) = ?2
 		ORDER BY sku LIMIT ?3`
 )
@@ -153,16 +153,22 @@ const (
 // SKUStock returns a SKU's level in every warehouse this store holds state
 // of, sorted by warehouse.
 func (db *DB) SKUStock(ctx context.Context, sku string) ([]StockLevel, error) {
-	rows, err := db.reader.QueryContext(ctx, sqlSKUStock, sku)
+	return db.SKURangeStock(ctx, sku, sku)
+}
+
+// SKURangeStock returns the level of every SKU in [from, to] in every
+// warehouse this store holds state of, sorted by SKU, then warehouse.
+func (db *DB) SKURangeStock(ctx context.Context, from, to string) ([]StockLevel, error) {
+	rows, err := db.reader.QueryContext(ctx, sqlSKUStock, from, to)
 	if err != nil {
 		return nil, fmt.Errorf("query stock: %w", err)
 	}
 	defer rows.Close()
 	var out []StockLevel
 	for rows.Next() {
-		var wh, loc string
+		var sku, wh, loc string
 		var n, updated int64
-		if err := rows.Scan(&wh, &loc, &n, &updated); err != nil {
+		if err := rows.Scan(&sku, &wh, &loc, &n, &updated); err != nil {
 			return nil, fmt.Errorf("query stock: %w", err)
 		}
 		out = AppendLocation(out, sku, wh, loc, n, updated)
