@@ -21,6 +21,10 @@ import (
 type broker interface {
 	Ready() error
 	Addr() string
+	// Drain stops taking device messages and returns once every message
+	// taken is committed and answered, or ctx ends; publishing still works.
+	Drain(ctx context.Context)
+	// Close drains, sends what is queued for publishing and stops.
 	Close(ctx context.Context) error
 }
 
@@ -257,6 +261,9 @@ func (a *Agent) close(ctx context.Context) error {
 		errs = append(errs, a.files.Close())
 	}
 	a.expirer.Stop()
+	if a.broker != nil {
+		a.broker.Drain(ctx) // the last commits, before the last live levels
+	}
 	if l := a.live.Load(); l != nil {
 		l.Close() // publishes what is pending while the broker is still up
 	}

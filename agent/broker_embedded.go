@@ -116,15 +116,21 @@ func (b *embeddedBroker) Ready() error {
 // Close disconnects every client, waits for ingests in flight to be
 // committed and stops the acker. Devices whose acks were not written resend
 // after reconnecting; dedupe makes that harmless.
-func (b *embeddedBroker) Close(ctx context.Context) error {
-	b.serving.Store(false)
-	// Retained for whoever subscribes to a broker started again without us.
-	b.Publish(outbound{Topic: statusTopic(b.prefix, b.wh), Payload: statusPayload("offline"), QoS: 1, Retain: true})
+// Drain stops ingesting and waits until what was taken is committed; the
+// devices still connected get their acks.
+func (b *embeddedBroker) Drain(ctx context.Context) {
 	b.mu.Lock()
 	b.closing = true
 	b.mu.Unlock()
-	err := b.srv.Close()
 	waitGroup(ctx, &b.pending)
+}
+
+func (b *embeddedBroker) Close(ctx context.Context) error {
+	b.Drain(ctx)
+	b.serving.Store(false)
+	// Retained for whoever subscribes to a broker started again without us.
+	b.Publish(outbound{Topic: statusTopic(b.prefix, b.wh), Payload: statusPayload("offline"), QoS: 1, Retain: true})
+	err := b.srv.Close()
 	b.mu.Lock()
 	for cl, a := range b.clients {
 		close(a.done)

@@ -45,6 +45,9 @@ const ackFlushInterval = 5 * time.Millisecond
 // flight, and paho's ack tracker scans all of them for every message.
 const externalCommitDelay = 4 * time.Millisecond
 
+// closePublishTimeout bounds how long Close waits for queued publishes.
+const closePublishTimeout = 2 * time.Second
+
 // connectTimeout bounds dialling and the MQTT handshake.
 const connectTimeout = 10 * time.Second
 
@@ -105,11 +108,12 @@ type externalBroker struct {
 	closing   atomic.Bool
 	pending   sync.WaitGroup // ingests not yet acked
 
-	out     chan outbound
-	dropped atomic.Int64
-	cancel  context.CancelFunc
-	stopped <-chan struct{} // closed by cancel
-	wg      sync.WaitGroup
+	out        chan outbound
+	publishing sync.WaitGroup // messages in out or being published
+	dropped    atomic.Int64
+	cancel     context.CancelFunc
+	stopped    <-chan struct{} // closed by cancel
+	wg         sync.WaitGroup
 
 	// acks carries committed messages to the acker goroutine: paho's Ack can
 	// block on a stalled socket, and the commit loop must not.
@@ -295,9 +299,11 @@ func (b *externalBroker) ackLoop(ctx context.Context) {
 
 // Publish queues m; see publishQueue for what happens when it is full.
 func (b *externalBroker) Publish(m outbound) {
+	b.publishing.Add(1)
 	select {
 	case b.out <- m:
 	default:
+		b.publishing.Done()
 		if b.dropped.Add(1)%1000 == 1 {
 			b.logger.Warn("results queue full; dropping device results", "dropped_total", b.dropped.Load())
 		}
@@ -318,6 +324,7 @@ func (b *externalBroker) publishLoop(ctx context.Context) {
 			if _, err := b.cm.Publish(ctx, p); err != nil && ctx.Err() == nil {
 				b.logger.Debug("publish result failed", "topic", m.Topic, "err", err)
 			}
+			b.publishing.Done()
 		}
 	}
 }
@@ -346,13 +353,10 @@ func (b *externalBroker) Addr() string { return b.cfg.URL }
 // Close stops taking messages, waits until those in flight are committed
 // and their acks flushed, then disconnects (keeping the broker session, so
 // what arrives meanwhile is queued for us).
-func (b *externalBroker) Close(ctx context.Context) error {
+func (b *externalBroker) Drain(ctx context.Context) {
 	b.mu.Lock()
 	b.closing.Store(true)
 	b.mu.Unlock()
-	sctx, cancel := context.WithTimeout(ctx, time.Second)
-	_ = b.PublishSync(sctx, outbound{Topic: statusTopic(b.cfg.TopicPrefix, b.wh), Payload: statusPayload("offline"), QoS: 1, Retain: true})
-	cancel()
 	waitGroup(ctx, &b.pending)
 	for len(b.acks) > 0 && ctx.Err() == nil { // the acker takes what was committed
 		time.Sleep(ackFlushInterval)
@@ -362,6 +366,18 @@ func (b *externalBroker) Close(ctx context.Context) error {
 	case <-time.After(4 * ackFlushInterval):
 	case <-ctx.Done():
 	}
+}
+
+func (b *externalBroker) Close(ctx context.Context) error {
+	b.Drain(ctx)
+	// What was queued (results, the last live levels) goes out first, within
+	// bounds: a broker that stopped answering must not hold the shutdown.
+	qctx, cancel := context.WithTimeout(ctx, closePublishTimeout)
+	waitGroup(qctx, &b.publishing)
+	cancel()
+	sctx, cancel := context.WithTimeout(ctx, time.Second)
+	_ = b.PublishSync(sctx, outbound{Topic: statusTopic(b.cfg.TopicPrefix, b.wh), Payload: statusPayload("offline"), QoS: 1, Retain: true})
+	cancel()
 	dctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
 	err := b.cm.Disconnect(dctx)
