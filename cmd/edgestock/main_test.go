@@ -43,6 +43,13 @@ func TestMain_Run(t *testing.T) {
 		{"config check unknown key", []string{"config", "check", badConfig}, exitUsage, "", "line 2: field lisen not found"},
 		{"config check bad value", []string{"config", "check", invalid}, exitUsage, "", "log.level:"},
 		{"config check no file", []string{"config", "check"}, exitUsage, "", "want a FILE"},
+		// -h prints the flags and succeeds, as Go's flag package does on its own.
+		{"agent -h", []string{"agent", "-h"}, exitOK, "", "-mqtt-url"},
+		{"hub -h", []string{"hub", "-h"}, exitOK, "", "-config"},
+		{"config check -h", []string{"config", "check", "-h"}, exitOK, "", "-role"},
+		{"token issue -h", []string{"token", "issue", "-h"}, exitOK, "", "-scope"},
+		{"status -h", []string{"status", "-h"}, exitOK, "", "-url"},
+		{"simulate -h", []string{"simulate", "-h"}, exitOK, "", "-duplicates"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var stdout, stderr bytes.Buffer

@@ -27,11 +27,8 @@ func (m *Main) apiFlags(name string, args []string) (*apiClient, *flag.FlagSet, 
 	fs.SetOutput(m.Stderr)
 	url := fs.String("url", "http://127.0.0.1:7070", "the agent's HTTP API")
 	token := fs.String("token", os.Getenv("EDGESTOCK_TOKEN"), "a bearer token (default $EDGESTOCK_TOKEN)")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil, nil, err
-		}
-		return nil, nil, usageError{err}
+	if err := parseFlags(fs, args); err != nil {
+		return nil, nil, err
 	}
 	return &apiClient{base: strings.TrimRight(*url, "/"), token: *token}, fs, nil
 }

@@ -42,6 +42,15 @@ type usageError struct{ err error }
 func (e usageError) Error() string { return e.err.Error() }
 func (e usageError) Unwrap() error { return e.err }
 
+// parseFlags parses a subcommand's flags; a bad one is a usage error. -h
+// is one too, wrapping flag.ErrHelp, which Run answers with exitOK.
+func parseFlags(fs *flag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		return usageError{err}
+	}
+	return nil
+}
+
 const usage = `usage: edgestock <command> [flags]
 
 commands:
@@ -121,11 +130,8 @@ func (m *Main) runAgent(ctx context.Context, args []string) error {
 	mqttListen := fs.String("mqtt-listen", "", "embedded broker address (default 127.0.0.1:1883)")
 	httpAddr := fs.String("http", "", "HTTP API address (default 127.0.0.1:7070)")
 	logLevel := fs.String("log-level", "", "debug, info, warn or error")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return err
-		}
-		return usageError{err}
+	if err := parseFlags(fs, args); err != nil {
+		return err
 	}
 	if fs.NArg() > 0 {
 		return usageError{fmt.Errorf("agent: unexpected argument %q", fs.Arg(0))}
@@ -221,11 +227,8 @@ func (m *Main) runHub(ctx context.Context, args []string) error {
 	var agents, tokens agentFlags
 	fs.Var(&agents, "agent", "an agent to sync with, WAREHOUSE=URL (repeatable)")
 	fs.Var(&tokens, "agent-token", "the sync token for an agent, WAREHOUSE=TOKEN (repeatable)")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return err
-		}
-		return usageError{err}
+	if err := parseFlags(fs, args); err != nil {
+		return err
 	}
 	cfg := hub.DefaultFileConfig()
 	if *configPath != "" {
@@ -278,8 +281,8 @@ func (m *Main) runConfig(args []string) error {
 	if len(rest) > 0 && !strings.HasPrefix(rest[0], "-") {
 		file, rest = rest[0], rest[1:]
 	}
-	if err := fs.Parse(rest); err != nil {
-		return usageError{err}
+	if err := parseFlags(fs, rest); err != nil {
+		return err
 	}
 	if file == "" && fs.NArg() == 1 {
 		file = fs.Arg(0)

@@ -122,11 +122,8 @@ func (m *Main) runService(args []string) error {
 	fs.SetOutput(m.Stderr)
 	role := fs.String("role", "agent", "agent or hub")
 	configPath := fs.String("config", "", "the config file the service runs with (absolute path)")
-	if err := fs.Parse(args[1:]); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return err
-		}
-		return usageError{err}
+	if err := parseFlags(fs, args[1:]); err != nil {
+		return err
 	}
 	if *role != "agent" && *role != "hub" {
 		return usageError{fmt.Errorf("service: --role %q must be agent or hub", *role)}

@@ -41,11 +41,8 @@ func (m *Main) runSimulate(ctx context.Context, args []string) error {
 	skus := fs.Int("skus", 100, "distinct SKUs")
 	dupShare := fs.Float64("duplicates", 0.05, "share of publishes that resend an earlier event")
 	badShare := fs.Float64("malformed", 0.02, "share of publishes that are malformed")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return err
-		}
-		return usageError{err}
+	if err := parseFlags(fs, args); err != nil {
+		return err
 	}
 	if *devices < 1 || *rate <= 0 || *skus < 1 || *dupShare < 0 || *badShare < 0 || *dupShare+*badShare >= 1 {
 		return usageError{errors.New("simulate: need devices >= 1, rate > 0, skus >= 1, and duplicates + malformed < 1")}

@@ -32,11 +32,8 @@ func (m *Main) runToken(ctx context.Context, args []string) error {
 	scopes := fs.String("scope", "", "scopes, comma-separated: "+strings.Join(agent.Scopes, ", ")+" (issue)")
 	device := fs.String("device", "", "the device ID a device token is for (issue)")
 	ttl := fs.Duration("ttl", defaultTokenTTL, "how long the token is valid (issue)")
-	if err := fs.Parse(args[1:]); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return err
-		}
-		return usageError{err}
+	if err := parseFlags(fs, args[1:]); err != nil {
+		return err
 	}
 	if _, err := os.Stat(filepath.Join(*dataDir, store.FileName)); err != nil {
 		return usageError{fmt.Errorf("no agent database in %s (start the agent once, or pass --data-dir)", *dataDir)}
