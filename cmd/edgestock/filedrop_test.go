@@ -16,9 +16,14 @@ import (
 )
 
 // A 100,000-line CSV is dropped; the agent is SIGKILLed while reading it
-// and restarted: every line is applied exactly once.
+// and restarted: every line is applied exactly once, and every bad line
+// (one in a thousand) is quarantined: once, or, for those read before the
+// kill, again when the file is read again (every delivery of a bad payload
+// is kept).
 func TestCrash_FiledropMidFile(t *testing.T) {
-	const lines, skus = 100_000, 10
+	const lines, skus, badEvery = 100_000, 10, 1000
+	const bad = lines / badEvery
+	const good = lines - bad
 	dir, drop := t.TempDir(), t.TempDir()
 	config := filepath.Join(t.TempDir(), "agent.yaml")
 	require.NoError(t, os.WriteFile(config, fmt.Appendf(nil, "filedrop:\n  dir: %s\n  settle: 50ms\n", drop), 0o600))
@@ -30,6 +35,10 @@ func TestCrash_FiledropMidFile(t *testing.T) {
 	csv.WriteString("type,sku,qty\n")
 	for i := range lines {
 		sku := fmt.Sprintf("SKU-%d", i%skus)
+		if i%badEvery == badEvery-1 {
+			fmt.Fprintf(&csv, "receive,%s,lots\n", sku)
+			continue
+		}
 		if i%4 == 3 {
 			fmt.Fprintf(&csv, "sale,%s,1\n", sku)
 			want[sku]--
@@ -48,7 +57,7 @@ func TestCrash_FiledropMidFile(t *testing.T) {
 	c.kill(t)
 	_, err := os.Stat(filepath.Join(drop, "export.csv"))
 	require.NoError(t, err, "killed mid-file: the file is still waiting")
-	require.False(t, c.eventAt(t, lines), "killed before the end of the file")
+	require.False(t, c.eventAt(t, good), "killed before the end of the file")
 
 	c = startChild(t, args...)
 	done := filepath.Join(drop, "done", "export.csv")
@@ -56,14 +65,35 @@ func TestCrash_FiledropMidFile(t *testing.T) {
 	for sku, n := range want {
 		require.Equal(t, n, c.onHand(t, sku), sku)
 	}
-	require.True(t, c.eventAt(t, lines), "every line is in the log")
-	require.False(t, c.eventAt(t, lines+1), "and none twice")
-	var report struct{ Lines, Applied, Duplicates int }
+	require.True(t, c.eventAt(t, good), "every good line is in the log")
+	require.False(t, c.eventAt(t, good+1), "and none twice")
+	var quarantined struct {
+		Items []struct {
+			EventID string `json:"event_id"`
+		}
+	}
+	resp, err := http.Get(c.base + "/v1/quarantine?limit=500")
+	require.NoError(t, err)
+	require.NoError(t, json.NewDecoder(resp.Body).Decode(&quarantined))
+	resp.Body.Close()
+	perLine := map[string]int{}
+	for _, q := range quarantined.Items {
+		perLine[q.EventID]++
+	}
+	require.Len(t, perLine, bad, "every bad line is quarantined")
+	for id, n := range perLine {
+		require.LessOrEqual(t, n, 2, "%s: once, or once more on the read after the restart", id)
+	}
+	var report struct {
+		Lines, Applied, Duplicates int
+		Rejected                   []struct{}
+	}
 	b, err := os.ReadFile(done + ".report.json")
 	require.NoError(t, err)
 	require.NoError(t, json.Unmarshal(b, &report))
 	require.Equal(t, lines, report.Lines)
-	require.Equal(t, lines, report.Applied+report.Duplicates)
+	require.Equal(t, good, report.Applied+report.Duplicates)
+	require.Len(t, report.Rejected, bad)
 	require.GreaterOrEqual(t, report.Duplicates, lines/5, "the restart re-read what was applied before the kill")
 	t.Logf("after the restart: %d lines applied, %d already applied before the kill", report.Applied, report.Duplicates)
 }
