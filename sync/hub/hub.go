@@ -257,6 +257,7 @@ func (h *Hub) push(ctx context.Context, l *link) (bool, error) {
 		return false, err
 	}
 	if page.Next == since {
+		l.setErr("push", nil) // nothing to send: over, though the loop now waits a while
 		return false, nil
 	}
 	req := sync.MergeRequest{Entries: make([]sync.Entry, len(page.Entries)), HubCursor: sync.FormatCursor(replica, page.Next)}
@@ -270,6 +271,7 @@ func (h *Hub) push(ctx context.Context, l *link) (bool, error) {
 	l.mu.Lock()
 	l.replica, l.lastContact = st.Replica, time.Now()
 	l.pushed += int64(len(page.Entries))
+	l.pushErr = "" // sent: over, though the loop may now wait a while
 	l.mu.Unlock()
 	return page.More, nil
 }
