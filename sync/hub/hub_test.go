@@ -10,7 +10,9 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -260,6 +262,7 @@ func TestHub_PartitionConverges(t *testing.T) {
 		t.FailNow()
 	}
 	t.Logf("converged %s after the last heal", time.Since(healed).Round(time.Millisecond))
+	checkStockList(t, hubURL, skus)
 
 	var ws struct{ Warehouses []hub.WarehouseStatus }
 	getJSON(t, hubURL+"/v1/warehouses", &ws)
@@ -287,6 +290,34 @@ func join(parts []string) string {
 		b.WriteString(p)
 	}
 	return b.String()
+}
+
+// checkStockList pages through GET /v1/stock, 5 SKUs a page: every page
+// item equals GET /v1/stock/{sku}, and all want SKUs come, in order, once.
+func checkStockList(t *testing.T, hubURL string, want int) {
+	t.Helper()
+	var seen []string
+	after := ""
+	for {
+		var page struct {
+			Items []hub.StockView `json:"items"`
+			Next  string          `json:"next"`
+		}
+		require.Equal(t, http.StatusOK, getJSON(t, hubURL+"/v1/stock?limit=5&after="+url.QueryEscape(after), &page))
+		for _, item := range page.Items {
+			var one hub.StockView
+			require.Equal(t, http.StatusOK, getJSON(t, hubURL+"/v1/stock/"+item.SKU, &one))
+			require.Equal(t, one, item, item.SKU)
+			seen = append(seen, item.SKU)
+		}
+		if page.Next == "" {
+			break
+		}
+		after = page.Next
+	}
+	require.Len(t, seen, want)
+	require.True(t, slices.IsSorted(seen), "%v", seen)
+	require.Len(t, slices.Compact(slices.Clone(seen)), want, "no SKU twice")
 }
 
 func assertEventually(cond func() bool, d time.Duration) bool {

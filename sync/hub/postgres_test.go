@@ -93,6 +93,7 @@ func TestHub_TwoHubsOnePostgres(t *testing.T) {
 			t.FailNow()
 		}
 	}
+	checkStockList(t, "http://"+h1.HTTPAddr(), 6)
 	var ws struct{ Warehouses []hub.WarehouseStatus }
 	require.Equal(t, http.StatusOK, getJSON(t, "http://"+h1.HTTPAddr()+"/v1/warehouses", &ws))
 	require.Len(t, ws.Warehouses, 3)

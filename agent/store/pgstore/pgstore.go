@@ -324,17 +324,23 @@ func (db *DB) Meta(ctx context.Context, key string) (string, error) {
 
 // SKUStock returns a SKU's level per warehouse.
 func (db *DB) SKUStock(ctx context.Context, sku string) ([]store.StockLevel, error) {
-	rows, err := db.pool.Query(ctx, `SELECT warehouse, location, SUM(p) - SUM(n), MAX(updated_at) FROM counters
-		WHERE sku = $1 GROUP BY warehouse, location ORDER BY warehouse, location`, sku)
+	return db.SKURangeStock(ctx, sku, sku)
+}
+
+// SKURangeStock returns the level of every SKU in [from, to] (in the
+// database's collation) per warehouse, sorted by SKU, then warehouse.
+func (db *DB) SKURangeStock(ctx context.Context, from, to string) ([]store.StockLevel, error) {
+	rows, err := db.pool.Query(ctx, `SELECT sku, warehouse, location, SUM(p) - SUM(n), MAX(updated_at) FROM counters
+		WHERE sku BETWEEN $1 AND $2 GROUP BY sku, warehouse, location ORDER BY sku, warehouse, location`, from, to)
 	if err != nil {
 		return nil, fmt.Errorf("postgres stock: %w", err)
 	}
 	defer rows.Close()
 	var out []store.StockLevel
 	for rows.Next() {
-		var wh, loc string
+		var sku, wh, loc string
 		var n, updated int64
-		if err := rows.Scan(&wh, &loc, &n, &updated); err != nil {
+		if err := rows.Scan(&sku, &wh, &loc, &n, &updated); err != nil {
 			return nil, fmt.Errorf("postgres stock: %w", err)
 		}
 		out = store.AppendLocation(out, sku, wh, loc, n, updated)
