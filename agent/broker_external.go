@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"log/slog"
 	"net"
 	"net/url"
@@ -30,6 +31,8 @@ const publishQueue = 4096
 
 // publishWorkers publish results concurrently: a QoS 1 publish waits for the
 // broker's PUBACK, and one at a time would cap results at one round trip each.
+// Each topic goes to one worker, so its messages keep their order: a
+// retained stock level never overtakes a newer one.
 const publishWorkers = 4
 
 // ackFlushInterval is how often paho sends the manual acks marked since the
@@ -108,12 +111,13 @@ type externalBroker struct {
 	closing   atomic.Bool
 	pending   sync.WaitGroup // ingests not yet acked
 
-	out        chan outbound
-	publishing sync.WaitGroup // messages in out or being published
-	dropped    atomic.Int64
-	cancel     context.CancelFunc
-	stopped    <-chan struct{} // closed by cancel
-	wg         sync.WaitGroup
+	out     [publishWorkers]chan outbound // by topicWorker
+	unsent  atomic.Int64                  // messages queued in out or being published
+	seed    maphash.Seed
+	dropped atomic.Int64
+	cancel  context.CancelFunc
+	stopped <-chan struct{} // closed by cancel
+	wg      sync.WaitGroup
 
 	// acks carries committed messages to the acker goroutine: paho's Ack can
 	// block on a stalled socket, and the commit loop must not.
@@ -135,7 +139,10 @@ type externalAck struct {
 
 func newExternalBroker(cfg MQTTConfig, tlsCfg *tls.Config, warehouse string, ingest *Ingester, rep *reporter, logger *slog.Logger) *externalBroker {
 	b := &externalBroker{cfg: cfg, tls: tlsCfg, wh: warehouse, ingest: ingest, reporter: rep, logger: logger.With("broker", cfg.URL),
-		out: make(chan outbound, publishQueue), acks: make(chan externalAck, 2*int(cfg.ReceiveMaximum))}
+		acks: make(chan externalAck, 2*int(cfg.ReceiveMaximum)), seed: maphash.MakeSeed()}
+	for i := range b.out {
+		b.out[i] = make(chan outbound, publishQueue/publishWorkers)
+	}
 	rep.pub = b
 	return b
 }
@@ -219,9 +226,9 @@ func (b *externalBroker) Open(ctx context.Context) error {
 	b.cm = cm
 	b.wg.Add(1)
 	go b.ackLoop(ctx)
-	for range publishWorkers {
+	for _, q := range b.out {
 		b.wg.Add(1)
-		go b.publishLoop(ctx)
+		go b.publishLoop(ctx, q)
 	}
 	return nil
 }
@@ -299,24 +306,24 @@ func (b *externalBroker) ackLoop(ctx context.Context) {
 
 // Publish queues m; see publishQueue for what happens when it is full.
 func (b *externalBroker) Publish(m outbound) {
-	b.publishing.Add(1)
+	b.unsent.Add(1) // before the worker can take it: the count never dips below the truth
 	select {
-	case b.out <- m:
+	case b.out[maphash.String(b.seed, m.Topic)%publishWorkers] <- m:
 	default:
-		b.publishing.Done()
+		b.unsent.Add(-1)
 		if b.dropped.Add(1)%1000 == 1 {
 			b.logger.Warn("results queue full; dropping device results", "dropped_total", b.dropped.Load())
 		}
 	}
 }
 
-func (b *externalBroker) publishLoop(ctx context.Context) {
+func (b *externalBroker) publishLoop(ctx context.Context, out <-chan outbound) {
 	defer b.wg.Done()
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case m := <-b.out:
+		case m := <-out:
 			p := &paho.Publish{Topic: m.Topic, Payload: m.Payload, QoS: m.QoS, Retain: m.Retain}
 			if len(m.Correlation) > 0 {
 				p.Properties = &paho.PublishProperties{CorrelationData: m.Correlation}
@@ -324,7 +331,7 @@ func (b *externalBroker) publishLoop(ctx context.Context) {
 			if _, err := b.cm.Publish(ctx, p); err != nil && ctx.Err() == nil {
 				b.logger.Debug("publish result failed", "topic", m.Topic, "err", err)
 			}
-			b.publishing.Done()
+			b.unsent.Add(-1)
 		}
 	}
 }
@@ -350,9 +357,8 @@ func (b *externalBroker) Ready() error {
 // Addr is the external broker's URL.
 func (b *externalBroker) Addr() string { return b.cfg.URL }
 
-// Close stops taking messages, waits until those in flight are committed
-// and their acks flushed, then disconnects (keeping the broker session, so
-// what arrives meanwhile is queued for us).
+// Drain stops taking messages and waits until those in flight are
+// committed and their acks flushed.
 func (b *externalBroker) Drain(ctx context.Context) {
 	b.mu.Lock()
 	b.closing.Store(true)
@@ -368,12 +374,16 @@ func (b *externalBroker) Drain(ctx context.Context) {
 	}
 }
 
+// Close drains, sends what is queued for publishing, then disconnects
+// (keeping the broker session, so what arrives meanwhile is queued for us).
 func (b *externalBroker) Close(ctx context.Context) error {
 	b.Drain(ctx)
 	// What was queued (results, the last live levels) goes out first, within
 	// bounds: a broker that stopped answering must not hold the shutdown.
 	qctx, cancel := context.WithTimeout(ctx, closePublishTimeout)
-	waitGroup(qctx, &b.publishing)
+	for b.unsent.Load() > 0 && qctx.Err() == nil {
+		time.Sleep(5 * time.Millisecond)
+	}
 	cancel()
 	sctx, cancel := context.WithTimeout(ctx, time.Second)
 	_ = b.PublishSync(sctx, outbound{Topic: statusTopic(b.cfg.TopicPrefix, b.wh), Payload: statusPayload("offline"), QoS: 1, Retain: true})
