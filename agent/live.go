@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"log/slog"
+	"maps"
+	"slices"
 	"sync"
 	"time"
 )
@@ -61,15 +63,19 @@ func (l *liveStock) flush(ctx context.Context) {
 	l.mu.Unlock()
 	for sku := range dirty {
 		v, ok, err := l.view(ctx, sku)
-		if err != nil {
+		switch {
+		case ctx.Err() != nil:
+			// Stopped mid-flush (Close): this SKU and those not read yet go
+			// to the final flush.
+			l.Mark(slices.Collect(maps.Keys(dirty)))
+			return
+		case err != nil:
 			l.logger.Warn("live stock: read failed; will publish on the next change", "sku", sku, "err", err)
-			continue
+		case ok:
+			body, _ := json.Marshal(v) // a StockView always marshals
+			l.pub.Publish(outbound{Topic: l.prefix + "/" + l.warehouse + "/stock/" + sku, Payload: body, QoS: 1, Retain: true})
 		}
-		if !ok {
-			continue
-		}
-		body, _ := json.Marshal(v) // a StockView always marshals
-		l.pub.Publish(outbound{Topic: l.prefix + "/" + l.warehouse + "/stock/" + sku, Payload: body, QoS: 1, Retain: true})
+		delete(dirty, sku)
 	}
 }
 

@@ -1,7 +1,10 @@
 package agent
 
 import (
+	"context"
 	"fmt"
+	"log/slog"
+	"sync/atomic"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -50,4 +53,34 @@ func TestReporter_Routing(t *testing.T) {
 			require.Equal(t, c.want, []string(got))
 		})
 	}
+}
+
+// Close while a flush is reading: the SKUs it had not published yet get
+// their final level from the final flush, none is lost.
+func TestLiveStock_CloseMidFlush(t *testing.T) {
+	var got publishedTo
+	var first atomic.Bool
+	reading := make(chan struct{})
+	l := &liveStock{prefix: "edgestock", warehouse: "wh1", pub: &got, logger: slog.New(slog.DiscardHandler),
+		dirty: map[string]struct{}{},
+		view: func(ctx context.Context, sku string) (StockView, bool, error) {
+			if first.CompareAndSwap(false, true) { // the periodic flush's first read lasts until Close
+				close(reading)
+				<-ctx.Done()
+			}
+			if err := ctx.Err(); err != nil {
+				return StockView{}, false, err
+			}
+			return StockView{SKU: sku}, true, nil
+		}}
+	var want []string
+	for i := range 50 {
+		sku := fmt.Sprint("SKU-", i)
+		l.Mark([]string{sku})
+		want = append(want, "edgestock/wh1/stock/"+sku)
+	}
+	l.Open()
+	<-reading
+	l.Close()
+	require.ElementsMatch(t, want, []string(got))
 }
