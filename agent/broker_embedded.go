@@ -55,8 +55,9 @@ type embeddedBroker struct {
 
 // acker writes one client's acknowledgements in order.
 type acker struct {
-	queue chan ack
-	done  chan struct{} // closed when the client disconnects
+	queue     chan ack
+	done      chan struct{} // closed when the client disconnects
+	unwritten atomic.Int64  // acks queued or being written
 }
 
 // ack is one answer owed to a device.
@@ -113,18 +114,34 @@ func (b *embeddedBroker) Ready() error {
 	return nil
 }
 
-// Close disconnects every client, waits for ingests in flight to be
-// committed and stops the acker. Devices whose acks were not written resend
-// after reconnecting; dedupe makes that harmless.
-// Drain stops ingesting and waits until what was taken is committed; the
-// devices still connected get their acks.
+// Drain stops ingesting and waits until what was taken is committed and
+// the devices still connected have their acks written.
 func (b *embeddedBroker) Drain(ctx context.Context) {
 	b.mu.Lock()
 	b.closing = true
 	b.mu.Unlock()
 	waitGroup(ctx, &b.pending)
+	for !b.acksWritten() && ctx.Err() == nil {
+		time.Sleep(time.Millisecond)
+	}
 }
 
+// acksWritten reports whether every connected client's acks are written.
+// (A disconnected client's are moot: it is no longer in clients.)
+func (b *embeddedBroker) acksWritten() bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, a := range b.clients {
+		if a.unwritten.Load() > 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// Close drains, then disconnects every client and stops the ack writers.
+// Devices whose acks were not written (Drain ran out of time) resend after
+// reconnecting; dedupe makes that harmless.
 func (b *embeddedBroker) Close(ctx context.Context) error {
 	b.Drain(ctx)
 	b.serving.Store(false)
@@ -202,6 +219,7 @@ func (b *embeddedBroker) writeAcks(a *acker) {
 			return
 		case x := <-a.queue:
 			b.answer(x)
+			a.unwritten.Add(-1)
 		}
 	}
 }
@@ -276,10 +294,13 @@ func (h *ingestHook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Pack
 	b.ingest.Ingest(t.Kind, msg, func(results []Result, err error) {
 		defer b.pending.Done()
 		a.results, a.err = results, err
+		writer.unwritten.Add(1)
 		select {
 		case writer.queue <- a:
 		case <-writer.done: // disconnected meanwhile
+			writer.unwritten.Add(-1)
 		default:
+			writer.unwritten.Add(-1)
 			// The device is not reading its acks; holding the commit loop for
 			// it would stall every other device.
 			b.logger.Warn("device not reading its acks; disconnecting it", "client", cl.ID)
