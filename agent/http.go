@@ -290,13 +290,17 @@ func (a *Agent) handleStockList(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{"items": items, "next": next})
 }
 
-// addGlobal sets the global view of a page of items, in SKU order, with one
-// read of every warehouse's levels across the page's SKU range.
+// addGlobal sets the global view of a page of items with one read of
+// every warehouse's levels of the page's SKUs.
 func (a *Agent) addGlobal(ctx context.Context, items []StockView) error {
 	if len(items) == 0 {
 		return nil
 	}
-	levels, err := a.store.SKURangeStock(ctx, items[0].SKU, items[len(items)-1].SKU)
+	skus := make([]string, len(items))
+	for i, it := range items {
+		skus[i] = it.SKU
+	}
+	levels, err := a.store.SKUsStock(ctx, skus)
 	if err != nil {
 		return err
 	}
@@ -304,17 +308,12 @@ func (a *Agent) addGlobal(ctx context.Context, items []StockView) error {
 	if err != nil {
 		return err
 	}
+	bySKU := make(map[string][]store.StockLevel, len(items))
+	for _, l := range levels {
+		bySKU[l.SKU] = append(bySKU[l.SKU], l)
+	}
 	for i := range items {
-		j := slices.IndexFunc(levels, func(l store.StockLevel) bool { return l.SKU >= items[i].SKU })
-		if j < 0 {
-			break
-		}
-		levels = levels[j:]
-		k := slices.IndexFunc(levels, func(l store.StockLevel) bool { return l.SKU != items[i].SKU })
-		if k < 0 {
-			k = len(levels)
-		}
-		items[i].Global = globalOf(levels[:k], lastMerge)
+		items[i].Global = globalOf(bySKU[items[i].SKU], lastMerge)
 	}
 	return nil
 }

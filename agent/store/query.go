@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -140,26 +141,37 @@ func (db *DB) Ping(ctx context.Context) error {
 	return db.reader.QueryRowContext(ctx, `SELECT 1`).Scan(&one)
 }
 
-// The reads by SKU across warehouses: GET /v1/stock/{sku} and the live
-// topics (SKUStock), the hub's stock list (SKUPage). Both search the
-// counters_sku index; TestDB_SKUReadsUseIndex holds them to it.
-const (
-	sqlSKUStock = `SELECT sku, warehouse, location, SUM(p) - SUM(n), MAX(updated_at) FROM counters
-		WHERE sku BETWEEN ?1 AND ?2 GROUP BY sku, warehouse, location ORDER BY sku, warehouse, location`
-	sqlSKUPage = `SELECT DISTINCT sku FROM counters WHERE sku > ?1 AND substr(sku, 1, length(?2)) = ?2
-		ORDER BY sku LIMIT ?3`
-)
+// The reads by SKU across warehouses: GET /v1/stock/{sku}, the live topics
+// and the stock lists (sqlSKUsStock), the hub's list pages (sqlSKUPage).
+// They search the counters_sku index; TestDB_SKUReadsUseIndex holds them
+// to it.
+const sqlSKUPage = `SELECT DISTINCT sku FROM counters WHERE sku > ?1 AND substr(sku, 1, length(?2)) = ?2
+	ORDER BY sku LIMIT ?3`
+
+// sqlSKUsStock reads the levels of n SKUs.
+func sqlSKUsStock(n int) string {
+	return `SELECT sku, warehouse, location, SUM(p) - SUM(n), MAX(updated_at) FROM counters
+		WHERE sku IN (` + strings.TrimSuffix(strings.Repeat("?,", n), ",") + `)
+		GROUP BY sku, warehouse, location ORDER BY sku, warehouse, location`
+}
 
 // SKUStock returns a SKU's level in every warehouse this store holds state
 // of, sorted by warehouse.
 func (db *DB) SKUStock(ctx context.Context, sku string) ([]StockLevel, error) {
-	return db.SKURangeStock(ctx, sku, sku)
+	return db.SKUsStock(ctx, []string{sku})
 }
 
-// SKURangeStock returns the level of every SKU in [from, to] in every
-// warehouse this store holds state of, sorted by SKU, then warehouse.
-func (db *DB) SKURangeStock(ctx context.Context, from, to string) ([]StockLevel, error) {
-	rows, err := db.reader.QueryContext(ctx, sqlSKUStock, from, to)
+// SKUsStock returns the level of each of skus in every warehouse this store
+// holds state of, sorted by SKU, then warehouse; a SKU never seen has none.
+func (db *DB) SKUsStock(ctx context.Context, skus []string) ([]StockLevel, error) {
+	if len(skus) == 0 {
+		return nil, nil
+	}
+	args := make([]any, len(skus))
+	for i, s := range skus {
+		args[i] = s
+	}
+	rows, err := db.reader.QueryContext(ctx, sqlSKUsStock(len(skus)), args...)
 	if err != nil {
 		return nil, fmt.Errorf("query stock: %w", err)
 	}

@@ -116,7 +116,7 @@ var migrations = []string{
 		revoked_at INTEGER NOT NULL DEFAULT 0
 	) STRICT;`,
 
-	// 5: reads by SKU across warehouses (sqlSKUStock, sqlSKUPage) search
+	// 5: reads by SKU across warehouses (sqlSKUsStock, sqlSKUPage) search
 	// instead of scanning every counter. The table is WITHOUT ROWID, so an
 	// entry also holds the primary key: (sku, warehouse, location, replica).
 	`CREATE INDEX counters_sku ON counters(sku);`,

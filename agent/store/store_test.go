@@ -383,7 +383,7 @@ func TestDB_NullColumnFailsBatch(t *testing.T) {
 // counter of a large catalog (BenchmarkDB_StockView/catalog=20000).
 func TestDB_SKUReadsUseIndex(t *testing.T) {
 	db := openTest(t, t.TempDir())
-	for name, q := range map[string]string{"SKUStock": sqlSKUStock, "SKUPage": sqlSKUPage} {
+	for name, q := range map[string]string{"SKUsStock(1)": sqlSKUsStock(1), "SKUsStock(3)": sqlSKUsStock(3), "SKUPage": sqlSKUPage} {
 		rows, err := db.reader.Query("EXPLAIN QUERY PLAN "+q, "SKU-1", "SKU-", 10)
 		require.NoError(t, err)
 		var plan []string

@@ -20,7 +20,7 @@ import (
 // Reader is what the HTTP API reads; *store.DB provides it.
 type Reader interface {
 	SKUStock(ctx context.Context, sku string) ([]store.StockLevel, error)
-	SKURangeStock(ctx context.Context, from, to string) ([]store.StockLevel, error)
+	SKUsStock(ctx context.Context, skus []string) ([]store.StockLevel, error)
 	SKUPage(ctx context.Context, prefix, after string, limit int) ([]string, error)
 	Ping(ctx context.Context) error
 	Err() error
@@ -141,19 +141,15 @@ func (a *API) handleStockList(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusInternalServerError, "store_error", "%v", err)
 		return
 	}
-	// One read for the page: every level of the SKUs from its first to its
-	// last. In PostgreSQL's collation that range may hold SKUs the prefix
-	// left out; only the page's are kept.
+	// One read for the page's levels.
+	levels, err := a.Store.SKUsStock(r.Context(), skus)
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, "store_error", "%v", err)
+		return
+	}
 	bySKU := make(map[string][]store.StockLevel, len(skus))
-	if len(skus) > 0 {
-		levels, err := a.Store.SKURangeStock(r.Context(), skus[0], skus[len(skus)-1])
-		if err != nil {
-			writeError(w, http.StatusInternalServerError, "store_error", "%v", err)
-			return
-		}
-		for _, l := range levels {
-			bySKU[l.SKU] = append(bySKU[l.SKU], l)
-		}
+	for _, l := range levels {
+		bySKU[l.SKU] = append(bySKU[l.SKU], l)
 	}
 	items := make([]StockView, 0, len(skus))
 	for _, sku := range skus {

@@ -324,14 +324,14 @@ func (db *DB) Meta(ctx context.Context, key string) (string, error) {
 
 // SKUStock returns a SKU's level per warehouse.
 func (db *DB) SKUStock(ctx context.Context, sku string) ([]store.StockLevel, error) {
-	return db.SKURangeStock(ctx, sku, sku)
+	return db.SKUsStock(ctx, []string{sku})
 }
 
-// SKURangeStock returns the level of every SKU in [from, to] (in the
-// database's collation) per warehouse, sorted by SKU, then warehouse.
-func (db *DB) SKURangeStock(ctx context.Context, from, to string) ([]store.StockLevel, error) {
+// SKUsStock returns the level of each of skus per warehouse, sorted by SKU,
+// then warehouse; a SKU never seen has none.
+func (db *DB) SKUsStock(ctx context.Context, skus []string) ([]store.StockLevel, error) {
 	rows, err := db.pool.Query(ctx, `SELECT sku, warehouse, location, SUM(p) - SUM(n), MAX(updated_at) FROM counters
-		WHERE sku BETWEEN $1 AND $2 GROUP BY sku, warehouse, location ORDER BY sku, warehouse, location`, from, to)
+		WHERE sku = ANY($1) GROUP BY sku, warehouse, location ORDER BY sku, warehouse, location`, skus)
 	if err != nil {
 		return nil, fmt.Errorf("postgres stock: %w", err)
 	}
