@@ -151,7 +151,9 @@ func (h *Hub) retry(ctx context.Context, l *link, what string, step func(context
 	failing := false
 	for ctx.Err() == nil {
 		err := step(ctx)
-		l.setErr(what, err)
+		if ctx.Err() == nil { // not the shutdown's "context canceled"
+			l.setErr(what, err)
+		}
 		if err == nil {
 			if failing {
 				h.logger.Info("agent reachable again", "warehouse", l.Warehouse, "loop", what)
