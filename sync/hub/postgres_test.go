@@ -4,41 +4,15 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-	"net/url"
-	"os"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/require"
 
 	"github.com/edgestock/edgestock/internal/testenv"
 	"github.com/edgestock/edgestock/sync/hub"
 )
-
-// postgresDSN returns a DSN for a schema of this test's own, dropped after.
-func postgresDSN(t *testing.T) string {
-	dsn := os.Getenv("EDGESTOCK_TEST_POSTGRES")
-	if dsn == "" {
-		testenv.Missing(t, "PostgreSQL (EDGESTOCK_TEST_POSTGRES)")
-	}
-	conn, err := pgx.Connect(t.Context(), dsn)
-	require.NoError(t, err, "EDGESTOCK_TEST_POSTGRES")
-	schema := fmt.Sprintf("edgestock_test_%d", time.Now().UnixNano())
-	_, err = conn.Exec(t.Context(), "CREATE SCHEMA "+schema)
-	require.NoError(t, err)
-	t.Cleanup(func() {
-		_, _ = conn.Exec(context.Background(), "DROP SCHEMA "+schema+" CASCADE")
-		_ = conn.Close(context.Background())
-	})
-	u, err := url.Parse(dsn)
-	require.NoError(t, err)
-	q := u.Query()
-	q.Set("search_path", schema)
-	u.RawQuery = q.Encode()
-	return u.String()
-}
 
 func startPGHub(t *testing.T, dsn string, agents []hub.Agent) *hub.Server {
 	cfg := hub.Config{Store: dsn, DataDir: t.TempDir(), HTTP: "127.0.0.1:0", Agents: agents,
@@ -52,7 +26,7 @@ func startPGHub(t *testing.T, dsn string, agents []hub.Agent) *hub.Server {
 // Two hub processes on one PostgreSQL pull the same agents at the same time
 // and converge to the right totals, as do the agents' global views.
 func TestHub_TwoHubsOnePostgres(t *testing.T) {
-	dsn := postgresDSN(t)
+	dsn := testenv.PostgresDSN(t)
 	whs := []string{"wh1", "wh2", "wh3"}
 	agents := map[string]*testAgent{}
 	var list []hub.Agent

@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -26,8 +27,11 @@ import (
 // writeLock is the advisory lock every write transaction holds.
 const writeLock = 0x65647374 // "edst"
 
-// pollInterval is how often other hub processes' commits are looked for.
-const pollInterval = 200 * time.Millisecond
+// Other hub processes' commits are announced by NOTIFY on the database's
+// channel (commitChannel). pollInterval is how long a listener waits for
+// one before it looks at the database anyway: a notification sent while
+// nobody listened (a reconnect) is lost. A variable for tests.
+var pollInterval = 5 * time.Second
 
 var schema = []string{
 	`CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)`,
@@ -107,25 +111,65 @@ func (db *DB) write(ctx context.Context, fn func(pgx.Tx) error) error {
 	})
 }
 
-// watch notices commits of other processes on the same database.
+// commitChannel is the NOTIFY channel of this database's commits: one per
+// database (its db_id), so hubs of other databases on the same server, or
+// in other schemas, do not hear them.
+func (db *DB) commitChannel() string {
+	return "edgestock_commits_" + strings.ReplaceAll(db.dbID, ".", "_")
+}
+
+// watch notices commits of other processes on the same database: it
+// listens for their notifications, again after any failure.
 func (db *DB) watch(ctx context.Context) {
 	defer db.wg.Done()
-	t := time.NewTicker(pollInterval)
-	defer t.Stop()
-	var last int64 = -1
+	last := int64(-1) // the counters' highest version seen
 	for {
+		err := db.listen(ctx, &last)
+		if ctx.Err() != nil {
+			return
+		}
+		db.logger.Warn("postgres: listening for other hub processes' commits failed; retrying", "err", err)
 		select {
 		case <-ctx.Done():
 			return
-		case <-t.C:
+		case <-time.After(time.Second):
 		}
+	}
+}
+
+// listen holds a connection of its own listening on commitChannel. It
+// looks at the counters' highest version when it starts, after each other
+// process's notification and after pollInterval without one, and calls
+// notify when it moved.
+func (db *DB) listen(ctx context.Context, last *int64) error {
+	pooled, err := db.pool.Acquire(ctx)
+	if err != nil {
+		return err
+	}
+	conn := pooled.Hijack() // a listening connection never goes back to the pool
+	defer conn.Close(context.Background())
+	if _, err := conn.Exec(ctx, "LISTEN "+pgx.Identifier{db.commitChannel()}.Sanitize()); err != nil {
+		return err
+	}
+	for {
 		var v int64
-		if err := db.pool.QueryRow(ctx, `SELECT COALESCE(MAX(version), 0) FROM counters`).Scan(&v); err != nil {
-			continue
+		if err := conn.QueryRow(ctx, `SELECT COALESCE(MAX(version), 0) FROM counters`).Scan(&v); err != nil {
+			return err
 		}
-		if v != last {
-			last = v
+		if v != *last {
+			*last = v
 			db.notify()
+		}
+		for { // until another process's notification, or pollInterval
+			wctx, cancel := context.WithTimeout(ctx, pollInterval)
+			n, err := conn.WaitForNotification(wctx)
+			cancel()
+			if err != nil && (ctx.Err() != nil || !errors.Is(err, context.DeadlineExceeded)) {
+				return err
+			}
+			if err != nil || n.Payload != db.replica { // timed out, or not our own commit
+				break
+			}
 		}
 	}
 }
@@ -183,7 +227,9 @@ func (db *DB) Apply(ctx context.Context, b *store.Batch) ([]store.Outcome, error
 				return err
 			}
 		}
-		return nil
+		// Delivered to the other hub processes at commit, not before.
+		_, err := tx.Exec(ctx, `SELECT pg_notify($1, $2)`, db.commitChannel(), db.replica)
+		return err
 	})
 	if err != nil {
 		err = fmt.Errorf("postgres store: %w", err)

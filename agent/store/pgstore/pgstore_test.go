@@ -1,0 +1,49 @@
+package pgstore
+
+import (
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/edgestock/edgestock/agent/store"
+	"github.com/edgestock/edgestock/internal/testenv"
+)
+
+// A hub process learns of another's commit on the same database from its
+// notification, not from polling (made an hour long here).
+func TestNotify_OtherProcess(t *testing.T) {
+	old := pollInterval
+	t.Cleanup(func() { pollInterval = old }) // last: after the stores closed
+	pollInterval = time.Hour
+	dsn := testenv.PostgresDSN(t)
+	ctx := t.Context()
+	logger := slog.New(slog.DiscardHandler)
+	a, err := Open(ctx, dsn, func() {}, logger)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = a.Close() })
+	changed := make(chan struct{}, 16)
+	b, err := Open(ctx, dsn, func() {
+		select {
+		case changed <- struct{}{}:
+		default:
+		}
+	}, logger)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = b.Close() })
+	wait := func(what string) {
+		t.Helper()
+		select {
+		case <-changed:
+		case <-time.After(10 * time.Second):
+			t.Fatal(what)
+		}
+	}
+	wait("no first look at the database") // b listens from now on
+
+	_, err = a.Apply(ctx, &store.Batch{Events: []store.Event{{Device: "erp", ID: "1", BodyHash: []byte{1}, Type: "receive",
+		Warehouse: "wh1", Location: "default", SKU: "N-1", Qty: 2, Delta: 2, Source: "http", ReceivedAt: time.Now()}}})
+	require.NoError(t, err)
+	wait("the other process's commit went unnoticed")
+}
