@@ -123,12 +123,16 @@ func (db *DB) commitChannel() string {
 func (db *DB) watch(ctx context.Context) {
 	defer db.wg.Done()
 	last := int64(-1) // the counters' highest version seen
+	failing := false  // logged once per outage, not once a second
 	for {
-		err := db.listen(ctx, &last)
+		err := db.listen(ctx, &last, &failing)
 		if ctx.Err() != nil {
 			return
 		}
-		db.logger.Warn("postgres: listening for other hub processes' commits failed; retrying", "err", err)
+		if !failing {
+			db.logger.Warn("postgres: listening for other hub processes' commits failed; retrying every second", "err", err)
+			failing = true
+		}
 		select {
 		case <-ctx.Done():
 			return
@@ -141,7 +145,7 @@ func (db *DB) watch(ctx context.Context) {
 // looks at the counters' highest version when it starts, after each other
 // process's notification and after pollInterval without one, and calls
 // notify when it moved.
-func (db *DB) listen(ctx context.Context, last *int64) error {
+func (db *DB) listen(ctx context.Context, last *int64, failing *bool) error {
 	pooled, err := db.pool.Acquire(ctx)
 	if err != nil {
 		return err
@@ -150,6 +154,10 @@ func (db *DB) listen(ctx context.Context, last *int64) error {
 	defer conn.Close(context.Background())
 	if _, err := conn.Exec(ctx, "LISTEN "+pgx.Identifier{db.commitChannel()}.Sanitize()); err != nil {
 		return err
+	}
+	if *failing {
+		db.logger.Info("postgres: listening for other hub processes' commits again")
+		*failing = false
 	}
 	for {
 		var v int64

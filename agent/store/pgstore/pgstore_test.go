@@ -2,6 +2,8 @@ package pgstore
 
 import (
 	"log/slog"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -47,3 +49,30 @@ func TestNotify_OtherProcess(t *testing.T) {
 	require.NoError(t, err)
 	wait("the other process's commit went unnoticed")
 }
+
+// A quiet database: the listener times out every pollInterval, looks, and
+// goes on listening on the same connection, logging nothing.
+func TestNotify_QuietTimeouts(t *testing.T) {
+	old := pollInterval
+	t.Cleanup(func() { pollInterval = old })
+	pollInterval = 20 * time.Millisecond
+	dsn := testenv.PostgresDSN(t)
+	var logged strings.Builder
+	var mu sync.Mutex
+	logger := slog.New(slog.NewTextHandler(writerFunc(func(p []byte) (int, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		return logged.Write(p)
+	}), nil))
+	db, err := Open(t.Context(), dsn, func() {}, logger)
+	require.NoError(t, err)
+	time.Sleep(300 * time.Millisecond) // some fifteen timeouts
+	require.NoError(t, db.Close())
+	mu.Lock()
+	defer mu.Unlock()
+	require.Empty(t, logged.String())
+}
+
+type writerFunc func([]byte) (int, error)
+
+func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
