@@ -95,6 +95,13 @@ mean events per group-commit transaction. Runs alternate bare, agent.
 	fmt.Fprintf(t, "median bare\t%.0f events/s\n", bare)
 	fmt.Fprintf(t, "median agent\t%.0f events/s\n", agent)
 	fmt.Fprintf(t, "agent/bare\t%.2f\n", agent/bare)
+	// Each rep's agent run next to the bare run just before it: the spread
+	// says how much the machine moved during the measurement.
+	var pairs []string
+	for i := range min(len(r.throughput.bare), len(r.throughput.agent)) {
+		pairs = append(pairs, fmt.Sprintf("%.2f", r.throughput.agent[i].rate()/r.throughput.bare[i].rate()))
+	}
+	fmt.Fprintf(t, "per rep\t%s\n", strings.Join(pairs, " "))
 	_ = t.Flush()
 	fmt.Fprintf(w, `
 CPU time per event (user + system, from /proc/PID/stat; median of the reps).
