@@ -151,7 +151,11 @@ func (db *DB) listen(ctx context.Context, last *int64, failing *bool) error {
 		return err
 	}
 	conn := pooled.Hijack() // a listening connection never goes back to the pool
-	defer conn.Close(context.Background())
+	defer func() {
+		cctx, cancel := context.WithTimeout(context.Background(), 5*time.Second) // a dead server must not hold Close
+		defer cancel()
+		_ = conn.Close(cctx)
+	}()
 	if _, err := conn.Exec(ctx, "LISTEN "+pgx.Identifier{db.commitChannel()}.Sanitize()); err != nil {
 		return err
 	}
