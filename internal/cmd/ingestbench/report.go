@@ -77,7 +77,8 @@ receive of 1 unit of %s. The same load for both consumers:
          from the last PUBACK from mosquitto on)
 events/s = N / (first publish -> consumer processed all N). "publish" is
 first publish -> last PUBACK from mosquitto. "per commit" is the agent's
-mean events per group-commit transaction. Runs alternate bare, agent.
+mean events per group-commit transaction. Runs alternate: bare then agent in
+odd reps, agent then bare in even ones.
 
 `, brokerShape.conns, brokerShape.inFlight, r.events, benchSKU, eventsFilter, benchSKU, pollInterval)
 	t := table(w)

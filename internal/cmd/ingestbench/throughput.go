@@ -59,19 +59,37 @@ type throughputResult struct {
 
 // throughput alternates bare and agent runs on mosquitto, reps of each, so
 // drift on the machine (thermal, page cache, other load) hits both alike.
+// Odd reps run bare first, even reps the agent, so neither is always the
+// run that follows the other.
 func (b *bench) throughput(ctx context.Context, mq *mosquitto.Broker, reps int) (throughputResult, error) {
 	var res throughputResult
 	for r := 1; r <= reps; r++ {
-		m, err := b.bareRun(ctx, mq, fmt.Sprintf("bare-%d", r))
-		if err != nil {
-			return res, fmt.Errorf("bare rep %d: %w", r, err)
+		bare := func() error {
+			m, err := b.bareRun(ctx, mq, fmt.Sprintf("bare-%d", r))
+			if err != nil {
+				return fmt.Errorf("bare rep %d: %w", r, err)
+			}
+			res.bare = append(res.bare, m)
+			return nil
 		}
-		res.bare = append(res.bare, m)
-		m, err = b.agentRun(ctx, fmt.Sprintf("agent-%d", r), mq, brokerShape)
-		if err != nil {
-			return res, fmt.Errorf("agent rep %d: %w", r, err)
+		agent := func() error {
+			m, err := b.agentRun(ctx, fmt.Sprintf("agent-%d", r), mq, brokerShape)
+			if err != nil {
+				return fmt.Errorf("agent rep %d: %w", r, err)
+			}
+			res.agent = append(res.agent, m)
+			return nil
 		}
-		res.agent = append(res.agent, m)
+		first, second := bare, agent
+		if r%2 == 0 {
+			first, second = agent, bare
+		}
+		if err := first(); err != nil {
+			return res, err
+		}
+		if err := second(); err != nil {
+			return res, err
+		}
 	}
 	return res, nil
 }
