@@ -81,23 +81,15 @@ mean events per group-commit transaction. Runs alternate: bare then agent in
 odd reps, agent then bare in even ones.
 
 `, brokerShape.conns, brokerShape.inFlight, r.events, benchSKU, eventsFilter, benchSKU, pollInterval)
-	t := table(w)
-	fmt.Fprintf(t, "rep\tconsumer\tevents/s\telapsed\tpublish\tper commit\n")
-	for i := range r.throughput.bare {
-		writeRun(t, fmt.Sprint(i+1), "bare", r.throughput.bare[i])
-		if i < len(r.throughput.agent) {
-			writeRun(t, fmt.Sprint(i+1), "agent", r.throughput.agent[i])
-		}
-	}
-	_ = t.Flush()
+	writeRuns(w, "consumer", "bare", r.throughput.bare, "agent", r.throughput.agent)
 	bare, agent := median(rates(r.throughput.bare)), median(rates(r.throughput.agent))
 	fmt.Fprintln(w)
-	t = table(w)
+	t := table(w)
 	fmt.Fprintf(t, "median bare\t%.0f events/s\n", bare)
 	fmt.Fprintf(t, "median agent\t%.0f events/s\n", agent)
 	fmt.Fprintf(t, "agent/bare\t%.2f\n", agent/bare)
-	// Each rep's agent run next to the bare run just before it: the spread
-	// says how much the machine moved during the measurement.
+	// Each rep's agent run against the same rep's bare run: the spread says
+	// how much the machine moved during the measurement.
 	var pairs []string
 	for i := range min(len(r.throughput.bare), len(r.throughput.agent)) {
 		pairs = append(pairs, fmt.Sprintf("%.2f", r.throughput.agent[i].rate()/r.throughput.bare[i].rate()))
@@ -189,20 +181,13 @@ The agent's own broker sends each PUBACK only after the event's commit.
   devices  %d device connections x %d publishes in flight
   gateway  1 gateway connection x %d publishes in flight, events spread
            over %d device topics
-Runs alternate devices, gateway.
+Runs alternate: devices then gateway in odd reps, gateway then devices in
+even ones.
 
 `, r.events, devicesShape.conns, devicesShape.inFlight, gatewayShape.inFlight, gatewayDevices)
-	t := table(w)
-	fmt.Fprintf(t, "rep\tpublishers\tevents/s\telapsed\tpublish\tper commit\n")
-	for i := range e.devices {
-		writeRun(t, fmt.Sprint(i+1), "devices", e.devices[i])
-		if i < len(e.gateway) {
-			writeRun(t, fmt.Sprint(i+1), "gateway", e.gateway[i])
-		}
-	}
-	_ = t.Flush()
+	writeRuns(w, "publishers", "devices", e.devices, "gateway", e.gateway)
 	fmt.Fprintln(w)
-	t = table(w)
+	t := table(w)
 	fmt.Fprintf(t, "median devices\t%.0f events/s\n", median(rates(e.devices)))
 	fmt.Fprintf(t, "median gateway\t%.0f events/s\n", median(rates(e.gateway)))
 	_ = t.Flush()
@@ -221,6 +206,20 @@ func (r results) writeRSS(w io.Writer) {
 	}
 	_ = t.Flush()
 	fmt.Fprintf(w, "\nmax across runs: %s\n", mb(peak))
+}
+
+// writeRuns tabulates two kinds of run rep by rep; col names the column
+// that tells them apart.
+func writeRuns(w io.Writer, col, aName string, a []measurement, bName string, b []measurement) {
+	t := table(w)
+	fmt.Fprintf(t, "rep\t%s\tevents/s\telapsed\tpublish\tper commit\n", col)
+	for i := range a {
+		writeRun(t, fmt.Sprint(i+1), aName, a[i])
+		if i < len(b) {
+			writeRun(t, fmt.Sprint(i+1), bName, b[i])
+		}
+	}
+	_ = t.Flush()
 }
 
 func writeRun(w io.Writer, rep, who string, m measurement) {

@@ -57,41 +57,14 @@ type throughputResult struct {
 	bare, agent []measurement
 }
 
-// throughput alternates bare and agent runs on mosquitto, reps of each, so
-// drift on the machine (thermal, page cache, other load) hits both alike.
-// Odd reps run bare first, even reps the agent, so neither is always the
-// run that follows the other.
+// throughput alternates bare and agent runs on mosquitto, reps of each.
 func (b *bench) throughput(ctx context.Context, mq *mosquitto.Broker, reps int) (throughputResult, error) {
 	var res throughputResult
-	for r := 1; r <= reps; r++ {
-		bare := func() error {
-			m, err := b.bareRun(ctx, mq, fmt.Sprintf("bare-%d", r))
-			if err != nil {
-				return fmt.Errorf("bare rep %d: %w", r, err)
-			}
-			res.bare = append(res.bare, m)
-			return nil
-		}
-		agent := func() error {
-			m, err := b.agentRun(ctx, fmt.Sprintf("agent-%d", r), mq, brokerShape)
-			if err != nil {
-				return fmt.Errorf("agent rep %d: %w", r, err)
-			}
-			res.agent = append(res.agent, m)
-			return nil
-		}
-		first, second := bare, agent
-		if r%2 == 0 {
-			first, second = agent, bare
-		}
-		if err := first(); err != nil {
-			return res, err
-		}
-		if err := second(); err != nil {
-			return res, err
-		}
-	}
-	return res, nil
+	var err error
+	res.bare, res.agent, err = alternate(reps, "bare", "agent",
+		func(tag string) (measurement, error) { return b.bareRun(ctx, mq, tag) },
+		func(tag string) (measurement, error) { return b.agentRun(ctx, tag, mq, brokerShape) })
+	return res, err
 }
 
 // embeddedResult holds the alternating runs of section 3.
@@ -103,19 +76,40 @@ type embeddedResult struct {
 // broker, where a PUBACK means the event is committed.
 func (b *bench) embedded(ctx context.Context, reps int) (embeddedResult, error) {
 	var res embeddedResult
-	for r := 1; r <= reps; r++ {
-		m, err := b.agentRun(ctx, fmt.Sprintf("embedded-devices-%d", r), nil, devicesShape)
+	var err error
+	res.devices, res.gateway, err = alternate(reps, "embedded-devices", "embedded-gateway",
+		func(tag string) (measurement, error) { return b.agentRun(ctx, tag, nil, devicesShape) },
+		func(tag string) (measurement, error) { return b.agentRun(ctx, tag, nil, gatewayShape) })
+	return res, err
+}
+
+// alternate runs a and b reps times each, named "{name}-{rep}": a first in
+// odd reps, b first in even ones, so drift on the machine (thermal, page
+// cache, other load) hits both alike and neither is always the run that
+// follows the other.
+func alternate(reps int, aName, bName string, a, b func(tag string) (measurement, error)) (as, bs []measurement, err error) {
+	run := func(name string, rep int, f func(string) (measurement, error), into *[]measurement) error {
+		m, err := f(fmt.Sprintf("%s-%d", name, rep))
 		if err != nil {
-			return res, fmt.Errorf("embedded devices rep %d: %w", r, err)
+			return fmt.Errorf("%s rep %d: %w", name, rep, err)
 		}
-		res.devices = append(res.devices, m)
-		m, err = b.agentRun(ctx, fmt.Sprintf("embedded-gateway-%d", r), nil, gatewayShape)
-		if err != nil {
-			return res, fmt.Errorf("embedded gateway rep %d: %w", r, err)
-		}
-		res.gateway = append(res.gateway, m)
+		*into = append(*into, m)
+		return nil
 	}
-	return res, nil
+	for rep := 1; rep <= reps; rep++ {
+		first := func() error { return run(aName, rep, a, &as) }
+		second := func() error { return run(bName, rep, b, &bs) }
+		if rep%2 == 0 {
+			first, second = second, first
+		}
+		if err := first(); err != nil {
+			return as, bs, err
+		}
+		if err := second(); err != nil {
+			return as, bs, err
+		}
+	}
+	return as, bs, nil
 }
 
 // bareRun times mosquitto delivering the events to a subscriber that only
