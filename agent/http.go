@@ -308,10 +308,7 @@ func (a *Agent) addGlobal(ctx context.Context, items []StockView) error {
 	if err != nil {
 		return err
 	}
-	bySKU := make(map[string][]store.StockLevel, len(items))
-	for _, l := range levels {
-		bySKU[l.SKU] = append(bySKU[l.SKU], l)
-	}
+	bySKU := store.BySKU(levels)
 	for i := range items {
 		items[i].Global = globalOf(bySKU[items[i].SKU], lastMerge)
 	}

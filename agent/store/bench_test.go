@@ -19,37 +19,34 @@ func BenchmarkDB_Apply(b *testing.B) {
 	type shape struct{ skus, perTx, devices int }
 	shapes := []shape{{100, 1, 1}, {100, 100, 1}, {100, 1000, 1}, {1, 1, 1}, {1, 100, 1}, {1, 1000, 1}, {1, 200, 4}}
 	for _, sh := range shapes {
-		skus, perTx := sh.skus, sh.perTx
-		name := fmt.Sprintf("skus=%d/events_per_tx=%d", skus, perTx)
+		name := fmt.Sprintf("skus=%d/events_per_tx=%d", sh.skus, sh.perTx)
 		if sh.devices > 1 {
 			name += fmt.Sprintf("/devices=%d", sh.devices)
 		}
-		{
-			b.Run(name, func(b *testing.B) {
-				db, err := Open(b.Context(), b.TempDir(), Options{Warehouse: "wh1"})
-				if err != nil {
+		b.Run(name, func(b *testing.B) {
+			db, err := Open(b.Context(), b.TempDir(), Options{Warehouse: "wh1"})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer db.Close()
+			batch := make([]Event, sh.perTx)
+			n := 0
+			cpu := testenv.ProcessCPU()
+			b.ResetTimer()
+			for b.Loop() {
+				for i := range batch {
+					n++
+					batch[i] = Event{Device: fmt.Sprint("d", n%sh.devices), ID: fmt.Sprint("run-", n), BodyHash: make([]byte, 32), Type: "receive", Warehouse: "wh1",
+						Location: "default", SKU: fmt.Sprint("SKU-", n%sh.skus), Qty: 1, Delta: 1, Source: "mqtt", ReceivedAt: time.Now()}
+				}
+				if _, err := db.Apply(b.Context(), &Batch{Events: batch}); err != nil {
 					b.Fatal(err)
 				}
-				defer db.Close()
-				batch := make([]Event, perTx)
-				n := 0
-				cpu := testenv.ProcessCPU()
-				b.ResetTimer()
-				for b.Loop() {
-					for i := range batch {
-						n++
-						batch[i] = Event{Device: fmt.Sprint("d", n%sh.devices), ID: fmt.Sprint("run-", n), BodyHash: make([]byte, 32), Type: "receive", Warehouse: "wh1",
-							Location: "default", SKU: fmt.Sprint("SKU-", n%skus), Qty: 1, Delta: 1, Source: "mqtt", ReceivedAt: time.Now()}
-					}
-					if _, err := db.Apply(b.Context(), &Batch{Events: batch}); err != nil {
-						b.Fatal(err)
-					}
-				}
-				events := float64(b.N * perTx)
-				b.ReportMetric(events/b.Elapsed().Seconds(), "events/s")
-				b.ReportMetric(float64((testenv.ProcessCPU()-cpu)/time.Microsecond)/events, "cpu-µs/event")
-			})
-		}
+			}
+			events := float64(b.N * sh.perTx)
+			b.ReportMetric(events/b.Elapsed().Seconds(), "events/s")
+			b.ReportMetric(float64((testenv.ProcessCPU()-cpu)/time.Microsecond)/events, "cpu-µs/event")
+		})
 	}
 }
 

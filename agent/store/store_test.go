@@ -383,8 +383,16 @@ func TestDB_NullColumnFailsBatch(t *testing.T) {
 // counter of a large catalog (BenchmarkDB_StockView/catalog=20000).
 func TestDB_SKUReadsUseIndex(t *testing.T) {
 	db := openTest(t, t.TempDir())
-	for name, q := range map[string]string{"SKUsStock(1)": sqlSKUsStock(1), "SKUsStock(3)": sqlSKUsStock(3), "SKUPage": sqlSKUPage} {
-		rows, err := db.reader.Query("EXPLAIN QUERY PLAN "+q, "SKU-1", "SKU-", 10)
+	for _, q := range []struct {
+		name, sql string
+		args      []any
+	}{
+		{"SKUStock", sqlSKUStock, []any{"SKU-1"}},
+		{"SKUsStock", sqlSKUsStock, []any{`["SKU-1","SKU-2","SKU-3"]`}},
+		{"SKUPage", sqlSKUPage, []any{"SKU-1", "SKU-", 10}},
+	} {
+		name := q.name
+		rows, err := db.reader.Query("EXPLAIN QUERY PLAN "+q.sql, q.args...)
 		require.NoError(t, err)
 		var plan []string
 		for rows.Next() {

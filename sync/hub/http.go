@@ -147,10 +147,7 @@ func (a *API) handleStockList(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusInternalServerError, "store_error", "%v", err)
 		return
 	}
-	bySKU := make(map[string][]store.StockLevel, len(skus))
-	for _, l := range levels {
-		bySKU[l.SKU] = append(bySKU[l.SKU], l)
-	}
+	bySKU := store.BySKU(levels)
 	items := make([]StockView, 0, len(skus))
 	for _, sku := range skus {
 		items = append(items, view(sku, bySKU[sku]))
