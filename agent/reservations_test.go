@@ -122,6 +122,17 @@ func TestReservations_Lifecycle(t *testing.T) {
 	v := a.stock(t, "S")
 	require.Equal(t, []int64{7, 0, 7}, []int64{v.OnHand, v.Reserved, v.Available})
 
+	// Another hold committed under an event id the log already has: refused,
+	// nothing sold, the hold still active and holding.
+	require.Equal(t, http.StatusCreated, a.do(t, "POST", "/v1/reservations", `{"id":"h4","sku":"S","qty":1}`, &h))
+	require.Equal(t, http.StatusConflict, a.do(t, "POST", "/v1/reservations/h4/commit", `{"event_id":"order-77"}`, &e))
+	require.Equal(t, "event_exists", e.Error.Code)
+	require.Equal(t, http.StatusOK, a.do(t, "GET", "/v1/reservations/h4", "", &h))
+	require.Equal(t, "active", h.State)
+	v = a.stock(t, "S")
+	require.Equal(t, []int64{7, 1, 6}, []int64{v.OnHand, v.Reserved, v.Available})
+	require.Equal(t, http.StatusOK, a.do(t, "DELETE", "/v1/reservations/h4", "", &h))
+
 	// Release gives units back; releasing a committed hold is refused.
 	require.Equal(t, http.StatusCreated, a.do(t, "POST", "/v1/reservations", `{"id":"h2","sku":"S","qty":5}`, &h))
 	require.Equal(t, int64(2), a.stock(t, "S").Available)
