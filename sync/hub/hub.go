@@ -20,6 +20,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"net/url"
+	"slices"
 	"sort"
 	"strings"
 	stdsync "sync"
@@ -229,6 +230,7 @@ func (h *Hub) pushLoop(ctx context.Context, l *link) {
 		if err != nil || more {
 			return err
 		}
+		l.setErr("push", nil) // done for now: over, though the step now waits a while
 		select {
 		case <-changed:
 		case <-time.After(pushInterval):
@@ -259,7 +261,6 @@ func (h *Hub) push(ctx context.Context, l *link) (bool, error) {
 		return false, err
 	}
 	if page.Next == since {
-		l.setErr("push", nil) // nothing to send: over, though the loop now waits a while
 		return false, nil
 	}
 	req := sync.MergeRequest{Entries: make([]sync.Entry, len(page.Entries)), HubCursor: sync.FormatCursor(replica, page.Next)}
@@ -273,7 +274,6 @@ func (h *Hub) push(ctx context.Context, l *link) (bool, error) {
 	l.mu.Lock()
 	l.replica, l.lastContact = st.Replica, time.Now()
 	l.pushed += int64(len(page.Entries))
-	l.pushErr = "" // sent: over, though the loop may now wait a while
 	l.mu.Unlock()
 	return page.More, nil
 }
@@ -369,13 +369,18 @@ type WarehouseStatus struct {
 	LastError  string   `json:"last_error,omitempty"`
 }
 
+// joinErrs joins the loops' errors that are set.
+func joinErrs(errs ...string) string {
+	return strings.Join(slices.DeleteFunc(errs, func(e string) bool { return e == "" }), "; ")
+}
+
 // Warehouses reports every agent's link.
 func (h *Hub) Warehouses() []WarehouseStatus {
 	out := make([]WarehouseStatus, 0, len(h.links))
 	for _, l := range h.links {
 		l.mu.Lock()
 		w := WarehouseStatus{Warehouse: l.Warehouse, URL: l.URL, Replica: l.replica, Pending: l.pending,
-			Pulled: l.pulled, Pushed: l.pushed, LastError: strings.Trim(l.pullErr+"; "+l.pushErr, "; ")}
+			Pulled: l.pulled, Pushed: l.pushed, LastError: joinErrs(l.pullErr, l.pushErr)}
 		if !l.lastContact.IsZero() {
 			t := l.lastContact.UTC()
 			lag := time.Since(l.lastContact).Seconds()

@@ -16,10 +16,13 @@ import (
 )
 
 // A link whose pushes fail says so in GET /v1/warehouses for as long as
-// they fail, however many pulls succeed meanwhile, and is not online.
+// they fail, however many pulls succeed meanwhile, and is not online; once
+// a push succeeds it is online again at once, not after the push loop's
+// idle wait (5 s).
 func TestHub_PushErrorStays(t *testing.T) {
 	const replica = "wh1.0000000000000001"
 	var pulls atomic.Int64
+	var healed atomic.Bool
 	fake := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		var body any
 		switch r.URL.Path {
@@ -31,8 +34,11 @@ func TestHub_PushErrorStays(t *testing.T) {
 		case "/v1/sync/state":
 			body = esync.State{Replica: replica}
 		case "/v1/sync/merge":
-			http.Error(w, "disk full", http.StatusInternalServerError)
-			return
+			if !healed.Load() {
+				http.Error(w, "disk full", http.StatusInternalServerError)
+				return
+			}
+			body = esync.MergeResponse{}
 		default:
 			http.NotFound(w, r)
 			return
@@ -63,4 +69,8 @@ func TestHub_PushErrorStays(t *testing.T) {
 	require.True(t, ok)
 	require.True(t, strings.HasPrefix(s.LastError, "push: POST /v1/sync/merge: 500"), s.LastError)
 	require.Greater(t, pulls.Load(), before+5, "pulls kept succeeding meanwhile")
+
+	healed.Store(true)
+	require.Eventually(t, func() bool { s, ok := status(); return ok && s.Online && s.LastError == "" },
+		3*time.Second, 10*time.Millisecond, "online again after the first successful push")
 }
