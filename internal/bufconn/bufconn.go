@@ -152,6 +152,10 @@ func (c *Conn) Unlock() {
 func (c *Conn) Write(p []byte) (int, error) {
 	c.mu.Lock()
 	for len(c.pending) >= maxPending && c.err == nil && !c.closed {
+		// Inside a packet nothing has kicked the writer yet: kick it, or a
+		// packet larger than maxPending would wait for itself. (Sending part
+		// of a packet early is fine: the packet lock keeps packets whole.)
+		c.signal()
 		c.drained.Wait()
 	}
 	switch {
@@ -216,9 +220,9 @@ func (c *Conn) writeLoop() {
 	}
 }
 
-// Flush waits until everything written so far has been sent, or sending
+// flush waits until everything written so far has been sent, or sending
 // failed.
-func (c *Conn) Flush() error {
+func (c *Conn) flush() error {
 	c.signal()
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -240,7 +244,7 @@ func (c *Conn) Close() error {
 		// A stalled peer must not hold Close: the deadline fails the
 		// writer's write, which ends Flush's wait.
 		_ = c.Conn.SetWriteDeadline(time.Now().Add(closeFlushTimeout))
-		flushErr := c.Flush()
+		flushErr := c.flush()
 		close(c.done)
 		err = c.Conn.Close()
 		if errors.Is(err, net.ErrClosed) && flushErr != nil {

@@ -262,3 +262,36 @@ func TestPacedReader(t *testing.T) {
 	}
 	require.Equal(t, want, paused)
 }
+
+// A packet larger than maxPending, written in pieces inside Lock/Unlock,
+// does not wait for itself: the writer is kicked when a piece must wait
+// for room.
+func TestConn_PacketLargerThanPending(t *testing.T) {
+	c, srv := pair(t)
+	piece := bytes.Repeat([]byte{7}, maxPending/2)
+	const pieces = 5
+	got := make(chan int, 1)
+	go func() {
+		n, _ := io.ReadFull(srv, make([]byte, pieces*len(piece)))
+		got <- n
+	}()
+	wrote := make(chan error, 1)
+	go func() {
+		c.Lock()
+		defer c.Unlock()
+		for range pieces {
+			if _, err := c.Write(piece); err != nil {
+				wrote <- err
+				return
+			}
+		}
+		wrote <- nil
+	}()
+	select {
+	case err := <-wrote:
+		require.NoError(t, err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("a packet larger than maxPending waits for itself")
+	}
+	require.Equal(t, pieces*len(piece), <-got)
+}
