@@ -109,9 +109,10 @@ type externalBroker struct {
 	cm        *autopaho.ConnectionManager
 	connected atomic.Bool // the connection is up and its subscriptions acknowledged
 	closing   atomic.Bool
+	drained   atomic.Bool    // Drain finished: nothing taken is left to commit or ack
 	pending   sync.WaitGroup // ingests not yet acked
 
-	out     [publishWorkers]chan outbound // by topicWorker
+	out     [publishWorkers]chan outbound // a topic's queue: hash of the topic modulo publishWorkers
 	unsent  atomic.Int64                  // messages queued in out or being published
 	seed    maphash.Seed
 	dropped atomic.Int64
@@ -358,8 +359,12 @@ func (b *externalBroker) Ready() error {
 func (b *externalBroker) Addr() string { return b.cfg.URL }
 
 // Drain stops taking messages and waits until those in flight are
-// committed and their acks flushed.
+// committed and their acks flushed. Once it has, it returns at once (Close
+// drains too).
 func (b *externalBroker) Drain(ctx context.Context) {
+	if b.drained.Load() {
+		return
+	}
 	b.mu.Lock()
 	b.closing.Store(true)
 	b.mu.Unlock()
@@ -370,6 +375,7 @@ func (b *externalBroker) Drain(ctx context.Context) {
 	// Manual acks leave on paho's flush ticker; give it a few ticks.
 	select {
 	case <-time.After(4 * ackFlushInterval):
+		b.drained.Store(true)
 	case <-ctx.Done():
 	}
 }
