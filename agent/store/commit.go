@@ -98,6 +98,9 @@ type request struct {
 	done     func([]Outcome, error)
 }
 
+// items counts what maxTxEvents caps: events and rejections.
+func (r *request) items() int { return len(r.batch.Events) + len(r.batch.Rejected) }
+
 // Submit queues b for the next group commit and returns at once; done is
 // called from the commit loop, in submission order, once b is durable (or
 // failed). done must not block: it runs before later batches are answered.
@@ -150,7 +153,7 @@ func (db *DB) commitLoop() {
 			return
 		}
 		pending = append(pending[:0], r)
-		n, open := db.gather(&pending, len(r.batch.Events)+len(r.batch.Rejected), nil)
+		n, open := db.gather(&pending, r.items(), nil)
 		if open && db.commitDelay > 0 && n >= commitSiblings && n < maxTxEvents {
 			if delay == nil {
 				delay = time.NewTimer(db.commitDelay)
@@ -188,7 +191,7 @@ func (db *DB) gather(pending *[]*request, n int, until <-chan time.Time) (int, b
 			return n, false
 		}
 		*pending = append(*pending, r)
-		n += len(r.batch.Events) + len(r.batch.Rejected)
+		n += r.items()
 	}
 	return n, true
 }
@@ -489,21 +492,23 @@ func (db *DB) insertChunk(ctx context.Context, s *boundStmts, st *txState, chunk
 	claimed := 0 // rows of this chunk's range given out, in seq order
 	for _, sl := range chunk {
 		e := sl.event
-		o, found, err := findEvent(ctx, s, e, first+int64(claimed))
+		seq, hash, found, err := logged(ctx, s, e)
 		if err == nil && !found {
 			err = errors.New("neither inserted nor found")
 		}
 		if err != nil {
 			return fmt.Errorf("commit: find event %s/%s: %w", e.Device, e.ID, err)
 		}
-		if o.Status == Applied {
+		if seq == first+int64(claimed) { // the row this chunk inserted for e
 			claimed++
-			if err := applied(sl, o.Seq); err != nil {
+			if err := applied(sl, seq); err != nil {
 				return err
 			}
 			continue
 		}
-		*sl.outcome = o
+		if *sl.outcome, err = loggedBefore(ctx, s, e, seq, hash); err != nil {
+			return fmt.Errorf("commit: find event %s/%s: %w", e.Device, e.ID, err)
+		}
 	}
 	if int64(claimed) != inserted {
 		return fmt.Errorf("commit: insert events: %d rows inserted but %d found", inserted, claimed)
@@ -527,7 +532,7 @@ func onHandNow(ctx context.Context, s *boundStmts, deltas counterDeltas, k stock
 // applyCount applies a count: dedupe first, then read on_hand (including
 // this transaction's earlier changes) and record delta = counted − on_hand.
 func applyCount(ctx context.Context, s *boundStmts, deltas counterDeltas, e *Event) (Outcome, error) {
-	if o, found, err := findEvent(ctx, s, e, 0); found || err != nil {
+	if o, found, err := findEvent(ctx, s, e); found || err != nil {
 		return o, err
 	}
 	onHand, err := onHandNow(ctx, s, deltas, stockKey{e.Warehouse, e.SKU, e.Location})
@@ -551,7 +556,7 @@ func applyCount(ctx context.Context, s *boundStmts, deltas counterDeltas, e *Eve
 func applyVoid(ctx context.Context, s *boundStmts, deltas counterDeltas, e *Event) (Outcome, error) {
 	// The void's own id is recorded like any event's: the same void again is
 	// a duplicate, the same id voiding another ticket is id_reused.
-	if o, found, err := findEvent(ctx, s, e, 0); found || err != nil {
+	if o, found, err := findEvent(ctx, s, e); found || err != nil {
 		return o, err
 	}
 	lines, err := ticketLines(ctx, s, e.Device, e.Reverses)
@@ -633,28 +638,39 @@ func ticketLines(ctx context.Context, s *boundStmts, device, ticket string) ([]L
 	return out, rows.Err()
 }
 
-// findEvent looks up (device, id). The row with seq fresh is the one just
-// inserted for e: Applied (pass 0 when nothing was). A match with the same
-// body hash is a duplicate; another body is id_reused, and the payload is
-// quarantined.
-func findEvent(ctx context.Context, s *boundStmts, e *Event, fresh int64) (Outcome, bool, error) {
-	var seq int64
-	var hash []byte
+// findEvent looks up e's (device, id) in the log: found, it is a
+// duplicate or a reused id (loggedBefore).
+func findEvent(ctx context.Context, s *boundStmts, e *Event) (Outcome, bool, error) {
+	seq, hash, found, err := logged(ctx, s, e)
+	if !found || err != nil {
+		return Outcome{}, found, err
+	}
+	o, err := loggedBefore(ctx, s, e, seq, hash)
+	return o, true, err
+}
+
+// logged returns the seq and body hash of the log's row for e's (device,
+// id), if there is one.
+func logged(ctx context.Context, s *boundStmts, e *Event) (seq int64, hash []byte, found bool, err error) {
 	switch err := s.use(s.src.findEvent).QueryRowContext(ctx, e.Device, e.ID).Scan(&seq, &hash); {
 	case errors.Is(err, sql.ErrNoRows):
-		return Outcome{}, false, nil
+		return 0, nil, false, nil
 	case err != nil:
-		return Outcome{}, false, err
+		return 0, nil, false, err
 	}
-	if fresh > 0 && seq == fresh {
-		return Outcome{Status: Applied, Seq: seq}, true, nil
-	}
+	return seq, hash, true, nil
+}
+
+// loggedBefore is e's outcome when its id was logged before as row seq
+// with body hash: the same body is a duplicate; another is id_reused, and
+// the payload is quarantined.
+func loggedBefore(ctx context.Context, s *boundStmts, e *Event, seq int64, hash []byte) (Outcome, error) {
 	if bytes.Equal(hash, e.BodyHash) {
-		return Outcome{Status: Duplicate, Seq: seq}, true, nil
+		return Outcome{Status: Duplicate, Seq: seq}, nil
 	}
 	_, err := s.use(s.src.quarantine).ExecContext(ctx, e.Source, e.Device, e.ID, string(IDReused),
 		fmt.Sprintf("id %q was already used by event seq %d with a different body", e.ID, seq), nonNil(e.Raw), e.ReceivedAt.UnixMilli())
-	return Outcome{Status: IDReused, Seq: seq}, true, err
+	return Outcome{Status: IDReused, Seq: seq}, err
 }
 
 // writeCounters grows this replica's own entries by the transaction's
