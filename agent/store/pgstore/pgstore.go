@@ -122,16 +122,15 @@ func (db *DB) commitChannel() string {
 // listens for their notifications, again after any failure.
 func (db *DB) watch(ctx context.Context) {
 	defer db.wg.Done()
-	last := int64(-1) // the counters' highest version seen
-	failing := false  // logged once per outage, not once a second
+	w := &watcher{db: db, last: -1}
 	for {
-		err := db.listen(ctx, &last, &failing)
+		err := w.listen(ctx)
 		if ctx.Err() != nil {
 			return
 		}
-		if !failing {
+		if !w.failing {
 			db.logger.Warn("postgres: listening for other hub processes' commits failed; retrying every second", "err", err)
-			failing = true
+			w.failing = true
 		}
 		select {
 		case <-ctx.Done():
@@ -141,11 +140,19 @@ func (db *DB) watch(ctx context.Context) {
 	}
 }
 
+// watcher is watch's state across reconnections.
+type watcher struct {
+	db      *DB
+	last    int64 // the counters' highest version seen
+	failing bool  // the outage is logged: once, not once a second
+}
+
 // listen holds a connection of its own listening on commitChannel. It
 // looks at the counters' highest version when it starts, after each other
 // process's notification and after pollInterval without one, and calls
 // notify when it moved.
-func (db *DB) listen(ctx context.Context, last *int64, failing *bool) error {
+func (w *watcher) listen(ctx context.Context) error {
+	db := w.db
 	pooled, err := db.pool.Acquire(ctx)
 	if err != nil {
 		return err
@@ -159,17 +166,17 @@ func (db *DB) listen(ctx context.Context, last *int64, failing *bool) error {
 	if _, err := conn.Exec(ctx, "LISTEN "+pgx.Identifier{db.commitChannel()}.Sanitize()); err != nil {
 		return err
 	}
-	if *failing {
+	if w.failing {
 		db.logger.Info("postgres: listening for other hub processes' commits again")
-		*failing = false
+		w.failing = false
 	}
 	for {
 		var v int64
 		if err := conn.QueryRow(ctx, `SELECT COALESCE(MAX(version), 0) FROM counters`).Scan(&v); err != nil {
 			return err
 		}
-		if v != *last {
-			*last = v
+		if v != w.last {
+			w.last = v
 			db.notify()
 		}
 		for { // until another process's notification, or pollInterval
