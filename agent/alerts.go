@@ -3,7 +3,6 @@ package agent
 import (
 	"bytes"
 	"context"
-	"encoding/csv"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -61,19 +60,12 @@ func (t *thresholds) Low(sku string, wasLow bool, available int64) bool {
 // parseThresholds reads "sku,low[,restock]" with a header; a row without
 // restock leaves it 0, for get to apply the configured margin.
 func parseThresholds(r io.Reader) (map[string]Threshold, error) {
-	cr := csv.NewReader(r)
-	cr.FieldsPerRecord = -1
-	cr.TrimLeadingSpace = true
-	header, err := cr.Read()
-	if err == io.EOF {
-		return map[string]Threshold{}, nil
-	}
+	cr, _, col, err := openSettingsCSV(r)
 	if err != nil {
 		return nil, err
 	}
-	col := map[string]int{}
-	for i, h := range header {
-		col[strings.ToLower(strings.TrimSpace(strings.TrimPrefix(h, "\ufeff")))] = i
+	if cr == nil {
+		return map[string]Threshold{}, nil
 	}
 	skuCol, ok1 := col["sku"]
 	lowCol, ok2 := col["low"]

@@ -125,30 +125,41 @@ func (t BarcodeTable) SKUForGTIN(gtin string) (string, bool) {
 // Len is the number of GTINs in the table.
 func (t BarcodeTable) Len() int { return len(t.Get()) }
 
+// openSettingsCSV opens a settings table (barcodes, thresholds): a header
+// naming the columns, then rows of any length. col maps each column name
+// (drivers.ColumnName) to its index; cr is nil for an empty file.
+func openSettingsCSV(r io.Reader) (cr *csv.Reader, header []string, col map[string]int, err error) {
+	cr = csv.NewReader(r)
+	cr.FieldsPerRecord = -1
+	cr.TrimLeadingSpace = true
+	header, err = cr.Read()
+	if err == io.EOF {
+		return nil, nil, nil, nil
+	}
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	col = make(map[string]int, len(header))
+	for i, h := range header {
+		col[drivers.ColumnName(h)] = i
+	}
+	return cr, header, col, nil
+}
+
 // ParseBarcodes reads a CSV with the header gtin,sku (more columns are
 // ignored). GTINs of 8, 12, 13 or 14 digits are check-digit verified and
 // stored as 14 digits. An error names the line.
 func ParseBarcodes(r io.Reader) (map[string]string, error) {
-	cr := csv.NewReader(r)
-	cr.FieldsPerRecord = -1
-	cr.TrimLeadingSpace = true
-	header, err := cr.Read()
-	if err == io.EOF {
-		return map[string]string{}, nil
-	}
+	cr, header, col, err := openSettingsCSV(r)
 	if err != nil {
 		return nil, err
 	}
-	gtinCol, skuCol := -1, -1
-	for i, h := range header {
-		switch strings.ToLower(strings.TrimSpace(strings.TrimPrefix(h, "\ufeff"))) {
-		case "gtin":
-			gtinCol = i
-		case "sku":
-			skuCol = i
-		}
+	if cr == nil {
+		return map[string]string{}, nil
 	}
-	if gtinCol < 0 || skuCol < 0 {
+	gtinCol, ok1 := col["gtin"]
+	skuCol, ok2 := col["sku"]
+	if !ok1 || !ok2 {
 		return nil, fmt.Errorf("line 1: header must name the columns gtin and sku, got %q", strings.Join(header, ","))
 	}
 	table := map[string]string{}

@@ -1,6 +1,7 @@
 package drivers
 
 import (
+	"strings"
 	"time"
 	"unicode"
 )
@@ -131,4 +132,10 @@ func Validate(e *Event) *Rejection {
 		return Reject(id, ReasonBadField, "seq: must be >= 0")
 	}
 	return nil
+}
+
+// ColumnName is a CSV header name as matched: trimmed, lower-cased, without
+// the byte-order mark spreadsheet exports put before the first one.
+func ColumnName(h string) string {
+	return strings.ToLower(strings.TrimSpace(strings.TrimPrefix(h, "\ufeff")))
 }

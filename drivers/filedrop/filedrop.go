@@ -118,7 +118,7 @@ func (d *Driver) scanCSV(msg drivers.Message, r io.Reader, fn func([]Line) error
 	}
 	col := map[string]int{}
 	for i, h := range header {
-		h = strings.ToLower(strings.TrimSpace(strings.TrimPrefix(h, "\ufeff")))
+		h = drivers.ColumnName(h)
 		if !columns[h] {
 			return fmt.Errorf("%w: %s: line 1: unknown column %q (known: id, type, sku, barcode, qty, location, to_location, ts, channel, seq)", ErrBadFile, msg.Subtopic, h)
 		}
