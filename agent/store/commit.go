@@ -454,10 +454,19 @@ func (db *DB) insertChunk(ctx context.Context, s *boundStmts, st *txState, chunk
 		return nil
 	}
 	args := make([]any, 0, eventColumns*len(chunk))
-	for _, sl := range chunk {
-		args = appendEventArgs(args, sl.event)
+	insert := s.insertEvents(len(chunk))
+	if alike(chunk) {
+		insert = s.insertShared(len(chunk))
+		args = appendSharedArgs(args, chunk[0].event)
+		for _, sl := range chunk {
+			args = appendRowArgs(args, sl.event)
+		}
+	} else {
+		for _, sl := range chunk {
+			args = appendEventArgs(args, sl.event)
+		}
 	}
-	res, err := s.insertEvents(len(chunk)).ExecContext(ctx, args...)
+	res, err := insert.ExecContext(ctx, args...)
 	if err != nil {
 		return fmt.Errorf("commit: insert events: %w", err)
 	}
@@ -597,6 +606,34 @@ func applyVoid(ctx context.Context, s *boundStmts, deltas counterDeltas, e *Even
 func appendEventArgs(args []any, e *Event) []any {
 	return append(args, e.Device, e.ID, e.BodyHash, e.Type, e.Warehouse, e.Location, e.SKU,
 		e.ToLocation, e.Qty, e.Delta, e.Channel, e.DeviceTS, e.DeviceSeq, e.Source, e.ReceivedAt.UnixMilli())
+}
+
+// appendSharedArgs appends the values sqlInsertShared binds once: those of
+// the columns events from one source at one place usually share.
+func appendSharedArgs(args []any, e *Event) []any {
+	return append(args, e.Type, e.Warehouse, e.Location, e.ToLocation, e.Channel, e.Source)
+}
+
+// appendRowArgs appends the values sqlInsertShared binds for each row.
+func appendRowArgs(args []any, e *Event) []any {
+	return append(args, e.Device, e.ID, e.BodyHash, e.SKU, e.Qty, e.Delta, e.DeviceTS, e.DeviceSeq, e.ReceivedAt.UnixMilli())
+}
+
+// alike reports whether chunk holds more than one event and all agree in
+// the columns of appendSharedArgs, so sqlInsertShared can insert them.
+func alike(chunk []slot) bool {
+	if len(chunk) < 2 {
+		return false
+	}
+	a := chunk[0].event
+	for _, sl := range chunk[1:] {
+		e := sl.event
+		if e.Type != a.Type || e.Warehouse != a.Warehouse || e.Location != a.Location ||
+			e.ToLocation != a.ToLocation || e.Channel != a.Channel || e.Source != a.Source {
+			return false
+		}
+	}
+	return true
 }
 
 // insertOne logs e unless (device, id) is already in the log; it returns

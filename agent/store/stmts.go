@@ -19,8 +19,9 @@ const eventColumns = 15
 // writer connection.
 type writerStmts struct {
 	findEvent, onHand, addCounter, quarantine, ticketLines *sql.Stmt
-	// insertEvents[n-1] inserts n events.
-	insertEvents [insertChunk]*sql.Stmt
+	// insertEvents[n-1] inserts n events, insertShared[n-1] n events
+	// alike in their shared columns.
+	insertEvents, insertShared [insertChunk]*sql.Stmt
 	// Run at the end of most transactions (raiseAlerts).
 	skuOnHand, lastDeviceSeq, saveDeviceSeq, addAlert *sql.Stmt
 	// Merges from the hub: one run per entry.
@@ -63,8 +64,23 @@ const (
 // insertChunk reports a row neither inserted nor found.
 func sqlInsertEvents(n int) string {
 	row := "(" + strings.TrimSuffix(strings.Repeat("?,", eventColumns), ",") + ")"
-	return `INSERT OR IGNORE INTO events(device, event_id, body_hash, type, warehouse, location, sku, to_location, qty, delta,
-		channel, device_ts, device_seq, source, received_at) VALUES ` + strings.TrimSuffix(strings.Repeat(row+",", n), ",")
+	return sqlInsertInto + strings.TrimSuffix(strings.Repeat(row+",", n), ",")
+}
+
+const sqlInsertInto = `INSERT OR IGNORE INTO events(device, event_id, body_hash, type, warehouse, location, sku, to_location, qty, delta,
+	channel, device_ts, device_seq, source, received_at) VALUES `
+
+// sqlInsertShared is sqlInsertEvents for n events alike in their shared
+// columns, whose values are bound once, as ?1 … ?6 (the order of
+// appendSharedArgs), and the other columns' per row. Binding copies every
+// text value into C memory, and it was the insert's largest cost: these
+// are 6 of an event's 9 text values. SQLite numbers a bare ? one past the
+// highest number so far, so the first row's device is ?7 and the row
+// values follow the six. Only the shared parameters are numbered: the
+// driver looks each parameter's name up, a scan of the numbered ones.
+func sqlInsertShared(n int) string {
+	const row = "(?,?,?,?1,?2,?3,?,?4,?,?,?5,?,?,?6,?)"
+	return sqlInsertInto + "(?7" + row[2:] + strings.Repeat(","+row, n-1)
 }
 
 func (s *writerStmts) prepare(ctx context.Context, db *sql.DB) error {
@@ -92,7 +108,7 @@ func (s *writerStmts) prepare(ctx context.Context, db *sql.DB) error {
 		{&s.expiredHolds, sqlExpiredHolds},
 	}
 	for n := 1; n <= insertChunk; n++ {
-		all = append(all, prep{&s.insertEvents[n-1], sqlInsertEvents(n)})
+		all = append(all, prep{&s.insertEvents[n-1], sqlInsertEvents(n)}, prep{&s.insertShared[n-1], sqlInsertShared(n)})
 	}
 	for _, p := range all {
 		st, err := db.PrepareContext(ctx, p.sql)
@@ -128,6 +144,10 @@ func (s *writerStmts) in(tx *sql.Tx) *boundStmts {
 // insertEvents returns the statement inserting n events, bound to the
 // transaction.
 func (b *boundStmts) insertEvents(n int) *sql.Stmt { return b.use(b.src.insertEvents[n-1]) }
+
+// insertShared returns the statement inserting n events alike in their
+// shared columns, bound to the transaction.
+func (b *boundStmts) insertShared(n int) *sql.Stmt { return b.use(b.src.insertShared[n-1]) }
 
 // use returns st, one of the writerStmts, bound to the transaction.
 func (b *boundStmts) use(st *sql.Stmt) *sql.Stmt {

@@ -432,3 +432,72 @@ func TestDB_MigratesOlderDatabase(t *testing.T) {
 	require.Equal(t, 1, indexes)
 	require.Equal(t, int64(5), onHand(t, db, "SKU-1"))
 }
+
+// TestDB_InsertKeepsEveryColumn: every column of every event reaches the
+// log as given, whether its chunk's events agree in the columns bound once
+// per statement (sqlInsertShared) or not (sqlInsertEvents).
+func TestDB_InsertKeepsEveryColumn(t *testing.T) {
+	db := openTest(t, t.TempDir())
+	n := 0
+	rapid.Check(t, func(t *rapid.T) {
+		shared := func(t *rapid.T, e *Event) {
+			e.Type = rapid.SampledFrom([]string{"receive", "sale"}).Draw(t, "type")
+			e.Location = rapid.SampledFrom([]string{"A1", "B2"}).Draw(t, "location")
+			e.ToLocation = rapid.SampledFrom([]string{"", "C3"}).Draw(t, "to_location")
+			e.Channel = rapid.SampledFrom([]string{"", "web"}).Draw(t, "channel")
+			e.Source = rapid.SampledFrom([]string{"mqtt", "http"}).Draw(t, "source")
+		}
+		common := Event{Warehouse: "wh1"}
+		shared(t, &common)
+		// Unless alike, some events differ from common in one shared
+		// column (differ), or in any (6).
+		alike := rapid.Bool().Draw(t, "alike")
+		differ := rapid.IntRange(0, 6).Draw(t, "differ")
+		batch := make([]Event, rapid.IntRange(1, 3*insertChunk).Draw(t, "events"))
+		for i := range batch {
+			n++
+			e := common
+			if !alike && rapid.Bool().Draw(t, "differs") {
+				switch differ {
+				case 0:
+					e.Type += "-x"
+				case 1:
+					e.Warehouse = "wh2"
+				case 2:
+					e.Location += "-x"
+				case 3:
+					e.ToLocation += "-x"
+				case 4:
+					e.Channel += "-x"
+				case 5:
+					e.Source += "-x"
+				case 6:
+					shared(t, &e)
+				}
+			}
+			e.Device = rapid.SampledFrom([]string{"d1", "d2"}).Draw(t, "device")
+			e.ID = fmt.Sprint("col-", n)
+			e.BodyHash = rapid.SliceOfN(rapid.Byte(), 32, 32).Draw(t, "hash")
+			e.SKU = rapid.SampledFrom([]string{"S1", "S2"}).Draw(t, "sku")
+			e.Qty = rapid.Int64Range(1, 9).Draw(t, "qty")
+			e.Delta = e.Qty
+			e.DeviceTS = rapid.SampledFrom([]string{"", "2026-11-27T10:00:00Z"}).Draw(t, "device_ts")
+			e.DeviceSeq = int64(n)
+			e.ReceivedAt = time.UnixMilli(rapid.Int64Range(1e12, 2e12).Draw(t, "received_at")).UTC()
+			batch[i] = e
+		}
+		out, err := db.Apply(context.Background(), &Batch{Events: batch})
+		require.NoError(t, err)
+		for i, e := range batch {
+			require.Equal(t, Applied, out[i].Status, "event %d", i)
+			var got Event
+			var received int64
+			require.NoError(t, db.reader.QueryRow(`SELECT device, event_id, body_hash, type, warehouse, location, sku, to_location,
+				qty, delta, channel, device_ts, device_seq, source, received_at FROM events WHERE seq = ?`, out[i].Seq).Scan(
+				&got.Device, &got.ID, &got.BodyHash, &got.Type, &got.Warehouse, &got.Location, &got.SKU, &got.ToLocation,
+				&got.Qty, &got.Delta, &got.Channel, &got.DeviceTS, &got.DeviceSeq, &got.Source, &received))
+			got.ReceivedAt = time.UnixMilli(received).UTC()
+			require.Equal(t, e, got, "event %d of %d (alike: %t)", i, len(batch), alike)
+		}
+	})
+}
