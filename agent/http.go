@@ -158,31 +158,48 @@ func (a *Agent) view(l store.StockLevel, reserved int64, low bool) StockView {
 
 // stockView reads one SKU's view; ok is false if it was never seen.
 func (a *Agent) stockView(ctx context.Context, sku string) (StockView, bool, error) {
-	levels, err := a.store.SKUStock(ctx, sku) // this warehouse's, and those the hub sent
-	i := slices.IndexFunc(levels, func(l store.StockLevel) bool { return l.Warehouse == a.cfg.Warehouse })
-	if err != nil || i < 0 {
+	views, err := a.stockViews(ctx, []string{sku})
+	if err != nil || len(views) == 0 {
 		return StockView{}, false, err
 	}
-	l := levels[i]
-	held, err := a.store.Reserved(ctx, a.cfg.Warehouse, sku, now())
+	return views[0], true, nil
+}
+
+// stockViews reads the views of skus, in their order, with one read of
+// each kind whatever their number; a SKU never seen in this warehouse is
+// left out.
+func (a *Agent) stockViews(ctx context.Context, skus []string) ([]StockView, error) {
+	levels, err := a.store.SKUsStock(ctx, skus) // this warehouse's, and those the hub sent
 	if err != nil {
-		return StockView{}, false, err
+		return nil, err
 	}
-	var reserved int64
-	for _, n := range held {
-		reserved += n
+	reserved, err := a.store.ReservedOf(ctx, a.cfg.Warehouse, skus, now())
+	if err != nil {
+		return nil, err
 	}
-	var low bool
+	var low map[string]bool
 	if a.cfg.Alerts.Enabled { // otherwise view applies the plain threshold
-		if low, err = a.store.IsLow(ctx, sku); err != nil {
-			return StockView{}, false, err
+		if low, err = a.store.LowOf(ctx, skus); err != nil {
+			return nil, err
 		}
 	}
-	v := a.view(l, reserved, low)
-	if v.Global, err = a.globalView(ctx, levels); err != nil {
-		return StockView{}, false, err
+	lastMerge, err := a.store.LastMerge(ctx)
+	if err != nil {
+		return nil, err
 	}
-	return v, true, nil
+	bySKU := store.BySKU(levels)
+	views := make([]StockView, 0, len(skus))
+	for _, sku := range skus {
+		all := bySKU[sku]
+		i := slices.IndexFunc(all, func(l store.StockLevel) bool { return l.Warehouse == a.cfg.Warehouse })
+		if i < 0 {
+			continue
+		}
+		v := a.view(all[i], reserved[sku], low[sku])
+		v.Global = globalOf(all, lastMerge)
+		views = append(views, v)
+	}
+	return views, nil
 }
 
 func (a *Agent) handleStock(w http.ResponseWriter, r *http.Request) {

@@ -2,7 +2,6 @@ package agent
 
 import (
 	"compress/gzip"
-	"context"
 	"net/http"
 	"strconv"
 	"strings"
@@ -111,16 +110,6 @@ func (a *Agent) handleSyncState(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, sync.State{Replica: st.Replica, HubCursor: st.HubCursor})
-}
-
-// globalView is the company-wide stock of a SKU, from its levels in every
-// warehouse, as far as this agent has merged them.
-func (a *Agent) globalView(ctx context.Context, levels []store.StockLevel) (GlobalView, error) {
-	lastMerge, err := a.store.LastMerge(ctx)
-	if err != nil {
-		return GlobalView{}, err
-	}
-	return globalOf(levels, lastMerge), nil
 }
 
 // globalOf sums one SKU's levels, one per warehouse, as of the last merge

@@ -219,7 +219,21 @@ func (db *DB) loadLow(ctx context.Context, q interface {
 
 // LowSKUs returns the SKUs in the low-stock state.
 func (db *DB) LowSKUs(ctx context.Context) (map[string]bool, error) {
-	rows, err := db.reader.QueryContext(ctx, `SELECT sku FROM low_skus WHERE warehouse = ?`, db.warehouse)
+	return db.lowSet(ctx, `SELECT sku FROM low_skus WHERE warehouse = ?`, db.warehouse)
+}
+
+// LowOf returns which of skus are in the low-stock state.
+func (db *DB) LowOf(ctx context.Context, skus []string) (map[string]bool, error) {
+	if len(skus) == 0 {
+		return map[string]bool{}, nil
+	}
+	query, arg := sqlLowOf.of(skus)
+	return db.lowSet(ctx, query, db.warehouse, arg)
+}
+
+// lowSet reads the SKUs query returns into a set.
+func (db *DB) lowSet(ctx context.Context, query string, args ...any) (map[string]bool, error) {
+	rows, err := db.reader.QueryContext(ctx, query, args...)
 	if err != nil {
 		return nil, fmt.Errorf("query low skus: %w", err)
 	}
@@ -233,16 +247,6 @@ func (db *DB) LowSKUs(ctx context.Context) (map[string]bool, error) {
 		out[sku] = true
 	}
 	return out, rows.Err()
-}
-
-// IsLow reports whether a SKU is in the low-stock state.
-func (db *DB) IsLow(ctx context.Context, sku string) (bool, error) {
-	var one int
-	err := db.reader.QueryRowContext(ctx, `SELECT 1 FROM low_skus WHERE warehouse = ? AND sku = ?`, db.warehouse, sku).Scan(&one)
-	if errors.Is(err, sql.ErrNoRows) {
-		return false, nil
-	}
-	return err == nil, err
 }
 
 // Alerts returns up to limit outbox rows with seq > since, in order.

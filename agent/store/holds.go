@@ -281,24 +281,14 @@ func (db *DB) GetHold(ctx context.Context, id string) (Hold, bool, error) {
 	return h, found, err
 }
 
-// Reserved sums the active, unexpired holds of sku in warehouse per location.
-func (db *DB) Reserved(ctx context.Context, warehouse, sku string, now time.Time) (map[string]int64, error) {
-	rows, err := db.reader.QueryContext(ctx, `SELECT location, SUM(qty) FROM holds
-		WHERE warehouse = ? AND sku = ? AND state = 'active' AND expires_at > ? GROUP BY location`, warehouse, sku, now.UnixMilli())
-	if err != nil {
-		return nil, fmt.Errorf("query holds: %w", err)
+// ReservedOf sums the active, unexpired holds of each of skus in
+// warehouse; a SKU without any is left out.
+func (db *DB) ReservedOf(ctx context.Context, warehouse string, skus []string, now time.Time) (map[string]int64, error) {
+	if len(skus) == 0 {
+		return map[string]int64{}, nil
 	}
-	defer rows.Close()
-	out := map[string]int64{}
-	for rows.Next() {
-		var loc string
-		var n int64
-		if err := rows.Scan(&loc, &n); err != nil {
-			return nil, fmt.Errorf("query holds: %w", err)
-		}
-		out[loc] = n
-	}
-	return out, rows.Err()
+	query, arg := sqlReservedOf.of(skus)
+	return db.reservedSums(ctx, query, warehouse, arg, now.UnixMilli())
 }
 
 // loadReserved rebuilds the in-memory reservations from the holds table.
@@ -333,8 +323,13 @@ func (db *DB) NextExpiry(ctx context.Context) (time.Time, bool, error) {
 
 // ReservedBySKU sums the active, unexpired holds of warehouse per SKU.
 func (db *DB) ReservedBySKU(ctx context.Context, warehouse string, now time.Time) (map[string]int64, error) {
-	rows, err := db.reader.QueryContext(ctx, `SELECT sku, SUM(qty) FROM holds
+	return db.reservedSums(ctx, `SELECT sku, SUM(qty) FROM holds
 		WHERE warehouse = ? AND state = 'active' AND expires_at > ? GROUP BY sku`, warehouse, now.UnixMilli())
+}
+
+// reservedSums reads the (sku, units) rows query returns.
+func (db *DB) reservedSums(ctx context.Context, query string, args ...any) (map[string]int64, error) {
+	rows, err := db.reader.QueryContext(ctx, query, args...)
 	if err != nil {
 		return nil, fmt.Errorf("query holds: %w", err)
 	}

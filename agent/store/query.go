@@ -152,26 +152,49 @@ func (db *DB) Ping(ctx context.Context) error {
 	return db.reader.QueryRowContext(ctx, `SELECT 1`).Scan(&one)
 }
 
-// The reads by SKU across warehouses: GET /v1/stock/{sku} and the live
-// topics (sqlSKUStock), the stock lists (sqlSKUsStock, sqlSKUPage). They
-// search the counters_sku index; TestDB_SKUReadsUseIndex holds them to it.
-// A list's SKUs go in as one JSON array, so its query text is one constant
-// whatever their number (read statements are cached per text); one SKU
-// alone is a plain equality, some 8 % cheaper than json_each.
-const (
-	sqlSKUStock = `SELECT sku, warehouse, location, SUM(p) - SUM(n), MAX(updated_at) FROM counters
-		WHERE sku = ? GROUP BY sku, warehouse, location ORDER BY sku, warehouse, location`
-	sqlSKUsStock = `SELECT sku, warehouse, location, SUM(p) - SUM(n), MAX(updated_at) FROM counters
-		WHERE sku IN (SELECT value FROM json_each(?))
-		GROUP BY sku, warehouse, location ORDER BY sku, warehouse, location`
-	sqlSKUPage = `SELECT DISTINCT sku FROM counters WHERE sku > ?1 AND substr(sku, 1, length(?2)) = ?2
-		ORDER BY sku LIMIT ?3`
+// The reads by SKU: GET /v1/stock/{sku}, the live topics and the stock
+// lists (sqlSKUsStock, sqlSKUPage, across warehouses), and the holds and
+// low-stock state of a set of SKUs. They search an index (counters_sku,
+// holds_sku, low_skus' key); TestDB_SKUReadsUseIndex holds them to it.
+var (
+	sqlSKUsStock = newSKUQuery(`SELECT sku, warehouse, location, SUM(p) - SUM(n), MAX(updated_at) FROM counters
+		WHERE %s GROUP BY sku, warehouse, location ORDER BY sku, warehouse, location`)
+	// +expires_at: not a term for an index, or SQLite may range over
+	// every active hold by expiry (holds_active) instead.
+	sqlReservedOf = newSKUQuery(`SELECT sku, SUM(qty) FROM holds
+		WHERE warehouse = ? AND %s AND state = 'active' AND +expires_at > ? GROUP BY sku`)
+	sqlLowOf = newSKUQuery(`SELECT sku FROM low_skus WHERE warehouse = ? AND %s`)
 )
+
+const sqlSKUPage = `SELECT DISTINCT sku FROM counters WHERE sku > ?1 AND substr(sku, 1, length(?2)) = ?2
+	ORDER BY sku LIMIT ?3`
+
+// skuQuery is a read of a set of SKUs in its two texts. One SKU alone is a
+// plain equality, some 8 % cheaper than json_each; more go in as one JSON
+// array, so the text is the same whatever their number (read statements
+// are cached per text).
+type skuQuery struct{ one, list string }
+
+// newSKUQuery makes a skuQuery of format, whose %s is the condition on the
+// column sku.
+func newSKUQuery(format string) skuQuery {
+	return skuQuery{one: fmt.Sprintf(format, "sku = ?"), list: fmt.Sprintf(format, "sku IN (SELECT value FROM json_each(?))")}
+}
+
+// of returns the text reading skus (at least one) and the argument that
+// stands for them.
+func (q skuQuery) of(skus []string) (string, any) {
+	if len(skus) == 1 {
+		return q.one, skus[0]
+	}
+	list, _ := json.Marshal(skus) // strings always marshal
+	return q.list, string(list)
+}
 
 // SKUStock returns a SKU's level in every warehouse this store holds state
 // of, sorted by warehouse.
 func (db *DB) SKUStock(ctx context.Context, sku string) ([]StockLevel, error) {
-	return db.levels(ctx, sqlSKUStock, sku)
+	return db.SKUsStock(ctx, []string{sku})
 }
 
 // SKUsStock returns the level of each of skus in every warehouse this store
@@ -180,8 +203,8 @@ func (db *DB) SKUsStock(ctx context.Context, skus []string) ([]StockLevel, error
 	if len(skus) == 0 {
 		return nil, nil
 	}
-	list, _ := json.Marshal(skus) // strings always marshal
-	return db.levels(ctx, sqlSKUsStock, string(list))
+	query, arg := sqlSKUsStock.of(skus)
+	return db.levels(ctx, query, arg)
 }
 
 // SKUPage lists SKUs of any warehouse after `after` that start with prefix.

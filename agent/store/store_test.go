@@ -383,15 +383,21 @@ func TestDB_NullColumnFailsBatch(t *testing.T) {
 // counter of a large catalog (BenchmarkDB_StockView/catalog=20000).
 func TestDB_SKUReadsUseIndex(t *testing.T) {
 	db := openTest(t, t.TempDir())
-	for _, q := range []struct {
-		name, sql string
-		args      []any
-	}{
-		{"SKUStock", sqlSKUStock, []any{"SKU-1"}},
-		{"SKUsStock", sqlSKUsStock, []any{`["SKU-1","SKU-2","SKU-3"]`}},
-		{"SKUPage", sqlSKUPage, []any{"SKU-1", "SKU-", 10}},
-	} {
-		name := q.name
+	type read struct {
+		name, sql, table, index string
+		args                    []any
+	}
+	reads := []read{{"SKUPage", sqlSKUPage, "counters", "INDEX counters_sku", []any{"SKU-1", "SKU-", 10}}}
+	for _, skus := range [][]string{{"SKU-1"}, {"SKU-1", "SKU-2", "SKU-3"}} {
+		name := fmt.Sprintf(" of %d", len(skus))
+		query, arg := sqlSKUsStock.of(skus)
+		reads = append(reads, read{"SKUsStock" + name, query, "counters", "INDEX counters_sku", []any{arg}})
+		query, arg = sqlReservedOf.of(skus)
+		reads = append(reads, read{"ReservedOf" + name, query, "holds", "INDEX holds_sku", []any{"wh1", arg, 0}})
+		query, arg = sqlLowOf.of(skus)
+		reads = append(reads, read{"LowOf" + name, query, "low_skus", "PRIMARY KEY", []any{"wh1", arg}})
+	}
+	for _, q := range reads {
 		rows, err := db.reader.Query("EXPLAIN QUERY PLAN "+q.sql, q.args...)
 		require.NoError(t, err)
 		var plan []string
@@ -405,9 +411,9 @@ func TestDB_SKUReadsUseIndex(t *testing.T) {
 		rows.Close()
 		require.NotEmpty(t, plan)
 		for _, step := range plan {
-			require.NotRegexp(t, `^SCAN counters\b`, step, "%s scans the counters table: %q", name, plan)
+			require.NotRegexp(t, `^SCAN `+q.table+`\b`, step, "%s scans the %s table: %q", q.name, q.table, plan)
 		}
-		require.Contains(t, strings.Join(plan, "\n"), "INDEX counters_sku", name)
+		require.Regexp(t, `SEARCH `+q.table+` USING (COVERING )?`+q.index, strings.Join(plan, "\n"), "%s: %q", q.name, plan)
 	}
 }
 
