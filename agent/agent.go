@@ -192,7 +192,7 @@ func (a *Agent) Open(ctx context.Context) (err error) {
 // startOutputs starts the live stock topics and alert delivery on pub.
 func (a *Agent) startOutputs(pub publisher) {
 	if a.cfg.Live.Enabled {
-		l := &liveStock{prefix: a.cfg.MQTT.TopicPrefix, warehouse: a.cfg.Warehouse, view: a.stockView, pub: pub,
+		l := &liveStock{prefix: a.cfg.MQTT.TopicPrefix, warehouse: a.cfg.Warehouse, views: a.stockViews, pub: pub,
 			logger: a.logger.With("component", "live"), dirty: map[string]struct{}{},
 			allSKUs: func(ctx context.Context, after string, limit int) ([]string, error) {
 				levels, err := a.store.StockPage(ctx, a.cfg.Warehouse, "", after, limit)

@@ -14,13 +14,17 @@ import (
 // is published at most once per interval, with its latest view.
 const liveInterval = 100 * time.Millisecond
 
+// livePage is the most SKUs a flush reads at once.
+const livePage = 500
+
 // liveStock publishes the retained {prefix}/{wh}/stock/{sku} views. Commits
 // mark SKUs dirty; every liveInterval the dirty ones are read and published,
 // so a burst of 1,000 sales of one SKU costs one publish, and a subscriber
 // that connects late gets the current level of every SKU from the broker.
 type liveStock struct {
 	prefix, warehouse string
-	view              func(ctx context.Context, sku string) (StockView, bool, error)
+	// views reads the views of SKUs, leaving out those never seen.
+	views func(ctx context.Context, skus []string) ([]StockView, error)
 	// allSKUs pages through every SKU: at start each is published again,
 	// since a restarted (embedded) broker has lost its retained messages.
 	allSKUs func(ctx context.Context, after string, limit int) ([]string, error)
@@ -61,21 +65,24 @@ func (l *liveStock) flush(ctx context.Context) {
 	dirty := l.dirty
 	l.dirty = map[string]struct{}{}
 	l.mu.Unlock()
-	for sku := range dirty {
-		v, ok, err := l.view(ctx, sku)
+	skus := slices.Sorted(maps.Keys(dirty))
+	for len(skus) > 0 {
+		page := skus[:min(len(skus), livePage)]
+		views, err := l.views(ctx, page)
 		switch {
 		case ctx.Err() != nil:
-			// Stopped mid-flush (Close): this SKU and those not read yet go
-			// to the final flush.
-			l.Mark(slices.Collect(maps.Keys(dirty)))
+			// Stopped mid-flush (Close): this page and those not read yet
+			// go to the final flush.
+			l.Mark(skus)
 			return
 		case err != nil:
-			l.logger.Warn("live stock: read failed; will publish on the next change", "sku", sku, "err", err)
-		case ok:
-			body, _ := json.Marshal(v) // a StockView always marshals
-			l.pub.Publish(outbound{Topic: l.prefix + "/" + l.warehouse + "/stock/" + sku, Payload: body, QoS: 1, Retain: true})
+			l.logger.Warn("live stock: read failed; will publish on the next change", "skus", len(page), "err", err)
 		}
-		delete(dirty, sku)
+		for _, v := range views {
+			body, _ := json.Marshal(v) // a StockView always marshals
+			l.pub.Publish(outbound{Topic: l.prefix + "/" + l.warehouse + "/stock/" + v.SKU, Payload: body, QoS: 1, Retain: true})
+		}
+		skus = skus[len(page):]
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -62,4 +63,37 @@ func TestLive_FinalLevelAtShutdown(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("no retained stock level")
 	}
+}
+
+// A flush reads its SKUs' views together; each is the view GET
+// /v1/stock/{sku} reads alone: levels by location, holds, low state.
+func TestLive_ViewsMatchStockEndpoint(t *testing.T) {
+	a := startAgent(t, t.TempDir(), nil)
+	a.post(t, "/v1/events", `[{"id":"a1","type":"receive","sku":"V-A","qty":10},{"id":"c1","type":"receive","sku":"V-C","qty":7}]`)
+	require.Equal(t, http.StatusCreated, a.do(t, "POST", "/v1/reservations", `{"id":"h1","sku":"V-A","qty":2,"ttl":"10m","holder":"c1"}`, nil))
+	require.Equal(t, http.StatusCreated, a.do(t, "POST", "/v1/reservations", `{"id":"h2","sku":"V-C","qty":1,"ttl":"10m","holder":"c2"}`, nil))
+	sub := testenv.Dial(t, a.MQTTAddr(), "screen")
+	sub.SubscribeQoS1(t, "edgestock/"+wh+"/stock/#")
+	// One commit, so one flush reads all three.
+	a.post(t, "/v1/events", `[{"id":"a2","type":"receive","sku":"V-A","qty":3,"location":"B-1"},
+		{"id":"b1","type":"receive","sku":"V-B","qty":5},{"id":"b2","type":"sale","sku":"V-B","qty":5},
+		{"id":"c2","type":"receive","sku":"V-C","qty":1}]`)
+
+	want := map[string]agent.StockView{}
+	for _, sku := range []string{"V-A", "V-B", "V-C"} {
+		want["edgestock/"+wh+"/stock/"+sku] = a.stock(t, sku)
+	}
+	require.Equal(t, int64(2), want["edgestock/"+wh+"/stock/V-A"].Reserved)
+	require.Equal(t, map[string]int64{"default": 10, "B-1": 3}, want["edgestock/"+wh+"/stock/V-A"].Locations)
+	require.True(t, want["edgestock/"+wh+"/stock/V-B"].LowStock)
+	got := map[string]agent.StockView{}
+	require.Eventually(t, func() bool {
+		for len(sub.Received) > 0 {
+			m := <-sub.Received
+			var v agent.StockView
+			require.NoError(t, json.Unmarshal(m.Payload, &v))
+			got[m.Topic] = v
+		}
+		return len(got) == len(want) && fmt.Sprint(got) == fmt.Sprint(want)
+	}, 5*time.Second, 10*time.Millisecond, "live views %v, GET /v1/stock views %v", got, want)
 }

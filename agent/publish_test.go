@@ -56,31 +56,37 @@ func TestReporter_Routing(t *testing.T) {
 }
 
 // Close while a flush is reading: the SKUs it had not published yet get
-// their final level from the final flush, none is lost.
+// their final level from the final flush, none is lost and none is sent
+// twice. The flush reads its second page until Close.
 func TestLiveStock_CloseMidFlush(t *testing.T) {
 	var got publishedTo
-	var first atomic.Bool
+	var pages atomic.Int32
 	reading := make(chan struct{})
 	l := &liveStock{prefix: "edgestock", warehouse: "wh1", pub: &got, logger: slog.New(slog.DiscardHandler),
 		dirty: map[string]struct{}{},
-		view: func(ctx context.Context, sku string) (StockView, bool, error) {
-			if first.CompareAndSwap(false, true) { // the periodic flush's first read lasts until Close
+		views: func(ctx context.Context, skus []string) ([]StockView, error) {
+			if pages.Add(1) == 2 { // the periodic flush's second read lasts until Close
 				close(reading)
 				<-ctx.Done()
 			}
 			if err := ctx.Err(); err != nil {
-				return StockView{}, false, err
+				return nil, err
 			}
-			return StockView{SKU: sku}, true, nil
+			var views []StockView
+			for _, sku := range skus {
+				views = append(views, StockView{SKU: sku})
+			}
+			return views, nil
 		}}
 	var want []string
-	for i := range 50 {
+	for i := range 2*livePage + 1 {
 		sku := fmt.Sprint("SKU-", i)
 		l.Mark([]string{sku})
 		want = append(want, "edgestock/wh1/stock/"+sku)
 	}
 	l.Open()
 	<-reading
+	require.Len(t, got, livePage, "the first page went out before Close")
 	l.Close()
 	require.ElementsMatch(t, want, []string(got))
 }
