@@ -33,7 +33,7 @@ type watchedFile[T any] struct {
 	mu      sync.Mutex
 	modTime time.Time
 	size    int64
-	lastErr string // the last reload error logged: each distinct one once
+	errs    distinct // reload errors: each distinct one logged once
 	poll    *loop
 }
 
@@ -85,15 +85,9 @@ func (w *watchedFile[T]) Reload() (bool, error) {
 
 // poll1 is one poll of the file (every watchPollInterval).
 func (w *watchedFile[T]) poll1(context.Context) {
-	_, err := w.Reload()
-	msg := ""
-	if err != nil {
-		msg = err.Error()
-	}
-	if msg != "" && msg != w.lastErr { // each distinct problem once
+	if _, err := w.Reload(); w.errs.changed(err) {
 		w.logger.Error("file not reloaded; keeping the previous content", "err", err)
 	}
-	w.lastErr = msg
 }
 
 // Close stops watching.

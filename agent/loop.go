@@ -40,3 +40,19 @@ func (l *loop) Stop() {
 		l.wg.Wait()
 	}
 }
+
+// distinct tells a loop's errors apart from the one before, so a run that
+// keeps failing the same way logs it once, and again once the error
+// changes or after a success.
+type distinct struct{ last string }
+
+// changed reports whether err (nil: a success) is an error unlike the last.
+func (d *distinct) changed(err error) bool {
+	msg := ""
+	if err != nil {
+		msg = err.Error()
+	}
+	changed := msg != "" && msg != d.last
+	d.last = msg
+	return changed
+}

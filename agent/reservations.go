@@ -247,21 +247,19 @@ func (a *Agent) handleReleaseHold(w http.ResponseWriter, r *http.Request) {
 // startExpirer ends holds past their expiry so their units return to
 // stock. It writes only when a hold is due, and logs each distinct error once.
 func (a *Agent) startExpirer() *loop {
-	var lastErr string
+	var errs distinct
 	return every(expirySweep, func(ctx context.Context) {
 		next, ok, err := a.store.NextExpiry(ctx)
 		if err == nil && ok && !now().Before(next) {
 			op := &store.HoldOp{Kind: store.HoldExpire, Now: now()}
 			_, err = a.store.Apply(ctx, &store.Batch{Holds: []*store.HoldOp{op}})
 		}
-		msg := ""
-		if err != nil && ctx.Err() == nil {
-			msg = err.Error()
+		if ctx.Err() != nil {
+			return // stopped mid-run: not a failure
 		}
-		if msg != "" && msg != lastErr {
+		if errs.changed(err) {
 			a.logger.Error("expiring reservations", "err", err)
 		}
-		lastErr = msg
 	})
 }
 
