@@ -19,7 +19,7 @@ const eventColumns = 15
 // writer connection.
 type writerStmts struct {
 	findEvent, onHand, addCounter, quarantine, ticketLines *sql.Stmt
-	// insertEvents[n-1] inserts n events, insertShared[n-1] n events
+	// insertEvents[n-1] inserts n events, insertShared[n-1] n ≥ 2 events
 	// alike in their shared columns.
 	insertEvents, insertShared [insertChunk]*sql.Stmt
 	// Run at the end of most transactions (raiseAlerts).
@@ -70,14 +70,16 @@ func sqlInsertEvents(n int) string {
 const sqlInsertInto = `INSERT OR IGNORE INTO events(device, event_id, body_hash, type, warehouse, location, sku, to_location, qty, delta,
 	channel, device_ts, device_seq, source, received_at) VALUES `
 
-// sqlInsertShared is sqlInsertEvents for n events alike in their shared
-// columns, whose values are bound once, as ?1 … ?6 (the order of
-// appendSharedArgs), and the other columns' per row. Binding copies every
-// text value into C memory, and it was the insert's largest cost: these
-// are 6 of an event's 9 text values. SQLite numbers a bare ? one past the
-// highest number so far, so the first row's device is ?7 and the row
-// values follow the six. Only the shared parameters are numbered: the
-// driver looks each parameter's name up, a scan of the numbered ones.
+// sqlInsertShared is sqlInsertEvents for n (at least 2) events alike in
+// their shared columns, whose values are bound once, as ?1 … ?6 (the order
+// of appendSharedArgs), and the other columns' per row. The driver copies
+// every text value into C memory, and binding was the insert's largest
+// cost: these are 6 of an event's 10 text values. SQLite numbers a bare ?
+// one past the highest number so far, so the first row's device is ?7 and
+// the row values follow the six. Only the shared parameters are numbered:
+// the driver asks SQLite for every parameter's name, which it finds by
+// scanning the numbered ones, so numbering all of them made binding
+// quadratic.
 func sqlInsertShared(n int) string {
 	const row = "(?,?,?,?1,?2,?3,?,?4,?,?,?5,?,?,?6,?)"
 	return sqlInsertInto + "(?7" + row[2:] + strings.Repeat(","+row, n-1)
@@ -108,7 +110,10 @@ func (s *writerStmts) prepare(ctx context.Context, db *sql.DB) error {
 		{&s.expiredHolds, sqlExpiredHolds},
 	}
 	for n := 1; n <= insertChunk; n++ {
-		all = append(all, prep{&s.insertEvents[n-1], sqlInsertEvents(n)}, prep{&s.insertShared[n-1], sqlInsertShared(n)})
+		all = append(all, prep{&s.insertEvents[n-1], sqlInsertEvents(n)})
+		if n >= 2 {
+			all = append(all, prep{&s.insertShared[n-1], sqlInsertShared(n)})
+		}
 	}
 	for _, p := range all {
 		st, err := db.PrepareContext(ctx, p.sql)

@@ -378,9 +378,10 @@ func TestDB_NullColumnFailsBatch(t *testing.T) {
 	require.Equal(t, Applied, out[0].Status, "the store still commits")
 }
 
-// The reads by SKU across warehouses run for every GET /v1/stock/{sku} and
-// every live-topic publish: they must search an index, never scan every
-// counter of a large catalog (BenchmarkDB_StockView/catalog=20000).
+// The reads by SKU run for every GET /v1/stock/{sku}, stock list page and
+// live-topic flush: they must search an index, never scan every counter of
+// a large catalog (BenchmarkDB_StockView/catalog=20000) or every active
+// hold, in both their forms (one SKU, a list).
 func TestDB_SKUReadsUseIndex(t *testing.T) {
 	db := openTest(t, t.TempDir())
 	type read struct {
@@ -506,4 +507,44 @@ func TestDB_InsertKeepsEveryColumn(t *testing.T) {
 			require.Equal(t, e, got, "event %d of %d (alike: %t)", i, len(batch), alike)
 		}
 	})
+}
+
+// ReservedOf sums, for each SKU asked about, the active holds of the
+// warehouse asked about that have not expired by now, swept or not; one
+// SKU and several read alike.
+func TestDB_ReservedOf(t *testing.T) {
+	db := openTest(t, t.TempDir())
+	ctx := t.Context()
+	_, err := db.Apply(ctx, &Batch{Events: []Event{ev("d1", "a", "receive", "A", 10), ev("d1", "b", "receive", "B", 10)}})
+	require.NoError(t, err)
+	t0 := time.Now()
+	hold := func(id, sku string, qty int64, ttl time.Duration) *HoldOp {
+		return &HoldOp{Kind: HoldCreate, BodyHash: []byte(id), Now: t0,
+			Hold: Hold{ID: id, Warehouse: "wh1", Location: "default", SKU: sku, Qty: qty, Holder: "cart", ExpiresAt: t0.Add(ttl)}}
+	}
+	ops := []*HoldOp{hold("h1", "A", 2, time.Hour), hold("h2", "A", 1, time.Second), hold("h3", "B", 3, time.Hour)}
+	_, err = db.Apply(ctx, &Batch{Holds: ops})
+	require.NoError(t, err)
+	for _, op := range ops {
+		require.Equal(t, HoldOK, op.Result.Status, op.Hold.ID)
+	}
+	later := t0.Add(2 * time.Second) // h2 expired, not swept
+	for _, c := range []struct {
+		warehouse string
+		now       time.Time
+		skus      []string
+		want      map[string]int64
+	}{
+		{"wh1", t0, []string{"A", "B"}, map[string]int64{"A": 3, "B": 3}},
+		{"wh1", t0, []string{"A"}, map[string]int64{"A": 3}},
+		{"wh1", later, []string{"A", "B", "C"}, map[string]int64{"A": 2, "B": 3}},
+		{"wh1", later, []string{"A"}, map[string]int64{"A": 2}},
+		{"wh1", t0, []string{"C"}, map[string]int64{}},
+		{"wh2", t0, []string{"A", "B"}, map[string]int64{}},
+		{"wh1", t0, nil, map[string]int64{}},
+	} {
+		got, err := db.ReservedOf(ctx, c.warehouse, c.skus, c.now)
+		require.NoError(t, err)
+		require.Equal(t, c.want, got, "%s %v at +%s", c.warehouse, c.skus, c.now.Sub(t0))
+	}
 }
