@@ -170,7 +170,7 @@ func (a *Agent) stockView(ctx context.Context, sku string) (StockView, bool, err
 // left out.
 func (a *Agent) stockViews(ctx context.Context, skus []string) ([]StockView, error) {
 	levels, err := a.store.SKUsStock(ctx, skus) // this warehouse's, and those the hub sent
-	if err != nil {
+	if err != nil || len(levels) == 0 {
 		return nil, err
 	}
 	reserved, err := a.store.ReservedOf(ctx, a.cfg.Warehouse, skus, now())

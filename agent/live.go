@@ -31,6 +31,7 @@ type liveStock struct {
 	pub     publisher
 	logger  *slog.Logger
 
+	errs    distinct // read errors, each logged once
 	mu      sync.Mutex
 	dirty   map[string]struct{}
 	flusher *loop
@@ -76,7 +77,10 @@ func (l *liveStock) flush(ctx context.Context) {
 			l.Mark(skus)
 			return
 		case err != nil:
-			l.logger.Warn("live stock: read failed; will publish on the next change", "skus", len(page), "err", err)
+			l.Mark(page) // read again at the next flush
+		}
+		if l.errs.changed(err) {
+			l.logger.Warn("live stock: read failed; retrying at the next flush", "skus", len(page), "err", err)
 		}
 		for _, v := range views {
 			body, _ := json.Marshal(v) // a StockView always marshals

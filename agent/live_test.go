@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"reflect"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -94,6 +95,6 @@ func TestLive_ViewsMatchStockEndpoint(t *testing.T) {
 			require.NoError(t, json.Unmarshal(m.Payload, &v))
 			got[m.Topic] = v
 		}
-		return len(got) == len(want) && fmt.Sprint(got) == fmt.Sprint(want)
+		return reflect.DeepEqual(got, want)
 	}, 5*time.Second, 10*time.Millisecond, "live views %v, GET /v1/stock views %v", got, want)
 }

@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sync/atomic"
@@ -89,4 +90,32 @@ func TestLiveStock_CloseMidFlush(t *testing.T) {
 	require.Len(t, got, livePage, "the first page went out before Close")
 	l.Close()
 	require.ElementsMatch(t, want, []string(got))
+}
+
+// A page whose read fails is read again at the next flush: its SKUs are
+// published once the store answers, and only then.
+func TestLiveStock_RetriesFailedRead(t *testing.T) {
+	var got publishedTo
+	var fail atomic.Bool
+	fail.Store(true)
+	l := &liveStock{prefix: "edgestock", warehouse: "wh1", pub: &got, logger: slog.New(slog.DiscardHandler),
+		dirty: map[string]struct{}{},
+		views: func(_ context.Context, skus []string) ([]StockView, error) {
+			if fail.Load() {
+				return nil, errors.New("database is locked")
+			}
+			var views []StockView
+			for _, sku := range skus {
+				views = append(views, StockView{SKU: sku})
+			}
+			return views, nil
+		}}
+	l.Mark([]string{"SKU-1", "SKU-2"})
+	l.flush(t.Context())
+	l.flush(t.Context())
+	require.Empty(t, got)
+	fail.Store(false)
+	l.flush(t.Context())
+	l.flush(t.Context())
+	require.Equal(t, publishedTo{"edgestock/wh1/stock/SKU-1", "edgestock/wh1/stock/SKU-2"}, got)
 }
