@@ -274,6 +274,16 @@ func TestAgent_StockList(t *testing.T) {
 		}
 	}
 	require.Equal(t, []string{"SKU-00", "SKU-01", "SKU-05", "SKU-06", "SKU-10", "SKU-11", "SKU-15", "SKU-16", "SKU-20", "SKU-21"}, lows)
+
+	// Each item is the view GET /v1/stock/{sku} reads, holds included.
+	require.Equal(t, http.StatusCreated, a.do(t, "POST", "/v1/reservations", `{"id":"h1","sku":"SKU-03","qty":3,"ttl":"10m","holder":"c1"}`, nil))
+	a.get(t, "/v1/stock?prefix=SKU-&limit=100", &page)
+	require.Len(t, page.Items, 25)
+	for _, v := range page.Items {
+		require.Equal(t, a.stock(t, v.SKU), v)
+	}
+	require.Equal(t, int64(3), page.Items[3].Reserved)
+	require.True(t, page.Items[3].LowStock, "4 on hand, 3 reserved: 1 available")
 }
 
 // 1,000 malformed payloads mixed with 1,000 valid ones over one pipelined

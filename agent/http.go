@@ -265,71 +265,42 @@ func (a *Agent) handleStockList(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	low := q.Get("low") == "true"
-	after := q.Get("after")
-	reserved, err := a.store.ReservedBySKU(r.Context(), a.cfg.Warehouse, now())
-	if err != nil {
-		writeError(w, http.StatusInternalServerError, "store_error", "%v", err)
-		return
-	}
-	lowSKUs, err := a.store.LowSKUs(r.Context())
-	if err != nil {
-		writeError(w, http.StatusInternalServerError, "store_error", "%v", err)
-		return
-	}
 	items := []StockView{}
 	// With low=true, filter and keep reading pages until this one is full.
 	// next is the last SKU looked at: the client resumes right after it.
-	next := after
+	next := q.Get("after")
 	for len(items) < limit {
 		levels, err := a.store.StockPage(r.Context(), a.cfg.Warehouse, q.Get("prefix"), next, limit)
 		if err != nil {
 			writeError(w, http.StatusInternalServerError, "store_error", "%v", err)
 			return
 		}
-		for _, l := range levels {
-			next = l.SKU
-			if v := a.view(l, reserved[l.SKU], lowSKUs[l.SKU]); !low || v.LowStock {
-				items = append(items, v)
-				if len(items) == limit {
-					break
-				}
+		skus := make([]string, len(levels))
+		for i, l := range levels {
+			skus[i] = l.SKU
+		}
+		views, err := a.stockViews(r.Context(), skus)
+		if err != nil {
+			writeError(w, http.StatusInternalServerError, "store_error", "%v", err)
+			return
+		}
+		looked := lastSKU(levels, next) // the whole page, unless the list fills first
+		for _, v := range views {
+			if low && !v.LowStock {
+				continue
+			}
+			if items = append(items, v); len(items) == limit {
+				looked = v.SKU
+				break
 			}
 		}
+		next = looked
 		if len(levels) < limit && next == lastSKU(levels, next) { // the store has nothing after next
 			next = ""
 			break
 		}
 	}
-	if err := a.addGlobal(r.Context(), items); err != nil {
-		writeError(w, http.StatusInternalServerError, "store_error", "%v", err)
-		return
-	}
 	writeJSON(w, http.StatusOK, map[string]any{"items": items, "next": next})
-}
-
-// addGlobal sets the global view of a page of items with one read of
-// every warehouse's levels of the page's SKUs.
-func (a *Agent) addGlobal(ctx context.Context, items []StockView) error {
-	if len(items) == 0 {
-		return nil
-	}
-	skus := make([]string, len(items))
-	for i, it := range items {
-		skus[i] = it.SKU
-	}
-	levels, err := a.store.SKUsStock(ctx, skus)
-	if err != nil {
-		return err
-	}
-	lastMerge, err := a.store.LastMerge(ctx)
-	if err != nil {
-		return err
-	}
-	bySKU := store.BySKU(levels)
-	for i := range items {
-		items[i].Global = globalOf(bySKU[items[i].SKU], lastMerge)
-	}
-	return nil
 }
 
 // EventsResponse is the body of POST /v1/events.

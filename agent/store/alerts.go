@@ -217,28 +217,18 @@ func (db *DB) loadLow(ctx context.Context, q interface {
 	return rows.Err()
 }
 
-// LowSKUs returns the SKUs in the low-stock state.
-func (db *DB) LowSKUs(ctx context.Context) (map[string]bool, error) {
-	return db.lowSet(ctx, `SELECT sku FROM low_skus WHERE warehouse = ?`, db.warehouse)
-}
-
 // LowOf returns which of skus are in the low-stock state.
 func (db *DB) LowOf(ctx context.Context, skus []string) (map[string]bool, error) {
+	out := map[string]bool{}
 	if len(skus) == 0 {
-		return map[string]bool{}, nil
+		return out, nil
 	}
 	query, arg := sqlLowOf.of(skus)
-	return db.lowSet(ctx, query, db.warehouse, arg)
-}
-
-// lowSet reads the SKUs query returns into a set.
-func (db *DB) lowSet(ctx context.Context, query string, args ...any) (map[string]bool, error) {
-	rows, err := db.reader.QueryContext(ctx, query, args...)
+	rows, err := db.reader.QueryContext(ctx, query, db.warehouse, arg)
 	if err != nil {
 		return nil, fmt.Errorf("query low skus: %w", err)
 	}
 	defer rows.Close()
-	out := map[string]bool{}
 	for rows.Next() {
 		var sku string
 		if err := rows.Scan(&sku); err != nil {

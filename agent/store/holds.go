@@ -281,16 +281,6 @@ func (db *DB) GetHold(ctx context.Context, id string) (Hold, bool, error) {
 	return h, found, err
 }
 
-// ReservedOf sums the active, unexpired holds of each of skus in
-// warehouse; a SKU without any is left out.
-func (db *DB) ReservedOf(ctx context.Context, warehouse string, skus []string, now time.Time) (map[string]int64, error) {
-	if len(skus) == 0 {
-		return map[string]int64{}, nil
-	}
-	query, arg := sqlReservedOf.of(skus)
-	return db.reservedSums(ctx, query, warehouse, arg, now.UnixMilli())
-}
-
 // loadReserved rebuilds the in-memory reservations from the holds table.
 func (db *DB) loadReserved(ctx context.Context, q interface {
 	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
@@ -321,20 +311,19 @@ func (db *DB) NextExpiry(ctx context.Context) (time.Time, bool, error) {
 	return time.UnixMilli(ms.Int64).UTC(), ms.Valid, nil
 }
 
-// ReservedBySKU sums the active, unexpired holds of warehouse per SKU.
-func (db *DB) ReservedBySKU(ctx context.Context, warehouse string, now time.Time) (map[string]int64, error) {
-	return db.reservedSums(ctx, `SELECT sku, SUM(qty) FROM holds
-		WHERE warehouse = ? AND state = 'active' AND expires_at > ? GROUP BY sku`, warehouse, now.UnixMilli())
-}
-
-// reservedSums reads the (sku, units) rows query returns.
-func (db *DB) reservedSums(ctx context.Context, query string, args ...any) (map[string]int64, error) {
-	rows, err := db.reader.QueryContext(ctx, query, args...)
+// ReservedOf sums the active, unexpired holds of each of skus in
+// warehouse; a SKU without any is left out.
+func (db *DB) ReservedOf(ctx context.Context, warehouse string, skus []string, now time.Time) (map[string]int64, error) {
+	out := map[string]int64{}
+	if len(skus) == 0 {
+		return out, nil
+	}
+	query, arg := sqlReservedOf.of(skus)
+	rows, err := db.reader.QueryContext(ctx, query, warehouse, arg, now.UnixMilli())
 	if err != nil {
 		return nil, fmt.Errorf("query holds: %w", err)
 	}
 	defer rows.Close()
-	out := map[string]int64{}
 	for rows.Next() {
 		var sku string
 		var n int64
