@@ -282,8 +282,45 @@ func TestAgent_StockList(t *testing.T) {
 	for _, v := range page.Items {
 		require.Equal(t, a.stock(t, v.SKU), v)
 	}
+	require.Equal(t, "SKU-03", page.Items[3].SKU)
 	require.Equal(t, int64(3), page.Items[3].Reserved)
 	require.True(t, page.Items[3].LowStock, "4 on hand, 3 reserved: 1 available")
+}
+
+// The cursor of a list that fills before the end of the store's last
+// page, of one that ends exactly full, and of a prefix matching nothing.
+func TestAgent_StockListCursor(t *testing.T) {
+	a := startAgent(t, t.TempDir(), func(c *agent.Config) { c.Stock.LowStockThreshold = 2 })
+	status, _ := a.post(t, "/v1/events", `[{"id":"1","type":"receive","sku":"S1","qty":1},{"id":"2","type":"receive","sku":"S2","qty":1},
+		{"id":"3","type":"receive","sku":"S3","qty":9},{"id":"4","type":"receive","sku":"S4","qty":1},{"id":"5","type":"receive","sku":"S5","qty":1}]`)
+	require.Equal(t, http.StatusOK, status)
+	var p struct {
+		Items []agent.StockView
+		Next  string
+	}
+	skus := func() (out []string) {
+		for _, v := range p.Items {
+			out = append(out, v.SKU)
+		}
+		return out
+	}
+	a.get(t, "/v1/stock?low=true&limit=3", &p)
+	require.Equal(t, []string{"S1", "S2", "S4"}, skus())
+	require.Equal(t, "S4", p.Next)
+	a.get(t, "/v1/stock?low=true&limit=3&after=S4", &p)
+	require.Equal(t, []string{"S5"}, skus())
+	require.Equal(t, "", p.Next)
+
+	a.get(t, "/v1/stock?limit=5", &p)
+	require.Len(t, p.Items, 5)
+	require.Equal(t, "S5", p.Next)
+	a.get(t, "/v1/stock?limit=5&after=S5", &p)
+	require.Empty(t, p.Items)
+	require.Equal(t, "", p.Next)
+
+	a.get(t, "/v1/stock?prefix=ZZ&low=true&limit=1", &p)
+	require.Empty(t, p.Items)
+	require.Equal(t, "", p.Next)
 }
 
 // 1,000 malformed payloads mixed with 1,000 valid ones over one pipelined

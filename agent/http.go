@@ -257,6 +257,9 @@ func querySeq(r *http.Request, name string) (int64, error) {
 	return n, nil
 }
 
+// lowScanPage is the least SKUs a ?low=true list reads at a time.
+const lowScanPage = 500
+
 func (a *Agent) handleStockList(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	limit, err := pageLimit(r)
@@ -266,11 +269,16 @@ func (a *Agent) handleStockList(w http.ResponseWriter, r *http.Request) {
 	}
 	low := q.Get("low") == "true"
 	items := []StockView{}
-	// With low=true, filter and keep reading pages until this one is full.
-	// next is the last SKU looked at: the client resumes right after it.
+	// With low=true, filter and keep reading store pages until this one is
+	// full; they are larger, as few SKUs may be low. next is the last SKU
+	// looked at: the client resumes right after it.
+	size := limit
+	if low {
+		size = max(limit, lowScanPage)
+	}
 	next := q.Get("after")
 	for len(items) < limit {
-		levels, err := a.store.StockPage(r.Context(), a.cfg.Warehouse, q.Get("prefix"), next, limit)
+		levels, err := a.store.StockPage(r.Context(), a.cfg.Warehouse, q.Get("prefix"), next, size)
 		if err != nil {
 			writeError(w, http.StatusInternalServerError, "store_error", "%v", err)
 			return
@@ -295,7 +303,7 @@ func (a *Agent) handleStockList(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 		next = looked
-		if len(levels) < limit && next == lastSKU(levels, next) { // the store has nothing after next
+		if len(levels) < size && next == lastSKU(levels, next) { // the store has nothing after next
 			next = ""
 			break
 		}
