@@ -122,6 +122,12 @@ func (l *liveStock) Close() {
 	l.wg.Wait()
 	l.flusher.Stop()
 	l.flush(context.Background())
+	l.mu.Lock()
+	left := len(l.dirty) // the final flush failed to read them
+	l.mu.Unlock()
+	if left > 0 {
+		l.logger.Warn("live stock: levels not published at shutdown; every level is published again at start", "skus", left)
+	}
 }
 
 // statusTopic is the agent's retained online/offline status.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync/atomic"
 	"testing"
 
@@ -118,4 +119,19 @@ func TestLiveStock_RetriesFailedRead(t *testing.T) {
 	l.flush(t.Context())
 	l.flush(t.Context())
 	require.Equal(t, publishedTo{"edgestock/wh1/stock/SKU-1", "edgestock/wh1/stock/SKU-2"}, got)
+}
+
+// When even the final flush cannot read, Close says how many levels were
+// left unpublished, whether or not that error was logged before.
+func TestLiveStock_CloseReportsUnpublished(t *testing.T) {
+	var logs strings.Builder
+	l := &liveStock{prefix: "edgestock", warehouse: "wh1", pub: &publishedTo{}, logger: slog.New(slog.NewTextHandler(&logs, nil)),
+		dirty: map[string]struct{}{},
+		views: func(context.Context, []string) ([]StockView, error) { return nil, errors.New("database is locked") }}
+	l.Mark([]string{"SKU-1", "SKU-2"})
+	l.flush(t.Context()) // logs the error
+	l.Open()
+	l.Close()
+	require.Contains(t, logs.String(), "levels not published at shutdown")
+	require.Contains(t, logs.String(), "skus=2")
 }

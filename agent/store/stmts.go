@@ -150,8 +150,8 @@ func (s *writerStmts) in(tx *sql.Tx) *boundStmts {
 // transaction.
 func (b *boundStmts) insertEvents(n int) *sql.Stmt { return b.use(b.src.insertEvents[n-1]) }
 
-// insertShared returns the statement inserting n events alike in their
-// shared columns, bound to the transaction.
+// insertShared returns the statement inserting n ≥ 2 events alike in
+// their shared columns, bound to the transaction (see alike).
 func (b *boundStmts) insertShared(n int) *sql.Stmt { return b.use(b.src.insertShared[n-1]) }
 
 // use returns st, one of the writerStmts, bound to the transaction.
