@@ -288,9 +288,17 @@ func TestAgent_StockList(t *testing.T) {
 }
 
 // The cursor of a list that fills before the end of the store's last
-// page, of one that ends exactly full, and of a prefix matching nothing.
+// page, of one that ends exactly full, and of a prefix matching nothing;
+// ?low=true reads the alert state, or applies the plain threshold when
+// alerts are off.
 func TestAgent_StockListCursor(t *testing.T) {
-	a := startAgent(t, t.TempDir(), func(c *agent.Config) { c.Stock.LowStockThreshold = 2 })
+	for _, alerts := range []bool{true, false} {
+		t.Run(fmt.Sprintf("alerts=%t", alerts), func(t *testing.T) { testStockListCursor(t, alerts) })
+	}
+}
+
+func testStockListCursor(t *testing.T, alerts bool) {
+	a := startAgent(t, t.TempDir(), func(c *agent.Config) { c.Stock.LowStockThreshold, c.Alerts.Enabled = 2, alerts })
 	status, _ := a.post(t, "/v1/events", `[{"id":"1","type":"receive","sku":"S1","qty":1},{"id":"2","type":"receive","sku":"S2","qty":1},
 		{"id":"3","type":"receive","sku":"S3","qty":9},{"id":"4","type":"receive","sku":"S4","qty":1},{"id":"5","type":"receive","sku":"S5","qty":1}]`)
 	require.Equal(t, http.StatusOK, status)
@@ -310,6 +318,11 @@ func TestAgent_StockListCursor(t *testing.T) {
 	a.get(t, "/v1/stock?low=true&limit=3&after=S4", &p)
 	require.Equal(t, []string{"S5"}, skus())
 	require.Equal(t, "", p.Next)
+	a.get(t, "/v1/stock?low=true&limit=2&after=S1&prefix=S", &p)
+	require.Equal(t, []string{"S2", "S4"}, skus())
+	for _, v := range p.Items {
+		require.Equal(t, a.stock(t, v.SKU), v)
+	}
 
 	a.get(t, "/v1/stock?limit=5", &p)
 	require.Len(t, p.Items, 5)

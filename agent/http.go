@@ -257,7 +257,36 @@ func querySeq(r *http.Request, name string) (int64, error) {
 	return n, nil
 }
 
-// lowScanPage is the least SKUs a ?low=true list reads at a time.
+// lowStockList answers ?low=true when alerts are on: the low-stock state
+// is then the table low_skus, so the list reads the low SKUs alone instead
+// of every SKU of the catalogue.
+func (a *Agent) lowStockList(w http.ResponseWriter, r *http.Request, limit int) {
+	q := r.URL.Query()
+	skus, err := a.store.LowPage(r.Context(), q.Get("prefix"), q.Get("after"), limit)
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, "store_error", "%v", err)
+		return
+	}
+	views, err := a.stockViews(r.Context(), skus)
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, "store_error", "%v", err)
+		return
+	}
+	items := []StockView{}
+	for _, v := range views {
+		if v.LowStock { // it may have changed since LowPage read it
+			items = append(items, v)
+		}
+	}
+	next := ""
+	if len(skus) == limit {
+		next = skus[len(skus)-1]
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"items": items, "next": next})
+}
+
+// lowScanPage is the least SKUs a ?low=true list reads at a time with the
+// plain threshold.
 const lowScanPage = 500
 
 func (a *Agent) handleStockList(w http.ResponseWriter, r *http.Request) {
@@ -268,10 +297,15 @@ func (a *Agent) handleStockList(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	low := q.Get("low") == "true"
+	if low && a.cfg.Alerts.Enabled {
+		a.lowStockList(w, r, limit)
+		return
+	}
 	items := []StockView{}
-	// With low=true, filter and keep reading store pages until this one is
-	// full; they are larger, as few SKUs may be low. next is the last SKU
-	// looked at: the client resumes right after it.
+	// With low=true (and the plain threshold), filter and keep reading
+	// store pages until this one is full; they are larger, as few SKUs may
+	// be low. next is the last SKU looked at: the client resumes right
+	// after it.
 	size := limit
 	if low {
 		size = max(limit, lowScanPage)

@@ -217,6 +217,25 @@ func (db *DB) loadLow(ctx context.Context, q interface {
 	return rows.Err()
 }
 
+// LowPage lists the SKUs in the low-stock state in SKU order: those after
+// `after` that start with prefix, at most limit of them.
+func (db *DB) LowPage(ctx context.Context, prefix, after string, limit int) ([]string, error) {
+	rows, err := db.reader.QueryContext(ctx, sqlLowPage, db.warehouse, after, prefix, limit)
+	if err != nil {
+		return nil, fmt.Errorf("query low skus: %w", err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var sku string
+		if err := rows.Scan(&sku); err != nil {
+			return nil, fmt.Errorf("query low skus: %w", err)
+		}
+		out = append(out, sku)
+	}
+	return out, rows.Err()
+}
+
 // LowOf returns which of skus are in the low-stock state.
 func (db *DB) LowOf(ctx context.Context, skus []string) (map[string]bool, error) {
 	out := map[string]bool{}

@@ -166,8 +166,12 @@ var (
 	sqlLowOf = newSKUQuery(`SELECT sku FROM low_skus WHERE warehouse = ? AND %s`)
 )
 
-const sqlSKUPage = `SELECT DISTINCT sku FROM counters WHERE sku > ?1 AND substr(sku, 1, length(?2)) = ?2
+const (
+	sqlSKUPage = `SELECT DISTINCT sku FROM counters WHERE sku > ?1 AND substr(sku, 1, length(?2)) = ?2
 	ORDER BY sku LIMIT ?3`
+	sqlLowPage = `SELECT sku FROM low_skus WHERE warehouse = ?1 AND sku > ?2 AND substr(sku, 1, length(?3)) = ?3
+	ORDER BY sku LIMIT ?4`
+)
 
 // skuQuery is a read of a set of SKUs in its two texts. One SKU alone is a
 // plain equality, some 8 % cheaper than json_each; more go in as one JSON

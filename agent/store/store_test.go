@@ -388,7 +388,10 @@ func TestDB_SKUReadsUseIndex(t *testing.T) {
 		name, sql, table, index string
 		args                    []any
 	}
-	reads := []read{{"SKUPage", sqlSKUPage, "counters", "INDEX counters_sku", []any{"SKU-1", "SKU-", 10}}}
+	reads := []read{
+		{"SKUPage", sqlSKUPage, "counters", "INDEX counters_sku", []any{"SKU-1", "SKU-", 10}},
+		{"LowPage", sqlLowPage, "low_skus", "PRIMARY KEY", []any{"wh1", "SKU-1", "SKU-", 10}},
+	}
 	for _, skus := range [][]string{{"SKU-1"}, {"SKU-1", "SKU-2", "SKU-3"}} {
 		name := fmt.Sprintf(" of %d", len(skus))
 		query, arg := sqlSKUsStock.of(skus)
