@@ -2,6 +2,7 @@ package bufconn
 
 import (
 	"bytes"
+	"crypto/tls"
 	"encoding/binary"
 	"errors"
 	"io"
@@ -195,7 +196,6 @@ func TestConn_WriteErrorReachesReaderAndWriters(t *testing.T) {
 // scriptedConn answers each Read with the next scripted step: the time it
 // blocks (advancing the shared clock) and how many bytes it returns.
 type scriptedConn struct {
-	net.Conn
 	clock *time.Time
 	steps []readStep
 }
@@ -217,7 +217,7 @@ func (c *scriptedConn) Read(p []byte) (int, error) {
 // found their data waiting, and only while the pauses gather a batch: a
 // heavy stream of small packets is paced; a packet after a quiet spell, a
 // slow stream, a full read and an error end the pacing.
-func TestPacedReader(t *testing.T) {
+func TestPacedReader_Read(t *testing.T) {
 	require.Equal(t, 4, readsBeforePause, "the script below assumes it")
 	clock := time.Unix(0, 0)
 	const buf = 32 << 10
@@ -294,4 +294,24 @@ func TestConn_PacketLargerThanPending(t *testing.T) {
 		t.Fatal("a packet larger than maxPending waits for itself")
 	}
 	require.Equal(t, pieces*len(piece), <-got)
+}
+
+// Only a TCP socket is paced: over TLS a read returns one record whatever
+// is waiting, so a pause gathers nothing.
+func TestSource_PacesOnlyTCP(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer ln.Close()
+	go func() {
+		if c, err := ln.Accept(); err == nil {
+			defer c.Close()
+			_, _ = io.Copy(io.Discard, c)
+		}
+	}()
+	tcp, err := net.Dial("tcp", ln.Addr().String())
+	require.NoError(t, err)
+	defer tcp.Close()
+	require.IsType(t, &pacedReader{}, source(tcp))
+	tc := tls.Client(tcp, &tls.Config{InsecureSkipVerify: true})
+	require.Same(t, tc, source(tc))
 }
