@@ -637,14 +637,22 @@ func alike(chunk []slot) bool {
 }
 
 // insertOne logs e unless (device, id) is already in the log; it returns
-// e's seq when inserted.
+// e's seq when inserted. A row OR IGNORE skipped that is not in the log
+// either (a NULL column) is an error, as in insertChunk.
 func insertOne(ctx context.Context, s *boundStmts, e *Event) (seq int64, inserted bool, err error) {
 	res, err := s.insertEvents(1).ExecContext(ctx, appendEventArgs(make([]any, 0, eventColumns), e)...)
 	if err != nil {
 		return 0, false, err
 	}
-	if n, err := res.RowsAffected(); err != nil || n == 0 {
+	n, err := res.RowsAffected()
+	if err != nil {
 		return 0, false, err
+	}
+	if n == 0 {
+		if _, _, found, err := logged(ctx, s, e); err != nil || !found {
+			return 0, false, errors.Join(err, fmt.Errorf("event %s/%s neither inserted nor found", e.Device, e.ID))
+		}
+		return 0, false, nil
 	}
 	seq, err = res.LastInsertId()
 	return seq, err == nil, err

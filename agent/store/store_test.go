@@ -373,6 +373,13 @@ func TestDB_NullColumnFailsBatch(t *testing.T) {
 	require.ErrorContains(t, err, "neither inserted nor found")
 	require.Equal(t, int64(0), onHand(t, db, "SKU-1"), "nothing of the failed batch applied")
 
+	// A count goes in alone (insertOne): the same holds there.
+	count := ev("d1", "c1", "count", "SKU-1", 0)
+	count.Qty, count.Absolute, count.BodyHash = 7, true, nil
+	_, err = db.Apply(ctx, &Batch{Events: []Event{count}})
+	require.ErrorContains(t, err, "neither inserted nor found")
+	require.Equal(t, int64(0), onHand(t, db, "SKU-1"), "the count applied nothing")
+
 	out, err := db.Apply(ctx, &Batch{Events: []Event{ev("d1", "e1", "receive", "SKU-1", 5)}})
 	require.NoError(t, err)
 	require.Equal(t, Applied, out[0].Status, "the store still commits")
