@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"math/rand/v2"
 	"net/http"
 	"strconv"
 	"strings"
@@ -18,6 +17,7 @@ import (
 
 	"github.com/edgestock/edgestock/agent/store"
 	"github.com/edgestock/edgestock/drivers"
+	"github.com/edgestock/edgestock/internal/backoff"
 )
 
 // Threshold is a SKU's low-stock rule: low at or below Low, restocked again
@@ -287,7 +287,7 @@ func (d *alertDispatcher) drain(ctx context.Context, s alertSink, logger *slog.L
 
 // deliver retries one alert until it is delivered or ctx ends.
 func (d *alertDispatcher) deliver(ctx context.Context, s alertSink, a AlertView, logger *slog.Logger) error {
-	backoff := alertRetryMin
+	wait := backoff.New(alertRetryMin, alertRetryMax)
 	for attempt := 1; ; attempt++ {
 		err := s.deliver(ctx, a)
 		if err == nil {
@@ -299,13 +299,8 @@ func (d *alertDispatcher) deliver(ctx context.Context, s alertSink, a AlertView,
 		if attempt == 1 || attempt%10 == 0 {
 			logger.Warn("alert delivery failed; retrying", "alert", a.ID, "attempt", attempt, "err", err)
 		}
-		// Full jitter keeps many agents from retrying a recovering endpoint in step.
-		wait := backoff/2 + time.Duration(rand.Int64N(int64(backoff/2)+1)) // never past the cap
-		select {
-		case <-ctx.Done():
+		if !wait.Sleep(ctx) {
 			return errors.Join(ctx.Err(), err)
-		case <-time.After(wait):
 		}
-		backoff = min(2*backoff, alertRetryMax)
 	}
 }

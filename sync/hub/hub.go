@@ -13,11 +13,9 @@ import (
 	"context"
 	"crypto/tls"
 	"encoding/json"
-
 	"fmt"
 	"io"
 	"log/slog"
-	"math/rand/v2"
 	"net/http"
 	"net/url"
 	"slices"
@@ -27,6 +25,7 @@ import (
 	"time"
 
 	"github.com/edgestock/edgestock/agent/store"
+	"github.com/edgestock/edgestock/internal/backoff"
 	"github.com/edgestock/edgestock/sync"
 )
 
@@ -148,7 +147,7 @@ func (h *Hub) Close() {
 // exponential backoff capped at retryMax after a failure, logging a
 // failing agent once per state change rather than once per attempt.
 func (h *Hub) retry(ctx context.Context, l *link, what string, step func(context.Context) error) {
-	backoff := retryMin
+	wait := backoff.New(retryMin, h.timing.RetryMax)
 	failing := false
 	for ctx.Err() == nil {
 		err := step(ctx)
@@ -159,7 +158,8 @@ func (h *Hub) retry(ctx context.Context, l *link, what string, step func(context
 			if failing {
 				h.logger.Info("agent reachable again", "warehouse", l.Warehouse, "loop", what)
 			}
-			failing, backoff = false, retryMin
+			failing = false
+			wait.Reset()
 			continue
 		}
 		if ctx.Err() != nil {
@@ -169,13 +169,9 @@ func (h *Hub) retry(ctx context.Context, l *link, what string, step func(context
 			h.logger.Warn("agent unreachable; retrying with backoff", "warehouse", l.Warehouse, "loop", what, "err", err)
 			failing = true
 		}
-		wait := backoff/2 + time.Duration(rand.Int64N(int64(backoff/2)+1)) // jittered, never past the cap
-		select {
-		case <-ctx.Done():
+		if !wait.Sleep(ctx) {
 			return
-		case <-time.After(wait):
 		}
-		backoff = min(2*backoff, h.timing.RetryMax)
 	}
 }
 

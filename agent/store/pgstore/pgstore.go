@@ -22,6 +22,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/edgestock/edgestock/agent/store"
+	"github.com/edgestock/edgestock/internal/backoff"
 )
 
 // writeLock is the advisory lock every write transaction holds.
@@ -123,19 +124,19 @@ func (db *DB) commitChannel() string {
 func (db *DB) watch(ctx context.Context) {
 	defer db.wg.Done()
 	w := &watcher{db: db, last: -1}
+	wait := backoff.New(100*time.Millisecond, 30*time.Second)
 	for {
 		err := w.listen(ctx)
 		if ctx.Err() != nil {
 			return
 		}
-		if !w.failing {
-			db.logger.Warn("postgres: listening for other hub processes' commits failed; retrying every second", "err", err)
+		if !w.failing { // it was listening, or this was the first try
+			db.logger.Warn("postgres: listening for other hub processes' commits failed; retrying with backoff", "err", err)
 			w.failing = true
+			wait.Reset()
 		}
-		select {
-		case <-ctx.Done():
+		if !wait.Sleep(ctx) {
 			return
-		case <-time.After(time.Second):
 		}
 	}
 }
