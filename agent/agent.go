@@ -195,12 +195,7 @@ func (a *Agent) startOutputs(pub publisher) {
 		l := &liveStock{prefix: a.cfg.MQTT.TopicPrefix, warehouse: a.cfg.Warehouse, views: a.stockViews, pub: pub,
 			logger: a.logger.With("component", "live"), dirty: map[string]struct{}{},
 			allSKUs: func(ctx context.Context, after string, limit int) ([]string, error) {
-				levels, err := a.store.StockPage(ctx, a.cfg.Warehouse, "", after, limit)
-				skus := make([]string, len(levels))
-				for i, l := range levels {
-					skus[i] = l.SKU
-				}
-				return skus, err
+				return a.store.StockPage(ctx, "", after, limit)
 			}}
 		l.Open()
 		a.live.Store(l)

@@ -143,14 +143,14 @@ type GlobalView struct {
 // reservations. A hold never drives available below zero (only granted
 // when available covers it); a negative on_hand shows as it is. low is the
 // SKU's state in the low-stock alert machine (with its hysteresis).
-func (a *Agent) view(l store.StockLevel, reserved int64, low bool) StockView {
+func (a *Agent) view(l store.StockLevel, reserved int64, low bool, global GlobalView) StockView {
 	available := max(l.OnHand-reserved, min(l.OnHand, 0))
 	if !a.cfg.Alerts.Enabled { // no alert state: the plain threshold
 		low = a.rule.Low(l.SKU, false, available)
 	}
 	return StockView{
 		SKU: l.SKU, Warehouse: l.Warehouse, OnHand: l.OnHand, Reserved: reserved, Available: available, Locations: l.Locations,
-		Global:    GlobalView{OnHand: l.OnHand, Warehouses: map[string]int64{l.Warehouse: l.OnHand}},
+		Global:    global,
 		LowStock:  low,
 		UpdatedAt: l.UpdatedAt,
 	}
@@ -165,6 +165,10 @@ func (a *Agent) stockView(ctx context.Context, sku string) (StockView, bool, err
 	return views[0], true, nil
 }
 
+// viewPage is how many SKUs' views one read takes: a live flush's page, the
+// start-up republish's, a ?low=true scan's.
+const viewPage = 500
+
 // stockViews reads the views of skus, in their order, with one read of
 // each kind whatever their number; a SKU never seen in this warehouse is
 // left out.
@@ -173,7 +177,7 @@ func (a *Agent) stockViews(ctx context.Context, skus []string) ([]StockView, err
 	if err != nil || len(levels) == 0 {
 		return nil, err
 	}
-	reserved, err := a.store.ReservedOf(ctx, a.cfg.Warehouse, skus, now())
+	reserved, err := a.store.ReservedOf(ctx, skus, now())
 	if err != nil {
 		return nil, err
 	}
@@ -195,9 +199,7 @@ func (a *Agent) stockViews(ctx context.Context, skus []string) ([]StockView, err
 		if i < 0 {
 			continue
 		}
-		v := a.view(all[i], reserved[sku], low[sku])
-		v.Global = globalOf(all, lastMerge)
-		views = append(views, v)
+		views = append(views, a.view(all[i], reserved[sku], low[sku], globalOf(all, lastMerge)))
 	}
 	return views, nil
 }
@@ -257,38 +259,6 @@ func querySeq(r *http.Request, name string) (int64, error) {
 	return n, nil
 }
 
-// lowStockList answers ?low=true when alerts are on: the low-stock state
-// is then the table low_skus, so the list reads the low SKUs alone instead
-// of every SKU of the catalogue.
-func (a *Agent) lowStockList(w http.ResponseWriter, r *http.Request, limit int) {
-	q := r.URL.Query()
-	skus, err := a.store.LowPage(r.Context(), q.Get("prefix"), q.Get("after"), limit)
-	if err != nil {
-		writeError(w, http.StatusInternalServerError, "store_error", "%v", err)
-		return
-	}
-	views, err := a.stockViews(r.Context(), skus)
-	if err != nil {
-		writeError(w, http.StatusInternalServerError, "store_error", "%v", err)
-		return
-	}
-	items := []StockView{}
-	for _, v := range views {
-		if v.LowStock { // it may have changed since LowPage read it
-			items = append(items, v)
-		}
-	}
-	next := ""
-	if len(skus) == limit {
-		next = skus[len(skus)-1]
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"items": items, "next": next})
-}
-
-// lowScanPage is the least SKUs a ?low=true list reads at a time with the
-// plain threshold.
-const lowScanPage = 500
-
 func (a *Agent) handleStockList(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	limit, err := pageLimit(r)
@@ -297,38 +267,34 @@ func (a *Agent) handleStockList(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	low := q.Get("low") == "true"
-	if low && a.cfg.Alerts.Enabled {
-		a.lowStockList(w, r, limit)
-		return
+	// Pages of this warehouse's SKUs, or with low=true and alerts on, of
+	// the low ones alone (low_skus is the alert state). With low=true and
+	// the plain threshold few SKUs may be low: larger pages.
+	page, size := a.store.StockPage, limit
+	switch {
+	case low && a.cfg.Alerts.Enabled:
+		page = a.store.LowPage
+	case low:
+		size = max(limit, viewPage)
 	}
 	items := []StockView{}
-	// With low=true (and the plain threshold), filter and keep reading
-	// store pages until this one is full; they are larger, as few SKUs may
-	// be low. next is the last SKU looked at: the client resumes right
-	// after it.
-	size := limit
-	if low {
-		size = max(limit, lowScanPage)
-	}
+	// Keep reading pages until this one is full. next is the last SKU
+	// looked at: the client resumes right after it.
 	next := q.Get("after")
 	for len(items) < limit {
-		levels, err := a.store.StockPage(r.Context(), a.cfg.Warehouse, q.Get("prefix"), next, size)
+		skus, err := page(r.Context(), q.Get("prefix"), next, size)
 		if err != nil {
 			writeError(w, http.StatusInternalServerError, "store_error", "%v", err)
 			return
-		}
-		skus := make([]string, len(levels))
-		for i, l := range levels {
-			skus[i] = l.SKU
 		}
 		views, err := a.stockViews(r.Context(), skus)
 		if err != nil {
 			writeError(w, http.StatusInternalServerError, "store_error", "%v", err)
 			return
 		}
-		looked := lastSKU(levels, next) // the whole page, unless the list fills first
+		looked := lastSKU(skus, next) // the whole page, unless the list fills first
 		for _, v := range views {
-			if low && !v.LowStock {
+			if low && !v.LowStock { // with alerts on: no longer low since the page was read
 				continue
 			}
 			if items = append(items, v); len(items) == limit {
@@ -337,7 +303,7 @@ func (a *Agent) handleStockList(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 		next = looked
-		if len(levels) < size && next == lastSKU(levels, next) { // the store has nothing after next
+		if len(skus) < size && next == lastSKU(skus, next) { // the store has nothing after next
 			next = ""
 			break
 		}
@@ -495,9 +461,9 @@ func (a *Agent) handleAlerts(w http.ResponseWriter, r *http.Request) {
 }
 
 // lastSKU is the SKU of the last level, or def when there is none.
-func lastSKU(levels []store.StockLevel, def string) string {
-	if len(levels) == 0 {
+func lastSKU(skus []string, def string) string {
+	if len(skus) == 0 {
 		return def
 	}
-	return levels[len(levels)-1].SKU
+	return skus[len(skus)-1]
 }

@@ -14,9 +14,6 @@ import (
 // is published at most once per interval, with its latest view.
 const liveInterval = 100 * time.Millisecond
 
-// livePage is the most SKUs a flush reads at once.
-const livePage = 500
-
 // liveStock publishes the retained {prefix}/{wh}/stock/{sku} views. Commits
 // mark SKUs dirty; every liveInterval the dirty ones are read and published,
 // so a burst of 1,000 sales of one SKU costs one publish, and a subscriber
@@ -68,7 +65,7 @@ func (l *liveStock) flush(ctx context.Context) {
 	l.mu.Unlock()
 	skus := slices.Sorted(maps.Keys(dirty))
 	for len(skus) > 0 {
-		page := skus[:min(len(skus), livePage)]
+		page := skus[:min(len(skus), viewPage)]
 		views, err := l.views(ctx, page)
 		switch {
 		case ctx.Err() != nil:
@@ -93,16 +90,15 @@ func (l *liveStock) flush(ctx context.Context) {
 // republishAll marks every SKU dirty, a page at a time so a large
 // catalogue is spread over several flushes.
 func (l *liveStock) republishAll(ctx context.Context) {
-	const page = 500
 	after := ""
 	for ctx.Err() == nil {
-		skus, err := l.allSKUs(ctx, after, page)
+		skus, err := l.allSKUs(ctx, after, viewPage)
 		if err != nil {
 			l.logger.Warn("live stock: listing SKUs to republish failed", "err", err)
 			return
 		}
 		l.Mark(skus)
-		if len(skus) < page {
+		if len(skus) < viewPage {
 			return
 		}
 		after = skus[len(skus)-1]

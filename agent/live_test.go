@@ -48,9 +48,10 @@ func TestLive_FinalLevelAtShutdown(t *testing.T) {
 
 	db, err := store.Open(t.Context(), dir, store.Options{Warehouse: wh})
 	require.NoError(t, err)
-	level, ok, err := db.Stock(t.Context(), wh, "SKU-LIVE")
+	levels, err := db.SKUsStock(t.Context(), []string{"SKU-LIVE"})
 	require.NoError(t, err)
-	require.True(t, ok)
+	require.Len(t, levels, 1)
+	level := levels[0]
 	require.NoError(t, db.Close())
 
 	sub := testenv.Dial(t, m.Addr, "live-sub")

@@ -81,14 +81,14 @@ func TestLiveStock_CloseMidFlush(t *testing.T) {
 			return views, nil
 		}}
 	var want []string
-	for i := range 2*livePage + 1 {
+	for i := range 2*viewPage + 1 {
 		sku := fmt.Sprint("SKU-", i)
 		l.Mark([]string{sku})
 		want = append(want, "edgestock/wh1/stock/"+sku)
 	}
 	l.Open()
 	<-reading
-	require.Len(t, got, livePage, "the first page went out before Close")
+	require.Len(t, got, viewPage, "the first page went out before Close")
 	l.Close()
 	require.ElementsMatch(t, want, []string(got))
 }

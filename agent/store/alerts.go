@@ -220,20 +220,7 @@ func (db *DB) loadLow(ctx context.Context, q interface {
 // LowPage lists the SKUs in the low-stock state in SKU order: those after
 // `after` that start with prefix, at most limit of them.
 func (db *DB) LowPage(ctx context.Context, prefix, after string, limit int) ([]string, error) {
-	rows, err := db.reader.QueryContext(ctx, sqlLowPage, db.warehouse, after, prefix, limit)
-	if err != nil {
-		return nil, fmt.Errorf("query low skus: %w", err)
-	}
-	defer rows.Close()
-	var out []string
-	for rows.Next() {
-		var sku string
-		if err := rows.Scan(&sku); err != nil {
-			return nil, fmt.Errorf("query low skus: %w", err)
-		}
-		out = append(out, sku)
-	}
-	return out, rows.Err()
+	return db.skuList(ctx, sqlLowPage, db.warehouse, after, prefix, limit)
 }
 
 // LowOf returns which of skus are in the low-stock state.
@@ -243,19 +230,14 @@ func (db *DB) LowOf(ctx context.Context, skus []string) (map[string]bool, error)
 		return out, nil
 	}
 	query, arg := sqlLowOf.of(skus)
-	rows, err := db.reader.QueryContext(ctx, query, db.warehouse, arg)
+	low, err := db.skuList(ctx, query, db.warehouse, arg)
 	if err != nil {
-		return nil, fmt.Errorf("query low skus: %w", err)
+		return nil, err
 	}
-	defer rows.Close()
-	for rows.Next() {
-		var sku string
-		if err := rows.Scan(&sku); err != nil {
-			return nil, fmt.Errorf("query low skus: %w", err)
-		}
+	for _, sku := range low {
 		out[sku] = true
 	}
-	return out, rows.Err()
+	return out, nil
 }
 
 // Alerts returns up to limit outbox rows with seq > since, in order.

@@ -136,7 +136,7 @@ func viewReads(ctx context.Context, db *DB, skus []string) error {
 	if len(levels) != len(skus) {
 		return fmt.Errorf("read %d levels of %d SKUs", len(levels), len(skus))
 	}
-	if _, err := db.ReservedOf(ctx, "wh1", skus, time.Now()); err != nil {
+	if _, err := db.ReservedOf(ctx, skus, time.Now()); err != nil {
 		return err
 	}
 	if _, err := db.LowOf(ctx, skus); err != nil {

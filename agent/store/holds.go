@@ -311,15 +311,15 @@ func (db *DB) NextExpiry(ctx context.Context) (time.Time, bool, error) {
 	return time.UnixMilli(ms.Int64).UTC(), ms.Valid, nil
 }
 
-// ReservedOf sums the active, unexpired holds of each of skus in
+// ReservedOf sums the active, unexpired holds of each of skus in this
 // warehouse; a SKU without any is left out.
-func (db *DB) ReservedOf(ctx context.Context, warehouse string, skus []string, now time.Time) (map[string]int64, error) {
+func (db *DB) ReservedOf(ctx context.Context, skus []string, now time.Time) (map[string]int64, error) {
 	out := map[string]int64{}
 	if len(skus) == 0 {
 		return out, nil
 	}
 	query, arg := sqlReservedOf.of(skus)
-	rows, err := db.reader.QueryContext(ctx, query, warehouse, arg, now.UnixMilli())
+	rows, err := db.reader.QueryContext(ctx, query, db.warehouse, arg, now.UnixMilli())
 	if err != nil {
 		return nil, fmt.Errorf("query holds: %w", err)
 	}

@@ -16,25 +16,10 @@ type StockLevel struct {
 	UpdatedAt time.Time
 }
 
-// Stock returns the level of sku in warehouse; ok is false if the SKU was
-// never seen there.
-func (db *DB) Stock(ctx context.Context, warehouse, sku string) (StockLevel, bool, error) {
-	levels, err := db.levels(ctx, `SELECT sku, warehouse, location, SUM(p) - SUM(n), MAX(updated_at) FROM counters
-		WHERE warehouse = ? AND sku = ? GROUP BY sku, location ORDER BY location`, warehouse, sku)
-	if err != nil || len(levels) == 0 {
-		return StockLevel{}, false, err
-	}
-	return levels[0], true, nil
-}
-
-// StockPage lists SKUs of warehouse in SKU order: those after `after` that
-// start with prefix, at most limit of them.
-func (db *DB) StockPage(ctx context.Context, warehouse, prefix, after string, limit int) ([]StockLevel, error) {
-	return db.levels(ctx, `SELECT sku, warehouse, location, SUM(p) - SUM(n), MAX(updated_at) FROM counters
-		WHERE warehouse = ?1 AND sku IN (
-			SELECT DISTINCT sku FROM counters WHERE warehouse = ?1 AND sku > ?2 AND substr(sku, 1, length(?3)) = ?3
-			ORDER BY sku LIMIT ?4)
-		GROUP BY sku, location ORDER BY sku, location`, warehouse, after, prefix, limit)
+// StockPage lists the SKUs of this warehouse in SKU order: those after
+// `after` that start with prefix, at most limit of them.
+func (db *DB) StockPage(ctx context.Context, prefix, after string, limit int) ([]string, error) {
+	return db.skuList(ctx, sqlStockPage, db.warehouse, after, prefix, limit)
 }
 
 // levels runs a query of (sku, warehouse, location, on_hand, updated_at)
@@ -169,6 +154,8 @@ var (
 const (
 	sqlSKUPage = `SELECT DISTINCT sku FROM counters WHERE sku > ?1 AND substr(sku, 1, length(?2)) = ?2
 	ORDER BY sku LIMIT ?3`
+	sqlStockPage = `SELECT DISTINCT sku FROM counters WHERE warehouse = ?1 AND sku > ?2 AND substr(sku, 1, length(?3)) = ?3
+	ORDER BY sku LIMIT ?4`
 	sqlLowPage = `SELECT sku FROM low_skus WHERE warehouse = ?1 AND sku > ?2 AND substr(sku, 1, length(?3)) = ?3
 	ORDER BY sku LIMIT ?4`
 )
@@ -213,7 +200,12 @@ func (db *DB) SKUsStock(ctx context.Context, skus []string) ([]StockLevel, error
 
 // SKUPage lists SKUs of any warehouse after `after` that start with prefix.
 func (db *DB) SKUPage(ctx context.Context, prefix, after string, limit int) ([]string, error) {
-	rows, err := db.reader.QueryContext(ctx, sqlSKUPage, after, prefix, limit)
+	return db.skuList(ctx, sqlSKUPage, after, prefix, limit)
+}
+
+// skuList runs a query of SKUs.
+func (db *DB) skuList(ctx context.Context, query string, args ...any) ([]string, error) {
+	rows, err := db.reader.QueryContext(ctx, query, args...)
 	if err != nil {
 		return nil, fmt.Errorf("query skus: %w", err)
 	}

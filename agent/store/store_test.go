@@ -33,12 +33,20 @@ type tb interface {
 
 func onHand(tb tb, db *DB, sku string) int64 {
 	tb.Helper()
-	l, ok, err := db.Stock(context.Background(), "wh1", sku)
+	return level(tb, db, sku).OnHand
+}
+
+// level is sku's level in wh1 (zero if never seen there).
+func level(tb tb, db *DB, sku string) StockLevel {
+	tb.Helper()
+	levels, err := db.SKUsStock(context.Background(), []string{sku})
 	require.NoError(tb, err)
-	if !ok {
-		return 0
+	for _, l := range levels {
+		if l.Warehouse == "wh1" {
+			return l
+		}
 	}
-	return l.OnHand
+	return StockLevel{}
 }
 
 func TestDB_ApplyDedupe(t *testing.T) {
@@ -66,9 +74,7 @@ func TestDB_CountAndTransfer(t *testing.T) {
 	out, err := db.Apply(ctx, &Batch{Events: []Event{ev("d1", "r1", "receive", "SKU-1", 10), count, transfer}})
 	require.NoError(t, err)
 	require.Equal(t, int64(2), out[1].Delta, "count records delta = counted − on_hand")
-	l, ok, err := db.Stock(ctx, "wh1", "SKU-1")
-	require.NoError(t, err)
-	require.True(t, ok)
+	l := level(t, db, "SKU-1")
 	require.Equal(t, int64(12), l.OnHand)
 	require.Equal(t, map[string]int64{"default": 8, "A-01": 4}, l.Locations)
 
@@ -141,15 +147,12 @@ func TestDB_StockPage(t *testing.T) {
 	}
 	_, err := db.Apply(t.Context(), &Batch{Events: events})
 	require.NoError(t, err)
-	page, err := db.StockPage(t.Context(), "wh1", "A-", "", 3)
+	page, err := db.StockPage(t.Context(), "A-", "", 3)
 	require.NoError(t, err)
-	require.Len(t, page, 3)
-	require.Equal(t, "A-0", page[0].SKU)
-	page, err = db.StockPage(t.Context(), "wh1", "A-", page[2].SKU, 3)
+	require.Equal(t, []string{"A-0", "A-1", "A-2"}, page)
+	page, err = db.StockPage(t.Context(), "A-", page[2], 3)
 	require.NoError(t, err)
-	require.Len(t, page, 2)
-	require.Equal(t, "A-4", page[1].SKU)
-	require.Equal(t, int64(5), page[1].OnHand)
+	require.Equal(t, []string{"A-3", "A-4"}, page)
 }
 
 func TestDB_SubmitAfterClose(t *testing.T) {
@@ -397,6 +400,7 @@ func TestDB_SKUReadsUseIndex(t *testing.T) {
 	}
 	reads := []read{
 		{"SKUPage", sqlSKUPage, "counters", "INDEX counters_sku", []any{"SKU-1", "SKU-", 10}},
+		{"StockPage", sqlStockPage, "counters", "PRIMARY KEY", []any{"wh1", "SKU-1", "SKU-", 10}},
 		{"LowPage", sqlLowPage, "low_skus", "PRIMARY KEY", []any{"wh1", "SKU-1", "SKU-", 10}},
 	}
 	for _, skus := range [][]string{{"SKU-1"}, {"SKU-1", "SKU-2", "SKU-3"}} {
@@ -519,9 +523,8 @@ func TestDB_InsertKeepsEveryColumn(t *testing.T) {
 	})
 }
 
-// ReservedOf sums, for each SKU asked about, the active holds of the
-// warehouse asked about that have not expired by now, swept or not; one
-// SKU and several read alike.
+// ReservedOf sums, for each SKU asked about, the active holds that have
+// not expired by now, swept or not; one SKU and several read alike.
 func TestDB_ReservedOf(t *testing.T) {
 	db := openTest(t, t.TempDir())
 	ctx := t.Context()
@@ -540,21 +543,19 @@ func TestDB_ReservedOf(t *testing.T) {
 	}
 	later := t0.Add(2 * time.Second) // h2 expired, not swept
 	for _, c := range []struct {
-		warehouse string
-		now       time.Time
-		skus      []string
-		want      map[string]int64
+		now  time.Time
+		skus []string
+		want map[string]int64
 	}{
-		{"wh1", t0, []string{"A", "B"}, map[string]int64{"A": 3, "B": 3}},
-		{"wh1", t0, []string{"A"}, map[string]int64{"A": 3}},
-		{"wh1", later, []string{"A", "B", "C"}, map[string]int64{"A": 2, "B": 3}},
-		{"wh1", later, []string{"A"}, map[string]int64{"A": 2}},
-		{"wh1", t0, []string{"C"}, map[string]int64{}},
-		{"wh2", t0, []string{"A", "B"}, map[string]int64{}},
-		{"wh1", t0, nil, map[string]int64{}},
+		{t0, []string{"A", "B"}, map[string]int64{"A": 3, "B": 3}},
+		{t0, []string{"A"}, map[string]int64{"A": 3}},
+		{later, []string{"A", "B", "C"}, map[string]int64{"A": 2, "B": 3}},
+		{later, []string{"A"}, map[string]int64{"A": 2}},
+		{t0, []string{"C"}, map[string]int64{}},
+		{t0, nil, map[string]int64{}},
 	} {
-		got, err := db.ReservedOf(ctx, c.warehouse, c.skus, c.now)
+		got, err := db.ReservedOf(ctx, c.skus, c.now)
 		require.NoError(t, err)
-		require.Equal(t, c.want, got, "%s %v at +%s", c.warehouse, c.skus, c.now.Sub(t0))
+		require.Equal(t, c.want, got, "%v at +%s", c.skus, c.now.Sub(t0))
 	}
 }
