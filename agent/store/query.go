@@ -182,12 +182,6 @@ func (q skuQuery) of(skus []string) (string, any) {
 	return q.list, string(list)
 }
 
-// SKUStock returns a SKU's level in every warehouse this store holds state
-// of, sorted by warehouse.
-func (db *DB) SKUStock(ctx context.Context, sku string) ([]StockLevel, error) {
-	return db.SKUsStock(ctx, []string{sku})
-}
-
 // SKUsStock returns the level of each of skus in every warehouse this store
 // holds state of, sorted by SKU, then warehouse; a SKU never seen has none.
 func (db *DB) SKUsStock(ctx context.Context, skus []string) ([]StockLevel, error) {

@@ -44,7 +44,7 @@ func TestDB_MergeReplayReorder(t *testing.T) {
 			_, err := db.Apply(context.Background(), &Batch{Merges: []*MergeOp{{Entries: b, Now: time.Now()}}})
 			require.NoError(t, err)
 		}
-		levels, err := db.SKUStock(context.Background(), sku)
+		levels, err := db.SKUsStock(context.Background(), []string{sku})
 		require.NoError(t, err)
 		got := map[string]int64{}
 		for _, l := range levels {

@@ -19,7 +19,6 @@ import (
 
 // Reader is what the HTTP API reads; *store.DB provides it.
 type Reader interface {
-	SKUStock(ctx context.Context, sku string) ([]store.StockLevel, error)
 	SKUsStock(ctx context.Context, skus []string) ([]store.StockLevel, error)
 	SKUPage(ctx context.Context, prefix, after string, limit int) ([]string, error)
 	Ping(ctx context.Context) error
@@ -106,7 +105,7 @@ func view(sku string, levels []store.StockLevel) StockView {
 
 func (a *API) handleStock(w http.ResponseWriter, r *http.Request) {
 	sku := r.PathValue("sku")
-	levels, err := a.Store.SKUStock(r.Context(), sku)
+	levels, err := a.Store.SKUsStock(r.Context(), []string{sku})
 	if err != nil {
 		writeError(w, http.StatusInternalServerError, "store_error", "%v", err)
 		return
@@ -195,26 +194,32 @@ func (a *API) handleFeed(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusInternalServerError, "store_error", "%v", err)
 		return
 	}
+	// One change per (warehouse, SKU) of the page, with the SKU's levels
+	// read once for the whole page.
 	type key struct{ wh, sku string }
-	seen := map[key]bool{}
-	changes := []FeedChange{}
-	totals := map[string][]store.StockLevel{}
+	var keys []key
+	var skus []string
+	seen, seenSKU := map[key]bool{}, map[string]bool{}
 	for _, e := range page.Entries {
-		k := key{e.Warehouse, e.SKU}
-		if seen[k] {
-			continue
+		if k := (key{e.Warehouse, e.SKU}); !seen[k] {
+			seen[k] = true
+			keys = append(keys, k)
 		}
-		seen[k] = true
-		levels, ok := totals[e.SKU]
-		if !ok {
-			if levels, err = a.Store.SKUStock(r.Context(), e.SKU); err != nil {
-				writeError(w, http.StatusInternalServerError, "store_error", "%v", err)
-				return
-			}
-			totals[e.SKU] = levels
+		if !seenSKU[e.SKU] {
+			seenSKU[e.SKU] = true
+			skus = append(skus, e.SKU)
 		}
-		v := view(e.SKU, levels)
-		changes = append(changes, FeedChange{Warehouse: e.Warehouse, SKU: e.SKU, OnHand: v.Warehouses[e.Warehouse].OnHand, Total: v.OnHand})
+	}
+	levels, err := a.Store.SKUsStock(r.Context(), skus)
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, "store_error", "%v", err)
+		return
+	}
+	bySKU := store.BySKU(levels)
+	changes := make([]FeedChange, 0, len(keys))
+	for _, k := range keys {
+		v := view(k.sku, bySKU[k.sku])
+		changes = append(changes, FeedChange{Warehouse: k.wh, SKU: k.sku, OnHand: v.Warehouses[k.wh].OnHand, Total: v.OnHand})
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"changes": changes, "next": sync.FormatCursor(replica, page.Next), "more": page.More})
 }

@@ -492,6 +492,15 @@ func TestHub_CentralWriteAndFeed(t *testing.T) {
 	require.Equal(t, []hub.FeedChange{{Warehouse: "wh1", SKU: "C", OnHand: 6, Total: 6}}, <-done)
 	require.Eventually(t, func() bool { on, _ := stockAt(t, a.base, "C"); return on == 6 }, 3*time.Second, 10*time.Millisecond)
 	t.Logf("central write visible at the agent after %s", time.Since(start).Round(time.Millisecond))
+
+	// A page of several SKUs and warehouses: one change per pair, each
+	// total over every warehouse of its SKU.
+	getJSON(t, hubURL+"/v1/feed", &feed)
+	postJSON(t, hubURL+"/v1/events?warehouse=wh1&device=erp", `[{"id":"x1","type":"receive","sku":"D","qty":3},{"id":"x2","type":"receive","sku":"D","qty":1}]`)
+	postJSON(t, hubURL+"/v1/events?warehouse=wh2&device=erp", `{"id":"x3","type":"receive","sku":"C","qty":5}`)
+	var page struct{ Changes []hub.FeedChange }
+	getJSON(t, hubURL+"/v1/feed?since="+feed.Next, &page)
+	require.ElementsMatch(t, []hub.FeedChange{{Warehouse: "wh1", SKU: "D", OnHand: 4, Total: 4}, {Warehouse: "wh2", SKU: "C", OnHand: 5, Total: 11}}, page.Changes)
 }
 
 // The hub pulls from an agent that requires tokens, with a sync token; a

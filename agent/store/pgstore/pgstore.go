@@ -42,7 +42,7 @@ var schema = []string{
 		p BIGINT NOT NULL, n BIGINT NOT NULL, version BIGINT NOT NULL, updated_at BIGINT NOT NULL,
 		PRIMARY KEY (warehouse, sku, location, replica))`,
 	`CREATE INDEX IF NOT EXISTS counters_version ON counters(version)`,
-	`CREATE INDEX IF NOT EXISTS counters_sku ON counters(sku)`, // SKUStock, SKUPage
+	`CREATE INDEX IF NOT EXISTS counters_sku ON counters(sku)`, // SKUsStock, SKUPage
 	`CREATE TABLE IF NOT EXISTS events (
 		seq BIGSERIAL PRIMARY KEY, device TEXT NOT NULL, event_id TEXT NOT NULL, body_hash BYTEA NOT NULL,
 		type TEXT NOT NULL, warehouse TEXT NOT NULL, location TEXT NOT NULL, sku TEXT NOT NULL,
@@ -386,11 +386,6 @@ func (db *DB) Meta(ctx context.Context, key string) (string, error) {
 		return "", nil
 	}
 	return v, err
-}
-
-// SKUStock returns a SKU's level per warehouse.
-func (db *DB) SKUStock(ctx context.Context, sku string) ([]store.StockLevel, error) {
-	return db.SKUsStock(ctx, []string{sku})
 }
 
 // SKUsStock returns the level of each of skus per warehouse, sorted by SKU,
