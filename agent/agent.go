@@ -24,7 +24,7 @@ type broker interface {
 	// Drain stops taking device messages and returns once every message
 	// taken is committed and answered, or ctx ends; publishing still works.
 	Drain(ctx context.Context)
-	// Close drains, sends what is queued for publishing and stops.
+	// Close, after Drain, sends what is queued for publishing and stops.
 	Close(ctx context.Context) error
 }
 

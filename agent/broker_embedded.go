@@ -139,11 +139,10 @@ func (b *embeddedBroker) acksWritten() bool {
 	return true
 }
 
-// Close drains, then disconnects every client and stops the ack writers.
+// Close, after Drain, disconnects every client and stops the ack writers.
 // Devices whose acks were not written (Drain ran out of time) resend after
 // reconnecting; dedupe makes that harmless.
-func (b *embeddedBroker) Close(ctx context.Context) error {
-	b.Drain(ctx)
+func (b *embeddedBroker) Close(context.Context) error {
 	b.serving.Store(false)
 	// Retained for whoever subscribes to a broker started again without us.
 	b.Publish(outbound{Topic: statusTopic(b.prefix, b.wh), Payload: statusPayload("offline"), QoS: 1, Retain: true})

@@ -107,9 +107,8 @@ type externalBroker struct {
 	logger   *slog.Logger
 
 	cm        *autopaho.ConnectionManager
-	connected atomic.Bool // the connection is up and its subscriptions acknowledged
-	closing   atomic.Bool
-	drained   atomic.Bool    // Drain finished: nothing taken is left to commit or ack
+	connected atomic.Bool    // the connection is up and its subscriptions acknowledged
+	closing   bool           // guarded by mu: no ingest starts once set
 	pending   sync.WaitGroup // ingests not yet acked
 
 	out     [publishWorkers]chan outbound // a topic's queue: hash of the topic modulo publishWorkers
@@ -127,7 +126,7 @@ type externalBroker struct {
 	// store: paho sends acks in receive order, so nothing after it is
 	// acknowledged until a reconnect redelivers it. Ready reports it.
 	stalled atomic.Pointer[error]
-	mu      sync.Mutex // guards pending.Add against Close
+	mu      sync.Mutex // guards closing, and pending.Add against Drain
 }
 
 // externalAck is a committed message to acknowledge and report.
@@ -255,7 +254,7 @@ func (b *externalBroker) onPublish(pr paho.PublishReceived) (bool, error) {
 		reply = replyTo{ResponseTopic: p.ResponseTopic, Correlation: p.CorrelationData}
 	}
 	b.mu.Lock()
-	if b.closing.Load() {
+	if b.closing {
 		b.mu.Unlock()
 		return true, nil // not acked: the broker redelivers after restart
 	}
@@ -359,14 +358,10 @@ func (b *externalBroker) Ready() error {
 func (b *externalBroker) Addr() string { return b.cfg.URL }
 
 // Drain stops taking messages and waits until those in flight are
-// committed and their acks flushed. Once it has, it returns at once (Close
-// drains too).
+// committed and their acks flushed.
 func (b *externalBroker) Drain(ctx context.Context) {
-	if b.drained.Load() {
-		return
-	}
 	b.mu.Lock()
-	b.closing.Store(true)
+	b.closing = true
 	b.mu.Unlock()
 	waitGroup(ctx, &b.pending)
 	for len(b.acks) > 0 && ctx.Err() == nil { // the acker takes what was committed
@@ -375,15 +370,13 @@ func (b *externalBroker) Drain(ctx context.Context) {
 	// Manual acks leave on paho's flush ticker; give it a few ticks.
 	select {
 	case <-time.After(4 * ackFlushInterval):
-		b.drained.Store(true)
 	case <-ctx.Done():
 	}
 }
 
-// Close drains, sends what is queued for publishing, then disconnects
+// Close, after Drain, sends what is queued for publishing, then disconnects
 // (keeping the broker session, so what arrives meanwhile is queued for us).
 func (b *externalBroker) Close(ctx context.Context) error {
-	b.Drain(ctx)
 	// What was queued (results, the last live levels) goes out first, within
 	// bounds: a broker that stopped answering must not hold the shutdown.
 	qctx, cancel := context.WithTimeout(ctx, closePublishTimeout)

@@ -65,6 +65,15 @@ func TestLive_FinalLevelAtShutdown(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("no retained stock level")
 	}
+	// SPEC §3: a clean stop leaves the status retained "offline".
+	sub.SubscribeQoS1(t, "edgestock/"+wh+"/status")
+	select {
+	case p := <-sub.Received:
+		require.True(t, p.Retain)
+		require.JSONEq(t, `{"state":"offline"}`, string(p.Payload))
+	case <-time.After(10 * time.Second):
+		t.Fatal("no retained status")
+	}
 }
 
 // A flush reads its SKUs' views together; each is the view GET
