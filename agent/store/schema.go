@@ -122,7 +122,8 @@ var migrations = []string{
 	`CREATE INDEX counters_sku ON counters(sku);`,
 }
 
-// migrate brings the schema up to date inside one transaction.
+// migrate brings the schema up to date, each migration in a transaction of
+// its own.
 func migrate(ctx context.Context, db *sql.DB) error {
 	var version int
 	if err := db.QueryRowContext(ctx, `PRAGMA user_version`).Scan(&version); err != nil {

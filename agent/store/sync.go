@@ -145,11 +145,13 @@ func (db *DB) checkRestored(ctx context.Context, s *boundStmts, st *txState, op 
 		return nil
 	}
 	st.oldReplica = db.replicaID
-	db.logger.Warn("peer holds newer state of this replica: database restored from an older copy; starting a new incarnation",
-		"old_replica", db.replicaID, "sku", e.SKU)
-	db.replicaID, err = newIncarnation(ctx, s.tx, db.replicaID, db.warehouse, op.Now)
+	if db.replicaID, err = newIncarnation(ctx, s.tx, db.replicaID, db.warehouse, op.Now); err != nil {
+		return err
+	}
 	op.NewReplica = db.replicaID
-	return err
+	db.logger.Warn("peer holds newer state of this replica: database restored from an older copy; starting a new incarnation",
+		"old_replica", st.oldReplica, "new_replica", db.replicaID, "sku", e.SKU)
+	return nil
 }
 
 // newIncarnation gives the database a new replica ID in tx, recording when

@@ -52,6 +52,7 @@ func TLS(tb testing.TB) TLSFiles {
 // issue signs tmpl (valid from an hour ago for a day) with the CA and
 // writes the certificate and its new key.
 func issue(tb testing.TB, caKey *ecdsa.PrivateKey, caCert *x509.Certificate, tmpl *x509.Certificate, certFile, keyFile string) {
+	tb.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	require.NoError(tb, err)
 	tmpl.NotBefore, tmpl.NotAfter = time.Now().Add(-time.Hour), time.Now().Add(24*time.Hour)

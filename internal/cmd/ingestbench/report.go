@@ -70,7 +70,9 @@ func (r results) writeThroughput(w io.Writer) {
 Load: %d publisher connections x %d QoS 1 publishes in flight (paho MQTT 5,
 each publish waits for its PUBACK), %d events with unique ids, each a
 receive of 1 unit of %s. The same load for both consumers:
-  bare   paho MQTT 5 subscriber on %s, QoS 1, auto-ack, only counts
+  bare   paho MQTT 5 subscriber on %s, QoS 1, auto-ack, only counts;
+         on paho's own connection (a system call per packet read and per
+         ack; the agent's reads are buffered and its writes coalesced)
   agent  edgestock agent --mqtt-url, fresh data dir: persistent session,
          acks each event after its SQLite commit; done when
          GET /v1/stock/%s shows on_hand = N (polled every %v
@@ -177,14 +179,15 @@ func (r results) writeEmbedded(w io.Writer) {
 ## 3. Embedded broker (agent --mqtt-listen, no mosquitto)
 
 The agent's own broker sends each PUBACK only after the event's commit.
-%d events per run, done when on_hand = N as in section 1.
+%d events per run, done when GET /v1/stock/%s shows on_hand = N (polled
+every %v from the last PUBACK on).
   devices  %d device connections x %d publishes in flight
   gateway  1 gateway connection x %d publishes in flight, events spread
            over %d device topics
 Runs alternate: devices then gateway in odd reps, gateway then devices in
 even ones.
 
-`, r.events, devicesShape.conns, devicesShape.inFlight, gatewayShape.inFlight, gatewayDevices)
+`, r.events, benchSKU, pollInterval, devicesShape.conns, devicesShape.inFlight, gatewayShape.inFlight, gatewayDevices)
 	writeRuns(w, "publishers", "devices", e.devices, "gateway", e.gateway)
 	fmt.Fprintln(w)
 	t := table(w)
