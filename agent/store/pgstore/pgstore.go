@@ -233,6 +233,7 @@ func (db *DB) Apply(ctx context.Context, b *store.Batch) ([]store.Outcome, error
 		return nil, errors.New("postgres store: reservations live on agents")
 	}
 	var out []store.Outcome
+	var changed bool // a counter moved: the watchers have something to see
 	err := db.write(ctx, func(tx pgx.Tx) error {
 		out = make([]store.Outcome, len(b.Events))
 		for i := range b.Events {
@@ -241,11 +242,16 @@ func (db *DB) Apply(ctx context.Context, b *store.Batch) ([]store.Outcome, error
 				return err
 			}
 			out[i] = o
+			changed = changed || o.Status == store.Applied
 		}
 		for _, m := range b.Merges {
 			if err := db.applyMerge(ctx, tx, m); err != nil {
 				return err
 			}
+			changed = changed || m.Changed > 0
+		}
+		if !changed {
+			return nil
 		}
 		// Delivered to the other hub processes at commit, not before.
 		_, err := tx.Exec(ctx, `SELECT pg_notify($1, $2)`, db.commitChannel(), db.replica)
@@ -257,7 +263,9 @@ func (db *DB) Apply(ctx context.Context, b *store.Batch) ([]store.Outcome, error
 		return nil, err
 	}
 	db.lastErr.Store(nil)
-	db.notify()
+	if changed {
+		db.notify()
+	}
 	return out, nil
 }
 
