@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"reflect"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -107,4 +108,41 @@ func TestLive_ViewsMatchStockEndpoint(t *testing.T) {
 		}
 		return reflect.DeepEqual(got, want)
 	}, 5*time.Second, 10*time.Millisecond, "live views %v, GET /v1/stock views %v", got, want)
+}
+
+// Stopping the agent mid-stream on its own broker: every event it
+// committed was acknowledged to its device first (the devices still
+// connected get their acks written before they are disconnected), and
+// every acknowledged event is committed.
+func TestEmbedded_CloseAcksWhatItCommitted(t *testing.T) {
+	dir := t.TempDir()
+	a := startAgent(t, dir, nil)
+	const devices = 4
+	var acked atomic.Int64
+	var wg sync.WaitGroup
+	for d := range devices {
+		dev := testenv.Dial(t, a.MQTTAddr(), fmt.Sprint("close-dev-", d))
+		wg.Go(func() {
+			for i := 0; ; i++ {
+				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+				err := dev.PublishQoS1(ctx, eventsTopic(fmt.Sprint("close-dev-", d)), receive(fmt.Sprint(d, "-", i), "SKU-CLOSE", 1))
+				cancel()
+				if err != nil {
+					return // disconnected by the stop
+				}
+				acked.Add(1)
+			}
+		})
+	}
+	require.Eventually(t, func() bool { return a.onHand(t, "SKU-CLOSE") >= 300 }, 10*time.Second, time.Millisecond)
+	require.NoError(t, a.Close(t.Context()))
+	wg.Wait()
+
+	db, err := store.Open(t.Context(), dir, store.Options{Warehouse: wh})
+	require.NoError(t, err)
+	levels, err := db.SKUsStock(t.Context(), []string{"SKU-CLOSE"})
+	require.NoError(t, err)
+	require.NoError(t, db.Close())
+	require.Len(t, levels, 1)
+	require.Equal(t, acked.Load(), levels[0].OnHand, "committed = acknowledged")
 }
