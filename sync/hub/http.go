@@ -103,6 +103,20 @@ func view(sku string, levels []store.StockLevel) StockView {
 	return v
 }
 
+// views reads the view of each of skus with one query.
+func (a *API) views(ctx context.Context, skus []string) (map[string]StockView, error) {
+	levels, err := a.Store.SKUsStock(ctx, skus)
+	if err != nil {
+		return nil, err
+	}
+	bySKU := store.BySKU(levels)
+	out := make(map[string]StockView, len(skus))
+	for _, sku := range skus {
+		out[sku] = view(sku, bySKU[sku])
+	}
+	return out, nil
+}
+
 func (a *API) handleStock(w http.ResponseWriter, r *http.Request) {
 	sku := r.PathValue("sku")
 	levels, err := a.Store.SKUsStock(r.Context(), []string{sku})
@@ -140,16 +154,14 @@ func (a *API) handleStockList(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusInternalServerError, "store_error", "%v", err)
 		return
 	}
-	// One read for the page's levels.
-	levels, err := a.Store.SKUsStock(r.Context(), skus)
+	views, err := a.views(r.Context(), skus)
 	if err != nil {
 		writeError(w, http.StatusInternalServerError, "store_error", "%v", err)
 		return
 	}
-	bySKU := store.BySKU(levels)
 	items := make([]StockView, 0, len(skus))
 	for _, sku := range skus {
-		items = append(items, view(sku, bySKU[sku]))
+		items = append(items, views[sku])
 	}
 	next := ""
 	if len(skus) == int(limit) {
@@ -194,8 +206,7 @@ func (a *API) handleFeed(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusInternalServerError, "store_error", "%v", err)
 		return
 	}
-	// One change per (warehouse, SKU) of the page, with the SKU's levels
-	// read once for the whole page.
+	// One change per (warehouse, SKU) of the page.
 	type key struct{ wh, sku string }
 	var keys []key
 	var skus []string
@@ -210,15 +221,14 @@ func (a *API) handleFeed(w http.ResponseWriter, r *http.Request) {
 			skus = append(skus, e.SKU)
 		}
 	}
-	levels, err := a.Store.SKUsStock(r.Context(), skus)
+	views, err := a.views(r.Context(), skus)
 	if err != nil {
 		writeError(w, http.StatusInternalServerError, "store_error", "%v", err)
 		return
 	}
-	bySKU := store.BySKU(levels)
 	changes := make([]FeedChange, 0, len(keys))
 	for _, k := range keys {
-		v := view(k.sku, bySKU[k.sku])
+		v := views[k.sku]
 		changes = append(changes, FeedChange{Warehouse: k.wh, SKU: k.sku, OnHand: v.Warehouses[k.wh].OnHand, Total: v.OnHand})
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"changes": changes, "next": sync.FormatCursor(replica, page.Next), "more": page.More})
