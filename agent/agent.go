@@ -13,6 +13,7 @@ import (
 
 	"github.com/edgestock/edgestock/agent/store"
 	"github.com/edgestock/edgestock/drivers"
+	"github.com/edgestock/edgestock/internal/auth"
 	"github.com/edgestock/edgestock/internal/tlsconf"
 	"github.com/edgestock/edgestock/sync"
 )
@@ -42,7 +43,8 @@ type Agent struct {
 	live     atomic.Pointer[liveStock]
 	changes  *sync.Changes
 	metrics  *metrics
-	signer   Signer
+	signer   auth.Signer
+	guard    *auth.Guard
 	devices  *deviceSettings
 	reporter *reporter
 
@@ -104,10 +106,11 @@ func (a *Agent) Open(ctx context.Context) (err error) {
 	if a.store, err = store.Open(ctx, a.cfg.DataDir, opts); err != nil {
 		return err
 	}
-	if a.signer, err = LoadSigner(a.cfg.DataDir); err != nil {
+	if a.signer, err = auth.LoadSigner(a.cfg.DataDir); err != nil {
 		return err
 	}
-	if !isLoopback(a.cfg.HTTP.Listen) {
+	a.guard = a.newGuard()
+	if !auth.IsLoopback(a.cfg.HTTP.Listen) {
 		has, err := a.store.HasTokens(ctx)
 		if err != nil {
 			return err
@@ -142,7 +145,7 @@ func (a *Agent) Open(ctx context.Context) (err error) {
 		}
 		a.broker = b
 	} else {
-		anonymous := a.cfg.MQTT.Anonymous == "allow" || (a.cfg.MQTT.Anonymous == "auto" && isLoopback(a.cfg.MQTT.Listen))
+		anonymous := a.cfg.MQTT.Anonymous == "allow" || (a.cfg.MQTT.Anonymous == "auto" && auth.IsLoopback(a.cfg.MQTT.Listen))
 		a.mqttAuth = newAuthHook(a, anonymous)
 		a.mqttAuth.Open()
 		mqttTLS, err := tlsconf.Server(a.cfg.MQTT.TLSCert, a.cfg.MQTT.TLSKey)

@@ -9,14 +9,19 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/edgestock/edgestock/agent"
+	"github.com/edgestock/edgestock/internal/auth"
 )
 
 // Every endpoint × {no token, wrong scope, expired, revoked, valid}.
 func TestAuth_EveryEndpoint(t *testing.T) {
 	a := startAgentAuth(t)
 	ctx := t.Context()
-	issue := func(scopes ...string) (string, agent.Claims) {
-		tok, c, err := a.IssueToken(ctx, "t", scopes, "", time.Hour)
+	issue := func(scopes ...string) (string, auth.Claims) {
+		device := ""
+		if scopes[0] == auth.ScopeDevice {
+			device = "d1"
+		}
+		tok, c, err := a.IssueToken(ctx, "t", scopes, device, time.Hour)
 		require.NoError(t, err)
 		return tok, c
 	}
@@ -26,30 +31,30 @@ func TestAuth_EveryEndpoint(t *testing.T) {
 	}{
 		{"GET", "/readyz", "", "", 200},
 		{"GET", "/metrics", "", "", 200},
-		{"GET", "/v1/status", "", agent.ScopeStockRead, 200},
-		{"GET", "/v1/stock/NEVER", "", agent.ScopeStockRead, 404},
-		{"GET", "/v1/stock", "", agent.ScopeStockRead, 200},
-		{"POST", "/v1/events", `{"id":"x","type":"receive","sku":"S","qty":1}`, agent.ScopeEventsWrite, 200},
-		{"GET", "/v1/events", "", agent.ScopeStockRead, 200},
-		{"GET", "/v1/quarantine", "", agent.ScopeAdmin, 200},
-		{"GET", "/v1/alerts", "", agent.ScopeStockRead, 200},
-		{"GET", "/v1/sync/deltas", "", agent.ScopeSync, 200},
-		{"POST", "/v1/sync/merge", `{"entries":[]}`, agent.ScopeSync, 200},
-		{"GET", "/v1/sync/state", "", agent.ScopeSync, 200},
-		{"POST", "/v1/reservations", `{"sku":"S","qty":1}`, agent.ScopeReservationsWrite, 0}, // 201 or 409, never 401/403
-		{"GET", "/v1/reservations/none", "", agent.ScopeStockRead, 404},
-		{"POST", "/v1/reservations/none/renew", `{"ttl":"1m"}`, agent.ScopeReservationsWrite, 404},
-		{"POST", "/v1/reservations/none/commit", ``, agent.ScopeReservationsWrite, 404},
-		{"DELETE", "/v1/reservations/none", "", agent.ScopeReservationsWrite, 404},
+		{"GET", "/v1/status", "", auth.ScopeStockRead, 200},
+		{"GET", "/v1/stock/NEVER", "", auth.ScopeStockRead, 404},
+		{"GET", "/v1/stock", "", auth.ScopeStockRead, 200},
+		{"POST", "/v1/events", `{"id":"x","type":"receive","sku":"S","qty":1}`, auth.ScopeEventsWrite, 200},
+		{"GET", "/v1/events", "", auth.ScopeStockRead, 200},
+		{"GET", "/v1/quarantine", "", auth.ScopeAdmin, 200},
+		{"GET", "/v1/alerts", "", auth.ScopeStockRead, 200},
+		{"GET", "/v1/sync/deltas", "", auth.ScopeSync, 200},
+		{"POST", "/v1/sync/merge", `{"entries":[]}`, auth.ScopeSync, 200},
+		{"GET", "/v1/sync/state", "", auth.ScopeSync, 200},
+		{"POST", "/v1/reservations", `{"sku":"S","qty":1}`, auth.ScopeReservationsWrite, 0}, // 201 or 409, never 401/403
+		{"GET", "/v1/reservations/none", "", auth.ScopeStockRead, 404},
+		{"POST", "/v1/reservations/none/renew", `{"ttl":"1m"}`, auth.ScopeReservationsWrite, 404},
+		{"POST", "/v1/reservations/none/commit", ``, auth.ScopeReservationsWrite, 404},
+		{"DELETE", "/v1/reservations/none", "", auth.ScopeReservationsWrite, 404},
 	} {
 		t.Run(ep.method+" "+ep.path, func(t *testing.T) {
 			scope := ep.scope
 			if scope == "" {
-				scope = agent.ScopeStockRead
+				scope = auth.ScopeStockRead
 			}
 			valid, _ := issue(scope)
-			admin, _ := issue(agent.ScopeAdmin)
-			wrong, _ := issue(agent.ScopeDevice)
+			admin, _ := issue(auth.ScopeAdmin)
+			device, _ := issue(auth.ScopeDevice)
 			revoked, rc := issue(scope)
 			require.NoError(t, a.RevokeToken(ctx, rc.ID))
 			expired, _ := issueExpired(t, a, scope)
@@ -63,17 +68,17 @@ func TestAuth_EveryEndpoint(t *testing.T) {
 				{"revoked", revoked, http.StatusUnauthorized},
 				{"valid", valid, ep.want},
 				{"admin", admin, ep.want},
-			}
-			if ep.scope != "" {
-				cases = append(cases, struct {
-					name, token string
-					want        int
-				}{"wrong scope", wrong, http.StatusForbidden})
+				{"lowercase scheme", "bearer " + valid, ep.want},
+				// A device token opens MQTT only, not even /readyz or /metrics.
+				{"device token", device, http.StatusForbidden},
 			}
 			for _, c := range cases {
 				req, err := http.NewRequest(ep.method, a.base+ep.path, strings.NewReader(ep.body))
 				require.NoError(t, err)
-				if c.token != "" {
+				switch {
+				case strings.Contains(c.token, " "):
+					req.Header.Set("Authorization", c.token)
+				case c.token != "":
 					req.Header.Set("Authorization", "Bearer "+c.token)
 				}
 				resp, err := http.DefaultClient.Do(req)
@@ -100,7 +105,7 @@ func startAgentAuth(t *testing.T) *testAgent {
 }
 
 // issueExpired issues a token that expired a second ago.
-func issueExpired(t *testing.T, a *testAgent, scope string) (string, agent.Claims) {
+func issueExpired(t *testing.T, a *testAgent, scope string) (string, auth.Claims) {
 	tok, c, err := a.IssueToken(t.Context(), "old", []string{scope}, "", time.Millisecond)
 	require.NoError(t, err)
 	// Expiry has second resolution: wait until the token's second is over.

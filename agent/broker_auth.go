@@ -10,6 +10,8 @@ import (
 
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
+
+	"github.com/edgestock/edgestock/internal/auth"
 )
 
 // revocationSweep is how often connected devices' tokens are re-checked: a
@@ -54,13 +56,13 @@ func (h *authHook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) boo
 		return true
 	}
 	device := string(pk.Connect.Username)
-	c, err := h.a.validToken(context.Background(), string(pk.Connect.Password))
+	c, err := h.a.guard.Valid(context.Background(), string(pk.Connect.Password))
 	if err == nil {
 		switch {
 		case c.Warehouse != h.a.cfg.Warehouse:
 			err = errDenied
-		case c.Has(ScopeAdmin):
-		case !c.Has(ScopeDevice) || c.Device == "" || c.Device != device:
+		case c.Has(auth.ScopeAdmin):
+		case !c.Has(auth.ScopeDevice) || c.Device == "" || c.Device != device:
 			err = errDenied
 		}
 	}

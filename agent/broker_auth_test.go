@@ -9,6 +9,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/edgestock/edgestock/agent"
+	"github.com/edgestock/edgestock/internal/auth"
 	"github.com/edgestock/edgestock/internal/testenv"
 )
 
@@ -17,7 +18,7 @@ import (
 func TestBrokerAuth_DeviceACL(t *testing.T) {
 	a := startAgent(t, t.TempDir(), func(c *agent.Config) { c.MQTT.Anonymous = "deny" })
 	ctx := t.Context()
-	tokA, claimsA, err := a.IssueToken(ctx, "scanner A", []string{agent.ScopeDevice}, "devA", time.Hour)
+	tokA, claimsA, err := a.IssueToken(ctx, "scanner A", []string{auth.ScopeDevice}, "devA", time.Hour)
 	require.NoError(t, err)
 
 	_, err = testenv.DialAuth(ctx, a.MQTTAddr(), "anon", "", "")

@@ -3,7 +3,6 @@ package agent
 import (
 	"context"
 	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -16,6 +15,8 @@ import (
 
 	"github.com/edgestock/edgestock/agent/store"
 	"github.com/edgestock/edgestock/drivers"
+	"github.com/edgestock/edgestock/internal/auth"
+	"github.com/edgestock/edgestock/internal/httpjson"
 )
 
 // maxBody is the HTTP request body limit (SPEC §6).
@@ -38,46 +39,32 @@ func (a *Agent) routes() http.Handler {
 		pattern, scope string
 		handler        http.HandlerFunc
 	}{
-		{"GET /v1/status", ScopeStockRead, a.handleStatus},
-		{"GET /v1/stock/{sku}", ScopeStockRead, a.handleStock},
-		{"GET /v1/stock", ScopeStockRead, a.handleStockList},
-		{"POST /v1/events", ScopeEventsWrite, a.handlePostEvents},
-		{"GET /v1/events", ScopeStockRead, a.handleEvents},
-		{"GET /v1/quarantine", ScopeAdmin, a.handleQuarantine},
-		{"GET /v1/alerts", ScopeStockRead, a.handleAlerts},
-		{"GET /v1/sync/deltas", ScopeSync, a.handleSyncDeltas},
-		{"POST /v1/sync/merge", ScopeSync, a.handleSyncMerge},
-		{"GET /v1/sync/state", ScopeSync, a.handleSyncState},
-		{"POST /v1/reservations", ScopeReservationsWrite, a.handleCreateHold},
-		{"GET /v1/reservations/{id}", ScopeStockRead, a.handleGetHold},
-		{"POST /v1/reservations/{id}/renew", ScopeReservationsWrite, a.handleRenewHold},
-		{"POST /v1/reservations/{id}/commit", ScopeReservationsWrite, a.handleCommitHold},
-		{"DELETE /v1/reservations/{id}", ScopeReservationsWrite, a.handleReleaseHold},
+		{"GET /v1/status", auth.ScopeStockRead, a.handleStatus},
+		{"GET /v1/stock/{sku}", auth.ScopeStockRead, a.handleStock},
+		{"GET /v1/stock", auth.ScopeStockRead, a.handleStockList},
+		{"POST /v1/events", auth.ScopeEventsWrite, a.handlePostEvents},
+		{"GET /v1/events", auth.ScopeStockRead, a.handleEvents},
+		{"GET /v1/quarantine", auth.ScopeAdmin, a.handleQuarantine},
+		{"GET /v1/alerts", auth.ScopeStockRead, a.handleAlerts},
+		{"GET /v1/sync/deltas", auth.ScopeSync, a.handleSyncDeltas},
+		{"POST /v1/sync/merge", auth.ScopeSync, a.handleSyncMerge},
+		{"GET /v1/sync/state", auth.ScopeSync, a.handleSyncState},
+		{"POST /v1/reservations", auth.ScopeReservationsWrite, a.handleCreateHold},
+		{"GET /v1/reservations/{id}", auth.ScopeStockRead, a.handleGetHold},
+		{"POST /v1/reservations/{id}/renew", auth.ScopeReservationsWrite, a.handleRenewHold},
+		{"POST /v1/reservations/{id}/commit", auth.ScopeReservationsWrite, a.handleCommitHold},
+		{"DELETE /v1/reservations/{id}", auth.ScopeReservationsWrite, a.handleReleaseHold},
 	} {
 		mux.HandleFunc(r.pattern, a.requireScope(r.scope, r.handler))
 	}
 	return mux
 }
 
-// apiError is the error body of SPEC §4.
-type apiError struct {
-	Error struct {
-		Code    string `json:"code"`
-		Message string `json:"message"`
-	} `json:"error"`
-}
-
 func writeError(w http.ResponseWriter, status int, code, format string, args ...any) {
-	var e apiError
-	e.Error.Code, e.Error.Message = code, fmt.Sprintf(format, args...)
-	writeJSON(w, status, e)
+	httpjson.Error(w, status, code, format, args...)
 }
 
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(v)
-}
+func writeJSON(w http.ResponseWriter, status int, v any) { httpjson.Write(w, status, v) }
 
 func (a *Agent) handleReady(w http.ResponseWriter, r *http.Request) {
 	checks := map[string]string{}

@@ -11,8 +11,8 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/edgestock/edgestock/agent"
 	"github.com/edgestock/edgestock/agent/store"
+	"github.com/edgestock/edgestock/internal/auth"
 )
 
 // defaultTokenTTL is a token's life unless --ttl says otherwise.
@@ -29,7 +29,7 @@ func (m *Main) runToken(ctx context.Context, args []string) error {
 	fs.SetOutput(m.Stderr)
 	dataDir := fs.String("data-dir", "./edgestock-data", "the agent's data directory")
 	name := fs.String("name", "", "who or what the token is for (issue)")
-	scopes := fs.String("scope", "", "scopes, comma-separated: "+strings.Join(agent.Scopes, ", ")+" (issue)")
+	scopes := fs.String("scope", "", "scopes, comma-separated: "+strings.Join(auth.Scopes, ", ")+" (issue)")
 	device := fs.String("device", "", "the device ID a device token is for (issue)")
 	ttl := fs.Duration("ttl", defaultTokenTTL, "how long the token is valid (issue)")
 	if err := parseFlags(fs, args[1:]); err != nil {
@@ -48,11 +48,12 @@ func (m *Main) runToken(ctx context.Context, args []string) error {
 		if *name == "" || *scopes == "" {
 			return usageError{errors.New("token issue: --name and --scope are required")}
 		}
-		signer, err := agent.LoadSigner(*dataDir)
+		signer, err := auth.LoadSigner(*dataDir)
 		if err != nil {
 			return err
 		}
-		token, c, err := agent.IssueToken(ctx, db, signer, *name, strings.Split(*scopes, ","), *device, *ttl, time.Now().UTC())
+		token, c, err := auth.Issue(ctx, db, signer, auth.Request{Name: *name, Scopes: strings.Split(*scopes, ","), Device: *device,
+			Warehouse: db.Warehouse(), TTL: *ttl}, time.Now().UTC())
 		if err != nil {
 			return usageError{fmt.Errorf("token issue: %w", err)}
 		}

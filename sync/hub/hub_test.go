@@ -22,6 +22,7 @@ import (
 
 	"github.com/edgestock/edgestock/agent"
 	_ "github.com/edgestock/edgestock/drivers/all"
+	"github.com/edgestock/edgestock/internal/auth"
 	"github.com/edgestock/edgestock/sync/hub"
 )
 
@@ -515,9 +516,9 @@ func TestHub_AgentToken(t *testing.T) {
 	require.NoError(t, a.Open(t.Context()))
 	t.Cleanup(func() { _ = a.Close(context.Background()) })
 	base := "http://" + a.HTTPAddr()
-	write, _, err := a.IssueToken(t.Context(), "pos", []string{agent.ScopeEventsWrite}, "", time.Hour)
+	write, _, err := a.IssueToken(t.Context(), "pos", []string{auth.ScopeEventsWrite}, "", time.Hour)
 	require.NoError(t, err)
-	syncTok, _, err := a.IssueToken(t.Context(), "hub", []string{agent.ScopeSync}, "", time.Hour)
+	syncTok, _, err := a.IssueToken(t.Context(), "hub", []string{auth.ScopeSync}, "", time.Hour)
 	require.NoError(t, err)
 	req, _ := http.NewRequest("POST", base+"/v1/events", bytes.NewBufferString(`{"id":"1","type":"receive","sku":"T","qty":4}`))
 	req.Header.Set("Authorization", "Bearer "+write)

@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/edgestock/edgestock/agent"
+	"github.com/edgestock/edgestock/internal/auth"
 	"github.com/edgestock/edgestock/internal/testenv"
 	"github.com/edgestock/edgestock/internal/tlsconf"
 	"github.com/edgestock/edgestock/sync/hub"
@@ -45,9 +46,9 @@ func TestTLS_HubPullsOverHTTPS(t *testing.T) {
 	resp.Body.Close()
 	require.Equal(t, http.StatusOK, resp.StatusCode)
 
-	tok, _, err := a.IssueToken(t.Context(), "hub", []string{agent.ScopeSync}, "", time.Hour)
+	tok, _, err := a.IssueToken(t.Context(), "hub", []string{auth.ScopeSync}, "", time.Hour)
 	require.NoError(t, err)
-	write, _, err := a.IssueToken(t.Context(), "pos", []string{agent.ScopeEventsWrite}, "", time.Hour)
+	write, _, err := a.IssueToken(t.Context(), "pos", []string{auth.ScopeEventsWrite}, "", time.Hour)
 	require.NoError(t, err)
 	req, _ := http.NewRequest("POST", base+"/v1/events", strings.NewReader(`{"id":"1","type":"receive","sku":"TLS","qty":3}`))
 	req.Header.Set("Authorization", "Bearer "+write)

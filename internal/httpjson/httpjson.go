@@ -1,0 +1,32 @@
+// Package httpjson writes the JSON replies and errors both roles' HTTP APIs
+// answer with (SPEC §4: errors are {"error":{"code","message"}}).
+package httpjson
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+)
+
+// ErrorBody is the error reply of SPEC §4.
+type ErrorBody struct {
+	Error struct {
+		Code    string `json:"code"`
+		Message string `json:"message"`
+	} `json:"error"`
+}
+
+// Write answers status with v as JSON.
+func Write(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// Error answers status with an error body: code is the machine-readable
+// reason, the message says what is wrong in words.
+func Error(w http.ResponseWriter, status int, code, format string, args ...any) {
+	var e ErrorBody
+	e.Error.Code, e.Error.Message = code, fmt.Sprintf(format, args...)
+	Write(w, status, e)
+}
