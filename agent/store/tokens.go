@@ -71,25 +71,38 @@ func (db *DB) HasTokens(ctx context.Context) (bool, error) {
 }
 
 func (db *DB) tokens(ctx context.Context, where string, args ...any) ([]TokenRecord, error) {
-	rows, err := db.reader.QueryContext(ctx, `SELECT id, name, scopes, device, issued_at, expires_at, revoked_at FROM tokens `+where, args...)
+	rows, err := db.reader.QueryContext(ctx, `SELECT `+TokenColumns+` FROM tokens `+where, args...)
 	if err != nil {
 		return nil, fmt.Errorf("query tokens: %w", err)
 	}
 	defer rows.Close()
 	var out []TokenRecord
 	for rows.Next() {
-		var t TokenRecord
-		var scopes string
-		var issued, expires, revoked int64
-		if err := rows.Scan(&t.ID, &t.Name, &scopes, &t.Device, &issued, &expires, &revoked); err != nil {
-			return nil, fmt.Errorf("query tokens: %w", err)
-		}
-		t.Scopes = strings.Split(scopes, ",")
-		t.IssuedAt, t.ExpiresAt = time.UnixMilli(issued).UTC(), time.UnixMilli(expires).UTC()
-		if revoked != 0 {
-			t.RevokedAt = time.UnixMilli(revoked).UTC()
+		t, err := ScanToken(rows.Scan)
+		if err != nil {
+			return nil, err
 		}
 		out = append(out, t)
 	}
 	return out, rows.Err()
+}
+
+// TokenColumns are the columns ScanToken reads, in its order.
+const TokenColumns = `id, name, scopes, device, issued_at, expires_at, revoked_at`
+
+// ScanToken reads a row of TokenColumns with scan: the tokens table is the
+// same in every store.
+func ScanToken(scan func(dest ...any) error) (TokenRecord, error) {
+	var t TokenRecord
+	var scopes string
+	var issued, expires, revoked int64
+	if err := scan(&t.ID, &t.Name, &scopes, &t.Device, &issued, &expires, &revoked); err != nil {
+		return TokenRecord{}, fmt.Errorf("query tokens: %w", err)
+	}
+	t.Scopes = strings.Split(scopes, ",")
+	t.IssuedAt, t.ExpiresAt = time.UnixMilli(issued).UTC(), time.UnixMilli(expires).UTC()
+	if revoked != 0 {
+		t.RevokedAt = time.UnixMilli(revoked).UTC()
+	}
+	return t, nil
 }

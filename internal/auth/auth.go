@@ -135,6 +135,10 @@ func (s Signer) mac(payload string) string {
 	return base64.RawURLEncoding.EncodeToString(m.Sum(nil))
 }
 
+// ErrNoToken is why a role refuses to listen beyond loopback: no token
+// was ever issued, so every request would be refused.
+var ErrNoToken = errors.New("no token has been issued")
+
 // Errors of Verify.
 var (
 	ErrTokenInvalid = errors.New("token invalid")

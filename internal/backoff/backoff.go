@@ -30,6 +30,10 @@ func (b *Backoff) Next() time.Duration {
 	return wait
 }
 
+// Exhaust jumps to the cap: for a failure that retrying soon cannot mend
+// (a refused credential), the next waits are the longest.
+func (b *Backoff) Exhaust() { b.step = b.max }
+
 // Reset starts over from min, after a success.
 func (b *Backoff) Reset() { b.step = b.min }
 

@@ -28,3 +28,15 @@ func TestBackoff_SleepEndsWithContext(t *testing.T) {
 	require.False(t, New(time.Hour, time.Hour).Sleep(ctx))
 	require.True(t, New(time.Millisecond, time.Millisecond).Sleep(context.Background()))
 }
+
+func TestBackoff_Exhaust(t *testing.T) {
+	b := New(time.Millisecond, time.Second)
+	b.Exhaust()
+	for range 20 {
+		w := b.Next()
+		require.GreaterOrEqual(t, w, 500*time.Millisecond)
+		require.LessOrEqual(t, w, time.Second)
+	}
+	b.Reset()
+	require.LessOrEqual(t, b.Next(), time.Millisecond)
+}

@@ -30,11 +30,14 @@ type FileConfig struct {
 	// TLSCert and TLSKey (PEM) serve the hub's own API over HTTPS.
 	TLSCert string `yaml:"tls-cert"`
 	TLSKey  string `yaml:"tls-key"`
+	// Auth is "auto" (bearer tokens required unless http is a loopback
+	// address) or "required" (everywhere).
+	Auth string `yaml:"auth"`
 }
 
 // DefaultFileConfig holds the defaults of SPEC §8.
 func DefaultFileConfig() FileConfig {
-	return FileConfig{DataDir: "./edgestock-hub-data", HTTP: "127.0.0.1:7080", Agents: map[string]string{}, AgentTokens: map[string]string{}}
+	return FileConfig{DataDir: "./edgestock-hub-data", HTTP: "127.0.0.1:7080", Auth: "auto", Agents: map[string]string{}, AgentTokens: map[string]string{}}
 }
 
 // LoadFileConfig reads a YAML file over the defaults; unknown keys are errors.
@@ -70,7 +73,10 @@ func (c FileConfig) Validate() (Config, error) {
 	default:
 		errs = append(errs, fmt.Errorf("store: %q must be sqlite or a postgres:// URL", c.Store))
 	}
-	out := Config{DataDir: c.DataDir, HTTP: c.HTTP, Store: store, AgentCA: c.AgentCA, TLSCert: c.TLSCert, TLSKey: c.TLSKey}
+	if c.Auth != "auto" && c.Auth != "required" {
+		errs = append(errs, fmt.Errorf("auth: %q must be auto or required", c.Auth))
+	}
+	out := Config{DataDir: c.DataDir, HTTP: c.HTTP, Store: store, AgentCA: c.AgentCA, TLSCert: c.TLSCert, TLSKey: c.TLSKey, Auth: c.Auth}
 	for wh, u := range c.Agents {
 		p, err := url.Parse(u)
 		switch {

@@ -2,18 +2,20 @@ package hub
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"strconv"
+	"strings"
 	stdsync "sync"
 	"time"
 
 	"github.com/edgestock/edgestock/agent"
 	"github.com/edgestock/edgestock/agent/store"
 	"github.com/edgestock/edgestock/drivers"
+	"github.com/edgestock/edgestock/internal/auth"
+	"github.com/edgestock/edgestock/internal/httpjson"
 	"github.com/edgestock/edgestock/sync"
 )
 
@@ -31,38 +33,47 @@ var _ Reader = (*store.DB)(nil)
 type API struct {
 	Hub    *Hub
 	Store  Reader
+	Guard  *auth.Guard                                     // nil: no token checks (tests of other concerns)
 	Ingest func(warehouse string) (*agent.Ingester, error) // central writes on the hub's replica
 
 	mu        stdsync.Mutex
 	ingesters map[string]*agent.Ingester
 }
 
-// Routes returns the handler.
+// Routes returns the handler. Every route but /healthz is guarded: beyond
+// loopback (or with auth: required) it needs a hub token with its scope.
 func (a *API) Routes() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
-		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+		httpjson.Write(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
-	mux.HandleFunc("GET /readyz", a.handleReady)
-	mux.Handle("GET /metrics", a.Hub.metricsHandler())
-	mux.HandleFunc("GET /v1/stock/{sku}", a.handleStock)
-	mux.HandleFunc("GET /v1/stock", a.handleStockList)
-	mux.HandleFunc("GET /v1/warehouses", func(w http.ResponseWriter, _ *http.Request) {
-		writeJSON(w, http.StatusOK, map[string]any{"warehouses": a.Hub.Warehouses()})
-	})
-	mux.HandleFunc("GET /v1/feed", a.handleFeed)
-	mux.HandleFunc("POST /v1/events", a.handleEvents)
+	for _, r := range []struct {
+		pattern, scope string
+		handler        http.HandlerFunc
+	}{
+		{"GET /readyz", "", a.handleReady},
+		{"GET /metrics", "", a.Hub.metricsHandler().ServeHTTP},
+		{"GET /v1/stock/{sku}", auth.ScopeStockRead, a.handleStock},
+		{"GET /v1/stock", auth.ScopeStockRead, a.handleStockList},
+		{"GET /v1/warehouses", auth.ScopeStockRead, func(w http.ResponseWriter, _ *http.Request) {
+			httpjson.Write(w, http.StatusOK, map[string]any{"warehouses": a.Hub.Warehouses()})
+		}},
+		{"GET /v1/feed", auth.ScopeStockRead, a.handleFeed},
+		{"POST /v1/events", auth.ScopeEventsWrite, a.handleEvents},
+	} {
+		h := r.handler
+		if a.Guard != nil {
+			h = a.Guard.Require(r.scope, h)
+		}
+		mux.HandleFunc(r.pattern, h)
+	}
 	return mux
 }
 
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(v)
-}
+func writeJSON(w http.ResponseWriter, status int, v any) { httpjson.Write(w, status, v) }
 
 func writeError(w http.ResponseWriter, status int, code, format string, args ...any) {
-	writeJSON(w, status, map[string]any{"error": map[string]string{"code": code, "message": fmt.Sprintf(format, args...)}})
+	httpjson.Error(w, status, code, format, args...)
 }
 
 func (a *API) handleReady(w http.ResponseWriter, r *http.Request) {
@@ -246,6 +257,12 @@ func (a *API) handleEvents(w http.ResponseWriter, r *http.Request) {
 	}
 	if !drivers.ValidID(wh) || !drivers.ValidID(device) {
 		writeError(w, http.StatusBadRequest, "bad_query", "warehouse and device must be 1-64 chars of [A-Za-z0-9._-]")
+		return
+	}
+	if !a.Hub.Knows(wh) {
+		// A write for a warehouse no agent runs would show up in the
+		// global view as stock that exists nowhere.
+		writeError(w, http.StatusNotFound, "unknown_warehouse", "warehouse %q is not one of this hub's agents (%s)", wh, strings.Join(a.Hub.WarehouseIDs(), ", "))
 		return
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 1<<20))

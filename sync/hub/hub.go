@@ -13,6 +13,7 @@ import (
 	"context"
 	"crypto/tls"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -165,9 +166,18 @@ func (h *Hub) retry(ctx context.Context, l *link, what string, step func(context
 		if ctx.Err() != nil {
 			return
 		}
+		refused := errors.As(err, new(*refusedError))
 		if !failing {
-			h.logger.Warn("agent unreachable; retrying with backoff", "warehouse", l.Warehouse, "loop", what, "err", err)
+			msg := "agent unreachable; retrying with backoff"
+			if refused {
+				msg = "agent refused the hub's token (unauthorized); check agent-tokens in the hub's config"
+			}
+			h.logger.Warn(msg, "warehouse", l.Warehouse, "loop", what, "err", err)
 			failing = true
+		}
+		if refused {
+			// A token is not fixed by asking again soon: wait the longest.
+			wait.Exhaust()
 		}
 		if !wait.Sleep(ctx) {
 			return
@@ -193,8 +203,8 @@ func (h *Hub) pull(ctx context.Context, l *link) error {
 	}
 	wait := h.timing.PollWait
 	l.mu.Lock()
-	if l.pending {
-		wait = 0
+	if l.pending || l.lastContact.IsZero() {
+		wait = 0 // catching up, or the first exchange: say "online" at once
 	}
 	l.mu.Unlock()
 	q := url.Values{"since": {cursor}, "limit": {fmt.Sprint(pullPage)}, "wait": {wait.String()}}
@@ -243,6 +253,9 @@ func (h *Hub) push(ctx context.Context, l *link) (bool, error) {
 	if err := l.get(ctx, "/v1/sync/state", &st); err != nil {
 		return false, err
 	}
+	l.mu.Lock()
+	l.replica, l.lastContact = st.Replica, time.Now()
+	l.mu.Unlock()
 	replica := h.store.CursorID()
 	since, err := sync.ParseCursor(st.HubCursor, replica)
 	if err != nil {
@@ -268,7 +281,7 @@ func (h *Hub) push(ctx context.Context, l *link) (bool, error) {
 		return false, err
 	}
 	l.mu.Lock()
-	l.replica, l.lastContact = st.Replica, time.Now()
+	l.lastContact = time.Now()
 	l.pushed += int64(len(page.Entries))
 	l.mu.Unlock()
 	return page.More, nil
@@ -341,13 +354,24 @@ func (l *link) do(req *http.Request, out any) error {
 	}
 	if resp.StatusCode != http.StatusOK {
 		msg, _ := io.ReadAll(io.LimitReader(body, 512))
-		return fmt.Errorf("%s %s: %s: %s", req.Method, req.URL.Path, resp.Status, bytes.TrimSpace(msg))
+		err := fmt.Errorf("%s %s: %s: %s", req.Method, req.URL.Path, resp.Status, bytes.TrimSpace(msg))
+		if resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden {
+			return &refusedError{err: err}
+		}
+		return err
 	}
 	if err := json.NewDecoder(body).Decode(out); err != nil {
 		return fmt.Errorf("%s: %w", req.URL.Path, err)
 	}
 	return nil
 }
+
+// refusedError is an agent's 401 or 403: the hub's token for it is
+// missing, wrong, expired or revoked.
+type refusedError struct{ err error }
+
+func (e *refusedError) Error() string { return "unauthorized: " + e.err.Error() }
+func (e *refusedError) Unwrap() error { return e.err }
 
 // WarehouseStatus is a row of GET /v1/warehouses.
 type WarehouseStatus struct {
@@ -368,6 +392,21 @@ type WarehouseStatus struct {
 // joinErrs joins the loops' errors that are set.
 func joinErrs(errs ...string) string {
 	return strings.Join(slices.DeleteFunc(errs, func(e string) bool { return e == "" }), "; ")
+}
+
+// Knows reports whether warehouse is one of the hub's agents.
+func (h *Hub) Knows(warehouse string) bool {
+	return slices.ContainsFunc(h.links, func(l *link) bool { return l.Warehouse == warehouse })
+}
+
+// WarehouseIDs lists the agents' warehouses, sorted.
+func (h *Hub) WarehouseIDs() []string {
+	ids := make([]string, len(h.links))
+	for i, l := range h.links {
+		ids[i] = l.Warehouse
+	}
+	sort.Strings(ids)
+	return ids
 }
 
 // Warehouses reports every agent's link.

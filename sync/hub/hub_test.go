@@ -470,9 +470,9 @@ func TestHub_RestartResumes(t *testing.T) {
 // A central write is recorded on the hub's replica, shows in the feed and
 // reaches the agent at once (not at the next periodic push).
 func TestHub_CentralWriteAndFeed(t *testing.T) {
-	a := startAgent(t, "wh1", t.TempDir())
+	a, a2 := startAgent(t, "wh1", t.TempDir()), startAgent(t, "wh2", t.TempDir())
 	postJSON(t, a.base+"/v1/events", `{"id":"r1","type":"receive","sku":"C","qty":10}`)
-	h := startHub(t, t.TempDir(), map[string]string{"wh1": a.base})
+	h := startHub(t, t.TempDir(), map[string]string{"wh1": a.base, "wh2": a2.base})
 	hubURL := "http://" + h.HTTPAddr()
 	require.Eventually(t, func() bool { return hubStock(t, hubURL, "C", "wh1") == 10 }, 10*time.Second, 20*time.Millisecond)
 	var feed struct {
@@ -544,7 +544,7 @@ func TestHub_AgentToken(t *testing.T) {
 			require.Eventually(t, func() bool { // it tries and is refused
 				var ws struct{ Warehouses []hub.WarehouseStatus }
 				getJSON(t, hubURL+"/v1/warehouses", &ws)
-				return strings.Contains(ws.Warehouses[0].LastError, "403")
+				return strings.Contains(ws.Warehouses[0].LastError, "unauthorized") && strings.Contains(ws.Warehouses[0].LastError, "403")
 			}, 10*time.Second, 20*time.Millisecond)
 			require.Equal(t, int64(-1), hubStock(t, hubURL, "T", "wh1"), "no sync scope: nothing pulled")
 		} else {

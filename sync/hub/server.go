@@ -9,11 +9,13 @@ import (
 	"net/http"
 	stdsync "sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/edgestock/edgestock/agent"
 	"github.com/edgestock/edgestock/agent/store"
 	"github.com/edgestock/edgestock/agent/store/pgstore"
 	"github.com/edgestock/edgestock/drivers"
+	"github.com/edgestock/edgestock/internal/auth"
 	"github.com/edgestock/edgestock/internal/tlsconf"
 )
 
@@ -29,15 +31,28 @@ type Config struct {
 	// AgentCA pins the CA of agents' HTTPS certificates; TLSCert/TLSKey
 	// serve the hub's API over HTTPS.
 	AgentCA, TLSCert, TLSKey string
+	// Auth is "auto" (tokens required unless HTTP is loopback) or
+	// "required" (everywhere).
+	Auth string
 }
 
 // backend is everything the server needs from a store.
 type backend interface {
 	Store
 	Reader
+	tokenStore
 	Submit(b *store.Batch, done func([]store.Outcome, error))
 	ReplicaID() string
 	Close() error
+}
+
+// tokenStore records the hub's tokens (SPEC §6): in its SQLite file, or in
+// the PostgreSQL database every hub process shares.
+type tokenStore interface {
+	auth.Recorder
+	auth.Lookup
+	HasTokens(ctx context.Context) (bool, error)
+	RevokeToken(ctx context.Context, id string, at time.Time) error
 }
 
 var (
@@ -51,6 +66,7 @@ type Server struct {
 	logger *slog.Logger
 	store  backend
 	hub    *Hub
+	guard  *auth.Guard
 	srv    *http.Server
 	ln     net.Listener
 	wg     stdsync.WaitGroup
@@ -86,6 +102,9 @@ func (s *Server) Open(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
+	if s.guard, err = s.openGuard(ctx); err != nil {
+		return err
+	}
 	agentTLS, err := tlsconf.Client(s.cfg.AgentCA, "", "")
 	if err != nil {
 		return fmt.Errorf("agent-ca: %w", err)
@@ -93,7 +112,7 @@ func (s *Server) Open(ctx context.Context) (err error) {
 	s.hub = New(s.store, s.cfg.Agents, s.cfg.Timing, s.logger.With("component", "sync"))
 	s.hub.setTLS(agentTLS)
 	hub.Store(s.hub)
-	api := &API{Hub: s.hub, Store: s.store, Ingest: func(wh string) (*agent.Ingester, error) {
+	api := &API{Hub: s.hub, Store: s.store, Guard: s.guard, Ingest: func(wh string) (*agent.Ingester, error) {
 		return agent.NewIngester(s.store, wh, drivers.Env{Logger: s.logger})
 	}}
 	// The certificate first: a bad one then leaves no listener open.
@@ -111,6 +130,61 @@ func (s *Server) Open(ctx context.Context) (err error) {
 	s.hub.Open()
 	s.logger.Info("hub started", "replica", s.store.ReplicaID(), "http", s.HTTPAddr(), "agents", len(s.cfg.Agents))
 	return nil
+}
+
+// openGuard loads the signing key and checks that a hub listening beyond
+// loopback has a token to let anyone in: it refuses to start otherwise
+// (SPEC §6), before it listens.
+func (s *Server) openGuard(ctx context.Context) (*auth.Guard, error) {
+	signer, err := loadSigner(ctx, s.store, s.cfg.DataDir)
+	if err != nil {
+		return nil, err
+	}
+	g := &auth.Guard{Signer: signer, Tokens: s.store, Bound: auth.BoundToHub, Required: func() bool {
+		return s.cfg.Auth == "required" || !auth.IsLoopback(s.cfg.HTTP)
+	}}
+	if auth.IsLoopback(s.cfg.HTTP) {
+		return g, nil
+	}
+	has, err := s.store.HasTokens(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if !has {
+		where := "--data-dir " + s.cfg.DataDir
+		if s.cfg.Store != "" {
+			where = "--store URL"
+		}
+		return nil, fmt.Errorf("%w: the hub's API on %s needs a token and every request would be refused. "+
+			"Issue one first: edgestock token issue --role hub --name ops --scope admin %s", auth.ErrNoToken, s.cfg.HTTP, where)
+	}
+	return g, nil
+}
+
+// IssueToken issues a hub token from a running hub (the CLI does the same
+// on the hub's store with the hub stopped or running).
+func (s *Server) IssueToken(ctx context.Context, name string, scopes []string, ttl time.Duration) (string, auth.Claims, error) {
+	return auth.Issue(ctx, s.store, s.guard.Signer, auth.Request{Name: name, Scopes: scopes, Audience: auth.AudienceHub, TTL: ttl}, time.Now())
+}
+
+// RevokeToken revokes a hub token; every hub process on the store refuses
+// it from its next request.
+func (s *Server) RevokeToken(ctx context.Context, id string) error {
+	return s.store.RevokeToken(ctx, id, time.Now())
+}
+
+// loadSigner is the hub's token signing key: in the shared PostgreSQL
+// database (every hub process signs and verifies alike), or a key file in
+// the SQLite hub's data dir.
+func loadSigner(ctx context.Context, st backend, dataDir string) (auth.Signer, error) {
+	if pg, ok := st.(*pgstore.DB); ok {
+		key, err := pg.SigningKey(ctx, auth.NewKey)
+		if err != nil {
+			return auth.Signer{}, err
+		}
+		return auth.NewSigner(key)
+	}
+	return auth.LoadSigner(dataDir)
 }
 
 // HTTPAddr is the address the API listens on.

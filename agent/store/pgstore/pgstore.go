@@ -90,7 +90,7 @@ func randomHex(n int) string {
 
 func (db *DB) migrate(ctx context.Context) error {
 	return db.write(ctx, func(tx pgx.Tx) error {
-		for _, s := range schema {
+		for _, s := range append(schema[:len(schema):len(schema)], tokenSchema...) {
 			if _, err := tx.Exec(ctx, s); err != nil {
 				return fmt.Errorf("postgres schema: %w", err)
 			}

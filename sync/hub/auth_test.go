@@ -1,0 +1,151 @@
+package hub_test
+
+import (
+	"context"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/edgestock/edgestock/internal/auth"
+	"github.com/edgestock/edgestock/internal/testenv"
+	"github.com/edgestock/edgestock/sync/hub"
+)
+
+// startHubAuth runs a hub that requires tokens on loopback too, over one
+// agent, on SQLite or (dsn set) PostgreSQL.
+func startHubAuth(t *testing.T, dsn string, agents ...hub.Agent) *hub.Server {
+	t.Helper()
+	cfg := hub.Config{Store: dsn, DataDir: t.TempDir(), HTTP: "127.0.0.1:0", Auth: "required", Agents: agents,
+		Timing: hub.Timing{PollWait: time.Second, RetryMax: time.Second}}
+	h := hub.NewServer(cfg, logger())
+	require.NoError(t, h.Open(t.Context()))
+	t.Cleanup(func() { _ = h.Close(context.Background()) })
+	return h
+}
+
+func do(t *testing.T, method, url, token, body string) int {
+	t.Helper()
+	req, err := http.NewRequest(method, url, strings.NewReader(body))
+	require.NoError(t, err)
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+// Every route of the hub but /healthz refuses a request without a valid
+// hub token of its scope: the probe's unauthenticated -1,000,000 adjust
+// is refused, and so are reads of stock, feed, warehouses and metrics.
+func TestHub_AuthEveryRoute(t *testing.T) {
+	a := startAgent(t, "wh1", t.TempDir())
+	h := startHubAuth(t, "", hub.Agent{Warehouse: "wh1", URL: a.base})
+	base := "http://" + h.HTTPAddr()
+	ctx := t.Context()
+	issue := func(scopes ...string) (string, auth.Claims) {
+		tok, c, err := h.IssueToken(ctx, "t", scopes, time.Hour)
+		require.NoError(t, err)
+		return tok, c
+	}
+	agentAdmin, _, err := a.IssueToken(ctx, "agent admin", []string{auth.ScopeAdmin}, "", time.Hour)
+	require.NoError(t, err)
+	for _, ep := range []struct {
+		method, path, body, scope string
+		want                      int // with a valid token
+	}{
+		{"GET", "/readyz", "", "", 200},
+		{"GET", "/metrics", "", "", 200},
+		{"GET", "/v1/stock/NEVER", "", auth.ScopeStockRead, 404},
+		{"GET", "/v1/stock", "", auth.ScopeStockRead, 200},
+		{"GET", "/v1/warehouses", "", auth.ScopeStockRead, 200},
+		{"GET", "/v1/feed", "", auth.ScopeStockRead, 200},
+		{"POST", "/v1/events?warehouse=wh1", `{"id":"adj","type":"adjust","sku":"S","qty":-1000000}`, auth.ScopeEventsWrite, 200},
+	} {
+		t.Run(ep.method+" "+ep.path, func(t *testing.T) {
+			scope := ep.scope
+			if scope == "" {
+				scope = auth.ScopeStockRead
+			}
+			valid, _ := issue(scope)
+			admin, _ := issue(auth.ScopeAdmin)
+			orders, _ := issue(auth.ScopeOrdersWrite)
+			revoked, rc := issue(scope)
+			require.NoError(t, h.RevokeToken(ctx, rc.ID))
+			cases := []struct {
+				name, token string
+				want        int
+			}{
+				{"no token", "", http.StatusUnauthorized},
+				{"garbage", "es1.nope.nope", http.StatusUnauthorized},
+				{"revoked", revoked, http.StatusUnauthorized},
+				{"an agent's token", agentAdmin, http.StatusUnauthorized},
+				{"valid", valid, ep.want},
+				{"admin", admin, ep.want},
+			}
+			if ep.scope != "" && ep.scope != auth.ScopeOrdersWrite {
+				cases = append(cases, struct {
+					name, token string
+					want        int
+				}{"wrong scope", orders, http.StatusForbidden})
+			}
+			for _, c := range cases {
+				require.Equal(t, c.want, do(t, ep.method, base+ep.path, c.token, ep.body), c.name)
+			}
+		})
+	}
+	require.Equal(t, http.StatusOK, do(t, "GET", base+"/healthz", "", ""), "/healthz needs no token")
+}
+
+// Beyond loopback the hub refuses to start before a token exists, and
+// says how to issue one; it listens on nothing meanwhile.
+func TestHub_NonLoopbackNeedsTokens(t *testing.T) {
+	cfg := hub.Config{DataDir: t.TempDir(), HTTP: "0.0.0.0:0", Auth: "auto"}
+	err := hub.NewServer(cfg, logger()).Open(t.Context())
+	require.ErrorIs(t, err, auth.ErrNoToken)
+	require.ErrorContains(t, err, "edgestock token issue --role hub")
+}
+
+// On PostgreSQL the tokens live in the shared database: a token issued
+// through one hub process opens every other, and a revocation on one is
+// refused by the others from their next request.
+func TestHub_TokensSharedOnPostgres(t *testing.T) {
+	dsn := testenv.PostgresDSN(t)
+	h1, h2 := startHubAuth(t, dsn), startHubAuth(t, dsn)
+	tok, c, err := h1.IssueToken(t.Context(), "oms", []string{auth.ScopeStockRead}, time.Hour)
+	require.NoError(t, err)
+	url2 := "http://" + h2.HTTPAddr() + "/v1/stock"
+	require.Equal(t, http.StatusOK, do(t, "GET", url2, tok, ""))
+	require.NoError(t, h1.RevokeToken(t.Context(), c.ID))
+	require.Equal(t, http.StatusUnauthorized, do(t, "GET", url2, tok, ""))
+}
+
+// A central write names one of the hub's agents: a write for a warehouse
+// nobody runs would appear in the global view as stock that is nowhere.
+func TestHub_UnknownWarehouseRefused(t *testing.T) {
+	a := startAgent(t, "wh1", t.TempDir())
+	h := startHub(t, t.TempDir(), map[string]string{"wh1": a.base})
+	base := "http://" + h.HTTPAddr()
+	require.Equal(t, http.StatusNotFound, do(t, "POST", base+"/v1/events?warehouse=wh7", "", `{"id":"x","type":"receive","sku":"U","qty":5}`))
+	require.Equal(t, int64(-1), hubStock(t, base, "U", "wh7"), "nothing written for wh7")
+}
+
+// A configured, idle agent is online from the first exchange, not after
+// the first long poll ends (20 s by default).
+func TestHub_OnlineAtFirstExchange(t *testing.T) {
+	a := startAgent(t, "wh1", t.TempDir())
+	cfg := hub.Config{DataDir: t.TempDir(), HTTP: "127.0.0.1:0", Agents: []hub.Agent{{Warehouse: "wh1", URL: a.base}},
+		Timing: hub.Timing{PollWait: time.Minute, RetryMax: time.Second}}
+	h := hub.NewServer(cfg, logger())
+	require.NoError(t, h.Open(t.Context()))
+	t.Cleanup(func() { _ = h.Close(context.Background()) })
+	require.Eventually(t, func() bool {
+		var ws struct{ Warehouses []hub.WarehouseStatus }
+		getJSON(t, "http://"+h.HTTPAddr()+"/v1/warehouses", &ws)
+		return ws.Warehouses[0].Online
+	}, 10*time.Second, 20*time.Millisecond)
+}
