@@ -2,6 +2,7 @@ package agent
 
 import (
 	"compress/gzip"
+	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
@@ -25,6 +26,17 @@ func (a *Agent) handleSyncDeltas(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		writeError(w, http.StatusBadRequest, "bad_cursor", "%v", err)
 		return
+	}
+	if since > a.store.CommittedVersion() {
+		// The hub pulled versions of this replica that the database never
+		// reached: it is an older copy of itself. Writing on under this ID
+		// would be hidden by what the hub holds; start over as a new one.
+		if err := a.store.Reincarnate(r.Context(), fmt.Sprintf("the hub's cursor %s is past the database's last version %d",
+			q.Get("since"), a.store.CommittedVersion())); err != nil {
+			writeError(w, http.StatusServiceUnavailable, "store_unavailable", "%v", err)
+			return
+		}
+		since = 0 // a cursor of the old incarnation: everything again
 	}
 	a.hubSeen.Store(now().UnixMilli())
 	a.hubSince.Store(since)

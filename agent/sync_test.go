@@ -88,3 +88,20 @@ func TestSync_DeltasMergeState(t *testing.T) {
 	a.get(t, "/v1/sync/state", &st)
 	require.Equal(t, sync.State{Replica: a.ReplicaID(), HubCursor: "hub-7"}, st)
 }
+
+// A hub cursor past the database's own versions means the database is an
+// older copy of itself: the agent starts a new incarnation and answers from
+// the start, instead of an empty page (the probe of #21).
+func TestSync_CursorAheadIsNewIncarnation(t *testing.T) {
+	a := startAgent(t, t.TempDir(), nil)
+	a.post(t, "/v1/events", `{"id":"1","type":"receive","sku":"SKU-1","qty":5}`)
+	old := a.ReplicaID()
+	var d sync.Deltas
+	require.Equal(t, http.StatusOK, a.get(t, "/v1/sync/deltas?since="+sync.FormatCursor(old, 999), &d))
+	require.NotEqual(t, old, d.Replica, "a new incarnation")
+	require.Equal(t, a.ReplicaID(), d.Replica)
+	require.Len(t, d.Entries, 1, "everything again, from the start")
+	a.post(t, "/v1/events", `{"id":"2","type":"receive","sku":"SKU-1","qty":1}`)
+	require.Equal(t, http.StatusOK, a.get(t, "/v1/sync/deltas?since=", &d))
+	require.Contains(t, d.Entries, sync.Entry{Warehouse: "wh1", Location: "default", SKU: "SKU-1", Replica: a.ReplicaID(), P: 1})
+}

@@ -78,6 +78,7 @@ type DB struct {
 	committedVersion atomic.Int64
 	savedVersion     int64
 	savedReplica     string
+	outerFailed      bool // the high-water file beside the data dir could not be written (logged once)
 	// reserved is the committed quantity held by active holds per key;
 	// only the commit loop touches it.
 	reserved map[stockKey]int64
@@ -209,15 +210,15 @@ func (db *DB) init(ctx context.Context, warehouse string) error {
 	if err := tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM counters`).Scan(&db.version); err != nil {
 		return fmt.Errorf("open store: %w", err)
 	}
-	if hwReplica, hwVersion := db.readHighWater(); hwReplica == meta["replica_id"] && db.version < hwVersion {
+	if why := db.copyOfItself(meta["replica_id"], db.version); why != "" {
 		old := meta["replica_id"]
 		id, err := newIncarnation(ctx, tx, old, meta["warehouse"], time.Now())
 		if err != nil {
 			return fmt.Errorf("open store: %w", err)
 		}
 		meta["replica_id"] = id
-		db.logger.Warn("database is older than what its replica already published (restored from a backup?): starting a new incarnation",
-			"old_replica", old, "new_replica", id, "version", db.version, "published", hwVersion)
+		db.logger.Warn("database restored from a backup or copied: starting a new incarnation, so nothing it writes is hidden by what the original published",
+			"why", why, "old_replica", old, "new_replica", id)
 	}
 	db.committedVersion.Store(db.version)
 	db.warehouse = meta["warehouse"] // loadLow needs it
@@ -233,6 +234,8 @@ func (db *DB) init(ctx context.Context, warehouse string) error {
 	db.replicaID, db.warehouse = meta["replica_id"], meta["warehouse"]
 	id := db.replicaID
 	db.replicaPub.Store(&id)
+	// At once, not a second later: the next open compares against it.
+	db.saveHighWater()
 	return db.stmts.prepare(ctx, db.writer)
 }
 

@@ -86,6 +86,9 @@ type MergeOp struct {
 	// NewReplica is set when the merge showed this database was restored
 	// from an older copy of itself (see applyMerge).
 	NewReplica string
+	// Reincarnate, when set, is why this database is an older copy of
+	// itself though no entry shows it: it starts a new incarnation.
+	Reincarnate string
 }
 
 const sqlMergeEntry = `INSERT INTO counters(warehouse, location, sku, replica, p, n, version, updated_at) VALUES (?,?,?,?,?,?,?,?)
@@ -95,6 +98,9 @@ const sqlMergeEntry = `INSERT INTO counters(warehouse, location, sku, replica, p
 
 func (db *DB) applyMerge(ctx context.Context, s *boundStmts, st *txState, op *MergeOp) error {
 	op.Changed, op.NewReplica = 0, ""
+	if op.Reincarnate != "" {
+		return db.incarnate(ctx, s, st, op, op.Reincarnate)
+	}
 	merge := s.use(s.src.mergeEntry)
 	for _, e := range op.Entries {
 		if e.Replica == db.replicaID {
@@ -144,15 +150,33 @@ func (db *DB) checkRestored(ctx context.Context, s *boundStmts, st *txState, op 
 	if (crdt.Entry{P: p, N: n}).Dominates(e.Entry) {
 		return nil
 	}
+	return db.incarnate(ctx, s, st, op, "a peer holds newer state of this replica (sku "+e.SKU+")")
+}
+
+// incarnate gives the database a new replica ID in this transaction.
+func (db *DB) incarnate(ctx context.Context, s *boundStmts, st *txState, op *MergeOp, why string) (err error) {
+	if st.oldReplica != "" {
+		return nil // this transaction already did
+	}
 	st.oldReplica = db.replicaID
 	if db.replicaID, err = newIncarnation(ctx, s.tx, db.replicaID, db.warehouse, op.Now); err != nil {
 		return err
 	}
 	op.NewReplica = db.replicaID
-	db.logger.Warn("peer holds newer state of this replica: database restored from an older copy; starting a new incarnation",
-		"old_replica", st.oldReplica, "new_replica", db.replicaID, "sku", e.SKU)
+	db.logger.Warn("database restored from an older copy of itself: starting a new incarnation",
+		"why", why, "old_replica", st.oldReplica, "new_replica", db.replicaID)
 	return nil
 }
+
+// Reincarnate starts a new incarnation now, for why: a peer has seen this
+// replica's versions past any this database reached.
+func (db *DB) Reincarnate(ctx context.Context, why string) error {
+	_, err := db.Apply(ctx, &Batch{Merges: []*MergeOp{{Reincarnate: why, Now: time.Now()}}})
+	return err
+}
+
+// CommittedVersion is the highest counter version committed.
+func (db *DB) CommittedVersion() int64 { return db.committedVersion.Load() }
 
 // newIncarnation gives the database a new replica ID in tx, recording when
 // old was left behind, and returns the new ID.

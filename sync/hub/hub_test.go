@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -380,14 +381,27 @@ func copyFile(t *testing.T, from, to string) {
 }
 
 // An agent's database is replaced by an older copy of itself: after sync,
-// no update from either incarnation is lost.
+// no update from either incarnation is lost. The probe of #21 lost 50
+// acknowledged units with the documented procedure (copy the data dir,
+// high-water file and all, and copy it back): writes after the restore
+// reused the old replica ID and were hidden by what the hub held.
 func TestHub_RestoreFromBackup(t *testing.T) {
 	for _, tc := range []struct {
-		name          string
-		restoreMarker bool // the high-water file is restored with the database
-	}{{"database only", false}, {"database and high-water file", true}} {
+		name string
+		// restoreInner: the high-water file next to the database is
+		// restored with it; restoreOuter: so is the one beside the data dir.
+		restoreInner, restoreOuter bool
+		// atOpen: the copy is caught at open, so writes before the hub is
+		// reachable are safe; otherwise it is caught at the first sync.
+		atOpen bool
+	}{
+		{name: "database only", atOpen: true},
+		{name: "the documented procedure: the data dir copied back in place", restoreInner: true, atOpen: true},
+		{name: "data dir and the file beside it", restoreInner: true, restoreOuter: true},
+	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir, backup := t.TempDir(), t.TempDir()
+			outer := filepath.Join(filepath.Dir(dir), "."+filepath.Base(dir)+".hwm")
 			a := startAgent(t, "wh1", dir)
 			p := newProxy(t, a.HTTPAddr())
 			h := startHub(t, t.TempDir(), map[string]string{"wh1": p.URL()})
@@ -399,6 +413,7 @@ func TestHub_RestoreFromBackup(t *testing.T) {
 			for _, f := range []string{"edgestock.db", "edgestock.db.hwm"} {
 				copyFile(t, dir+"/"+f, backup+"/"+f)
 			}
+			copyFile(t, outer, backup+"/outer.hwm")
 
 			// The lost future: more events, synced to the hub, then the disk dies.
 			a = startAgent(t, "wh1", dir)
@@ -407,27 +422,28 @@ func TestHub_RestoreFromBackup(t *testing.T) {
 			require.Eventually(t, func() bool { return hubStock(t, hubURL, "R", "wh1") == 15 }, 10*time.Second, 20*time.Millisecond)
 			require.NoError(t, a.Close(t.Context()))
 
-			p.Cut() // restored while the hub cannot reach it
-			copyFile(t, backup+"/edgestock.db", dir+"/edgestock.db")
+			p.Cut()                                                  // restored while the hub cannot reach it
+			copyFile(t, backup+"/edgestock.db", dir+"/edgestock.db") // in place: the same inode
 			os.Remove(dir + "/edgestock.db-wal")
 			os.Remove(dir + "/edgestock.db-shm")
-			if tc.restoreMarker {
+			if tc.restoreInner {
 				copyFile(t, backup+"/edgestock.db.hwm", dir+"/edgestock.db.hwm")
+			}
+			if tc.restoreOuter {
+				copyFile(t, backup+"/outer.hwm", outer)
 			}
 			a = startAgent(t, "wh1", dir)
 			p.SetTarget(a.HTTPAddr())
 			onHand, _ := stockAt(t, a.base, "R")
 			require.Equal(t, int64(10), onHand, "the backup's state")
-			if !tc.restoreMarker {
-				require.NotEqual(t, oldReplica, a.ReplicaID(), "a database older than its high-water mark is a new incarnation")
+			want := int64(15)
+			if tc.atOpen {
+				require.NotEqual(t, oldReplica, a.ReplicaID(), "a restored copy is a new incarnation from the start")
 				// Written before the hub is reachable: must not be hidden.
 				postJSON(t, a.base+"/v1/events", `{"id":"e3","type":"receive","sku":"R","qty":1}`)
-			}
-			p.Restore()
-			want := int64(15)
-			if !tc.restoreMarker {
 				want = 16
 			}
+			p.Restore()
 			if !assertEventually(func() bool {
 				onHand, global := stockAt(t, a.base, "R")
 				return onHand == want && global == want && hubStock(t, hubURL, "R", "wh1") == want
@@ -436,10 +452,8 @@ func TestHub_RestoreFromBackup(t *testing.T) {
 				t.Fatalf("agent on_hand %d global %d, hub %d, want %d", onHand, global, hubStock(t, hubURL, "R", "wh1"), want)
 			}
 			require.NotEqual(t, oldReplica, a.ReplicaID(), "after sync the agent writes under a new replica ID")
-			if tc.restoreMarker {
-				postJSON(t, a.base+"/v1/events", `{"id":"e4","type":"receive","sku":"R","qty":1}`)
-				require.Eventually(t, func() bool { return hubStock(t, hubURL, "R", "wh1") == 16 }, 10*time.Second, 20*time.Millisecond)
-			}
+			postJSON(t, a.base+"/v1/events", `{"id":"e4","type":"receive","sku":"R","qty":1}`)
+			require.Eventually(t, func() bool { return hubStock(t, hubURL, "R", "wh1") == want+1 }, 10*time.Second, 20*time.Millisecond)
 		})
 	}
 }
