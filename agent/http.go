@@ -16,6 +16,7 @@ import (
 
 	"github.com/edgestock/edgestock/agent/store"
 	"github.com/edgestock/edgestock/drivers"
+	"github.com/edgestock/edgestock/internal/apidoc"
 )
 
 // maxBody is the HTTP request body limit (SPEC §6).
@@ -27,8 +28,10 @@ const (
 	maxPage     = 1000
 )
 
+// routes registers the API on a mux that remembers its patterns: a test
+// holds them to internal/apidoc/agent.openapi.yaml.
 func (a *Agent) routes() http.Handler {
-	mux := http.NewServeMux()
+	mux := apidoc.NewMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
@@ -38,6 +41,7 @@ func (a *Agent) routes() http.Handler {
 		pattern, scope string
 		handler        http.HandlerFunc
 	}{
+		{"GET /v1/openapi.yaml", "", apidoc.Handler(apidoc.Agent)},
 		{"GET /v1/status", ScopeStockRead, a.handleStatus},
 		{"GET /v1/stock/{sku}", ScopeStockRead, a.handleStock},
 		{"GET /v1/stock", ScopeStockRead, a.handleStockList},

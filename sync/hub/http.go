@@ -14,6 +14,7 @@ import (
 	"github.com/edgestock/edgestock/agent"
 	"github.com/edgestock/edgestock/agent/store"
 	"github.com/edgestock/edgestock/drivers"
+	"github.com/edgestock/edgestock/internal/apidoc"
 	"github.com/edgestock/edgestock/sync"
 )
 
@@ -37,9 +38,10 @@ type API struct {
 	ingesters map[string]*agent.Ingester
 }
 
-// Routes returns the handler.
+// Routes returns the handler: a mux that remembers its patterns, which a
+// test holds to internal/apidoc/hub.openapi.yaml.
 func (a *API) Routes() http.Handler {
-	mux := http.NewServeMux()
+	mux := apidoc.NewMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
@@ -52,6 +54,7 @@ func (a *API) Routes() http.Handler {
 	})
 	mux.HandleFunc("GET /v1/feed", a.handleFeed)
 	mux.HandleFunc("POST /v1/events", a.handleEvents)
+	mux.HandleFunc("GET /v1/openapi.yaml", apidoc.Handler(apidoc.Hub))
 	return mux
 }
 
