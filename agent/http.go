@@ -15,6 +15,7 @@ import (
 
 	"github.com/edgestock/edgestock/agent/store"
 	"github.com/edgestock/edgestock/drivers"
+	"github.com/edgestock/edgestock/internal/apidoc"
 	"github.com/edgestock/edgestock/internal/auth"
 	"github.com/edgestock/edgestock/internal/httpjson"
 )
@@ -28,8 +29,10 @@ const (
 	maxPage     = 1000
 )
 
+// routes registers the API on a mux that remembers its patterns: a test
+// holds them to internal/apidoc/agent.openapi.yaml.
 func (a *Agent) routes() http.Handler {
-	mux := http.NewServeMux()
+	mux := apidoc.NewMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
@@ -39,6 +42,7 @@ func (a *Agent) routes() http.Handler {
 		pattern, scope string
 		handler        http.HandlerFunc
 	}{
+		{"GET /v1/openapi.yaml", "", apidoc.Handler(apidoc.Agent)},
 		{"GET /v1/status", auth.ScopeStockRead, a.handleStatus},
 		{"GET /v1/stock/{sku}", auth.ScopeStockRead, a.handleStock},
 		{"GET /v1/stock", auth.ScopeStockRead, a.handleStockList},

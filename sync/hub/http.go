@@ -14,6 +14,7 @@ import (
 	"github.com/edgestock/edgestock/agent"
 	"github.com/edgestock/edgestock/agent/store"
 	"github.com/edgestock/edgestock/drivers"
+	"github.com/edgestock/edgestock/internal/apidoc"
 	"github.com/edgestock/edgestock/internal/auth"
 	"github.com/edgestock/edgestock/internal/httpjson"
 	"github.com/edgestock/edgestock/sync"
@@ -40,10 +41,12 @@ type API struct {
 	ingesters map[string]*agent.Ingester
 }
 
-// Routes returns the handler. Every route but /healthz is guarded: beyond
-// loopback (or with auth: required) it needs a hub token with its scope.
+// Routes returns the handler: a mux that remembers its patterns, which a
+// test holds to internal/apidoc/hub.openapi.yaml. Every route but /healthz
+// is guarded: beyond loopback (or with auth: required) it needs a hub
+// token with its scope.
 func (a *API) Routes() http.Handler {
-	mux := http.NewServeMux()
+	mux := apidoc.NewMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		httpjson.Write(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
@@ -52,6 +55,7 @@ func (a *API) Routes() http.Handler {
 		handler        http.HandlerFunc
 	}{
 		{"GET /readyz", "", a.handleReady},
+		{"GET /v1/openapi.yaml", "", apidoc.Handler(apidoc.Hub)},
 		{"GET /metrics", "", a.Hub.metricsHandler().ServeHTTP},
 		{"GET /v1/stock/{sku}", auth.ScopeStockRead, a.handleStock},
 		{"GET /v1/stock", auth.ScopeStockRead, a.handleStockList},
