@@ -52,8 +52,10 @@ var rules = []rule{
 		forbidden: under("agent"),
 	},
 	{
-		name:      "shared machinery in internal/ imports no role (agent, sync/hub)",
-		from:      func(p string) bool { return under("internal")(p) && !under("internal/cmd")(p) && !under("internal/testenv")(p) },
+		name: "shared machinery in internal/ imports no role (agent, sync/hub)",
+		from: func(p string) bool {
+			return under("internal")(p) && !under("internal/cmd")(p) && !under("internal/testenv")(p)
+		},
 		forbidden: func(imp string) bool { return under("agent")(imp) || under("sync/hub")(imp) },
 	},
 }
