@@ -33,6 +33,7 @@ type Agent struct {
 	cfg    Config
 	logger *slog.Logger
 
+	dirLock  *store.DirLock // held from Open to the end of Close
 	store    *store.DB
 	barcodes BarcodeTable
 	ingest   *Ingester
@@ -100,6 +101,10 @@ func (a *Agent) Open(ctx context.Context) (err error) {
 		// load fills transactions; its acks leave on paho's 5 ms tick
 		// anyway. Devices on the embedded broker wait for each commit.
 		opts.CommitDelay = externalCommitDelay
+	}
+	// One agent per data dir: a second would write under the same replica.
+	if a.dirLock, err = store.LockDir(a.cfg.DataDir); err != nil {
+		return err
 	}
 	if a.store, err = store.Open(ctx, a.cfg.DataDir, opts); err != nil {
 		return err
@@ -274,6 +279,7 @@ func (a *Agent) close(ctx context.Context) error {
 	if a.store != nil {
 		errs = append(errs, a.store.Close())
 	}
+	errs = append(errs, a.dirLock.Release()) // after the store: nothing writes any more
 	if a.barcodes.watchedFile != nil {
 		a.barcodes.Close()
 	}
