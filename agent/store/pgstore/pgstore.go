@@ -119,6 +119,13 @@ func (db *DB) commitChannel() string {
 	return "edgestock_commits_" + strings.ReplaceAll(db.dbID, ".", "_")
 }
 
+// listenerName is the application_name of this process's listening
+// connection: unique per process, as its replica is.
+func (db *DB) listenerName() string { return "edgestock listener " + db.replica }
+
+// quoteLiteral quotes s as an SQL string literal.
+func quoteLiteral(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
+
 // watch notices commits of other processes on the same database: it
 // listens for their notifications, again after any failure.
 func (db *DB) watch(ctx context.Context) {
@@ -164,6 +171,10 @@ func (w *watcher) listen(ctx context.Context) error {
 		defer cancel()
 		_ = conn.Close(cctx)
 	}()
+	// Named, so an operator (and a test) can tell it in pg_stat_activity.
+	if _, err := conn.Exec(ctx, "SET application_name = "+quoteLiteral(db.listenerName())); err != nil {
+		return err
+	}
 	if _, err := conn.Exec(ctx, "LISTEN "+pgx.Identifier{db.commitChannel()}.Sanitize()); err != nil {
 		return err
 	}
