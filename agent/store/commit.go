@@ -226,6 +226,7 @@ func (db *DB) commit(pending []*request) {
 			for _, r := range pending {
 				r.done(r.outcomes, nil)
 			}
+			db.checkpointBetweenCommits() // after the answers: it delays only the next batch
 			return
 		}
 		if !storeFailure(err) && db.probe() == nil {

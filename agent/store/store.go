@@ -78,6 +78,9 @@ type DB struct {
 	committedVersion atomic.Int64
 	savedVersion     int64
 	savedReplica     string
+	// walTried is the WAL's size at the commit loop's last checkpoint that
+	// left it past walCheckpointBytes (0: none); commit loop only.
+	walTried int64
 	// reserved is the committed quantity held by active holds per key;
 	// only the commit loop touches it.
 	reserved map[stockKey]int64
@@ -151,9 +154,12 @@ func dsn(path string, writer bool) string {
 	q.Add("_pragma", "synchronous(FULL)")
 	if writer {
 		q.Add("_txlock", "immediate")
-		// Checkpoints run on their own connection (checkpointLoop), never
-		// inside a commit where they would delay acknowledgements.
+		// Checkpoints run on their own connection (checkpointLoop), and
+		// between commits (checkpointBetweenCommits), never inside a commit
+		// where they would delay acknowledgements.
 		q.Add("_pragma", "wal_autocheckpoint(0)")
+		// When the WAL starts over, the file is cut back to this size.
+		q.Add("_pragma", fmt.Sprintf("journal_size_limit(%d)", walCheckpointBytes))
 		// Statement journals (an upsert's undo copy of the pages it
 		// touches) stay in memory instead of spilling to a temporary file.
 		q.Add("_pragma", "temp_store(MEMORY)")
@@ -305,14 +311,20 @@ func (db *DB) IntegrityCheck(ctx context.Context) (string, error) {
 	return verdict, err
 }
 
-// Checkpoint policy: a passive checkpoint copies committed WAL frames into
-// the database file without blocking the writer. When the WAL still grows
-// past walRestartBytes (sustained load never lets a passive checkpoint
-// finish), a RESTART checkpoint briefly waits for the writer so the WAL is
-// reused from its start.
+// Checkpoint policy. The checkpoint loop copies committed WAL frames into
+// the database file every checkpointInterval (PASSIVE: it never blocks the
+// writer). Under steady load that never lets the WAL start over: SQLite
+// reuses the WAL from its start only when a write begins with every frame
+// copied, and the writer keeps adding frames while the loop copies. So the
+// commit loop itself, between transactions, runs a PASSIVE checkpoint
+// once the WAL passes walCheckpointBytes (see checkpointBetweenCommits):
+// with no writer beside it, it copies every frame no reader still needs,
+// and the next commit restarts the WAL and truncates the file to
+// walCheckpointBytes (journal_size_limit). An agent thus needs about
+// walCheckpointBytes plus one transaction of free space to keep acking.
 const (
 	checkpointInterval = time.Second
-	walRestartBytes    = 64 << 20
+	walCheckpointBytes = 4 << 20
 )
 
 func (db *DB) checkpointLoop() {
@@ -323,24 +335,42 @@ func (db *DB) checkpointLoop() {
 		select {
 		case <-db.stop:
 			// Leave a small WAL behind for the next start.
-			db.checkpoint("TRUNCATE")
+			db.checkpoint(db.ckpt, "TRUNCATE")
 			db.saveHighWater()
 			return
 		case <-t.C:
 			db.saveHighWater()
-			mode := "PASSIVE"
-			if fi, err := os.Stat(db.path + "-wal"); err == nil && fi.Size() > walRestartBytes {
-				mode = "RESTART"
-			}
-			db.checkpoint(mode)
+			db.checkpoint(db.ckpt, "PASSIVE")
 		}
 	}
 }
 
-func (db *DB) checkpoint(mode string) {
+// checkpointBetweenCommits runs on the commit loop after a commit: once the
+// WAL file is past walCheckpointBytes, a PASSIVE checkpoint on the writer
+// connection, which nothing else writes meanwhile. Frames a reader still
+// needs stay; then the WAL cannot restart yet, and the next try waits until
+// it grew by another quarter of the limit instead of running every commit.
+func (db *DB) checkpointBetweenCommits() {
+	fi, err := os.Stat(db.path + "-wal")
+	if err != nil {
+		return
+	}
+	size := fi.Size()
+	if size <= walCheckpointBytes {
+		db.walTried = 0
+		return
+	}
+	if db.walTried != 0 && size < db.walTried+walCheckpointBytes/4 {
+		return
+	}
+	db.walTried = size
+	db.checkpoint(db.writer, "PASSIVE")
+}
+
+func (db *DB) checkpoint(conn *sql.DB, mode string) {
 	var busy, logFrames, checkpointed int
 	start := time.Now()
-	err := db.ckpt.QueryRow("PRAGMA wal_checkpoint("+mode+")").Scan(&busy, &logFrames, &checkpointed)
+	err := conn.QueryRow("PRAGMA wal_checkpoint("+mode+")").Scan(&busy, &logFrames, &checkpointed)
 	if err != nil {
 		db.logger.Warn("wal checkpoint failed", "mode", mode, "err", err)
 	}
