@@ -96,8 +96,13 @@ func (a *Agent) handleSyncMerge(w http.ResponseWriter, r *http.Request) {
 		}
 		op.Entries[i] = store.Entry{Warehouse: e.Warehouse, Location: e.Location, SKU: e.SKU, Replica: e.Replica, Entry: e.CRDT()}
 	}
-	if _, err := a.store.Apply(r.Context(), &store.Batch{Merges: []*store.MergeOp{op}}); err != nil {
-		writeError(w, http.StatusServiceUnavailable, "store_unavailable", "not merged, retry: %v", err)
+	ctx, cancel, ok := a.storeWrite(w, r)
+	if !ok {
+		return
+	}
+	defer cancel()
+	if _, err := a.store.Apply(ctx, &store.Batch{Merges: []*store.MergeOp{op}}); err != nil {
+		a.writeStoreError(w, err)
 		return
 	}
 	writeJSON(w, http.StatusOK, sync.MergeResponse{Merged: op.Changed})

@@ -105,28 +105,39 @@ func (r *request) items() int { return len(r.batch.Events) + len(r.batch.Rejecte
 // called from the commit loop, in submission order, once b is durable (or
 // failed). done must not block: it runs before later batches are answered.
 // Submit blocks while the queue is full.
-func (db *DB) Submit(b *Batch, done func([]Outcome, error)) {
+func (db *DB) Submit(b *Batch, done func([]Outcome, error)) { db.submit(nil, b, done) }
+
+// submit is Submit that gives up waiting for room in the queue when ctx
+// ends (nil: never), answering ctx's error.
+func (db *DB) submit(ctx context.Context, b *Batch, done func([]Outcome, error)) {
 	db.mu.RLock()
 	defer db.mu.RUnlock()
 	if db.closed {
 		done(nil, ErrClosed)
 		return
 	}
+	var ctxDone <-chan struct{}
+	if ctx != nil {
+		ctxDone = ctx.Done()
+	}
 	select {
 	case db.requests <- &request{batch: b, done: done}:
 	case <-db.stop: // closing while the queue is full (a failing store)
 		done(nil, ErrClosed)
+	case <-ctxDone: // a full queue behind a failing store: not queued
+		done(nil, ctx.Err())
 	}
 }
 
-// Apply submits b and waits until it is durable.
+// Apply submits b and waits until it is durable, or until ctx ends (while
+// the queue is full too).
 func (db *DB) Apply(ctx context.Context, b *Batch) ([]Outcome, error) {
 	type result struct {
 		out []Outcome
 		err error
 	}
 	ch := make(chan result, 1)
-	db.Submit(b, func(out []Outcome, err error) { ch <- result{out, err} })
+	db.submit(ctx, b, func(out []Outcome, err error) { ch <- result{out, err} })
 	select {
 	case r := <-ch:
 		return r.out, r.err

@@ -15,7 +15,8 @@ import (
 	"sync/atomic"
 	"time"
 
-	_ "modernc.org/sqlite" // registers the "sqlite" driver
+	"modernc.org/sqlite" // also registers the "sqlite" driver
+	sqlite3 "modernc.org/sqlite/lib"
 )
 
 // FileName is the database file inside the data dir.
@@ -31,6 +32,11 @@ var ErrClosed = errors.New("store: closed")
 // ErrWrongWarehouse is returned by Open when the data dir belongs to another
 // warehouse.
 var ErrWrongWarehouse = errors.New("store: data dir belongs to another warehouse")
+
+// ErrUnwritable is returned by Open when the database cannot be written
+// (permissions, a read-only file system): an agent on it would never
+// acknowledge anything.
+var ErrUnwritable = errors.New("store: database not writable")
 
 // Options configure Open.
 type Options struct {
@@ -124,8 +130,14 @@ func Open(ctx context.Context, dataDir string, opts Options) (*DB, error) {
 	writer.SetConnMaxLifetime(0)
 	db := &DB{path: path, writer: writer, logger: opts.Logger, lowRule: opts.LowStock, notify: opts.Notify, observe: opts.Observe, commitDelay: opts.CommitDelay, requests: make(chan *request, requestQueue), stop: make(chan struct{})}
 	if err := db.init(ctx, opts.Warehouse); err != nil {
-		_ = writer.Close()
-		return nil, err
+		_ = db.closeConns()
+		return nil, unwritable(path, err)
+	}
+	// SQLite opens a file it may not write read-only, and reads work: only
+	// a write tells. Refuse now rather than run without ever committing.
+	if err := db.probe(); err != nil {
+		_ = db.closeConns()
+		return nil, unwritable(path, fmt.Errorf("open store: %w", err))
 	}
 	reader, err := sql.Open("sqlite", dsn(path, false))
 	if err != nil {
@@ -143,6 +155,21 @@ func Open(ctx context.Context, dataDir string, opts Options) (*DB, error) {
 	go db.commitLoop()
 	go db.checkpointLoop()
 	return db, nil
+}
+
+// unwritable names path in err when SQLite says it cannot write the
+// database (ErrUnwritable); other errors are returned as they are.
+func unwritable(path string, err error) error {
+	var se *sqlite.Error
+	if !errors.As(err, &se) {
+		return err
+	}
+	switch se.Code() & 0xff {
+	case sqlite3.SQLITE_READONLY, sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_PERM:
+		return fmt.Errorf("%w: %s (%v): let the agent's user write the database, its -wal and -shm files and their directory, "+
+			"or point --data-dir at a writable directory", ErrUnwritable, path, err)
+	}
+	return err
 }
 
 // dsn builds a modernc DSN. The file: form keeps the query string; busy_timeout
