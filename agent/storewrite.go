@@ -5,6 +5,8 @@ import (
 	"errors"
 	"net/http"
 	"time"
+
+	"github.com/edgestock/edgestock/agent/store"
 )
 
 // storeWriteTimeout bounds how long an HTTP write waits for its commit. A
@@ -27,8 +29,13 @@ func (a *Agent) storeWrite(w http.ResponseWriter, r *http.Request) (context.Cont
 	return ctx, cancel, true
 }
 
-// writeStoreError answers a write that did not commit.
+// writeStoreError answers a write that did not commit: 422 when it never
+// can (a total past store.MaxTotal), else 503 to retry.
 func (a *Agent) writeStoreError(w http.ResponseWriter, err error) {
+	if errors.Is(err, store.ErrOutOfRange) { // retrying cannot help
+		writeError(w, http.StatusUnprocessableEntity, "out_of_range", "refused, nothing written: %v", err)
+		return
+	}
 	if errors.Is(err, context.DeadlineExceeded) {
 		cause := "no error reported yet"
 		if serr := a.store.Err(); serr != nil {

@@ -73,6 +73,9 @@ const (
 	IDReused  Status = "id_reused" // same (device, id), different body: nothing applied
 	// UnknownTicket: a void of a ticket the device never sent; quarantined.
 	UnknownTicket Status = "unknown_ticket"
+	// OutOfRange: applying the event would take its SKU's totals past
+	// MaxTotal; quarantined, nothing applied.
+	OutOfRange Status = "out_of_range"
 )
 
 // Outcome is what the store did with one Event.
@@ -96,6 +99,9 @@ type request struct {
 	batch    *Batch
 	outcomes []Outcome
 	done     func([]Outcome, error)
+	// outOfRange holds SKUs whose totals this batch's events would take
+	// past MaxTotal: its events on them are quarantined instead.
+	outOfRange map[string]bool
 }
 
 // items counts what maxTxEvents caps: events and rejections.
@@ -240,6 +246,9 @@ func (db *DB) commit(pending []*request) {
 			db.checkpointBetweenCommits() // after the answers: it delays only the next batch
 			return
 		}
+		if len(pending) == 1 && pending[0].refuseOutOfRange(err) {
+			continue // again without the events that passed the bound
+		}
 		if !storeFailure(err) && db.probe() == nil {
 			if len(pending) == 1 {
 				db.logger.Error("batch cannot be committed; failing it", "err", err)
@@ -332,6 +341,15 @@ func (db *DB) commitTx(pending []*request) (err error) {
 		r.outcomes = make([]Outcome, len(r.batch.Events))
 		for i := range r.batch.Events {
 			e := &r.batch.Events[i]
+			if r.outOfRange[e.SKU] {
+				if err = flush(); err != nil {
+					return err
+				}
+				if r.outcomes[i], err = refuseEvent(ctx, s, e); err != nil {
+					return fmt.Errorf("commit: refuse %s/%s: %w", e.Device, e.ID, err)
+				}
+				continue
+			}
 			if !e.Absolute && e.Reverses == "" {
 				if chunk = append(chunk, slot{e, &r.outcomes[i]}); len(chunk) == insertChunk {
 					if err = flush(); err != nil {
@@ -385,6 +403,9 @@ func (db *DB) commitTx(pending []*request) (err error) {
 	if err = db.writeCounters(ctx, s, deltas); err != nil {
 		return fmt.Errorf("commit: counters: %w", err)
 	}
+	if err = db.checkTotals(ctx, s, st); err != nil {
+		return fmt.Errorf("commit: %w", err)
+	}
 	if err = db.raiseAlerts(ctx, s, st, time.Now().UTC()); err != nil {
 		return fmt.Errorf("commit: alerts: %w", err)
 	}
@@ -399,6 +420,9 @@ func (db *DB) commitTx(pending []*request) (err error) {
 	for k, d := range st.reserved {
 		db.addReserved(k, d)
 	}
+	for sku, t := range st.totals {
+		db.totals[sku] = t
+	}
 	for sku, low := range st.alerts.low {
 		if low {
 			db.low[sku] = true
@@ -412,6 +436,39 @@ func (db *DB) commitTx(pending []*request) (err error) {
 		}
 	}
 	return nil
+}
+
+// refuseOutOfRange handles a commit of r alone that failed because a SKU's
+// totals would pass MaxTotal: if r has events on that SKU not refused yet,
+// they will be (quarantined out_of_range) and true says to commit again.
+// A merge past the bound has no events to refuse: it fails.
+func (r *request) refuseOutOfRange(err error) bool {
+	var re *RangeError
+	if !errors.As(err, &re) || re.SKU == "" || r.outOfRange[re.SKU] {
+		return false
+	}
+	for i := range r.batch.Events {
+		if r.batch.Events[i].SKU == re.SKU {
+			if r.outOfRange == nil {
+				r.outOfRange = map[string]bool{}
+			}
+			r.outOfRange[re.SKU] = true
+			return true
+		}
+	}
+	return false
+}
+
+// refuseEvent records e, whose SKU's totals would pass MaxTotal, in the
+// quarantine, unless its id is logged already (a duplicate or reused id).
+func refuseEvent(ctx context.Context, s *boundStmts, e *Event) (Outcome, error) {
+	if o, found, err := findEvent(ctx, s, e); found || err != nil {
+		return o, err
+	}
+	_, err := s.use(s.src.quarantine).ExecContext(ctx, e.Source, e.Device, e.ID, string(OutOfRange),
+		fmt.Sprintf("sku %s: applying this event would take the SKU's totals past 2^53 (the bound of every stock total); nothing applied", e.SKU),
+		nonNil(e.Raw), e.ReceivedAt.UnixMilli())
+	return Outcome{Status: OutOfRange}, err
 }
 
 // stockKey identifies a counter of this replica.

@@ -93,7 +93,10 @@ type DB struct {
 	// reservedBySKU sums reserved over locations for this warehouse's SKUs.
 	reservedBySKU map[string]int64
 	// low is the set of SKUs in the low-stock state; commit loop only.
-	low     map[string]bool
+	low map[string]bool
+	// totals caches Σp and Σn of SKUs the commit loop has checked against
+	// MaxTotal (checkTotals); commit loop only.
+	totals  map[string]skuTotal
 	lowRule LowStockRule
 	notify  func(Committed)
 	observe func(items int, took time.Duration, err error)
@@ -128,7 +131,7 @@ func Open(ctx context.Context, dataDir string, opts Options) (*DB, error) {
 	writer.SetMaxOpenConns(1)
 	writer.SetMaxIdleConns(1)
 	writer.SetConnMaxLifetime(0)
-	db := &DB{path: path, writer: writer, logger: opts.Logger, lowRule: opts.LowStock, notify: opts.Notify, observe: opts.Observe, commitDelay: opts.CommitDelay, requests: make(chan *request, requestQueue), stop: make(chan struct{})}
+	db := &DB{path: path, writer: writer, logger: opts.Logger, lowRule: opts.LowStock, notify: opts.Notify, observe: opts.Observe, commitDelay: opts.CommitDelay, requests: make(chan *request, requestQueue), stop: make(chan struct{}), totals: map[string]skuTotal{}}
 	if err := db.init(ctx, opts.Warehouse); err != nil {
 		_ = db.closeConns()
 		return nil, unwritable(path, err)
