@@ -85,7 +85,8 @@ func (a *Agent) Open(ctx context.Context) (err error) {
 		}
 	}()
 	a.metrics = newMetrics(a)
-	opts := store.Options{Warehouse: a.cfg.Warehouse, Logger: a.logger.With("component", "store"), Notify: a.onCommit, Observe: a.metrics.observeCommit}
+	opts := store.Options{Warehouse: a.cfg.Warehouse, Logger: a.logger.With("component", "store"), Notify: a.onCommit, Observe: a.metrics.observeCommit,
+		Quarantine: a.cfg.Quarantine.StoreLimits()}
 	overrides, err := openWatched(a.cfg.Stock.ThresholdsFile, map[string]Threshold{}, parseThresholds, a.logger.With("component", "thresholds"))
 	if err != nil {
 		return fmt.Errorf("stock.thresholds-file: %w", err)

@@ -92,6 +92,7 @@ type Batch struct {
 	Rejected []Rejected
 	Holds    []*HoldOp // applied after Events, in order
 	Merges   []*MergeOp
+	prune    *pruneOp // quarantine retention, after the rest
 }
 
 // request is a submitted batch waiting for the commit loop.
@@ -327,6 +328,7 @@ func (db *DB) commitTx(pending []*request) (err error) {
 		}
 	}()
 	s := db.stmts.in(tx)
+	s.q = &quarantineTx{db: db}
 	deltas := st.counters
 	// Events go to the log in chunks of up to insertChunk rows per INSERT;
 	// a count needs on_hand as of its position, so it flushes the chunk
@@ -392,13 +394,20 @@ func (db *DB) commitTx(pending []*request) (err error) {
 		}
 		for i := range r.batch.Rejected {
 			q := &r.batch.Rejected[i]
-			if _, err = s.use(s.src.quarantine).ExecContext(ctx, q.Source, q.Device, q.EventID, q.Reason, q.Message, nonNil(q.Payload), q.ReceivedAt.UnixMilli()); err != nil {
-				return fmt.Errorf("commit: quarantine: %w", err)
+			if err = s.q.add(ctx, s, *q); err != nil {
+				return fmt.Errorf("commit: %w", err)
 			}
 		}
 	}
 	if err = flush(); err != nil {
 		return err
+	}
+	for _, r := range pending {
+		if r.batch.prune != nil {
+			if err = s.q.prune(ctx, s, r.batch.prune); err != nil {
+				return fmt.Errorf("commit: %w", err)
+			}
+		}
 	}
 	if err = db.writeCounters(ctx, s, deltas); err != nil {
 		return fmt.Errorf("commit: counters: %w", err)
@@ -423,6 +432,7 @@ func (db *DB) commitTx(pending []*request) (err error) {
 	for sku, t := range st.totals {
 		db.totals[sku] = t
 	}
+	s.q.commit()
 	for sku, low := range st.alerts.low {
 		if low {
 			db.low[sku] = true
@@ -465,9 +475,9 @@ func refuseEvent(ctx context.Context, s *boundStmts, e *Event) (Outcome, error) 
 	if o, found, err := findEvent(ctx, s, e); found || err != nil {
 		return o, err
 	}
-	_, err := s.use(s.src.quarantine).ExecContext(ctx, e.Source, e.Device, e.ID, string(OutOfRange),
-		fmt.Sprintf("sku %s: applying this event would take the SKU's totals past 2^53 (the bound of every stock total); nothing applied", e.SKU),
-		nonNil(e.Raw), e.ReceivedAt.UnixMilli())
+	err := s.q.add(ctx, s, Rejected{Source: e.Source, Device: e.Device, EventID: e.ID, Reason: string(OutOfRange),
+		Message: fmt.Sprintf("sku %s: applying this event would take the SKU's totals past 2^53 (the bound of every stock total); nothing applied", e.SKU),
+		Payload: e.Raw, ReceivedAt: e.ReceivedAt})
 	return Outcome{Status: OutOfRange}, err
 }
 
@@ -642,8 +652,8 @@ func applyVoid(ctx context.Context, s *boundStmts, deltas counterDeltas, e *Even
 		return Outcome{}, err
 	}
 	if len(lines) == 0 {
-		_, err := s.use(s.src.quarantine).ExecContext(ctx, e.Source, e.Device, e.ID, string(UnknownTicket),
-			fmt.Sprintf("void of ticket %q: device %s sent no such ticket", e.Reverses, e.Device), nonNil(e.Raw), e.ReceivedAt.UnixMilli())
+		err := s.q.add(ctx, s, Rejected{Source: e.Source, Device: e.Device, EventID: e.ID, Reason: string(UnknownTicket),
+			Message: fmt.Sprintf("void of ticket %q: device %s sent no such ticket", e.Reverses, e.Device), Payload: e.Raw, ReceivedAt: e.ReceivedAt})
 		return Outcome{Status: UnknownTicket}, err
 	}
 	// The void's row names no stock key: its effect is the reversal rows.
@@ -782,8 +792,8 @@ func loggedBefore(ctx context.Context, s *boundStmts, e *Event, seq int64, hash 
 	if bytes.Equal(hash, e.BodyHash) {
 		return Outcome{Status: Duplicate, Seq: seq}, nil
 	}
-	_, err := s.use(s.src.quarantine).ExecContext(ctx, e.Source, e.Device, e.ID, string(IDReused),
-		fmt.Sprintf("id %q was already used by event seq %d with a different body", e.ID, seq), nonNil(e.Raw), e.ReceivedAt.UnixMilli())
+	err := s.q.add(ctx, s, Rejected{Source: e.Source, Device: e.Device, EventID: e.ID, Reason: string(IDReused),
+		Message: fmt.Sprintf("id %q was already used by event seq %d with a different body", e.ID, seq), Payload: e.Raw, ReceivedAt: e.ReceivedAt})
 	return Outcome{Status: IDReused, Seq: seq}, err
 }
 

@@ -143,6 +143,7 @@ type boundStmts struct {
 	tx    *sql.Tx
 	src   *writerStmts
 	bound map[*sql.Stmt]*sql.Stmt
+	q     *quarantineTx // every quarantine row goes through it (limits)
 }
 
 func (s *writerStmts) in(tx *sql.Tx) *boundStmts {

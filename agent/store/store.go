@@ -59,6 +59,8 @@ type Options struct {
 	// for each commit before sending more (an external broker's window):
 	// a closed loop, like devices on the embedded broker, only slows down.
 	CommitDelay time.Duration
+	// Quarantine bounds the rejected payloads kept (zero: no bounds).
+	Quarantine QuarantineLimits
 }
 
 // DB is the agent's SQLite store. It is safe for concurrent use.
@@ -102,6 +104,9 @@ type DB struct {
 	observe func(items int, took time.Duration, err error)
 	// commitDelay is Options.CommitDelay.
 	commitDelay time.Duration
+	// qLimits is Options.Quarantine; qUsage what the quarantine holds.
+	qLimits QuarantineLimits
+	qUsage  quarantineUsage
 
 	requests chan *request
 	stop     chan struct{} // closed by Close: abandon retries of a failing store
@@ -131,10 +136,14 @@ func Open(ctx context.Context, dataDir string, opts Options) (*DB, error) {
 	writer.SetMaxOpenConns(1)
 	writer.SetMaxIdleConns(1)
 	writer.SetConnMaxLifetime(0)
-	db := &DB{path: path, writer: writer, logger: opts.Logger, lowRule: opts.LowStock, notify: opts.Notify, observe: opts.Observe, commitDelay: opts.CommitDelay, requests: make(chan *request, requestQueue), stop: make(chan struct{}), totals: map[string]skuTotal{}}
+	db := &DB{path: path, writer: writer, logger: opts.Logger, lowRule: opts.LowStock, notify: opts.Notify, observe: opts.Observe, commitDelay: opts.CommitDelay, requests: make(chan *request, requestQueue), stop: make(chan struct{}), totals: map[string]skuTotal{}, qLimits: opts.Quarantine}
 	if err := db.init(ctx, opts.Warehouse); err != nil {
 		_ = db.closeConns()
 		return nil, unwritable(path, err)
+	}
+	if err := db.loadQuarantineUsage(ctx); err != nil {
+		_ = db.closeConns()
+		return nil, err
 	}
 	// SQLite opens a file it may not write read-only, and reads work: only
 	// a write tells. Refuse now rather than run without ever committing.
@@ -154,9 +163,10 @@ func Open(ctx context.Context, dataDir string, opts Options) (*DB, error) {
 		return nil, fmt.Errorf("open store: %w", err)
 	}
 	db.ckpt.SetMaxOpenConns(1)
-	db.wg.Add(2)
+	db.wg.Add(3)
 	go db.commitLoop()
 	go db.checkpointLoop()
+	go db.retentionLoop()
 	return db, nil
 }
 
