@@ -34,6 +34,7 @@ type Agent struct {
 	cfg    Config
 	logger *slog.Logger
 
+	dirLock  *store.DirLock // held from Open to the end of Close
 	store    *store.DB
 	barcodes BarcodeTable
 	ingest   *Ingester
@@ -86,7 +87,8 @@ func (a *Agent) Open(ctx context.Context) (err error) {
 		}
 	}()
 	a.metrics = newMetrics(a)
-	opts := store.Options{Warehouse: a.cfg.Warehouse, Logger: a.logger.With("component", "store"), Notify: a.onCommit, Observe: a.metrics.observeCommit}
+	opts := store.Options{Warehouse: a.cfg.Warehouse, Logger: a.logger.With("component", "store"), Notify: a.onCommit, Observe: a.metrics.observeCommit,
+		Quarantine: a.cfg.Quarantine.StoreLimits()}
 	overrides, err := openWatched(a.cfg.Stock.ThresholdsFile, map[string]Threshold{}, parseThresholds, a.logger.With("component", "thresholds"))
 	if err != nil {
 		return fmt.Errorf("stock.thresholds-file: %w", err)
@@ -102,6 +104,10 @@ func (a *Agent) Open(ctx context.Context) (err error) {
 		// load fills transactions; its acks leave on paho's 5 ms tick
 		// anyway. Devices on the embedded broker wait for each commit.
 		opts.CommitDelay = externalCommitDelay
+	}
+	// One agent per data dir: a second would write under the same replica.
+	if a.dirLock, err = store.LockDir(a.cfg.DataDir); err != nil {
+		return err
 	}
 	if a.store, err = store.Open(ctx, a.cfg.DataDir, opts); err != nil {
 		return err
@@ -277,6 +283,7 @@ func (a *Agent) close(ctx context.Context) error {
 	if a.store != nil {
 		errs = append(errs, a.store.Close())
 	}
+	errs = append(errs, a.dirLock.Release()) // after the store: nothing writes any more
 	if a.barcodes.watchedFile != nil {
 		a.barcodes.Close()
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/edgestock/edgestock/agent"
+	"github.com/edgestock/edgestock/agent/store"
 	_ "github.com/edgestock/edgestock/drivers/all"
 	"github.com/edgestock/edgestock/internal/testenv"
 )
@@ -673,4 +674,19 @@ func TestAgent_FiledropBarcodes(t *testing.T) {
 		return err == nil
 	}, 10*time.Second, 20*time.Millisecond, "the file is processed")
 	require.Equal(t, int64(4), a.onHand(t, "SKU-FB"), "the barcode row is applied, not rejected unknown_barcode")
+}
+
+// Two agents on one data dir: the second refuses to start, naming the data
+// dir and the first one's PID; the first keeps running.
+func TestAgent_DataDirLocked(t *testing.T) {
+	dir := t.TempDir()
+	first := startAgent(t, dir, nil)
+	cfg := first.cfg
+	cfg.HTTP.Listen, cfg.MQTT.Listen = "127.0.0.1:0", "127.0.0.1:0"
+	second := agent.New(cfg, testLogger(t))
+	err := second.Open(t.Context())
+	require.ErrorIs(t, err, store.ErrDirLocked)
+	require.ErrorContains(t, err, dir)
+	require.ErrorContains(t, err, fmt.Sprintf("pid %d", os.Getpid()))
+	require.Equal(t, http.StatusOK, first.get(t, "/readyz", nil))
 }

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/edgestock/edgestock/agent/store"
 	"github.com/edgestock/edgestock/drivers"
 	"github.com/edgestock/edgestock/internal/yamlconf"
 )
@@ -19,17 +20,18 @@ import (
 // flags (applied by the caller), then Normalize and Validate.
 type Config struct {
 	// Warehouse this agent serves; default: the host name, cleaned to an ID.
-	Warehouse string         `yaml:"warehouse"`
-	DataDir   string         `yaml:"data-dir"`
-	HTTP      HTTPConfig     `yaml:"http"`
-	MQTT      MQTTConfig     `yaml:"mqtt"`
-	Devices   Devices        `yaml:"devices"`
-	Barcodes  Barcodes       `yaml:"barcodes"`
-	Filedrop  FiledropConfig `yaml:"filedrop"`
-	Stock     Stock          `yaml:"stock"`
-	Alerts    Alerts         `yaml:"alerts"`
-	Live      Live           `yaml:"live"`
-	Log       LogConfig      `yaml:"log"`
+	Warehouse  string         `yaml:"warehouse"`
+	DataDir    string         `yaml:"data-dir"`
+	HTTP       HTTPConfig     `yaml:"http"`
+	MQTT       MQTTConfig     `yaml:"mqtt"`
+	Devices    Devices        `yaml:"devices"`
+	Barcodes   Barcodes       `yaml:"barcodes"`
+	Filedrop   FiledropConfig `yaml:"filedrop"`
+	Stock      Stock          `yaml:"stock"`
+	Alerts     Alerts         `yaml:"alerts"`
+	Live       Live           `yaml:"live"`
+	Quarantine Quarantine     `yaml:"quarantine"`
+	Log        LogConfig      `yaml:"log"`
 }
 
 // HTTPConfig configures the HTTP API.
@@ -135,6 +137,28 @@ type Alerts struct {
 	Webhooks []string `yaml:"webhooks"`
 }
 
+// Quarantine bounds the rejected payloads the agent keeps (SPEC §2: a
+// rejection is always recorded; past these bounds without its payload).
+type Quarantine struct {
+	// MaxPayload is how many bytes of one payload are kept; a longer one
+	// keeps its first MaxPayload bytes.
+	MaxPayload int `yaml:"max-payload"`
+	// DeviceBytes and TotalBytes bound the payload bytes kept for one device
+	// and for all: past them a rejection is still recorded, counted and
+	// reported to its device, without its payload.
+	DeviceBytes int64 `yaml:"device-bytes"`
+	TotalBytes  int64 `yaml:"total-bytes"`
+	// MaxAge and MaxRows are the retention: older rows, and the oldest past
+	// MaxRows, are deleted every minute, freeing their quota.
+	MaxAge  time.Duration `yaml:"max-age"`
+	MaxRows int64         `yaml:"max-rows"`
+}
+
+// StoreLimits are q as the store takes them.
+func (q Quarantine) StoreLimits() store.QuarantineLimits {
+	return store.QuarantineLimits{MaxPayload: q.MaxPayload, DeviceBytes: q.DeviceBytes, TotalBytes: q.TotalBytes, MaxAge: q.MaxAge, MaxRows: q.MaxRows}
+}
+
 // Live configures the retained {prefix}/{wh}/stock/{sku} topics.
 type Live struct {
 	Enabled bool `yaml:"enabled"`
@@ -164,7 +188,9 @@ func DefaultConfig() Config {
 		Stock:    Stock{RestockMargin: 1},
 		Alerts:   Alerts{Enabled: true},
 		Live:     Live{Enabled: true},
-		Log:      LogConfig{Level: "info", Format: "text"},
+		Quarantine: Quarantine{MaxPayload: 64 << 10, DeviceBytes: 16 << 20, TotalBytes: 256 << 20,
+			MaxAge: 30 * 24 * time.Hour, MaxRows: 1_000_000},
+		Log: LogConfig{Level: "info", Format: "text"},
 	}
 }
 
@@ -295,6 +321,18 @@ func (c *Config) Validate() error {
 		if p, err := url.Parse(u); err != nil || (p.Scheme != "http" && p.Scheme != "https") || p.Host == "" {
 			bad("alerts.webhooks", "%q is not an http(s) URL", u)
 		}
+	}
+	if c.Quarantine.MaxPayload <= 0 {
+		bad("quarantine.max-payload", "must be > 0 bytes")
+	}
+	if c.Quarantine.DeviceBytes <= 0 || c.Quarantine.TotalBytes <= 0 {
+		bad("quarantine.device-bytes", "device-bytes and total-bytes must be > 0")
+	}
+	if c.Quarantine.MaxAge <= 0 {
+		bad("quarantine.max-age", "must be > 0")
+	}
+	if c.Quarantine.MaxRows <= 0 {
+		bad("quarantine.max-rows", "must be > 0")
 	}
 	var lvl slog.Level
 	if err := lvl.UnmarshalText([]byte(c.Log.Level)); err != nil {

@@ -329,7 +329,12 @@ func (a *Agent) handlePostEvents(w http.ResponseWriter, r *http.Request) {
 	default:
 		msg.Payload = body
 	}
-	results, err := await(r.Context(), func(done func([]Result, error)) {
+	ctx, cancel, ok := a.storeWrite(w, r)
+	if !ok {
+		return
+	}
+	defer cancel()
+	results, err := await(ctx, func(done func([]Result, error)) {
 		if items != nil {
 			a.ingest.IngestItems("events", msg, items, done)
 		} else {
@@ -340,7 +345,7 @@ func (a *Agent) handlePostEvents(w http.ResponseWriter, r *http.Request) {
 		return // client gone; the batch still commits and a retry dedupes
 	}
 	if err != nil {
-		writeError(w, http.StatusServiceUnavailable, "store_unavailable", "not committed, retry: %v", err)
+		a.writeStoreError(w, err)
 		return
 	}
 	status := http.StatusOK

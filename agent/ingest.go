@@ -174,6 +174,9 @@ func (in *Ingester) ingest(driver string, msg drivers.Message, items []drivers.I
 			case store.UnknownTicket:
 				r.Status, r.Reason = StatusRejected, drivers.ReasonUnknownTicket
 				r.Message = "the voided ticket was never received from this device"
+			case store.OutOfRange:
+				r.Status, r.Reason = StatusRejected, drivers.Reason(store.OutOfRange)
+				r.Message = "the SKU's stock totals would pass 2^53; nothing applied"
 			}
 		}
 		if in.observe != nil {

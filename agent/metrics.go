@@ -72,6 +72,15 @@ func newMetrics(a *Agent) *metrics {
 			n, err := a.store.Count(ctx, store.CountQuarantine)
 			return float64(n), err
 		}),
+		scrape("edgestock_quarantine_bytes", "Payload bytes the quarantine holds (bounded by quarantine.total-bytes).", func(context.Context) (float64, error) {
+			n, _ := a.store.QuarantineUsage()
+			return float64(n), nil
+		}),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "edgestock_quarantine_payloads_not_stored_total",
+			Help: "Rejections recorded without their payload since start: over quarantine.device-bytes or total-bytes."}, func() float64 {
+			_, n := a.store.QuarantineUsage()
+			return float64(n)
+		}),
 		scrape("edgestock_device_gaps", "device_gap alerts raised.", func(ctx context.Context) (float64, error) {
 			n, err := a.store.Count(ctx, store.CountDeviceGaps)
 			return float64(n), err

@@ -51,7 +51,7 @@ func coldDiff(old, new Config) []string {
 		"warehouse": {old.Warehouse, new.Warehouse}, "data-dir": {old.DataDir, new.DataDir}, "http": {old.HTTP, new.HTTP},
 		"mqtt": {old.MQTT, new.MQTT}, "barcodes": {old.Barcodes, new.Barcodes}, "filedrop": {old.Filedrop, new.Filedrop},
 		"stock.thresholds-file": {old.Stock.ThresholdsFile, new.Stock.ThresholdsFile}, "alerts": {old.Alerts, new.Alerts},
-		"live": {old.Live, new.Live}, "log.format": {old.Log.Format, new.Log.Format},
+		"live": {old.Live, new.Live}, "log.format": {old.Log.Format, new.Log.Format}, "quarantine": {old.Quarantine, new.Quarantine},
 	} {
 		if !reflect.DeepEqual(pair[0], pair[1]) {
 			out = append(out, name)

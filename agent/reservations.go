@@ -123,8 +123,13 @@ func decodeBody(w http.ResponseWriter, r *http.Request, v any) error {
 // means it did not commit and the response is written.
 func (a *Agent) applyHold(w http.ResponseWriter, r *http.Request, op *store.HoldOp) bool {
 	op.Now = now()
-	if _, err := a.store.Apply(r.Context(), &store.Batch{Holds: []*store.HoldOp{op}}); err != nil {
-		writeError(w, http.StatusServiceUnavailable, "store_unavailable", "not committed, retry: %v", err)
+	ctx, cancel, ok := a.storeWrite(w, r)
+	if !ok {
+		return false
+	}
+	defer cancel()
+	if _, err := a.store.Apply(ctx, &store.Batch{Holds: []*store.HoldOp{op}}); err != nil {
+		a.writeStoreError(w, err)
 		return false
 	}
 	return true

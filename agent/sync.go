@@ -15,7 +15,7 @@ import (
 
 // Sync endpoint limits.
 const (
-	maxEntryTotal    = 1 << 53
+	maxEntryTotal    = store.MaxTotal
 	defaultDeltaPage = 1000
 	maxDeltaPage     = 10_000
 )
@@ -100,16 +100,22 @@ func (a *Agent) handleSyncMerge(w http.ResponseWriter, r *http.Request) {
 			writeError(w, http.StatusBadRequest, "bad_field", "entries[%d]: warehouse, location and sku must be IDs and replica 1-%d chars", i, sync.MaxReplicaLen)
 			return
 		}
-		// 2^53 keeps totals exact in JSON clients and leaves room for 1,024
-		// replicas before SQLite's SUM could overflow.
+		// 2^53 keeps totals exact in JSON clients; the store also bounds
+		// each SKU's sums (store.MaxTotal), answered 422 out_of_range.
 		if e.P > maxEntryTotal || e.N > maxEntryTotal {
-			writeError(w, http.StatusBadRequest, "bad_field", "entries[%d]: p and n must be at most 2^53", i)
+			writeError(w, http.StatusUnprocessableEntity, "out_of_range", "entries[%d] (%s/%s/%s, replica %s): p and n must be at most 2^53",
+				i, e.Warehouse, e.Location, e.SKU, e.Replica)
 			return
 		}
 		op.Entries[i] = store.Entry{Warehouse: e.Warehouse, Location: e.Location, SKU: e.SKU, Replica: e.Replica, Entry: e.CRDT()}
 	}
-	if _, err := a.store.Apply(r.Context(), &store.Batch{Merges: []*store.MergeOp{op}}); err != nil {
-		writeError(w, http.StatusServiceUnavailable, "store_unavailable", "not merged, retry: %v", err)
+	ctx, cancel, ok := a.storeWrite(w, r)
+	if !ok {
+		return
+	}
+	defer cancel()
+	if _, err := a.store.Apply(ctx, &store.Batch{Merges: []*store.MergeOp{op}}); err != nil {
+		a.writeStoreError(w, err)
 		return
 	}
 	writeJSON(w, http.StatusOK, sync.MergeResponse{Merged: op.Changed})
@@ -130,7 +136,7 @@ func globalOf(levels []store.StockLevel, lastMerge time.Time) GlobalView {
 	g := GlobalView{Warehouses: make(map[string]int64, len(levels))}
 	for _, l := range levels {
 		g.Warehouses[l.Warehouse] = l.OnHand
-		g.OnHand += l.OnHand
+		g.OnHand = store.AddOnHand(g.OnHand, l.OnHand)
 	}
 	if !lastMerge.IsZero() {
 		g.AsOf = &lastMerge

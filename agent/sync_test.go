@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"testing"
 	"time"
@@ -104,4 +105,36 @@ func TestSync_CursorAheadIsNewIncarnation(t *testing.T) {
 	a.post(t, "/v1/events", `{"id":"2","type":"receive","sku":"SKU-1","qty":1}`)
 	require.Equal(t, http.StatusOK, a.get(t, "/v1/sync/deltas?since=", &d))
 	require.Contains(t, d.Entries, sync.Entry{Warehouse: "wh1", Location: "default", SKU: "SKU-1", Replica: a.ReplicaID(), P: 1})
+}
+
+// The finding: one merge of 1,030 entries with p = 2^53 overflowed SUM and
+// every stock read answered 500 from then on. Now the merge is refused 422
+// out_of_range, naming the SKU, and the reads keep working.
+func TestSync_MergeOutOfRange(t *testing.T) {
+	a := startAgent(t, t.TempDir(), nil)
+	a.post(t, "/v1/events", `{"id":"1","type":"receive","sku":"SKU-1","qty":5}`)
+	req := sync.MergeRequest{HubCursor: "hub-9"}
+	for i := range 1030 {
+		req.Entries = append(req.Entries, sync.Entry{Warehouse: "wh2", Location: "default", SKU: "SKU-1", Replica: fmt.Sprint("wh2.", i), P: 1 << 53})
+	}
+	body, err := json.Marshal(req)
+	require.NoError(t, err)
+	resp, err := http.Post(a.base+"/v1/sync/merge", "application/json", bytes.NewReader(body))
+	require.NoError(t, err)
+	var e struct {
+		Error struct{ Code, Message string }
+	}
+	require.NoError(t, json.NewDecoder(resp.Body).Decode(&e))
+	resp.Body.Close()
+	require.Equal(t, http.StatusUnprocessableEntity, resp.StatusCode)
+	require.Equal(t, "out_of_range", e.Error.Code)
+	require.Contains(t, e.Error.Message, "SKU-1")
+
+	var v agent.StockView
+	require.Equal(t, http.StatusOK, a.get(t, "/v1/stock/SKU-1", &v))
+	require.Equal(t, int64(5), v.Global.OnHand)
+	require.Equal(t, http.StatusOK, a.get(t, "/v1/stock", nil))
+	var st sync.State
+	a.get(t, "/v1/sync/state", &st)
+	require.Empty(t, st.HubCursor, "nothing of the refused merge is kept")
 }

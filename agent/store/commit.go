@@ -73,6 +73,9 @@ const (
 	IDReused  Status = "id_reused" // same (device, id), different body: nothing applied
 	// UnknownTicket: a void of a ticket the device never sent; quarantined.
 	UnknownTicket Status = "unknown_ticket"
+	// OutOfRange: applying the event would take its SKU's totals past
+	// MaxTotal; quarantined, nothing applied.
+	OutOfRange Status = "out_of_range"
 )
 
 // Outcome is what the store did with one Event.
@@ -89,6 +92,7 @@ type Batch struct {
 	Rejected []Rejected
 	Holds    []*HoldOp // applied after Events, in order
 	Merges   []*MergeOp
+	prune    *pruneOp // quarantine retention, after the rest
 }
 
 // request is a submitted batch waiting for the commit loop.
@@ -96,6 +100,9 @@ type request struct {
 	batch    *Batch
 	outcomes []Outcome
 	done     func([]Outcome, error)
+	// outOfRange holds SKUs whose totals this batch's events would take
+	// past MaxTotal: its events on them are quarantined instead.
+	outOfRange map[string]bool
 }
 
 // items counts what maxTxEvents caps: events and rejections.
@@ -105,28 +112,39 @@ func (r *request) items() int { return len(r.batch.Events) + len(r.batch.Rejecte
 // called from the commit loop, in submission order, once b is durable (or
 // failed). done must not block: it runs before later batches are answered.
 // Submit blocks while the queue is full.
-func (db *DB) Submit(b *Batch, done func([]Outcome, error)) {
+func (db *DB) Submit(b *Batch, done func([]Outcome, error)) { db.submit(nil, b, done) }
+
+// submit is Submit that gives up waiting for room in the queue when ctx
+// ends (nil: never), answering ctx's error.
+func (db *DB) submit(ctx context.Context, b *Batch, done func([]Outcome, error)) {
 	db.mu.RLock()
 	defer db.mu.RUnlock()
 	if db.closed {
 		done(nil, ErrClosed)
 		return
 	}
+	var ctxDone <-chan struct{}
+	if ctx != nil {
+		ctxDone = ctx.Done()
+	}
 	select {
 	case db.requests <- &request{batch: b, done: done}:
 	case <-db.stop: // closing while the queue is full (a failing store)
 		done(nil, ErrClosed)
+	case <-ctxDone: // a full queue behind a failing store: not queued
+		done(nil, ctx.Err())
 	}
 }
 
-// Apply submits b and waits until it is durable.
+// Apply submits b and waits until it is durable, or until ctx ends (while
+// the queue is full too).
 func (db *DB) Apply(ctx context.Context, b *Batch) ([]Outcome, error) {
 	type result struct {
 		out []Outcome
 		err error
 	}
 	ch := make(chan result, 1)
-	db.Submit(b, func(out []Outcome, err error) { ch <- result{out, err} })
+	db.submit(ctx, b, func(out []Outcome, err error) { ch <- result{out, err} })
 	select {
 	case r := <-ch:
 		return r.out, r.err
@@ -226,7 +244,11 @@ func (db *DB) commit(pending []*request) {
 			for _, r := range pending {
 				r.done(r.outcomes, nil)
 			}
+			db.checkpointBetweenCommits() // after the answers: it delays only the next batch
 			return
+		}
+		if len(pending) == 1 && pending[0].refuseOutOfRange(err) {
+			continue // again without the events that passed the bound
 		}
 		if !storeFailure(err) && db.probe() == nil {
 			if len(pending) == 1 {
@@ -306,6 +328,7 @@ func (db *DB) commitTx(pending []*request) (err error) {
 		}
 	}()
 	s := db.stmts.in(tx)
+	s.q = &quarantineTx{db: db}
 	deltas := st.counters
 	// Events go to the log in chunks of up to insertChunk rows per INSERT;
 	// a count needs on_hand as of its position, so it flushes the chunk
@@ -320,6 +343,15 @@ func (db *DB) commitTx(pending []*request) (err error) {
 		r.outcomes = make([]Outcome, len(r.batch.Events))
 		for i := range r.batch.Events {
 			e := &r.batch.Events[i]
+			if r.outOfRange[e.SKU] {
+				if err = flush(); err != nil {
+					return err
+				}
+				if r.outcomes[i], err = refuseEvent(ctx, s, e); err != nil {
+					return fmt.Errorf("commit: refuse %s/%s: %w", e.Device, e.ID, err)
+				}
+				continue
+			}
 			if !e.Absolute && e.Reverses == "" {
 				if chunk = append(chunk, slot{e, &r.outcomes[i]}); len(chunk) == insertChunk {
 					if err = flush(); err != nil {
@@ -362,16 +394,26 @@ func (db *DB) commitTx(pending []*request) (err error) {
 		}
 		for i := range r.batch.Rejected {
 			q := &r.batch.Rejected[i]
-			if _, err = s.use(s.src.quarantine).ExecContext(ctx, q.Source, q.Device, q.EventID, q.Reason, q.Message, nonNil(q.Payload), q.ReceivedAt.UnixMilli()); err != nil {
-				return fmt.Errorf("commit: quarantine: %w", err)
+			if err = s.q.add(ctx, s, *q); err != nil {
+				return fmt.Errorf("commit: %w", err)
 			}
 		}
 	}
 	if err = flush(); err != nil {
 		return err
 	}
+	for _, r := range pending {
+		if r.batch.prune != nil {
+			if err = s.q.prune(ctx, s, r.batch.prune); err != nil {
+				return fmt.Errorf("commit: %w", err)
+			}
+		}
+	}
 	if err = db.writeCounters(ctx, s, deltas); err != nil {
 		return fmt.Errorf("commit: counters: %w", err)
+	}
+	if err = db.checkTotals(ctx, s, st); err != nil {
+		return fmt.Errorf("commit: %w", err)
 	}
 	if err = db.raiseAlerts(ctx, s, st, time.Now().UTC()); err != nil {
 		return fmt.Errorf("commit: alerts: %w", err)
@@ -387,6 +429,10 @@ func (db *DB) commitTx(pending []*request) (err error) {
 	for k, d := range st.reserved {
 		db.addReserved(k, d)
 	}
+	for sku, t := range st.totals {
+		db.totals[sku] = t
+	}
+	s.q.commit()
 	for sku, low := range st.alerts.low {
 		if low {
 			db.low[sku] = true
@@ -400,6 +446,39 @@ func (db *DB) commitTx(pending []*request) (err error) {
 		}
 	}
 	return nil
+}
+
+// refuseOutOfRange handles a commit of r alone that failed because a SKU's
+// totals would pass MaxTotal: if r has events on that SKU not refused yet,
+// they will be (quarantined out_of_range) and true says to commit again.
+// A merge past the bound has no events to refuse: it fails.
+func (r *request) refuseOutOfRange(err error) bool {
+	var re *RangeError
+	if !errors.As(err, &re) || re.SKU == "" || r.outOfRange[re.SKU] {
+		return false
+	}
+	for i := range r.batch.Events {
+		if r.batch.Events[i].SKU == re.SKU {
+			if r.outOfRange == nil {
+				r.outOfRange = map[string]bool{}
+			}
+			r.outOfRange[re.SKU] = true
+			return true
+		}
+	}
+	return false
+}
+
+// refuseEvent records e, whose SKU's totals would pass MaxTotal, in the
+// quarantine, unless its id is logged already (a duplicate or reused id).
+func refuseEvent(ctx context.Context, s *boundStmts, e *Event) (Outcome, error) {
+	if o, found, err := findEvent(ctx, s, e); found || err != nil {
+		return o, err
+	}
+	err := s.q.add(ctx, s, Rejected{Source: e.Source, Device: e.Device, EventID: e.ID, Reason: string(OutOfRange),
+		Message: fmt.Sprintf("sku %s: applying this event would take the SKU's totals past 2^53 (the bound of every stock total); nothing applied", e.SKU),
+		Payload: e.Raw, ReceivedAt: e.ReceivedAt})
+	return Outcome{Status: OutOfRange}, err
 }
 
 // stockKey identifies a counter of this replica.
@@ -573,8 +652,8 @@ func applyVoid(ctx context.Context, s *boundStmts, deltas counterDeltas, e *Even
 		return Outcome{}, err
 	}
 	if len(lines) == 0 {
-		_, err := s.use(s.src.quarantine).ExecContext(ctx, e.Source, e.Device, e.ID, string(UnknownTicket),
-			fmt.Sprintf("void of ticket %q: device %s sent no such ticket", e.Reverses, e.Device), nonNil(e.Raw), e.ReceivedAt.UnixMilli())
+		err := s.q.add(ctx, s, Rejected{Source: e.Source, Device: e.Device, EventID: e.ID, Reason: string(UnknownTicket),
+			Message: fmt.Sprintf("void of ticket %q: device %s sent no such ticket", e.Reverses, e.Device), Payload: e.Raw, ReceivedAt: e.ReceivedAt})
 		return Outcome{Status: UnknownTicket}, err
 	}
 	// The void's row names no stock key: its effect is the reversal rows.
@@ -713,8 +792,8 @@ func loggedBefore(ctx context.Context, s *boundStmts, e *Event, seq int64, hash 
 	if bytes.Equal(hash, e.BodyHash) {
 		return Outcome{Status: Duplicate, Seq: seq}, nil
 	}
-	_, err := s.use(s.src.quarantine).ExecContext(ctx, e.Source, e.Device, e.ID, string(IDReused),
-		fmt.Sprintf("id %q was already used by event seq %d with a different body", e.ID, seq), nonNil(e.Raw), e.ReceivedAt.UnixMilli())
+	err := s.q.add(ctx, s, Rejected{Source: e.Source, Device: e.Device, EventID: e.ID, Reason: string(IDReused),
+		Message: fmt.Sprintf("id %q was already used by event seq %d with a different body", e.ID, seq), Payload: e.Raw, ReceivedAt: e.ReceivedAt})
 	return Outcome{Status: IDReused, Seq: seq}, err
 }
 

@@ -89,7 +89,8 @@ type reservedDeltas map[stockKey]int64
 type txState struct {
 	counters counterDeltas
 	reserved reservedDeltas
-	merged   map[stockKey]bool // keys whose foreign entries a merge raised
+	merged   map[stockKey]bool   // keys whose foreign entries a merge raised
+	totals   map[string]skuTotal // per SKU changed, its totals after the transaction
 	alerts   alertState
 	// oldReplica is set when a merge switched db.replicaID (a restored
 	// database): a failed transaction switches back.
@@ -97,7 +98,7 @@ type txState struct {
 }
 
 func newTxState() *txState {
-	return &txState{counters: counterDeltas{}, reserved: reservedDeltas{}, merged: map[stockKey]bool{},
+	return &txState{counters: counterDeltas{}, reserved: reservedDeltas{}, merged: map[stockKey]bool{}, totals: map[string]skuTotal{},
 		alerts: alertState{seqs: map[string]int64{}, low: map[string]bool{}}}
 }
 

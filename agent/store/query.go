@@ -63,7 +63,7 @@ func AppendLocation(levels []StockLevel, sku, warehouse, location string, n, upd
 	}
 	l := &levels[len(levels)-1]
 	l.Locations[location] = n
-	l.OnHand += n
+	l.OnHand = AddOnHand(l.OnHand, n)
 	if t := time.UnixMilli(updatedMs).UTC(); t.After(l.UpdatedAt) {
 		l.UpdatedAt = t
 	}
@@ -142,7 +142,10 @@ func (db *DB) Ping(ctx context.Context) error {
 // low-stock state of a set of SKUs. They search an index (counters_sku,
 // holds_sku, low_skus' key); TestDB_SKUReadsUseIndex holds them to it.
 var (
-	sqlSKUsStock = newSKUQuery(`SELECT sku, warehouse, location, SUM(p) - SUM(n), MAX(updated_at) FROM counters
+	// TOTAL, not SUM: exact while the totals stay within MaxTotal (every
+	// partial sum is an integer below 2^53), and saturating instead of
+	// failing past 2^63 in a database filled before the bound was kept.
+	sqlSKUsStock = newSKUQuery(`SELECT sku, warehouse, location, ` + sqlLevel + `, MAX(updated_at) FROM counters
 		WHERE %s GROUP BY sku, warehouse, location ORDER BY sku, warehouse, location`)
 	// +expires_at: not a term for an index, or SQLite may range over
 	// every active hold by expiry (holds_active) instead.
@@ -150,6 +153,10 @@ var (
 		WHERE warehouse = ? AND %s AND state = 'active' AND +expires_at > ? GROUP BY sku`)
 	sqlLowOf = newSKUQuery(`SELECT sku FROM low_skus WHERE warehouse = ? AND %s`)
 )
+
+// sqlLevel is a stock level, Σp − Σn, as the reads compute it (see
+// sqlSKUsStock).
+const sqlLevel = `CAST(TOTAL(p) - TOTAL(n) AS INTEGER)`
 
 const (
 	sqlSKUPage = `SELECT DISTINCT sku FROM counters WHERE sku > ?1 AND substr(sku, 1, length(?2)) = ?2

@@ -26,6 +26,8 @@ type writerStmts struct {
 	skuOnHand, lastDeviceSeq, saveDeviceSeq, addAlert *sql.Stmt
 	// Merges from the hub: one run per entry.
 	mergeEntry, ownEntry, setMeta *sql.Stmt
+	// Totals per SKU (checkTotals).
+	skuTotal *sql.Stmt
 	// Reservations.
 	getHold, insertHold, renewHold, endHold, expiredHolds *sql.Stmt
 	prepared                                              []*sql.Stmt // all of the above, for close
@@ -33,14 +35,14 @@ type writerStmts struct {
 
 const (
 	sqlFindEvent  = `SELECT seq, body_hash FROM events WHERE device = ? AND event_id = ?`
-	sqlOnHand     = `SELECT COALESCE(SUM(p) - SUM(n), 0) FROM counters WHERE warehouse = ? AND sku = ? AND location = ?`
+	sqlOnHand     = `SELECT ` + sqlLevel + ` FROM counters WHERE warehouse = ? AND sku = ? AND location = ?`
 	sqlAddCounter = `INSERT INTO counters(warehouse, location, sku, replica, p, n, version, updated_at) VALUES (?,?,?,?,?,?,?,?)
 		ON CONFLICT (warehouse, sku, location, replica) DO UPDATE SET
 			p = p + excluded.p, n = n + excluded.n, version = excluded.version, updated_at = excluded.updated_at`
 	sqlTicketLines = `SELECT seq, event_id, warehouse, location, sku, to_location, qty, delta FROM events
 		WHERE device = ? AND event_id >= ? AND event_id < ? ORDER BY seq`
 	sqlQuarantine    = `INSERT INTO quarantine(source, device, event_id, reason, message, payload, received_at) VALUES (?,?,?,?,?,?,?)`
-	sqlSKUOnHand     = `SELECT COALESCE(SUM(p) - SUM(n), 0) FROM counters WHERE warehouse = ? AND sku = ?`
+	sqlSKUOnHand     = `SELECT ` + sqlLevel + ` FROM counters WHERE warehouse = ? AND sku = ?`
 	sqlLastDeviceSeq = `SELECT last_seq FROM device_seqs WHERE device = ?`
 	sqlSaveDeviceSeq = `INSERT INTO device_seqs(device, last_seq) VALUES (?, ?)
 		ON CONFLICT (device) DO UPDATE SET last_seq = excluded.last_seq`
@@ -103,6 +105,7 @@ func (s *writerStmts) prepare(ctx context.Context, db *sql.DB) error {
 		{&s.mergeEntry, sqlMergeEntry},
 		{&s.ownEntry, sqlOwnEntry},
 		{&s.setMeta, sqlSetMeta},
+		{&s.skuTotal, sqlSKUTotal},
 		{&s.getHold, sqlGetHold},
 		{&s.insertHold, sqlInsertHold},
 		{&s.renewHold, sqlRenewHold},
@@ -140,6 +143,7 @@ type boundStmts struct {
 	tx    *sql.Tx
 	src   *writerStmts
 	bound map[*sql.Stmt]*sql.Stmt
+	q     *quarantineTx // every quarantine row goes through it (limits)
 }
 
 func (s *writerStmts) in(tx *sql.Tx) *boundStmts {

@@ -15,7 +15,8 @@ import (
 	"sync/atomic"
 	"time"
 
-	_ "modernc.org/sqlite" // registers the "sqlite" driver
+	"modernc.org/sqlite" // also registers the "sqlite" driver
+	sqlite3 "modernc.org/sqlite/lib"
 )
 
 // FileName is the database file inside the data dir.
@@ -31,6 +32,11 @@ var ErrClosed = errors.New("store: closed")
 // ErrWrongWarehouse is returned by Open when the data dir belongs to another
 // warehouse.
 var ErrWrongWarehouse = errors.New("store: data dir belongs to another warehouse")
+
+// ErrUnwritable is returned by Open when the database cannot be written
+// (permissions, a read-only file system): an agent on it would never
+// acknowledge anything.
+var ErrUnwritable = errors.New("store: database not writable")
 
 // Options configure Open.
 type Options struct {
@@ -53,6 +59,8 @@ type Options struct {
 	// for each commit before sending more (an external broker's window):
 	// a closed loop, like devices on the embedded broker, only slows down.
 	CommitDelay time.Duration
+	// Quarantine bounds the rejected payloads kept (zero: no bounds).
+	Quarantine QuarantineLimits
 }
 
 // DB is the agent's SQLite store. It is safe for concurrent use.
@@ -79,18 +87,27 @@ type DB struct {
 	savedVersion     int64
 	savedReplica     string
 	outerFailed      bool // the high-water file beside the data dir could not be written (logged once)
+	// walTried is the WAL's size at the commit loop's last checkpoint that
+	// left it past walCheckpointBytes (0: none); commit loop only.
+	walTried int64
 	// reserved is the committed quantity held by active holds per key;
 	// only the commit loop touches it.
 	reserved map[stockKey]int64
 	// reservedBySKU sums reserved over locations for this warehouse's SKUs.
 	reservedBySKU map[string]int64
 	// low is the set of SKUs in the low-stock state; commit loop only.
-	low     map[string]bool
+	low map[string]bool
+	// totals caches Σp and Σn of SKUs the commit loop has checked against
+	// MaxTotal (checkTotals); commit loop only.
+	totals  map[string]skuTotal
 	lowRule LowStockRule
 	notify  func(Committed)
 	observe func(items int, took time.Duration, err error)
 	// commitDelay is Options.CommitDelay.
 	commitDelay time.Duration
+	// qLimits is Options.Quarantine; qUsage what the quarantine holds.
+	qLimits QuarantineLimits
+	qUsage  quarantineUsage
 
 	requests chan *request
 	stop     chan struct{} // closed by Close: abandon retries of a failing store
@@ -120,10 +137,20 @@ func Open(ctx context.Context, dataDir string, opts Options) (*DB, error) {
 	writer.SetMaxOpenConns(1)
 	writer.SetMaxIdleConns(1)
 	writer.SetConnMaxLifetime(0)
-	db := &DB{path: path, writer: writer, logger: opts.Logger, lowRule: opts.LowStock, notify: opts.Notify, observe: opts.Observe, commitDelay: opts.CommitDelay, requests: make(chan *request, requestQueue), stop: make(chan struct{})}
+	db := &DB{path: path, writer: writer, logger: opts.Logger, lowRule: opts.LowStock, notify: opts.Notify, observe: opts.Observe, commitDelay: opts.CommitDelay, requests: make(chan *request, requestQueue), stop: make(chan struct{}), totals: map[string]skuTotal{}, qLimits: opts.Quarantine}
 	if err := db.init(ctx, opts.Warehouse); err != nil {
-		_ = writer.Close()
+		_ = db.closeConns()
+		return nil, unwritable(path, err)
+	}
+	if err := db.loadQuarantineUsage(ctx); err != nil {
+		_ = db.closeConns()
 		return nil, err
+	}
+	// SQLite opens a file it may not write read-only, and reads work: only
+	// a write tells. Refuse now rather than run without ever committing.
+	if err := db.probe(); err != nil {
+		_ = db.closeConns()
+		return nil, unwritable(path, fmt.Errorf("open store: %w", err))
 	}
 	reader, err := sql.Open("sqlite", dsn(path, false))
 	if err != nil {
@@ -137,10 +164,26 @@ func Open(ctx context.Context, dataDir string, opts Options) (*DB, error) {
 		return nil, fmt.Errorf("open store: %w", err)
 	}
 	db.ckpt.SetMaxOpenConns(1)
-	db.wg.Add(2)
+	db.wg.Add(3)
 	go db.commitLoop()
 	go db.checkpointLoop()
+	go db.retentionLoop()
 	return db, nil
+}
+
+// unwritable names path in err when SQLite says it cannot write the
+// database (ErrUnwritable); other errors are returned as they are.
+func unwritable(path string, err error) error {
+	var se *sqlite.Error
+	if !errors.As(err, &se) {
+		return err
+	}
+	switch se.Code() & 0xff {
+	case sqlite3.SQLITE_READONLY, sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_PERM:
+		return fmt.Errorf("%w: %s (%v): let the agent's user write the database, its -wal and -shm files and their directory, "+
+			"or point --data-dir at a writable directory", ErrUnwritable, path, err)
+	}
+	return err
 }
 
 // dsn builds a modernc DSN. The file: form keeps the query string; busy_timeout
@@ -152,9 +195,12 @@ func dsn(path string, writer bool) string {
 	q.Add("_pragma", "synchronous(FULL)")
 	if writer {
 		q.Add("_txlock", "immediate")
-		// Checkpoints run on their own connection (checkpointLoop), never
-		// inside a commit where they would delay acknowledgements.
+		// Checkpoints run on their own connection (checkpointLoop), and
+		// between commits (checkpointBetweenCommits), never inside a commit
+		// where they would delay acknowledgements.
 		q.Add("_pragma", "wal_autocheckpoint(0)")
+		// When the WAL starts over, the file is cut back to this size.
+		q.Add("_pragma", fmt.Sprintf("journal_size_limit(%d)", walCheckpointBytes))
 		// Statement journals (an upsert's undo copy of the pages it
 		// touches) stay in memory instead of spilling to a temporary file.
 		q.Add("_pragma", "temp_store(MEMORY)")
@@ -308,14 +354,20 @@ func (db *DB) IntegrityCheck(ctx context.Context) (string, error) {
 	return verdict, err
 }
 
-// Checkpoint policy: a passive checkpoint copies committed WAL frames into
-// the database file without blocking the writer. When the WAL still grows
-// past walRestartBytes (sustained load never lets a passive checkpoint
-// finish), a RESTART checkpoint briefly waits for the writer so the WAL is
-// reused from its start.
+// Checkpoint policy. The checkpoint loop copies committed WAL frames into
+// the database file every checkpointInterval (PASSIVE: it never blocks the
+// writer). Under steady load that never lets the WAL start over: SQLite
+// reuses the WAL from its start only when a write begins with every frame
+// copied, and the writer keeps adding frames while the loop copies. So the
+// commit loop itself, between transactions, runs a PASSIVE checkpoint
+// once the WAL passes walCheckpointBytes (see checkpointBetweenCommits):
+// with no writer beside it, it copies every frame no reader still needs,
+// and the next commit restarts the WAL and truncates the file to
+// walCheckpointBytes (journal_size_limit). An agent thus needs about
+// walCheckpointBytes plus one transaction of free space to keep acking.
 const (
 	checkpointInterval = time.Second
-	walRestartBytes    = 64 << 20
+	walCheckpointBytes = 4 << 20
 )
 
 func (db *DB) checkpointLoop() {
@@ -326,24 +378,42 @@ func (db *DB) checkpointLoop() {
 		select {
 		case <-db.stop:
 			// Leave a small WAL behind for the next start.
-			db.checkpoint("TRUNCATE")
+			db.checkpoint(db.ckpt, "TRUNCATE")
 			db.saveHighWater()
 			return
 		case <-t.C:
 			db.saveHighWater()
-			mode := "PASSIVE"
-			if fi, err := os.Stat(db.path + "-wal"); err == nil && fi.Size() > walRestartBytes {
-				mode = "RESTART"
-			}
-			db.checkpoint(mode)
+			db.checkpoint(db.ckpt, "PASSIVE")
 		}
 	}
 }
 
-func (db *DB) checkpoint(mode string) {
+// checkpointBetweenCommits runs on the commit loop after a commit: once the
+// WAL file is past walCheckpointBytes, a PASSIVE checkpoint on the writer
+// connection, which nothing else writes meanwhile. Frames a reader still
+// needs stay; then the WAL cannot restart yet, and the next try waits until
+// it grew by another quarter of the limit instead of running every commit.
+func (db *DB) checkpointBetweenCommits() {
+	fi, err := os.Stat(db.path + "-wal")
+	if err != nil {
+		return
+	}
+	size := fi.Size()
+	if size <= walCheckpointBytes {
+		db.walTried = 0
+		return
+	}
+	if db.walTried != 0 && size < db.walTried+walCheckpointBytes/4 {
+		return
+	}
+	db.walTried = size
+	db.checkpoint(db.writer, "PASSIVE")
+}
+
+func (db *DB) checkpoint(conn *sql.DB, mode string) {
 	var busy, logFrames, checkpointed int
 	start := time.Now()
-	err := db.ckpt.QueryRow("PRAGMA wal_checkpoint("+mode+")").Scan(&busy, &logFrames, &checkpointed)
+	err := conn.QueryRow("PRAGMA wal_checkpoint("+mode+")").Scan(&busy, &logFrames, &checkpointed)
 	if err != nil {
 		db.logger.Warn("wal checkpoint failed", "mode", mode, "err", err)
 	}

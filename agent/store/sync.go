@@ -103,6 +103,13 @@ func (db *DB) applyMerge(ctx context.Context, s *boundStmts, st *txState, op *Me
 	}
 	merge := s.use(s.src.mergeEntry)
 	for _, e := range op.Entries {
+		if e.P > MaxTotal || e.N > MaxTotal {
+			side, v := "p", e.P
+			if e.P <= MaxTotal {
+				side, v = "n", e.N
+			}
+			return &RangeError{Warehouse: e.Warehouse, Location: e.Location, SKU: e.SKU, Replica: e.Replica, Side: side, Total: v}
+		}
 		if e.Replica == db.replicaID {
 			if err := db.checkRestored(ctx, s, st, op, e); err != nil {
 				return err

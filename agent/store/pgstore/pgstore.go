@@ -119,6 +119,13 @@ func (db *DB) commitChannel() string {
 	return "edgestock_commits_" + strings.ReplaceAll(db.dbID, ".", "_")
 }
 
+// listenerName is the application_name of this process's listening
+// connection: unique per process, as its replica is.
+func (db *DB) listenerName() string { return "edgestock listener " + db.replica }
+
+// quoteLiteral quotes s as an SQL string literal.
+func quoteLiteral(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
+
 // watch notices commits of other processes on the same database: it
 // listens for their notifications, again after any failure.
 func (db *DB) watch(ctx context.Context) {
@@ -164,6 +171,10 @@ func (w *watcher) listen(ctx context.Context) error {
 		defer cancel()
 		_ = conn.Close(cctx)
 	}()
+	// Named, so an operator (and a test) can tell it in pg_stat_activity.
+	if _, err := conn.Exec(ctx, "SET application_name = "+quoteLiteral(db.listenerName())); err != nil {
+		return err
+	}
 	if _, err := conn.Exec(ctx, "LISTEN "+pgx.Identifier{db.commitChannel()}.Sanitize()); err != nil {
 		return err
 	}
@@ -237,7 +248,7 @@ func (db *DB) Apply(ctx context.Context, b *store.Batch) ([]store.Outcome, error
 	err := db.write(ctx, func(tx pgx.Tx) error {
 		out = make([]store.Outcome, len(b.Events))
 		for i := range b.Events {
-			o, err := db.applyEvent(ctx, tx, &b.Events[i])
+			o, err := db.applyEventBounded(ctx, tx, &b.Events[i])
 			if err != nil {
 				return err
 			}
@@ -267,6 +278,44 @@ func (db *DB) Apply(ctx context.Context, b *store.Batch) ([]store.Outcome, error
 		db.notify()
 	}
 	return out, nil
+}
+
+// applyEventBounded applies e in a savepoint, undone when it would take
+// its SKU's totals past store.MaxTotal (outcome OutOfRange).
+func (db *DB) applyEventBounded(ctx context.Context, tx pgx.Tx, e *store.Event) (store.Outcome, error) {
+	sp, err := tx.Begin(ctx)
+	if err != nil {
+		return store.Outcome{}, err
+	}
+	defer func() { _ = sp.Rollback(ctx) }() // a no-op once committed
+	o, err := db.applyEvent(ctx, sp, e)
+	if err == nil && o.Status == store.Applied {
+		err = checkSKU(ctx, sp, e.SKU)
+	}
+	if errors.Is(err, store.ErrOutOfRange) {
+		return store.Outcome{Status: store.OutOfRange}, sp.Rollback(ctx)
+	}
+	if err != nil {
+		return store.Outcome{}, err
+	}
+	return o, sp.Commit(ctx)
+}
+
+// checkSKU holds sku's totals (Σp, Σn over every entry) to store.MaxTotal.
+// PostgreSQL sums bigint as numeric: the sums themselves never overflow.
+func checkSKU(ctx context.Context, tx pgx.Tx, sku string) error {
+	var p, n int64 // capped just past the bound
+	if err := tx.QueryRow(ctx, `SELECT LEAST(COALESCE(SUM(p), 0), $2::numeric + 1)::bigint, LEAST(COALESCE(SUM(n), 0), $2::numeric + 1)::bigint
+		FROM counters WHERE sku = $1`, sku, int64(store.MaxTotal)).Scan(&p, &n); err != nil {
+		return err
+	}
+	switch {
+	case p > store.MaxTotal:
+		return &store.RangeError{SKU: sku, Side: "p", Total: uint64(p)}
+	case n > store.MaxTotal:
+		return &store.RangeError{SKU: sku, Side: "n", Total: uint64(n)}
+	}
+	return nil
 }
 
 func (db *DB) applyEvent(ctx context.Context, tx pgx.Tx, e *store.Event) (store.Outcome, error) {
@@ -325,7 +374,15 @@ func (db *DB) applyEvent(ctx context.Context, tx pgx.Tx, e *store.Event) (store.
 func (db *DB) applyMerge(ctx context.Context, tx pgx.Tx, m *store.MergeOp) error {
 	m.Changed = 0
 	now := m.Now.UnixMilli()
+	raised := map[string]bool{} // SKUs to hold to store.MaxTotal
 	for _, e := range m.Entries {
+		if e.P > store.MaxTotal || e.N > store.MaxTotal {
+			side, v := "p", e.P
+			if e.P <= store.MaxTotal {
+				side, v = "n", e.N
+			}
+			return &store.RangeError{Warehouse: e.Warehouse, Location: e.Location, SKU: e.SKU, Replica: e.Replica, Side: side, Total: v}
+		}
 		tag, err := tx.Exec(ctx, `INSERT INTO counters(warehouse, location, sku, replica, p, n, version, updated_at)
 			VALUES ($1,$2,$3,$4,$5,$6,nextval('counter_version'),$7)
 			ON CONFLICT (warehouse, sku, location, replica) DO UPDATE SET
@@ -335,7 +392,15 @@ func (db *DB) applyMerge(ctx context.Context, tx pgx.Tx, m *store.MergeOp) error
 		if err != nil {
 			return err
 		}
-		m.Changed += int(tag.RowsAffected())
+		if tag.RowsAffected() > 0 {
+			m.Changed++
+			raised[e.SKU] = true
+		}
+	}
+	for sku := range raised {
+		if err := checkSKU(ctx, tx, sku); err != nil {
+			return err
+		}
 	}
 	if m.Cursor != "" && m.CursorKey != "" {
 		if _, err := tx.Exec(ctx, `INSERT INTO meta(key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = excluded.value`,
@@ -399,7 +464,10 @@ func (db *DB) Meta(ctx context.Context, key string) (string, error) {
 // SKUsStock returns the level of each of skus per warehouse, sorted by SKU,
 // then warehouse; a SKU never seen has none.
 func (db *DB) SKUsStock(ctx context.Context, skus []string) ([]store.StockLevel, error) {
-	rows, err := db.pool.Query(ctx, `SELECT sku, warehouse, location, SUM(p) - SUM(n), MAX(updated_at) FROM counters
+	// Clamped to bigint: within store.MaxTotal it is exact; a database
+	// filled before the bound was kept still reads.
+	rows, err := db.pool.Query(ctx, `SELECT sku, warehouse, location,
+			LEAST(GREATEST(SUM(p) - SUM(n), -9223372036854775808), 9223372036854775807)::bigint, MAX(updated_at) FROM counters
 		WHERE sku = ANY($1) GROUP BY sku, warehouse, location ORDER BY sku, warehouse, location`, skus)
 	if err != nil {
 		return nil, fmt.Errorf("postgres stock: %w", err)
