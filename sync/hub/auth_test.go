@@ -149,3 +149,11 @@ func TestHub_OnlineAtFirstExchange(t *testing.T) {
 		return ws.Warehouses[0].Online
 	}, 10*time.Second, 20*time.Millisecond)
 }
+
+// One hub per SQLite data dir: a second would write under the same replica.
+func TestHub_DataDirLocked(t *testing.T) {
+	dir := t.TempDir()
+	startHub(t, dir, nil)
+	err := hub.NewServer(hub.Config{DataDir: dir, HTTP: "127.0.0.1:0"}, logger()).Open(t.Context())
+	require.ErrorContains(t, err, "locked")
+}

@@ -166,17 +166,13 @@ func (h *Hub) retry(ctx context.Context, l *link, what string, step func(context
 		if ctx.Err() != nil {
 			return
 		}
-		refused := errors.As(err, new(*refusedError))
+		msg, lasting := failure(err)
 		if !failing {
-			msg := "agent unreachable; retrying with backoff"
-			if refused {
-				msg = "agent refused the hub's token (unauthorized); check agent-tokens in the hub's config"
-			}
 			h.logger.Warn(msg, "warehouse", l.Warehouse, "loop", what, "err", err)
 			failing = true
 		}
-		if refused {
-			// A token is not fixed by asking again soon: wait the longest.
+		if lasting {
+			// Asking again soon mends nothing: wait the longest.
 			wait.Exhaust()
 		}
 		if !wait.Sleep(ctx) {
@@ -364,6 +360,19 @@ func (l *link) do(req *http.Request, out any) error {
 		return fmt.Errorf("%s: %w", req.URL.Path, err)
 	}
 	return nil
+}
+
+// failure says what a failed sync step means for the log, and whether it
+// lasts: an agent refusing the hub's token, or entries the store refuses
+// (store.ErrOutOfRange), stay so until someone mends them.
+func failure(err error) (msg string, lasting bool) {
+	switch {
+	case errors.As(err, new(*refusedError)):
+		return "agent refused the hub's token (unauthorized); check agent-tokens in the hub's config", true
+	case errors.Is(err, store.ErrOutOfRange):
+		return "agent sent totals past the bound the hub stores (see docs/SYNC.md); not merged", true
+	}
+	return "agent unreachable; retrying with backoff", false
 }
 
 // refusedError is an agent's 401 or 403: the hub's token for it is

@@ -67,6 +67,7 @@ type Server struct {
 	store  backend
 	hub    *Hub
 	guard  *auth.Guard
+	lock   *store.DirLock // the SQLite hub's data dir, held from Open to Close
 	srv    *http.Server
 	ln     net.Listener
 	wg     stdsync.WaitGroup
@@ -96,6 +97,10 @@ func (s *Server) Open(ctx context.Context) (err error) {
 	if s.cfg.Store != "" { // a PostgreSQL URL (Validate maps "sqlite" to "")
 		s.store, err = pgstore.Open(ctx, s.cfg.Store, changed, s.logger.With("component", "store"))
 	} else {
+		// One hub per SQLite data dir: a second would write under the same replica.
+		if s.lock, err = store.LockDir(s.cfg.DataDir); err != nil {
+			return err
+		}
 		s.store, err = store.Open(ctx, s.cfg.DataDir, store.Options{Warehouse: storeWarehouse, Logger: s.logger.With("component", "store"),
 			Notify: func(store.Committed) { changed() }})
 	}
@@ -202,6 +207,9 @@ func (s *Server) Close(ctx context.Context) error {
 	}
 	if s.store != nil {
 		errs = append(errs, s.store.Close())
+	}
+	if s.lock != nil {
+		errs = append(errs, s.lock.Release())
 	}
 	return errors.Join(errs...)
 }
