@@ -1,0 +1,18 @@
+package store_test
+
+import (
+	"context"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/edgestock/edgestock/agent/store"
+	"github.com/edgestock/edgestock/agent/store/storetest"
+)
+
+func TestConformance_SQLite(t *testing.T) {
+	db, err := store.Open(context.Background(), t.TempDir(), store.Options{Warehouse: "hub"})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = db.Close() })
+	storetest.Run(t, db)
+}

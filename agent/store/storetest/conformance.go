@@ -1,0 +1,222 @@
+// Package storetest holds every store to one contract: the conformance
+// suite runs the same random histories against the SQLite store and the
+// PostgreSQL store, with crdt as the oracle.
+package storetest
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"pgregory.net/rapid"
+
+	"github.com/edgestock/edgestock/agent/store"
+	"github.com/edgestock/edgestock/crdt"
+)
+
+// Backend is what the suite needs of a store.
+type Backend interface {
+	Apply(ctx context.Context, b *store.Batch) ([]store.Outcome, error)
+	Deltas(ctx context.Context, since int64, limit int, skipReplica string) (store.DeltaPage, error)
+	SKUsStock(ctx context.Context, skus []string) ([]store.StockLevel, error)
+	ReplicaID() string
+}
+
+// The suite's small world, so histories collide: the same keys, devices
+// and ids come back again and again.
+var (
+	warehouses = []string{"wh1", "wh2"}
+	locations  = []string{"default", "A-01"}
+	skus       = []string{"S-1", "S-2", "S-3"}
+	devices    = []string{"d1", "d2"}
+	replicas   = []string{"wh2.aaaa", "wh3.bbbb", "hub.cccc"}
+)
+
+// maxSteps bounds a history's events and merges.
+const maxSteps = 25
+
+type key struct{ warehouse, location, sku string }
+
+// model is the oracle: per key a PN-counter, and what each (device, id)
+// was first seen with.
+type model struct {
+	counters map[key]*crdt.PNCounter
+	logged   map[[2]string]string // (device, id) -> body
+	own      string
+	prefix   string // of this history's SKUs and event ids
+	start    int64  // the store's cursor before this history
+}
+
+// end pages to the end of db's deltas and returns the cursor there.
+func end(ctx context.Context, rt *rapid.T, db Backend) int64 {
+	var since int64
+	for {
+		page, err := db.Deltas(ctx, since, 10_000, "")
+		require.NoError(rt, err)
+		since = page.Next
+		if !page.More {
+			return since
+		}
+	}
+}
+
+func (m *model) counter(k key) *crdt.PNCounter {
+	c, ok := m.counters[k]
+	if !ok {
+		c = &crdt.PNCounter{}
+		m.counters[k] = c
+	}
+	return c
+}
+
+func (m *model) onHand(k key) int64 { return m.counter(k).Value() }
+
+// Run runs the suite on db, an empty store. Each history rapid runs has
+// SKUs and event ids of its own, so one store serves them all.
+func Run(t *testing.T, db Backend) {
+	run := 0
+	rapid.Check(t, func(rt *rapid.T) {
+		run++
+		ctx := context.Background()
+		m := &model{counters: map[key]*crdt.PNCounter{}, logged: map[[2]string]string{}, own: db.ReplicaID(),
+			prefix: fmt.Sprintf("r%d.", run), start: end(ctx, rt, db)}
+		// Bounded histories: each step is a commit, and SQLite under the
+		// race detector commits about 20 times slower.
+		for range rapid.IntRange(1, maxSteps).Draw(rt, "steps") {
+			if rapid.IntRange(0, 2).Draw(rt, "action") == 0 {
+				merge(ctx, rt, db, m)
+			} else {
+				applyEvent(ctx, rt, db, m)
+			}
+			if rapid.IntRange(0, 3).Draw(rt, "check") == 0 {
+				check(ctx, rt, db, m)
+			}
+		}
+		check(ctx, rt, db, m)
+	})
+}
+
+func (m *model) drawKey(rt *rapid.T) key {
+	return key{rapid.SampledFrom(warehouses).Draw(rt, "warehouse"), rapid.SampledFrom(locations).Draw(rt, "location"),
+		m.prefix + rapid.SampledFrom(skus).Draw(rt, "sku")}
+}
+
+// applyEvent applies one event of a random type, maybe with an id seen
+// before (a duplicate, or a reused id with another body).
+func applyEvent(ctx context.Context, rt *rapid.T, db Backend, m *model) {
+	k := m.drawKey(rt)
+	device := rapid.SampledFrom(devices).Draw(rt, "device")
+	id := fmt.Sprint(m.prefix, "e", rapid.IntRange(0, 30).Draw(rt, "id"))
+	typ := rapid.SampledFrom([]string{"receive", "sale", "adjust", "count", "transfer"}).Draw(rt, "type")
+	qty := rapid.Int64Range(1, 50).Draw(rt, "qty")
+	e := store.Event{Device: device, ID: id, Type: typ, Warehouse: k.warehouse, Location: k.location, SKU: k.sku, Qty: qty,
+		Source: "test", ReceivedAt: time.Now()}
+	switch typ {
+	case "receive":
+		e.Delta = qty
+	case "sale":
+		e.Delta = -qty
+	case "adjust":
+		if rapid.Bool().Draw(rt, "negative") {
+			qty = -qty
+		}
+		e.Qty, e.Delta = qty, qty
+	case "count":
+		e.Qty = rapid.Int64Range(0, 50).Draw(rt, "counted")
+		e.Absolute = true
+	case "transfer":
+		e.Delta = -qty
+		e.ToLocation = locations[0]
+		if k.location == locations[0] {
+			e.ToLocation = locations[1]
+		}
+	}
+	body := fmt.Sprintf("%s|%s|%s|%s|%d|%s", typ, k.warehouse, k.location, k.sku, e.Qty, e.ToLocation)
+	e.BodyHash = []byte(body)
+	out, err := db.Apply(ctx, &store.Batch{Events: []store.Event{e}})
+	require.NoError(rt, err)
+	require.Len(rt, out, 1)
+	seen, ok := m.logged[[2]string{device, id}]
+	switch {
+	case ok && seen == body:
+		require.Equal(rt, store.Duplicate, out[0].Status)
+		return
+	case ok:
+		require.Equal(rt, store.IDReused, out[0].Status)
+		return
+	}
+	require.Equal(rt, store.Applied, out[0].Status)
+	m.logged[[2]string{device, id}] = body
+	delta := e.Delta
+	if e.Absolute {
+		delta = e.Qty - m.onHand(k)
+	}
+	require.Equal(rt, delta, out[0].Delta, "the applied delta")
+	m.counter(k).Apply(m.own, delta)
+	if e.ToLocation != "" {
+		m.counter(key{k.warehouse, e.ToLocation, k.sku}).Apply(m.own, -delta)
+	}
+}
+
+// merge merges a page of foreign entries: states, possibly older than what
+// the store holds, possibly repeated.
+func merge(ctx context.Context, rt *rapid.T, db Backend, m *model) {
+	n := rapid.IntRange(1, 5).Draw(rt, "entries")
+	op := &store.MergeOp{Now: time.Now(), Cursor: "peer@1", CursorKey: "cursor:conformance"}
+	for range n {
+		k := m.drawKey(rt)
+		e := store.Entry{Warehouse: k.warehouse, Location: k.location, SKU: k.sku, Replica: rapid.SampledFrom(replicas).Draw(rt, "replica"),
+			Entry: crdt.Entry{P: rapid.Uint64Range(0, 100).Draw(rt, "p"), N: rapid.Uint64Range(0, 100).Draw(rt, "n")}}
+		op.Entries = append(op.Entries, e)
+		m.counter(k).MergeEntry(e.Replica, e.Entry)
+	}
+	_, err := db.Apply(ctx, &store.Batch{Merges: []*store.MergeOp{op}})
+	require.NoError(rt, err)
+}
+
+// check holds the store to the oracle: every key's level, and the deltas
+// from the start, which rebuild exactly the oracle's entries.
+func check(ctx context.Context, rt *rapid.T, db Backend, m *model) {
+	names := make([]string, len(skus))
+	for i, s := range skus {
+		names[i] = m.prefix + s
+	}
+	levels, err := db.SKUsStock(ctx, names)
+	require.NoError(rt, err)
+	got := map[key]int64{}
+	for _, l := range levels {
+		for loc, n := range l.Locations {
+			got[key{l.Warehouse, loc, l.SKU}] = n
+		}
+	}
+	for k, c := range m.counters {
+		require.Equal(rt, c.Value(), got[k], "on hand of %v", k)
+	}
+	rebuilt := map[key]*crdt.PNCounter{}
+	since := m.start
+	for {
+		page, err := db.Deltas(ctx, since, 7, "")
+		require.NoError(rt, err)
+		for _, e := range page.Entries {
+			k := key{e.Warehouse, e.Location, e.SKU}
+			if rebuilt[k] == nil {
+				rebuilt[k] = &crdt.PNCounter{}
+			}
+			rebuilt[k].MergeEntry(e.Replica, e.Entry)
+		}
+		require.GreaterOrEqual(rt, page.Next, since, "the cursor never goes back")
+		since = page.Next
+		if !page.More {
+			break
+		}
+	}
+	for k, c := range m.counters {
+		r := rebuilt[k]
+		if r == nil {
+			r = &crdt.PNCounter{}
+		}
+		require.True(rt, c.Equal(*r), "deltas of %v rebuild the state: want %v got %v", k, c.Replicas(), r.Replicas())
+	}
+}
