@@ -41,7 +41,7 @@ type API struct {
 func (a *API) Routes() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
-		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok", "role": "hub"})
 	})
 	mux.HandleFunc("GET /readyz", a.handleReady)
 	mux.Handle("GET /metrics", a.Hub.metricsHandler())
