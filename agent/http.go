@@ -34,7 +34,7 @@ const (
 func (a *Agent) routes() http.Handler {
 	mux := apidoc.NewMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
-		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok", "role": "agent"})
 	})
 	mux.HandleFunc("GET /readyz", a.requireScope("", a.handleReady))
 	mux.HandleFunc("GET /metrics", a.requireScope("", a.metrics.handler().ServeHTTP))

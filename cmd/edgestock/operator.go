@@ -1,13 +1,14 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"sort"
 	"strings"
@@ -15,6 +16,7 @@ import (
 	"time"
 
 	"github.com/edgestock/edgestock/agent"
+	"github.com/edgestock/edgestock/sync/hub"
 )
 
 // apiClient talks to a running agent's HTTP API for the operator commands.
@@ -22,15 +24,18 @@ type apiClient struct {
 	base, token string
 }
 
-func (m *Main) apiFlags(name string, args []string) (*apiClient, *flag.FlagSet, error) {
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(m.Stderr)
-	url := fs.String("url", "http://127.0.0.1:7070", "the agent's HTTP API")
-	token := fs.String("token", os.Getenv("EDGESTOCK_TOKEN"), "a bearer token (default $EDGESTOCK_TOKEN)")
-	if err := parseFlags(fs, args); err != nil {
-		return nil, nil, err
+// apiFlags defines --url and --token on fs; the client is ready once fs
+// has been parsed.
+func apiFlags(fs *flag.FlagSet) func() *apiClient {
+	base := fs.String("url", "http://127.0.0.1:7070", "the agent's or the hub's HTTP API")
+	// The default stays out of the flag, so -h never prints a secret.
+	token := fs.String("token", "", "a bearer token (default $EDGESTOCK_TOKEN)")
+	return func() *apiClient {
+		if *token == "" {
+			*token = os.Getenv("EDGESTOCK_TOKEN")
+		}
+		return &apiClient{base: strings.TrimRight(*base, "/"), token: *token}
 	}
-	return &apiClient{base: strings.TrimRight(*url, "/"), token: *token}, fs, nil
 }
 
 func (c *apiClient) get(ctx context.Context, path string, out any) error {
@@ -45,7 +50,7 @@ func (c *apiClient) get(ctx context.Context, path string, out any) error {
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		return fmt.Errorf("%s: %w (is the agent running?)", c.base, err)
+		return fmt.Errorf("%s: %w (is the agent or hub running at --url?)", c.base, err)
 	}
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
@@ -54,16 +59,50 @@ func (c *apiClient) get(ctx context.Context, path string, out any) error {
 			Error struct{ Code, Message string }
 		}
 		_ = json.Unmarshal(body, &e)
-		return fmt.Errorf("%s%s: %s: %s", c.base, path, resp.Status, e.Error.Message)
+		msg := e.Error.Message
+		switch {
+		case msg != "":
+		case len(bytes.TrimSpace(body)) > 0:
+			msg = strings.TrimSpace(string(body[:min(len(body), 200)]))
+		case resp.StatusCode == http.StatusNotFound:
+			msg = "no such resource here (is --url an edgestock agent or hub?)"
+		case resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden:
+			msg = "pass a token with --token or $EDGESTOCK_TOKEN"
+		default:
+			msg = "the server sent no explanation; its log may say more"
+		}
+		return fmt.Errorf("GET %s%s: %s: %s", c.base, path, resp.Status, msg)
 	}
 	return json.Unmarshal(body, out)
 }
 
-// runStatus prints the agent's status.
-func (m *Main) runStatus(ctx context.Context, args []string) error {
-	c, _, err := m.apiFlags("status", args)
+// role asks /healthz which role answers at the URL: "agent" or "hub"
+// (agents older than the role field answer without one: "agent").
+func (c *apiClient) role(ctx context.Context) (string, error) {
+	var h struct{ Role string }
+	if err := c.get(ctx, "/healthz", &h); err != nil {
+		return "", err
+	}
+	if h.Role == "" {
+		return "agent", nil
+	}
+	return h.Role, nil
+}
+
+// runStatus prints an agent's status, or a hub's warehouses.
+func (m *Main) runStatus(ctx context.Context, cmd *command, args []string) error {
+	fs := m.flagSet(cmd)
+	client := apiFlags(fs)
+	if _, err := m.parse(fs, cmd, args); err != nil {
+		return err
+	}
+	c := client()
+	role, err := c.role(ctx)
 	if err != nil {
 		return err
+	}
+	if role == "hub" {
+		return m.hubStatus(ctx, c)
 	}
 	var st agent.Status
 	if err := c.get(ctx, "/v1/status", &st); err != nil {
@@ -79,6 +118,7 @@ func (m *Main) runStatus(ctx context.Context, args []string) error {
 		store = "FAILING: acknowledgements held"
 	}
 	for _, row := range [][2]string{
+		{"role", "agent"},
 		{"version", st.Version},
 		{"warehouse", st.Warehouse},
 		{"replica", st.Replica},
@@ -96,28 +136,70 @@ func (m *Main) runStatus(ctx context.Context, args []string) error {
 	return w.Flush()
 }
 
-// runStock prints one SKU or a page of SKUs as a table.
-func (m *Main) runStock(ctx context.Context, args []string) error {
-	c, fs, err := m.apiFlags("stock", args)
+// hubStatus prints the hub's warehouses: who is online, how far behind.
+func (m *Main) hubStatus(ctx context.Context, c *apiClient) error {
+	var list struct{ Warehouses []hub.WarehouseStatus }
+	if err := c.get(ctx, "/v1/warehouses", &list); err != nil {
+		return err
+	}
+	fmt.Fprintf(m.Stdout, "role: hub (%s)\n", c.base)
+	w := tabwriter.NewWriter(m.Stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(w, "WAREHOUSE\tSTATE\tLAST CONTACT\tLAG\tURL\tLAST ERROR")
+	for _, wh := range list.Warehouses {
+		state, contact, lag := "offline", "never", "-"
+		if wh.Online {
+			state = "online"
+		}
+		if wh.LastContact != nil {
+			contact = wh.LastContact.Format(time.RFC3339)
+		}
+		if wh.LagSeconds != nil {
+			lag = (time.Duration(*wh.LagSeconds * float64(time.Second))).Round(time.Second).String()
+		}
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\n", wh.Warehouse, state, contact, lag, wh.URL, wh.LastError)
+	}
+	return w.Flush()
+}
+
+// stockPageSize is how many SKUs one list request asks for (the APIs'
+// maximum); stock pages on until the list ends.
+const stockPageSize = 1000
+
+// runStock prints one SKU or every SKU as a table: an agent's view
+// (this warehouse, its holds, the company total), or a hub's (per
+// warehouse).
+func (m *Main) runStock(ctx context.Context, cmd *command, args []string) error {
+	fs := m.flagSet(cmd)
+	client := apiFlags(fs)
+	skus, err := m.parse(fs, cmd, args)
 	if err != nil {
 		return err
 	}
-	var views []agent.StockView
-	switch fs.NArg() {
-	case 0:
-		var page struct{ Items []agent.StockView }
-		if err := c.get(ctx, "/v1/stock?limit=1000", &page); err != nil {
+	c := client()
+	role, err := c.role(ctx)
+	if err != nil {
+		return err
+	}
+	if role == "hub" {
+		views, err := stockViews[hub.StockView](ctx, c, skus)
+		if err != nil {
 			return err
 		}
-		views = page.Items
-	case 1:
-		var v agent.StockView
-		if err := c.get(ctx, "/v1/stock/"+fs.Arg(0), &v); err != nil {
-			return err
+		w := tabwriter.NewWriter(m.Stdout, 0, 4, 2, ' ', tabwriter.AlignRight)
+		fmt.Fprintln(w, "SKU\tON HAND\tWAREHOUSES\t")
+		for _, v := range views {
+			whs := make([]string, 0, len(v.Warehouses))
+			for wh, s := range v.Warehouses {
+				whs = append(whs, fmt.Sprintf("%s=%d", wh, s.OnHand))
+			}
+			sort.Strings(whs)
+			fmt.Fprintf(w, "%s\t%d\t%s\t\n", v.SKU, v.OnHand, strings.Join(whs, " "))
 		}
-		views = []agent.StockView{v}
-	default:
-		return usageError{errors.New("stock: at most one SKU")}
+		return w.Flush()
+	}
+	views, err := stockViews[agent.StockView](ctx, c, skus)
+	if err != nil {
+		return err
 	}
 	w := tabwriter.NewWriter(m.Stdout, 0, 4, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(w, "SKU\tON HAND\tRESERVED\tAVAILABLE\tGLOBAL\tLOW\tLOCATIONS\t")
@@ -134,4 +216,32 @@ func (m *Main) runStock(ctx context.Context, args []string) error {
 		fmt.Fprintf(w, "%s\t%d\t%d\t%d\t%d\t%s\t%s\t\n", v.SKU, v.OnHand, v.Reserved, v.Available, v.Global.OnHand, low, strings.Join(locs, " "))
 	}
 	return w.Flush()
+}
+
+// stockViews reads one SKU's view, or every page of the list, decoded as
+// the role at c answers them.
+func stockViews[V any](ctx context.Context, c *apiClient, skus []string) ([]V, error) {
+	if len(skus) == 1 {
+		var v V
+		if err := c.get(ctx, "/v1/stock/"+url.PathEscape(skus[0]), &v); err != nil {
+			return nil, err
+		}
+		return []V{v}, nil
+	}
+	var all []V
+	after := ""
+	for {
+		var page struct {
+			Items []V
+			Next  string
+		}
+		if err := c.get(ctx, fmt.Sprintf("/v1/stock?limit=%d&after=%s", stockPageSize, url.QueryEscape(after)), &page); err != nil {
+			return nil, err
+		}
+		all = append(all, page.Items...)
+		if page.Next == "" || page.Next == after {
+			return all, nil
+		}
+		after = page.Next
+	}
 }

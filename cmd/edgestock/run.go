@@ -3,10 +3,10 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"runtime/debug"
@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/edgestock/edgestock/agent"
+	"github.com/edgestock/edgestock/agent/store"
+	"github.com/edgestock/edgestock/internal/auth"
 	"github.com/edgestock/edgestock/sync/hub"
 )
 
@@ -42,62 +44,15 @@ type usageError struct{ err error }
 func (e usageError) Error() string { return e.err.Error() }
 func (e usageError) Unwrap() error { return e.err }
 
-// parseFlags parses a subcommand's flags; a bad one is a usage error. -h
-// is one too, wrapping flag.ErrHelp, which Run answers with exitOK.
-func parseFlags(fs *flag.FlagSet, args []string) error {
-	if err := fs.Parse(args); err != nil {
-		return usageError{err}
-	}
-	return nil
-}
-
-const usage = `usage: edgestock <command> [flags]
-
-commands:
-  agent     run the warehouse agent (see edgestock agent -h)
-  hub       run the central hub (see edgestock hub -h)
-  token     issue, list or revoke API tokens: token issue --name N --scope S[,S] [--data-dir D]
-  config    check FILE: validate an agent or hub config (exit 2 on errors)
-  service   install|uninstall|start|stop|restart|status [--role agent|hub] [--config F]
-  status    a running agent's status [--url U] [--token T]
-  stock     [SKU]: stock levels as a table [--url U] [--token T]
-  simulate  scanner and POS devices over MQTT [--mqtt-url U] [--devices N] [--rate N] [--duration D] [--skus N]
-  version   print the version
-`
-
 // Run executes one command and returns the process exit code.
 func (m *Main) Run(ctx context.Context, args []string) int {
-	if len(args) == 0 {
-		fmt.Fprint(m.Stderr, usage)
-		return exitUsage
-	}
 	var err error
-	switch args[0] {
-	case "agent":
-		err = m.runAgent(ctx, args[1:])
-	case "hub":
-		err = m.runHub(ctx, args[1:])
-	case "token":
-		err = m.runToken(ctx, args[1:])
-	case "config":
-		err = m.runConfig(args[1:])
-	case "status":
-		err = m.runStatus(ctx, args[1:])
-	case "service":
-		err = m.runService(args[1:])
-	case "stock":
-		err = m.runStock(ctx, args[1:])
-	case "simulate":
-		err = m.runSimulate(ctx, args[1:])
-	case "version":
-		fmt.Fprintln(m.Stdout, versionString())
-	case "-h", "--help", "help":
-		fmt.Fprint(m.Stdout, usage)
-	default:
-		err = usageError{fmt.Errorf("unknown command %q", args[0])}
+	if len(args) > 0 && (args[0] == "--version" || args[0] == "-version") {
+		args = append([]string{"version"}, args[1:]...)
 	}
+	err = m.dispatch(ctx, commands(), "", "", args)
 	switch {
-	case err == nil || errors.Is(err, flag.ErrHelp):
+	case err == nil || errors.Is(err, errHelp):
 		return exitOK
 	case errors.As(err, new(usageError)):
 		fmt.Fprintf(m.Stderr, "edgestock: %v\n", err)
@@ -120,9 +75,8 @@ func versionString() string {
 	return "edgestock " + v
 }
 
-func (m *Main) runAgent(ctx context.Context, args []string) error {
-	fs := flag.NewFlagSet("agent", flag.ContinueOnError)
-	fs.SetOutput(m.Stderr)
+func (m *Main) runAgent(ctx context.Context, c *command, args []string) error {
+	fs := m.flagSet(c)
 	configPath := fs.String("config", "", "YAML config file (configs/agent.yaml shows every key)")
 	warehouse := fs.String("warehouse", "", "warehouse ID (default: the host name)")
 	dataDir := fs.String("data-dir", "", "data directory (default ./edgestock-data)")
@@ -130,11 +84,9 @@ func (m *Main) runAgent(ctx context.Context, args []string) error {
 	mqttListen := fs.String("mqtt-listen", "", "embedded broker address (default 127.0.0.1:1883)")
 	httpAddr := fs.String("http", "", "HTTP API address (default 127.0.0.1:7070)")
 	logLevel := fs.String("log-level", "", "debug, info, warn or error")
-	if err := parseFlags(fs, args); err != nil {
+	logFormat := fs.String("log-format", "", "text or json")
+	if _, err := m.parse(fs, c, args); err != nil {
 		return err
-	}
-	if fs.NArg() > 0 {
-		return usageError{fmt.Errorf("agent: unexpected argument %q", fs.Arg(0))}
 	}
 	cfg := agent.DefaultConfig()
 	if *configPath != "" {
@@ -147,7 +99,7 @@ func (m *Main) runAgent(ctx context.Context, args []string) error {
 	overrides := func(cfg *agent.Config) {
 		for flagValue, field := range map[*string]*string{
 			warehouse: &cfg.Warehouse, dataDir: &cfg.DataDir, mqttURL: &cfg.MQTT.URL,
-			mqttListen: &cfg.MQTT.Listen, httpAddr: &cfg.HTTP.Listen, logLevel: &cfg.Log.Level,
+			mqttListen: &cfg.MQTT.Listen, httpAddr: &cfg.HTTP.Listen, logLevel: &cfg.Log.Level, logFormat: &cfg.Log.Format,
 		} {
 			if *flagValue != "" {
 				*field = *flagValue
@@ -159,6 +111,9 @@ func (m *Main) runAgent(ctx context.Context, args []string) error {
 	if err := cfg.Validate(); err != nil {
 		return usageError{fmt.Errorf("invalid config:\n%w", err)}
 	}
+	if err := checkFirstToken(ctx, cfg); err != nil {
+		return err
+	}
 	level := new(slog.LevelVar)
 	level.Set(cfg.LogLevel())
 	logger := newLogger(m.Stderr, cfg.Log.Format, level)
@@ -168,7 +123,68 @@ func (m *Main) runAgent(ctx context.Context, args []string) error {
 	if *configPath != "" {
 		a.Reload = agent.Reload{Path: *configPath, Overrides: overrides, LogLevel: level}
 	}
-	return runUntilDone(ctx, a, logger)
+	err := runUntilDone(ctx, a, logger)
+	if errors.Is(err, store.ErrWrongWarehouse) {
+		return usageError{err} // a config mismatch: restarting cannot fix it
+	}
+	return err
+}
+
+// checkFirstToken refuses, as bad usage and before anything is created, an
+// agent whose HTTP API listens beyond loopback while no token has been
+// issued: every request would be refused (SPEC §6). The agent checks again
+// when it opens its store.
+func checkFirstToken(ctx context.Context, cfg agent.Config) error {
+	if isLoopbackAddr(cfg.HTTP.Listen) {
+		return nil
+	}
+	advice := fmt.Sprintf("http.listen %s is not a loopback address and no token has been issued in %s: every request would be refused. "+
+		"Issue one first: edgestock token issue --name ops --scope admin --warehouse %s --data-dir %s",
+		cfg.HTTP.Listen, absPath(cfg.DataDir), cfg.Warehouse, cfg.DataDir)
+	if _, err := os.Stat(filepath.Join(cfg.DataDir, store.FileName)); errors.Is(err, os.ErrNotExist) {
+		return usageError{errors.New(advice)}
+	}
+	db, err := store.Open(ctx, cfg.DataDir, store.Options{Warehouse: cfg.Warehouse})
+	if errors.Is(err, store.ErrWrongWarehouse) {
+		return usageError{err}
+	}
+	if err != nil {
+		return err
+	}
+	has, err := db.HasTokens(ctx)
+	if cerr := db.Close(); err == nil {
+		err = cerr
+	}
+	switch {
+	case err != nil:
+		return err
+	case !has:
+		return usageError{errors.New(advice)}
+	}
+	return nil
+}
+
+// isLoopbackAddr reports whether host:port listens on loopback only, as
+// the agent decides when tokens are required.
+func isLoopbackAddr(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// absPath is p made absolute for messages, so an operator sees which
+// directory was looked at whatever the working directory was.
+func absPath(p string) string {
+	if abs, err := filepath.Abs(p); err == nil {
+		return abs
+	}
+	return p
 }
 
 // lifecycle is what a role runs: the agent or the hub.
@@ -217,17 +233,19 @@ type agentFlags []string
 func (a *agentFlags) String() string     { return strings.Join(*a, ",") }
 func (a *agentFlags) Set(v string) error { *a = append(*a, v); return nil }
 
-func (m *Main) runHub(ctx context.Context, args []string) error {
-	fs := flag.NewFlagSet("hub", flag.ContinueOnError)
-	fs.SetOutput(m.Stderr)
+func (m *Main) runHub(ctx context.Context, c *command, args []string) error {
+	fs := m.flagSet(c)
 	configPath := fs.String("config", "", "YAML config file (configs/hub.yaml shows every key)")
 	dataDir := fs.String("data-dir", "", "data directory (default ./edgestock-hub-data)")
 	storeURL := fs.String("store", "", "store: sqlite (default, in --data-dir) or a postgres:// URL")
 	httpAddr := fs.String("http", "", "HTTP API address (default 127.0.0.1:7080)")
+	logLevel := fs.String("log-level", "", "debug, info, warn or error (default info)")
+	logFormat := fs.String("log-format", "", "text or json (default text)")
 	var agents, tokens agentFlags
 	fs.Var(&agents, "agent", "an agent to sync with, WAREHOUSE=URL (repeatable)")
-	fs.Var(&tokens, "agent-token", "the sync token for an agent, WAREHOUSE=TOKEN (repeatable)")
-	if err := parseFlags(fs, args); err != nil {
+	fs.Var(&tokens, "agent-token", "the sync token for an agent, WAREHOUSE=@FILE to read it from a file (repeatable); "+
+		"or set $"+agentTokenEnvPrefix+"{WAREHOUSE}, e.g. "+agentTokenEnv("wh1")+": a token on the command line shows in ps")
+	if _, err := m.parse(fs, c, args); err != nil {
 		return err
 	}
 	cfg := hub.DefaultFileConfig()
@@ -237,7 +255,8 @@ func (m *Main) runHub(ctx context.Context, args []string) error {
 			return usageError{err}
 		}
 	}
-	for flagValue, field := range map[*string]*string{dataDir: &cfg.DataDir, storeURL: &cfg.Store, httpAddr: &cfg.HTTP} {
+	for flagValue, field := range map[*string]*string{dataDir: &cfg.DataDir, storeURL: &cfg.Store, httpAddr: &cfg.HTTP,
+		logLevel: &cfg.Log.Level, logFormat: &cfg.Log.Format} {
 		if *flagValue != "" {
 			*field = *flagValue
 		}
@@ -252,44 +271,80 @@ func (m *Main) runHub(ctx context.Context, args []string) error {
 	for _, a := range tokens {
 		wh, tok, err := hub.ParseAgentFlag(a)
 		if err != nil {
-			return usageError{err}
+			return usageError{fmt.Errorf("--agent-token: %w", err)}
 		}
 		cfg.AgentTokens[wh] = tok
+	}
+	if err := resolveAgentTokens(&cfg, os.LookupEnv); err != nil {
+		return usageError{err}
 	}
 	sc, err := cfg.Validate()
 	if err != nil {
 		return usageError{fmt.Errorf("invalid config:\n%w", err)}
 	}
-	logger := newLogger(m.Stderr, "text", slog.LevelInfo)
+	level := new(slog.LevelVar)
+	if err := level.UnmarshalText([]byte(cfg.Log.Level)); err != nil {
+		return usageError{fmt.Errorf("log.level: %q must be debug, info, warn or error", cfg.Log.Level)}
+	}
+	logger := newLogger(m.Stderr, cfg.Log.Format, level)
 	tuneGC()
 	h := hub.NewServer(sc, logger)
-	return runUntilDone(ctx, h, logger)
+	err = runUntilDone(ctx, h, logger)
+	if errors.Is(err, auth.ErrNoToken) {
+		return usageError{err} // a config to mend first: restarting cannot fix it
+	}
+	return err
 }
 
-// runConfig is `edgestock config check FILE [--role agent|hub]`: the file
-// is parsed strictly and validated as the role would at start; errors name
-// the field (and the line, for YAML errors) and exit 2.
-func (m *Main) runConfig(args []string) error {
-	if len(args) == 0 || args[0] != "check" {
-		return usageError{errors.New("config: want check FILE [--role agent|hub]")}
+// agentTokenEnvPrefix names the environment variables holding the hub's
+// sync tokens, one per warehouse: EDGESTOCK_AGENT_TOKEN_WH1.
+const agentTokenEnvPrefix = "EDGESTOCK_AGENT_TOKEN_"
+
+// agentTokenEnv is the variable for a warehouse: upper case, with '.' and
+// '-' (valid in IDs, not in shell names) as '_'.
+func agentTokenEnv(warehouse string) string {
+	return agentTokenEnvPrefix + strings.NewReplacer(".", "_", "-", "_").Replace(strings.ToUpper(warehouse))
+}
+
+// resolveAgentTokens reads "@FILE" tokens from their files and fills the
+// tokens of agents that have none from the environment, so no token needs
+// to be on the command line (where ps shows it) or in the config file.
+func resolveAgentTokens(cfg *hub.FileConfig, lookupEnv func(string) (string, bool)) error {
+	for wh := range cfg.Agents {
+		if _, ok := cfg.AgentTokens[wh]; ok {
+			continue
+		}
+		if tok, ok := lookupEnv(agentTokenEnv(wh)); ok && tok != "" {
+			cfg.AgentTokens[wh] = tok
+		}
 	}
-	fs := flag.NewFlagSet("config check", flag.ContinueOnError)
-	fs.SetOutput(m.Stderr)
+	for wh, tok := range cfg.AgentTokens {
+		path, ok := strings.CutPrefix(tok, "@")
+		if !ok {
+			continue
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return fmt.Errorf("agent-tokens.%s: read the token file: %w", wh, err)
+		}
+		if cfg.AgentTokens[wh] = strings.TrimSpace(string(b)); cfg.AgentTokens[wh] == "" {
+			return fmt.Errorf("agent-tokens.%s: %s is empty: put the token issued on that agent in it", wh, path)
+		}
+	}
+	return nil
+}
+
+// runConfigCheck is `edgestock config check FILE [--role agent|hub]`: the
+// file is parsed strictly and validated as the role would at start; errors
+// name the key (and the line, for YAML errors) and exit 2.
+func (m *Main) runConfigCheck(_ context.Context, c *command, args []string) error {
+	fs := m.flagSet(c)
 	role := fs.String("role", "", "agent or hub (default: hub when the file name contains \"hub\", else agent)")
-	file := ""
-	rest := args[1:]
-	if len(rest) > 0 && !strings.HasPrefix(rest[0], "-") {
-		file, rest = rest[0], rest[1:]
-	}
-	if err := parseFlags(fs, rest); err != nil {
+	pos, err := m.parse(fs, c, args)
+	if err != nil {
 		return err
 	}
-	if file == "" && fs.NArg() == 1 {
-		file = fs.Arg(0)
-	}
-	if file == "" {
-		return usageError{errors.New("config check: want a FILE")}
-	}
+	file := pos[0]
 	if *role == "" {
 		*role = "agent"
 		if strings.Contains(filepath.Base(file), "hub") {
@@ -308,6 +363,9 @@ func (m *Main) runConfig(args []string) error {
 		}
 	case "hub":
 		cfg, err := hub.LoadFileConfig(file)
+		if err == nil {
+			err = resolveAgentTokens(&cfg, func(string) (string, bool) { return "", false })
+		}
 		if err == nil {
 			_, err = cfg.Validate()
 		}

@@ -2,7 +2,6 @@ package main
 
 import (
 	"errors"
-	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -14,7 +13,8 @@ import (
 )
 
 // Service defaults on Linux: a dedicated user and systemd's StateDirectory,
-// so the data lives in /var/lib/edgestock and belongs to that user.
+// so each role's data lives in /var/lib/edgestock/{role} (the one place
+// the docs and the package use) and belongs to that user.
 const (
 	serviceUser     = "edgestock"
 	serviceStateDir = "/var/lib/edgestock"
@@ -46,8 +46,10 @@ func serviceArgs(role, configPath string) []string {
 	return args
 }
 
-// systemdUnit is our own unit: restart on any failure after 2 s, a
-// dedicated user, the state directory created by systemd, a bounded stop.
+// systemdUnit is our own unit: restart on a runtime failure after 2 s but
+// not on exit code 2 (bad usage or config: restarting cannot fix it, and
+// the log keeps the message instead of a restart loop), a dedicated user,
+// the state directory created by systemd, a bounded stop.
 func systemdUnit(role, executable string, args []string) string {
 	quoted := make([]string, len(args))
 	for i, a := range args {
@@ -68,6 +70,7 @@ StateDirectory=edgestock edgestock/%[1]s
 StateDirectoryMode=0750
 WorkingDirectory=%[5]s
 Restart=on-failure
+RestartPreventExitStatus=%[8]d
 RestartSec=%[6]d
 TimeoutStopSec=%[7]d
 KillSignal=SIGTERM
@@ -79,7 +82,7 @@ PrivateTmp=yes
 
 [Install]
 WantedBy=multi-user.target
-`, role, executable, strings.Join(quoted, " "), serviceUser, serviceStateDir, int(restartDelay/time.Second), int(stopTimeout/time.Second))
+`, role, executable, strings.Join(quoted, " "), serviceUser, serviceStateDir+"/"+role, int(restartDelay/time.Second), int(stopTimeout/time.Second), exitUsage)
 }
 
 // serviceConfig is the kardianos configuration of a role.
@@ -113,16 +116,11 @@ func (noopProgram) Start(service.Service) error { return nil }
 func (noopProgram) Stop(service.Service) error  { return nil }
 
 // runService is `edgestock service install|uninstall|start|stop|restart|status`.
-func (m *Main) runService(args []string) error {
-	if len(args) == 0 {
-		return usageError{errors.New("service: want install, uninstall, start, stop, restart or status")}
-	}
-	action := args[0]
-	fs := flag.NewFlagSet("service "+action, flag.ContinueOnError)
-	fs.SetOutput(m.Stderr)
+func (m *Main) runService(c *command, action string, args []string) error {
+	fs := m.flagSet(c)
 	role := fs.String("role", "agent", "agent or hub")
 	configPath := fs.String("config", "", "the config file the service runs with (absolute path)")
-	if err := parseFlags(fs, args[1:]); err != nil {
+	if _, err := m.parse(fs, c, args); err != nil {
 		return err
 	}
 	if *role != "agent" && *role != "hub" {

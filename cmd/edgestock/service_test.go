@@ -13,6 +13,8 @@ func TestSystemdUnit(t *testing.T) {
 	for _, line := range []string{
 		`ExecStart=/usr/bin/edgestock "agent" "--data-dir" "/var/lib/edgestock/agent" "--config" "/etc/edgestock/agent.yaml"`,
 		"Restart=on-failure",
+		"RestartPreventExitStatus=2", // bad usage or config: a restart cannot fix it
+		"WorkingDirectory=/var/lib/edgestock/agent",
 		"RestartSec=2",
 		"User=edgestock",
 		"StateDirectory=edgestock edgestock/agent",

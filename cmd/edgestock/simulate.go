@@ -29,24 +29,37 @@ type simStats struct {
 // over MQTT at a steady rate, with a share of duplicates and malformed
 // payloads. Each publish asks for its result on an MQTT v5 response topic,
 // so the summary's applied/duplicate/rejected are the agent's own verdicts.
-func (m *Main) runSimulate(ctx context.Context, args []string) error {
-	fs := flag.NewFlagSet("simulate", flag.ContinueOnError)
-	fs.SetOutput(m.Stderr)
+func (m *Main) runSimulate(ctx context.Context, c *command, args []string) error {
+	fs := m.flagSet(c)
 	mqttURL := fs.String("mqtt-url", "mqtt://127.0.0.1:1883", "the agent's broker")
 	warehouse := fs.String("warehouse", "wh1", "warehouse ID in the topics")
 	prefix := fs.String("topic-prefix", "edgestock", "topic prefix")
 	devices := fs.Int("devices", 4, "simulated devices (half scanners, half POS terminals)")
 	rate := fs.Float64("rate", 100, "publishes per second, all devices together")
-	duration := fs.Duration("duration", 10*time.Second, "how long to publish")
+	duration := fs.Duration("duration", 10*time.Second, "how long to publish (with --events: only if given)")
+	events := fs.Int64("events", 0, "stop after this many publishes, all devices together (0: run for --duration)")
 	skus := fs.Int("skus", 100, "distinct SKUs")
 	dupShare := fs.Float64("duplicates", 0.05, "share of publishes that resend an earlier event")
 	badShare := fs.Float64("malformed", 0.02, "share of publishes that are malformed")
-	if err := parseFlags(fs, args); err != nil {
+	if _, err := m.parse(fs, c, args); err != nil {
 		return err
 	}
-	if *devices < 1 || *rate <= 0 || *skus < 1 || *dupShare < 0 || *badShare < 0 || *dupShare+*badShare >= 1 {
-		return usageError{errors.New("simulate: need devices >= 1, rate > 0, skus >= 1, and duplicates + malformed < 1")}
+	if *devices < 1 || *rate <= 0 || *skus < 1 || *events < 0 || *dupShare < 0 || *badShare < 0 || *dupShare+*badShare >= 1 {
+		return usageError{errors.New("simulate: need devices >= 1, rate > 0, skus >= 1, events >= 0, and duplicates + malformed < 1")}
 	}
+	total := int64(*rate * duration.Seconds())
+	deadline := time.Now().Add(*duration)
+	if *events > 0 {
+		total = *events
+		durationSet := false
+		fs.Visit(func(f *flag.Flag) { durationSet = durationSet || f.Name == "duration" })
+		if !durationSet {
+			deadline = time.Time{} // no time limit: the count ends the run
+		}
+	}
+	// budget is how many publishes are left when --events counts them.
+	var budget atomic.Int64
+	budget.Store(*events)
 	u, err := url.Parse(*mqttURL)
 	if err != nil || u.Host == "" {
 		return usageError{fmt.Errorf("simulate: --mqtt-url %q", *mqttURL)}
@@ -67,7 +80,6 @@ func (m *Main) runSimulate(ctx context.Context, args []string) error {
 		defer c.Disconnect(&paho.Disconnect{})
 	}
 	perDevice := time.Duration(float64(time.Second) * float64(*devices) / *rate)
-	deadline := time.Now().Add(*duration)
 	for d, c := range clients {
 		wg.Go(func() {
 			rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), uint64(d)))
@@ -80,11 +92,14 @@ func (m *Main) runSimulate(ctx context.Context, args []string) error {
 			var sent []string
 			t := time.NewTicker(perDevice)
 			defer t.Stop()
-			for n := 0; time.Now().Before(deadline); n++ {
+			for n := 0; deadline.IsZero() || time.Now().Before(deadline); n++ {
 				select {
 				case <-ctx.Done():
 					return
 				case <-t.C:
+				}
+				if *events > 0 && budget.Add(-1) < 0 {
+					return
 				}
 				var payload string
 				switch r := rng.Float64(); {
@@ -113,7 +128,6 @@ func (m *Main) runSimulate(ctx context.Context, args []string) error {
 	defer progress.Stop()
 	finished := make(chan struct{})
 	go func() { wg.Wait(); close(finished) }()
-	total := int64(*rate * duration.Seconds())
 	for running := true; running; {
 		select {
 		case <-finished:

@@ -32,12 +32,21 @@ type FileConfig struct {
 	TLSKey  string `yaml:"tls-key"`
 	// Auth is "auto" (bearer tokens required unless http is a loopback
 	// address) or "required" (everywhere).
-	Auth string `yaml:"auth"`
+	Auth string    `yaml:"auth"`
+	Log  LogConfig `yaml:"log"`
+}
+
+// LogConfig is the hub's logging: level debug, info, warn or error; format
+// text or json.
+type LogConfig struct {
+	Level  string `yaml:"level"`
+	Format string `yaml:"format"`
 }
 
 // DefaultFileConfig holds the defaults of SPEC §8.
 func DefaultFileConfig() FileConfig {
-	return FileConfig{DataDir: "./edgestock-hub-data", HTTP: "127.0.0.1:7080", Auth: "auto", Agents: map[string]string{}, AgentTokens: map[string]string{}}
+	return FileConfig{DataDir: "./edgestock-hub-data", HTTP: "127.0.0.1:7080", Auth: "auto", Agents: map[string]string{}, AgentTokens: map[string]string{},
+		Log: LogConfig{Level: "info", Format: "text"}}
 }
 
 // LoadFileConfig reads a YAML file over the defaults; unknown keys are errors.
@@ -64,6 +73,14 @@ func (c FileConfig) Validate() (Config, error) {
 	}
 	if _, _, err := net.SplitHostPort(c.HTTP); err != nil {
 		errs = append(errs, fmt.Errorf("http: %q is not host:port", c.HTTP))
+	}
+	switch strings.ToLower(c.Log.Level) {
+	case "debug", "info", "warn", "error":
+	default:
+		errs = append(errs, fmt.Errorf("log.level: %q must be debug, info, warn or error", c.Log.Level))
+	}
+	if c.Log.Format != "text" && c.Log.Format != "json" {
+		errs = append(errs, fmt.Errorf("log.format: %q must be text or json", c.Log.Format))
 	}
 	store := c.Store
 	switch {

@@ -48,7 +48,7 @@ type API struct {
 func (a *API) Routes() http.Handler {
 	mux := apidoc.NewMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
-		httpjson.Write(w, http.StatusOK, map[string]string{"status": "ok"})
+		httpjson.Write(w, http.StatusOK, map[string]string{"status": "ok", "role": "hub"})
 	})
 	for _, r := range []struct {
 		pattern, scope string

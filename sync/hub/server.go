@@ -52,6 +52,7 @@ type tokenStore interface {
 	auth.Recorder
 	auth.Lookup
 	HasTokens(ctx context.Context) (bool, error)
+	Tokens(ctx context.Context) ([]store.TokenRecord, error)
 	RevokeToken(ctx context.Context, id string, at time.Time) error
 }
 

@@ -1,0 +1,48 @@
+package hub
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"github.com/edgestock/edgestock/agent/store"
+	"github.com/edgestock/edgestock/agent/store/pgstore"
+	"github.com/edgestock/edgestock/internal/auth"
+)
+
+// TokenStore is a hub's token records, for `edgestock token --role hub`.
+type TokenStore interface {
+	auth.Recorder
+	Tokens(ctx context.Context) ([]store.TokenRecord, error)
+	RevokeToken(ctx context.Context, id string, at time.Time) error
+	Close() error
+}
+
+var (
+	_ TokenStore = (*store.DB)(nil)
+	_ TokenStore = (*pgstore.DB)(nil)
+)
+
+// OpenTokens opens a hub's store for its tokens, with the hub running or
+// not: the SQLite store in dataDir (created if missing, so the first token
+// can be issued before the hub ever starts), or the PostgreSQL database of
+// storeURL that every hub process on it shares. It returns the store and
+// the hub's signer.
+func OpenTokens(ctx context.Context, dataDir, storeURL string) (TokenStore, auth.Signer, error) {
+	var st backend
+	var err error
+	if storeURL != "" {
+		st, err = pgstore.Open(ctx, storeURL, func() {}, slog.New(slog.DiscardHandler))
+	} else {
+		st, err = store.Open(ctx, dataDir, store.Options{Warehouse: storeWarehouse})
+	}
+	if err != nil {
+		return nil, auth.Signer{}, err
+	}
+	signer, err := loadSigner(ctx, st, dataDir)
+	if err != nil {
+		_ = st.Close()
+		return nil, auth.Signer{}, err
+	}
+	return st, signer, nil
+}
