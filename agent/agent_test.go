@@ -511,11 +511,48 @@ func TestAgent_ScannerTopic(t *testing.T) {
 		for len(c.Received) > 0 {
 			var r agent.Result
 			require.NoError(t, json.Unmarshal((<-c.Received).Payload, &r))
-			reasons = append(reasons, string(r.Reason))
+			reasons = append(reasons, r.Status+" "+string(r.Reason))
 		}
-		return len(reasons) == 2
+		return len(reasons) == 3
 	}, 5*time.Second, 10*time.Millisecond)
-	require.ElementsMatch(t, []string{"bad_barcode", "missing_id"}, reasons)
+	// The serialised unit scanned twice for one pick is told to the device,
+	// though it asked only for rejections: it is a physical anomaly.
+	require.ElementsMatch(t, []string{"rejected bad_barcode", "rejected missing_id", "duplicate "}, reasons)
+}
+
+// A serialised unit sold, returned and sold again over MQTT is three
+// movements; a redelivered scan is one, and its duplicate is published on
+// the device's results topic.
+func TestAgent_SerialScanMovements(t *testing.T) {
+	dir := t.TempDir()
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "barcodes.csv"), []byte("gtin,sku\n09506000134352,SKU-G\n"), 0o644))
+	a := startAgent(t, dir, nil)
+	status, _ := a.post(t, "/v1/events?device=erp", `{"id":"r1","type":"receive","sku":"SKU-G","qty":10}`)
+	require.Equal(t, http.StatusOK, status)
+	c := testenv.Dial(t, a.MQTTAddr(), "pos1")
+	c.SubscribeQoS1(t, "edgestock/wh1/devices/+/results")
+	scan := func(device, typ string) {
+		require.NoError(t, c.PublishQoS1(t.Context(), "edgestock/wh1/devices/"+device+"/scan/"+typ, []byte("]d2010950600013435221SN-7")))
+	}
+	scan("pos1", "sale")
+	scan("pos1", "sale") // redelivery
+	require.Equal(t, int64(9), a.onHand(t, "SKU-G"))
+	scan("desk", "return")
+	require.Equal(t, int64(10), a.onHand(t, "SKU-G"))
+	scan("pos1", "sale")
+	require.Equal(t, int64(9), a.onHand(t, "SKU-G"), "sold again after its return")
+
+	var r agent.Result
+	select {
+	case m := <-c.Received:
+		require.Equal(t, "edgestock/wh1/devices/pos1/results", m.Topic)
+		require.NoError(t, json.Unmarshal(m.Payload, &r))
+	case <-time.After(5 * time.Second):
+		t.Fatal("the repeated scan was not told to the device")
+	}
+	require.Equal(t, agent.StatusDuplicate, r.Status)
+	require.Equal(t, "09506000134352/SN-7/sale/1", r.ID)
+	require.Contains(t, r.Message, "serial 09506000134352/SN-7 was already sold")
 }
 
 // A sale ticket then its void restores stock exactly; voiding it again,

@@ -83,9 +83,11 @@ func (d *Driver) decodeText(msg drivers.Message, text string) (drivers.Event, *d
 	if e.ID == "" {
 		switch {
 		case scan.Serial != "":
-			// A serialised item is one physical unit: GTIN+serial+type
-			// identifies this movement of it.
-			e.ID = scan.GTIN + "/" + scan.Serial + "/" + e.Type
+			// A serialised item is one physical unit: the agent numbers its
+			// movements (drivers.Event.Serial), since a unit can be sold,
+			// returned and sold again.
+			e.Serial = scan.GTIN + "/" + scan.Serial + "/"
+			e.ID = drivers.SerialID(e.Serial, e.Type, 1)
 		case d.devices != nil && d.devices.AtLeastOnce(msg.Device):
 			e.ID = "alo-" + randomHex()
 		default:

@@ -65,10 +65,10 @@ func TestDriver_DecodeBarcodes(t *testing.T) {
 		// GS1 element strings.
 		{"parenthesised GTIN+expiry+batch", "(01)09506000134352(17)261231(10)ABC123", "receive", "s1", "g1", want{"SKU-GS1", "receive", "g1", 1}, ""},
 		{"parenthesised with count", "(01)09506000134352(30)12", "receive", "s1", "g2", want{"SKU-GS1", "receive", "g2", 12}, ""},
-		{"parenthesised serial gives the id", "(01)09506000134352(21)SN-0042", "sale", "s1", "", want{"SKU-GS1", "sale", "09506000134352/SN-0042/sale", 1}, ""},
+		{"parenthesised serial gives the id", "(01)09506000134352(21)SN-0042", "sale", "s1", "", want{"SKU-GS1", "sale", "09506000134352/SN-0042/sale/1", 1}, ""},
 		{"FNC1 ]C1 fixed then variable", "]C1010950600013435217261231" + "10LOT7", "receive", "s1", "g3", want{"SKU-GS1", "receive", "g3", 1}, ""},
 		{"FNC1 ]C1 GS after variable batch", "]C10109506000134352" + "10LOT7" + gs + "30" + "24", "receive", "s1", "g4", want{"SKU-GS1", "receive", "g4", 24}, ""},
-		{"FNC1 ]d2 DataMatrix serial", "]d2010950600013435221XYZ" + gs + "17270101", "pick", "s1", "", want{"SKU-GS1", "pick", "09506000134352/XYZ/pick", 1}, ""},
+		{"FNC1 ]d2 DataMatrix serial", "]d2010950600013435221XYZ" + gs + "17270101", "pick", "s1", "", want{"SKU-GS1", "pick", "09506000134352/XYZ/pick/1", 1}, ""},
 		{"FNC1 ]Q3 QR with 02 and 37", "]Q30219506000134359" + "37" + "6", "receive", "s1", "g5", want{"SKU-CASE", "receive", "g5", 6}, ""},
 		{"FNC1 without symbology", "0109506000134352" + "10B1" + gs + "21S1", "receive", "s1", "g6", want{"SKU-GS1", "receive", "g6", 1}, ""},
 		{"expiry end of month (day 00)", "(01)09506000134352(17)260200", "receive", "s1", "g7", want{"SKU-GS1", "receive", "g7", 1}, ""},
