@@ -56,6 +56,10 @@ func ValidID(s string) bool {
 	return true
 }
 
+// ValidEventID reports whether s is an event id: 1–128 printable
+// characters (no NUL, no control characters, valid UTF-8).
+func ValidEventID(s string) bool { return validEventID(s) }
+
 // validEventID reports whether s is 1–128 printable characters.
 func validEventID(s string) bool {
 	if len(s) == 0 || len(s) > MaxEventIDLen {
