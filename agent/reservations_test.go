@@ -216,7 +216,9 @@ func TestReservations_ReservedDevices(t *testing.T) {
 	require.Equal(t, "hold:h1", h.EventID)
 	require.Equal(t, int64(9), a.stock(t, "S").OnHand)
 
-	var e struct{ Error struct{ Code, Message string } }
+	var e struct {
+		Error struct{ Code, Message string }
+	}
 	for _, id := range []string{"a/b", "nul\x00", "tab\there", strings.Repeat("x", 124)} {
 		body, _ := json.Marshal(map[string]any{"id": id, "sku": "S", "qty": 1})
 		require.Equal(t, http.StatusBadRequest, a.do(t, "POST", "/v1/reservations", string(body), &e), "id %q", id)
