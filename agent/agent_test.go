@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -212,6 +213,9 @@ func TestAgent_HTTPEvents(t *testing.T) {
 	require.Len(t, q.Items, 3)
 	require.Equal(t, []string{"unknown_type", "bad_json", "too_large"}, []string{q.Items[0].Reason, q.Items[1].Reason, q.Items[2].Reason})
 	require.Equal(t, `{"id":`, *q.Items[1].Payload)
+	// Like an oversized MQTT payload: a 4 KiB sample, the size in the message.
+	require.Equal(t, strings.Repeat("x", 4<<10), *q.Items[2].Payload)
+	require.Contains(t, q.Items[2].Message, fmt.Sprintf("body of %d bytes", len(big)))
 
 	var log struct {
 		Events []agent.LoggedEventView
