@@ -619,6 +619,63 @@ func TestAgent_POSVoid(t *testing.T) {
 	require.Equal(t, int64(9), a.onHand(t, "SKU-P"))
 }
 
+// A file read again after a crash (the agent died after the last commit,
+// before the file moved) counts nothing twice and quarantines nothing
+// twice: not its rejected lines, not a line whose id was reused. The crash
+// is staged by putting the processed file back, unmodified since: what a
+// restarted agent finds. (cmd/edgestock's crash tests SIGKILL real ones.)
+func TestAgent_FiledropRereadAfterCrash(t *testing.T) {
+	drop := t.TempDir()
+	a := startAgent(t, t.TempDir(), func(c *agent.Config) {
+		c.Filedrop.Dir, c.Filedrop.Settle = drop, 50*time.Millisecond
+	})
+	for _, tc := range []struct{ name, content string }{
+		{"export.csv", "id,type,sku,qty\nc1,receive,SKU-C,10\nc2,sale,SKU-C,many\nc1,receive,SKU-C,11\nc3,steal,SKU-C,1\n"},
+		{"export.jsonl", `{"id":"j1","type":"receive","sku":"SKU-J","qty":10}` + "\n" + `{"type":"sale","sku":"SKU-J","qty":"x"}` + "\n" +
+			`{"id":"j1","type":"receive","sku":"SKU-J","qty":2}` + "\nnot json\n"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			before := len(a.quarantine(t))
+			dropFile(t, drop, tc.name, tc.content)
+			done := filepath.Join(drop, "done", tc.name)
+			require.Eventually(t, func() bool { _, err := os.Stat(done); return err == nil }, 10*time.Second, 20*time.Millisecond)
+			first := readReport(t, done+".report.json")
+			require.Equal(t, 1, first.Applied)
+			require.Len(t, first.Rejected, 3)
+			quarantined := a.quarantine(t)[before:]
+			require.Len(t, quarantined, 3)
+
+			info, err := os.Stat(done)
+			require.NoError(t, err)
+			back := filepath.Join(drop, "."+tc.name+".back")
+			require.NoError(t, os.WriteFile(back, []byte(tc.content), 0o644))
+			require.NoError(t, os.Chtimes(back, info.ModTime(), info.ModTime()))
+			require.NoError(t, os.Rename(back, filepath.Join(drop, tc.name)))
+			require.Eventually(t, func() bool { _, err := os.Stat(filepath.Join(drop, tc.name)); return err != nil }, 10*time.Second, 20*time.Millisecond)
+
+			require.Len(t, a.quarantine(t)[before:], 3, "the re-read quarantines nothing again")
+			entries, err := os.ReadDir(filepath.Join(drop, "done"))
+			require.NoError(t, err)
+			var second agent.FileReport
+			for _, e := range entries {
+				n := e.Name()
+				if strings.HasSuffix(n, filepath.Ext(tc.name)+".report.json") && n != tc.name+".report.json" {
+					second = readReport(t, filepath.Join(drop, "done", n))
+				}
+			}
+			require.Equal(t, 0, second.Applied)
+			require.Equal(t, 1, second.Duplicates)
+			require.Len(t, second.Rejected, 3, "the report still lists every rejected line")
+			for i := range second.Rejected {
+				require.Equal(t, first.Rejected[i].Line, second.Rejected[i].Line)
+				require.Equal(t, first.Rejected[i].Reason, second.Rejected[i].Reason)
+			}
+		})
+	}
+	require.Equal(t, int64(10), a.onHand(t, "SKU-C"))
+	require.Equal(t, int64(10), a.onHand(t, "SKU-J"))
+}
+
 // dropFile writes a file next to the watched folder and renames it in, as
 // exporters should.
 func dropFile(t *testing.T, dir, name, content string) {
@@ -651,7 +708,7 @@ func TestAgent_Filedrop(t *testing.T) {
 	require.Equal(t, 4, r.Lines)
 	require.Equal(t, 2, r.Applied)
 	require.Len(t, r.Rejected, 2)
-	require.Equal(t, agent.RejectedLine{Line: 4, ID: "pos-2026-11-27.csv:4", Reason: "bad_field", Message: "qty: must be an integer, got \"many\""}, r.Rejected[0])
+	require.Equal(t, agent.RejectedLine{Line: 4, ID: "pos-2026-11-27.csv:4", Reason: "bad_field", Message: "line 4: qty: must be an integer, got \"many\""}, r.Rejected[0])
 	require.Equal(t, 5, r.Rejected[1].Line)
 
 	// The same export dropped again counts nothing twice.

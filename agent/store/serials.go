@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"crypto/sha256"
 	"fmt"
 	"time"
 )
@@ -70,29 +71,32 @@ func (db *DB) loggedIDs(ctx context.Context, query string, args ...any) ([]Logge
 }
 
 // QuarantinedKey identifies a quarantined payload for a re-read file: its
-// event id, reason and message.
+// event id, reason, message and a hash of the payload.
 type QuarantinedKey struct {
 	EventID, Reason, Message string
+	PayloadSum               [sha256.Size]byte
 }
 
 // QuarantinedFrom returns the keys of the payloads quarantined from source
 // and device at or after since: what an earlier, interrupted read of a
 // file already kept. The quarantine has no index for it, so this reads the
 // table once; a file drop calls it once per file.
-func (db *DB) QuarantinedFrom(ctx context.Context, source, device string, since time.Time) (map[QuarantinedKey]bool, error) {
-	rows, err := db.reader.QueryContext(ctx, `SELECT event_id, reason, message FROM quarantine
+func (db *DB) QuarantinedFrom(ctx context.Context, source, device string, since time.Time) ([]QuarantinedKey, error) {
+	rows, err := db.reader.QueryContext(ctx, `SELECT event_id, reason, message, payload FROM quarantine
 		WHERE source = ? AND device = ? AND received_at >= ?`, source, device, since.UnixMilli())
 	if err != nil {
 		return nil, fmt.Errorf("query quarantine: %w", err)
 	}
 	defer rows.Close()
-	out := map[QuarantinedKey]bool{}
+	var out []QuarantinedKey
+	var payload []byte
 	for rows.Next() {
 		var k QuarantinedKey
-		if err := rows.Scan(&k.EventID, &k.Reason, &k.Message); err != nil {
+		if err := rows.Scan(&k.EventID, &k.Reason, &k.Message, &payload); err != nil {
 			return nil, fmt.Errorf("query quarantine: %w", err)
 		}
-		out[k] = true
+		k.PayloadSum = sha256.Sum256(payload)
+		out = append(out, k)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("query quarantine: %w", err)

@@ -223,6 +223,11 @@ type chunker struct {
 }
 
 func (c *chunker) add(l Line) error {
+	// Every rejection names its line: the agent tells a line it quarantined
+	// before a crash from another line with the same id and error by it.
+	if rej := l.Rejected; rej != nil && !strings.HasPrefix(rej.Message, fmt.Sprintf("line %d: ", l.N)) {
+		rej.Message = fmt.Sprintf("line %d: %s", l.N, rej.Message)
+	}
 	if rej := l.Rejected; rej != nil && len(l.Raw) > drivers.QuarantineSample {
 		// Only a sample of a rejected line is quarantined, as of an MQTT
 		// payload; its size is recorded.
