@@ -136,6 +136,8 @@ func (a *Agent) Open(ctx context.Context) (err error) {
 	}
 	a.ingest.observe = a.metrics.observeResults
 	a.ingest.limits = newLimiter(a.cfg.Devices.RateLimit, a.cfg.Devices.RateBurst)
+	// File drops write as their device, ids "{file}:{line}": nobody else may.
+	a.ingest.ReserveDevice(a.cfg.Filedrop.Device, "file drops", "file")
 	rep := &reporter{prefix: a.cfg.MQTT.TopicPrefix, warehouse: a.cfg.Warehouse}
 	devs := a.cfg.Devices
 	rep.devices.Store(&devs)

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -213,6 +214,9 @@ func TestAgent_HTTPEvents(t *testing.T) {
 	require.Len(t, q.Items, 3)
 	require.Equal(t, []string{"unknown_type", "bad_json", "too_large"}, []string{q.Items[0].Reason, q.Items[1].Reason, q.Items[2].Reason})
 	require.Equal(t, `{"id":`, *q.Items[1].Payload)
+	// Like an oversized MQTT payload: a 4 KiB sample, the size in the message.
+	require.Equal(t, strings.Repeat("x", 4<<10), *q.Items[2].Payload)
+	require.Contains(t, q.Items[2].Message, fmt.Sprintf("body of %d bytes", len(big)))
 
 	var log struct {
 		Events []agent.LoggedEventView
@@ -512,11 +516,48 @@ func TestAgent_ScannerTopic(t *testing.T) {
 		for len(c.Received) > 0 {
 			var r agent.Result
 			require.NoError(t, json.Unmarshal((<-c.Received).Payload, &r))
-			reasons = append(reasons, string(r.Reason))
+			reasons = append(reasons, r.Status+" "+string(r.Reason))
 		}
-		return len(reasons) == 2
+		return len(reasons) == 3
 	}, 5*time.Second, 10*time.Millisecond)
-	require.ElementsMatch(t, []string{"bad_barcode", "missing_id"}, reasons)
+	// The serialised unit scanned twice for one pick is told to the device,
+	// though it asked only for rejections: it is a physical anomaly.
+	require.ElementsMatch(t, []string{"rejected bad_barcode", "rejected missing_id", "duplicate "}, reasons)
+}
+
+// A serialised unit sold, returned and sold again over MQTT is three
+// movements; a redelivered scan is one, and its duplicate is published on
+// the device's results topic.
+func TestAgent_SerialScanMovements(t *testing.T) {
+	dir := t.TempDir()
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "barcodes.csv"), []byte("gtin,sku\n09506000134352,SKU-G\n"), 0o644))
+	a := startAgent(t, dir, nil)
+	status, _ := a.post(t, "/v1/events?device=erp", `{"id":"r1","type":"receive","sku":"SKU-G","qty":10}`)
+	require.Equal(t, http.StatusOK, status)
+	c := testenv.Dial(t, a.MQTTAddr(), "pos1")
+	c.SubscribeQoS1(t, "edgestock/wh1/devices/+/results")
+	scan := func(device, typ string) {
+		require.NoError(t, c.PublishQoS1(t.Context(), "edgestock/wh1/devices/"+device+"/scan/"+typ, []byte("]d2010950600013435221SN-7")))
+	}
+	scan("pos1", "sale")
+	scan("pos1", "sale") // redelivery
+	require.Equal(t, int64(9), a.onHand(t, "SKU-G"))
+	scan("desk", "return")
+	require.Equal(t, int64(10), a.onHand(t, "SKU-G"))
+	scan("pos1", "sale")
+	require.Equal(t, int64(9), a.onHand(t, "SKU-G"), "sold again after its return")
+
+	var r agent.Result
+	select {
+	case m := <-c.Received:
+		require.Equal(t, "edgestock/wh1/devices/pos1/results", m.Topic)
+		require.NoError(t, json.Unmarshal(m.Payload, &r))
+	case <-time.After(5 * time.Second):
+		t.Fatal("the repeated scan was not told to the device")
+	}
+	require.Equal(t, agent.StatusDuplicate, r.Status)
+	require.Equal(t, "09506000134352/SN-7/sale/1", r.ID)
+	require.Contains(t, r.Message, "serial 09506000134352/SN-7 was already sold")
 }
 
 // A sale ticket then its void restores stock exactly; voiding it again,
@@ -579,6 +620,63 @@ func TestAgent_POSVoid(t *testing.T) {
 	require.Equal(t, int64(9), a.onHand(t, "SKU-P"))
 }
 
+// A file read again after a crash (the agent died after the last commit,
+// before the file moved) counts nothing twice and quarantines nothing
+// twice: not its rejected lines, not a line whose id was reused. The crash
+// is staged by putting the processed file back, unmodified since: what a
+// restarted agent finds. (cmd/edgestock's crash tests SIGKILL real ones.)
+func TestAgent_FiledropRereadAfterCrash(t *testing.T) {
+	drop := t.TempDir()
+	a := startAgent(t, t.TempDir(), func(c *agent.Config) {
+		c.Filedrop.Dir, c.Filedrop.Settle = drop, 50*time.Millisecond
+	})
+	for _, tc := range []struct{ name, content string }{
+		{"export.csv", "id,type,sku,qty\nc1,receive,SKU-C,10\nc2,sale,SKU-C,many\nc1,receive,SKU-C,11\nc3,steal,SKU-C,1\n"},
+		{"export.jsonl", `{"id":"j1","type":"receive","sku":"SKU-J","qty":10}` + "\n" + `{"type":"sale","sku":"SKU-J","qty":"x"}` + "\n" +
+			`{"id":"j1","type":"receive","sku":"SKU-J","qty":2}` + "\nnot json\n"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			before := len(a.quarantine(t))
+			dropFile(t, drop, tc.name, tc.content)
+			done := filepath.Join(drop, "done", tc.name)
+			require.Eventually(t, func() bool { _, err := os.Stat(done); return err == nil }, 10*time.Second, 20*time.Millisecond)
+			first := readReport(t, done+".report.json")
+			require.Equal(t, 1, first.Applied)
+			require.Len(t, first.Rejected, 3)
+			quarantined := a.quarantine(t)[before:]
+			require.Len(t, quarantined, 3)
+
+			info, err := os.Stat(done)
+			require.NoError(t, err)
+			back := filepath.Join(drop, "."+tc.name+".back")
+			require.NoError(t, os.WriteFile(back, []byte(tc.content), 0o644))
+			require.NoError(t, os.Chtimes(back, info.ModTime(), info.ModTime()))
+			require.NoError(t, os.Rename(back, filepath.Join(drop, tc.name)))
+			require.Eventually(t, func() bool { _, err := os.Stat(filepath.Join(drop, tc.name)); return err != nil }, 10*time.Second, 20*time.Millisecond)
+
+			require.Len(t, a.quarantine(t)[before:], 3, "the re-read quarantines nothing again")
+			entries, err := os.ReadDir(filepath.Join(drop, "done"))
+			require.NoError(t, err)
+			var second agent.FileReport
+			for _, e := range entries {
+				n := e.Name()
+				if strings.HasSuffix(n, filepath.Ext(tc.name)+".report.json") && n != tc.name+".report.json" {
+					second = readReport(t, filepath.Join(drop, "done", n))
+				}
+			}
+			require.Equal(t, 0, second.Applied)
+			require.Equal(t, 1, second.Duplicates)
+			require.Len(t, second.Rejected, 3, "the report still lists every rejected line")
+			for i := range second.Rejected {
+				require.Equal(t, first.Rejected[i].Line, second.Rejected[i].Line)
+				require.Equal(t, first.Rejected[i].Reason, second.Rejected[i].Reason)
+			}
+		})
+	}
+	require.Equal(t, int64(10), a.onHand(t, "SKU-C"))
+	require.Equal(t, int64(10), a.onHand(t, "SKU-J"))
+}
+
 // dropFile writes a file next to the watched folder and renames it in, as
 // exporters should.
 func dropFile(t *testing.T, dir, name, content string) {
@@ -611,7 +709,7 @@ func TestAgent_Filedrop(t *testing.T) {
 	require.Equal(t, 4, r.Lines)
 	require.Equal(t, 2, r.Applied)
 	require.Len(t, r.Rejected, 2)
-	require.Equal(t, agent.RejectedLine{Line: 4, ID: "pos-2026-11-27.csv:4", Reason: "bad_field", Message: "qty: must be an integer, got \"many\""}, r.Rejected[0])
+	require.Equal(t, agent.RejectedLine{Line: 4, ID: "pos-2026-11-27.csv:4", Reason: "bad_field", Message: "line 4: qty: must be an integer, got \"many\""}, r.Rejected[0])
 	require.Equal(t, 5, r.Rejected[1].Line)
 
 	// The same export dropped again counts nothing twice.

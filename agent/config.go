@@ -307,6 +307,8 @@ func (c *Config) Validate() error {
 	}
 	if !drivers.ValidID(c.Filedrop.Device) {
 		bad("filedrop.device", "%q is not a device ID", c.Filedrop.Device)
+	} else if c.Filedrop.Device == holdsDevice {
+		bad("filedrop.device", "%q is reserved for reservation commits: choose another device ID", c.Filedrop.Device)
 	}
 	if c.Filedrop.Settle < 0 {
 		bad("filedrop.settle", "must be >= 0")

@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/fsnotify/fsnotify"
 
+	"github.com/edgestock/edgestock/agent/store"
 	"github.com/edgestock/edgestock/drivers"
 	"github.com/edgestock/edgestock/drivers/filedrop"
 )
@@ -29,6 +31,14 @@ const (
 	// anything a lost notification missed.
 	fileScanInterval = 250 * time.Millisecond
 )
+
+// quarantineLog is what a re-read file needs from the store: what an
+// earlier read of it already quarantined.
+type quarantineLog interface {
+	QuarantinedFrom(ctx context.Context, source, device string, since time.Time) ([]store.QuarantinedKey, error)
+}
+
+var _ quarantineLog = (*store.DB)(nil)
 
 // fileScanner is what the watcher needs from the filedrop driver.
 type fileScanner interface {
@@ -47,6 +57,9 @@ type fileDropper struct {
 	ingest  *Ingester
 	scanner fileScanner
 	logger  *slog.Logger
+	// quarantine, when the store has one, keeps a file read again after a
+	// crash from quarantining its rejected lines twice.
+	quarantine quarantineLog
 
 	watcher *fsnotify.Watcher
 	cancel  context.CancelFunc
@@ -92,7 +105,9 @@ func newFileDropper(cfg FiledropConfig, warehouse string, ingest *Ingester, logg
 			return nil, fmt.Errorf("filedrop.dir: %w", err)
 		}
 	}
-	return &fileDropper{cfg: cfg, wh: warehouse, ingest: ingest, scanner: scanner, logger: logger, seen: map[string]fileState{}}, nil
+	quarantine, _ := ingest.store.(quarantineLog)
+	return &fileDropper{cfg: cfg, wh: warehouse, ingest: ingest, scanner: scanner, logger: logger, quarantine: quarantine,
+		seen: map[string]fileState{}}, nil
 }
 
 // Open starts watching.
@@ -194,6 +209,10 @@ func (f *fileDropper) process(ctx context.Context, name string) error {
 		return err
 	}
 	defer file.Close()
+	known, err := f.quarantinedBefore(ctx, file)
+	if err != nil {
+		return err
+	}
 	f.logger.Info("filedrop: reading", "file", name)
 	report := FileReport{File: name}
 	msg := drivers.Message{Source: "file", Warehouse: f.wh, Device: f.cfg.Device, DeviceFixed: true, Subtopic: name}
@@ -233,9 +252,16 @@ func (f *fileDropper) process(ctx context.Context, name string) error {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		items := make([]drivers.Item, len(lines))
+		// Lines an interrupted read already quarantined are answered here:
+		// submitted again, they would be quarantined again.
+		answered := make([]*Result, len(lines))
+		items := make([]drivers.Item, 0, len(lines))
+		sent := make([]int, 0, len(lines)) // lines index of each item
 		for i, l := range lines {
-			items[i] = l.Item
+			if answered[i] = known.result(&l.Item); answered[i] == nil {
+				items = append(items, l.Item)
+				sent = append(sent, i)
+			}
 		}
 		ch := make(chan chunkResult, 1)
 		select {
@@ -243,9 +269,29 @@ func (f *fileDropper) process(ctx context.Context, name string) error {
 		case <-ctx.Done(): // stopping while the store is stuck: read the file again next time
 			return ctx.Err()
 		}
+		done := func(res []Result, err error) {
+			if err != nil {
+				ch <- chunkResult{lines, nil, err}
+				return
+			}
+			all := make([]Result, len(lines))
+			for i, r := range answered {
+				if r != nil {
+					all[i] = *r
+				}
+			}
+			for j, i := range sent {
+				all[i] = res[j]
+			}
+			ch <- chunkResult{lines, all, nil}
+		}
+		if len(items) == 0 {
+			done(nil, nil)
+			return nil
+		}
 		m := msg
 		m.ReceivedAt = now()
-		f.ingest.IngestItems("filedrop", m, items, func(res []Result, err error) { ch <- chunkResult{lines, res, err} })
+		f.ingest.IngestItems("filedrop", m, items, done)
 		return nil
 	})
 	close(inFlight)
@@ -266,6 +312,61 @@ func (f *fileDropper) process(ctx context.Context, name string) error {
 	}
 	report.Finished = now()
 	return f.finish(name, dest, report)
+}
+
+// quarantined is what an earlier read of a file quarantined.
+type quarantined struct {
+	// rejected: the driver's rejections, whose messages name their line.
+	rejected map[store.QuarantinedKey]bool
+	// byStore: lines found id_reused or unknown_ticket at commit, by event
+	// id, reason and payload (the store's message names no line).
+	byStore map[store.QuarantinedKey]bool
+}
+
+// quarantinedBefore reads what was quarantined from the file drops since
+// file was last modified: the rejected lines of a read the agent did not
+// finish (a file dropped again is modified later, and quarantined again).
+func (f *fileDropper) quarantinedBefore(ctx context.Context, file *os.File) (quarantined, error) {
+	q := quarantined{rejected: map[store.QuarantinedKey]bool{}, byStore: map[store.QuarantinedKey]bool{}}
+	if f.quarantine == nil {
+		return q, nil
+	}
+	info, err := file.Stat()
+	if err != nil {
+		return q, err
+	}
+	keys, err := f.quarantine.QuarantinedFrom(ctx, "file", f.cfg.Device, info.ModTime())
+	if err != nil {
+		return q, fmt.Errorf("filedrop: %w", err)
+	}
+	for _, k := range keys {
+		switch drivers.Reason(k.Reason) {
+		case drivers.ReasonIDReused, drivers.ReasonUnknownTicket:
+			k.Message = ""
+			q.byStore[k] = true
+		default:
+			q.rejected[k] = true
+		}
+	}
+	return q, nil
+}
+
+// result is the result of an item quarantined before, or nil.
+func (q quarantined) result(it *drivers.Item) *Result {
+	sum := sha256.Sum256(it.Raw)
+	if rej := it.Rejected; rej != nil {
+		if q.rejected[store.QuarantinedKey{EventID: rej.ID, Reason: string(rej.Reason), Message: rej.Message, PayloadSum: sum}] {
+			return &Result{ID: rej.ID, Status: StatusRejected, Reason: rej.Reason, Message: rej.Message}
+		}
+		return nil
+	}
+	for _, r := range []drivers.Reason{drivers.ReasonIDReused, drivers.ReasonUnknownTicket} {
+		if q.byStore[store.QuarantinedKey{EventID: it.Event.ID, Reason: string(r), PayloadSum: sum}] {
+			return &Result{ID: it.Event.ID, Status: StatusRejected, Reason: r,
+				Message: "rejected " + string(r) + " when this file was read before; the line is in the quarantine"}
+		}
+	}
+	return nil
 }
 
 // finish writes the report, then moves the file: a crash in between leaves

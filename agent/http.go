@@ -322,7 +322,12 @@ func (a *Agent) handlePostEvents(w http.ResponseWriter, r *http.Request) {
 	var tooLarge *http.MaxBytesError
 	switch {
 	case errors.As(err, &tooLarge):
-		items = []drivers.Item{{Rejected: drivers.Reject("", drivers.ReasonTooLarge, "body exceeds %d bytes", maxBody), Raw: body}}
+		size := fmt.Sprintf("more than %d bytes", maxBody) // the rest is not read
+		if r.ContentLength > 0 {
+			size = fmt.Sprintf("%d bytes", r.ContentLength)
+		}
+		items = []drivers.Item{{Rejected: drivers.Reject("", drivers.ReasonTooLarge, "body of %s: at most %d (first %d bytes kept)",
+			size, maxBody, quarantineSample), Raw: drivers.Sample(body)}}
 	case err != nil:
 		writeError(w, http.StatusBadRequest, "bad_body", "read body: %v", err)
 		return

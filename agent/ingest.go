@@ -19,6 +19,10 @@ type Result struct {
 	Reason  drivers.Reason `json:"reason,omitempty"`
 	Message string         `json:"message,omitempty"`
 	Seq     int64          `json:"seq,omitempty"`
+	// notify sends the result to the device's results topic even when it
+	// asked only for rejections: a serialised unit scanned twice for the
+	// same movement is a physical anomaly the operator must see.
+	notify bool
 }
 
 // Result statuses.
@@ -49,11 +53,50 @@ type Ingester struct {
 	observe func(source, driver string, results []Result)
 	// limits, when set, rate-limits each device.
 	limits *limiter
+	// ids numbers serialised scans and holds POS tickets to all or
+	// nothing; nil when the store cannot look ids up (the hub's).
+	ids *idChecks
+	// reserved are the device names only the agent writes as (hold
+	// commits, file drops): input naming one is refused, or another
+	// writer could pre-claim the ids the agent will write.
+	reserved map[string]reservedDevice
+}
+
+// reservedDevice says who writes as a reserved device name.
+type reservedDevice struct {
+	owner  string // what writes as it, for the message
+	source string // the drivers.Message.Source allowed to use it; "" none
+}
+
+// holdsOwner is the reserved device name's owner for hold commits.
+const holdsOwner = "reservation commits"
+
+// ReserveDevice keeps device for the agent's own writer owner: only input
+// from source (a drivers.Message.Source; "" for none) may use it.
+func (in *Ingester) ReserveDevice(device, owner, source string) {
+	in.reserved[device] = reservedDevice{owner: owner, source: source}
+}
+
+// refuseReserved turns events written as a reserved device into rejections.
+func (in *Ingester) refuseReserved(msg drivers.Message, items []drivers.Item) {
+	for i := range items {
+		it := &items[i]
+		r, ok := in.reserved[it.Event.Device]
+		if !ok || it.Rejected != nil || msg.Source == r.source {
+			continue
+		}
+		it.Rejected = drivers.Reject(it.Event.ID, drivers.ReasonUnauthorized,
+			"device %q is reserved for the agent's %s: send as another device id", it.Event.Device, r.owner)
+	}
 }
 
 // NewIngester builds every registered driver with env.
 func NewIngester(st committer, warehouse string, env drivers.Env) (*Ingester, error) {
 	in := &Ingester{store: st, warehouse: warehouse, byTopic: map[string]drivers.Driver{}, byName: map[string]drivers.Driver{}}
+	if log, ok := st.(idLog); ok {
+		in.ids = newIDChecks(log)
+	}
+	in.reserved = map[string]reservedDevice{holdsDevice: {owner: holdsOwner}}
 	for _, r := range drivers.Registered() {
 		d, err := r.New(env)
 		if err != nil {
@@ -139,10 +182,42 @@ func (in *Ingester) IngestItems(driver string, msg drivers.Message, items []driv
 }
 
 func (in *Ingester) ingest(driver string, msg drivers.Message, items []drivers.Item, done func([]Result, error)) {
+	in.refuseReserved(msg, items)
+	if in.ids == nil || !needsCheck(items) {
+		in.submit(driver, msg, items, nil, done)
+		return
+	}
+	in.ids.mu.Lock() // through Submit: the next check sees these as pending
+	defer in.ids.mu.Unlock()
+	decided, added, err := in.ids.check(context.Background(), items)
+	if err != nil {
+		done(nil, fmt.Errorf("look up event ids: %w", err))
+		return
+	}
+	release := in.ids.release(added)
+	in.submit(driver, msg, items, decided, func(results []Result, err error) {
+		release()
+		done(results, err)
+	})
+}
+
+// submit sends items to the store, but for those decided (non-nil) before.
+func (in *Ingester) submit(driver string, msg drivers.Message, items []drivers.Item, decided []*decision, done func([]Result, error)) {
 	batch := &store.Batch{}
 	results := make([]Result, len(items))
 	eventAt := make([]int, 0, len(items)) // results index of each batch event
 	for i, it := range items {
+		if decided != nil && decided[i] != nil {
+			d := decided[i]
+			results[i] = d.result
+			if d.quarantine {
+				batch.Rejected = append(batch.Rejected, store.Rejected{
+					Source: msg.Source, Device: msg.Device, EventID: d.result.ID, Reason: string(d.result.Reason),
+					Message: d.result.Message, Payload: it.Raw, ReceivedAt: msg.ReceivedAt,
+				})
+			}
+			continue
+		}
 		if it.Rejected != nil {
 			results[i] = Result{ID: it.Rejected.ID, Status: StatusRejected, Reason: it.Rejected.Reason, Message: it.Rejected.Message}
 			batch.Rejected = append(batch.Rejected, store.Rejected{
@@ -168,6 +243,10 @@ func (in *Ingester) ingest(driver string, msg drivers.Message, items []drivers.I
 				r.Status = StatusApplied
 			case store.Duplicate:
 				r.Status = StatusDuplicate
+				if e := &items[eventAt[j]].Event; e.Serial != "" {
+					r.notify = true
+					r.Message = fmt.Sprintf("serial %s was already %s by this device (seq %d): a repeated scan of one unit", serialName(e.Serial), pastTense(e.Type), o.Seq)
+				}
 			case store.IDReused:
 				r.Status, r.Reason = StatusRejected, drivers.ReasonIDReused
 				r.Message = fmt.Sprintf("id already used by event seq %d with a different body", o.Seq)

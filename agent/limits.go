@@ -16,8 +16,9 @@ const (
 	// maxMQTTPacket is the embedded broker's packet limit: past it mochi
 	// drops the connection before anything can be read.
 	maxMQTTPacket = 4 * maxMQTTPayload
-	// quarantineSample is how much of an oversized payload is kept.
-	quarantineSample = 4 << 10
+	// quarantineSample is how much of an oversized payload is kept (MQTT,
+	// HTTP and file drops alike).
+	quarantineSample = drivers.QuarantineSample
 )
 
 // limiter is a per-device token bucket: rate messages per second, bursts

@@ -42,7 +42,7 @@ func (r *reporter) report(device string, results []Result, reply replyTo) {
 	for _, res := range results {
 		// A success asked for with a Response Topic goes there only.
 		toReply := reply.ResponseTopic != ""
-		toTopic := res.Rejected() || (wantAll && !toReply)
+		toTopic := res.Rejected() || res.notify || (wantAll && !toReply)
 		if !toReply && !toTopic { // most events: applied, nobody asked
 			continue
 		}

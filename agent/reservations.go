@@ -10,8 +10,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/edgestock/edgestock/agent/store"
 	"github.com/edgestock/edgestock/drivers"
@@ -25,9 +25,22 @@ const (
 	// expirySweep is how often ended holds are looked for: an expired hold
 	// gives its units back within this (SPEC: within 1 s).
 	expirySweep = 250 * time.Millisecond
-	// holdsDevice records committed holds' sale events.
-	holdsDevice = "reservations"
+	// holdsDevice records committed holds' sale events, with ids
+	// holdEventPrefix+{hold id}. It is a reserved device name: no input
+	// may write as it (Ingester.ReserveDevice), or it could pre-claim the
+	// id of a hold's sale and block the commit.
+	holdsDevice     = "reservations"
+	holdEventPrefix = "hold:"
+	// maxHoldIDLen leaves room for holdEventPrefix in the sale's event id.
+	maxHoldIDLen = drivers.MaxEventIDLen - len(holdEventPrefix)
 )
+
+// validHoldID reports whether id is a hold id: an event id (SPEC §2) of at
+// most maxHoldIDLen characters without '/', since it is a path segment of
+// /v1/reservations/{id}.
+func validHoldID(id string) bool {
+	return len(id) <= maxHoldIDLen && drivers.ValidEventID(id) && !strings.Contains(id, "/")
+}
 
 // HoldView is a reservation as the API shows it.
 type HoldView struct {
@@ -77,8 +90,8 @@ func (req *holdRequest) validate() (time.Duration, error) {
 		}
 	}
 	switch {
-	case req.ID != "" && (len(req.ID) > drivers.MaxEventIDLen || !utf8.ValidString(req.ID)):
-		return 0, fmt.Errorf("id: at most %d characters", drivers.MaxEventIDLen)
+	case req.ID != "" && !validHoldID(req.ID):
+		return 0, fmt.Errorf("id: %q is not a reservation id: 1-%d printable characters, no '/'", req.ID, maxHoldIDLen)
 	case !drivers.ValidID(req.SKU):
 		return 0, fmt.Errorf("sku: must be 1-64 chars of [A-Za-z0-9._-]")
 	case !drivers.ValidID(req.Location):
@@ -207,7 +220,8 @@ func (a *Agent) holdChange(w http.ResponseWriter, r *http.Request, op *store.Hol
 		}
 		writeError(w, http.StatusConflict, code, "%s", msg)
 	case store.HoldEventExists:
-		writeError(w, http.StatusConflict, "event_exists", "event id %q is already in the event log", op.EventID)
+		writeError(w, http.StatusConflict, "event_exists", "event id %q of device %s is already in the event log: commit with another event_id",
+			op.EventID, op.EventDevice)
 	default:
 		writeError(w, http.StatusInternalServerError, "internal", "unexpected hold status %s", res.Status)
 	}
@@ -238,9 +252,17 @@ func (a *Agent) handleCommitHold(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "bad_request", "%v", err)
 		return
 	}
-	if len(body.EventID) > drivers.MaxEventIDLen {
-		writeError(w, http.StatusBadRequest, "bad_field", "event_id: at most %d characters", drivers.MaxEventIDLen)
+	if body.EventID != "" && !drivers.ValidEventID(body.EventID) {
+		writeError(w, http.StatusBadRequest, "bad_field", "event_id: %q is not an event id: 1-%d printable characters", body.EventID, drivers.MaxEventIDLen)
 		return
+	}
+	id := r.PathValue("id")
+	if !validHoldID(id) {
+		writeError(w, http.StatusNotFound, "not_found", "no reservation %q: reservation ids are 1-%d printable characters, no '/'", id, maxHoldIDLen)
+		return
+	}
+	if body.EventID == "" { // named here, so a conflict can say which id
+		body.EventID = holdEventPrefix + id
 	}
 	a.holdChange(w, r, &store.HoldOp{Kind: store.HoldCommit, EventDevice: holdsDevice, EventID: body.EventID, Source: "http"})
 }

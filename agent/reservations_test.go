@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -13,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/edgestock/edgestock/agent"
+	"github.com/edgestock/edgestock/internal/testenv"
 )
 
 func (a *testAgent) do(tb testing.TB, method, path, body string, out any) int {
@@ -179,4 +181,52 @@ func TestReservations_Expiry(t *testing.T) {
 	require.Equal(t, "hold_expired", e.Error.Code)
 	require.Contains(t, e.Error.Message, "expired at")
 	require.Equal(t, int64(5), a.stock(t, "S").OnHand, "an expired hold sells nothing")
+}
+
+// The device a hold commit writes its sale as, and the file drops' device,
+// are the agent's own: no HTTP ?device=, event "device" field or MQTT topic
+// may write as them, so nobody can pre-claim "hold:{id}" and block a
+// commit. Hold ids follow the event id rules and have no '/'.
+func TestReservations_ReservedDevices(t *testing.T) {
+	a := startAgent(t, t.TempDir(), nil)
+	a.post(t, "/v1/events", `{"id":"r1","type":"receive","sku":"S","qty":10}`)
+	sale := `{"id":"hold:h1","type":"sale","sku":"S","qty":1}`
+	for _, tc := range []struct{ name, path, body string }{
+		{"query device", "/v1/events?device=reservations", sale},
+		{"event device field", "/v1/events", `{"id":"hold:h1","device":"reservations","type":"sale","sku":"S","qty":1}`},
+		{"file drop device", "/v1/events?device=filedrop", `{"id":"orders.csv:2","type":"sale","sku":"S","qty":1}`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			status, res := a.post(t, tc.path, tc.body)
+			require.Equal(t, http.StatusOK, status)
+			require.Len(t, res.Results, 1)
+			require.Equal(t, agent.StatusRejected, res.Results[0].Status)
+			require.Equal(t, "unauthorized", string(res.Results[0].Reason))
+			require.Contains(t, res.Results[0].Message, "is reserved")
+		})
+	}
+	c := testenv.Dial(t, a.MQTTAddr(), "reservations")
+	require.NoError(t, c.PublishQoS1(t.Context(), eventsTopic("reservations"), []byte(sale)))
+	require.Equal(t, int64(10), a.stock(t, "S").OnHand, "nothing written as a reserved device")
+
+	var h agent.HoldView
+	require.Equal(t, http.StatusCreated, a.do(t, "POST", "/v1/reservations", `{"id":"h1","sku":"S","qty":1}`, &h))
+	require.Equal(t, http.StatusOK, a.do(t, "POST", "/v1/reservations/h1/commit", ``, &h))
+	require.Equal(t, "committed", h.State)
+	require.Equal(t, "hold:h1", h.EventID)
+	require.Equal(t, int64(9), a.stock(t, "S").OnHand)
+
+	var e struct {
+		Error struct{ Code, Message string }
+	}
+	for _, id := range []string{"a/b", "nul\x00", "tab\there", strings.Repeat("x", 124)} {
+		body, _ := json.Marshal(map[string]any{"id": id, "sku": "S", "qty": 1})
+		require.Equal(t, http.StatusBadRequest, a.do(t, "POST", "/v1/reservations", string(body), &e), "id %q", id)
+		require.Equal(t, "bad_field", e.Error.Code)
+	}
+	// A commit under an event id already logged names it.
+	require.Equal(t, http.StatusCreated, a.do(t, "POST", "/v1/reservations", `{"id":"h2","sku":"S","qty":1}`, &h))
+	require.Equal(t, http.StatusConflict, a.do(t, "POST", "/v1/reservations/h2/commit", `{"event_id":"hold:h1"}`, &e))
+	require.Equal(t, "event_exists", e.Error.Code)
+	require.Contains(t, e.Error.Message, `"hold:h1"`)
 }

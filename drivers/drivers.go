@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sort"
+	"strconv"
 	"sync"
 	"time"
 )
@@ -41,6 +42,22 @@ type Event struct {
 	Seq        int64  `json:"seq,omitempty"`
 	// Voids is the ticket a void event reverses (TypeVoid only).
 	Voids string `json:"voids,omitempty"`
+	// Ticket is the POS ticket a line event belongs to: the agent applies a
+	// ticket's lines all or none (the same ticket id with another body is
+	// id_reused for every line).
+	Ticket string `json:"-"`
+	// Serial is "{gtin}/{serial}/" when the event is a scan of a serialised
+	// unit that carried no id of its own. ID is then Serial+type+"/1": the
+	// agent renumbers it with the unit's movement count (SerialID), so the
+	// same unit sold, returned and sold again is three movements while a
+	// redelivered scan stays one.
+	Serial string `json:"-"`
+}
+
+// SerialID is the event id of the n-th movement of type typ of the
+// serialised unit serial ("{gtin}/{serial}/").
+func SerialID(serial, typ string, n int) string {
+	return serial + typ + "/" + strconv.Itoa(n)
 }
 
 // Reason is a rejection reason code of SPEC §2.

@@ -17,7 +17,14 @@ const (
 	MaxBatch = 1000
 	// DefaultLocation is used when an event names none.
 	DefaultLocation = "default"
+	// QuarantineSample is how much of an oversized payload (MQTT message,
+	// HTTP body, line of a dropped file) the quarantine keeps; the
+	// rejection message records its full size.
+	QuarantineSample = 4 << 10
 )
+
+// Sample cuts an oversized payload to what the quarantine keeps.
+func Sample(raw []byte) []byte { return raw[:min(len(raw), QuarantineSample)] }
 
 // Event types and their effect on on_hand.
 const (
@@ -55,6 +62,10 @@ func ValidID(s string) bool {
 	}
 	return true
 }
+
+// ValidEventID reports whether s is an event id: 1–128 printable
+// characters (no NUL, no control characters, valid UTF-8).
+func ValidEventID(s string) bool { return validEventID(s) }
 
 // validEventID reports whether s is 1–128 printable characters.
 func validEventID(s string) bool {

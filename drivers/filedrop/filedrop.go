@@ -191,7 +191,7 @@ func (d *Driver) scanJSONL(msg drivers.Message, r io.Reader, fn func([]Line) err
 	br := bufio.NewReaderSize(r, 64<<10)
 	chunks := chunker{fn: fn}
 	for n := 1; ; n++ {
-		line, err := readLine(br)
+		line, size, err := readLine(br)
 		if err == io.EOF {
 			break
 		}
@@ -204,7 +204,8 @@ func (d *Driver) scanJSONL(msg drivers.Message, r io.Reader, fn func([]Line) err
 		}
 		var item drivers.Item
 		if err != nil {
-			item = drivers.Item{Rejected: drivers.Reject(lineID(msg.Subtopic, n), drivers.ReasonTooLarge, "line %d: longer than %d bytes", n, maxLine), Raw: trimmed[:min(len(trimmed), 1024)]}
+			item = drivers.Item{Rejected: drivers.Reject(lineID(msg.Subtopic, n), drivers.ReasonTooLarge, "line %d: %d bytes, at most %d (first %d bytes kept)",
+				n, size, maxLine, drivers.QuarantineSample), Raw: drivers.Sample(trimmed)}
 		} else {
 			item = d.jsonLine(msg, n, trimmed)
 		}
@@ -222,6 +223,17 @@ type chunker struct {
 }
 
 func (c *chunker) add(l Line) error {
+	// Every rejection names its line: the agent tells a line it quarantined
+	// before a crash from another line with the same id and error by it.
+	if rej := l.Rejected; rej != nil && !strings.HasPrefix(rej.Message, fmt.Sprintf("line %d: ", l.N)) {
+		rej.Message = fmt.Sprintf("line %d: %s", l.N, rej.Message)
+	}
+	if rej := l.Rejected; rej != nil && len(l.Raw) > drivers.QuarantineSample {
+		// Only a sample of a rejected line is quarantined, as of an MQTT
+		// payload; its size is recorded.
+		rej.Message = fmt.Sprintf("%s (line of %d bytes, first %d kept)", rej.Message, len(l.Raw), drivers.QuarantineSample)
+		l.Raw = drivers.Sample(l.Raw)
+	}
 	if c.lines = append(c.lines, l); len(c.lines) == Chunk {
 		return c.flush()
 	}
@@ -239,12 +251,14 @@ func (c *chunker) flush() error {
 
 var errLineTooLong = errors.New("line too long")
 
-// readLine returns the next line without its newline; a line past maxLine
-// is consumed and returned truncated with errLineTooLong.
-func readLine(br *bufio.Reader) ([]byte, error) {
+// readLine returns the next line without its newline, and its size; a
+// line past maxLine is consumed and returned truncated with errLineTooLong.
+func readLine(br *bufio.Reader) ([]byte, int, error) {
 	var line []byte
+	size := 0
 	for {
 		part, err := br.ReadSlice('\n')
+		size += len(part)
 		if len(line)+len(part) <= maxLine {
 			line = append(line, part...)
 		}
@@ -255,12 +269,15 @@ func readLine(br *bufio.Reader) ([]byte, error) {
 			err = nil
 		}
 		if err != nil {
-			return nil, err
+			return nil, size, err
 		}
-		if len(line) >= maxLine {
-			return line, errLineTooLong
+		if len(part) > 0 && part[len(part)-1] == '\n' {
+			size-- // the newline is not part of the line
 		}
-		return bytes.TrimRight(line, "\r\n"), nil
+		if len(line) >= maxLine || size > maxLine {
+			return line, size, errLineTooLong
+		}
+		return bytes.TrimRight(line, "\r\n"), size, nil
 	}
 }
 

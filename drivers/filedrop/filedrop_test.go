@@ -1,6 +1,7 @@
 package filedrop
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 
@@ -105,4 +106,33 @@ func FuzzDriver_Scan(f *testing.F) {
 			return nil
 		})
 	})
+}
+
+// A rejected line is quarantined like an oversized MQTT payload: its first
+// 4 KiB, its full size in the message; a line past the limit is never
+// taken as a good line cut short.
+func TestDriver_ScanOversizedLines(t *testing.T) {
+	long := strings.Repeat("y", 300<<10)
+	for _, tc := range []struct {
+		name, file, content string
+		size                int
+		reason              drivers.Reason
+	}{
+		{"JSON line past the limit", "a.jsonl", `{"id":"j1","type":"receive","sku":"S","qty":1,"note":"` + long + `"}` + "\n", len(`{"id":"j1","type":"receive","sku":"S","qty":1,"note":""}`) + len(long), drivers.ReasonTooLarge},
+		{"JSON line past the limit, last part small", "b.jsonl", `{"id":"j1","type":"receive","sku":"S","qty":1}` + strings.Repeat(" ", 250<<10) + strings.Repeat(" ", 20<<10) + "\n", 0, drivers.ReasonTooLarge},
+		{"CSV line rejected", "c.csv", "type,sku,qty\nreceive,S," + long + "\n", len("receive,S,") + len(long), drivers.ReasonBadField},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			lines, err := scanAll(t, tc.file, tc.content)
+			require.NoError(t, err)
+			require.Len(t, lines, 1)
+			rej := lines[0].Rejected
+			require.NotNil(t, rej)
+			require.Equal(t, tc.reason, rej.Reason, rej.Message)
+			require.LessOrEqual(t, len(lines[0].Raw), drivers.QuarantineSample)
+			if tc.size > 0 {
+				require.Contains(t, rej.Message, fmt.Sprint(tc.size))
+			}
+		})
+	}
 }

@@ -105,7 +105,7 @@ func (d *Driver) ticketEvents(msg drivers.Message, t *Ticket) ([]drivers.Event, 
 	for i, l := range t.Lines {
 		e := drivers.Event{
 			Device: msg.Device, ID: fmt.Sprintf("%s/%d", t.ID, i+1), Type: t.Type, SKU: l.SKU, Barcode: l.Barcode,
-			Qty: l.Qty, Location: l.Location, Channel: t.Channel, TS: t.TS,
+			Qty: l.Qty, Location: l.Location, Channel: t.Channel, TS: t.TS, Ticket: t.ID,
 		}
 		if e.SKU == "" && e.Barcode != "" {
 			sku, rej := d.resolve(t.ID, i+1, l.Barcode)

@@ -22,8 +22,8 @@ func TestDriver_Decode(t *testing.T) {
 	items := decode(t, `{"id":"T-1001","type":"sale","lines":[{"sku":"SKU-1","qty":2},{"barcode":"4006381333931","qty":1,"location":"front"}],"channel":"store","ts":"2026-11-27T10:00:00Z"}`)
 	require.Len(t, items, 2)
 	require.Nil(t, items[0].Rejected)
-	require.Equal(t, drivers.Event{Device: "pos1", ID: "T-1001/1", Type: "sale", SKU: "SKU-1", Qty: 2, Location: "default", Channel: "store", TS: "2026-11-27T10:00:00Z"}, items[0].Event)
-	require.Equal(t, drivers.Event{Device: "pos1", ID: "T-1001/2", Type: "sale", SKU: "SKU-B", Barcode: "4006381333931", Qty: 1, Location: "front", Channel: "store", TS: "2026-11-27T10:00:00Z"}, items[1].Event)
+	require.Equal(t, drivers.Event{Device: "pos1", ID: "T-1001/1", Type: "sale", SKU: "SKU-1", Qty: 2, Location: "default", Channel: "store", TS: "2026-11-27T10:00:00Z", Ticket: "T-1001"}, items[0].Event)
+	require.Equal(t, drivers.Event{Device: "pos1", ID: "T-1001/2", Type: "sale", SKU: "SKU-B", Barcode: "4006381333931", Qty: 1, Location: "front", Channel: "store", TS: "2026-11-27T10:00:00Z", Ticket: "T-1001"}, items[1].Event)
 
 	items = decode(t, `{"id":"T-1002","type":"return","lines":[{"sku":"SKU-1","qty":1}]}`)
 	require.Len(t, items, 1)

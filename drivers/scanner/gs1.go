@@ -26,7 +26,10 @@ type Scan struct {
 	Batch  string // AI 10
 	Expiry string // AI 17, YYMMDD
 	Serial string // AI 21
-	Qty    int64  // AI 30 or 37; 0 when absent
+	Qty    int64  // AI 30 or 37, when HasQty
+	// HasQty is set when the string carries a quantity: (30)0 is a count of
+	// zero, not a missing quantity.
+	HasQty bool
 }
 
 // aiSpec describes an application identifier: its data length, and whether
@@ -94,6 +97,15 @@ func ParseElements(s string) ([]Element, error) {
 			end := strings.IndexByte(s, groupSeparator)
 			if end < 0 {
 				end = len(s)
+				// Only a text field short enough to be valid can hide
+				// elements unnoticed; a longer one fails below anyway.
+				if !spec.numeric && len(s) <= spec.length {
+					if hidden, ok := hiddenElements(s); ok {
+						return nil, fmt.Errorf("(%s) %q runs to the end of the string and ends with what reads as %s: "+
+							"is the GS separator (FNC1) after (%s) missing? Configure the scanner to transmit it, or send the parenthesised form",
+							ai, s, hidden, ai)
+					}
+				}
 			}
 			data, s = s[:end], s[end:]
 			s = strings.TrimPrefix(s, string(groupSeparator))
@@ -142,6 +154,42 @@ func parseParenthesised(s string) ([]Element, error) {
 	return out, nil
 }
 
+// swallowable are the AIs a variable-length field that lacks its GS
+// separator most often swallows: fixed-length numeric ones (with check
+// digits and dates to verify) and quantities. A suffix of the field that
+// reads as a complete element string of these is taken as a missing GS,
+// not guessed either way.
+var swallowable = map[string]bool{"00": true, "01": true, "02": true, "11": true, "13": true, "15": true, "16": true,
+	"17": true, "30": true, "37": true}
+
+// hiddenElements reports whether a suffix of a variable-length field's data
+// (FNC1 form, no GS after it) parses as elements of the swallowable AIs,
+// naming them.
+func hiddenElements(data string) (string, bool) {
+	for i := 1; i+2 < len(data); i++ {
+		if !swallowable[data[i:i+2]] {
+			continue
+		}
+		elems, err := ParseElements(data[i:])
+		if err != nil {
+			continue
+		}
+		var names []string
+		ok := true
+		for _, e := range elems {
+			if !swallowable[e.AI] {
+				ok = false
+				break
+			}
+			names = append(names, "("+e.AI+")"+e.Data)
+		}
+		if ok {
+			return strings.Join(names, ""), true
+		}
+	}
+	return "", false
+}
+
 // checkElement validates one element's data against its AI.
 func checkElement(ai string, spec aiSpec, data string) error {
 	switch {
@@ -167,10 +215,20 @@ func checkElement(ai string, spec aiSpec, data string) error {
 	return nil
 }
 
-// ToScan interprets elements as a scan of a trade item.
+// ToScan interprets elements as a scan of a trade item. An AI given twice
+// with different data, or both quantities (30) and (37), is ambiguous and
+// an error naming the AIs.
 func ToScan(elems []Element) (Scan, error) {
 	var s Scan
+	seen := make(map[string]string, len(elems))
 	for _, e := range elems {
+		if prev, ok := seen[e.AI]; ok && prev != e.Data {
+			return s, fmt.Errorf("(%s) appears twice, as %s and %s: which one is meant is ambiguous", e.AI, prev, e.Data)
+		}
+		seen[e.AI] = e.Data
+		if q30, q37 := seen["30"], seen["37"]; q30 != "" && q37 != "" {
+			return s, fmt.Errorf("(30) %s and (37) %s both give a quantity: send one", q30, q37)
+		}
 		switch e.AI {
 		case "01", "02":
 			s.GTIN = e.Data
@@ -182,7 +240,7 @@ func ToScan(elems []Element) (Scan, error) {
 			s.Serial = e.Data
 		case "30", "37":
 			n, _ := strconv.ParseInt(e.Data, 10, 64) // digits only, at most 8
-			s.Qty = n
+			s.Qty, s.HasQty = n, true
 		}
 	}
 	if s.GTIN == "" {

@@ -61,7 +61,7 @@ func (d *Driver) decodeText(msg drivers.Message, text string) (drivers.Event, *d
 		return e, rej
 	}
 	e.Barcode = text
-	if scan.Qty > 0 {
+	if scan.HasQty {
 		e.Qty = scan.Qty
 	}
 	e.Type = msg.Subtopic
@@ -74,15 +74,20 @@ func (d *Driver) decodeText(msg drivers.Message, text string) (drivers.Event, *d
 	if !drivers.KnownType(e.Type) || e.Type == drivers.TypeTransfer || e.Type == drivers.TypeAdjust {
 		return e, drivers.Reject(id, drivers.ReasonUnknownType, "type: a scan can be receive, return, sale, pick or count, not %q", e.Type)
 	}
-	if e.Type == drivers.TypeCount && scan.Qty == 0 {
+	switch {
+	case e.Type == drivers.TypeCount && !scan.HasQty:
 		return e, drivers.Reject(id, drivers.ReasonBadField, "qty: a count scan needs the counted quantity (AI 30 or 37)")
+	case e.Type != drivers.TypeCount && scan.HasQty && scan.Qty < 1:
+		return e, drivers.Reject(id, drivers.ReasonBadField, "qty: (30)/(37) is 0: a %s scan needs a quantity of 1..%d", e.Type, drivers.MaxQty)
 	}
 	if e.ID == "" {
 		switch {
 		case scan.Serial != "":
-			// A serialised item is one physical unit: GTIN+serial+type
-			// identifies this movement of it.
-			e.ID = scan.GTIN + "/" + scan.Serial + "/" + e.Type
+			// A serialised item is one physical unit: the agent numbers its
+			// movements (drivers.Event.Serial), since a unit can be sold,
+			// returned and sold again.
+			e.Serial = scan.GTIN + "/" + scan.Serial + "/"
+			e.ID = drivers.SerialID(e.Serial, e.Type, 1)
 		case d.devices != nil && d.devices.AtLeastOnce(msg.Device):
 			e.ID = "alo-" + randomHex()
 		default:
