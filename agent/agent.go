@@ -142,8 +142,10 @@ func (a *Agent) Open(ctx context.Context) (err error) {
 		}
 		a.broker = b
 	} else {
-		anonymous := a.cfg.MQTT.Anonymous == "allow" || (a.cfg.MQTT.Anonymous == "auto" && isLoopback(a.cfg.MQTT.Listen))
-		a.mqttAuth = newAuthHook(a, anonymous)
+		if a.cfg.MQTT.Anonymous == "auto" {
+			a.logger.Warn(`mqtt.anonymous: "auto" now means deny: devices log in with a device token; set allow (or --mqtt-anonymous allow) to accept anonymous clients`)
+		}
+		a.mqttAuth = newAuthHook(a, a.cfg.MQTT.Anonymous == "allow")
 		a.mqttAuth.Open()
 		mqttTLS, err := tlsconf.Server(a.cfg.MQTT.TLSCert, a.cfg.MQTT.TLSKey)
 		if err != nil {
