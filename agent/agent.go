@@ -262,7 +262,7 @@ func (a *Agent) close(ctx context.Context) error {
 		a.broker.Drain(ctx) // the last commits, before the last live levels
 	}
 	if l := a.live.Load(); l != nil {
-		l.Close() // publishes what is pending while the broker is still up
+		l.Close(ctx) // publishes what is pending while the broker is still up
 	}
 	if d := a.alerts.Load(); d != nil {
 		d.Close()

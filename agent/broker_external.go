@@ -306,14 +306,23 @@ func (b *externalBroker) ackLoop(ctx context.Context) {
 
 // Publish queues m; see publishQueue for what happens when it is full.
 func (b *externalBroker) Publish(m outbound) {
-	b.unsent.Add(1) // before the worker can take it: the count never dips below the truth
-	select {
-	case b.out[maphash.String(b.seed, m.Topic)%publishWorkers] <- m:
-	default:
-		b.unsent.Add(-1)
+	if !b.TryPublish(m) {
 		if b.dropped.Add(1)%1000 == 1 {
 			b.logger.Warn("results queue full; dropping device results", "dropped_total", b.dropped.Load())
 		}
+	}
+}
+
+// TryPublish queues m; false when its queue is full. The live stock levels
+// use it to keep a level that found no room for the next flush.
+func (b *externalBroker) TryPublish(m outbound) bool {
+	b.unsent.Add(1) // before the worker can take it: the count never dips below the truth
+	select {
+	case b.out[maphash.String(b.seed, m.Topic)%publishWorkers] <- m:
+		return true
+	default:
+		b.unsent.Add(-1)
+		return false
 	}
 }
 

@@ -89,7 +89,7 @@ func TestLiveStock_CloseMidFlush(t *testing.T) {
 	l.Open()
 	<-reading
 	require.Len(t, got, viewPage, "the first page went out before Close")
-	l.Close()
+	l.Close(t.Context())
 	require.ElementsMatch(t, want, []string(got))
 }
 
@@ -131,7 +131,7 @@ func TestLiveStock_CloseReportsUnpublished(t *testing.T) {
 	l.Mark([]string{"SKU-1", "SKU-2"})
 	l.flush(t.Context()) // logs the error
 	l.Open()
-	l.Close()
+	l.Close(t.Context())
 	require.Contains(t, logs.String(), "levels not published at shutdown")
 	require.Contains(t, logs.String(), "skus=2")
 }
