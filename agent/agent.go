@@ -127,7 +127,7 @@ func (a *Agent) Open(ctx context.Context) (err error) {
 	}
 	a.ingest.observe = a.metrics.observeResults
 	a.ingest.limits = newLimiter(a.cfg.Devices.RateLimit, a.cfg.Devices.RateBurst)
-	rep := &reporter{prefix: a.cfg.MQTT.TopicPrefix, warehouse: a.cfg.Warehouse}
+	rep := &reporter{prefix: a.cfg.MQTT.TopicPrefix, warehouse: a.cfg.Warehouse, ingests: a.ingest.HandlesTopic, logger: a.logger.With("component", "mqtt")}
 	devs := a.cfg.Devices
 	rep.devices.Store(&devs)
 	a.reporter = rep
