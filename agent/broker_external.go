@@ -352,7 +352,10 @@ func (b *externalBroker) publishLoop(ctx context.Context, out <-chan outbound) {
 				p.Properties = &paho.PublishProperties{CorrelationData: m.Correlation}
 			}
 			if _, err := b.cm.Publish(ctx, p); err != nil && ctx.Err() == nil {
-				b.logger.Debug("publish result failed", "topic", m.Topic, "err", err)
+				b.logger.Debug("publish failed", "topic", m.Topic, "err", err)
+				if m.Failed != nil {
+					m.Failed()
+				}
 			}
 			b.unsent.Add(-1)
 		}

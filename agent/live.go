@@ -76,9 +76,10 @@ func (l *liveStock) publish(m outbound) bool {
 	return true
 }
 
-// flush publishes the dirty SKUs' views. A SKU whose view could not be read
-// or queued stays dirty, for the next flush: a level is never dropped, or
-// its retained topic would hold a stale one. full reports a full queue.
+// flush publishes the dirty SKUs' views. A SKU whose view could not be read,
+// queued or published stays dirty, for the next flush: a level is never
+// dropped, or its retained topic would hold a stale one. full reports a
+// full queue.
 func (l *liveStock) flush(ctx context.Context) (full bool) {
 	defer l.flushes.Add(1)
 	l.mu.Lock()
@@ -103,7 +104,10 @@ func (l *liveStock) flush(ctx context.Context) (full bool) {
 		}
 		for i, v := range views {
 			body, _ := json.Marshal(v) // a StockView always marshals
-			if !l.publish(outbound{Topic: l.prefix + "/" + l.warehouse + "/stock/" + v.SKU, Payload: body, QoS: 1, Retain: true}) {
+			sku := v.SKU
+			m := outbound{Topic: l.prefix + "/" + l.warehouse + "/stock/" + sku, Payload: body, QoS: 1, Retain: true,
+				Failed: func() { l.Mark([]string{sku}) }} // a lost level is published again
+			if !l.publish(m) {
 				// No room: this view and the rest wait for the next flush.
 				for _, rest := range views[i:] {
 					l.Mark([]string{rest.SKU})

@@ -16,6 +16,9 @@ type outbound struct {
 	QoS         byte
 	Retain      bool
 	Correlation []byte // MQTT v5 correlation data for response-topic replies
+	// Failed, when set, runs if a queued publish fails (external broker:
+	// timeout, connection lost), so the sender can publish it again.
+	Failed func()
 }
 
 // publisher sends outbound messages through the broker. Publish must not
