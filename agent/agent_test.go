@@ -451,9 +451,10 @@ func TestAgent_EmbeddedQoS2(t *testing.T) {
 func TestAgent_ResponseTopic(t *testing.T) {
 	a := startAgent(t, t.TempDir(), nil)
 	c := testenv.Dial(t, a.MQTTAddr(), "d3")
-	c.SubscribeQoS1(t, "replies/d3")
+	const replies = "edgestock/" + wh + "/devices/d3/replies" // the device's own subtree
+	c.SubscribeQoS1(t, replies)
 	_, err := c.Publish(t.Context(), &paho.Publish{Topic: eventsTopic("d3"), QoS: 1, Payload: receive("r1", "SKU-R", 1),
-		Properties: &paho.PublishProperties{ResponseTopic: "replies/d3", CorrelationData: []byte("req-42")}})
+		Properties: &paho.PublishProperties{ResponseTopic: replies, CorrelationData: []byte("req-42")}})
 	require.NoError(t, err)
 	select {
 	case m := <-c.Received:
