@@ -177,6 +177,15 @@ func refusePublish(logger *slog.Logger, cl *mqtt.Client, pk packets.Packet, devi
 	case pk.FixedHeader.Qos == 0:
 	case cl.Properties.ProtocolVersion == 5:
 		answer = "not authorized (0x87)"
+	default:
+		answer = "disconnected (MQTT 3.1.1 has no reason codes)"
+	}
+	// Logged before the answer: whoever sees the answer finds the line.
+	logger.Warn("mqtt publish refused", "client", cl.ID, "device", device, "topic", pk.TopicName,
+		"retain", pk.FixedHeader.Retain, "reason", reason, "answer", answer)
+	switch {
+	case pk.FixedHeader.Qos == 0:
+	case cl.Properties.ProtocolVersion == 5:
 		typ := byte(packets.Puback)
 		if pk.FixedHeader.Qos == 2 {
 			typ = packets.Pubrec
@@ -184,11 +193,8 @@ func refusePublish(logger *slog.Logger, cl *mqtt.Client, pk packets.Packet, devi
 		_ = cl.WritePacket(packets.Packet{FixedHeader: packets.FixedHeader{Type: typ}, PacketID: pk.PacketID,
 			ReasonCode: packets.ErrNotAuthorized.Code, Properties: packets.Properties{ReasonString: reason}})
 	default:
-		answer = "disconnected (MQTT 3.1.1 has no reason codes)"
 		cl.Stop(packets.ErrNotAuthorized)
 	}
-	logger.Warn("mqtt publish refused", "client", cl.ID, "device", device, "topic", pk.TopicName,
-		"retain", pk.FixedHeader.Retain, "reason", reason, "answer", answer)
 }
 
 // OnDisconnect forgets the client.
