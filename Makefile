@@ -12,9 +12,10 @@ build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/edgestock
 
 # An agent with its embedded broker (127.0.0.1:1883), HTTP on 127.0.0.1:7070
-# and SQLite in $(DATA_DIR). Ctrl-C stops it gracefully.
+# and SQLite in $(DATA_DIR). Ctrl-C stops it gracefully. Anonymous MQTT is
+# allowed here, for a trial on one PC; the agent's default is deny.
 run: build
-	./$(BIN) agent --warehouse $(WAREHOUSE) --data-dir $(DATA_DIR)
+	./$(BIN) agent --warehouse $(WAREHOUSE) --data-dir $(DATA_DIR) --mqtt-anonymous allow
 
 # Lint, then every test with the race detector. Tests that need a service
 # (mosquitto, PostgreSQL) skip loudly without it, and fail under CI=true.

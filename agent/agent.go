@@ -138,7 +138,7 @@ func (a *Agent) Open(ctx context.Context) (err error) {
 	a.ingest.limits = newLimiter(a.cfg.Devices.RateLimit, a.cfg.Devices.RateBurst)
 	// File drops write as their device, ids "{file}:{line}": nobody else may.
 	a.ingest.ReserveDevice(a.cfg.Filedrop.Device, "file drops", "file")
-	rep := &reporter{prefix: a.cfg.MQTT.TopicPrefix, warehouse: a.cfg.Warehouse}
+	rep := &reporter{prefix: a.cfg.MQTT.TopicPrefix, warehouse: a.cfg.Warehouse, ingests: a.ingest.HandlesTopic, logger: a.logger.With("component", "mqtt")}
 	devs := a.cfg.Devices
 	rep.devices.Store(&devs)
 	a.reporter = rep
@@ -153,8 +153,10 @@ func (a *Agent) Open(ctx context.Context) (err error) {
 		}
 		a.broker = b
 	} else {
-		anonymous := a.cfg.MQTT.Anonymous == "allow" || (a.cfg.MQTT.Anonymous == "auto" && auth.IsLoopback(a.cfg.MQTT.Listen))
-		a.mqttAuth = newAuthHook(a, anonymous)
+		if a.cfg.MQTT.Anonymous == "auto" {
+			a.logger.Warn(`mqtt.anonymous: "auto" now means deny: devices log in with a device token; set allow (or --mqtt-anonymous allow) to accept anonymous clients`)
+		}
+		a.mqttAuth = newAuthHook(a, a.cfg.MQTT.Anonymous == "allow")
 		a.mqttAuth.Open()
 		mqttTLS, err := tlsconf.Server(a.cfg.MQTT.TLSCert, a.cfg.MQTT.TLSKey)
 		if err != nil {
@@ -271,7 +273,7 @@ func (a *Agent) close(ctx context.Context) error {
 		a.broker.Drain(ctx) // the last commits, before the last live levels
 	}
 	if l := a.live.Load(); l != nil {
-		l.Close() // publishes what is pending while the broker is still up
+		l.Close(ctx) // publishes what is pending while the broker is still up
 	}
 	if d := a.alerts.Load(); d != nil {
 		d.Close()

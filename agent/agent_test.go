@@ -54,15 +54,22 @@ func startAgent(tb testing.TB, dataDir string, mutate func(*agent.Config)) *test
 // token when auth is required).
 func startAgentNoWait(tb testing.TB, dataDir string, mutate func(*agent.Config)) *testAgent {
 	tb.Helper()
+	return startAgentLogger(tb, dataDir, mutate, testLogger(tb))
+}
+
+// startAgentLogger is startAgentNoWait logging to logger.
+func startAgentLogger(tb testing.TB, dataDir string, mutate func(*agent.Config), logger *slog.Logger) *testAgent {
+	tb.Helper()
 	cfg := agent.DefaultConfig()
 	cfg.Warehouse, cfg.DataDir = wh, dataDir
 	cfg.HTTP.Listen, cfg.MQTT.Listen = "127.0.0.1:0", "127.0.0.1:0"
+	cfg.MQTT.Anonymous = "allow" // test devices dial without a login, unless a test says deny
 	if mutate != nil {
 		mutate(&cfg)
 	}
 	cfg.Normalize()
 	require.NoError(tb, cfg.Validate())
-	a := agent.New(cfg, testLogger(tb))
+	a := agent.New(cfg, logger)
 	require.NoError(tb, a.Open(tb.Context()))
 	ta := &testAgent{Agent: a, cfg: cfg, base: "http://" + a.HTTPAddr()}
 	tb.Cleanup(func() { _ = a.Close(context.Background()) })
@@ -449,9 +456,10 @@ func TestAgent_EmbeddedQoS2(t *testing.T) {
 func TestAgent_ResponseTopic(t *testing.T) {
 	a := startAgent(t, t.TempDir(), nil)
 	c := testenv.Dial(t, a.MQTTAddr(), "d3")
-	c.SubscribeQoS1(t, "replies/d3")
+	const replies = "edgestock/" + wh + "/devices/d3/replies" // the device's own subtree
+	c.SubscribeQoS1(t, replies)
 	_, err := c.Publish(t.Context(), &paho.Publish{Topic: eventsTopic("d3"), QoS: 1, Payload: receive("r1", "SKU-R", 1),
-		Properties: &paho.PublishProperties{ResponseTopic: "replies/d3", CorrelationData: []byte("req-42")}})
+		Properties: &paho.PublishProperties{ResponseTopic: replies, CorrelationData: []byte("req-42")}})
 	require.NoError(t, err)
 	select {
 	case m := <-c.Received:

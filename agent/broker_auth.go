@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
+	"log/slog"
 	"strings"
 	"sync"
 	"time"
@@ -20,13 +22,16 @@ const revocationSweep = 500 * time.Millisecond
 
 // authHook authenticates devices on the embedded broker (username = device
 // ID, password = a device token) and confines each to its own topics:
-// publish only under {prefix}/{wh}/devices/{id}/, subscribe only to its
-// results, stock/# and status. With anonymous access (explicit, or by
-// default while the broker listens on loopback) everyone may do anything.
+// publish (and leave a will) only under {prefix}/{wh}/devices/{id}/,
+// subscribe only to its results, stock/# and status. With anonymous access
+// (mqtt.anonymous: allow) everyone may do anything, except what no client
+// may: retain a message on a device topic (see ingestHook).
 type authHook struct {
 	mqtt.HookBase
 	a         *Agent
 	anonymous bool
+	srv       *mqtt.Server // set by newEmbeddedBroker: answers a refused CONNECT
+	prefix    string
 
 	mu      sync.Mutex
 	tokens  map[*mqtt.Client]string // connected client -> token id
@@ -38,14 +43,44 @@ type authHook struct {
 
 func newAuthHook(a *Agent, anonymous bool) *authHook {
 	base := a.cfg.MQTT.TopicPrefix + "/" + a.cfg.Warehouse + "/"
-	return &authHook{a: a, anonymous: anonymous, tokens: map[*mqtt.Client]string{},
+	return &authHook{a: a, anonymous: anonymous, prefix: a.cfg.MQTT.TopicPrefix, tokens: map[*mqtt.Client]string{},
 		devices: base + "devices/", stock: base + "stock/", status: base + "status"}
 }
 
 func (h *authHook) ID() string { return "edgestock-auth" }
 
 func (h *authHook) Provides(b byte) bool {
-	return bytes.Contains([]byte{mqtt.OnConnectAuthenticate, mqtt.OnACLCheck, mqtt.OnDisconnect}, []byte{b})
+	return bytes.Contains([]byte{mqtt.OnConnect, mqtt.OnConnectAuthenticate, mqtt.OnACLCheck, mqtt.OnPublish, mqtt.OnDisconnect}, []byte{b})
+}
+
+// OnConnect checks the will like a publish: mochi publishes a will without
+// asking the ACL, so a device could otherwise leave a retained stock level
+// or status, or a result on another device's topic. A will the device may
+// not publish refuses the connection (CONNACK "not authorized"; MQTT 5
+// with the reason as text).
+func (h *authHook) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
+	if !pk.Connect.WillFlag {
+		return nil
+	}
+	w := cl.Properties.Will
+	reason := ""
+	switch {
+	case w.Retain && isDeviceTopic(h.prefix, w.TopicName):
+		reason = errRetainedDeviceTopic.Error()
+	case !h.anonymous && !h.mayPublish(string(pk.Connect.Username), w.TopicName):
+		reason = "a device may leave a will only under its own " + h.devices + "{device}/"
+	default:
+		return nil
+	}
+	device := string(pk.Connect.Username)
+	h.a.logger.Warn("mqtt connection refused: will not allowed", "client", cl.ID, "device", device,
+		"topic", w.TopicName, "retain", w.Retain, "reason", reason)
+	code := packets.ErrNotAuthorized
+	code.Reason = "will refused: " + reason
+	if err := h.srv.SendConnack(cl, code, false, nil); err != nil {
+		return fmt.Errorf("refuse will: %w", err)
+	}
+	return packets.ErrNotAuthorized
 }
 
 // OnConnectAuthenticate accepts a device whose password is a valid,
@@ -78,23 +113,90 @@ func (h *authHook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) boo
 
 var errDenied = errors.New("token not valid for this device")
 
-// OnACLCheck confines a device to its own topics.
+// mayPublish reports whether device may publish to topic: only under its
+// own {prefix}/{wh}/devices/{device}/, no wildcards.
+func (h *authHook) mayPublish(device, topic string) bool {
+	return device != "" && strings.HasPrefix(topic, h.devices+device+"/") && !strings.ContainsAny(topic, "+#")
+}
+
+// OnACLCheck confines a device's subscriptions (and what mochi delivers to
+// it). Publishes are checked in OnPublish, which answers and logs them.
 func (h *authHook) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool {
-	if h.anonymous || cl.Net.Inline {
+	if h.anonymous || cl.Net.Inline || write {
 		return true
 	}
-	h.mu.Lock()
-	_, known := h.tokens[cl]
-	h.mu.Unlock()
-	if !known {
+	if !h.known(cl) {
 		return false
 	}
-	device := string(cl.Properties.Username)
-	own := h.devices + device + "/"
-	if write {
-		return strings.HasPrefix(topic, own) && !strings.ContainsAny(topic, "+#")
-	}
+	own := h.devices + string(cl.Properties.Username) + "/"
 	return topic == own+"results" || topic == h.status || strings.HasPrefix(topic, h.stock) || topic == strings.TrimSuffix(h.stock, "/")+"/#"
+}
+
+func (h *authHook) known(cl *mqtt.Client) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	_, ok := h.tokens[cl]
+	return ok
+}
+
+// OnPublish refuses a device's publish outside its own topics. It runs
+// before ingestHook's (hooks run in the order added).
+func (h *authHook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
+	if h.anonymous || cl.Net.Inline {
+		return pk, nil
+	}
+	device := string(cl.Properties.Username)
+	if h.known(cl) && h.mayPublish(device, pk.TopicName) {
+		return pk, nil
+	}
+	refusePublish(h.a.logger, cl, pk, device, "a device may publish only under its own "+h.devices+"{device}/")
+	return pk, packets.ErrRejectPacket
+}
+
+// errRetainedDeviceTopic is why a retained message on a device topic is
+// refused: a device topic is never retained (the broker would hand it to
+// the agent again on every subscribe, and to anyone as current state).
+var errRetainedDeviceTopic = errors.New("a device topic is never retained: publish with RETAIN=0")
+
+// isDeviceTopic reports whether topic is under {prefix}/{any wh}/devices/.
+func isDeviceTopic(prefix, topic string) bool {
+	rest, ok := strings.CutPrefix(topic, prefix+"/")
+	if !ok {
+		return false
+	}
+	_, rest, ok = strings.Cut(rest, "/")
+	return ok && strings.HasPrefix(rest, "devices/")
+}
+
+// refusePublish answers a publish the broker will not take, the way mochi
+// answers one its ACL refuses, and logs it once: MQTT 5 gets PUBACK (PUBREC
+// for QoS 2) "not authorized" with the reason as text; MQTT 3.1.1 has no
+// reason codes, so a QoS 1/2 publish there closes the connection (its
+// device sees the publish unacknowledged); QoS 0 is dropped.
+func refusePublish(logger *slog.Logger, cl *mqtt.Client, pk packets.Packet, device, reason string) {
+	answer := "dropped (QoS 0)"
+	switch {
+	case pk.FixedHeader.Qos == 0:
+	case cl.Properties.ProtocolVersion == 5:
+		answer = "not authorized (0x87)"
+	default:
+		answer = "disconnected (MQTT 3.1.1 has no reason codes)"
+	}
+	// Logged before the answer: whoever sees the answer finds the line.
+	logger.Warn("mqtt publish refused", "client", cl.ID, "device", device, "topic", pk.TopicName,
+		"retain", pk.FixedHeader.Retain, "reason", reason, "answer", answer)
+	switch {
+	case pk.FixedHeader.Qos == 0:
+	case cl.Properties.ProtocolVersion == 5:
+		typ := byte(packets.Puback)
+		if pk.FixedHeader.Qos == 2 {
+			typ = packets.Pubrec
+		}
+		_ = cl.WritePacket(packets.Packet{FixedHeader: packets.FixedHeader{Type: typ}, PacketID: pk.PacketID,
+			ReasonCode: packets.ErrNotAuthorized.Code, Properties: packets.Properties{ReasonString: reason}})
+	default:
+		cl.Stop(packets.ErrNotAuthorized)
+	}
 }
 
 // OnDisconnect forgets the client.

@@ -56,3 +56,28 @@ func TestBrokerAuth_DeviceACL(t *testing.T) {
 	_, err = testenv.DialAuth(context.Background(), a.MQTTAddr(), "devA", "devA", tokA)
 	require.Error(t, err, "and cannot reconnect")
 }
+
+// SPEC §6: anonymous MQTT only when enabled explicitly. The default, and
+// "auto" from older configs, refuse a client without a login.
+func TestBrokerAuth_AnonymousOnlyWhenAllowed(t *testing.T) {
+	for _, c := range []struct {
+		anonymous string
+		allowed   bool
+	}{
+		{agent.DefaultConfig().MQTT.Anonymous, false},
+		{"auto", false},
+		{"deny", false},
+		{"allow", true},
+	} {
+		t.Run(c.anonymous, func(t *testing.T) {
+			a := startAgent(t, t.TempDir(), func(cfg *agent.Config) { cfg.MQTT.Anonymous = c.anonymous })
+			cl, err := testenv.DialErr(t.Context(), a.MQTTAddr(), "anon")
+			if c.allowed {
+				require.NoError(t, err)
+				cl.Close()
+				return
+			}
+			require.Error(t, err, "anonymous client refused on loopback too")
+		})
+	}
+}

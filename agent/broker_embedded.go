@@ -69,21 +69,24 @@ type ack struct {
 	results  []Result
 	err      error
 	reply    replyTo
+	refusal  string // set: answer MQTT 5 "not authorized" with this text (the message was quarantined)
 }
 
 func newEmbeddedBroker(addr string, tlsCfg *tls.Config, prefix, warehouse string, ingest *Ingester, rep *reporter, auth *authHook, logger *slog.Logger) (*embeddedBroker, error) {
 	b := &embeddedBroker{ingest: ingest, reporter: rep, prefix: prefix, wh: warehouse, logger: logger, clients: map[*mqtt.Client]*acker{}}
-	// mochi logs every connection at info; keep its chatter to warnings.
-	mochiLogger := slog.New(levelFloor{Handler: logger.Handler(), min: slog.LevelWarn}).With("component", "mqtt")
+	// mochi logs every connection at info; keep its chatter to warnings,
+	// without the lines our hooks say better (see mochiLog).
+	mochiLogger := slog.New(mochiLog{levelFloor{Handler: logger.Handler(), min: slog.LevelWarn}}).With("component", "mqtt")
 	caps := mqtt.NewDefaultServerCapabilities()
 	caps.MaximumPacketSize = maxMQTTPacket
 	b.srv = mqtt.New(&mqtt.Options{InlineClient: true, Logger: mochiLogger, Capabilities: caps})
 	b.self = b.srv.NewClient(nil, mqtt.LocalListener, "edgestock-agent", true)
 	rep.pub = b
+	auth.srv = b.srv
 	if err := b.srv.AddHook(auth, nil); err != nil {
 		return nil, fmt.Errorf("embedded broker: %w", err)
 	}
-	if err := b.srv.AddHook(&ingestHook{b: b}, nil); err != nil {
+	if err := b.srv.AddHook(&ingestHook{b: b, logger: logger.With("component", "mqtt")}, nil); err != nil {
 		return nil, fmt.Errorf("embedded broker: %w", err)
 	}
 	b.listener = listeners.NewTCP(listeners.Config{ID: "tcp", Address: addr, TLSConfig: tlsCfg})
@@ -231,10 +234,17 @@ func (b *embeddedBroker) answer(a ack) {
 		a.cl.Stop(a.err)
 		return
 	}
-	switch a.qos {
-	case 1:
+	switch {
+	case a.refusal != "" && a.cl.Properties.ProtocolVersion == 5:
+		// Quarantined, and refused: no PUBREL follows a PUBREC >= 0x80.
+		typ := byte(packets.Puback)
+		if a.qos == 2 {
+			typ = packets.Pubrec
+		}
+		b.writeAckCode(a.cl, typ, a.packetID, packets.ErrNotAuthorized.Code, a.refusal)
+	case a.qos == 1:
 		b.writeAck(a.cl, packets.Puback, a.packetID)
-	case 2:
+	case a.qos == 2:
 		// processPubrel answers PUBCOMP only for ids it has in flight.
 		a.cl.State.Inflight.Set(packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Pubrec}, PacketID: a.packetID, Created: time.Now().Unix()})
 		atomic.AddInt64(&b.srv.Info.Inflight, 1)
@@ -244,7 +254,12 @@ func (b *embeddedBroker) answer(a ack) {
 }
 
 func (b *embeddedBroker) writeAck(cl *mqtt.Client, typ byte, id uint16) {
-	err := cl.WritePacket(packets.Packet{FixedHeader: packets.FixedHeader{Type: typ}, PacketID: id, ReasonCode: packets.CodeSuccess.Code})
+	b.writeAckCode(cl, typ, id, packets.CodeSuccess.Code, "")
+}
+
+func (b *embeddedBroker) writeAckCode(cl *mqtt.Client, typ byte, id uint16, code byte, reason string) {
+	err := cl.WritePacket(packets.Packet{FixedHeader: packets.FixedHeader{Type: typ}, PacketID: id, ReasonCode: code,
+		Properties: packets.Properties{ReasonString: reason}})
 	if err != nil && !errors.Is(err, mqtt.ErrConnectionClosed) {
 		b.logger.Warn("write ack failed", "client", cl.ID, "err", err)
 	}
@@ -253,15 +268,36 @@ func (b *embeddedBroker) writeAck(cl *mqtt.Client, typ byte, id uint16) {
 // ingestHook feeds device publishes to the ingester.
 type ingestHook struct {
 	mqtt.HookBase
-	b *embeddedBroker
+	b      *embeddedBroker
+	logger *slog.Logger
 }
 
 func (h *ingestHook) ID() string { return "edgestock-ingest" }
 
-func (h *ingestHook) Provides(b byte) bool { return b == mqtt.OnPublish || b == mqtt.OnDisconnect }
+func (h *ingestHook) Provides(b byte) bool {
+	return b == mqtt.OnPublish || b == mqtt.OnDisconnect || b == mqtt.OnPacketEncode
+}
 
-// OnDisconnect ends the client's ack writer.
-func (h *ingestHook) OnDisconnect(cl *mqtt.Client, _ error, _ bool) { h.b.forget(cl) }
+// OnPacketEncode tells MQTT 5 clients the broker's packet limit in the
+// CONNACK (mochi enforces it but does not say so), so a device's own client
+// refuses a larger publish and says why, instead of being disconnected.
+func (h *ingestHook) OnPacketEncode(_ *mqtt.Client, pk packets.Packet) packets.Packet {
+	if pk.FixedHeader.Type == packets.Connack && pk.ReasonCode < packets.ErrUnspecifiedError.Code {
+		pk.Properties.MaximumPacketSize = maxMQTTPacket
+	}
+	return pk
+}
+
+// OnDisconnect ends the client's ack writer. A packet over the broker's
+// limit ends the connection before it is read; only here is it known.
+func (h *ingestHook) OnDisconnect(cl *mqtt.Client, err error, _ bool) {
+	h.b.forget(cl)
+	if errors.Is(err, packets.ErrPacketTooLarge) {
+		h.logger.Warn("mqtt packet over the broker's limit; client disconnected (its publish was not read, so not quarantined)",
+			"client", cl.ID, "device", string(cl.Properties.Username), "limit_bytes", maxMQTTPacket,
+			"payload_limit_bytes", maxMQTTPayload)
+	}
+}
 
 // OnPublish runs on the client's read loop: it decodes and queues, and never
 // waits for the commit.
@@ -271,8 +307,14 @@ func (h *ingestHook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Pack
 		return pk, nil
 	}
 	t, ok := parseDeviceTopic(b.prefix, pk.TopicName)
-	if !ok || t.Warehouse != b.wh || !b.ingest.HandlesTopic(t.Kind) {
-		return pk, nil // not ours: an ordinary broker publish
+	ours := ok && t.Warehouse == b.wh && b.ingest.HandlesTopic(t.Kind)
+	retained := pk.FixedHeader.Retain && isDeviceTopic(b.prefix, pk.TopicName)
+	switch {
+	case retained && !ours:
+		refusePublish(h.logger, cl, pk, deviceOf(cl, t), errRetainedDeviceTopic.Error())
+		return pk, packets.ErrRejectPacket
+	case !ours:
+		return pk, nil // an ordinary broker publish
 	}
 	msg := drivers.Message{
 		Source: "mqtt", Warehouse: t.Warehouse, Device: t.Device, DeviceFixed: true, Subtopic: t.Sub,
@@ -290,7 +332,16 @@ func (h *ingestHook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Pack
 	}
 	a := ack{cl: cl, packetID: pk.PacketID, qos: pk.FixedHeader.Qos, device: t.Device,
 		reply: replyTo{ResponseTopic: pk.Properties.ResponseTopic, Correlation: pk.Properties.CorrelationData}}
-	b.ingest.Ingest(t.Kind, msg, func(results []Result, err error) {
+	ingest := func(done func([]Result, error)) { b.ingest.Ingest(t.Kind, msg, done) }
+	if retained {
+		// Quarantined like any refused input, with a result to the device;
+		// acknowledged, so it is not sent again.
+		a.refusal = errRetainedDeviceTopic.Error()
+		h.logger.Warn("mqtt publish refused", "client", cl.ID, "device", t.Device, "topic", pk.TopicName,
+			"retain", true, "reason", a.refusal, "answer", "rejected and quarantined")
+		ingest = func(done func([]Result, error)) { b.ingest.IngestRetained(t.Kind, msg, done) }
+	}
+	ingest(func(results []Result, err error) {
 		defer b.pending.Done()
 		a.results, a.err = results, err
 		writer.unwritten.Add(1)
@@ -310,6 +361,43 @@ func (h *ingestHook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Pack
 }
 
 var errSlowClient = errors.New("client not reading its acknowledgements")
+
+// deviceOf names the device a client acts for: its username, or with
+// anonymous access the device in the topic.
+func deviceOf(cl *mqtt.Client, t deviceTopic) string {
+	if u := string(cl.Properties.Username); u != "" {
+		return u
+	}
+	return t.Device
+}
+
+// mochiLog keeps mochi's warnings, minus two that only repeat what our hooks
+// log in one line with client and device: its TCP listener's echo of how a
+// connection ended (logged with an empty message) and the packet dump
+// ("pk", kilobytes of payload) of "error processing packet".
+type mochiLog struct{ levelFloor }
+
+func (l mochiLog) Handle(ctx context.Context, r slog.Record) error {
+	if r.Message == "" {
+		return nil
+	}
+	out := slog.NewRecord(r.Time, r.Level, r.Message, r.PC)
+	r.Attrs(func(a slog.Attr) bool {
+		if a.Key != "pk" {
+			out.AddAttrs(a)
+		}
+		return true
+	})
+	return l.levelFloor.Handle(ctx, out)
+}
+
+func (l mochiLog) WithAttrs(attrs []slog.Attr) slog.Handler {
+	return mochiLog{levelFloor{Handler: l.Handler.WithAttrs(attrs), min: l.min}}
+}
+
+func (l mochiLog) WithGroup(name string) slog.Handler {
+	return mochiLog{levelFloor{Handler: l.Handler.WithGroup(name), min: l.min}}
+}
 
 // levelFloor drops records below min whatever the wrapped handler allows.
 type levelFloor struct {

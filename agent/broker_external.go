@@ -148,12 +148,18 @@ func newExternalBroker(cfg MQTTConfig, tlsCfg *tls.Config, warehouse string, ing
 }
 
 // subscriptions are the device topics of every driver, with and without a
-// trailing subtopic (…/scan and …/scan/receive).
+// trailing subtopic (…/scan and …/scan/receive). A device topic is never
+// retained, and a retained message there would be delivered again on every
+// (re)subscribe: Retain Handling 2 asks for no retained messages at
+// subscribe time, and Retain As Published keeps RETAIN=1 on one published
+// while we are subscribed, so onPublish can refuse it.
 func (b *externalBroker) subscriptions() []paho.SubscribeOptions {
 	var subs []paho.SubscribeOptions
 	for _, kind := range b.ingest.Topics() {
 		base := b.cfg.TopicPrefix + "/" + b.wh + "/devices/+/" + kind
-		subs = append(subs, paho.SubscribeOptions{Topic: base, QoS: 1}, paho.SubscribeOptions{Topic: base + "/+", QoS: 1})
+		for _, topic := range []string{base, base + "/+"} {
+			subs = append(subs, paho.SubscribeOptions{Topic: topic, QoS: 1, RetainHandling: 2, RetainAsPublished: true})
+		}
 	}
 	return subs
 }
@@ -260,7 +266,15 @@ func (b *externalBroker) onPublish(pr paho.PublishReceived) (bool, error) {
 	}
 	b.pending.Add(1)
 	b.mu.Unlock()
-	b.ingest.Ingest(t.Kind, msg, func(results []Result, err error) {
+	ingest := b.ingest.Ingest
+	if pk.Retain {
+		// Quarantined with a result to the device, and acknowledged, so the
+		// broker does not deliver it again.
+		b.logger.Warn("mqtt retained device message refused", "device", t.Device, "topic", pk.Topic,
+			"reason", errRetainedDeviceTopic.Error(), "answer", "rejected and quarantined")
+		ingest = b.ingest.IngestRetained
+	}
+	ingest(t.Kind, msg, func(results []Result, err error) {
 		defer b.pending.Done()
 		if err != nil {
 			// Not durable, so not acked: the broker redelivers it after a
@@ -306,14 +320,23 @@ func (b *externalBroker) ackLoop(ctx context.Context) {
 
 // Publish queues m; see publishQueue for what happens when it is full.
 func (b *externalBroker) Publish(m outbound) {
-	b.unsent.Add(1) // before the worker can take it: the count never dips below the truth
-	select {
-	case b.out[maphash.String(b.seed, m.Topic)%publishWorkers] <- m:
-	default:
-		b.unsent.Add(-1)
+	if !b.TryPublish(m) {
 		if b.dropped.Add(1)%1000 == 1 {
 			b.logger.Warn("results queue full; dropping device results", "dropped_total", b.dropped.Load())
 		}
+	}
+}
+
+// TryPublish queues m; false when its queue is full. The live stock levels
+// use it to keep a level that found no room for the next flush.
+func (b *externalBroker) TryPublish(m outbound) bool {
+	b.unsent.Add(1) // before the worker can take it: the count never dips below the truth
+	select {
+	case b.out[maphash.String(b.seed, m.Topic)%publishWorkers] <- m:
+		return true
+	default:
+		b.unsent.Add(-1)
+		return false
 	}
 }
 
@@ -329,7 +352,10 @@ func (b *externalBroker) publishLoop(ctx context.Context, out <-chan outbound) {
 				p.Properties = &paho.PublishProperties{CorrelationData: m.Correlation}
 			}
 			if _, err := b.cm.Publish(ctx, p); err != nil && ctx.Err() == nil {
-				b.logger.Debug("publish result failed", "topic", m.Topic, "err", err)
+				b.logger.Debug("publish failed", "topic", m.Topic, "err", err)
+				if m.Failed != nil {
+					m.Failed()
+				}
 			}
 			b.unsent.Add(-1)
 		}

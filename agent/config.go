@@ -51,9 +51,11 @@ type HTTPConfig struct {
 type MQTTConfig struct {
 	// Listen is the embedded broker's address; ignored when URL is set.
 	Listen string `yaml:"listen"`
-	// Anonymous is "auto" (anonymous clients only while Listen is loopback),
-	// "allow" or "deny". Otherwise devices log in with their device ID as
-	// username and a device token as password.
+	// Anonymous is "deny" (the default: devices log in with their device ID
+	// as username and a device token as password) or "allow" (any client,
+	// no login, no topic limits; SPEC §6: only when enabled explicitly).
+	// "auto" is accepted so older configs still load and means "deny": it
+	// once allowed anonymous clients while Listen was loopback.
 	Anonymous   string `yaml:"anonymous"`
 	URL         string `yaml:"url"`
 	TopicPrefix string `yaml:"topic-prefix"`
@@ -177,7 +179,7 @@ func DefaultConfig() Config {
 		HTTP:    HTTPConfig{Listen: "127.0.0.1:7070", Auth: "auto"},
 		MQTT: MQTTConfig{
 			Listen:         "127.0.0.1:1883",
-			Anonymous:      "auto",
+			Anonymous:      "deny",
 			TopicPrefix:    "edgestock",
 			SessionExpiry:  7 * 24 * time.Hour,
 			ReceiveMaximum: 1000,
@@ -256,7 +258,7 @@ func (c *Config) Validate() error {
 		bad("http.listen", "%q is not host:port", c.HTTP.Listen)
 	}
 	if c.MQTT.Anonymous != "auto" && c.MQTT.Anonymous != "allow" && c.MQTT.Anonymous != "deny" {
-		bad("mqtt.anonymous", "%q must be auto, allow or deny", c.MQTT.Anonymous)
+		bad("mqtt.anonymous", "%q must be deny or allow (auto, from older configs, means deny)", c.MQTT.Anonymous)
 	}
 	if c.HTTP.Auth != "auto" && c.HTTP.Auth != "required" {
 		bad("http.auth", "%q must be auto or required", c.HTTP.Auth)

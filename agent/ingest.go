@@ -152,6 +152,19 @@ func (in *Ingester) Ingest(kind string, msg drivers.Message, done func([]Result,
 	in.ingest(kind, msg, items, done)
 }
 
+// IngestRetained refuses msg, which came with RETAIN=1 on a device topic,
+// as Ingest refuses bad input: rejected unauthorized, quarantined raw (its
+// first quarantineSample bytes when it is over the payload limit), done
+// once that is durable.
+func (in *Ingester) IngestRetained(kind string, msg drivers.Message, done func([]Result, error)) {
+	raw := msg.Payload
+	if len(raw) > maxMQTTPayload {
+		raw = raw[:quarantineSample]
+	}
+	items := []drivers.Item{{Rejected: drivers.Reject("", drivers.ReasonUnauthorized, "%s", errRetainedDeviceTopic), Raw: raw}}
+	in.ingest(kind, msg, items, done)
+}
+
 // IngestWait is Ingest, waiting until msg is durable: its results, the
 // store's error, or ctx's once the caller stops waiting (the message may
 // still commit; a retry is deduplicated).

@@ -7,6 +7,7 @@ import (
 	"maps"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -28,7 +29,8 @@ type liveStock struct {
 	pub     publisher
 	logger  *slog.Logger
 
-	errs    distinct // read errors, each logged once
+	errs    distinct     // read errors, each logged once
+	flushes atomic.Int64 // flushes done (tests wait for one to pass)
 	mu      sync.Mutex
 	dirty   map[string]struct{}
 	flusher *loop
@@ -55,10 +57,31 @@ func (l *liveStock) Open() {
 			l.republishAll(ctx)
 		}()
 	}
-	l.flusher = every(liveInterval, l.flush)
+	l.flusher = every(liveInterval, func(ctx context.Context) { l.flush(ctx) })
 }
 
-func (l *liveStock) flush(ctx context.Context) {
+// queuePublisher is a publisher that may have no room for a message (the
+// external broker's queue, while the broker is slow or gone): TryPublish
+// reports whether m was queued.
+type queuePublisher interface {
+	TryPublish(m outbound) bool
+}
+
+// publish hands m to the broker; false when its queue had no room.
+func (l *liveStock) publish(m outbound) bool {
+	if q, ok := l.pub.(queuePublisher); ok {
+		return q.TryPublish(m)
+	}
+	l.pub.Publish(m)
+	return true
+}
+
+// flush publishes the dirty SKUs' views. A SKU whose view could not be read,
+// queued or published stays dirty, for the next flush: a level is never
+// dropped, or its retained topic would hold a stale one. full reports a
+// full queue.
+func (l *liveStock) flush(ctx context.Context) (full bool) {
+	defer l.flushes.Add(1)
 	l.mu.Lock()
 	dirty := l.dirty
 	l.dirty = map[string]struct{}{}
@@ -72,19 +95,30 @@ func (l *liveStock) flush(ctx context.Context) {
 			// Stopped mid-flush (Close): this page and those not read yet
 			// go to the final flush.
 			l.Mark(skus)
-			return
+			return false
 		case err != nil:
 			l.Mark(page) // read again at the next flush
 		}
 		if l.errs.changed(err) {
 			l.logger.Warn("live stock: read failed; retrying at the next flush", "skus", len(page), "err", err)
 		}
-		for _, v := range views {
+		for i, v := range views {
 			body, _ := json.Marshal(v) // a StockView always marshals
-			l.pub.Publish(outbound{Topic: l.prefix + "/" + l.warehouse + "/stock/" + v.SKU, Payload: body, QoS: 1, Retain: true})
+			sku := v.SKU
+			m := outbound{Topic: l.prefix + "/" + l.warehouse + "/stock/" + sku, Payload: body, QoS: 1, Retain: true,
+				Failed: func() { l.Mark([]string{sku}) }} // a lost level is published again
+			if !l.publish(m) {
+				// No room: this view and the rest wait for the next flush.
+				for _, rest := range views[i:] {
+					l.Mark([]string{rest.SKU})
+				}
+				l.Mark(skus[len(page):])
+				return true
+			}
 		}
 		skus = skus[len(page):]
 	}
+	return false
 }
 
 // republishAll marks every SKU dirty, a page at a time so a large
@@ -109,15 +143,21 @@ func (l *liveStock) republishAll(ctx context.Context) {
 	}
 }
 
-// Close publishes what is pending and stops.
-func (l *liveStock) Close() {
+// Close publishes what is pending and stops. While the broker's queue is
+// full it waits for room, until ctx ends.
+func (l *liveStock) Close(ctx context.Context) {
 	if l.cancel == nil {
 		return
 	}
 	l.cancel()
 	l.wg.Wait()
 	l.flusher.Stop()
-	l.flush(context.Background())
+	for l.flush(context.WithoutCancel(ctx)) && ctx.Err() == nil {
+		select {
+		case <-ctx.Done():
+		case <-time.After(liveInterval):
+		}
+	}
 	l.mu.Lock()
 	left := len(l.dirty) // the final flush failed to read them
 	l.mu.Unlock()

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/eclipse/paho.golang/paho"
 	"github.com/stretchr/testify/require"
 
 	"github.com/edgestock/edgestock/agent"
@@ -145,4 +146,44 @@ func TestEmbedded_CloseAcksWhatItCommitted(t *testing.T) {
 	require.NoError(t, db.Close())
 	require.Len(t, levels, 1)
 	require.Equal(t, acked.Load(), levels[0].OnHand, "committed = acknowledged")
+}
+
+// Through an external broker a device message with RETAIN=1 is rejected
+// (quarantined raw, a result to the device, acknowledged) and never
+// applied; restarts do not bring it back (Retain Handling 2), however
+// often the agent subscribes again.
+func TestExternal_RetainedDeviceMessageRejectedOnce(t *testing.T) {
+	m := testenv.StartMosquitto(t)
+	dir := t.TempDir()
+	external := func(c *agent.Config) { c.MQTT.URL = m.URL() }
+	a := startAgent(t, dir, external)
+	watcher := testenv.Dial(t, m.Addr, "watcher")
+	watcher.SubscribeQoS1(t, "edgestock/"+wh+"/devices/devR/results")
+	dev := testenv.Dial(t, m.Addr, "devR")
+	_, err := dev.Publish(t.Context(), &paho.Publish{Topic: eventsTopic("devR"), QoS: 1, Retain: true, Payload: receive("r1", "RET", 5)})
+	require.NoError(t, err)
+	select {
+	case p := <-watcher.Received:
+		var res agent.Result
+		require.NoError(t, json.Unmarshal(p.Payload, &res))
+		require.Equal(t, agent.StatusRejected, res.Status)
+		require.Equal(t, "unauthorized", string(res.Reason))
+		require.Contains(t, res.Message, "never retained")
+	case <-time.After(10 * time.Second):
+		t.Fatal("no result for the device")
+	}
+	for restart := range 3 {
+		require.NoError(t, a.Close(t.Context()))
+		a = startAgent(t, dir, external)
+		// A marker published after the (re)subscription is applied after
+		// anything the subscription brought.
+		marker := fmt.Sprint("m", restart)
+		require.NoError(t, dev.PublishQoS1(t.Context(), eventsTopic("devR"), receive(marker, "MARK", 1)))
+		require.Eventually(t, func() bool { return a.onHand(t, "MARK") == int64(restart+1) }, 10*time.Second, 10*time.Millisecond)
+		require.Equal(t, int64(0), a.onHand(t, "RET"), "restart %d: the retained event is never applied", restart)
+		q := a.quarantine(t)
+		require.Len(t, q, 1, "restart %d: quarantined once", restart)
+		require.Equal(t, "unauthorized", q[0].Reason)
+		require.Equal(t, string(receive("r1", "RET", 5)), *q[0].Payload)
+	}
 }

@@ -22,7 +22,7 @@ func (p *publishedTo) Publish(m outbound) { *p = append(*p, m.Topic) }
 // asked: devices.results all or results-all, or a Response Topic, which is
 // then the only place it goes.
 func TestReporter_Routing(t *testing.T) {
-	const results, reply = "edgestock/wh1/devices/d1/results", "app/replies/7"
+	const results, reply = "edgestock/wh1/devices/d1/results", "edgestock/wh1/devices/d1/replies/7"
 	for _, c := range []struct {
 		results    string   // devices.results
 		resultsAll []string // devices.results-all
@@ -41,7 +41,7 @@ func TestReporter_Routing(t *testing.T) {
 	} {
 		t.Run(fmt.Sprintf("results=%s,all=%v,reply=%t,rejected=%t", c.results, c.resultsAll, c.reply, c.rejected), func(t *testing.T) {
 			var got publishedTo
-			r := &reporter{prefix: "edgestock", warehouse: "wh1", pub: &got}
+			r := &reporter{prefix: "edgestock", warehouse: "wh1", pub: &got, ingests: func(kind string) bool { return kind == "events" }}
 			r.devices.Store(&Devices{Results: c.results, ResultsAll: c.resultsAll})
 			res := Result{ID: "e1", Status: StatusApplied}
 			if c.rejected {
@@ -89,7 +89,7 @@ func TestLiveStock_CloseMidFlush(t *testing.T) {
 	l.Open()
 	<-reading
 	require.Len(t, got, viewPage, "the first page went out before Close")
-	l.Close()
+	l.Close(t.Context())
 	require.ElementsMatch(t, want, []string(got))
 }
 
@@ -131,7 +131,50 @@ func TestLiveStock_CloseReportsUnpublished(t *testing.T) {
 	l.Mark([]string{"SKU-1", "SKU-2"})
 	l.flush(t.Context()) // logs the error
 	l.Open()
-	l.Close()
+	l.Close(t.Context())
 	require.Contains(t, logs.String(), "levels not published at shutdown")
 	require.Contains(t, logs.String(), "skus=2")
+}
+
+// The agent publishes past the broker's ACL, so a device's MQTT 5 Response
+// Topic is used only inside its own subtree and not on a topic the agent
+// ingests; otherwise results follow the rules for a publish without one
+// (a rejection to the device's results topic, a success nowhere), and the
+// log says why, once per device.
+func TestReporter_ResponseTopicConfined(t *testing.T) {
+	const results = "edgestock/wh1/devices/d1/results"
+	var logs strings.Builder
+	var got publishedTo
+	r := &reporter{prefix: "edgestock", warehouse: "wh1", pub: &got, ingests: func(kind string) bool { return kind == "events" },
+		logger: slog.New(slog.NewTextHandler(&logs, nil))}
+	r.devices.Store(&Devices{Results: "errors"})
+	for _, c := range []struct {
+		reply    string
+		rejected bool
+		want     []string
+	}{
+		{"edgestock/wh1/devices/d1/results", false, []string{results}},
+		{"edgestock/wh1/devices/d1/replies/7", true, []string{"edgestock/wh1/devices/d1/replies/7", results}},
+		{"edgestock/wh1/devices/d2/results", true, []string{results}},
+		{"edgestock/wh1/devices/d2/results", false, nil},
+		{"edgestock/wh1/stock/SKU-1", false, nil},
+		{"edgestock/wh1/status", true, []string{results}},
+		{"edgestock/wh1/devices/d1/events", false, nil},
+		{"edgestock/wh1/devices/d1/+", false, nil},
+		{"edgestock/wh2/devices/d1/results", false, nil},
+		{"app/replies/7", true, []string{results}},
+	} {
+		t.Run(fmt.Sprintf("%s,rejected=%t", c.reply, c.rejected), func(t *testing.T) {
+			got = nil
+			res := Result{ID: "e1", Status: StatusApplied}
+			if c.rejected {
+				res = Result{ID: "e1", Status: StatusRejected, Reason: "bad_field"}
+			}
+			r.report("d1", []Result{res}, replyTo{ResponseTopic: c.reply, Correlation: []byte("c7")})
+			require.Equal(t, c.want, []string(got))
+		})
+	}
+	require.Equal(t, 1, strings.Count(logs.String(), "Response Topic refused"), "once per device:\n%s", logs.String())
+	require.Contains(t, logs.String(), "device=d1")
+	require.Contains(t, logs.String(), "response_topic=edgestock/wh1/devices/d2/results")
 }

@@ -29,12 +29,14 @@ func TestReload_LiveInvalidAndRestartOnly(t *testing.T) {
 	cfg, err := agent.LoadConfig(path)
 	require.NoError(t, err)
 	cfg.Warehouse, cfg.DataDir, cfg.HTTP.Listen, cfg.MQTT.Listen = "wh1", dir, "127.0.0.1:0", "127.0.0.1:0"
+	cfg.MQTT.Anonymous = "allow" // the test's device dials without a login
 	cfg.Normalize()
 	require.NoError(t, cfg.Validate())
 	a := agent.New(cfg, testLogger(t))
 	// The test's "flags": they must win over the file at every reload.
 	a.Reload = agent.Reload{Path: path, Overrides: func(c *agent.Config) {
 		c.Warehouse, c.DataDir, c.HTTP.Listen, c.MQTT.Listen = "wh1", dir, "127.0.0.1:0", "127.0.0.1:0"
+		c.MQTT.Anonymous = "allow"
 	}}
 	require.NoError(t, a.Open(t.Context()))
 	t.Cleanup(func() { _ = a.Close(t.Context()) })

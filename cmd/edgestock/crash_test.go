@@ -251,7 +251,7 @@ func argValue(args []string, name string) string {
 }
 
 func TestCrash_EmbeddedBroker(t *testing.T) {
-	crashTest(t, 10, []string{"--mqtt-listen", testenv.FreeAddr(t)}, "")
+	crashTest(t, 10, []string{"--mqtt-listen", testenv.FreeAddr(t), "--mqtt-anonymous", "allow"}, "")
 }
 
 func TestCrash_Mosquitto(t *testing.T) {

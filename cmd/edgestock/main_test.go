@@ -90,7 +90,7 @@ func TestTour_MosquittoPub(t *testing.T) {
 		testenv.Missing(t, "mosquitto_pub (mosquitto-clients)")
 	}
 	mqttAddr := testenv.FreeAddr(t)
-	c := startChild(t, "agent", "--warehouse", "wh1", "--data-dir", t.TempDir(), "--http", testenv.FreeAddr(t), "--mqtt-listen", mqttAddr)
+	c := startChild(t, "agent", "--warehouse", "wh1", "--data-dir", t.TempDir(), "--http", testenv.FreeAddr(t), "--mqtt-listen", mqttAddr, "--mqtt-anonymous", "allow")
 	host, port, _ := net.SplitHostPort(mqttAddr)
 	for i, extra := range [][]string{{"-q", "1"}, {"-q", "1", "-V", "mqttv5"}, {"-q", "2"}} {
 		args := append([]string{"-h", host, "-p", port, "-t", "edgestock/wh1/devices/d1/events", "-i", "tour",
@@ -224,7 +224,7 @@ func TestMain_StatusAndStock(t *testing.T) {
 // ticks are dropped).
 func TestMain_Simulate(t *testing.T) {
 	mqttAddr := testenv.FreeAddr(t)
-	c := startChild(t, "agent", "--warehouse", "wh1", "--data-dir", t.TempDir(), "--http", testenv.FreeAddr(t), "--mqtt-listen", mqttAddr)
+	c := startChild(t, "agent", "--warehouse", "wh1", "--data-dir", t.TempDir(), "--http", testenv.FreeAddr(t), "--mqtt-listen", mqttAddr, "--mqtt-anonymous", "allow")
 	var stdout, stderr bytes.Buffer
 	code := (&Main{Stdout: &stdout, Stderr: &stderr}).Run(t.Context(), []string{"simulate", "--mqtt-url", "mqtt://" + mqttAddr,
 		"--devices", "4", "--rate", "400", "--events", "400", "--skus", "20", "--duplicates", "0.1", "--malformed", "0.05"})

@@ -82,6 +82,7 @@ func (m *Main) runAgent(ctx context.Context, c *command, args []string) error {
 	dataDir := fs.String("data-dir", "", "data directory (default ./edgestock-data)")
 	mqttURL := fs.String("mqtt-url", "", "external MQTT 5 broker, e.g. mqtt://127.0.0.1:1883 (default: embedded broker)")
 	mqttListen := fs.String("mqtt-listen", "", "embedded broker address (default 127.0.0.1:1883)")
+	mqttAnonymous := fs.String("mqtt-anonymous", "", "allow or deny anonymous clients on the embedded broker (default deny)")
 	httpAddr := fs.String("http", "", "HTTP API address (default 127.0.0.1:7070)")
 	logLevel := fs.String("log-level", "", "debug, info, warn or error")
 	logFormat := fs.String("log-format", "", "text or json")
@@ -99,7 +100,7 @@ func (m *Main) runAgent(ctx context.Context, c *command, args []string) error {
 	overrides := func(cfg *agent.Config) {
 		for flagValue, field := range map[*string]*string{
 			warehouse: &cfg.Warehouse, dataDir: &cfg.DataDir, mqttURL: &cfg.MQTT.URL,
-			mqttListen: &cfg.MQTT.Listen, httpAddr: &cfg.HTTP.Listen, logLevel: &cfg.Log.Level, logFormat: &cfg.Log.Format,
+			mqttListen: &cfg.MQTT.Listen, mqttAnonymous: &cfg.MQTT.Anonymous, httpAddr: &cfg.HTTP.Listen, logLevel: &cfg.Log.Level, logFormat: &cfg.Log.Format,
 		} {
 			if *flagValue != "" {
 				*field = *flagValue

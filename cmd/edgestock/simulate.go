@@ -70,7 +70,10 @@ func (m *Main) runSimulate(ctx context.Context, c *command, args []string) error
 	defer cancel()
 	var wg sync.WaitGroup
 	clients := make([]*paho.Client, *devices)
-	replyTopic := func(d int) string { return fmt.Sprintf("%s/%s/sim/%s/%d", *prefix, *warehouse, runID, d) }
+	// The agent answers a Response Topic only in the device's own subtree.
+	replyTopic := func(d int) string {
+		return fmt.Sprintf("%s/%s/devices/sim-%d/replies/%s", *prefix, *warehouse, d, runID)
+	}
 	for d := range *devices {
 		c, err := simDial(ctx, u.Host, fmt.Sprintf("sim-%s-%d", runID, d), replyTopic(d), &st)
 		if err != nil {

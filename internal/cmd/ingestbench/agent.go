@@ -64,7 +64,7 @@ func startAgent(ctx context.Context, bin, dir, name string, o agentOptions, time
 		if a.mqttAddr, err = mosquitto.FreeAddr(); err != nil {
 			return nil, err
 		}
-		args = append(args, "--mqtt-listen", a.mqttAddr)
+		args = append(args, "--mqtt-listen", a.mqttAddr, "--mqtt-anonymous", "allow")
 	}
 	if o.config != "" {
 		args = append(args, "--config", o.config)
