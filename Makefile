@@ -26,7 +26,7 @@ test: lint
 # Micro-benchmarks, the agent's in-process benchmarks (ingest, reservations),
 # then the end-to-end ingest harness against mosquitto. About 4 minutes.
 bench: build
-	$(GO) test -run '^$$' -bench . -benchmem -count 3 ./crdt/ ./agent/store/ ./drivers/...
+	$(GO) test -run '^$$' -bench . -benchmem -count 3 ./crdt/ ./internal/store/ ./drivers/...
 	$(GO) test -run '^$$' -bench . -benchtime 20000x -count 3 ./agent/
 	$(GO) test -run '^$$' -bench Hub_Reconnect -benchtime 1x -count 3 ./sync/hub/
 	$(GO) test -run '^$$' -bench Hub_Latency -benchtime 500x -count 3 ./sync/hub/

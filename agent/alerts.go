@@ -15,9 +15,9 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/edgestock/edgestock/agent/store"
 	"github.com/edgestock/edgestock/drivers"
 	"github.com/edgestock/edgestock/internal/backoff"
+	"github.com/edgestock/edgestock/internal/store"
 )
 
 // Threshold is a SKU's low-stock rule: low at or below Low, restocked again

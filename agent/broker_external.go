@@ -17,9 +17,9 @@ import (
 	"github.com/eclipse/paho.golang/autopaho"
 	"github.com/eclipse/paho.golang/paho"
 
-	"github.com/edgestock/edgestock/agent/store"
 	"github.com/edgestock/edgestock/drivers"
 	"github.com/edgestock/edgestock/internal/bufconn"
+	"github.com/edgestock/edgestock/internal/store"
 	"golang.org/x/net/proxy"
 )
 

@@ -7,5 +7,5 @@
 // store's group commit makes the batch durable (dedupe, event row, counter
 // change in one transaction); only then is the device acknowledged (PUBACK,
 // manual ack to the external broker, HTTP 2xx) and told about rejections on
-// its results topic. SQL lives in agent/store, decoding in drivers.
+// its results topic. SQL lives in internal/store, decoding in drivers.
 package agent

@@ -16,9 +16,9 @@ import (
 
 	"github.com/fsnotify/fsnotify"
 
-	"github.com/edgestock/edgestock/agent/store"
 	"github.com/edgestock/edgestock/drivers"
 	"github.com/edgestock/edgestock/drivers/filedrop"
+	"github.com/edgestock/edgestock/internal/store"
 )
 
 // Filedrop tuning.

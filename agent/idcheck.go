@@ -6,8 +6,8 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/edgestock/edgestock/agent/store"
 	"github.com/edgestock/edgestock/drivers"
+	"github.com/edgestock/edgestock/internal/store"
 )
 
 // idLog is what the id checks read from the store's event log.

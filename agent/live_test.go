@@ -15,7 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/edgestock/edgestock/agent"
-	"github.com/edgestock/edgestock/agent/store"
+	"github.com/edgestock/edgestock/internal/store"
 	"github.com/edgestock/edgestock/internal/testenv"
 )
 

@@ -9,7 +9,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
-	"github.com/edgestock/edgestock/agent/store"
+	"github.com/edgestock/edgestock/internal/store"
 )
 
 // metrics are the agent's Prometheus metrics, on a registry of its own so

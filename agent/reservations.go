@@ -13,8 +13,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/edgestock/edgestock/agent/store"
 	"github.com/edgestock/edgestock/drivers"
+	"github.com/edgestock/edgestock/internal/store"
 )
 
 // Reservation limits and defaults.

@@ -5,7 +5,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/edgestock/edgestock/agent/store"
+	"github.com/edgestock/edgestock/internal/store"
 )
 
 // Version is the agent's version, set by the command.

@@ -6,7 +6,7 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/edgestock/edgestock/agent/store"
+	"github.com/edgestock/edgestock/internal/store"
 )
 
 // storeWriteTimeout bounds how long an HTTP write waits for its commit. A

@@ -13,7 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/edgestock/edgestock/agent"
-	"github.com/edgestock/edgestock/agent/store"
+	"github.com/edgestock/edgestock/internal/store"
 )
 
 // A failing store (here: another connection holds the write lock, so every

@@ -14,8 +14,8 @@ import (
 	"time"
 
 	"github.com/edgestock/edgestock/agent"
-	"github.com/edgestock/edgestock/agent/store"
 	"github.com/edgestock/edgestock/internal/auth"
+	"github.com/edgestock/edgestock/internal/store"
 	"github.com/edgestock/edgestock/sync/hub"
 )
 

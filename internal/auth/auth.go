@@ -16,8 +16,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/edgestock/edgestock/agent/store"
 	"github.com/edgestock/edgestock/drivers"
+	"github.com/edgestock/edgestock/internal/store"
 )
 
 // Token scopes (SPEC §6). admin includes every other scope but device.

@@ -8,8 +8,8 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/edgestock/edgestock/agent/store"
 	"github.com/edgestock/edgestock/internal/auth"
+	"github.com/edgestock/edgestock/internal/store"
 )
 
 func openStore(t *testing.T, warehouse string) *store.DB {

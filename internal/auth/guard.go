@@ -8,8 +8,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/edgestock/edgestock/agent/store"
 	"github.com/edgestock/edgestock/internal/httpjson"
+	"github.com/edgestock/edgestock/internal/store"
 )
 
 // Lookup reads an issued token's record: its revocation is checked on every

@@ -12,10 +12,10 @@ import (
 	"time"
 
 	"github.com/edgestock/edgestock/agent"
-	"github.com/edgestock/edgestock/agent/store"
-	"github.com/edgestock/edgestock/agent/store/pgstore"
 	"github.com/edgestock/edgestock/drivers"
 	"github.com/edgestock/edgestock/internal/auth"
+	"github.com/edgestock/edgestock/internal/store"
+	"github.com/edgestock/edgestock/internal/store/pgstore"
 	"github.com/edgestock/edgestock/internal/tlsconf"
 )
 

@@ -5,9 +5,9 @@ import (
 	"log/slog"
 	"time"
 
-	"github.com/edgestock/edgestock/agent/store"
-	"github.com/edgestock/edgestock/agent/store/pgstore"
 	"github.com/edgestock/edgestock/internal/auth"
+	"github.com/edgestock/edgestock/internal/store"
+	"github.com/edgestock/edgestock/internal/store/pgstore"
 )
 
 // TokenStore is a hub's token records, for `edgestock token --role hub`.

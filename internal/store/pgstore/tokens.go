@@ -9,7 +9,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/edgestock/edgestock/agent/store"
+	"github.com/edgestock/edgestock/internal/store"
 )
 
 // The hub's tokens live in the shared database, so every hub process on it

@@ -6,8 +6,8 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/edgestock/edgestock/agent/store"
-	"github.com/edgestock/edgestock/agent/store/storetest"
+	"github.com/edgestock/edgestock/internal/store"
+	"github.com/edgestock/edgestock/internal/store/storetest"
 )
 
 func TestConformance_SQLite(t *testing.T) {

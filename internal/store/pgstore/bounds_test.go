@@ -9,8 +9,8 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/edgestock/edgestock/agent/store"
 	"github.com/edgestock/edgestock/crdt"
+	"github.com/edgestock/edgestock/internal/store"
 	"github.com/edgestock/edgestock/internal/testenv"
 )
 

@@ -21,8 +21,8 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/edgestock/edgestock/agent/store"
 	"github.com/edgestock/edgestock/internal/backoff"
+	"github.com/edgestock/edgestock/internal/store"
 )
 
 // writeLock is the advisory lock every write transaction holds.

@@ -12,8 +12,8 @@ import (
 	"github.com/stretchr/testify/require"
 	"pgregory.net/rapid"
 
-	"github.com/edgestock/edgestock/agent/store"
 	"github.com/edgestock/edgestock/crdt"
+	"github.com/edgestock/edgestock/internal/store"
 )
 
 // Backend is what the suite needs of a store.

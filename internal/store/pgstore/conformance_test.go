@@ -6,7 +6,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/edgestock/edgestock/agent/store/storetest"
+	"github.com/edgestock/edgestock/internal/store/storetest"
 	"github.com/edgestock/edgestock/internal/testenv"
 )
 
