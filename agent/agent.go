@@ -13,6 +13,7 @@ import (
 
 	"github.com/edgestock/edgestock/drivers"
 	"github.com/edgestock/edgestock/internal/auth"
+	"github.com/edgestock/edgestock/internal/ingest"
 	"github.com/edgestock/edgestock/internal/store"
 	"github.com/edgestock/edgestock/internal/tlsconf"
 	"github.com/edgestock/edgestock/sync"
@@ -37,7 +38,7 @@ type Agent struct {
 	dirLock  *store.DirLock // held from Open to the end of Close
 	store    *store.DB
 	barcodes BarcodeTable
-	ingest   *Ingester
+	ingest   *ingest.Ingester
 	files    *fileDropper
 	expirer  *loop
 	rule     *thresholds
@@ -131,11 +132,11 @@ func (a *Agent) Open(ctx context.Context) (err error) {
 	}
 	a.devices = newDeviceSettings(a.cfg.Devices)
 	env := drivers.Env{Barcodes: a.barcodes, Devices: a.devices, Logger: a.logger}
-	if a.ingest, err = NewIngester(a.store, a.cfg.Warehouse, env); err != nil {
+	if a.ingest, err = ingest.NewIngester(a.store, a.cfg.Warehouse, env); err != nil {
 		return err
 	}
-	a.ingest.observe = a.metrics.observeResults
-	a.ingest.limits = newLimiter(a.cfg.Devices.RateLimit, a.cfg.Devices.RateBurst)
+	a.ingest.Observe(a.metrics.observeResults)
+	a.ingest.SetLimits(a.cfg.Devices.RateLimit, a.cfg.Devices.RateBurst)
 	// File drops write as their device, ids "{file}:{line}": nobody else may.
 	a.ingest.ReserveDevice(a.cfg.Filedrop.Device, "file drops", "file")
 	rep := &reporter{prefix: a.cfg.MQTT.TopicPrefix, warehouse: a.cfg.Warehouse, ingests: a.ingest.HandlesTopic, logger: a.logger.With("component", "mqtt")}
@@ -174,7 +175,7 @@ func (a *Agent) Open(ctx context.Context) (err error) {
 	a.startOutputs(rep.pub)
 	a.expirer = a.startExpirer()
 	if a.cfg.Filedrop.Dir != "" {
-		if a.files, err = newFileDropper(a.cfg.Filedrop, a.cfg.Warehouse, a.ingest, a.logger.With("component", "filedrop")); err != nil {
+		if a.files, err = newFileDropper(a.cfg.Filedrop, a.cfg.Warehouse, a.ingest, a.store, a.logger.With("component", "filedrop")); err != nil {
 			return err
 		}
 		if err = a.files.Open(); err != nil {

@@ -20,6 +20,7 @@ import (
 
 	"github.com/edgestock/edgestock/agent"
 	_ "github.com/edgestock/edgestock/drivers/all"
+	"github.com/edgestock/edgestock/internal/ingest"
 	"github.com/edgestock/edgestock/internal/store"
 	"github.com/edgestock/edgestock/internal/testenv"
 )
@@ -87,12 +88,12 @@ func (a *testAgent) get(tb testing.TB, path string, out any) int {
 	return resp.StatusCode
 }
 
-func (a *testAgent) post(tb testing.TB, path, body string) (int, agent.EventsResponse) {
+func (a *testAgent) post(tb testing.TB, path, body string) (int, ingest.EventsResponse) {
 	tb.Helper()
 	resp, err := http.Post(a.base+path, "application/json", bytes.NewBufferString(body))
 	require.NoError(tb, err)
 	defer resp.Body.Close()
-	var out agent.EventsResponse
+	var out ingest.EventsResponse
 	b, _ := io.ReadAll(resp.Body)
 	require.NoError(tb, json.Unmarshal(b, &out), string(b))
 	return resp.StatusCode, out
@@ -172,7 +173,7 @@ func testDedupe(t *testing.T, a *testAgent, brokerAddr string) {
 	require.Eventually(t, func() bool { return a.onHand(t, "SKU-D") == 5 }, 10*time.Second, 20*time.Millisecond)
 	status, res := a.post(t, "/v1/events?device=d1", string(body))
 	require.Equal(t, http.StatusOK, status)
-	require.Equal(t, agent.StatusDuplicate, res.Results[0].Status)
+	require.Equal(t, ingest.StatusDuplicate, res.Results[0].Status)
 
 	// Wait until every delivery was processed (3 MQTT + 1 HTTP), then check
 	// the log holds the event exactly once.
@@ -184,7 +185,7 @@ func testDedupe(t *testing.T, a *testAgent, brokerAddr string) {
 	// Same id, other body: rejected and quarantined, stock untouched.
 	status, res = a.post(t, "/v1/events?device=d1", string(receive("e1", "SKU-D", 6)))
 	require.Equal(t, http.StatusOK, status)
-	require.Equal(t, agent.StatusRejected, res.Results[0].Status)
+	require.Equal(t, ingest.StatusRejected, res.Results[0].Status)
 	require.Equal(t, "id_reused", string(res.Results[0].Reason))
 	require.Equal(t, int64(5), a.onHand(t, "SKU-D"))
 	var q struct{ Items []agent.QuarantineView }
@@ -401,9 +402,9 @@ func TestAgent_MalformedMix(t *testing.T) {
 	require.Equal(t, map[string]int{"bad_json": 600, "unknown_type": 200, "bad_field": 200}, reasons)
 	require.Eventually(t, func() bool { return len(sub.Received) == 1000 }, 10*time.Second, 10*time.Millisecond,
 		"each rejection is reported on the device's results topic")
-	var r agent.Result
+	var r ingest.Result
 	require.NoError(t, json.Unmarshal((<-sub.Received).Payload, &r))
-	require.Equal(t, agent.StatusRejected, r.Status)
+	require.Equal(t, ingest.StatusRejected, r.Status)
 	require.NotEmpty(t, r.Reason)
 }
 
@@ -464,9 +465,9 @@ func TestAgent_ResponseTopic(t *testing.T) {
 	select {
 	case m := <-c.Received:
 		require.Equal(t, []byte("req-42"), m.Properties.CorrelationData)
-		var r agent.Result
+		var r ingest.Result
 		require.NoError(t, json.Unmarshal(m.Payload, &r))
-		require.Equal(t, agent.Result{ID: "r1", Status: agent.StatusApplied, Seq: 1}, r)
+		require.Equal(t, ingest.Result{ID: "r1", Status: ingest.StatusApplied, Seq: 1}, r)
 	case <-time.After(5 * time.Second):
 		t.Fatal("no reply on the response topic")
 	}
@@ -484,7 +485,7 @@ func TestAgent_ResultsAll(t *testing.T) {
 	require.Eventually(t, func() bool {
 		for len(c.Received) > 0 {
 			m := <-c.Received
-			var r agent.Result
+			var r ingest.Result
 			require.NoError(t, json.Unmarshal(m.Payload, &r))
 			got = append(got, m.Topic+" "+r.Status)
 		}
@@ -522,7 +523,7 @@ func TestAgent_ScannerTopic(t *testing.T) {
 	var reasons []string
 	require.Eventually(t, func() bool {
 		for len(c.Received) > 0 {
-			var r agent.Result
+			var r ingest.Result
 			require.NoError(t, json.Unmarshal((<-c.Received).Payload, &r))
 			reasons = append(reasons, r.Status+" "+string(r.Reason))
 		}
@@ -555,7 +556,7 @@ func TestAgent_SerialScanMovements(t *testing.T) {
 	scan("pos1", "sale")
 	require.Equal(t, int64(9), a.onHand(t, "SKU-G"), "sold again after its return")
 
-	var r agent.Result
+	var r ingest.Result
 	select {
 	case m := <-c.Received:
 		require.Equal(t, "edgestock/wh1/devices/pos1/results", m.Topic)
@@ -563,7 +564,7 @@ func TestAgent_SerialScanMovements(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("the repeated scan was not told to the device")
 	}
-	require.Equal(t, agent.StatusDuplicate, r.Status)
+	require.Equal(t, ingest.StatusDuplicate, r.Status)
 	require.Equal(t, "09506000134352/SN-7/sale/1", r.ID)
 	require.Contains(t, r.Message, "serial 09506000134352/SN-7 was already sold")
 }
@@ -594,14 +595,14 @@ func TestAgent_POSVoid(t *testing.T) {
 	require.Equal(t, int64(10), a.onHand(t, "SKU-Q"))
 
 	pos(`{"id":"T-1003","type":"void","voids":"T-0999"}`)
-	var r agent.Result
+	var r ingest.Result
 	select {
 	case m := <-c.Received:
 		require.NoError(t, json.Unmarshal(m.Payload, &r))
 	case <-time.After(5 * time.Second):
 		t.Fatal("no result for the unknown void")
 	}
-	require.Equal(t, agent.Result{ID: "T-1003", Status: agent.StatusRejected, Reason: "unknown_ticket",
+	require.Equal(t, ingest.Result{ID: "T-1003", Status: ingest.StatusRejected, Reason: "unknown_ticket",
 		Message: "the voided ticket was never received from this device"}, r)
 	var q struct{ Items []agent.QuarantineView }
 	a.get(t, "/v1/quarantine", &q)

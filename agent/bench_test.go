@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/edgestock/edgestock/agent"
-	"github.com/edgestock/edgestock/drivers"
 	"github.com/edgestock/edgestock/internal/testenv"
 )
 
@@ -143,13 +142,4 @@ func benchHolds(b *testing.B, rate int) {
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "holds/s")
 	b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-ms")
 	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "p99-ms")
-}
-
-// BenchmarkBodyHash: the content hash every event gets for id_reused.
-func BenchmarkBodyHash(b *testing.B) {
-	e := &drivers.Event{Type: "receive", SKU: "SKU-B", Location: "default", Qty: 1}
-	b.ReportAllocs()
-	for b.Loop() {
-		agent.BodyHash(e)
-	}
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/mochi-mqtt/server/v2/packets"
 
 	"github.com/edgestock/edgestock/internal/auth"
+	"github.com/edgestock/edgestock/internal/ingest"
 )
 
 // revocationSweep is how often connected devices' tokens are re-checked: a
@@ -66,7 +67,7 @@ func (h *authHook) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
 	reason := ""
 	switch {
 	case w.Retain && isDeviceTopic(h.prefix, w.TopicName):
-		reason = errRetainedDeviceTopic.Error()
+		reason = ingest.ErrRetainedDeviceTopic.Error()
 	case !h.anonymous && !h.mayPublish(string(pk.Connect.Username), w.TopicName):
 		reason = "a device may leave a will only under its own " + h.devices + "{device}/"
 	default:
@@ -152,11 +153,6 @@ func (h *authHook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet
 	refusePublish(h.a.logger, cl, pk, device, "a device may publish only under its own "+h.devices+"{device}/")
 	return pk, packets.ErrRejectPacket
 }
-
-// errRetainedDeviceTopic is why a retained message on a device topic is
-// refused: a device topic is never retained (the broker would hand it to
-// the agent again on every subscribe, and to anyone as current state).
-var errRetainedDeviceTopic = errors.New("a device topic is never retained: publish with RETAIN=0")
 
 // isDeviceTopic reports whether topic is under {prefix}/{any wh}/devices/.
 func isDeviceTopic(prefix, topic string) bool {

@@ -15,6 +15,7 @@ import (
 	"github.com/mochi-mqtt/server/v2/packets"
 
 	"github.com/edgestock/edgestock/drivers"
+	"github.com/edgestock/edgestock/internal/ingest"
 )
 
 // clientAckQueue bounds the acknowledgements waiting to be written to one
@@ -22,6 +23,10 @@ import (
 // publishes unacknowledged, so a full queue means it stopped reading: it is
 // disconnected, and resends what was not acknowledged when it comes back.
 const clientAckQueue = 2048
+
+// maxMQTTPacket is the embedded broker's packet limit, above the payload
+// limit: past it mochi drops the connection before anything can be read.
+const maxMQTTPacket = 4 * ingest.MaxMQTTPayload
 
 // embeddedBroker runs mochi-mqtt in-process and ingests in its publish path.
 //
@@ -37,7 +42,7 @@ const clientAckQueue = 2048
 type embeddedBroker struct {
 	srv      *mqtt.Server
 	listener *listeners.TCP
-	ingest   *Ingester
+	ingest   *ingest.Ingester
 	reporter *reporter
 	prefix   string
 	wh       string
@@ -66,13 +71,13 @@ type ack struct {
 	packetID uint16
 	qos      byte
 	device   string
-	results  []Result
+	results  []ingest.Result
 	err      error
 	reply    replyTo
 	refusal  string // set: answer MQTT 5 "not authorized" with this text (the message was quarantined)
 }
 
-func newEmbeddedBroker(addr string, tlsCfg *tls.Config, prefix, warehouse string, ingest *Ingester, rep *reporter, auth *authHook, logger *slog.Logger) (*embeddedBroker, error) {
+func newEmbeddedBroker(addr string, tlsCfg *tls.Config, prefix, warehouse string, ingest *ingest.Ingester, rep *reporter, auth *authHook, logger *slog.Logger) (*embeddedBroker, error) {
 	b := &embeddedBroker{ingest: ingest, reporter: rep, prefix: prefix, wh: warehouse, logger: logger, clients: map[*mqtt.Client]*acker{}}
 	// mochi logs every connection at info; keep its chatter to warnings,
 	// without the lines our hooks say better (see mochiLog).
@@ -295,7 +300,7 @@ func (h *ingestHook) OnDisconnect(cl *mqtt.Client, err error, _ bool) {
 	if errors.Is(err, packets.ErrPacketTooLarge) {
 		h.logger.Warn("mqtt packet over the broker's limit; client disconnected (its publish was not read, so not quarantined)",
 			"client", cl.ID, "device", string(cl.Properties.Username), "limit_bytes", maxMQTTPacket,
-			"payload_limit_bytes", maxMQTTPayload)
+			"payload_limit_bytes", ingest.MaxMQTTPayload)
 	}
 }
 
@@ -311,7 +316,7 @@ func (h *ingestHook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Pack
 	retained := pk.FixedHeader.Retain && isDeviceTopic(b.prefix, pk.TopicName)
 	switch {
 	case retained && !ours:
-		refusePublish(h.logger, cl, pk, deviceOf(cl, t), errRetainedDeviceTopic.Error())
+		refusePublish(h.logger, cl, pk, deviceOf(cl, t), ingest.ErrRetainedDeviceTopic.Error())
 		return pk, packets.ErrRejectPacket
 	case !ours:
 		return pk, nil // an ordinary broker publish
@@ -332,16 +337,16 @@ func (h *ingestHook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Pack
 	}
 	a := ack{cl: cl, packetID: pk.PacketID, qos: pk.FixedHeader.Qos, device: t.Device,
 		reply: replyTo{ResponseTopic: pk.Properties.ResponseTopic, Correlation: pk.Properties.CorrelationData}}
-	ingest := func(done func([]Result, error)) { b.ingest.Ingest(t.Kind, msg, done) }
+	submit := func(done func([]ingest.Result, error)) { b.ingest.Ingest(t.Kind, msg, done) }
 	if retained {
 		// Quarantined like any refused input, with a result to the device;
 		// acknowledged, so it is not sent again.
-		a.refusal = errRetainedDeviceTopic.Error()
+		a.refusal = ingest.ErrRetainedDeviceTopic.Error()
 		h.logger.Warn("mqtt publish refused", "client", cl.ID, "device", t.Device, "topic", pk.TopicName,
 			"retain", true, "reason", a.refusal, "answer", "rejected and quarantined")
-		ingest = func(done func([]Result, error)) { b.ingest.IngestRetained(t.Kind, msg, done) }
+		submit = func(done func([]ingest.Result, error)) { b.ingest.IngestRetained(t.Kind, msg, done) }
 	}
-	ingest(func(results []Result, err error) {
+	submit(func(results []ingest.Result, err error) {
 		defer b.pending.Done()
 		a.results, a.err = results, err
 		writer.unwritten.Add(1)

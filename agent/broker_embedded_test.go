@@ -17,6 +17,7 @@ import (
 
 	"github.com/edgestock/edgestock/agent"
 	"github.com/edgestock/edgestock/internal/auth"
+	"github.com/edgestock/edgestock/internal/ingest"
 	"github.com/edgestock/edgestock/internal/testenv"
 )
 
@@ -144,9 +145,9 @@ func TestEmbedded_RetainedDeviceTopicRefused(t *testing.T) {
 	require.Equal(t, "devR", q[0].Device)
 	select {
 	case m := <-watcher.Received:
-		var res agent.Result
+		var res ingest.Result
 		require.NoError(t, json.Unmarshal(m.Payload, &res))
-		require.Equal(t, agent.StatusRejected, res.Status)
+		require.Equal(t, ingest.StatusRejected, res.Status)
 		require.Contains(t, res.Message, "never retained")
 	case <-time.After(10 * time.Second):
 		t.Fatal("no result for the device")

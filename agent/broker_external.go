@@ -19,6 +19,7 @@ import (
 
 	"github.com/edgestock/edgestock/drivers"
 	"github.com/edgestock/edgestock/internal/bufconn"
+	"github.com/edgestock/edgestock/internal/ingest"
 	"github.com/edgestock/edgestock/internal/store"
 	"golang.org/x/net/proxy"
 )
@@ -102,7 +103,7 @@ type externalBroker struct {
 	cfg      MQTTConfig
 	tls      *tls.Config // nil: system roots for mqtts://
 	wh       string
-	ingest   *Ingester
+	ingest   *ingest.Ingester
 	reporter *reporter
 	logger   *slog.Logger
 
@@ -133,11 +134,11 @@ type externalBroker struct {
 type externalAck struct {
 	pr      paho.PublishReceived
 	device  string
-	results []Result
+	results []ingest.Result
 	reply   replyTo
 }
 
-func newExternalBroker(cfg MQTTConfig, tlsCfg *tls.Config, warehouse string, ingest *Ingester, rep *reporter, logger *slog.Logger) *externalBroker {
+func newExternalBroker(cfg MQTTConfig, tlsCfg *tls.Config, warehouse string, ingest *ingest.Ingester, rep *reporter, logger *slog.Logger) *externalBroker {
 	b := &externalBroker{cfg: cfg, tls: tlsCfg, wh: warehouse, ingest: ingest, reporter: rep, logger: logger.With("broker", cfg.URL),
 		acks: make(chan externalAck, 2*int(cfg.ReceiveMaximum)), seed: maphash.MakeSeed()}
 	for i := range b.out {
@@ -266,15 +267,15 @@ func (b *externalBroker) onPublish(pr paho.PublishReceived) (bool, error) {
 	}
 	b.pending.Add(1)
 	b.mu.Unlock()
-	ingest := b.ingest.Ingest
+	submit := b.ingest.Ingest
 	if pk.Retain {
 		// Quarantined with a result to the device, and acknowledged, so the
 		// broker does not deliver it again.
 		b.logger.Warn("mqtt retained device message refused", "device", t.Device, "topic", pk.Topic,
-			"reason", errRetainedDeviceTopic.Error(), "answer", "rejected and quarantined")
-		ingest = b.ingest.IngestRetained
+			"reason", ingest.ErrRetainedDeviceTopic.Error(), "answer", "rejected and quarantined")
+		submit = b.ingest.IngestRetained
 	}
-	ingest(t.Kind, msg, func(results []Result, err error) {
+	submit(t.Kind, msg, func(results []ingest.Result, err error) {
 		defer b.pending.Done()
 		if err != nil {
 			// Not durable, so not acked: the broker redelivers it after a

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/edgestock/edgestock/drivers"
+	"github.com/edgestock/edgestock/internal/ingest"
 	"github.com/edgestock/edgestock/internal/store"
 	"github.com/edgestock/edgestock/internal/yamlconf"
 )
@@ -309,7 +310,7 @@ func (c *Config) Validate() error {
 	}
 	if !drivers.ValidID(c.Filedrop.Device) {
 		bad("filedrop.device", "%q is not a device ID", c.Filedrop.Device)
-	} else if c.Filedrop.Device == holdsDevice {
+	} else if c.Filedrop.Device == ingest.HoldsDevice {
 		bad("filedrop.device", "%q is reserved for reservation commits: choose another device ID", c.Filedrop.Device)
 	}
 	if c.Filedrop.Settle < 0 {

@@ -18,6 +18,7 @@ import (
 
 	"github.com/edgestock/edgestock/drivers"
 	"github.com/edgestock/edgestock/drivers/filedrop"
+	"github.com/edgestock/edgestock/internal/ingest"
 	"github.com/edgestock/edgestock/internal/store"
 )
 
@@ -54,7 +55,7 @@ type fileScanner interface {
 type fileDropper struct {
 	cfg     FiledropConfig
 	wh      string
-	ingest  *Ingester
+	ingest  *ingest.Ingester
 	scanner fileScanner
 	logger  *slog.Logger
 	// quarantine, when the store has one, keeps a file read again after a
@@ -95,8 +96,10 @@ type RejectedLine struct {
 	Message string         `json:"message"`
 }
 
-func newFileDropper(cfg FiledropConfig, warehouse string, ingest *Ingester, logger *slog.Logger) (*fileDropper, error) {
-	scanner, ok := ingest.Driver("filedrop").(fileScanner)
+// newFileDropper reads cfg.Dir's files into in; quarantine (nil: none) is
+// where an interrupted read's rejected lines are looked up.
+func newFileDropper(cfg FiledropConfig, warehouse string, in *ingest.Ingester, quarantine quarantineLog, logger *slog.Logger) (*fileDropper, error) {
+	scanner, ok := in.Driver("filedrop").(fileScanner)
 	if !ok {
 		return nil, errors.New("no registered filedrop driver that can scan files")
 	}
@@ -105,8 +108,7 @@ func newFileDropper(cfg FiledropConfig, warehouse string, ingest *Ingester, logg
 			return nil, fmt.Errorf("filedrop.dir: %w", err)
 		}
 	}
-	quarantine, _ := ingest.store.(quarantineLog)
-	return &fileDropper{cfg: cfg, wh: warehouse, ingest: ingest, scanner: scanner, logger: logger, quarantine: quarantine,
+	return &fileDropper{cfg: cfg, wh: warehouse, ingest: in, scanner: scanner, logger: logger, quarantine: quarantine,
 		seen: map[string]fileState{}}, nil
 }
 
@@ -219,7 +221,7 @@ func (f *fileDropper) process(ctx context.Context, name string) error {
 
 	type chunkResult struct {
 		lines   []filedrop.Line
-		results []Result
+		results []ingest.Result
 		err     error
 	}
 	inFlight := make(chan chan chunkResult, fileChunksInFlight)
@@ -239,7 +241,7 @@ func (f *fileDropper) process(ctx context.Context, name string) error {
 				switch {
 				case res.Rejected():
 					report.Rejected = append(report.Rejected, RejectedLine{Line: r.lines[i].N, ID: res.ID, Reason: res.Reason, Message: res.Message})
-				case res.Status == StatusDuplicate:
+				case res.Status == ingest.StatusDuplicate:
 					report.Duplicates++
 				default:
 					report.Applied++
@@ -254,7 +256,7 @@ func (f *fileDropper) process(ctx context.Context, name string) error {
 		}
 		// Lines an interrupted read already quarantined are answered here:
 		// submitted again, they would be quarantined again.
-		answered := make([]*Result, len(lines))
+		answered := make([]*ingest.Result, len(lines))
 		items := make([]drivers.Item, 0, len(lines))
 		sent := make([]int, 0, len(lines)) // lines index of each item
 		for i, l := range lines {
@@ -269,12 +271,12 @@ func (f *fileDropper) process(ctx context.Context, name string) error {
 		case <-ctx.Done(): // stopping while the store is stuck: read the file again next time
 			return ctx.Err()
 		}
-		done := func(res []Result, err error) {
+		done := func(res []ingest.Result, err error) {
 			if err != nil {
 				ch <- chunkResult{lines, nil, err}
 				return
 			}
-			all := make([]Result, len(lines))
+			all := make([]ingest.Result, len(lines))
 			for i, r := range answered {
 				if r != nil {
 					all[i] = *r
@@ -352,17 +354,17 @@ func (f *fileDropper) quarantinedBefore(ctx context.Context, file *os.File) (qua
 }
 
 // result is the result of an item quarantined before, or nil.
-func (q quarantined) result(it *drivers.Item) *Result {
+func (q quarantined) result(it *drivers.Item) *ingest.Result {
 	sum := sha256.Sum256(it.Raw)
 	if rej := it.Rejected; rej != nil {
 		if q.rejected[store.QuarantinedKey{EventID: rej.ID, Reason: string(rej.Reason), Message: rej.Message, PayloadSum: sum}] {
-			return &Result{ID: rej.ID, Status: StatusRejected, Reason: rej.Reason, Message: rej.Message}
+			return &ingest.Result{ID: rej.ID, Status: ingest.StatusRejected, Reason: rej.Reason, Message: rej.Message}
 		}
 		return nil
 	}
 	for _, r := range []drivers.Reason{drivers.ReasonIDReused, drivers.ReasonUnknownTicket} {
 		if q.byStore[store.QuarantinedKey{EventID: it.Event.ID, Reason: string(r), PayloadSum: sum}] {
-			return &Result{ID: it.Event.ID, Status: StatusRejected, Reason: r,
+			return &ingest.Result{ID: it.Event.ID, Status: ingest.StatusRejected, Reason: r,
 				Message: "rejected " + string(r) + " when this file was read before; the line is in the quarantine"}
 		}
 	}

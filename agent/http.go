@@ -5,7 +5,6 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"slices"
@@ -17,11 +16,12 @@ import (
 	"github.com/edgestock/edgestock/internal/apidoc"
 	"github.com/edgestock/edgestock/internal/auth"
 	"github.com/edgestock/edgestock/internal/httpjson"
+	"github.com/edgestock/edgestock/internal/ingest"
 	"github.com/edgestock/edgestock/internal/store"
 )
 
 // maxBody is the HTTP request body limit (SPEC §6).
-const maxBody = 1 << 20
+const maxBody = ingest.MaxHTTPBody
 
 // Page sizes for list endpoints.
 const (
@@ -302,11 +302,6 @@ func (a *Agent) handleStockList(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{"items": items, "next": next})
 }
 
-// EventsResponse is the body of POST /v1/events.
-type EventsResponse struct {
-	Results []Result `json:"results"`
-}
-
 func (a *Agent) handlePostEvents(w http.ResponseWriter, r *http.Request) {
 	device := r.URL.Query().Get("device")
 	if device == "" {
@@ -316,50 +311,7 @@ func (a *Agent) handlePostEvents(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "bad_device", "device %q must be 1-64 chars of [A-Za-z0-9._-]", device)
 		return
 	}
-	msg := drivers.Message{Source: "http", Warehouse: a.cfg.Warehouse, Device: device, ReceivedAt: now()}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
-	var items []drivers.Item
-	var tooLarge *http.MaxBytesError
-	switch {
-	case errors.As(err, &tooLarge):
-		size := fmt.Sprintf("more than %d bytes", maxBody) // the rest is not read
-		if r.ContentLength > 0 {
-			size = fmt.Sprintf("%d bytes", r.ContentLength)
-		}
-		items = []drivers.Item{{Rejected: drivers.Reject("", drivers.ReasonTooLarge, "body of %s: at most %d (first %d bytes kept)",
-			size, maxBody, quarantineSample), Raw: drivers.Sample(body)}}
-	case err != nil:
-		writeError(w, http.StatusBadRequest, "bad_body", "read body: %v", err)
-		return
-	default:
-		msg.Payload = body
-	}
-	ctx, cancel, ok := a.storeWrite(w, r)
-	if !ok {
-		return
-	}
-	defer cancel()
-	results, err := await(ctx, func(done func([]Result, error)) {
-		if items != nil {
-			a.ingest.IngestItems("events", msg, items, done)
-		} else {
-			a.ingest.Ingest("events", msg, done)
-		}
-	})
-	if r.Context().Err() != nil {
-		return // client gone; the batch still commits and a retry dedupes
-	}
-	if err != nil {
-		a.writeStoreError(w, err)
-		return
-	}
-	status := http.StatusOK
-	if tooLarge != nil {
-		status = http.StatusRequestEntityTooLarge
-	} else if len(results) == 1 && results[0].Reason == drivers.ReasonBadJSON {
-		status = http.StatusBadRequest
-	}
-	writeJSON(w, status, EventsResponse{Results: results})
+	a.ingest.ServeEvents(w, r, drivers.Message{Source: "http", Warehouse: a.cfg.Warehouse, Device: device, ReceivedAt: now()}, a.store)
 }
 
 // LoggedEventView is one entry of GET /v1/events.

@@ -15,6 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/edgestock/edgestock/agent"
+	"github.com/edgestock/edgestock/internal/ingest"
 	"github.com/edgestock/edgestock/internal/store"
 	"github.com/edgestock/edgestock/internal/testenv"
 )
@@ -164,9 +165,9 @@ func TestExternal_RetainedDeviceMessageRejectedOnce(t *testing.T) {
 	require.NoError(t, err)
 	select {
 	case p := <-watcher.Received:
-		var res agent.Result
+		var res ingest.Result
 		require.NoError(t, json.Unmarshal(p.Payload, &res))
-		require.Equal(t, agent.StatusRejected, res.Status)
+		require.Equal(t, ingest.StatusRejected, res.Status)
 		require.Equal(t, "unauthorized", string(res.Reason))
 		require.Contains(t, res.Message, "never retained")
 	case <-time.After(10 * time.Second):

@@ -9,6 +9,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/edgestock/edgestock/internal/ingest"
 	"github.com/edgestock/edgestock/internal/store"
 )
 
@@ -101,10 +102,10 @@ func newMetrics(a *Agent) *metrics {
 }
 
 // observeResults counts what one ingest produced.
-func (m *metrics) observeResults(source, driver string, results []Result) {
+func (m *metrics) observeResults(source, driver string, results []ingest.Result) {
 	applied := 0
 	for _, r := range results {
-		if r.Status == StatusApplied {
+		if r.Status == ingest.StatusApplied {
 			applied++
 		}
 		m.events.WithLabelValues(source, driver, r.Status).Inc()

@@ -2,6 +2,7 @@ package agent
 
 import (
 	"encoding/json"
+	"github.com/edgestock/edgestock/internal/ingest"
 	"log/slog"
 	"slices"
 	"strings"
@@ -87,7 +88,7 @@ func (r *reporter) warnReply(device, topic, why string) {
 	}
 }
 
-func (r *reporter) report(device string, results []Result, reply replyTo) {
+func (r *reporter) report(device string, results []ingest.Result, reply replyTo) {
 	if reply.ResponseTopic != "" && len(results) > 0 {
 		if why := r.replyRefusal(device, reply.ResponseTopic); why != "" {
 			r.warnReply(device, reply.ResponseTopic, why)
@@ -100,7 +101,7 @@ func (r *reporter) report(device string, results []Result, reply replyTo) {
 	for _, res := range results {
 		// A success asked for with a Response Topic goes there only.
 		toReply := reply.ResponseTopic != ""
-		toTopic := res.Rejected() || res.notify || (wantAll && !toReply)
+		toTopic := res.Rejected() || res.Notify || (wantAll && !toReply)
 		if !toReply && !toTopic { // most events: applied, nobody asked
 			continue
 		}

@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/edgestock/edgestock/internal/ingest"
 	"github.com/stretchr/testify/require"
 )
 
@@ -43,15 +44,15 @@ func TestReporter_Routing(t *testing.T) {
 			var got publishedTo
 			r := &reporter{prefix: "edgestock", warehouse: "wh1", pub: &got, ingests: func(kind string) bool { return kind == "events" }}
 			r.devices.Store(&Devices{Results: c.results, ResultsAll: c.resultsAll})
-			res := Result{ID: "e1", Status: StatusApplied}
+			res := ingest.Result{ID: "e1", Status: ingest.StatusApplied}
 			if c.rejected {
-				res = Result{ID: "e1", Status: StatusRejected, Reason: "bad_field"}
+				res = ingest.Result{ID: "e1", Status: ingest.StatusRejected, Reason: "bad_field"}
 			}
 			var to replyTo
 			if c.reply {
 				to = replyTo{ResponseTopic: reply, Correlation: []byte("c7")}
 			}
-			r.report("d1", []Result{res}, to)
+			r.report("d1", []ingest.Result{res}, to)
 			require.Equal(t, c.want, []string(got))
 		})
 	}
@@ -166,11 +167,11 @@ func TestReporter_ResponseTopicConfined(t *testing.T) {
 	} {
 		t.Run(fmt.Sprintf("%s,rejected=%t", c.reply, c.rejected), func(t *testing.T) {
 			got = nil
-			res := Result{ID: "e1", Status: StatusApplied}
+			res := ingest.Result{ID: "e1", Status: ingest.StatusApplied}
 			if c.rejected {
-				res = Result{ID: "e1", Status: StatusRejected, Reason: "bad_field"}
+				res = ingest.Result{ID: "e1", Status: ingest.StatusRejected, Reason: "bad_field"}
 			}
-			r.report("d1", []Result{res}, replyTo{ResponseTopic: c.reply, Correlation: []byte("c7")})
+			r.report("d1", []ingest.Result{res}, replyTo{ResponseTopic: c.reply, Correlation: []byte("c7")})
 			require.Equal(t, c.want, []string(got))
 		})
 	}

@@ -131,7 +131,7 @@ func (a *Agent) reloadConfig(r Reload) {
 	a.devices.Set(cfg.Devices)
 	devs := cfg.Devices
 	a.reporter.devices.Store(&devs)
-	a.ingest.limits.set(cfg.Devices.RateLimit, cfg.Devices.RateBurst)
+	a.ingest.SetLimits(cfg.Devices.RateLimit, cfg.Devices.RateBurst)
 	a.rule.def.Store(&Threshold{Low: cfg.Stock.LowStockThreshold, Restock: cfg.Stock.LowStockThreshold + cfg.Stock.RestockMargin})
 	if r.LogLevel != nil {
 		r.LogLevel.Set(cfg.LogLevel())

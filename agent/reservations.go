@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/edgestock/edgestock/drivers"
+	"github.com/edgestock/edgestock/internal/ingest"
 	"github.com/edgestock/edgestock/internal/store"
 )
 
@@ -25,11 +26,9 @@ const (
 	// expirySweep is how often ended holds are looked for: an expired hold
 	// gives its units back within this (SPEC: within 1 s).
 	expirySweep = 250 * time.Millisecond
-	// holdsDevice records committed holds' sale events, with ids
-	// holdEventPrefix+{hold id}. It is a reserved device name: no input
-	// may write as it (Ingester.ReserveDevice), or it could pre-claim the
-	// id of a hold's sale and block the commit.
-	holdsDevice     = "reservations"
+	// holdEventPrefix+{hold id} are the ids of committed holds' sale
+	// events, written as ingest.HoldsDevice: a reserved device name, so no
+	// input can pre-claim the id of a hold's sale and block the commit.
 	holdEventPrefix = "hold:"
 	// maxHoldIDLen leaves room for holdEventPrefix in the sale's event id.
 	maxHoldIDLen = drivers.MaxEventIDLen - len(holdEventPrefix)
@@ -136,13 +135,13 @@ func decodeBody(w http.ResponseWriter, r *http.Request, v any) error {
 // means it did not commit and the response is written.
 func (a *Agent) applyHold(w http.ResponseWriter, r *http.Request, op *store.HoldOp) bool {
 	op.Now = now()
-	ctx, cancel, ok := a.storeWrite(w, r)
+	ctx, cancel, ok := ingest.StoreWrite(w, r, a.store)
 	if !ok {
 		return false
 	}
 	defer cancel()
 	if _, err := a.store.Apply(ctx, &store.Batch{Holds: []*store.HoldOp{op}}); err != nil {
-		a.writeStoreError(w, err)
+		ingest.WriteStoreError(w, err, a.store)
 		return false
 	}
 	return true
@@ -264,7 +263,7 @@ func (a *Agent) handleCommitHold(w http.ResponseWriter, r *http.Request) {
 	if body.EventID == "" { // named here, so a conflict can say which id
 		body.EventID = holdEventPrefix + id
 	}
-	a.holdChange(w, r, &store.HoldOp{Kind: store.HoldCommit, EventDevice: holdsDevice, EventID: body.EventID, Source: "http"})
+	a.holdChange(w, r, &store.HoldOp{Kind: store.HoldCommit, EventDevice: ingest.HoldsDevice, EventID: body.EventID, Source: "http"})
 }
 
 func (a *Agent) handleReleaseHold(w http.ResponseWriter, r *http.Request) {

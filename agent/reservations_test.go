@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/edgestock/edgestock/agent"
+	"github.com/edgestock/edgestock/internal/ingest"
 	"github.com/edgestock/edgestock/internal/testenv"
 )
 
@@ -200,7 +201,7 @@ func TestReservations_ReservedDevices(t *testing.T) {
 			status, res := a.post(t, tc.path, tc.body)
 			require.Equal(t, http.StatusOK, status)
 			require.Len(t, res.Results, 1)
-			require.Equal(t, agent.StatusRejected, res.Results[0].Status)
+			require.Equal(t, ingest.StatusRejected, res.Results[0].Status)
 			require.Equal(t, "unauthorized", string(res.Results[0].Reason))
 			require.Contains(t, res.Results[0].Message, "is reserved")
 		})

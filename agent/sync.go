@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/edgestock/edgestock/drivers"
+	"github.com/edgestock/edgestock/internal/ingest"
 	"github.com/edgestock/edgestock/internal/store"
 	"github.com/edgestock/edgestock/sync"
 )
@@ -109,13 +110,13 @@ func (a *Agent) handleSyncMerge(w http.ResponseWriter, r *http.Request) {
 		}
 		op.Entries[i] = store.Entry{Warehouse: e.Warehouse, Location: e.Location, SKU: e.SKU, Replica: e.Replica, Entry: e.CRDT()}
 	}
-	ctx, cancel, ok := a.storeWrite(w, r)
+	ctx, cancel, ok := ingest.StoreWrite(w, r, a.store)
 	if !ok {
 		return
 	}
 	defer cancel()
 	if _, err := a.store.Apply(ctx, &store.Batch{Merges: []*store.MergeOp{op}}); err != nil {
-		a.writeStoreError(w, err)
+		ingest.WriteStoreError(w, err, a.store)
 		return
 	}
 	writeJSON(w, http.StatusOK, sync.MergeResponse{Merged: op.Changed})

@@ -15,7 +15,7 @@ import (
 
 	"github.com/eclipse/paho.golang/paho"
 
-	"github.com/edgestock/edgestock/agent"
+	"github.com/edgestock/edgestock/internal/ingest"
 )
 
 // simStats counts what a simulation did.
@@ -175,14 +175,14 @@ func simDial(ctx context.Context, host, clientID, replyTopic string, st *simStat
 	}
 	c := paho.NewClient(paho.ClientConfig{ClientID: clientID, Conn: conn, OnPublishReceived: []func(paho.PublishReceived) (bool, error){
 		func(pr paho.PublishReceived) (bool, error) {
-			var r agent.Result
+			var r ingest.Result
 			if json.Unmarshal(pr.Packet.Payload, &r) == nil {
 				switch r.Status {
-				case agent.StatusApplied:
+				case ingest.StatusApplied:
 					st.applied.Add(1)
-				case agent.StatusDuplicate:
+				case ingest.StatusDuplicate:
 					st.duplicates.Add(1)
-				case agent.StatusRejected:
+				case ingest.StatusRejected:
 					st.rejected.Add(1)
 				}
 				st.resultsSeen.Add(1)

@@ -2,20 +2,18 @@ package hub
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"strconv"
 	"strings"
 	stdsync "sync"
 	"time"
 
-	"github.com/edgestock/edgestock/agent"
 	"github.com/edgestock/edgestock/drivers"
 	"github.com/edgestock/edgestock/internal/apidoc"
 	"github.com/edgestock/edgestock/internal/auth"
 	"github.com/edgestock/edgestock/internal/httpjson"
+	"github.com/edgestock/edgestock/internal/ingest"
 	"github.com/edgestock/edgestock/internal/store"
 	"github.com/edgestock/edgestock/sync"
 )
@@ -34,11 +32,11 @@ var _ Reader = (*store.DB)(nil)
 type API struct {
 	Hub    *Hub
 	Store  Reader
-	Guard  *auth.Guard                                     // nil: no token checks (tests of other concerns)
-	Ingest func(warehouse string) (*agent.Ingester, error) // central writes on the hub's replica
+	Guard  *auth.Guard                                      // nil: no token checks (tests of other concerns)
+	Ingest func(warehouse string) (*ingest.Ingester, error) // central writes on the hub's replica
 
 	mu        stdsync.Mutex
-	ingesters map[string]*agent.Ingester
+	ingesters map[string]*ingest.Ingester
 }
 
 // Routes returns the handler: a mux that remembers its patterns, which a
@@ -269,30 +267,15 @@ func (a *API) handleEvents(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "unknown_warehouse", "warehouse %q is not one of this hub's agents (%s)", wh, strings.Join(a.Hub.WarehouseIDs(), ", "))
 		return
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 1<<20))
-	var tooLarge *http.MaxBytesError
-	if errors.As(err, &tooLarge) {
-		writeError(w, http.StatusRequestEntityTooLarge, "too_large", "body exceeds %d bytes", 1<<20)
-		return
-	} else if err != nil {
-		writeError(w, http.StatusBadRequest, "bad_body", "%v", err)
-		return
-	}
 	in, err := a.ingester(wh)
 	if err != nil {
 		writeError(w, http.StatusInternalServerError, "internal", "%v", err)
 		return
 	}
-	results, err := in.IngestWait(r.Context(),
-		"events", drivers.Message{Source: "http", Warehouse: wh, Device: device, Payload: body, ReceivedAt: time.Now().UTC()})
-	if err != nil {
-		writeError(w, http.StatusServiceUnavailable, "store_unavailable", "not committed, retry: %v", err)
-		return
-	}
-	writeJSON(w, http.StatusOK, agent.EventsResponse{Results: results})
+	in.ServeEvents(w, r, drivers.Message{Source: "http", Warehouse: wh, Device: device, ReceivedAt: time.Now().UTC()}, a.Store)
 }
 
-func (a *API) ingester(wh string) (*agent.Ingester, error) {
+func (a *API) ingester(wh string) (*ingest.Ingester, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if in, ok := a.ingesters[wh]; ok {
@@ -303,7 +286,7 @@ func (a *API) ingester(wh string) (*agent.Ingester, error) {
 		return nil, err
 	}
 	if a.ingesters == nil {
-		a.ingesters = map[string]*agent.Ingester{}
+		a.ingesters = map[string]*ingest.Ingester{}
 	}
 	a.ingesters[wh] = in
 	return in, nil

@@ -11,9 +11,9 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/edgestock/edgestock/agent"
 	"github.com/edgestock/edgestock/drivers"
 	"github.com/edgestock/edgestock/internal/auth"
+	"github.com/edgestock/edgestock/internal/ingest"
 	"github.com/edgestock/edgestock/internal/store"
 	"github.com/edgestock/edgestock/internal/store/pgstore"
 	"github.com/edgestock/edgestock/internal/tlsconf"
@@ -118,8 +118,8 @@ func (s *Server) Open(ctx context.Context) (err error) {
 	s.hub = New(s.store, s.cfg.Agents, s.cfg.Timing, s.logger.With("component", "sync"))
 	s.hub.setTLS(agentTLS)
 	hub.Store(s.hub)
-	api := &API{Hub: s.hub, Store: s.store, Guard: s.guard, Ingest: func(wh string) (*agent.Ingester, error) {
-		return agent.NewIngester(s.store, wh, drivers.Env{Logger: s.logger})
+	api := &API{Hub: s.hub, Store: s.store, Guard: s.guard, Ingest: func(wh string) (*ingest.Ingester, error) {
+		return ingest.NewIngester(s.store, wh, drivers.Env{Logger: s.logger})
 	}}
 	// The certificate first: a bad one then leaves no listener open.
 	if s.srv, err = tlsconf.HTTPServer(s.cfg.TLSCert, s.cfg.TLSKey, api.Routes()); err != nil {

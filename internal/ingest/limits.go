@@ -1,6 +1,7 @@
-package agent
+package ingest
 
 import (
+	"errors"
 	"sync"
 	"time"
 
@@ -9,17 +10,21 @@ import (
 
 // Input limits (SPEC §6).
 const (
-	// maxMQTTPayload is the largest payload ingested; a larger one (up to
+	// MaxMQTTPayload is the largest payload ingested; a larger one (up to
 	// the broker's packet limit) is refused too_large and quarantined with
 	// its first quarantineSample bytes.
-	maxMQTTPayload = 256 << 10
-	// maxMQTTPacket is the embedded broker's packet limit: past it mochi
-	// drops the connection before anything can be read.
-	maxMQTTPacket = 4 * maxMQTTPayload
+	MaxMQTTPayload = 256 << 10
+	// MaxHTTPBody is the HTTP request body limit.
+	MaxHTTPBody = 1 << 20
 	// quarantineSample is how much of an oversized payload is kept (MQTT,
 	// HTTP and file drops alike).
 	quarantineSample = drivers.QuarantineSample
 )
+
+// ErrRetainedDeviceTopic is why a retained message on a device topic is
+// refused: a device topic is never retained (the broker would hand it to
+// the agent again on every subscribe, and to anyone as current state).
+var ErrRetainedDeviceTopic = errors.New("a device topic is never retained: publish with RETAIN=0")
 
 // limiter is a per-device token bucket: rate messages per second, bursts
 // up to burst. Refused messages are rejected rate_limited and quarantined,

@@ -1,4 +1,4 @@
-package agent
+package ingest
 
 import (
 	"context"
@@ -186,7 +186,7 @@ func (c *idChecks) serial(ctx context.Context, e *drivers.Event) (*decision, *pe
 			e.ID = last.ID // the store finds it: duplicate (or id_reused)
 			return nil, nil, nil
 		}
-		return &decision{result: Result{ID: last.ID, Status: StatusDuplicate, Seq: last.Seq, notify: true,
+		return &decision{result: Result{ID: last.ID, Status: StatusDuplicate, Seq: last.Seq, Notify: true,
 			Message: fmt.Sprintf("serial %s was already %s by device %s: a unit moves once; check the unit", serialName(e.Serial), pastTense(e.Type), last.Device)}}, nil, nil
 	}
 	count := 0

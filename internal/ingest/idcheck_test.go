@@ -1,4 +1,4 @@
-package agent
+package ingest
 
 import (
 	"context"
@@ -130,7 +130,7 @@ func TestIngester_SerialMovements(t *testing.T) {
 				r := results[i][0]
 				require.Equal(t, s.status, r.Status, "step %d: %+v", i, r)
 				require.Equal(t, s.id, r.ID, "step %d", i)
-				require.Equal(t, s.status == StatusDuplicate, r.notify, "step %d: a repeated unit is told to the device", i)
+				require.Equal(t, s.status == StatusDuplicate, r.Notify, "step %d: a repeated unit is told to the device", i)
 			}
 			require.Equal(t, tc.onHand, onHand(t, db, "SKU-G"))
 		})
