@@ -2,6 +2,7 @@ package hub_test
 
 import (
 	"context"
+	"encoding/json"
 	"net/http"
 	"strings"
 	"testing"
@@ -10,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/edgestock/edgestock/internal/auth"
+	"github.com/edgestock/edgestock/internal/ingest"
 	"github.com/edgestock/edgestock/internal/testenv"
 	"github.com/edgestock/edgestock/sync/hub"
 )
@@ -156,4 +158,32 @@ func TestHub_DataDirLocked(t *testing.T) {
 	startHub(t, dir, nil)
 	err := hub.NewServer(hub.Config{DataDir: dir, HTTP: "127.0.0.1:0"}, logger()).Open(t.Context())
 	require.ErrorContains(t, err, "locked")
+}
+
+// The hub's POST /v1/events is the agent's (internal/ingest): a body that
+// is not JSON is 400 bad_json, one over 1 MiB is 413 too_large, each with
+// the rejection as its result.
+func TestHub_CentralWriteRejections(t *testing.T) {
+	a := startAgent(t, "wh1", t.TempDir())
+	h := startHub(t, t.TempDir(), map[string]string{"wh1": a.base})
+	url := "http://" + h.HTTPAddr() + "/v1/events?warehouse=wh1"
+	for _, tc := range []struct {
+		name, body string
+		status     int
+		reason     string
+	}{
+		{"not json", "{nope", http.StatusBadRequest, "bad_json"},
+		{"too large", `{"pad":"` + strings.Repeat("x", 2<<20) + `"}`, http.StatusRequestEntityTooLarge, "too_large"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			resp, err := http.Post(url, "application/json", strings.NewReader(tc.body))
+			require.NoError(t, err)
+			defer resp.Body.Close()
+			require.Equal(t, tc.status, resp.StatusCode)
+			var got ingest.EventsResponse
+			require.NoError(t, json.NewDecoder(resp.Body).Decode(&got))
+			require.Len(t, got.Results, 1)
+			require.Equal(t, tc.reason, string(got.Results[0].Reason))
+		})
+	}
 }
