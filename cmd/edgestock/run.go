@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"os"
 	"path/filepath"
 	"runtime/debug"
@@ -136,7 +135,7 @@ func (m *Main) runAgent(ctx context.Context, c *command, args []string) error {
 // issued: every request would be refused (SPEC §6). The agent checks again
 // when it opens its store.
 func checkFirstToken(ctx context.Context, cfg agent.Config) error {
-	if isLoopbackAddr(cfg.HTTP.Listen) {
+	if auth.IsLoopback(cfg.HTTP.Listen) {
 		return nil
 	}
 	advice := fmt.Sprintf("http.listen %s is not a loopback address and no token has been issued in %s: every request would be refused. "+
@@ -163,20 +162,6 @@ func checkFirstToken(ctx context.Context, cfg agent.Config) error {
 		return usageError{errors.New(advice)}
 	}
 	return nil
-}
-
-// isLoopbackAddr reports whether host:port listens on loopback only, as
-// the agent decides when tokens are required.
-func isLoopbackAddr(addr string) bool {
-	host, _, err := net.SplitHostPort(addr)
-	if err != nil {
-		return false
-	}
-	if host == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }
 
 // absPath is p made absolute for messages, so an operator sees which
