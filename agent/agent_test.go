@@ -20,6 +20,7 @@ import (
 
 	"github.com/edgestock/edgestock/agent"
 	_ "github.com/edgestock/edgestock/drivers/all"
+	"github.com/edgestock/edgestock/internal/agenttest"
 	"github.com/edgestock/edgestock/internal/ingest"
 	"github.com/edgestock/edgestock/internal/store"
 	"github.com/edgestock/edgestock/internal/testenv"
@@ -27,102 +28,29 @@ import (
 
 const wh = "wh1"
 
-type testAgent struct {
-	*agent.Agent
-	cfg  agent.Config
-	base string // http://host:port
-}
+// testAgent is the shared harness's agent, for warehouse wh.
+type testAgent struct{ *agenttest.Agent }
 
-func testLogger(tb testing.TB) *slog.Logger {
-	if testing.Verbose() {
-		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	}
-	return slog.New(slog.DiscardHandler)
-}
+func testLogger(testing.TB) *slog.Logger { return agenttest.Logger() }
 
 // startAgent runs an agent on free ports with a temp data dir and waits
 // until it is ready.
 func startAgent(tb testing.TB, dataDir string, mutate func(*agent.Config)) *testAgent {
 	tb.Helper()
-	ta := startAgentNoWait(tb, dataDir, mutate)
-	// With an external broker, ready means subscribed: publishing earlier
-	// would race the subscription.
-	require.Eventually(tb, func() bool { return ta.get(tb, "/readyz", nil) == http.StatusOK }, 10*time.Second, 10*time.Millisecond)
-	return ta
+	return &testAgent{agenttest.Start(tb, wh, dataDir, mutate)}
 }
 
 // startAgentNoWait runs an agent without waiting for /readyz (which needs a
 // token when auth is required).
 func startAgentNoWait(tb testing.TB, dataDir string, mutate func(*agent.Config)) *testAgent {
 	tb.Helper()
-	return startAgentLogger(tb, dataDir, mutate, testLogger(tb))
+	return startAgentLogger(tb, dataDir, mutate, agenttest.Logger())
 }
 
 // startAgentLogger is startAgentNoWait logging to logger.
 func startAgentLogger(tb testing.TB, dataDir string, mutate func(*agent.Config), logger *slog.Logger) *testAgent {
 	tb.Helper()
-	cfg := agent.DefaultConfig()
-	cfg.Warehouse, cfg.DataDir = wh, dataDir
-	cfg.HTTP.Listen, cfg.MQTT.Listen = "127.0.0.1:0", "127.0.0.1:0"
-	cfg.MQTT.Anonymous = "allow" // test devices dial without a login, unless a test says deny
-	if mutate != nil {
-		mutate(&cfg)
-	}
-	cfg.Normalize()
-	require.NoError(tb, cfg.Validate())
-	a := agent.New(cfg, logger)
-	require.NoError(tb, a.Open(tb.Context()))
-	ta := &testAgent{Agent: a, cfg: cfg, base: "http://" + a.HTTPAddr()}
-	tb.Cleanup(func() { _ = a.Close(context.Background()) })
-	return ta
-}
-
-func (a *testAgent) get(tb testing.TB, path string, out any) int {
-	tb.Helper()
-	resp, err := http.Get(a.base + path)
-	require.NoError(tb, err)
-	defer resp.Body.Close()
-	if out != nil {
-		require.NoError(tb, json.NewDecoder(resp.Body).Decode(out))
-	}
-	return resp.StatusCode
-}
-
-func (a *testAgent) post(tb testing.TB, path, body string) (int, ingest.EventsResponse) {
-	tb.Helper()
-	resp, err := http.Post(a.base+path, "application/json", bytes.NewBufferString(body))
-	require.NoError(tb, err)
-	defer resp.Body.Close()
-	var out ingest.EventsResponse
-	b, _ := io.ReadAll(resp.Body)
-	require.NoError(tb, json.Unmarshal(b, &out), string(b))
-	return resp.StatusCode, out
-}
-
-// quarantine reads the whole quarantine, page by page.
-func (a *testAgent) quarantine(tb testing.TB) []agent.QuarantineView {
-	tb.Helper()
-	var all []agent.QuarantineView
-	for since := int64(0); ; {
-		var q struct {
-			Items []agent.QuarantineView
-			Next  int64
-		}
-		a.get(tb, fmt.Sprintf("/v1/quarantine?since=%d&limit=1000", since), &q)
-		if len(q.Items) == 0 {
-			return all
-		}
-		all, since = append(all, q.Items...), q.Next
-	}
-}
-
-func (a *testAgent) onHand(tb testing.TB, sku string) int64 {
-	tb.Helper()
-	var v agent.StockView
-	if a.get(tb, "/v1/stock/"+sku, &v) == http.StatusNotFound {
-		return 0
-	}
-	return v.OnHand
+	return &testAgent{agenttest.StartNoWait(tb, wh, dataDir, mutate, logger)}
 }
 
 func eventsTopic(device string) string { return "edgestock/" + wh + "/devices/" + device + "/events" }
@@ -137,14 +65,14 @@ func TestAgent_MQTTPublishThenHTTPStock(t *testing.T) {
 	require.NoError(t, c.PublishQoS1(t.Context(), eventsTopic("d1"), receive("e1", "SKU-1", 5)))
 	// PUBACK means committed: no polling needed.
 	var v agent.StockView
-	require.Equal(t, http.StatusOK, a.get(t, "/v1/stock/SKU-1", &v))
+	require.Equal(t, http.StatusOK, a.Get(t, "/v1/stock/SKU-1", &v))
 	require.Equal(t, int64(5), v.OnHand)
 	require.Equal(t, int64(5), v.Available)
 	require.Equal(t, int64(0), v.Reserved)
 	require.Equal(t, map[string]int64{"default": 5}, v.Locations)
 	require.Equal(t, int64(5), v.Global.OnHand)
 	require.Nil(t, v.Global.AsOf, "nothing merged from other warehouses yet")
-	require.Equal(t, http.StatusNotFound, a.get(t, "/v1/stock/NEVER", nil))
+	require.Equal(t, http.StatusNotFound, a.Get(t, "/v1/stock/NEVER", nil))
 }
 
 // The same event arriving by redelivery, republish and HTTP counts once.
@@ -170,46 +98,46 @@ func testDedupe(t *testing.T, a *testAgent, brokerAddr string) {
 	require.NoError(t, c2.PublishQoS1(t.Context(), eventsTopic("d1"), body))
 	// Republish inside an array with other spelling of the same content.
 	require.NoError(t, c2.PublishQoS1(t.Context(), eventsTopic("d1"), []byte(`[{"qty":5,"sku":"SKU-D","type":"receive","id":"e1"}]`)))
-	require.Eventually(t, func() bool { return a.onHand(t, "SKU-D") == 5 }, 10*time.Second, 20*time.Millisecond)
-	status, res := a.post(t, "/v1/events?device=d1", string(body))
+	require.Eventually(t, func() bool { return a.OnHand(t, "SKU-D") == 5 }, 10*time.Second, 20*time.Millisecond)
+	status, res := a.Post(t, "/v1/events?device=d1", string(body))
 	require.Equal(t, http.StatusOK, status)
 	require.Equal(t, ingest.StatusDuplicate, res.Results[0].Status)
 
 	// Wait until every delivery was processed (3 MQTT + 1 HTTP), then check
 	// the log holds the event exactly once.
 	var log struct{ Events []agent.LoggedEventView }
-	a.get(t, "/v1/events?limit=100", &log)
+	a.Get(t, "/v1/events?limit=100", &log)
 	require.Len(t, log.Events, 1)
-	require.Equal(t, int64(5), a.onHand(t, "SKU-D"))
+	require.Equal(t, int64(5), a.OnHand(t, "SKU-D"))
 
 	// Same id, other body: rejected and quarantined, stock untouched.
-	status, res = a.post(t, "/v1/events?device=d1", string(receive("e1", "SKU-D", 6)))
+	status, res = a.Post(t, "/v1/events?device=d1", string(receive("e1", "SKU-D", 6)))
 	require.Equal(t, http.StatusOK, status)
 	require.Equal(t, ingest.StatusRejected, res.Results[0].Status)
 	require.Equal(t, "id_reused", string(res.Results[0].Reason))
-	require.Equal(t, int64(5), a.onHand(t, "SKU-D"))
+	require.Equal(t, int64(5), a.OnHand(t, "SKU-D"))
 	var q struct{ Items []agent.QuarantineView }
-	a.get(t, "/v1/quarantine", &q)
+	a.Get(t, "/v1/quarantine", &q)
 	require.Len(t, q.Items, 1)
 	require.Equal(t, "id_reused", q.Items[0].Reason)
 }
 
 func TestAgent_HTTPEvents(t *testing.T) {
 	a := startAgent(t, t.TempDir(), nil)
-	status, res := a.post(t, "/v1/events?device=pos1", `[{"id":"a","type":"receive","sku":"S","qty":10},
+	status, res := a.Post(t, "/v1/events?device=pos1", `[{"id":"a","type":"receive","sku":"S","qty":10},
 		{"id":"b","type":"sale","sku":"S","qty":3},{"id":"c","type":"count","sku":"S","qty":4},{"id":"d","type":"nope","sku":"S","qty":1}]`)
 	require.Equal(t, http.StatusOK, status)
 	require.Len(t, res.Results, 4)
 	require.Equal(t, []string{"applied", "applied", "applied", "rejected"},
 		[]string{res.Results[0].Status, res.Results[1].Status, res.Results[2].Status, res.Results[3].Status})
-	require.Equal(t, int64(4), a.onHand(t, "S"))
+	require.Equal(t, int64(4), a.OnHand(t, "S"))
 
-	status, res = a.post(t, "/v1/events", `{"id":`)
+	status, res = a.Post(t, "/v1/events", `{"id":`)
 	require.Equal(t, http.StatusBadRequest, status)
 	require.Equal(t, "bad_json", string(res.Results[0].Reason))
 
 	big := bytes.Repeat([]byte("x"), 1<<20+10)
-	resp, err := http.Post(a.base+"/v1/events", "application/json", bytes.NewReader(big))
+	resp, err := http.Post(a.Base+"/v1/events", "application/json", bytes.NewReader(big))
 	require.NoError(t, err)
 	resp.Body.Close()
 	require.Equal(t, http.StatusRequestEntityTooLarge, resp.StatusCode)
@@ -218,7 +146,7 @@ func TestAgent_HTTPEvents(t *testing.T) {
 		Items []agent.QuarantineView
 		Next  int64
 	}
-	a.get(t, "/v1/quarantine", &q)
+	a.Get(t, "/v1/quarantine", &q)
 	require.Len(t, q.Items, 3)
 	require.Equal(t, []string{"unknown_type", "bad_json", "too_large"}, []string{q.Items[0].Reason, q.Items[1].Reason, q.Items[2].Reason})
 	require.Equal(t, `{"id":`, *q.Items[1].Payload)
@@ -230,12 +158,12 @@ func TestAgent_HTTPEvents(t *testing.T) {
 		Events []agent.LoggedEventView
 		Next   int64
 	}
-	a.get(t, "/v1/events?since=1&limit=1", &log)
+	a.Get(t, "/v1/events?since=1&limit=1", &log)
 	require.Len(t, log.Events, 1)
 	require.Equal(t, "b", log.Events[0].ID)
 	require.Equal(t, int64(-3), log.Events[0].Delta)
 	require.Equal(t, int64(2), log.Next)
-	a.get(t, "/v1/events?since=2", &log)
+	a.Get(t, "/v1/events?since=2", &log)
 	require.Equal(t, int64(-3), log.Events[0].Delta, "count records delta = 4 − 7")
 }
 
@@ -250,7 +178,7 @@ func TestAgent_StockList(t *testing.T) {
 		fmt.Fprintf(&body, `{"id":"%d","type":"receive","sku":"SKU-%02d","qty":%d}`, i, i, i%5+1)
 	}
 	body.WriteString("]")
-	status, _ := a.post(t, "/v1/events", body.String())
+	status, _ := a.Post(t, "/v1/events", body.String())
 	require.Equal(t, http.StatusOK, status)
 	var page struct {
 		Items []agent.StockView
@@ -259,7 +187,7 @@ func TestAgent_StockList(t *testing.T) {
 	var all []string
 	next := ""
 	for {
-		a.get(t, "/v1/stock?prefix=SKU-&limit=10&after="+next, &page)
+		a.Get(t, "/v1/stock?prefix=SKU-&limit=10&after="+next, &page)
 		for _, v := range page.Items {
 			all = append(all, v.SKU)
 		}
@@ -269,7 +197,7 @@ func TestAgent_StockList(t *testing.T) {
 		next = page.Next
 	}
 	require.Len(t, all, 25)
-	a.get(t, "/v1/stock?low=true&limit=100", &page)
+	a.Get(t, "/v1/stock?low=true&limit=100", &page)
 	require.Len(t, page.Items, 10, "qty 1 or 2 for 10 of the 25 SKUs")
 	for _, v := range page.Items {
 		require.True(t, v.LowStock)
@@ -278,7 +206,7 @@ func TestAgent_StockList(t *testing.T) {
 	var lows []string
 	next = ""
 	for range 20 {
-		a.get(t, "/v1/stock?low=true&limit=3&after="+next, &page)
+		a.Get(t, "/v1/stock?low=true&limit=3&after="+next, &page)
 		for _, v := range page.Items {
 			lows = append(lows, v.SKU)
 		}
@@ -290,7 +218,7 @@ func TestAgent_StockList(t *testing.T) {
 
 	// Each item is the view GET /v1/stock/{sku} reads, holds included.
 	require.Equal(t, http.StatusCreated, a.do(t, "POST", "/v1/reservations", `{"id":"h1","sku":"SKU-03","qty":3,"ttl":"10m","holder":"c1"}`, nil))
-	a.get(t, "/v1/stock?prefix=SKU-&limit=100", &page)
+	a.Get(t, "/v1/stock?prefix=SKU-&limit=100", &page)
 	require.Len(t, page.Items, 25)
 	for _, v := range page.Items {
 		require.Equal(t, a.stock(t, v.SKU), v)
@@ -312,7 +240,7 @@ func TestAgent_StockListCursor(t *testing.T) {
 
 func testStockListCursor(t *testing.T, alerts bool) {
 	a := startAgent(t, t.TempDir(), func(c *agent.Config) { c.Stock.LowStockThreshold, c.Alerts.Enabled = 2, alerts })
-	status, _ := a.post(t, "/v1/events", `[{"id":"1","type":"receive","sku":"S1","qty":1},{"id":"2","type":"receive","sku":"S2","qty":1},
+	status, _ := a.Post(t, "/v1/events", `[{"id":"1","type":"receive","sku":"S1","qty":1},{"id":"2","type":"receive","sku":"S2","qty":1},
 		{"id":"3","type":"receive","sku":"S3","qty":9},{"id":"4","type":"receive","sku":"S4","qty":1},{"id":"5","type":"receive","sku":"S5","qty":1}]`)
 	require.Equal(t, http.StatusOK, status)
 	var p struct {
@@ -325,26 +253,26 @@ func testStockListCursor(t *testing.T, alerts bool) {
 		}
 		return out
 	}
-	a.get(t, "/v1/stock?low=true&limit=3", &p)
+	a.Get(t, "/v1/stock?low=true&limit=3", &p)
 	require.Equal(t, []string{"S1", "S2", "S4"}, skus())
 	require.Equal(t, "S4", p.Next)
-	a.get(t, "/v1/stock?low=true&limit=3&after=S4", &p)
+	a.Get(t, "/v1/stock?low=true&limit=3&after=S4", &p)
 	require.Equal(t, []string{"S5"}, skus())
 	require.Equal(t, "", p.Next)
-	a.get(t, "/v1/stock?low=true&limit=2&after=S1&prefix=S", &p)
+	a.Get(t, "/v1/stock?low=true&limit=2&after=S1&prefix=S", &p)
 	require.Equal(t, []string{"S2", "S4"}, skus())
 	for _, v := range p.Items {
 		require.Equal(t, a.stock(t, v.SKU), v)
 	}
 
-	a.get(t, "/v1/stock?limit=5", &p)
+	a.Get(t, "/v1/stock?limit=5", &p)
 	require.Len(t, p.Items, 5)
 	require.Equal(t, "S5", p.Next)
-	a.get(t, "/v1/stock?limit=5&after=S5", &p)
+	a.Get(t, "/v1/stock?limit=5&after=S5", &p)
 	require.Empty(t, p.Items)
 	require.Equal(t, "", p.Next)
 
-	a.get(t, "/v1/stock?prefix=ZZ&low=true&limit=1", &p)
+	a.Get(t, "/v1/stock?prefix=ZZ&low=true&limit=1", &p)
 	require.Empty(t, p.Items)
 	require.Equal(t, "", p.Next)
 }
@@ -370,7 +298,7 @@ func TestAgent_MalformedMix(t *testing.T) {
 			case <-stop:
 				return
 			case <-time.After(20 * time.Millisecond):
-				if a.get(t, "/readyz", nil) != http.StatusOK {
+				if a.Get(t, "/readyz", nil) != http.StatusOK {
 					notReady++
 				}
 			}
@@ -393,9 +321,9 @@ func TestAgent_MalformedMix(t *testing.T) {
 	close(stop)
 	readyErrs.Wait()
 	require.Zero(t, notReady, "the agent stays ready")
-	require.Equal(t, int64(1000), a.onHand(t, "SKU-M"))
+	require.Equal(t, int64(1000), a.OnHand(t, "SKU-M"))
 	reasons := map[string]int{}
-	for _, it := range a.quarantine(t) {
+	for _, it := range a.Quarantine(t) {
 		reasons[it.Reason]++
 		require.NotEmpty(t, it.Message)
 	}
@@ -420,7 +348,7 @@ func TestAgent_MosquittoQueuesWhileStopped(t *testing.T) {
 	// The first run establishes the session and its subscriptions.
 	require.Eventually(t, func() bool {
 		_ = pub.PublishQoS1(t.Context(), eventsTopic("probe"), receive("p1", "PROBE", 1))
-		return a.onHand(t, "PROBE") == 1
+		return a.OnHand(t, "PROBE") == 1
 	}, 10*time.Second, 50*time.Millisecond)
 	require.NoError(t, a.Close(t.Context()))
 
@@ -437,7 +365,7 @@ func TestAgent_MosquittoQueuesWhileStopped(t *testing.T) {
 	wg.Wait()
 
 	a = startAgent(t, dir, external)
-	require.Eventually(t, func() bool { return a.onHand(t, "SKU-Q") == devices*each }, 60*time.Second, 100*time.Millisecond)
+	require.Eventually(t, func() bool { return a.OnHand(t, "SKU-Q") == devices*each }, 60*time.Second, 100*time.Millisecond)
 }
 
 // QoS 2: the agent answers PUBREC after the commit and mochi completes the
@@ -450,7 +378,7 @@ func TestAgent_EmbeddedQoS2(t *testing.T) {
 		require.NoError(t, err)
 		require.Less(t, resp.ReasonCode, byte(0x80), "PUBCOMP reason %#x", resp.ReasonCode)
 	}
-	require.Equal(t, int64(4), a.onHand(t, "SKU-Q2"))
+	require.Equal(t, int64(4), a.OnHand(t, "SKU-Q2"))
 }
 
 // An MQTT v5 Response Topic gets every result, with the correlation data.
@@ -518,8 +446,8 @@ func TestAgent_ScannerTopic(t *testing.T) {
 	scan("edgestock/wh1/devices/scan2/scan", "]d2010950600013435221SN1", "") // the same unit again
 	scan("edgestock/wh1/devices/scan1/scan/receive", "4006381333932", "s-3") // bad check digit
 	scan("edgestock/wh1/devices/scan1/scan/receive", "4006381333931", "")    // no id
-	require.Equal(t, int64(1), a.onHand(t, "SKU-S"))
-	require.Equal(t, int64(9), a.onHand(t, "SKU-G"))
+	require.Equal(t, int64(1), a.OnHand(t, "SKU-S"))
+	require.Equal(t, int64(9), a.OnHand(t, "SKU-G"))
 	var reasons []string
 	require.Eventually(t, func() bool {
 		for len(c.Received) > 0 {
@@ -541,7 +469,7 @@ func TestAgent_SerialScanMovements(t *testing.T) {
 	dir := t.TempDir()
 	require.NoError(t, os.WriteFile(filepath.Join(dir, "barcodes.csv"), []byte("gtin,sku\n09506000134352,SKU-G\n"), 0o644))
 	a := startAgent(t, dir, nil)
-	status, _ := a.post(t, "/v1/events?device=erp", `{"id":"r1","type":"receive","sku":"SKU-G","qty":10}`)
+	status, _ := a.Post(t, "/v1/events?device=erp", `{"id":"r1","type":"receive","sku":"SKU-G","qty":10}`)
 	require.Equal(t, http.StatusOK, status)
 	c := testenv.Dial(t, a.MQTTAddr(), "pos1")
 	c.SubscribeQoS1(t, "edgestock/wh1/devices/+/results")
@@ -550,11 +478,11 @@ func TestAgent_SerialScanMovements(t *testing.T) {
 	}
 	scan("pos1", "sale")
 	scan("pos1", "sale") // redelivery
-	require.Equal(t, int64(9), a.onHand(t, "SKU-G"))
+	require.Equal(t, int64(9), a.OnHand(t, "SKU-G"))
 	scan("desk", "return")
-	require.Equal(t, int64(10), a.onHand(t, "SKU-G"))
+	require.Equal(t, int64(10), a.OnHand(t, "SKU-G"))
 	scan("pos1", "sale")
-	require.Equal(t, int64(9), a.onHand(t, "SKU-G"), "sold again after its return")
+	require.Equal(t, int64(9), a.OnHand(t, "SKU-G"), "sold again after its return")
 
 	var r ingest.Result
 	select {
@@ -579,20 +507,20 @@ func TestAgent_POSVoid(t *testing.T) {
 	pos := func(ticket string) {
 		require.NoError(t, c.PublishQoS1(t.Context(), "edgestock/wh1/devices/pos1/pos", []byte(ticket)))
 	}
-	status, _ := a.post(t, "/v1/events?device=erp", `[{"id":"r1","type":"receive","sku":"SKU-P","qty":10},{"id":"r2","type":"receive","sku":"SKU-Q","qty":10,"location":"back"}]`)
+	status, _ := a.Post(t, "/v1/events?device=erp", `[{"id":"r1","type":"receive","sku":"SKU-P","qty":10},{"id":"r2","type":"receive","sku":"SKU-Q","qty":10,"location":"back"}]`)
 	require.Equal(t, http.StatusOK, status)
 	pos(`{"id":"T-1000","type":"sale","lines":[{"sku":"SKU-P","qty":3},{"sku":"SKU-Q","qty":2,"location":"back"},{"sku":"SKU-P","qty":1}]}`)
-	require.Equal(t, int64(6), a.onHand(t, "SKU-P"))
-	require.Equal(t, int64(8), a.onHand(t, "SKU-Q"))
+	require.Equal(t, int64(6), a.OnHand(t, "SKU-P"))
+	require.Equal(t, int64(8), a.OnHand(t, "SKU-Q"))
 
 	pos(`{"id":"T-1001","type":"void","voids":"T-1000"}`)
-	require.Equal(t, int64(10), a.onHand(t, "SKU-P"), "the void restores stock exactly")
-	require.Equal(t, int64(10), a.onHand(t, "SKU-Q"))
+	require.Equal(t, int64(10), a.OnHand(t, "SKU-P"), "the void restores stock exactly")
+	require.Equal(t, int64(10), a.OnHand(t, "SKU-Q"))
 
 	pos(`{"id":"T-1001","type":"void","voids":"T-1000"}`) // redelivery
 	pos(`{"id":"T-1002","type":"void","voids":"T-1000"}`) // a second void of the same ticket
-	require.Equal(t, int64(10), a.onHand(t, "SKU-P"))
-	require.Equal(t, int64(10), a.onHand(t, "SKU-Q"))
+	require.Equal(t, int64(10), a.OnHand(t, "SKU-P"))
+	require.Equal(t, int64(10), a.OnHand(t, "SKU-Q"))
 
 	pos(`{"id":"T-1003","type":"void","voids":"T-0999"}`)
 	var r ingest.Result
@@ -605,13 +533,13 @@ func TestAgent_POSVoid(t *testing.T) {
 	require.Equal(t, ingest.Result{ID: "T-1003", Status: ingest.StatusRejected, Reason: "unknown_ticket",
 		Message: "the voided ticket was never received from this device"}, r)
 	var q struct{ Items []agent.QuarantineView }
-	a.get(t, "/v1/quarantine", &q)
+	a.Get(t, "/v1/quarantine", &q)
 	require.Len(t, q.Items, 1)
 	require.Equal(t, "unknown_ticket", q.Items[0].Reason)
 	require.Contains(t, *q.Items[0].Payload, `"voids":"T-0999"`)
 
 	var log struct{ Events []agent.LoggedEventView }
-	a.get(t, "/v1/events?limit=100", &log)
+	a.Get(t, "/v1/events?limit=100", &log)
 	var voids []string
 	for _, e := range log.Events {
 		if e.Type == "void" {
@@ -626,7 +554,7 @@ func TestAgent_POSVoid(t *testing.T) {
 	// The same void id naming another ticket is a reused id, not a second void.
 	pos(`{"id":"T-1003","type":"sale","lines":[{"sku":"SKU-P","qty":1}]}`)
 	pos(`{"id":"T-1001","type":"void","voids":"T-1003"}`)
-	require.Equal(t, int64(9), a.onHand(t, "SKU-P"))
+	require.Equal(t, int64(9), a.OnHand(t, "SKU-P"))
 }
 
 // A file read again after a crash (the agent died after the last commit,
@@ -645,14 +573,14 @@ func TestAgent_FiledropRereadAfterCrash(t *testing.T) {
 			`{"id":"j1","type":"receive","sku":"SKU-J","qty":2}` + "\nnot json\n"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			before := len(a.quarantine(t))
+			before := len(a.Quarantine(t))
 			dropFile(t, drop, tc.name, tc.content)
 			done := filepath.Join(drop, "done", tc.name)
 			require.Eventually(t, func() bool { _, err := os.Stat(done); return err == nil }, 10*time.Second, 20*time.Millisecond)
 			first := readReport(t, done+".report.json")
 			require.Equal(t, 1, first.Applied)
 			require.Len(t, first.Rejected, 3)
-			quarantined := a.quarantine(t)[before:]
+			quarantined := a.Quarantine(t)[before:]
 			require.Len(t, quarantined, 3)
 
 			info, err := os.Stat(done)
@@ -663,7 +591,7 @@ func TestAgent_FiledropRereadAfterCrash(t *testing.T) {
 			require.NoError(t, os.Rename(back, filepath.Join(drop, tc.name)))
 			require.Eventually(t, func() bool { _, err := os.Stat(filepath.Join(drop, tc.name)); return err != nil }, 10*time.Second, 20*time.Millisecond)
 
-			require.Len(t, a.quarantine(t)[before:], 3, "the re-read quarantines nothing again")
+			require.Len(t, a.Quarantine(t)[before:], 3, "the re-read quarantines nothing again")
 			entries, err := os.ReadDir(filepath.Join(drop, "done"))
 			require.NoError(t, err)
 			var second agent.FileReport
@@ -682,8 +610,8 @@ func TestAgent_FiledropRereadAfterCrash(t *testing.T) {
 			}
 		})
 	}
-	require.Equal(t, int64(10), a.onHand(t, "SKU-C"))
-	require.Equal(t, int64(10), a.onHand(t, "SKU-J"))
+	require.Equal(t, int64(10), a.OnHand(t, "SKU-C"))
+	require.Equal(t, int64(10), a.OnHand(t, "SKU-J"))
 }
 
 // dropFile writes a file next to the watched folder and renames it in, as
@@ -713,7 +641,7 @@ func TestAgent_Filedrop(t *testing.T) {
 	dropFile(t, drop, "pos-2026-11-27.csv", csv)
 	done := filepath.Join(drop, "done", "pos-2026-11-27.csv")
 	require.Eventually(t, func() bool { _, err := os.Stat(done); return err == nil }, 10*time.Second, 20*time.Millisecond)
-	require.Equal(t, int64(7), a.onHand(t, "SKU-F"))
+	require.Equal(t, int64(7), a.OnHand(t, "SKU-F"))
 	r := readReport(t, done+".report.json")
 	require.Equal(t, 4, r.Lines)
 	require.Equal(t, 2, r.Applied)
@@ -727,7 +655,7 @@ func TestAgent_Filedrop(t *testing.T) {
 		entries, _ := os.ReadDir(filepath.Join(drop, "done"))
 		return len(entries) == 4
 	}, 10*time.Second, 20*time.Millisecond)
-	require.Equal(t, int64(7), a.onHand(t, "SKU-F"))
+	require.Equal(t, int64(7), a.OnHand(t, "SKU-F"))
 
 	// A file whose header is wrong fails as a whole, with the reason.
 	dropFile(t, drop, "broken.jsonl.csv", "colour,qty\nred,1\n")
@@ -736,7 +664,7 @@ func TestAgent_Filedrop(t *testing.T) {
 	require.Contains(t, readReport(t, failed+".report.json").Error, `unknown column "colour"`)
 
 	var q struct{ Items []agent.QuarantineView }
-	a.get(t, "/v1/quarantine?limit=100", &q)
+	a.Get(t, "/v1/quarantine?limit=100", &q)
 	require.Len(t, q.Items, 4, "rejected lines are quarantined (twice: the file came twice)")
 	require.Equal(t, "file", q.Items[0].Source)
 	require.Equal(t, "sale,SKU-F,many,", *q.Items[0].Payload)
@@ -745,8 +673,8 @@ func TestAgent_Filedrop(t *testing.T) {
 // /metrics agrees with what happened.
 func TestAgent_Metrics(t *testing.T) {
 	a := startAgent(t, t.TempDir(), nil)
-	a.post(t, "/v1/events?device=d1", `[{"id":"1","type":"receive","sku":"S","qty":1},{"id":"1","type":"receive","sku":"S","qty":1},{"id":"2","type":"nope","sku":"S","qty":1}]`)
-	resp, err := http.Get(a.base + "/metrics")
+	a.Post(t, "/v1/events?device=d1", `[{"id":"1","type":"receive","sku":"S","qty":1},{"id":"1","type":"receive","sku":"S","qty":1},{"id":"2","type":"nope","sku":"S","qty":1}]`)
+	resp, err := http.Get(a.Base + "/metrics")
 	require.NoError(t, err)
 	defer resp.Body.Close()
 	body, err := io.ReadAll(resp.Body)
@@ -780,7 +708,7 @@ func TestAgent_FiledropBarcodes(t *testing.T) {
 		_, err := os.Stat(filepath.Join(drop, "done", "count.csv"))
 		return err == nil
 	}, 10*time.Second, 20*time.Millisecond, "the file is processed")
-	require.Equal(t, int64(4), a.onHand(t, "SKU-FB"), "the barcode row is applied, not rejected unknown_barcode")
+	require.Equal(t, int64(4), a.OnHand(t, "SKU-FB"), "the barcode row is applied, not rejected unknown_barcode")
 }
 
 // Two agents on one data dir: the second refuses to start, naming the data
@@ -788,12 +716,12 @@ func TestAgent_FiledropBarcodes(t *testing.T) {
 func TestAgent_DataDirLocked(t *testing.T) {
 	dir := t.TempDir()
 	first := startAgent(t, dir, nil)
-	cfg := first.cfg
+	cfg := first.Config
 	cfg.HTTP.Listen, cfg.MQTT.Listen = "127.0.0.1:0", "127.0.0.1:0"
 	second := agent.New(cfg, testLogger(t))
 	err := second.Open(t.Context())
 	require.ErrorIs(t, err, store.ErrDirLocked)
 	require.ErrorContains(t, err, dir)
 	require.ErrorContains(t, err, fmt.Sprintf("pid %d", os.Getpid()))
-	require.Equal(t, http.StatusOK, first.get(t, "/readyz", nil))
+	require.Equal(t, http.StatusOK, first.Get(t, "/readyz", nil))
 }

@@ -71,7 +71,7 @@ func TestAlerts_LowStockOnceEach(t *testing.T) {
 		`{"type":"sale","qty":1}`, `{"type":"receive","qty":3}`, // 1, 4: still low (restock at 6)
 		`{"type":"receive","qty":2}`, `{"type":"sale","qty":1}`, // 6: restocked; 5: quiet
 	} {
-		status, _ := a.post(t, "/v1/events?device=pos1", fmt.Sprintf(`{"id":"e%d","sku":"SKU-T",%s`, i, ev[1:]))
+		status, _ := a.Post(t, "/v1/events?device=pos1", fmt.Sprintf(`{"id":"e%d","sku":"SKU-T",%s`, i, ev[1:]))
 		require.Equal(t, http.StatusOK, status)
 	}
 	var mqtt []string
@@ -94,16 +94,16 @@ func TestAlerts_LowStockOnceEach(t *testing.T) {
 		require.Equal(t, 1, n, "alert %s delivered once", id)
 	}
 	var v agent.StockView
-	a.get(t, "/v1/stock/SKU-T", &v)
+	a.Get(t, "/v1/stock/SKU-T", &v)
 	require.False(t, v.LowStock)
 }
 
 func TestAlerts_NegativeStockAndDeviceGap(t *testing.T) {
 	a := startAgent(t, t.TempDir(), nil)
-	a.post(t, "/v1/events?device=scn1", `[{"id":"1","type":"receive","sku":"N","qty":1,"seq":1},
+	a.Post(t, "/v1/events?device=scn1", `[{"id":"1","type":"receive","sku":"N","qty":1,"seq":1},
 		{"id":"2","type":"sale","sku":"N","qty":3,"seq":2},{"id":"5","type":"sale","sku":"N","qty":1,"seq":5}]`)
 	var page struct{ Alerts []agent.AlertView }
-	require.Eventually(t, func() bool { a.get(t, "/v1/alerts", &page); return len(page.Alerts) == 3 }, 5*time.Second, 10*time.Millisecond)
+	require.Eventually(t, func() bool { a.Get(t, "/v1/alerts", &page); return len(page.Alerts) == 3 }, 5*time.Second, 10*time.Millisecond)
 	byKind := map[string]agent.AlertView{}
 	for _, al := range page.Alerts {
 		byKind[al.Kind] = al
@@ -122,9 +122,9 @@ func TestLive_RetainedStock(t *testing.T) {
 	early := testenv.Dial(t, a.MQTTAddr(), "screen-1")
 	early.SubscribeQoS1(t, "edgestock/wh1/stock/#")
 	for i := range 100 {
-		a.post(t, "/v1/events", fmt.Sprintf(`{"id":"r%d","type":"receive","sku":"L-1","qty":1}`, i))
+		a.Post(t, "/v1/events", fmt.Sprintf(`{"id":"r%d","type":"receive","sku":"L-1","qty":1}`, i))
 	}
-	a.post(t, "/v1/events", `[{"id":"x2","type":"receive","sku":"L-2","qty":7},{"id":"x3","type":"receive","sku":"L-3","qty":9}]`)
+	a.Post(t, "/v1/events", `[{"id":"x2","type":"receive","sku":"L-2","qty":7},{"id":"x3","type":"receive","sku":"L-3","qty":9}]`)
 	want := map[string]int64{"edgestock/wh1/stock/L-1": 100, "edgestock/wh1/stock/L-2": 7, "edgestock/wh1/stock/L-3": 9}
 
 	levels := func(c *testenv.Client) map[string]int64 {
@@ -147,7 +147,7 @@ func TestLive_RetainedStock(t *testing.T) {
 
 	// The embedded broker forgets retained messages when it stops; a
 	// restarted agent publishes every SKU again.
-	dir := a.cfg.DataDir
+	dir := a.Config.DataDir
 	require.NoError(t, a.Close(t.Context()))
 	a = startAgent(t, dir, nil)
 	again := testenv.Dial(t, a.MQTTAddr(), "screen-3")

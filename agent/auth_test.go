@@ -73,7 +73,7 @@ func TestAuth_EveryEndpoint(t *testing.T) {
 				{"device token", device, http.StatusForbidden},
 			}
 			for _, c := range cases {
-				req, err := http.NewRequest(ep.method, a.base+ep.path, strings.NewReader(ep.body))
+				req, err := http.NewRequest(ep.method, a.Base+ep.path, strings.NewReader(ep.body))
 				require.NoError(t, err)
 				switch {
 				case strings.Contains(c.token, " "):
@@ -93,7 +93,7 @@ func TestAuth_EveryEndpoint(t *testing.T) {
 			}
 		})
 	}
-	resp, err := http.Get(a.base + "/healthz")
+	resp, err := http.Get(a.Base + "/healthz")
 	require.NoError(t, err)
 	resp.Body.Close()
 	require.Equal(t, http.StatusOK, resp.StatusCode, "/healthz needs no token")

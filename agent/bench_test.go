@@ -51,7 +51,7 @@ func BenchmarkAgent_MosquittoIngest(b *testing.B) {
 	m := testenv.StartMosquitto(b)
 	a := startAgent(b, b.TempDir(), func(c *agent.Config) { c.MQTT.URL = m.URL() })
 	warm := testenv.Dial(b, m.Addr, "warm")
-	for a.onHand(b, "WARM") == 0 { // the agent subscribes just after connecting
+	for a.OnHand(b, "WARM") == 0 { // the agent subscribes just after connecting
 		_ = warm.PublishQoS1(b.Context(), eventsTopic("warm"), receive("w", "WARM", 1))
 		time.Sleep(10 * time.Millisecond)
 	}
@@ -73,7 +73,7 @@ func BenchmarkAgent_MosquittoIngest(b *testing.B) {
 		}
 	}
 	wg.Wait()
-	for a.onHand(b, "SKU-B") < int64(b.N) {
+	for a.OnHand(b, "SKU-B") < int64(b.N) {
 		time.Sleep(5 * time.Millisecond)
 	}
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
@@ -97,7 +97,7 @@ func BenchmarkReservations_Holds(b *testing.B) {
 
 func benchHolds(b *testing.B, rate int) {
 	a := startAgent(b, b.TempDir(), nil)
-	a.post(b, "/v1/events", `{"id":"r1","type":"receive","sku":"HOT","qty":1000000}`)
+	a.Post(b, "/v1/events", `{"id":"r1","type":"receive","sku":"HOT","qty":1000000}`)
 	const clients = 200
 	tr := &http.Transport{MaxIdleConnsPerHost: clients}
 	defer tr.CloseIdleConnections()
@@ -110,7 +110,7 @@ func benchHolds(b *testing.B, rate int) {
 		wg.Go(func() {
 			for j := range jobs {
 				i, due := j[0], time.Unix(0, j[1])
-				resp, err := client.Post(a.base+"/v1/reservations", "application/json",
+				resp, err := client.Post(a.Base+"/v1/reservations", "application/json",
 					strings.NewReader(fmt.Sprintf(`{"id":"b-%d","sku":"HOT","qty":1,"ttl":"10m"}`, i)))
 				if err != nil {
 					b.Error(err)

@@ -43,7 +43,7 @@ func TestBrokerAuth_DeviceACL(t *testing.T) {
 	require.Less(t, subscribe("edgestock/wh1/devices/devA/results"), byte(0x80))
 	require.Less(t, subscribe("edgestock/wh1/stock/#"), byte(0x80))
 	require.Less(t, subscribe("edgestock/wh1/status"), byte(0x80))
-	require.Equal(t, int64(2), a.onHand(t, "ACL"), "only A's own event applied")
+	require.Equal(t, int64(2), a.OnHand(t, "ACL"), "only A's own event applied")
 
 	start := time.Now()
 	require.NoError(t, a.RevokeToken(ctx, claimsA.ID))

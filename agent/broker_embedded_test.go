@@ -66,7 +66,7 @@ func startAgentLogs(t *testing.T, mutate func(*agent.Config)) (*testAgent, *logL
 	t.Helper()
 	logs := newLogLines()
 	a := startAgentLogger(t, t.TempDir(), mutate, logs.logger())
-	require.Eventually(t, func() bool { return a.get(t, "/readyz", nil) == 200 }, 10*time.Second, 10*time.Millisecond)
+	require.Eventually(t, func() bool { return a.Get(t, "/readyz", nil) == 200 }, 10*time.Second, 10*time.Millisecond)
 	return a, logs
 }
 
@@ -138,8 +138,8 @@ func TestEmbedded_RetainedDeviceTopicRefused(t *testing.T) {
 	require.Error(t, err, "MQTT 5 hears the refusal")
 	require.Equal(t, byte(0x87), pr.ReasonCode)
 	require.Contains(t, pr.Properties.ReasonString, "never retained")
-	require.Equal(t, int64(0), a.onHand(t, "RET"), "nothing applied")
-	q := a.quarantine(t)
+	require.Equal(t, int64(0), a.OnHand(t, "RET"), "nothing applied")
+	q := a.Quarantine(t)
 	require.Len(t, q, 1)
 	require.Equal(t, "unauthorized", q[0].Reason)
 	require.Equal(t, "devR", q[0].Device)
@@ -201,7 +201,7 @@ func TestBrokerAuth_RefusedPublishOneLogLine(t *testing.T) {
 	}
 	require.Empty(t, logs.matching(`msg=""`), "no empty warnings")
 	require.Empty(t, logs.matching("zzzzzzzz"), "no packet dump")
-	require.Equal(t, int64(0), a.onHand(t, "LOG"))
+	require.Equal(t, int64(0), a.OnHand(t, "LOG"))
 }
 
 // A payload over the 256 KiB limit is rejected too_large and quarantined
@@ -225,7 +225,7 @@ func TestEmbedded_OversizePublish(t *testing.T) {
 
 	_, err = c.Publish(t.Context(), &paho.Publish{Topic: eventsTopic("devBig"), QoS: 1, Payload: bytes.Repeat([]byte("a"), 300<<10)})
 	require.NoError(t, err)
-	q := a.quarantine(t)
+	q := a.Quarantine(t)
 	require.Len(t, q, 1)
 	require.Equal(t, "too_large", q[0].Reason)
 	require.NotNil(t, q[0].Payload)

@@ -46,14 +46,14 @@ func TestLimits_OversizeAndFlood(t *testing.T) {
 	}
 	wg.Wait()
 	took := time.Since(start)
-	require.Equal(t, int64(goodCount-1), a.onHand(t, "G"), "good traffic keeps flowing")
+	require.Equal(t, int64(goodCount-1), a.OnHand(t, "G"), "good traffic keeps flowing")
 	require.Equal(t, int64(floodCount), floodSent.Load(), "every flood message acknowledged")
-	applied := a.onHand(t, "F")
+	applied := a.OnHand(t, "F")
 	require.LessOrEqual(t, float64(applied), burst+rate*(took.Seconds()+0.5), "at most burst + rate x time")
 	require.Less(t, applied, floodSent.Load(), "the flood is limited")
 
 	reasons := map[string]int{}
-	for _, it := range a.quarantine(t) {
+	for _, it := range a.Quarantine(t) {
 		reasons[it.Reason]++
 	}
 	require.Equal(t, 1, reasons["too_large"])

@@ -44,7 +44,7 @@ func TestLive_FinalLevelAtShutdown(t *testing.T) {
 		}
 		streamed <- nil
 	}()
-	require.Eventually(t, func() bool { return a.onHand(t, "SKU-LIVE") >= 200 }, 10*time.Second, time.Millisecond)
+	require.Eventually(t, func() bool { return a.OnHand(t, "SKU-LIVE") >= 200 }, 10*time.Second, time.Millisecond)
 	require.NoError(t, a.Close(t.Context())) // mid-stream
 	stop.Store(true)
 	require.NoError(t, <-streamed)
@@ -83,13 +83,13 @@ func TestLive_FinalLevelAtShutdown(t *testing.T) {
 // /v1/stock/{sku} reads alone: levels by location, holds, low state.
 func TestLive_ViewsMatchStockEndpoint(t *testing.T) {
 	a := startAgent(t, t.TempDir(), nil)
-	a.post(t, "/v1/events", `[{"id":"a1","type":"receive","sku":"V-A","qty":10},{"id":"c1","type":"receive","sku":"V-C","qty":7}]`)
+	a.Post(t, "/v1/events", `[{"id":"a1","type":"receive","sku":"V-A","qty":10},{"id":"c1","type":"receive","sku":"V-C","qty":7}]`)
 	require.Equal(t, http.StatusCreated, a.do(t, "POST", "/v1/reservations", `{"id":"h1","sku":"V-A","qty":2,"ttl":"10m","holder":"c1"}`, nil))
 	require.Equal(t, http.StatusCreated, a.do(t, "POST", "/v1/reservations", `{"id":"h2","sku":"V-C","qty":1,"ttl":"10m","holder":"c2"}`, nil))
 	sub := testenv.Dial(t, a.MQTTAddr(), "screen")
 	sub.SubscribeQoS1(t, "edgestock/"+wh+"/stock/#")
 	// One commit, so one flush reads all three.
-	a.post(t, "/v1/events", `[{"id":"a2","type":"receive","sku":"V-A","qty":3,"location":"B-1"},
+	a.Post(t, "/v1/events", `[{"id":"a2","type":"receive","sku":"V-A","qty":3,"location":"B-1"},
 		{"id":"b1","type":"receive","sku":"V-B","qty":5},{"id":"b2","type":"sale","sku":"V-B","qty":5},
 		{"id":"c2","type":"receive","sku":"V-C","qty":1}]`)
 
@@ -136,7 +136,7 @@ func TestEmbedded_CloseAcksWhatItCommitted(t *testing.T) {
 			}
 		})
 	}
-	require.Eventually(t, func() bool { return a.onHand(t, "SKU-CLOSE") >= 300 }, 10*time.Second, time.Millisecond)
+	require.Eventually(t, func() bool { return a.OnHand(t, "SKU-CLOSE") >= 300 }, 10*time.Second, time.Millisecond)
 	require.NoError(t, a.Close(t.Context()))
 	wg.Wait()
 
@@ -180,9 +180,9 @@ func TestExternal_RetainedDeviceMessageRejectedOnce(t *testing.T) {
 		// anything the subscription brought.
 		marker := fmt.Sprint("m", restart)
 		require.NoError(t, dev.PublishQoS1(t.Context(), eventsTopic("devR"), receive(marker, "MARK", 1)))
-		require.Eventually(t, func() bool { return a.onHand(t, "MARK") == int64(restart+1) }, 10*time.Second, 10*time.Millisecond)
-		require.Equal(t, int64(0), a.onHand(t, "RET"), "restart %d: the retained event is never applied", restart)
-		q := a.quarantine(t)
+		require.Eventually(t, func() bool { return a.OnHand(t, "MARK") == int64(restart+1) }, 10*time.Second, 10*time.Millisecond)
+		require.Equal(t, int64(0), a.OnHand(t, "RET"), "restart %d: the retained event is never applied", restart)
+		q := a.Quarantine(t)
 		require.Len(t, q, 1, "restart %d: quarantined once", restart)
 		require.Equal(t, "unauthorized", q[0].Reason)
 		require.Equal(t, string(receive("r1", "RET", 5)), *q[0].Payload)

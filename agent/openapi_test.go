@@ -15,7 +15,7 @@ import (
 
 func TestOpenAPI_Served(t *testing.T) {
 	a := startAgent(t, t.TempDir(), nil) // loopback: no token needed
-	resp, err := http.Get(a.base + "/v1/openapi.yaml")
+	resp, err := http.Get(a.Base + "/v1/openapi.yaml")
 	require.NoError(t, err)
 	defer resp.Body.Close()
 	body, err := io.ReadAll(resp.Body)
@@ -29,7 +29,7 @@ func TestOpenAPI_Served(t *testing.T) {
 // documented security says.
 func TestOpenAPI_ScopesAsDocumented(t *testing.T) {
 	a := startAgentAuth(t)
-	apidoctest.RequireScopesAsDocumented(t, apidoc.Agent, a.base, func(scope string) string {
+	apidoctest.RequireScopesAsDocumented(t, apidoc.Agent, a.Base, func(scope string) string {
 		device := ""
 		if scope == auth.ScopeDevice {
 			device = "d1"

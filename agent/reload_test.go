@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/edgestock/edgestock/agent"
+	"github.com/edgestock/edgestock/internal/agenttest"
 	"github.com/edgestock/edgestock/internal/testenv"
 )
 
@@ -40,10 +41,10 @@ func TestReload_LiveInvalidAndRestartOnly(t *testing.T) {
 	}}
 	require.NoError(t, a.Open(t.Context()))
 	t.Cleanup(func() { _ = a.Close(t.Context()) })
-	ta := &testAgent{Agent: a, base: "http://" + a.HTTPAddr()}
+	ta := &testAgent{&agenttest.Agent{Agent: a, Config: cfg, Base: "http://" + a.HTTPAddr()}}
 	status := func() agent.Status {
 		var st agent.Status
-		require.Equal(t, http.StatusOK, ta.get(t, "/v1/status", &st))
+		require.Equal(t, http.StatusOK, ta.Get(t, "/v1/status", &st))
 		return st
 	}
 	require.Equal(t, 1, status().ConfigGeneration)
@@ -54,18 +55,18 @@ func TestReload_LiveInvalidAndRestartOnly(t *testing.T) {
 	const n = 400
 	wg.Go(func() {
 		for i := range n {
-			status, _ := ta.post(t, "/v1/events?device=pos", fmt.Sprintf(`{"id":"%d","type":"receive","sku":"LOAD","qty":1}`, i))
+			status, _ := ta.Post(t, "/v1/events?device=pos", fmt.Sprintf(`{"id":"%d","type":"receive","sku":"LOAD","qty":1}`, i))
 			require.Equal(t, http.StatusOK, status)
 		}
 	})
 	write("devices:\n  rate-limit: 0\n  modes: {scan1: receive}\n")
 	require.Eventually(t, func() bool { return status().ConfigGeneration == 2 }, 10*time.Second, 20*time.Millisecond)
 	wg.Wait()
-	require.Equal(t, int64(n), ta.onHand(t, "LOAD"), "not a single event dropped")
+	require.Equal(t, int64(n), ta.OnHand(t, "LOAD"), "not a single event dropped")
 	_, err = c.Publish(t.Context(), &paho.Publish{Topic: "edgestock/wh1/devices/scan1/scan", QoS: 1, Payload: []byte("4006381333931"),
 		Properties: &paho.PublishProperties{User: paho.UserProperties{{Key: "id", Value: "s1"}}}})
 	require.NoError(t, err)
-	require.Equal(t, int64(1), ta.onHand(t, "SKU-S"), "the new mode applies without a restart")
+	require.Equal(t, int64(1), ta.OnHand(t, "SKU-S"), "the new mode applies without a restart")
 
 	// An invalid file is refused and reported; the running config stays.
 	write("devices:\n  results: sometimes\n")

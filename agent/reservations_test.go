@@ -20,7 +20,7 @@ import (
 
 func (a *testAgent) do(tb testing.TB, method, path, body string, out any) int {
 	tb.Helper()
-	req, err := http.NewRequest(method, a.base+path, bytes.NewBufferString(body))
+	req, err := http.NewRequest(method, a.Base+path, bytes.NewBufferString(body))
 	require.NoError(tb, err)
 	resp, err := http.DefaultClient.Do(req)
 	require.NoError(tb, err)
@@ -34,7 +34,7 @@ func (a *testAgent) do(tb testing.TB, method, path, body string, out any) int {
 func (a *testAgent) stock(tb testing.TB, sku string) agent.StockView {
 	tb.Helper()
 	var v agent.StockView
-	require.Equal(tb, http.StatusOK, a.get(tb, "/v1/stock/"+sku, &v))
+	require.Equal(tb, http.StatusOK, a.Get(tb, "/v1/stock/"+sku, &v))
 	return v
 }
 
@@ -43,7 +43,7 @@ func (a *testAgent) stock(tb testing.TB, sku string) agent.StockView {
 // is never observed below zero.
 func TestReservations_FlashSale(t *testing.T) {
 	a := startAgent(t, t.TempDir(), nil)
-	status, _ := a.post(t, "/v1/events", `{"id":"r1","type":"receive","sku":"HOT","qty":100}`)
+	status, _ := a.Post(t, "/v1/events", `{"id":"r1","type":"receive","sku":"HOT","qty":100}`)
 	require.Equal(t, http.StatusOK, status)
 
 	stop := make(chan struct{})
@@ -101,7 +101,7 @@ func TestReservations_FlashSale(t *testing.T) {
 func TestReservations_Lifecycle(t *testing.T) {
 	dir := t.TempDir()
 	a := startAgent(t, dir, nil)
-	a.post(t, "/v1/events", `{"id":"r1","type":"receive","sku":"S","qty":10}`)
+	a.Post(t, "/v1/events", `{"id":"r1","type":"receive","sku":"S","qty":10}`)
 	var h agent.HoldView
 	require.Equal(t, http.StatusCreated, a.do(t, "POST", "/v1/reservations", `{"id":"h1","sku":"S","qty":3,"ttl":"10m","holder":"cart-1","channel":"web"}`, &h))
 	require.Equal(t, "active", h.State)
@@ -167,7 +167,7 @@ func TestReservations_Lifecycle(t *testing.T) {
 
 func TestReservations_Expiry(t *testing.T) {
 	a := startAgent(t, t.TempDir(), nil)
-	a.post(t, "/v1/events", `{"id":"r1","type":"receive","sku":"S","qty":5}`)
+	a.Post(t, "/v1/events", `{"id":"r1","type":"receive","sku":"S","qty":5}`)
 	var h agent.HoldView
 	require.Equal(t, http.StatusCreated, a.do(t, "POST", "/v1/reservations", `{"id":"short","sku":"S","qty":5,"ttl":"1s"}`, &h))
 	require.Equal(t, int64(0), a.stock(t, "S").Available)
@@ -190,7 +190,7 @@ func TestReservations_Expiry(t *testing.T) {
 // commit. Hold ids follow the event id rules and have no '/'.
 func TestReservations_ReservedDevices(t *testing.T) {
 	a := startAgent(t, t.TempDir(), nil)
-	a.post(t, "/v1/events", `{"id":"r1","type":"receive","sku":"S","qty":10}`)
+	a.Post(t, "/v1/events", `{"id":"r1","type":"receive","sku":"S","qty":10}`)
 	sale := `{"id":"hold:h1","type":"sale","sku":"S","qty":1}`
 	for _, tc := range []struct{ name, path, body string }{
 		{"query device", "/v1/events?device=reservations", sale},
@@ -198,7 +198,7 @@ func TestReservations_ReservedDevices(t *testing.T) {
 		{"file drop device", "/v1/events?device=filedrop", `{"id":"orders.csv:2","type":"sale","sku":"S","qty":1}`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			status, res := a.post(t, tc.path, tc.body)
+			status, res := a.Post(t, tc.path, tc.body)
 			require.Equal(t, http.StatusOK, status)
 			require.Len(t, res.Results, 1)
 			require.Equal(t, ingest.StatusRejected, res.Results[0].Status)

@@ -33,7 +33,7 @@ func TestAgent_HTTPWriteOnFailingStore(t *testing.T) {
 	client := &http.Client{Timeout: time.Minute} // the old code never answered
 	post := func(body string) (int, string) {
 		t.Helper()
-		resp, err := client.Post(a.base+"/v1/events?device=pos-1", "application/json", bytes.NewBufferString(body))
+		resp, err := client.Post(a.Base+"/v1/events?device=pos-1", "application/json", bytes.NewBufferString(body))
 		require.NoError(t, err)
 		defer resp.Body.Close()
 		var e struct {
@@ -50,7 +50,7 @@ func TestAgent_HTTPWriteOnFailingStore(t *testing.T) {
 	// Known to fail now: refused without waiting for the deadline.
 	require.Eventually(t, func() bool {
 		var st agent.Status
-		return a.get(t, "/v1/status", &st) == http.StatusOK && !st.StoreOK
+		return a.Get(t, "/v1/status", &st) == http.StatusOK && !st.StoreOK
 	}, 30*time.Second, 10*time.Millisecond)
 	status, code = post(`{"id":"e2","type":"receive","sku":"SKU-1","qty":1}`)
 	require.Equal(t, http.StatusServiceUnavailable, status)
@@ -58,5 +58,5 @@ func TestAgent_HTTPWriteOnFailingStore(t *testing.T) {
 
 	require.NoError(t, lock.Rollback())
 	require.Eventually(t, func() bool { status, _ := post(body); return status == http.StatusOK }, 30*time.Second, 50*time.Millisecond)
-	require.EqualValues(t, 3, a.onHand(t, "SKU-1"), "e1 counted once (queued, then retried and deduplicated); e2 never queued")
+	require.EqualValues(t, 3, a.OnHand(t, "SKU-1"), "e1 counted once (queued, then retried and deduplicated); e2 never queued")
 }

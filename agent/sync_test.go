@@ -17,9 +17,9 @@ import (
 
 func TestSync_DeltasMergeState(t *testing.T) {
 	a := startAgent(t, t.TempDir(), nil)
-	a.post(t, "/v1/events", `[{"id":"1","type":"receive","sku":"SKU-1","qty":5},{"id":"2","type":"sale","sku":"SKU-1","qty":2}]`)
+	a.Post(t, "/v1/events", `[{"id":"1","type":"receive","sku":"SKU-1","qty":5},{"id":"2","type":"sale","sku":"SKU-1","qty":2}]`)
 	var d sync.Deltas
-	require.Equal(t, http.StatusOK, a.get(t, "/v1/sync/deltas?since=", &d))
+	require.Equal(t, http.StatusOK, a.Get(t, "/v1/sync/deltas?since=", &d))
 	require.Equal(t, a.ReplicaID(), d.Replica)
 	require.Equal(t, []sync.Entry{{Warehouse: "wh1", Location: "default", SKU: "SKU-1", Replica: a.ReplicaID(), P: 5, N: 2}}, d.Entries)
 
@@ -27,12 +27,12 @@ func TestSync_DeltasMergeState(t *testing.T) {
 	done := make(chan sync.Deltas, 1)
 	go func() {
 		var next sync.Deltas
-		a.get(t, "/v1/sync/deltas?wait=30s&since="+d.Next, &next)
+		a.Get(t, "/v1/sync/deltas?wait=30s&since="+d.Next, &next)
 		done <- next
 	}()
 	time.Sleep(50 * time.Millisecond)
 	start := time.Now()
-	a.post(t, "/v1/events", `{"id":"3","type":"receive","sku":"SKU-2","qty":1}`)
+	a.Post(t, "/v1/events", `{"id":"3","type":"receive","sku":"SKU-2","qty":1}`)
 	select {
 	case next := <-done:
 		require.Less(t, time.Since(start), 5*time.Second)
@@ -43,7 +43,7 @@ func TestSync_DeltasMergeState(t *testing.T) {
 	}
 
 	// gzip on request.
-	req, _ := http.NewRequest("GET", a.base+"/v1/sync/deltas", nil)
+	req, _ := http.NewRequest("GET", a.Base+"/v1/sync/deltas", nil)
 	req.Header.Set("Accept-Encoding", "gzip")
 	resp, err := (&http.Transport{DisableCompression: true}).RoundTrip(req)
 	require.NoError(t, err)
@@ -57,7 +57,7 @@ func TestSync_DeltasMergeState(t *testing.T) {
 	// The hub merges another warehouse's state: the global view shows it.
 	merge := func(body string) sync.MergeResponse {
 		var r sync.MergeResponse
-		resp, err := http.Post(a.base+"/v1/sync/merge", "application/json", bytes.NewBufferString(body))
+		resp, err := http.Post(a.Base+"/v1/sync/merge", "application/json", bytes.NewBufferString(body))
 		require.NoError(t, err)
 		defer resp.Body.Close()
 		require.Equal(t, http.StatusOK, resp.StatusCode)
@@ -69,7 +69,7 @@ func TestSync_DeltasMergeState(t *testing.T) {
 	require.Equal(t, 0, merge(body).Merged, "a replay changes nothing")
 	require.Equal(t, 0, merge(`{"entries":[{"warehouse":"wh2","location":"default","sku":"SKU-1","replica":"wh2.aa","p":4,"n":0}]}`).Merged, "an older state changes nothing")
 	var v agent.StockView
-	a.get(t, "/v1/stock/SKU-1", &v)
+	a.Get(t, "/v1/stock/SKU-1", &v)
 	require.Equal(t, int64(3), v.OnHand)
 	require.Equal(t, int64(12), v.Global.OnHand)
 	require.Equal(t, map[string]int64{"wh1": 3, "wh2": 9}, v.Global.Warehouses)
@@ -78,7 +78,7 @@ func TestSync_DeltasMergeState(t *testing.T) {
 	var page struct {
 		Items []agent.StockView `json:"items"`
 	}
-	a.get(t, "/v1/stock?limit=10", &page)
+	a.Get(t, "/v1/stock?limit=10", &page)
 	require.Len(t, page.Items, 2)
 	require.Equal(t, "SKU-1", page.Items[0].SKU)
 	require.Equal(t, v.Global, page.Items[0].Global)
@@ -86,7 +86,7 @@ func TestSync_DeltasMergeState(t *testing.T) {
 	require.Equal(t, map[string]int64{"wh1": 1}, page.Items[1].Global.Warehouses)
 	require.Equal(t, v.Global.AsOf, page.Items[1].Global.AsOf)
 	var st sync.State
-	a.get(t, "/v1/sync/state", &st)
+	a.Get(t, "/v1/sync/state", &st)
 	require.Equal(t, sync.State{Replica: a.ReplicaID(), HubCursor: "hub-7"}, st)
 }
 
@@ -95,15 +95,15 @@ func TestSync_DeltasMergeState(t *testing.T) {
 // the start, instead of an empty page (the probe of #21).
 func TestSync_CursorAheadIsNewIncarnation(t *testing.T) {
 	a := startAgent(t, t.TempDir(), nil)
-	a.post(t, "/v1/events", `{"id":"1","type":"receive","sku":"SKU-1","qty":5}`)
+	a.Post(t, "/v1/events", `{"id":"1","type":"receive","sku":"SKU-1","qty":5}`)
 	old := a.ReplicaID()
 	var d sync.Deltas
-	require.Equal(t, http.StatusOK, a.get(t, "/v1/sync/deltas?since="+sync.FormatCursor(old, 999), &d))
+	require.Equal(t, http.StatusOK, a.Get(t, "/v1/sync/deltas?since="+sync.FormatCursor(old, 999), &d))
 	require.NotEqual(t, old, d.Replica, "a new incarnation")
 	require.Equal(t, a.ReplicaID(), d.Replica)
 	require.Len(t, d.Entries, 1, "everything again, from the start")
-	a.post(t, "/v1/events", `{"id":"2","type":"receive","sku":"SKU-1","qty":1}`)
-	require.Equal(t, http.StatusOK, a.get(t, "/v1/sync/deltas?since=", &d))
+	a.Post(t, "/v1/events", `{"id":"2","type":"receive","sku":"SKU-1","qty":1}`)
+	require.Equal(t, http.StatusOK, a.Get(t, "/v1/sync/deltas?since=", &d))
 	require.Contains(t, d.Entries, sync.Entry{Warehouse: "wh1", Location: "default", SKU: "SKU-1", Replica: a.ReplicaID(), P: 1})
 }
 
@@ -112,14 +112,14 @@ func TestSync_CursorAheadIsNewIncarnation(t *testing.T) {
 // out_of_range, naming the SKU, and the reads keep working.
 func TestSync_MergeOutOfRange(t *testing.T) {
 	a := startAgent(t, t.TempDir(), nil)
-	a.post(t, "/v1/events", `{"id":"1","type":"receive","sku":"SKU-1","qty":5}`)
+	a.Post(t, "/v1/events", `{"id":"1","type":"receive","sku":"SKU-1","qty":5}`)
 	req := sync.MergeRequest{HubCursor: "hub-9"}
 	for i := range 1030 {
 		req.Entries = append(req.Entries, sync.Entry{Warehouse: "wh2", Location: "default", SKU: "SKU-1", Replica: fmt.Sprint("wh2.", i), P: 1 << 53})
 	}
 	body, err := json.Marshal(req)
 	require.NoError(t, err)
-	resp, err := http.Post(a.base+"/v1/sync/merge", "application/json", bytes.NewReader(body))
+	resp, err := http.Post(a.Base+"/v1/sync/merge", "application/json", bytes.NewReader(body))
 	require.NoError(t, err)
 	var e struct {
 		Error struct{ Code, Message string }
@@ -131,10 +131,10 @@ func TestSync_MergeOutOfRange(t *testing.T) {
 	require.Contains(t, e.Error.Message, "SKU-1")
 
 	var v agent.StockView
-	require.Equal(t, http.StatusOK, a.get(t, "/v1/stock/SKU-1", &v))
+	require.Equal(t, http.StatusOK, a.Get(t, "/v1/stock/SKU-1", &v))
 	require.Equal(t, int64(5), v.Global.OnHand)
-	require.Equal(t, http.StatusOK, a.get(t, "/v1/stock", nil))
+	require.Equal(t, http.StatusOK, a.Get(t, "/v1/stock", nil))
 	var st sync.State
-	a.get(t, "/v1/sync/state", &st)
+	a.Get(t, "/v1/sync/state", &st)
 	require.Empty(t, st.HubCursor, "nothing of the refused merge is kept")
 }

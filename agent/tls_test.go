@@ -40,7 +40,7 @@ func TestTLS_EmbeddedMQTTS(t *testing.T) {
 	defer c.Disconnect(&paho.Disconnect{})
 	_, err = c.Publish(ctx, &paho.Publish{Topic: eventsTopic("tls-dev"), QoS: 1, Payload: receive("t1", "MQTTS", 2)})
 	require.NoError(t, err)
-	require.Equal(t, int64(2), a.onHand(t, "MQTTS"))
+	require.Equal(t, int64(2), a.OnHand(t, "MQTTS"))
 }
 
 // SPEC §6: TLS to an external broker, with its CA pinned and a client
@@ -66,11 +66,11 @@ func TestTLS_ExternalMQTTSClientCert(t *testing.T) {
 
 	dev := testenv.Dial(t, plain, "tls-ext-dev")
 	require.NoError(t, dev.PublishQoS1(t.Context(), eventsTopic("tls-ext-dev"), receive("x1", "MQTTS-EXT", 3)))
-	require.Eventually(t, func() bool { return a.onHand(t, "MQTTS-EXT") == 3 }, 10*time.Second, 10*time.Millisecond)
+	require.Eventually(t, func() bool { return a.OnHand(t, "MQTTS-EXT") == 3 }, 10*time.Second, 10*time.Millisecond)
 
 	noCert := startAgentNoWait(t, t.TempDir(), external("", ""))
 	ready := func() bool {
-		resp, err := http.Get(noCert.base + "/readyz")
+		resp, err := http.Get(noCert.Base + "/readyz")
 		if err != nil {
 			return false
 		}

@@ -46,7 +46,7 @@ func do(t *testing.T, method, url, token, body string) int {
 // is refused, and so are reads of stock, feed, warehouses and metrics.
 func TestHub_AuthEveryRoute(t *testing.T) {
 	a := startAgent(t, "wh1", t.TempDir())
-	h := startHubAuth(t, "", hub.Agent{Warehouse: "wh1", URL: a.base})
+	h := startHubAuth(t, "", hub.Agent{Warehouse: "wh1", URL: a.Base})
 	base := "http://" + h.HTTPAddr()
 	ctx := t.Context()
 	issue := func(scopes ...string) (string, auth.Claims) {
@@ -130,7 +130,7 @@ func TestHub_TokensSharedOnPostgres(t *testing.T) {
 // nobody runs would appear in the global view as stock that is nowhere.
 func TestHub_UnknownWarehouseRefused(t *testing.T) {
 	a := startAgent(t, "wh1", t.TempDir())
-	h := startHub(t, t.TempDir(), map[string]string{"wh1": a.base})
+	h := startHub(t, t.TempDir(), map[string]string{"wh1": a.Base})
 	base := "http://" + h.HTTPAddr()
 	require.Equal(t, http.StatusNotFound, do(t, "POST", base+"/v1/events?warehouse=wh7", "", `{"id":"x","type":"receive","sku":"U","qty":5}`))
 	require.Equal(t, int64(-1), hubStock(t, base, "U", "wh7"), "nothing written for wh7")
@@ -140,7 +140,7 @@ func TestHub_UnknownWarehouseRefused(t *testing.T) {
 // the first long poll ends (20 s by default).
 func TestHub_OnlineAtFirstExchange(t *testing.T) {
 	a := startAgent(t, "wh1", t.TempDir())
-	cfg := hub.Config{DataDir: t.TempDir(), HTTP: "127.0.0.1:0", Agents: []hub.Agent{{Warehouse: "wh1", URL: a.base}},
+	cfg := hub.Config{DataDir: t.TempDir(), HTTP: "127.0.0.1:0", Agents: []hub.Agent{{Warehouse: "wh1", URL: a.Base}},
 		Timing: hub.Timing{PollWait: time.Minute, RetryMax: time.Second}}
 	h := hub.NewServer(cfg, logger())
 	require.NoError(t, h.Open(t.Context()))
@@ -165,7 +165,7 @@ func TestHub_DataDirLocked(t *testing.T) {
 // the rejection as its result.
 func TestHub_CentralWriteRejections(t *testing.T) {
 	a := startAgent(t, "wh1", t.TempDir())
-	h := startHub(t, t.TempDir(), map[string]string{"wh1": a.base})
+	h := startHub(t, t.TempDir(), map[string]string{"wh1": a.Base})
 	url := "http://" + h.HTTPAddr() + "/v1/events?warehouse=wh1"
 	for _, tc := range []struct {
 		name, body string

@@ -75,7 +75,7 @@ func BenchmarkHub_Reconnect(b *testing.B) {
 		var written atomic.Int64
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		require.NoError(b, err)
-		srv := &http.Server{Handler: proxyTo(a.base)}
+		srv := &http.Server{Handler: proxyTo(a.Base)}
 		go srv.Serve(countingListener{Listener: ln, written: &written})
 		defer srv.Close()
 
@@ -111,7 +111,7 @@ func BenchmarkHub_Reconnect(b *testing.B) {
 // agent until the hub's long-polled feed shows it; p50 and p99.
 func BenchmarkHub_Latency(b *testing.B) {
 	a := startAgent(b, "wh1", b.TempDir())
-	cfg := hub.Config{DataDir: b.TempDir(), HTTP: "127.0.0.1:0", Agents: []hub.Agent{{Warehouse: "wh1", URL: a.base}}}
+	cfg := hub.Config{DataDir: b.TempDir(), HTTP: "127.0.0.1:0", Agents: []hub.Agent{{Warehouse: "wh1", URL: a.Base}}}
 	h := hub.NewServer(cfg, logger())
 	require.NoError(b, h.Open(context.Background()))
 	defer h.Close(context.Background())
@@ -120,7 +120,7 @@ func BenchmarkHub_Latency(b *testing.B) {
 	cursor := ""
 	for i := 0; b.Loop(); i++ {
 		start := time.Now()
-		postJSON(b, a.base+"/v1/events", fmt.Sprintf(`{"id":"%d","type":"receive","sku":"L","qty":1}`, i))
+		postJSON(b, a.Base+"/v1/events", fmt.Sprintf(`{"id":"%d","type":"receive","sku":"L","qty":1}`, i))
 		for seen := false; !seen; {
 			var feed struct {
 				Changes []hub.FeedChange

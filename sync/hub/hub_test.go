@@ -23,16 +23,12 @@ import (
 
 	"github.com/edgestock/edgestock/agent"
 	_ "github.com/edgestock/edgestock/drivers/all"
+	"github.com/edgestock/edgestock/internal/agenttest"
 	"github.com/edgestock/edgestock/internal/auth"
 	"github.com/edgestock/edgestock/sync/hub"
 )
 
-func logger() *slog.Logger {
-	if testing.Verbose() {
-		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	}
-	return slog.New(slog.DiscardHandler)
-}
+func logger() *slog.Logger { return agenttest.Logger() }
 
 // proxy forwards TCP to target and can cut the link: Cut closes every
 // connection and refuses new ones until Restore.
@@ -103,22 +99,11 @@ func (p *proxy) Restore() {
 	p.mu.Unlock()
 }
 
-type testAgent struct {
-	*agent.Agent
-	base string
-}
+type testAgent = agenttest.Agent
 
+// startAgent runs an agent for wh in dir (no live topics: nobody reads them).
 func startAgent(t testing.TB, wh, dir string) *testAgent {
-	cfg := agent.DefaultConfig()
-	cfg.Warehouse, cfg.DataDir = wh, dir
-	cfg.HTTP.Listen, cfg.MQTT.Listen = "127.0.0.1:0", "127.0.0.1:0"
-	cfg.Live.Enabled = false
-	cfg.Normalize()
-	require.NoError(t, cfg.Validate())
-	a := agent.New(cfg, logger().With("warehouse", wh))
-	require.NoError(t, a.Open(t.Context()))
-	t.Cleanup(func() { _ = a.Close(context.Background()) })
-	return &testAgent{Agent: a, base: "http://" + a.HTTPAddr()}
+	return agenttest.StartNoWait(t, wh, dir, func(c *agent.Config) { c.Live.Enabled = false }, logger().With("warehouse", wh))
 }
 
 func postJSON(t testing.TB, url, body string) {
@@ -186,7 +171,7 @@ func (m *model) converged(t *testing.T, hubURL string, agents map[string]*testAg
 		}
 		for _, a := range agents {
 			var av agent.StockView
-			if getJSON(t, a.base+"/v1/stock/"+sku, &av) != http.StatusOK || av.Global.OnHand != total {
+			if getJSON(t, a.Base+"/v1/stock/"+sku, &av) != http.StatusOK || av.Global.OnHand != total {
 				return false
 			}
 		}
@@ -214,7 +199,7 @@ func TestHub_PartitionConverges(t *testing.T) {
 			batch = append(batch, fmt.Sprintf(`{"id":"init-%d","type":"receive","sku":"SKU-%d","qty":100}`, s, s))
 			m.add(wh, fmt.Sprint("SKU-", s), 100)
 		}
-		postJSON(t, a.base+"/v1/events", "["+join(batch)+"]")
+		postJSON(t, a.Base+"/v1/events", "["+join(batch)+"]")
 	}
 	h := startHub(t, t.TempDir(), urls)
 	hubURL := "http://" + h.HTTPAddr()
@@ -249,7 +234,7 @@ func TestHub_PartitionConverges(t *testing.T) {
 		if rng.IntN(2) == 0 {
 			typ, d = "sale", -qty
 		}
-		postJSON(t, agents[wh].base+"/v1/events", fmt.Sprintf(`{"id":"e-%d","type":%q,"sku":%q,"qty":%d}`, i, typ, sku, qty))
+		postJSON(t, agents[wh].Base+"/v1/events", fmt.Sprintf(`{"id":"e-%d","type":%q,"sku":%q,"qty":%d}`, i, typ, sku, qty))
 		m.add(wh, sku, d)
 		time.Sleep(2 * time.Millisecond)
 	}
@@ -347,7 +332,7 @@ func (m *model) explain(t *testing.T, hubURL string, agents map[string]*testAgen
 		}
 		for wh, a := range agents {
 			var av agent.StockView
-			getJSON(t, a.base+"/v1/stock/"+sku, &av)
+			getJSON(t, a.Base+"/v1/stock/"+sku, &av)
 			for w, n := range byWh {
 				if av.Global.Warehouses[w] != n {
 					t.Errorf("agent %s sees %s %s: %d, model %d", wh, sku, w, av.Global.Warehouses[w], n)
@@ -406,7 +391,7 @@ func TestHub_RestoreFromBackup(t *testing.T) {
 			p := newProxy(t, a.HTTPAddr())
 			h := startHub(t, t.TempDir(), map[string]string{"wh1": p.URL()})
 			hubURL := "http://" + h.HTTPAddr()
-			postJSON(t, a.base+"/v1/events", `{"id":"e1","type":"receive","sku":"R","qty":10}`)
+			postJSON(t, a.Base+"/v1/events", `{"id":"e1","type":"receive","sku":"R","qty":10}`)
 			require.Eventually(t, func() bool { return hubStock(t, hubURL, "R", "wh1") == 10 }, 10*time.Second, 20*time.Millisecond)
 			oldReplica := a.ReplicaID()
 			require.NoError(t, a.Close(t.Context()))
@@ -418,7 +403,7 @@ func TestHub_RestoreFromBackup(t *testing.T) {
 			// The lost future: more events, synced to the hub, then the disk dies.
 			a = startAgent(t, "wh1", dir)
 			p.SetTarget(a.HTTPAddr())
-			postJSON(t, a.base+"/v1/events", `{"id":"e2","type":"receive","sku":"R","qty":5}`)
+			postJSON(t, a.Base+"/v1/events", `{"id":"e2","type":"receive","sku":"R","qty":5}`)
 			require.Eventually(t, func() bool { return hubStock(t, hubURL, "R", "wh1") == 15 }, 10*time.Second, 20*time.Millisecond)
 			require.NoError(t, a.Close(t.Context()))
 
@@ -434,25 +419,25 @@ func TestHub_RestoreFromBackup(t *testing.T) {
 			}
 			a = startAgent(t, "wh1", dir)
 			p.SetTarget(a.HTTPAddr())
-			onHand, _ := stockAt(t, a.base, "R")
+			onHand, _ := stockAt(t, a.Base, "R")
 			require.Equal(t, int64(10), onHand, "the backup's state")
 			want := int64(15)
 			if tc.atOpen {
 				require.NotEqual(t, oldReplica, a.ReplicaID(), "a restored copy is a new incarnation from the start")
 				// Written before the hub is reachable: must not be hidden.
-				postJSON(t, a.base+"/v1/events", `{"id":"e3","type":"receive","sku":"R","qty":1}`)
+				postJSON(t, a.Base+"/v1/events", `{"id":"e3","type":"receive","sku":"R","qty":1}`)
 				want = 16
 			}
 			p.Restore()
 			if !assertEventually(func() bool {
-				onHand, global := stockAt(t, a.base, "R")
+				onHand, global := stockAt(t, a.Base, "R")
 				return onHand == want && global == want && hubStock(t, hubURL, "R", "wh1") == want
 			}, 15*time.Second) {
-				onHand, global := stockAt(t, a.base, "R")
+				onHand, global := stockAt(t, a.Base, "R")
 				t.Fatalf("agent on_hand %d global %d, hub %d, want %d", onHand, global, hubStock(t, hubURL, "R", "wh1"), want)
 			}
 			require.NotEqual(t, oldReplica, a.ReplicaID(), "after sync the agent writes under a new replica ID")
-			postJSON(t, a.base+"/v1/events", `{"id":"e4","type":"receive","sku":"R","qty":1}`)
+			postJSON(t, a.Base+"/v1/events", `{"id":"e4","type":"receive","sku":"R","qty":1}`)
 			require.Eventually(t, func() bool { return hubStock(t, hubURL, "R", "wh1") == want+1 }, 10*time.Second, 20*time.Millisecond)
 		})
 	}
@@ -465,15 +450,15 @@ func TestHub_RestartResumes(t *testing.T) {
 	for i := range 200 {
 		batch = append(batch, fmt.Sprintf(`{"id":"%d","type":"receive","sku":"S-%d","qty":1}`, i, i))
 	}
-	postJSON(t, a.base+"/v1/events", "["+join(batch)+"]")
+	postJSON(t, a.Base+"/v1/events", "["+join(batch)+"]")
 	hubDir := t.TempDir()
-	h := startHub(t, hubDir, map[string]string{"wh1": a.base})
+	h := startHub(t, hubDir, map[string]string{"wh1": a.Base})
 	hubURL := "http://" + h.HTTPAddr()
 	require.Eventually(t, func() bool { return hubStock(t, hubURL, "S-199", "wh1") == 1 }, 10*time.Second, 20*time.Millisecond)
 	require.NoError(t, h.Close(t.Context()))
 
-	postJSON(t, a.base+"/v1/events", `{"id":"new","type":"receive","sku":"S-0","qty":1}`)
-	h = startHub(t, hubDir, map[string]string{"wh1": a.base})
+	postJSON(t, a.Base+"/v1/events", `{"id":"new","type":"receive","sku":"S-0","qty":1}`)
+	h = startHub(t, hubDir, map[string]string{"wh1": a.Base})
 	hubURL = "http://" + h.HTTPAddr()
 	require.Eventually(t, func() bool { return hubStock(t, hubURL, "S-0", "wh1") == 2 }, 10*time.Second, 20*time.Millisecond)
 	var ws struct{ Warehouses []hub.WarehouseStatus }
@@ -485,8 +470,8 @@ func TestHub_RestartResumes(t *testing.T) {
 // reaches the agent at once (not at the next periodic push).
 func TestHub_CentralWriteAndFeed(t *testing.T) {
 	a, a2 := startAgent(t, "wh1", t.TempDir()), startAgent(t, "wh2", t.TempDir())
-	postJSON(t, a.base+"/v1/events", `{"id":"r1","type":"receive","sku":"C","qty":10}`)
-	h := startHub(t, t.TempDir(), map[string]string{"wh1": a.base, "wh2": a2.base})
+	postJSON(t, a.Base+"/v1/events", `{"id":"r1","type":"receive","sku":"C","qty":10}`)
+	h := startHub(t, t.TempDir(), map[string]string{"wh1": a.Base, "wh2": a2.Base})
 	hubURL := "http://" + h.HTTPAddr()
 	require.Eventually(t, func() bool { return hubStock(t, hubURL, "C", "wh1") == 10 }, 10*time.Second, 20*time.Millisecond)
 	var feed struct {
@@ -505,7 +490,7 @@ func TestHub_CentralWriteAndFeed(t *testing.T) {
 	start := time.Now()
 	postJSON(t, hubURL+"/v1/events?warehouse=wh1&device=erp", `{"id":"order-9","type":"sale","sku":"C","qty":4}`)
 	require.Equal(t, []hub.FeedChange{{Warehouse: "wh1", SKU: "C", OnHand: 6, Total: 6}}, <-done)
-	require.Eventually(t, func() bool { on, _ := stockAt(t, a.base, "C"); return on == 6 }, 3*time.Second, 10*time.Millisecond)
+	require.Eventually(t, func() bool { on, _ := stockAt(t, a.Base, "C"); return on == 6 }, 3*time.Second, 10*time.Millisecond)
 	t.Logf("central write visible at the agent after %s", time.Since(start).Round(time.Millisecond))
 
 	// A page of several SKUs and warehouses: one change per pair, each

@@ -38,7 +38,7 @@ func TestAPI_OpenAPIServed(t *testing.T) {
 // documented security says.
 func TestAPI_ScopesAsDocumented(t *testing.T) {
 	a := startAgent(t, "wh1", t.TempDir())
-	h := startHubAuth(t, "", hub.Agent{Warehouse: "wh1", URL: a.base})
+	h := startHubAuth(t, "", hub.Agent{Warehouse: "wh1", URL: a.Base})
 	apidoctest.RequireScopesAsDocumented(t, apidoc.Hub, "http://"+h.HTTPAddr(), func(scope string) string {
 		if scope == auth.ScopeDevice {
 			return "" // the hub has no devices

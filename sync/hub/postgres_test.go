@@ -33,7 +33,7 @@ func TestHub_TwoHubsOnePostgres(t *testing.T) {
 	for _, wh := range whs {
 		a := startAgent(t, wh, t.TempDir())
 		agents[wh] = a
-		list = append(list, hub.Agent{Warehouse: wh, URL: a.base})
+		list = append(list, hub.Agent{Warehouse: wh, URL: a.Base})
 	}
 	h1 := startPGHub(t, dsn, list)
 	h2 := startPGHub(t, dsn, list)
@@ -44,7 +44,7 @@ func TestHub_TwoHubsOnePostgres(t *testing.T) {
 			for i := range 60 {
 				sku := fmt.Sprint("P-", i%6)
 				qty := int64(i%4 + 1)
-				postJSON(t, agents[wh].base+"/v1/events", fmt.Sprintf(`{"id":"%d","type":"receive","sku":%q,"qty":%d}`, i, sku, qty))
+				postJSON(t, agents[wh].Base+"/v1/events", fmt.Sprintf(`{"id":"%d","type":"receive","sku":%q,"qty":%d}`, i, sku, qty))
 				m.add(wh, sku, qty)
 			}
 			_ = w
