@@ -64,7 +64,7 @@ func (a *Agent) handleSyncDeltas(w http.ResponseWriter, r *http.Request) {
 	replica := a.store.ReplicaID()
 	out := sync.Deltas{Replica: replica, Entries: make([]sync.Entry, len(page.Entries)), Next: sync.FormatCursor(replica, page.Next), More: page.More}
 	for i, e := range page.Entries {
-		out.Entries[i] = sync.Entry{Warehouse: e.Warehouse, Location: e.Location, SKU: e.SKU, Replica: e.Replica, P: e.P, N: e.N}
+		out.Entries[i] = sync.Wire(e)
 	}
 	if strings.Contains(r.Header.Get("Accept-Encoding"), "gzip") {
 		w.Header().Set("Content-Encoding", "gzip")
@@ -108,7 +108,7 @@ func (a *Agent) handleSyncMerge(w http.ResponseWriter, r *http.Request) {
 				i, e.Warehouse, e.Location, e.SKU, e.Replica)
 			return
 		}
-		op.Entries[i] = store.Entry{Warehouse: e.Warehouse, Location: e.Location, SKU: e.SKU, Replica: e.Replica, Entry: e.CRDT()}
+		op.Entries[i] = e.Stored()
 	}
 	ctx, cancel, ok := ingest.StoreWrite(w, r, a.store)
 	if !ok {

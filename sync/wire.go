@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/edgestock/edgestock/crdt"
+	"github.com/edgestock/edgestock/internal/store"
 )
 
 // Entry is one replica's PN-counter entry for a stock key.
@@ -20,6 +21,16 @@ type Entry struct {
 
 // CRDT is the entry's counter state.
 func (e Entry) CRDT() crdt.Entry { return crdt.Entry{P: e.P, N: e.N} }
+
+// Stored is the entry as the stores keep it.
+func (e Entry) Stored() store.Entry {
+	return store.Entry{Warehouse: e.Warehouse, Location: e.Location, SKU: e.SKU, Replica: e.Replica, Entry: e.CRDT()}
+}
+
+// Wire is a stored entry as the protocol carries it.
+func Wire(e store.Entry) Entry {
+	return Entry{Warehouse: e.Warehouse, Location: e.Location, SKU: e.SKU, Replica: e.Replica, P: e.P, N: e.N}
+}
 
 // Deltas is the body of GET /v1/sync/deltas.
 type Deltas struct {

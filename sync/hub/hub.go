@@ -210,7 +210,7 @@ func (h *Hub) pull(ctx context.Context, l *link) error {
 	}
 	op := &store.MergeOp{Entries: make([]store.Entry, len(d.Entries)), Cursor: d.Next, CursorKey: cursorKey(l.Warehouse), Now: time.Now()}
 	for i, e := range d.Entries {
-		op.Entries[i] = store.Entry{Warehouse: e.Warehouse, Location: e.Location, SKU: e.SKU, Replica: e.Replica, Entry: e.CRDT()}
+		op.Entries[i] = e.Stored()
 	}
 	if d.Next != cursor || len(op.Entries) > 0 {
 		if _, err := h.store.Apply(ctx, &store.Batch{Merges: []*store.MergeOp{op}}); err != nil {
@@ -270,7 +270,7 @@ func (h *Hub) push(ctx context.Context, l *link) (bool, error) {
 	}
 	req := sync.MergeRequest{Entries: make([]sync.Entry, len(page.Entries)), HubCursor: sync.FormatCursor(replica, page.Next)}
 	for i, e := range page.Entries {
-		req.Entries[i] = sync.Entry{Warehouse: e.Warehouse, Location: e.Location, SKU: e.SKU, Replica: e.Replica, P: e.P, N: e.N}
+		req.Entries[i] = sync.Wire(e)
 	}
 	var resp sync.MergeResponse
 	if err := l.post(ctx, "/v1/sync/merge", req, &resp); err != nil {
