@@ -4,11 +4,10 @@ import (
 	"context"
 	"encoding/base64"
 	"errors"
-	"fmt"
+	"math"
 	"net/http"
 	"os"
 	"slices"
-	"strconv"
 	"time"
 	"unicode/utf8"
 
@@ -215,15 +214,8 @@ func (a *Agent) handleStock(w http.ResponseWriter, r *http.Request) {
 
 // pageLimit reads ?limit= with a default and a cap.
 func pageLimit(r *http.Request) (int, error) {
-	s := r.URL.Query().Get("limit")
-	if s == "" {
-		return defaultPage, nil
-	}
-	n, err := strconv.Atoi(s)
-	if err != nil || n < 1 || n > maxPage {
-		return 0, fmt.Errorf("limit: %q must be 1..%d", s, maxPage)
-	}
-	return n, nil
+	n, err := httpjson.QueryInt(r, "limit", defaultPage, 1, maxPage)
+	return int(n), err
 }
 
 // seqPage reads ?since=SEQ&limit=N of a log endpoint, answering 400 itself
@@ -239,15 +231,7 @@ func seqPage(w http.ResponseWriter, r *http.Request) (since int64, limit int, ok
 }
 
 func querySeq(r *http.Request, name string) (int64, error) {
-	s := r.URL.Query().Get(name)
-	if s == "" {
-		return 0, nil
-	}
-	n, err := strconv.ParseInt(s, 10, 64)
-	if err != nil || n < 0 {
-		return 0, fmt.Errorf("%s: %q must be a non-negative integer", name, s)
-	}
-	return n, nil
+	return httpjson.QueryInt(r, name, 0, 0, math.MaxInt64)
 }
 
 func (a *Agent) handleStockList(w http.ResponseWriter, r *http.Request) {

@@ -4,11 +4,11 @@ import (
 	"compress/gzip"
 	"fmt"
 	"net/http"
-	"strconv"
 	"strings"
 	"time"
 
 	"github.com/edgestock/edgestock/drivers"
+	"github.com/edgestock/edgestock/internal/httpjson"
 	"github.com/edgestock/edgestock/internal/ingest"
 	"github.com/edgestock/edgestock/internal/store"
 	"github.com/edgestock/edgestock/sync"
@@ -41,12 +41,10 @@ func (a *Agent) handleSyncDeltas(w http.ResponseWriter, r *http.Request) {
 	}
 	a.hubSeen.Store(now().UnixMilli())
 	a.hubSince.Store(since)
-	limit := defaultDeltaPage
-	if s := q.Get("limit"); s != "" {
-		if limit, err = strconv.Atoi(s); err != nil || limit < 1 || limit > maxDeltaPage {
-			writeError(w, http.StatusBadRequest, "bad_query", "limit: %q must be 1..%d", s, maxDeltaPage)
-			return
-		}
+	limit, err := httpjson.QueryInt(r, "limit", defaultDeltaPage, 1, maxDeltaPage)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "bad_query", "%v", err)
+		return
 	}
 	wait, err := sync.ParseWait(q)
 	if err != nil {
@@ -55,7 +53,7 @@ func (a *Agent) handleSyncDeltas(w http.ResponseWriter, r *http.Request) {
 	}
 	var page store.DeltaPage
 	if err := sync.LongPoll(r.Context(), a.changes, wait, func() (bool, error) {
-		page, err = a.store.Deltas(r.Context(), since, limit, "")
+		page, err = a.store.Deltas(r.Context(), since, int(limit), "")
 		return len(page.Entries) > 0, err
 	}); err != nil {
 		writeError(w, http.StatusInternalServerError, "store_error", "%v", err)

@@ -1,11 +1,12 @@
 // Package httpjson writes the JSON replies and errors both roles' HTTP APIs
-// answer with (SPEC §4: errors are {"error":{"code","message"}}).
+// answer with, and reads their query parameters (SPEC §4: errors are {"error":{"code","message"}}).
 package httpjson
 
 import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"strconv"
 )
 
 // ErrorBody is the error reply of SPEC §4.
@@ -29,4 +30,18 @@ func Error(w http.ResponseWriter, status int, code, format string, args ...any) 
 	var e ErrorBody
 	e.Error.Code, e.Error.Message = code, fmt.Sprintf(format, args...)
 	Write(w, status, e)
+}
+
+// QueryInt reads the integer query parameter name: def when absent, an
+// error naming the parameter and its range when it is not in lo..hi.
+func QueryInt(r *http.Request, name string, def, lo, hi int64) (int64, error) {
+	s := r.URL.Query().Get(name)
+	if s == "" {
+		return def, nil
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n < lo || n > hi {
+		return 0, fmt.Errorf("%s: %q must be %d..%d", name, s, lo, hi)
+	}
+	return n, nil
 }

@@ -2,9 +2,7 @@ package hub
 
 import (
 	"context"
-	"fmt"
 	"net/http"
-	"strconv"
 	"strings"
 	stdsync "sync"
 	"time"
@@ -144,20 +142,8 @@ func (a *API) handleStock(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, view(sku, levels))
 }
 
-func queryInt(r *http.Request, name string, def, lo, hi int64) (int64, error) {
-	s := r.URL.Query().Get(name)
-	if s == "" {
-		return def, nil
-	}
-	n, err := strconv.ParseInt(s, 10, 64)
-	if err != nil || n < lo || n > hi {
-		return 0, fmt.Errorf("%s: %q must be %d..%d", name, s, lo, hi)
-	}
-	return n, nil
-}
-
 func (a *API) handleStockList(w http.ResponseWriter, r *http.Request) {
-	limit, err := queryInt(r, "limit", 100, 1, 1000)
+	limit, err := httpjson.QueryInt(r, "limit", 100, 1, 1000)
 	if err != nil {
 		writeError(w, http.StatusBadRequest, "bad_query", "%v", err)
 		return
@@ -201,7 +187,7 @@ func (a *API) handleFeed(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "bad_cursor", "%v", err)
 		return
 	}
-	limit, err := queryInt(r, "limit", 1000, 1, 10000)
+	limit, err := httpjson.QueryInt(r, "limit", 1000, 1, 10000)
 	if err != nil {
 		writeError(w, http.StatusBadRequest, "bad_query", "%v", err)
 		return
