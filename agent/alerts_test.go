@@ -20,16 +20,18 @@ import (
 
 // webhook records alerts; it answers 503 while down.
 type webhook struct {
-	down atomic.Bool
-	mu   sync.Mutex
-	got  map[string]int // alert id -> deliveries
-	kind []string
+	down    atomic.Bool
+	refused atomic.Int64 // requests answered 503 while down
+	mu      sync.Mutex
+	got     map[string]int // alert id -> deliveries
+	kind    []string
 }
 
 func newWebhook(t *testing.T) (*webhook, string) {
 	w := &webhook{got: map[string]int{}}
 	srv := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
 		if w.down.Load() {
+			w.refused.Add(1)
 			rw.WriteHeader(http.StatusServiceUnavailable)
 			return
 		}
@@ -85,7 +87,8 @@ func TestAlerts_LowStockOnceEach(t *testing.T) {
 	}, 5*time.Second, 10*time.Millisecond)
 	require.Equal(t, []string{"low_stock:SKU-T", "restocked:SKU-T"}, mqtt)
 
-	time.Sleep(300 * time.Millisecond) // the webhook refuses a few retries
+	// The webhook refuses a few deliveries, retried with backoff.
+	require.Eventually(t, func() bool { return hook.refused.Load() >= 3 }, 10*time.Second, 10*time.Millisecond)
 	require.Empty(t, hook.kinds())
 	hook.down.Store(false)
 	require.Eventually(t, func() bool { return len(hook.kinds()) == 2 }, 10*time.Second, 20*time.Millisecond)
