@@ -13,7 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/edgestock/edgestock/agent"
-	"github.com/edgestock/edgestock/internal/agenttest"
+	"github.com/edgestock/edgestock/agent/agenttest"
 	"github.com/edgestock/edgestock/internal/testenv"
 )
 

@@ -22,8 +22,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/edgestock/edgestock/agent"
+	"github.com/edgestock/edgestock/agent/agenttest"
 	_ "github.com/edgestock/edgestock/drivers/all"
-	"github.com/edgestock/edgestock/internal/agenttest"
 	"github.com/edgestock/edgestock/internal/auth"
 	"github.com/edgestock/edgestock/sync/hub"
 )

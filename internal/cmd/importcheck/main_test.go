@@ -24,7 +24,7 @@ func TestCheck(t *testing.T) {
 		{"drivers with sync", pkg{m + "drivers", []string{m + "sync"}}, "drivers turn payloads"},
 		{"cmd with the agent", pkg{m + "cmd/edgestock", []string{m + "agent"}}, ""},
 		{"internal with the hub", pkg{m + "internal/ingest", []string{m + "sync/hub"}}, "imports no role"},
-		{"test support with the agent", pkg{m + "internal/agenttest", []string{m + "agent"}}, ""},
+		{"test support with the agent", pkg{m + "agent/agenttest", []string{m + "agent"}}, ""},
 		{"ingest with the agent", pkg{m + "internal/ingest", []string{m + "agent"}}, "imported only by cmd/"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
