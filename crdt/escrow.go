@@ -21,9 +21,13 @@ const (
 	// Spend is rights a holder's owner used up: a promise it made, or a
 	// physical loss it had to take (see Consume).
 	Spend Kind = 'x'
+	// Pick is a holder's spends that were delivered: for a channel, order
+	// lines the warehouse picked. Spent but not picked is committed stock.
+	// The warehouse's owner writes it, for any holder.
+	Pick Kind = 'p'
 )
 
-func (k Kind) valid() bool { return k == Supply || k == Move || k == Spend }
+func (k Kind) valid() bool { return k == Supply || k == Move || k == Spend || k == Pick }
 
 // EscrowKey names one grow-only total: the replica that writes it (one
 // writer per total, like a PN-counter entry), its kind, the holder whose
@@ -92,6 +96,24 @@ func (e Escrow) Spent(holder string) uint64 {
 	return s
 }
 
+// Picked is the total of holder's spends that were delivered.
+func (e Escrow) Picked(holder string) uint64 {
+	var p uint64
+	for k, v := range e.totals {
+		if k.Kind == Pick && k.Holder == holder {
+			p += v
+		}
+	}
+	return p
+}
+
+// Committed is what holder spent and was not delivered yet: orders not
+// picked. It is never negative in the owners' views (MarkPicked checks);
+// a stale view may count a pick it has not seen as still committed.
+func (e Escrow) Committed(holder string) int64 {
+	return int64(e.Spent(holder)) - int64(e.Picked(holder))
+}
+
 // Total returns one total (zero when never written).
 func (e Escrow) Total(k EscrowKey) uint64 { return e.totals[k] }
 
@@ -138,6 +160,16 @@ func (e *Escrow) Spend(replica, holder string, n uint64) (EscrowEntry, error) {
 // below zero are a shortfall the owner must make good.
 func (e *Escrow) Consume(replica, holder string, n uint64) EscrowEntry {
 	return e.grow(EscrowKey{Replica: replica, Kind: Spend, Holder: holder}, n)
+}
+
+// MarkPicked records n of holder's spends as delivered, as replica (the
+// warehouse's owner), or returns ErrInsufficientRights past what is
+// committed: a pick never delivers more than was promised.
+func (e *Escrow) MarkPicked(replica, holder string, n uint64) (EscrowEntry, error) {
+	if c := e.Committed(holder); n > 0 && (c < 0 || n > uint64(c)) {
+		return EscrowEntry{}, fmt.Errorf("%w: %s has %d committed, picked %d", ErrInsufficientRights, holder, c, n)
+	}
+	return e.grow(EscrowKey{Replica: replica, Kind: Pick, Holder: holder}, n), nil
 }
 
 func (e Escrow) within(holder string, n uint64) error {

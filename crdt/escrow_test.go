@@ -29,7 +29,9 @@ type escrowOp struct {
 func escrowOpGen() *rapid.Generator[escrowOp] {
 	return rapid.Custom(func(t *rapid.T) escrowOp {
 		n := rapid.Uint64Range(0, 20).Draw(t, "n")
-		switch rapid.IntRange(0, 4).Draw(t, "op") {
+		switch rapid.IntRange(0, 5).Draw(t, "op") {
+		case 5: // the warehouse picks a channel's order line
+			return escrowOp{kind: Pick, from: rapid.SampledFrom(channels).Draw(t, "ch"), n: n}
 		case 0:
 			return escrowOp{kind: Supply, from: "local", n: n}
 		case 1: // allot
@@ -44,10 +46,25 @@ func escrowOpGen() *rapid.Generator[escrowOp] {
 	})
 }
 
+// writer is the replica whose view op runs on: the holder's owner, or the
+// warehouse for a pick.
+func (o escrowOp) writer() string {
+	if o.kind == Pick {
+		return agentReplica
+	}
+	return owner[o.from]
+}
+
 // apply runs op on the owner's own view; a refused promise changes nothing.
 func (o escrowOp) apply(e *Escrow) error {
 	r := owner[o.from]
+	if o.kind == Pick {
+		r = agentReplica // the warehouse picks, whoever's order it was
+	}
 	switch o.kind {
+	case Pick:
+		_, err := e.MarkPicked(r, o.from, o.n)
+		return err
 	case Supply:
 		e.AddSupply(r, o.from, o.n)
 		return nil
@@ -66,7 +83,7 @@ func escrowGen() *rapid.Generator[Escrow] {
 	return rapid.Custom(func(t *rapid.T) Escrow {
 		views := map[string]*Escrow{agentReplica: {}, hubReplica: {}}
 		for _, o := range rapid.SliceOfN(escrowOpGen(), 0, 30).Draw(t, "ops") {
-			_ = o.apply(views[owner[o.from]])
+			_ = o.apply(views[o.writer()])
 			if rapid.Bool().Draw(t, "sync") {
 				views[agentReplica].Merge(*views[hubReplica])
 				views[hubReplica].Merge(*views[agentReplica])
@@ -106,9 +123,10 @@ func TestEscrow_NeverPromisedTwice(t *testing.T) {
 		views := map[string]*Escrow{agentReplica: {}, hubReplica: {}}
 		var snapshots []Escrow
 		model := map[string]int64{}
+		picked := map[string]uint64{}
 		var supplied, spent uint64
 		for _, o := range rapid.SliceOfN(escrowOpGen(), 0, 60).Draw(t, "ops") {
-			view := views[owner[o.from]]
+			view := views[o.writer()]
 			if o.apply(view) == nil {
 				switch o.kind {
 				case Supply:
@@ -120,6 +138,8 @@ func TestEscrow_NeverPromisedTwice(t *testing.T) {
 				case Spend:
 					model[o.from] -= int64(o.n)
 					spent += o.n
+				case Pick:
+					picked[o.from] += o.n
 				}
 			}
 			snapshots = append(snapshots, view.Clone())
@@ -132,6 +152,9 @@ func TestEscrow_NeverPromisedTwice(t *testing.T) {
 				for _, h := range []string{"local", "amazon", "ebay"} {
 					require.GreaterOrEqual(t, v.Rights(h), int64(0), "%s in a view", h)
 				}
+			}
+			for _, ch := range channels { // picks only what the warehouse's view shows committed
+				require.GreaterOrEqual(t, views[agentReplica].Committed(ch), int64(0), "%s committed at the warehouse", ch)
 			}
 			all := views[agentReplica].Clone()
 			all.Merge(*views[hubReplica])
@@ -148,6 +171,8 @@ func TestEscrow_NeverPromisedTwice(t *testing.T) {
 		}
 		for _, h := range []string{"local", "amazon", "ebay"} {
 			require.Equal(t, model[h], receiver.Rights(h), h)
+			require.Equal(t, picked[h], receiver.Picked(h), h)
+			require.GreaterOrEqual(t, receiver.Committed(h), int64(0), "never picked more than ordered: %s", h)
 		}
 	})
 }
@@ -175,6 +200,16 @@ func TestEscrow_Refusals(t *testing.T) {
 	require.ErrorIs(t, err, ErrInsufficientRights)
 	require.Equal(t, []string{"amazon", "local"}, e.Holders())
 	require.Equal(t, uint64(8), e.Spent("local"))
+
+	// The amazon order of 4 is committed until the warehouse picks it.
+	require.Equal(t, int64(4), e.Committed("amazon"))
+	_, err = e.MarkPicked(agentReplica, "amazon", 5)
+	require.ErrorIs(t, err, ErrInsufficientRights, "a pick never delivers more than was promised")
+	_, err = e.MarkPicked(agentReplica, "amazon", 3)
+	require.NoError(t, err)
+	require.Equal(t, int64(1), e.Committed("amazon"))
+	require.Equal(t, uint64(3), e.Picked("amazon"))
+	require.Equal(t, int64(0), e.Rights("amazon"), "picking moves no rights")
 }
 
 func TestEscrow_BinaryRoundTrip(t *testing.T) {
