@@ -54,7 +54,7 @@ func (a *Agent) handleSyncDeltas(w http.ResponseWriter, r *http.Request) {
 	var page store.DeltaPage
 	if err := sync.LongPoll(r.Context(), a.changes, wait, func() (bool, error) {
 		page, err = a.store.Deltas(r.Context(), since, int(limit), "")
-		return len(page.Entries) > 0, err
+		return len(page.Entries)+len(page.Escrow) > 0, err
 	}); err != nil {
 		writeError(w, http.StatusInternalServerError, "store_error", "%v", err)
 		return
@@ -63,6 +63,9 @@ func (a *Agent) handleSyncDeltas(w http.ResponseWriter, r *http.Request) {
 	out := sync.Deltas{Replica: replica, Entries: make([]sync.Entry, len(page.Entries)), Next: sync.FormatCursor(replica, page.Next), More: page.More}
 	for i, e := range page.Entries {
 		out.Entries[i] = sync.Wire(e)
+	}
+	for _, e := range page.Escrow {
+		out.Escrow = append(out.Escrow, sync.WireEscrow(e))
 	}
 	if strings.Contains(r.Header.Get("Accept-Encoding"), "gzip") {
 		w.Header().Set("Content-Encoding", "gzip")
@@ -89,8 +92,8 @@ func (a *Agent) handleSyncMerge(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "bad_request", "%v", err)
 		return
 	}
-	if len(req.Entries) > sync.MaxMergeEntries {
-		writeError(w, http.StatusRequestEntityTooLarge, "too_large", "%d entries: at most %d per merge", len(req.Entries), sync.MaxMergeEntries)
+	if n := len(req.Entries) + len(req.Escrow); n > sync.MaxMergeEntries {
+		writeError(w, http.StatusRequestEntityTooLarge, "too_large", "%d entries: at most %d per merge", n, sync.MaxMergeEntries)
 		return
 	}
 	op := &store.MergeOp{Cursor: req.HubCursor, Now: now(), Entries: make([]store.Entry, len(req.Entries))}
@@ -107,6 +110,22 @@ func (a *Agent) handleSyncMerge(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		op.Entries[i] = e.Stored()
+	}
+	for i, e := range req.Escrow {
+		x, err := e.Stored()
+		if err == nil && (!drivers.ValidID(e.Warehouse) || !drivers.ValidID(e.SKU) || !drivers.ValidID(e.Holder) ||
+			(e.To != "" && !drivers.ValidID(e.To)) || e.Replica == "" || len(e.Replica) > sync.MaxReplicaLen) {
+			err = fmt.Errorf("warehouse, sku, holder and to must be IDs and replica 1-%d chars", sync.MaxReplicaLen)
+		}
+		if err != nil {
+			writeError(w, http.StatusBadRequest, "bad_field", "escrow[%d]: %v", i, err)
+			return
+		}
+		if e.Total > maxEntryTotal {
+			writeError(w, http.StatusUnprocessableEntity, "out_of_range", "escrow[%d] (%s/%s, replica %s): total must be at most 2^53", i, e.Warehouse, e.SKU, e.Replica)
+			return
+		}
+		op.Escrow = append(op.Escrow, x)
 	}
 	ctx, cancel, ok := ingest.StoreWrite(w, r, a.store)
 	if !ok {
@@ -126,7 +145,7 @@ func (a *Agent) handleSyncState(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusInternalServerError, "store_error", "%v", err)
 		return
 	}
-	writeJSON(w, http.StatusOK, sync.State{Replica: st.Replica, HubCursor: st.HubCursor})
+	writeJSON(w, http.StatusOK, sync.State{Replica: st.Replica, HubCursor: st.HubCursor, Protocol: sync.Protocol})
 }
 
 // globalOf sums one SKU's levels, one per warehouse, as of the last merge

@@ -87,7 +87,7 @@ func TestSync_DeltasMergeState(t *testing.T) {
 	require.Equal(t, v.Global.AsOf, page.Items[1].Global.AsOf)
 	var st sync.State
 	a.Get(t, "/v1/sync/state", &st)
-	require.Equal(t, sync.State{Replica: a.ReplicaID(), HubCursor: "hub-7"}, st)
+	require.Equal(t, sync.State{Replica: a.ReplicaID(), HubCursor: "hub-7", Protocol: sync.Protocol}, st)
 }
 
 // A hub cursor past the database's own versions means the database is an
@@ -137,4 +137,38 @@ func TestSync_MergeOutOfRange(t *testing.T) {
 	var st sync.State
 	a.Get(t, "/v1/sync/state", &st)
 	require.Empty(t, st.HubCursor, "nothing of the refused merge is kept")
+}
+
+// Rights totals in a merge are checked like counter entries: a kind the
+// protocol does not know, a move without its receiving holder or a total
+// past 2^53 is refused whole, naming the total.
+func TestSync_MergeEscrowRefusals(t *testing.T) {
+	a := startAgent(t, t.TempDir(), nil)
+	for _, tc := range []struct {
+		name   string
+		entry  sync.EscrowEntry
+		status int
+		want   string
+	}{
+		{"unknown kind", sync.EscrowEntry{Warehouse: "wh2", SKU: "S", Replica: "hub.x", Kind: "steal", Holder: "amazon", Total: 1}, http.StatusBadRequest, `kind "steal"`},
+		{"move without to", sync.EscrowEntry{Warehouse: "wh2", SKU: "S", Replica: "wh2.x", Kind: "move", Holder: "local", Total: 1}, http.StatusBadRequest, "a move names another holder"},
+		{"spend with a to", sync.EscrowEntry{Warehouse: "wh2", SKU: "S", Replica: "hub.x", Kind: "spend", Holder: "amazon", To: "ebay", Total: 1}, http.StatusBadRequest, "a move names another holder"},
+		{"holder not an ID", sync.EscrowEntry{Warehouse: "wh2", SKU: "S", Replica: "hub.x", Kind: "spend", Holder: "a b", Total: 1}, http.StatusBadRequest, "must be IDs"},
+		{"past 2^53", sync.EscrowEntry{Warehouse: "wh2", SKU: "S", Replica: "hub.x", Kind: "spend", Holder: "amazon", Total: 1<<53 + 1}, http.StatusUnprocessableEntity, "at most 2^53"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			body, err := json.Marshal(sync.MergeRequest{Escrow: []sync.EscrowEntry{tc.entry}})
+			require.NoError(t, err)
+			resp, err := http.Post(a.Base+"/v1/sync/merge", "application/json", bytes.NewReader(body))
+			require.NoError(t, err)
+			defer resp.Body.Close()
+			var e struct{ Error struct{ Code, Message string } }
+			require.NoError(t, json.NewDecoder(resp.Body).Decode(&e))
+			require.Equal(t, tc.status, resp.StatusCode)
+			require.Contains(t, e.Error.Message, tc.want)
+		})
+	}
+	var d sync.Deltas
+	require.Equal(t, http.StatusOK, a.Get(t, "/v1/sync/deltas", &d))
+	require.Empty(t, d.Escrow, "nothing of a refused merge is kept")
 }

@@ -32,18 +32,66 @@ func Wire(e store.Entry) Entry {
 	return Entry{Warehouse: e.Warehouse, Location: e.Location, SKU: e.SKU, Replica: e.Replica, P: e.P, N: e.N}
 }
 
+// Protocol is the sync protocol version an agent states in GET
+// /v1/sync/state: 2 carries escrow rights (SPEC §9); an agent that states
+// none speaks 1 and refuses a merge body with rights in it.
+const Protocol = 2
+
+// EscrowEntry is one grow-only total of a (warehouse, sku)'s rights
+// (crdt.Escrow): kind supply, move (from holder to to), spend or pick.
+type EscrowEntry struct {
+	Warehouse string `json:"warehouse"`
+	SKU       string `json:"sku"`
+	Replica   string `json:"replica"`
+	Kind      string `json:"kind"`
+	Holder    string `json:"holder"`
+	To        string `json:"to,omitempty"`
+	Total     uint64 `json:"total"`
+}
+
+// escrowKinds maps the wire's kind words to crdt's kinds.
+var escrowKinds = map[string]crdt.Kind{"supply": crdt.Supply, "move": crdt.Move, "spend": crdt.Spend, "pick": crdt.Pick}
+
+// Stored is the total as the stores keep it, or an error naming what is
+// not valid (the kind, or a move without its receiving holder).
+func (e EscrowEntry) Stored() (store.EscrowEntry, error) {
+	kind, ok := escrowKinds[e.Kind]
+	switch {
+	case !ok:
+		return store.EscrowEntry{}, fmt.Errorf("kind %q: must be supply, move, spend or pick", e.Kind)
+	case (kind == crdt.Move) != (e.To != ""), kind == crdt.Move && e.To == e.Holder:
+		return store.EscrowEntry{}, fmt.Errorf("kind %s with to %q: a move names another holder, other kinds none", e.Kind, e.To)
+	}
+	return store.EscrowEntry{Warehouse: e.Warehouse, SKU: e.SKU, EscrowEntry: crdt.EscrowEntry{
+		EscrowKey: crdt.EscrowKey{Replica: e.Replica, Kind: kind, Holder: e.Holder, To: e.To}, Total: e.Total}}, nil
+}
+
+// WireEscrow is a stored total as the protocol carries it.
+func WireEscrow(e store.EscrowEntry) EscrowEntry {
+	var kind string
+	for w, k := range escrowKinds {
+		if k == e.Kind {
+			kind = w
+		}
+	}
+	return EscrowEntry{Warehouse: e.Warehouse, SKU: e.SKU, Replica: e.Replica, Kind: kind, Holder: e.Holder, To: e.To, Total: e.Total}
+}
+
 // Deltas is the body of GET /v1/sync/deltas.
 type Deltas struct {
 	Replica string  `json:"replica"`
 	Entries []Entry `json:"entries"`
-	Next    string  `json:"next"` // pass as ?since= to continue
-	More    bool    `json:"more"` // more entries wait past Next: ask again at once
+	// Escrow are rights totals (protocol 2), in the same cursor sequence.
+	Escrow []EscrowEntry `json:"escrow,omitempty"`
+	Next   string        `json:"next"` // pass as ?since= to continue
+	More   bool          `json:"more"` // more entries wait past Next: ask again at once
 }
 
 // MergeRequest is the body of POST /v1/sync/merge.
 type MergeRequest struct {
-	Entries   []Entry `json:"entries"`
-	HubCursor string  `json:"hub_cursor"`
+	Entries   []Entry       `json:"entries"`
+	Escrow    []EscrowEntry `json:"escrow,omitempty"` // only to an agent of protocol 2
+	HubCursor string        `json:"hub_cursor"`
 }
 
 // MergeResponse answers a merge.
@@ -55,6 +103,7 @@ type MergeResponse struct {
 type State struct {
 	Replica   string `json:"replica"`
 	HubCursor string `json:"hub_cursor"`
+	Protocol  int    `json:"protocol,omitempty"` // absent: 1
 }
 
 // Limits of the protocol.

@@ -25,7 +25,7 @@ var ErrOutOfRange = errors.New("total out of range")
 // RangeError names what passed MaxTotal.
 type RangeError struct {
 	Warehouse, Location, SKU, Replica string // Replica and location only for a single entry
-	Side                              string // "p" or "n"
+	Side                              string // "p", "n", or "escrow" and the kind of a total
 	Total                             uint64 // the total it would have reached (saturated)
 }
 

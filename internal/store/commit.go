@@ -297,7 +297,7 @@ func (db *DB) commitTx(pending []*request) (err error) {
 		}
 	}
 	if db.notify != nil {
-		if skus := st.touchedSKUs(db.warehouse, true); len(skus) > 0 || st.alerts.alerts > 0 || len(st.merged) > 0 {
+		if skus := st.touchedSKUs(db.warehouse, true); len(skus) > 0 || st.alerts.alerts > 0 || len(st.merged) > 0 || st.rights {
 			db.notify(Committed{Warehouse: db.warehouse, SKUs: skus, Alerts: st.alerts.alerts})
 		}
 	}

@@ -95,6 +95,8 @@ type txState struct {
 	// oldReplica is set when a merge switched db.replicaID (a restored
 	// database): a failed transaction switches back.
 	oldReplica string
+	// rights is set when escrow totals changed (a merge of rights).
+	rights bool
 }
 
 func newTxState() *txState {

@@ -120,6 +120,24 @@ var migrations = []string{
 	// instead of scanning every counter. The table is WITHOUT ROWID, so an
 	// entry also holds the primary key: (sku, warehouse, location, replica).
 	`CREATE INDEX counters_sku ON counters(sku);`,
+
+	// 6: escrow rights per (warehouse, sku) (crdt.Escrow, SPEC §9): one
+	// grow-only total per replica, kind, holder and (moves) receiving
+	// holder. Versions come from the counters' sequence, so one cursor
+	// covers both tables.
+	`CREATE TABLE escrow (
+		warehouse  TEXT    NOT NULL,
+		sku        TEXT    NOT NULL,
+		replica    TEXT    NOT NULL,
+		kind       TEXT    NOT NULL,
+		holder     TEXT    NOT NULL,
+		to_holder  TEXT    NOT NULL,
+		total      INTEGER NOT NULL,
+		version    INTEGER NOT NULL,
+		updated_at INTEGER NOT NULL,
+		PRIMARY KEY (warehouse, sku, replica, kind, holder, to_holder)
+	) WITHOUT ROWID;
+	CREATE INDEX escrow_version ON escrow(version);`,
 }
 
 // migrate brings the schema up to date, each migration in a transaction of

@@ -26,6 +26,7 @@ type writerStmts struct {
 	skuOnHand, lastDeviceSeq, saveDeviceSeq, addAlert *sql.Stmt
 	// Merges from the hub: one run per entry.
 	mergeEntry, ownEntry, setMeta *sql.Stmt
+	mergeEscrow, ownEscrow        *sql.Stmt
 	// Totals per SKU (checkTotals).
 	skuTotal *sql.Stmt
 	// Reservations.
@@ -48,8 +49,9 @@ const (
 		ON CONFLICT (device) DO UPDATE SET last_seq = excluded.last_seq`
 	sqlAddAlert = `INSERT INTO alerts(kind, warehouse, sku, location, device, level, expected, got, created_at)
 		VALUES (?,?,?,?,?,?,?,?,?)`
-	sqlOwnEntry = `SELECT p, n FROM counters WHERE warehouse = ? AND sku = ? AND location = ? AND replica = ?`
-	sqlSetMeta  = `INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value`
+	sqlOwnEntry  = `SELECT p, n FROM counters WHERE warehouse = ? AND sku = ? AND location = ? AND replica = ?`
+	sqlOwnEscrow = `SELECT total FROM escrow WHERE warehouse = ? AND sku = ? AND replica = ? AND kind = ? AND holder = ? AND to_holder = ?`
+	sqlSetMeta   = `INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value`
 
 	sqlInsertHold = `INSERT INTO holds(id, body_hash, warehouse, location, sku, qty, holder, channel, state,
 		created_at, expires_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)`
@@ -104,6 +106,8 @@ func (s *writerStmts) prepare(ctx context.Context, db *sql.DB) error {
 		{&s.addAlert, sqlAddAlert},
 		{&s.mergeEntry, sqlMergeEntry},
 		{&s.ownEntry, sqlOwnEntry},
+		{&s.mergeEscrow, sqlMergeEscrow},
+		{&s.ownEscrow, sqlOwnEscrow},
 		{&s.setMeta, sqlSetMeta},
 		{&s.skuTotal, sqlSKUTotal},
 		{&s.getHold, sqlGetHold},

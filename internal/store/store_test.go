@@ -433,14 +433,15 @@ func TestDB_SKUReadsUseIndex(t *testing.T) {
 }
 
 // A database of an older release (here: schema 4, before the counters_sku
-// index) is brought up to date when opened, its data kept.
+// index and the escrow table) is brought up to date when opened, its data
+// kept.
 func TestDB_MigratesOlderDatabase(t *testing.T) {
 	dir := t.TempDir()
 	db, err := Open(t.Context(), dir, Options{Warehouse: "wh1"})
 	require.NoError(t, err)
 	_, err = db.Apply(t.Context(), &Batch{Events: []Event{ev("d1", "e1", "receive", "SKU-1", 5)}})
 	require.NoError(t, err)
-	_, err = db.writer.Exec(`DROP INDEX counters_sku; PRAGMA user_version = 4`)
+	_, err = db.writer.Exec(`DROP TABLE escrow; DROP INDEX counters_sku; PRAGMA user_version = 4`)
 	require.NoError(t, err)
 	require.NoError(t, db.Close())
 
@@ -451,6 +452,9 @@ func TestDB_MigratesOlderDatabase(t *testing.T) {
 	var indexes int
 	require.NoError(t, db.writer.QueryRow(`SELECT count(*) FROM sqlite_schema WHERE type = 'index' AND name = 'counters_sku'`).Scan(&indexes))
 	require.Equal(t, 1, indexes)
+	var tables int
+	require.NoError(t, db.writer.QueryRow(`SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name = 'escrow'`).Scan(&tables))
+	require.Equal(t, 1, tables, "migration 6: the escrow table")
 	require.Equal(t, int64(5), onHand(t, db, "SKU-1"))
 }
 

@@ -22,16 +22,27 @@ type Entry struct {
 	crdt.Entry
 }
 
-// DeltaPage is a page of entries changed since a cursor.
+// EscrowEntry is one total of a (warehouse, sku)'s rights (crdt.Escrow):
+// a state like Entry, merged by max.
+type EscrowEntry struct {
+	Warehouse string
+	SKU       string
+	crdt.EscrowEntry
+}
+
+// DeltaPage is a page of entries changed since a cursor: counter entries
+// and escrow totals, which share one version sequence.
 type DeltaPage struct {
 	Entries []Entry
+	Escrow  []EscrowEntry
 	Next    int64 // the cursor to ask from next
 	More    bool  // more entries are waiting past Next
 }
 
-// Deltas returns up to limit entries whose version is above since, in
-// version order. A key changed many times since the cursor is one entry.
-// Entries of skipReplica are left out (the peer asking wrote them).
+// Deltas returns up to limit entries (counter entries and escrow totals
+// together) whose version is above since, in version order. A key changed
+// many times since the cursor is one entry. Entries of skipReplica are left
+// out (the peer asking wrote them).
 func (db *DB) Deltas(ctx context.Context, since int64, limit int, skipReplica string) (DeltaPage, error) {
 	// One read transaction: the page and the cursor past skipped rows must
 	// come from the same snapshot, or a commit in between would be skipped.
@@ -40,36 +51,92 @@ func (db *DB) Deltas(ctx context.Context, since int64, limit int, skipReplica st
 		return DeltaPage{}, fmt.Errorf("query deltas: %w", err)
 	}
 	defer func() { _ = tx.Rollback() }()
-	rows, err := tx.QueryContext(ctx, `SELECT warehouse, location, sku, replica, p, n, version FROM counters
-		WHERE version > ? AND replica != ? ORDER BY version LIMIT ?`, since, skipReplica, limit+1)
+	var counters []Versioned[Entry]
+	err = scanVersioned(ctx, tx, &counters, `SELECT warehouse, location, sku, replica, p, n, version FROM counters
+		WHERE version > ? AND replica != ? ORDER BY version LIMIT ?`, []any{since, skipReplica, limit + 1},
+		func(e *Entry) []any { return []any{&e.Warehouse, &e.Location, &e.SKU, &e.Replica, &e.P, &e.N} })
 	if err != nil {
 		return DeltaPage{}, fmt.Errorf("query deltas: %w", err)
 	}
-	defer rows.Close()
-	page := DeltaPage{Next: since}
-	for rows.Next() {
-		var e Entry
-		var version int64
-		if err := rows.Scan(&e.Warehouse, &e.Location, &e.SKU, &e.Replica, &e.P, &e.N, &version); err != nil {
-			return DeltaPage{}, fmt.Errorf("query deltas: %w", err)
-		}
-		if len(page.Entries) == limit {
-			page.More = true
-			break
-		}
-		page.Entries = append(page.Entries, e)
-		page.Next = version
-	}
-	if err := errors.Join(rows.Err(), rows.Close()); err != nil {
+	var escrow []Versioned[EscrowEntry]
+	err = scanVersioned(ctx, tx, &escrow, `SELECT warehouse, sku, replica, kind, holder, to_holder, total, version FROM escrow
+		WHERE version > ? AND replica != ? ORDER BY version LIMIT ?`, []any{since, skipReplica, limit + 1},
+		func(e *EscrowEntry) []any {
+			return []any{&e.Warehouse, &e.SKU, &e.Replica, (*KindScanner)(&e.Kind), &e.Holder, &e.To, &e.Total}
+		})
+	if err != nil {
 		return DeltaPage{}, fmt.Errorf("query deltas: %w", err)
 	}
-	if !page.More && len(page.Entries) == 0 {
+	page := PageOf(since, limit, counters, escrow)
+	if !page.More && len(page.Entries)+len(page.Escrow) == 0 {
 		// Skipped rows still advance the cursor: nothing below it is news.
-		if err := tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), ?) FROM counters WHERE version > ?`, since, since).Scan(&page.Next); err != nil {
+		if err := tx.QueryRowContext(ctx, `SELECT MAX(COALESCE((SELECT MAX(version) FROM counters WHERE version > ?1), ?1),
+			COALESCE((SELECT MAX(version) FROM escrow WHERE version > ?1), ?1))`, since).Scan(&page.Next); err != nil {
 			return DeltaPage{}, fmt.Errorf("query deltas: %w", err)
 		}
 	}
 	return page, nil
+}
+
+// Versioned is a row of a delta query with its version.
+type Versioned[T any] struct {
+	Entry   T
+	Version int64
+}
+
+// PageOf merges a store's counter entries and escrow totals past since,
+// each in version order and fetched up to limit+1, into one page of at
+// most limit in version order. More says something was left over.
+func PageOf(since int64, limit int, counters []Versioned[Entry], escrow []Versioned[EscrowEntry]) DeltaPage {
+	page := DeltaPage{Next: since}
+	i, j := 0, 0
+	for i+j < limit && (i < len(counters) || j < len(escrow)) {
+		if j == len(escrow) || (i < len(counters) && counters[i].Version < escrow[j].Version) {
+			page.Entries, page.Next = append(page.Entries, counters[i].Entry), counters[i].Version
+			i++
+		} else {
+			page.Escrow, page.Next = append(page.Escrow, escrow[j].Entry), escrow[j].Version
+			j++
+		}
+	}
+	page.More = i < len(counters) || j < len(escrow)
+	return page
+}
+
+// scanVersioned runs query and appends each row: the columns dest names,
+// then the version.
+func scanVersioned[T any](ctx context.Context, tx *sql.Tx, out *[]Versioned[T], query string, args []any, dest func(*T) []any) error {
+	rows, err := tx.QueryContext(ctx, query, args...)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var v Versioned[T]
+		if err := rows.Scan(append(dest(&v.Entry), &v.Version)...); err != nil {
+			return err
+		}
+		*out = append(*out, v)
+	}
+	return errors.Join(rows.Err(), rows.Close())
+}
+
+// KindScanner reads an escrow kind stored as a one-letter string.
+type KindScanner crdt.Kind
+
+func (k *KindScanner) Scan(src any) error {
+	var s string
+	switch v := src.(type) {
+	case string:
+		s = v
+	case []byte:
+		s = string(v)
+	}
+	if len(s) != 1 {
+		return fmt.Errorf("escrow kind %q", s)
+	}
+	*k = KindScanner(s[0])
+	return nil
 }
 
 // MergeOp merges foreign entries and records the sender's cursor in the
@@ -77,6 +144,7 @@ func (db *DB) Deltas(ctx context.Context, since int64, limit int, skipReplica st
 // store sets Changed and NewReplica before the batch's done callback runs.
 type MergeOp struct {
 	Entries []Entry
+	Escrow  []EscrowEntry
 	// Cursor is stored under CursorKey (default "hub_cursor": an agent
 	// keeps how far it has merged the hub; the hub keeps one per agent).
 	Cursor    string
@@ -95,6 +163,11 @@ const sqlMergeEntry = `INSERT INTO counters(warehouse, location, sku, replica, p
 	ON CONFLICT (warehouse, sku, location, replica) DO UPDATE SET
 		p = max(p, excluded.p), n = max(n, excluded.n), version = excluded.version, updated_at = excluded.updated_at
 	WHERE excluded.p > p OR excluded.n > n`
+
+const sqlMergeEscrow = `INSERT INTO escrow(warehouse, sku, replica, kind, holder, to_holder, total, version, updated_at) VALUES (?,?,?,?,?,?,?,?,?)
+	ON CONFLICT (warehouse, sku, replica, kind, holder, to_holder) DO UPDATE SET
+		total = excluded.total, version = excluded.version, updated_at = excluded.updated_at
+	WHERE excluded.total > total`
 
 func (db *DB) applyMerge(ctx context.Context, s *boundStmts, st *txState, op *MergeOp) error {
 	op.Changed, op.NewReplica = 0, ""
@@ -128,6 +201,9 @@ func (db *DB) applyMerge(ctx context.Context, s *boundStmts, st *txState, op *Me
 			st.merged[stockKey{e.Warehouse, e.SKU, e.Location}] = true
 		}
 	}
+	if err := db.mergeEscrow(ctx, s, st, op); err != nil {
+		return err
+	}
 	if op.Cursor != "" {
 		key := op.CursorKey
 		if key == "" {
@@ -139,6 +215,41 @@ func (db *DB) applyMerge(ctx context.Context, s *boundStmts, st *txState, op *Me
 	}
 	_, err := s.use(s.src.setMeta).ExecContext(ctx, "last_merge", strconv.FormatInt(op.Now.UnixMilli(), 10))
 	return err
+}
+
+// mergeEscrow merges op's escrow totals: per total the maximum. A peer
+// holding a higher total of this database's own replica shows, like a
+// counter entry, that the database is an older copy of itself.
+func (db *DB) mergeEscrow(ctx context.Context, s *boundStmts, st *txState, op *MergeOp) error {
+	merge := s.use(s.src.mergeEscrow)
+	for _, e := range op.Escrow {
+		if e.Total > MaxTotal {
+			return &RangeError{Warehouse: e.Warehouse, SKU: e.SKU, Replica: e.Replica, Side: "escrow " + string(e.Kind), Total: e.Total}
+		}
+		if e.Replica == db.replicaID {
+			var own uint64
+			err := s.use(s.src.ownEscrow).QueryRowContext(ctx, e.Warehouse, e.SKU, e.Replica, string(e.Kind), e.Holder, e.To).Scan(&own)
+			if err != nil && !errors.Is(err, sql.ErrNoRows) {
+				return err
+			}
+			if own < e.Total {
+				if err := db.incarnate(ctx, s, st, op, "a peer holds newer rights of this replica (sku "+e.SKU+")"); err != nil {
+					return err
+				}
+			}
+		}
+		next := db.version + 1
+		res, err := merge.ExecContext(ctx, e.Warehouse, e.SKU, e.Replica, string(e.Kind), e.Holder, e.To, int64(e.Total), next, op.Now.UnixMilli())
+		if err != nil {
+			return err
+		}
+		if n, _ := res.RowsAffected(); n > 0 {
+			db.version = next
+			op.Changed++
+			st.rights = true
+		}
+	}
+	return nil
 }
 
 // checkRestored handles a peer holding a higher (P, N) for this database's

@@ -212,14 +212,21 @@ func (h *Hub) pull(ctx context.Context, l *link) error {
 	for i, e := range d.Entries {
 		op.Entries[i] = e.Stored()
 	}
-	if d.Next != cursor || len(op.Entries) > 0 {
+	for _, e := range d.Escrow {
+		x, err := e.Stored()
+		if err != nil {
+			return fmt.Errorf("deltas: escrow of %s/%s: %w", e.Warehouse, e.SKU, err)
+		}
+		op.Escrow = append(op.Escrow, x)
+	}
+	if d.Next != cursor || len(op.Entries)+len(op.Escrow) > 0 {
 		if _, err := h.store.Apply(ctx, &store.Batch{Merges: []*store.MergeOp{op}}); err != nil {
 			return err
 		}
 	}
 	l.mu.Lock()
 	l.replica, l.lastContact, l.pending = d.Replica, time.Now(), d.More
-	l.pulled += int64(len(d.Entries))
+	l.pulled += int64(len(d.Entries) + len(d.Escrow))
 	l.mu.Unlock()
 	return nil
 }
@@ -272,13 +279,18 @@ func (h *Hub) push(ctx context.Context, l *link) (bool, error) {
 	for i, e := range page.Entries {
 		req.Entries[i] = sync.Wire(e)
 	}
+	if st.Protocol >= 2 { // an older agent refuses a body with rights, and takes no part in channels
+		for _, e := range page.Escrow {
+			req.Escrow = append(req.Escrow, sync.WireEscrow(e))
+		}
+	}
 	var resp sync.MergeResponse
 	if err := l.post(ctx, "/v1/sync/merge", req, &resp); err != nil {
 		return false, err
 	}
 	l.mu.Lock()
 	l.lastContact = time.Now()
-	l.pushed += int64(len(page.Entries))
+	l.pushed += int64(len(page.Entries) + len(req.Escrow))
 	l.mu.Unlock()
 	return page.More, nil
 }

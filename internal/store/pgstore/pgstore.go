@@ -43,6 +43,13 @@ var schema = []string{
 		PRIMARY KEY (warehouse, sku, location, replica))`,
 	`CREATE INDEX IF NOT EXISTS counters_version ON counters(version)`,
 	`CREATE INDEX IF NOT EXISTS counters_sku ON counters(sku)`, // SKUsStock, SKUPage
+	// Escrow rights (crdt.Escrow, SPEC §9): versions from the counters'
+	// sequence, so one cursor covers both tables.
+	`CREATE TABLE IF NOT EXISTS escrow (
+		warehouse TEXT NOT NULL, sku TEXT NOT NULL, replica TEXT NOT NULL, kind TEXT NOT NULL,
+		holder TEXT NOT NULL, to_holder TEXT NOT NULL, total BIGINT NOT NULL, version BIGINT NOT NULL, updated_at BIGINT NOT NULL,
+		PRIMARY KEY (warehouse, sku, replica, kind, holder, to_holder))`,
+	`CREATE INDEX IF NOT EXISTS escrow_version ON escrow(version)`,
 	`CREATE TABLE IF NOT EXISTS events (
 		seq BIGSERIAL PRIMARY KEY, device TEXT NOT NULL, event_id TEXT NOT NULL, body_hash BYTEA NOT NULL,
 		type TEXT NOT NULL, warehouse TEXT NOT NULL, location TEXT NOT NULL, sku TEXT NOT NULL,
@@ -402,6 +409,23 @@ func (db *DB) applyMerge(ctx context.Context, tx pgx.Tx, m *store.MergeOp) error
 			return err
 		}
 	}
+	for _, e := range m.Escrow {
+		if e.Total > store.MaxTotal {
+			return &store.RangeError{Warehouse: e.Warehouse, SKU: e.SKU, Replica: e.Replica, Side: "escrow " + string(e.Kind), Total: e.Total}
+		}
+		tag, err := tx.Exec(ctx, `INSERT INTO escrow(warehouse, sku, replica, kind, holder, to_holder, total, version, updated_at)
+			VALUES ($1,$2,$3,$4,$5,$6,$7,nextval('counter_version'),$8)
+			ON CONFLICT (warehouse, sku, replica, kind, holder, to_holder) DO UPDATE SET
+				total = excluded.total, version = excluded.version, updated_at = excluded.updated_at
+			WHERE excluded.total > escrow.total`,
+			e.Warehouse, e.SKU, e.Replica, string(e.Kind), e.Holder, e.To, int64(e.Total), now)
+		if err != nil {
+			return err
+		}
+		if tag.RowsAffected() > 0 {
+			m.Changed++
+		}
+	}
 	if m.Cursor != "" && m.CursorKey != "" {
 		if _, err := tx.Exec(ctx, `INSERT INTO meta(key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = excluded.value`,
 			m.CursorKey, m.Cursor); err != nil {
@@ -414,34 +438,58 @@ func (db *DB) applyMerge(ctx context.Context, tx pgx.Tx, m *store.MergeOp) error
 // Deltas returns entries with a version above since, in version order,
 // from one snapshot (see store.DB.Deltas).
 func (db *DB) Deltas(ctx context.Context, since int64, limit int, skipReplica string) (store.DeltaPage, error) {
-	page := store.DeltaPage{Next: since}
+	var page store.DeltaPage
 	err := pgx.BeginTxFunc(ctx, db.pool, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
+		var counters []store.Versioned[store.Entry]
 		rows, err := tx.Query(ctx, `SELECT warehouse, location, sku, replica, p, n, version FROM counters
 			WHERE version > $1 AND replica <> $2 ORDER BY version LIMIT $3`, since, skipReplica, limit+1)
 		if err != nil {
 			return err
 		}
 		for rows.Next() {
-			var e store.Entry
-			var p, n, version int64
-			if err := rows.Scan(&e.Warehouse, &e.Location, &e.SKU, &e.Replica, &p, &n, &version); err != nil {
+			var v store.Versioned[store.Entry]
+			var p, n int64
+			if err := rows.Scan(&v.Entry.Warehouse, &v.Entry.Location, &v.Entry.SKU, &v.Entry.Replica, &p, &n, &v.Version); err != nil {
 				rows.Close()
 				return err
 			}
-			if len(page.Entries) == limit {
-				page.More = true
-				break
-			}
-			e.P, e.N = uint64(p), uint64(n)
-			page.Entries = append(page.Entries, e)
-			page.Next = version
+			v.Entry.P, v.Entry.N = uint64(p), uint64(n)
+			counters = append(counters, v)
 		}
 		rows.Close()
 		if err := rows.Err(); err != nil {
 			return err
 		}
-		if !page.More && len(page.Entries) == 0 {
-			return tx.QueryRow(ctx, `SELECT COALESCE(MAX(version), $1) FROM counters WHERE version > $1`, since).Scan(&page.Next)
+		var escrow []store.Versioned[store.EscrowEntry]
+		rows, err = tx.Query(ctx, `SELECT warehouse, sku, replica, kind, holder, to_holder, total, version FROM escrow
+			WHERE version > $1 AND replica <> $2 ORDER BY version LIMIT $3`, since, skipReplica, limit+1)
+		if err != nil {
+			return err
+		}
+		for rows.Next() {
+			var v store.Versioned[store.EscrowEntry]
+			var kind string
+			var total int64
+			e := &v.Entry
+			if err := rows.Scan(&e.Warehouse, &e.SKU, &e.Replica, &kind, &e.Holder, &e.To, &total, &v.Version); err != nil {
+				rows.Close()
+				return err
+			}
+			if err := (*store.KindScanner)(&e.Kind).Scan(kind); err != nil {
+				rows.Close()
+				return err
+			}
+			e.Total = uint64(total)
+			escrow = append(escrow, v)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		page = store.PageOf(since, limit, counters, escrow)
+		if !page.More && len(page.Entries)+len(page.Escrow) == 0 {
+			return tx.QueryRow(ctx, `SELECT GREATEST(COALESCE((SELECT MAX(version) FROM counters WHERE version > $1), $1),
+				COALESCE((SELECT MAX(version) FROM escrow WHERE version > $1), $1))`, since).Scan(&page.Next)
 		}
 		return nil
 	})

@@ -32,6 +32,7 @@ var (
 	skus       = []string{"S-1", "S-2", "S-3"}
 	devices    = []string{"d1", "d2"}
 	replicas   = []string{"wh2.aaaa", "wh3.bbbb", "hub.cccc"}
+	holders    = []string{"local", "amazon", "ebay"}
 )
 
 // maxSteps bounds a history's events and merges.
@@ -39,10 +40,14 @@ const maxSteps = 25
 
 type key struct{ warehouse, location, sku string }
 
+// rightsKey names one (warehouse, sku)'s escrow.
+type rightsKey struct{ warehouse, sku string }
+
 // model is the oracle: per key a PN-counter, and what each (device, id)
 // was first seen with.
 type model struct {
 	counters map[key]*crdt.PNCounter
+	rights   map[rightsKey]*crdt.Escrow
 	logged   map[[2]string]string // (device, id) -> body
 	own      string
 	prefix   string // of this history's SKUs and event ids
@@ -80,14 +85,17 @@ func Run(t *testing.T, db Backend) {
 	rapid.Check(t, func(rt *rapid.T) {
 		run++
 		ctx := context.Background()
-		m := &model{counters: map[key]*crdt.PNCounter{}, logged: map[[2]string]string{}, own: db.ReplicaID(),
+		m := &model{counters: map[key]*crdt.PNCounter{}, rights: map[rightsKey]*crdt.Escrow{}, logged: map[[2]string]string{}, own: db.ReplicaID(),
 			prefix: fmt.Sprintf("r%d.", run), start: end(ctx, rt, db)}
 		// Bounded histories: each step is a commit, and SQLite under the
 		// race detector commits about 20 times slower.
 		for range rapid.IntRange(1, maxSteps).Draw(rt, "steps") {
-			if rapid.IntRange(0, 2).Draw(rt, "action") == 0 {
+			switch rapid.IntRange(0, 3).Draw(rt, "action") {
+			case 0:
 				merge(ctx, rt, db, m)
-			} else {
+			case 1:
+				mergeRights(ctx, rt, db, m)
+			default:
 				applyEvent(ctx, rt, db, m)
 			}
 			if rapid.IntRange(0, 3).Draw(rt, "check") == 0 {
@@ -176,6 +184,39 @@ func merge(ctx context.Context, rt *rapid.T, db Backend, m *model) {
 	require.NoError(rt, err)
 }
 
+// mergeRights merges a page of foreign escrow totals, of every kind,
+// possibly older than what the store holds, possibly repeated.
+func mergeRights(ctx context.Context, rt *rapid.T, db Backend, m *model) {
+	op := &store.MergeOp{Now: time.Now(), Cursor: "peer@1", CursorKey: "cursor:conformance"}
+	for range rapid.IntRange(1, 5).Draw(rt, "totals") {
+		k := m.drawKey(rt)
+		x := store.EscrowEntry{Warehouse: k.warehouse, SKU: k.sku, EscrowEntry: crdt.EscrowEntry{EscrowKey: crdt.EscrowKey{
+			Replica: rapid.SampledFrom(replicas).Draw(rt, "replica"),
+			Kind:    rapid.SampledFrom([]crdt.Kind{crdt.Supply, crdt.Move, crdt.Spend, crdt.Pick}).Draw(rt, "kind"),
+			Holder:  rapid.SampledFrom(holders).Draw(rt, "holder"),
+		}, Total: rapid.Uint64Range(1, 100).Draw(rt, "total")}}
+		if x.Kind == crdt.Move {
+			x.To = "local"
+			if x.Holder == "local" {
+				x.To = "amazon"
+			}
+		}
+		op.Escrow = append(op.Escrow, x)
+		m.escrow(rightsKey{k.warehouse, k.sku}).MergeEntry(x.EscrowEntry)
+	}
+	_, err := db.Apply(ctx, &store.Batch{Merges: []*store.MergeOp{op}})
+	require.NoError(rt, err)
+}
+
+func (m *model) escrow(k rightsKey) *crdt.Escrow {
+	e, ok := m.rights[k]
+	if !ok {
+		e = &crdt.Escrow{}
+		m.rights[k] = e
+	}
+	return e
+}
+
 // check holds the store to the oracle: every key's level, and the deltas
 // from the start, which rebuild exactly the oracle's entries.
 func check(ctx context.Context, rt *rapid.T, db Backend, m *model) {
@@ -195,6 +236,7 @@ func check(ctx context.Context, rt *rapid.T, db Backend, m *model) {
 		require.Equal(rt, c.Value(), got[k], "on hand of %v", k)
 	}
 	rebuilt := map[key]*crdt.PNCounter{}
+	rebuiltRights := map[rightsKey]*crdt.Escrow{}
 	since := m.start
 	for {
 		page, err := db.Deltas(ctx, since, 7, "")
@@ -205,6 +247,13 @@ func check(ctx context.Context, rt *rapid.T, db Backend, m *model) {
 				rebuilt[k] = &crdt.PNCounter{}
 			}
 			rebuilt[k].MergeEntry(e.Replica, e.Entry)
+		}
+		for _, x := range page.Escrow {
+			k := rightsKey{x.Warehouse, x.SKU}
+			if rebuiltRights[k] == nil {
+				rebuiltRights[k] = &crdt.Escrow{}
+			}
+			rebuiltRights[k].MergeEntry(x.EscrowEntry)
 		}
 		require.GreaterOrEqual(rt, page.Next, since, "the cursor never goes back")
 		since = page.Next
@@ -218,5 +267,12 @@ func check(ctx context.Context, rt *rapid.T, db Backend, m *model) {
 			r = &crdt.PNCounter{}
 		}
 		require.True(rt, c.Equal(*r), "deltas of %v rebuild the state: want %v got %v", k, c.Replicas(), r.Replicas())
+	}
+	for k, e := range m.rights {
+		r := rebuiltRights[k]
+		if r == nil {
+			r = &crdt.Escrow{}
+		}
+		require.True(rt, e.Equal(*r), "deltas of %v rebuild the rights: want %v got %v", k, e.Entries(), r.Entries())
 	}
 }
