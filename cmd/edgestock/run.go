@@ -276,7 +276,7 @@ func (m *Main) runHub(ctx context.Context, c *command, args []string) error {
 	tuneGC()
 	h := hub.NewServer(sc, logger)
 	err = runUntilDone(ctx, h, logger)
-	if errors.Is(err, auth.ErrNoToken) {
+	if errors.Is(err, auth.ErrNoToken) || errors.Is(err, store.ErrWrongWarehouse) {
 		return usageError{err} // a config to mend first: restarting cannot fix it
 	}
 	return err

@@ -12,6 +12,7 @@ import (
 
 	"github.com/edgestock/edgestock/internal/auth"
 	"github.com/edgestock/edgestock/internal/ingest"
+	"github.com/edgestock/edgestock/internal/store"
 	"github.com/edgestock/edgestock/internal/testenv"
 	"github.com/edgestock/edgestock/sync/hub"
 )
@@ -186,4 +187,15 @@ func TestHub_CentralWriteRejections(t *testing.T) {
 			require.Equal(t, tc.reason, string(got.Results[0].Reason))
 		})
 	}
+}
+
+// A store that does not open (here an agent's data dir, of another
+// warehouse) is an error naming it, not a panic closing a nil store.
+func TestHub_StoreOpenFails(t *testing.T) {
+	dir := t.TempDir()
+	db, err := store.Open(t.Context(), dir, store.Options{Warehouse: "wh1"})
+	require.NoError(t, err)
+	require.NoError(t, db.Close())
+	err = hub.NewServer(hub.Config{DataDir: dir, HTTP: "127.0.0.1:0"}, logger()).Open(t.Context())
+	require.ErrorIs(t, err, store.ErrWrongWarehouse)
 }

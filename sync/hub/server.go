@@ -40,20 +40,11 @@ type Config struct {
 type backend interface {
 	Store
 	Reader
-	tokenStore
+	TokenStore
+	HasTokens(ctx context.Context) (bool, error)
 	Submit(b *store.Batch, done func([]store.Outcome, error))
 	ReplicaID() string
 	Close() error
-}
-
-// tokenStore records the hub's tokens (SPEC §6): in its SQLite file, or in
-// the PostgreSQL database every hub process shares.
-type tokenStore interface {
-	auth.Recorder
-	auth.Lookup
-	HasTokens(ctx context.Context) (bool, error)
-	Tokens(ctx context.Context) ([]store.TokenRecord, error)
-	RevokeToken(ctx context.Context, id string, at time.Time) error
 }
 
 var (
@@ -95,18 +86,24 @@ func (s *Server) Open(ctx context.Context) (err error) {
 			h.Changed()
 		}
 	}
+	// Assigned only once open: a nil *DB in the interface would be closed.
 	if s.cfg.Store != "" { // a PostgreSQL URL (Validate maps "sqlite" to "")
-		s.store, err = pgstore.Open(ctx, s.cfg.Store, changed, s.logger.With("component", "store"))
+		pg, err := pgstore.Open(ctx, s.cfg.Store, changed, s.logger.With("component", "store"))
+		if err != nil {
+			return err
+		}
+		s.store = pg
 	} else {
 		// One hub per SQLite data dir: a second would write under the same replica.
 		if s.lock, err = store.LockDir(s.cfg.DataDir); err != nil {
 			return err
 		}
-		s.store, err = store.Open(ctx, s.cfg.DataDir, store.Options{Warehouse: storeWarehouse, Logger: s.logger.With("component", "store"),
+		db, err := store.Open(ctx, s.cfg.DataDir, store.Options{Warehouse: storeWarehouse, Logger: s.logger.With("component", "store"),
 			Notify: func(store.Committed) { changed() }})
-	}
-	if err != nil {
-		return err
+		if err != nil {
+			return err
+		}
+		s.store = db
 	}
 	if s.guard, err = s.openGuard(ctx); err != nil {
 		return err

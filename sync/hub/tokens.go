@@ -10,9 +10,12 @@ import (
 	"github.com/edgestock/edgestock/internal/store/pgstore"
 )
 
-// TokenStore is a hub's token records, for `edgestock token --role hub`.
+// TokenStore is a hub's token records (SPEC §6), in its SQLite file or in
+// the PostgreSQL database every hub process shares: the server's guard and
+// `edgestock token --role hub` use it.
 type TokenStore interface {
 	auth.Recorder
+	auth.Lookup
 	Tokens(ctx context.Context) ([]store.TokenRecord, error)
 	RevokeToken(ctx context.Context, id string, at time.Time) error
 	Close() error
