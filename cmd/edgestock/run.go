@@ -144,7 +144,10 @@ func checkFirstToken(ctx context.Context, cfg agent.Config) error {
 	if _, err := os.Stat(filepath.Join(cfg.DataDir, store.FileName)); errors.Is(err, os.ErrNotExist) {
 		return usageError{errors.New(advice)}
 	}
-	db, err := store.Open(ctx, cfg.DataDir, store.Options{Warehouse: cfg.Warehouse})
+	// Beside: another agent may be running on this data dir (its lock is
+	// taken in Open, after this check), and this look must not decide
+	// anything about its replica or checkpoint under it.
+	db, err := store.Open(ctx, cfg.DataDir, store.Options{Warehouse: cfg.Warehouse, Beside: true})
 	if errors.Is(err, store.ErrWrongWarehouse) {
 		return usageError{err}
 	}

@@ -109,7 +109,7 @@ func (d tokenDir) openAgent(ctx context.Context, create bool) (*tokens, error) {
 	case err != nil:
 		return nil, err
 	}
-	db, err := store.Open(ctx, cfg.DataDir, store.Options{Warehouse: explicit})
+	db, err := store.Open(ctx, cfg.DataDir, store.Options{Warehouse: explicit, Beside: true})
 	if errors.Is(err, store.ErrWrongWarehouse) {
 		return nil, usageError{err}
 	}

@@ -73,3 +73,25 @@ func TestDB_Reincarnate(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, int64(5), onHand(t, db, "S"))
 }
+
+// A database opened beside its owner (the token CLI) decides nothing about
+// the replica: even where the owner would start a new incarnation, it
+// neither does nor writes a high-water file.
+func TestDB_BesideDecidesNothing(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	db := openTest(t, dir)
+	_, err := db.Apply(ctx, &Batch{Events: []Event{ev("d1", "1", "receive", "S", 3)}})
+	require.NoError(t, err)
+	replica := db.ReplicaID()
+	require.NoError(t, db.Close())
+	hwm := filepath.Join(dir, FileName+highWaterSuffix)
+	require.NoError(t, os.Remove(hwm)) // what a restored copy looks like
+
+	beside, err := Open(ctx, dir, Options{Beside: true})
+	require.NoError(t, err)
+	require.Equal(t, replica, beside.ReplicaID(), "no incarnation from beside")
+	require.NoError(t, beside.Close())
+	_, err = os.Stat(hwm)
+	require.ErrorIs(t, err, os.ErrNotExist, "no high-water file from beside")
+}

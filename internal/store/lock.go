@@ -23,9 +23,10 @@ var ErrDirLocked = errors.New("data dir in use")
 //
 // Only one agent may write a data dir: two would share one replica ID and
 // hand out the same versions, and max-merge would hide one's writes. The
-// token CLI opens the database without the lock: SQLite serialises its
-// writes with the agent's, and it writes only token rows (no counters, no
-// versions), so it may run beside the agent, as SPEC §8 requires.
+// token CLI opens the database without the lock and with Options.Beside:
+// SQLite serialises its writes with the agent's, and it decides nothing
+// about the replica and runs no checkpoints, so all it writes is token
+// rows, and it may run beside the agent, as SPEC §8 requires.
 type DirLock struct {
 	f    *os.File
 	path string

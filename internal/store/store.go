@@ -61,6 +61,12 @@ type Options struct {
 	CommitDelay time.Duration
 	// Quarantine bounds the rejected payloads kept (zero: no bounds).
 	Quarantine QuarantineLimits
+	// Beside opens the database beside the process that owns it (the token
+	// CLI beside a running agent or hub, without its data dir's lock): it
+	// decides nothing about the replica (no incarnation, no high-water
+	// files) and runs no checkpoints or retention, so all it writes is
+	// what its caller writes.
+	Beside bool
 }
 
 // DB is the agent's SQLite store. It is safe for concurrent use.
@@ -87,6 +93,7 @@ type DB struct {
 	savedVersion     int64
 	savedReplica     string
 	outerFailed      bool // the high-water file beside the data dir could not be written (logged once)
+	beside           bool // Options.Beside
 	// walTried is the WAL's size at the commit loop's last checkpoint that
 	// left it past walCheckpointBytes (0: none); commit loop only.
 	walTried int64
@@ -137,7 +144,7 @@ func Open(ctx context.Context, dataDir string, opts Options) (*DB, error) {
 	writer.SetMaxOpenConns(1)
 	writer.SetMaxIdleConns(1)
 	writer.SetConnMaxLifetime(0)
-	db := &DB{path: path, writer: writer, logger: opts.Logger, lowRule: opts.LowStock, notify: opts.Notify, observe: opts.Observe, commitDelay: opts.CommitDelay, requests: make(chan *request, requestQueue), stop: make(chan struct{}), totals: map[string]skuTotal{}, qLimits: opts.Quarantine}
+	db := &DB{path: path, writer: writer, logger: opts.Logger, lowRule: opts.LowStock, notify: opts.Notify, observe: opts.Observe, commitDelay: opts.CommitDelay, requests: make(chan *request, requestQueue), stop: make(chan struct{}), totals: map[string]skuTotal{}, qLimits: opts.Quarantine, beside: opts.Beside}
 	if err := db.init(ctx, opts.Warehouse); err != nil {
 		_ = db.closeConns()
 		return nil, unwritable(path, err)
@@ -164,10 +171,13 @@ func Open(ctx context.Context, dataDir string, opts Options) (*DB, error) {
 		return nil, fmt.Errorf("open store: %w", err)
 	}
 	db.ckpt.SetMaxOpenConns(1)
-	db.wg.Add(3)
+	db.wg.Add(1)
 	go db.commitLoop()
-	go db.checkpointLoop()
-	go db.retentionLoop()
+	if !opts.Beside {
+		db.wg.Add(2)
+		go db.checkpointLoop()
+		go db.retentionLoop()
+	}
 	return db, nil
 }
 
@@ -256,7 +266,7 @@ func (db *DB) init(ctx context.Context, warehouse string) error {
 	if err := tx.QueryRowContext(ctx, `SELECT MAX(COALESCE((SELECT MAX(version) FROM counters), 0), COALESCE((SELECT MAX(version) FROM escrow), 0))`).Scan(&db.version); err != nil {
 		return fmt.Errorf("open store: %w", err)
 	}
-	if why := db.copyOfItself(meta["replica_id"], db.version); why != "" {
+	if why := db.copyOfItself(meta["replica_id"], db.version); why != "" && !db.beside {
 		old := meta["replica_id"]
 		id, err := newIncarnation(ctx, tx, old, meta["warehouse"], time.Now())
 		if err != nil {
@@ -281,7 +291,9 @@ func (db *DB) init(ctx context.Context, warehouse string) error {
 	id := db.replicaID
 	db.replicaPub.Store(&id)
 	// At once, not a second later: the next open compares against it.
-	db.saveHighWater()
+	if !db.beside {
+		db.saveHighWater()
+	}
 	return db.stmts.prepare(ctx, db.writer)
 }
 

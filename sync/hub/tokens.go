@@ -37,7 +37,7 @@ func OpenTokens(ctx context.Context, dataDir, storeURL string) (TokenStore, auth
 	if storeURL != "" {
 		st, err = pgstore.Open(ctx, storeURL, func() {}, slog.New(slog.DiscardHandler))
 	} else {
-		st, err = store.Open(ctx, dataDir, store.Options{Warehouse: storeWarehouse})
+		st, err = store.Open(ctx, dataDir, store.Options{Warehouse: storeWarehouse, Beside: true})
 	}
 	if err != nil {
 		return nil, auth.Signer{}, err
