@@ -162,7 +162,9 @@ func TestSync_MergeEscrowRefusals(t *testing.T) {
 			resp, err := http.Post(a.Base+"/v1/sync/merge", "application/json", bytes.NewReader(body))
 			require.NoError(t, err)
 			defer resp.Body.Close()
-			var e struct{ Error struct{ Code, Message string } }
+			var e struct {
+				Error struct{ Code, Message string }
+			}
 			require.NoError(t, json.NewDecoder(resp.Body).Decode(&e))
 			require.Equal(t, tc.status, resp.StatusCode)
 			require.Contains(t, e.Error.Message, tc.want)
