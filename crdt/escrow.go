@@ -63,6 +63,12 @@ type Escrow struct {
 	totals map[EscrowKey]uint64
 }
 
+// MaxTotal bounds every escrow total (2^53: exact in JSON, and sums of up
+// to 1,024 of them stay in int64). A larger total is not a state any owner
+// wrote: MergeEntry ignores it and UnmarshalBinary refuses it, or one bad
+// peer total could flip a holder's rights through the int64 sums.
+const MaxTotal = 1 << 53
+
 // ErrInsufficientRights is returned by Move and Spend past a holder's rights.
 var ErrInsufficientRights = errors.New("crdt: insufficient rights")
 
@@ -179,9 +185,10 @@ func (e Escrow) within(holder string, n uint64) error {
 	return nil
 }
 
-// MergeEntry joins one entry into e. It reports whether e changed.
+// MergeEntry joins one entry into e. It reports whether e changed; a total
+// past MaxTotal changes nothing (the stores refuse it before).
 func (e *Escrow) MergeEntry(x EscrowEntry) bool {
-	if cur := e.totals[x.EscrowKey]; cur >= x.Total {
+	if cur := e.totals[x.EscrowKey]; cur >= x.Total || x.Total > MaxTotal {
 		return false
 	}
 	if e.totals == nil {
@@ -357,7 +364,7 @@ func (e *Escrow) decode(b []byte) error {
 			return ErrBadEscrowEncoding
 		}
 		v, ok := next()
-		if !ok || v == 0 || k.check() != nil || (prev != nil && !prev.less(k)) { // canonical: sorted, no duplicates or zeros
+		if !ok || v == 0 || v > MaxTotal || k.check() != nil || (prev != nil && !prev.less(k)) { // canonical: sorted, no duplicates or zeros
 			return ErrBadEscrowEncoding
 		}
 		totals[k] = v

@@ -212,6 +212,22 @@ func TestEscrow_Refusals(t *testing.T) {
 	require.Equal(t, int64(0), e.Rights("amazon"), "picking moves no rights")
 }
 
+// A total past MaxTotal is no owner's state: merged, it changes nothing,
+// so one bad peer total cannot flip a holder's rights through the sums.
+func TestEscrow_TotalsBounded(t *testing.T) {
+	var e Escrow
+	e.AddSupply(agentReplica, "local", 10)
+	bad := EscrowEntry{EscrowKey: EscrowKey{Replica: hubReplica, Kind: Move, Holder: "amazon", To: "local"}, Total: 1<<64 - 1}
+	require.False(t, e.MergeEntry(bad))
+	require.Equal(t, int64(10), e.Rights("local"))
+	require.Equal(t, int64(0), e.Rights("amazon"))
+	var b Escrow
+	b.totals = map[EscrowKey]uint64{bad.EscrowKey: MaxTotal + 1}
+	enc, err := b.MarshalBinary()
+	require.NoError(t, err)
+	require.ErrorIs(t, (&Escrow{}).UnmarshalBinary(enc), ErrBadEscrowEncoding)
+}
+
 func TestEscrow_BinaryRoundTrip(t *testing.T) {
 	rapid.Check(t, func(t *rapid.T) {
 		a := escrowGen().Draw(t, "a")

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"math"
+
+	"github.com/edgestock/edgestock/crdt"
 )
 
 // MaxTotal bounds every PN-counter total the stores keep: each entry's P
@@ -16,7 +18,7 @@ import (
 // ±2^53: SQLite's SUM, which fails past 2^63, never overflows, and every
 // value a view shows is exact. Real stock is many orders of magnitude
 // below it: 2^53 units is 9 billion events of the largest quantity.
-const MaxTotal = 1 << 53
+const MaxTotal = crdt.MaxTotal
 
 // ErrOutOfRange is the class of RangeError: a merge or an event would take
 // a total past MaxTotal. Retrying cannot help; the write is refused.
