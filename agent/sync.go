@@ -23,7 +23,8 @@ const (
 
 func (a *Agent) handleSyncDeltas(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	since, err := sync.ParseCursor(q.Get("since"), a.store.ReplicaID())
+	replica := a.store.ReplicaID()
+	since, err := sync.ParseCursor(q.Get("since"), replica)
 	if err != nil {
 		writeError(w, http.StatusBadRequest, "bad_cursor", "%v", err)
 		return
@@ -32,7 +33,7 @@ func (a *Agent) handleSyncDeltas(w http.ResponseWriter, r *http.Request) {
 		// The hub pulled versions of this replica that the database never
 		// reached: it is an older copy of itself. Writing on under this ID
 		// would be hidden by what the hub holds; start over as a new one.
-		if err := a.store.Reincarnate(r.Context(), fmt.Sprintf("the hub's cursor %s is past the database's last version %d",
+		if err := a.store.Reincarnate(r.Context(), replica, fmt.Sprintf("the hub's cursor %s is past the database's last version %d",
 			q.Get("since"), a.store.CommittedVersion())); err != nil {
 			writeError(w, http.StatusServiceUnavailable, "store_unavailable", "%v", err)
 			return
@@ -59,7 +60,7 @@ func (a *Agent) handleSyncDeltas(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusInternalServerError, "store_error", "%v", err)
 		return
 	}
-	replica := a.store.ReplicaID()
+	replica = a.store.ReplicaID() // new after a reincarnation
 	out := sync.Deltas{Replica: replica, Entries: make([]sync.Entry, len(page.Entries)), Next: sync.FormatCursor(replica, page.Next), More: page.More}
 	for i, e := range page.Entries {
 		out.Entries[i] = sync.Wire(e)

@@ -31,7 +31,8 @@ import (
 // never a unit. A copy the files cannot tell (the data dir restored with
 // the file beside it, in place) is caught at the next sync instead: the
 // hub's cursor or entries for this replica are then ahead of the database
-// (checkRestored, and the agent's deltas handler).
+// (checkRestored, and the agent's deltas handler); what it wrote before
+// that sync, under the old ID, may be hidden (docs/OPERATIONS.md).
 const highWaterSuffix = ".hwm"
 
 func (db *DB) highWaterPath() string { return db.path + highWaterSuffix }

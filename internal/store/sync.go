@@ -155,8 +155,9 @@ type MergeOp struct {
 	// from an older copy of itself (see applyMerge).
 	NewReplica string
 	// Reincarnate, when set, is why this database is an older copy of
-	// itself though no entry shows it: it starts a new incarnation.
-	Reincarnate string
+	// itself though no entry shows it: it starts a new incarnation, if it
+	// still runs as the replica ReincarnateFrom.
+	Reincarnate, ReincarnateFrom string
 }
 
 const sqlMergeEntry = `INSERT INTO counters(warehouse, location, sku, replica, p, n, version, updated_at) VALUES (?,?,?,?,?,?,?,?)
@@ -172,6 +173,9 @@ const sqlMergeEscrow = `INSERT INTO escrow(warehouse, sku, replica, kind, holder
 func (db *DB) applyMerge(ctx context.Context, s *boundStmts, st *txState, op *MergeOp) error {
 	op.Changed, op.NewReplica = 0, ""
 	if op.Reincarnate != "" {
+		if db.replicaID != op.ReincarnateFrom {
+			return nil // another request did already: one new incarnation
+		}
 		return db.incarnate(ctx, s, st, op, op.Reincarnate)
 	}
 	merge := s.use(s.src.mergeEntry)
@@ -286,10 +290,11 @@ func (db *DB) incarnate(ctx context.Context, s *boundStmts, st *txState, op *Mer
 	return nil
 }
 
-// Reincarnate starts a new incarnation now, for why: a peer has seen this
-// replica's versions past any this database reached.
-func (db *DB) Reincarnate(ctx context.Context, why string) error {
-	_, err := db.Apply(ctx, &Batch{Merges: []*MergeOp{{Reincarnate: why, Now: time.Now()}}})
+// Reincarnate starts a new incarnation now, for why (a peer has seen
+// replica's versions past any this database reached), unless the database
+// no longer runs as replica: concurrent callers make one new ID, not many.
+func (db *DB) Reincarnate(ctx context.Context, replica, why string) error {
+	_, err := db.Apply(ctx, &Batch{Merges: []*MergeOp{{Reincarnate: why, ReincarnateFrom: replica, Now: time.Now()}}})
 	return err
 }
 
