@@ -130,7 +130,14 @@ func (h *authHook) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool {
 		return false
 	}
 	own := h.devices + string(cl.Properties.Username) + "/"
-	return topic == own+"results" || topic == h.status || strings.HasPrefix(topic, h.stock) || topic == strings.TrimSuffix(h.stock, "/")+"/#"
+	if strings.HasPrefix(topic, own) {
+		// Its results, and any MQTT 5 Response Topic the agent answers on
+		// (reporter.replyRefusal): its own subtree, no wildcard, not a
+		// topic the agent ingests.
+		kind, _, _ := strings.Cut(strings.TrimPrefix(topic, own), "/")
+		return !strings.ContainsAny(topic, "+#") && kind != "" && (h.a.ingest == nil || !h.a.ingest.HandlesTopic(kind))
+	}
+	return topic == h.status || strings.HasPrefix(topic, h.stock) || topic == strings.TrimSuffix(h.stock, "/")+"/#"
 }
 
 func (h *authHook) known(cl *mqtt.Client) bool {

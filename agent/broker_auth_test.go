@@ -41,6 +41,11 @@ func TestBrokerAuth_DeviceACL(t *testing.T) {
 	}
 	require.GreaterOrEqual(t, subscribe("edgestock/wh1/devices/devB/results"), byte(0x80), "B's results are not A's to read")
 	require.Less(t, subscribe("edgestock/wh1/devices/devA/results"), byte(0x80))
+	// Where the agent answers an MQTT 5 Response Topic: A's own subtree.
+	require.Less(t, subscribe("edgestock/wh1/devices/devA/replies/7"), byte(0x80), "a Response Topic of its own")
+	require.GreaterOrEqual(t, subscribe("edgestock/wh1/devices/devB/replies/7"), byte(0x80), "B's replies are not A's")
+	require.GreaterOrEqual(t, subscribe("edgestock/wh1/devices/devA/#"), byte(0x80), "no wildcard over its own input")
+	require.GreaterOrEqual(t, subscribe("edgestock/wh1/devices/devA/events"), byte(0x80), "not a topic the agent ingests")
 	require.Less(t, subscribe("edgestock/wh1/stock/#"), byte(0x80))
 	require.Less(t, subscribe("edgestock/wh1/status"), byte(0x80))
 	require.Equal(t, int64(2), a.OnHand(t, "ACL"), "only A's own event applied")
