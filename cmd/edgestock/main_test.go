@@ -249,3 +249,23 @@ func TestMain_Simulate(t *testing.T) {
 		require.Contains(t, string(body), fmt.Sprintf(`edgestock_events_total{driver="events",source="mqtt",status=%q} %d`, status, n))
 	}
 }
+
+// simulate logs its devices in with a token where the broker refuses
+// anonymous clients (the default), and hears every result on the Response
+// Topic its devices may subscribe to.
+func TestMain_SimulateWithToken(t *testing.T) {
+	dir, mqttAddr := t.TempDir(), testenv.FreeAddr(t)
+	code, token, stderr := run(t, "token", "issue", "--warehouse", "wh1", "--data-dir", dir, "--name", "sim", "--scope", "admin")
+	require.Equal(t, exitOK, code, stderr)
+	startChild(t, "agent", "--warehouse", "wh1", "--data-dir", dir, "--http", testenv.FreeAddr(t), "--mqtt-listen", mqttAddr)
+	var stdout, errOut bytes.Buffer
+	code = (&Main{Stdout: &stdout, Stderr: &errOut}).Run(t.Context(), []string{"simulate", "--mqtt-url", "mqtt://" + mqttAddr,
+		"--token", strings.TrimSpace(token), "--devices", "2", "--rate", "200", "--events", "40", "--skus", "5"})
+	require.Equal(t, exitOK, code, errOut.String())
+	var sent, acked, applied, dups, rejected int
+	_, err := fmt.Sscanf(stdout.String(), "sent %d, acked %d, applied %d, duplicates %d, rejected %d", &sent, &acked, &applied, &dups, &rejected)
+	require.NoError(t, err, stdout.String())
+	require.Equal(t, 40, sent)
+	require.Equal(t, sent, acked)
+	require.Equal(t, acked, applied+dups+rejected, "every result heard")
+}

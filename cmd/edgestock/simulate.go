@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/url"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -39,6 +40,7 @@ func (m *Main) runSimulate(ctx context.Context, c *command, args []string) error
 	duration := fs.Duration("duration", 10*time.Second, "how long to publish (with --events: only if given)")
 	events := fs.Int64("events", 0, "stop after this many publishes, all devices together (0: run for --duration)")
 	skus := fs.Int("skus", 100, "distinct SKUs")
+	token := fs.String("token", os.Getenv("EDGESTOCK_TOKEN"), "an admin token of the agent: each device logs in as sim-N with it (default $EDGESTOCK_TOKEN; none: anonymous, which the broker must allow)")
 	dupShare := fs.Float64("duplicates", 0.05, "share of publishes that resend an earlier event")
 	badShare := fs.Float64("malformed", 0.02, "share of publishes that are malformed")
 	if _, err := m.parse(fs, c, args); err != nil {
@@ -75,7 +77,7 @@ func (m *Main) runSimulate(ctx context.Context, c *command, args []string) error
 		return fmt.Sprintf("%s/%s/devices/sim-%d/replies/%s", *prefix, *warehouse, d, runID)
 	}
 	for d := range *devices {
-		c, err := simDial(ctx, u.Host, fmt.Sprintf("sim-%s-%d", runID, d), replyTopic(d), &st)
+		c, err := simDial(ctx, u.Host, fmt.Sprintf("sim-%s-%d", runID, d), fmt.Sprintf("sim-%d", d), *token, replyTopic(d), &st)
 		if err != nil {
 			return fmt.Errorf("simulate: connect %s: %w", u.Host, err)
 		}
@@ -168,7 +170,7 @@ func bar(n, total int64) string {
 
 // simDial connects one simulated device; results on its response topic
 // are counted.
-func simDial(ctx context.Context, host, clientID, replyTopic string, st *simStats) (*paho.Client, error) {
+func simDial(ctx context.Context, host, clientID, device, token, replyTopic string, st *simStats) (*paho.Client, error) {
 	conn, err := net.DialTimeout("tcp", host, 5*time.Second)
 	if err != nil {
 		return nil, err
@@ -191,7 +193,12 @@ func simDial(ctx context.Context, host, clientID, replyTopic string, st *simStat
 		}}})
 	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	if _, err := c.Connect(cctx, &paho.Connect{ClientID: clientID, KeepAlive: 30, CleanStart: true}); err != nil {
+	login := &paho.Connect{ClientID: clientID, KeepAlive: 30, CleanStart: true}
+	if token != "" {
+		login.Username, login.UsernameFlag = device, true
+		login.Password, login.PasswordFlag = []byte(token), true
+	}
+	if _, err := c.Connect(cctx, login); err != nil {
 		_ = conn.Close()
 		return nil, err
 	}
