@@ -34,8 +34,8 @@ bench: build
 
 lint:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
-	$(GO) vet ./...
 	$(GO) run ./internal/cmd/importcheck
+	$(GO) vet ./...
 	@cp go.mod go.mod.lint-bak; cp go.sum go.sum.lint-bak; $(GO) mod tidy; \
 	if ! cmp -s go.mod go.mod.lint-bak || ! cmp -s go.sum go.sum.lint-bak; then \
 		echo "go mod tidy changes go.mod/go.sum:"; diff go.mod.lint-bak go.mod; \

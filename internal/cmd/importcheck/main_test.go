@@ -18,6 +18,7 @@ func TestCheck(t *testing.T) {
 		{"crdt with stdlib math", pkg{m + "crdt", []string{"errors", "math"}}, ""},
 		{"crdt with the clock", pkg{m + "crdt", []string{"time"}}, "crdt is pure"},
 		{"crdt with the agent", pkg{m + "crdt", []string{m + "agent"}}, "crdt is pure"},
+		{"crdt with the agent, a cycle", pkg{m + "crdt", []string{m + "agent"}}, "imported only by cmd/"},
 		{"hub with the agent", pkg{m + "sync/hub", []string{m + "agent"}}, "the hub never imports the agent"},
 		{"hub with the store", pkg{m + "sync/hub", []string{m + "internal/store"}}, ""},
 		{"drivers with the store", pkg{m + "drivers/pos", []string{m + "internal/store"}}, "drivers turn payloads"},
