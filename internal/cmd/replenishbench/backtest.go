@@ -262,7 +262,7 @@ func (r *simResult) add(o simResult) {
 func (r simResult) inventoryDays() float64 {
 	return r.onHandDays / float64(r.days) / (float64(r.demand) / float64(r.days))
 }
-func (r simResult) lostFraction() float64     { return float64(r.lost) / float64(r.demand) }
+func (r simResult) lostFraction() float64      { return float64(r.lost) / float64(r.demand) }
 func (r simResult) avgOnHand(skus int) float64 { return r.onHandDays / float64(r.days) * float64(skus) }
 
 // order returns what to order on the morning of day given the stock

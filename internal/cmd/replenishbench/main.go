@@ -44,7 +44,7 @@ func print(w io.Writer, r report) {
 	fmt.Fprintln(w, "(s,S) policy, daily review, lead 2-10 days, target lead+7 days; after warm-up:")
 	fmt.Fprintln(w, "  service  | estimator: inv days  lost %   stockout days  orders/SKU | naive: inv days  lost %   stockout days  orders/SKU")
 	for _, i := range r.Inventory {
-		fmt.Fprintf(w, "  %.2f     |            %6.2f  %6.2f%%  %13d  %10.1f |        %6.2f  %6.2f%%  %13d  %10.1f\n",
+		fmt.Fprintf(w, "  %.3f    |            %6.2f  %6.2f%%  %13d  %10.1f |        %6.2f  %6.2f%%  %13d  %10.1f\n",
 			i.ServiceLevel, i.InventoryDays, 100*i.LostFraction, i.StockoutDays, i.OrdersPerSKU,
 			i.NaiveInvDays, 100*i.NaiveLost, i.NaiveStockouts, i.NaiveOrders)
 	}
@@ -52,10 +52,10 @@ func print(w io.Writer, r report) {
 	for _, i := range r.Inventory {
 		lost, stockouts, ok := naiveAt(r.Inventory, i.InventoryDays)
 		if !ok {
-			fmt.Fprintf(w, "  %.2f: %.2f inv days is outside the naive policy's range\n", i.ServiceLevel, i.InventoryDays)
+			fmt.Fprintf(w, "  %.3f: %.2f inv days is outside the naive policy's range\n", i.ServiceLevel, i.InventoryDays)
 			continue
 		}
-		fmt.Fprintf(w, "  %.2f: %.2f inv days: lost %.2f%% vs naive %.2f%%, stockout days %d vs naive %.0f (%.0f%% avoided)\n",
+		fmt.Fprintf(w, "  %.3f: %.2f inv days: lost %.2f%% vs naive %.2f%%, stockout days %d vs naive %.0f (%.0f%% avoided)\n",
 			i.ServiceLevel, i.InventoryDays, 100*i.LostFraction, 100*lost, i.StockoutDays, stockouts, 100*(1-float64(i.StockoutDays)/stockouts))
 	}
 }
