@@ -64,7 +64,7 @@ var (
 )
 
 // Demand is the learned demand of one (warehouse, sku): fixed size (216
-// bytes in memory, about 130-250 encoded) whatever the history. The zero
+// bytes in memory, about 125 encoded, at most 243) whatever the history. The zero
 // value is an item with no demand seen yet.
 //
 // All sums are exponentially weighted by age relative to the newest day
