@@ -53,6 +53,7 @@ fuzz:
 	$(GO) test ./drivers/filedrop -run '^$$' -fuzz FuzzDriver_Scan -fuzztime $(FUZZTIME)
 	$(GO) test ./crdt -run '^$$' -fuzz FuzzPNCounter_UnmarshalBinary -fuzztime $(FUZZTIME)
 	$(GO) test ./crdt -run '^$$' -fuzz FuzzEscrow_UnmarshalBinary -fuzztime $(FUZZTIME)
+	$(GO) test ./internal/replenish -run '^$$' -fuzz FuzzDemand_UnmarshalBinary -fuzztime $(FUZZTIME)
 
 # .deb and .rpm in dist/ with nfpm (fetched through the Go module proxy).
 NFPM ?= $(GO) run github.com/goreleaser/nfpm/v2/cmd/nfpm@v2.45.2
