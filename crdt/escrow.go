@@ -152,6 +152,30 @@ func (e *Escrow) Move(replica, from, to string, n uint64) (EscrowEntry, error) {
 	return e.grow(EscrowKey{Replica: replica, Kind: Move, Holder: from, To: to}, n), nil
 }
 
+// Allot hands n of from's rights to to, as replica (from's owner), without
+// checking them here: for a holder whose rights the counter does not hold,
+// as the warehouse's own rights follow its physical stock (see Promised).
+// The caller checks them first.
+func (e *Escrow) Allot(replica, from, to string, n uint64) (EscrowEntry, error) {
+	if from == to {
+		return EscrowEntry{}, fmt.Errorf("crdt: move from %s to itself", from)
+	}
+	return e.grow(EscrowKey{Replica: replica, Kind: Move, Holder: from, To: to}, n), nil
+}
+
+// Promised is what every holder but own may still promise or has promised
+// and not delivered: Σ over the other holders of rights + committed. For
+// a warehouse, own's rights are its physical stock less Promised(own).
+func (e Escrow) Promised(own string) int64 {
+	var n int64
+	for _, h := range e.Holders() {
+		if h != own {
+			n += e.Rights(h) + e.Committed(h)
+		}
+	}
+	return n
+}
+
 // Spend uses up n of holder's rights, as replica (holder's owner), or
 // returns ErrInsufficientRights and changes nothing: a promise.
 func (e *Escrow) Spend(replica, holder string, n uint64) (EscrowEntry, error) {

@@ -212,6 +212,29 @@ func TestEscrow_Refusals(t *testing.T) {
 	require.Equal(t, int64(0), e.Rights("amazon"), "picking moves no rights")
 }
 
+// The warehouse's own rights follow its stock, outside the counter: Allot
+// moves them unchecked, and Promised is what the channels took of them.
+func TestEscrow_AllotAndPromised(t *testing.T) {
+	var e Escrow
+	_, err := e.Allot(agentReplica, "local", "local", 1)
+	require.Error(t, err)
+	_, err = e.Allot(agentReplica, "local", "amazon", 5)
+	require.NoError(t, err)
+	_, err = e.Allot(agentReplica, "local", "ebay", 3)
+	require.NoError(t, err)
+	require.Equal(t, int64(8), e.Promised("local"))
+	_, err = e.Spend(hubReplica, "amazon", 2) // an order: still promised, now committed
+	require.NoError(t, err)
+	require.Equal(t, int64(8), e.Promised("local"))
+	_, err = e.Move(hubReplica, "ebay", "local", 1) // a release gives one back
+	require.NoError(t, err)
+	require.Equal(t, int64(7), e.Promised("local"))
+	_, err = e.MarkPicked(agentReplica, "amazon", 2) // delivered: no longer promised
+	require.NoError(t, err)
+	require.Equal(t, int64(5), e.Promised("local"))
+	require.Equal(t, int64(3), e.Rights("amazon"))
+}
+
 // A total past MaxTotal is no owner's state: merged, it changes nothing,
 // so one bad peer total cannot flip a holder's rights through the sums.
 func TestEscrow_TotalsBounded(t *testing.T) {

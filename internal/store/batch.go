@@ -84,7 +84,9 @@ type Batch struct {
 	Rejected []Rejected
 	Holds    []*HoldOp // applied after Events, in order
 	Merges   []*MergeOp
-	prune    *pruneOp // quarantine retention, after the rest
+	Safety   []Safety   // applied before Holds
+	Promises []*Promise // applied after Holds, in order
+	prune    *pruneOp   // quarantine retention, after the rest
 }
 
 // request is a submitted batch waiting for the commit loop.

@@ -88,7 +88,7 @@ func (db *DB) commit(pending []*request) {
 		if db.observe != nil {
 			items := 0
 			for _, r := range pending {
-				items += len(r.batch.Events) + len(r.batch.Rejected) + len(r.batch.Holds) + len(r.batch.Merges)
+				items += len(r.batch.Events) + len(r.batch.Rejected) + len(r.batch.Holds) + len(r.batch.Merges) + len(r.batch.Safety) + len(r.batch.Promises)
 			}
 			db.observe(items, took, err)
 		}
@@ -230,14 +230,24 @@ func (db *DB) commitTx(pending []*request) (err error) {
 				return fmt.Errorf("commit: apply %s %s/%s: %w", e.Type, e.Device, e.ID, err)
 			}
 		}
-		if len(r.batch.Holds) > 0 {
-			if err = flush(); err != nil { // holds see every event before them
+		if len(r.batch.Holds)+len(r.batch.Safety)+len(r.batch.Promises) > 0 {
+			if err = flush(); err != nil { // holds and promises see every event before them
 				return err
+			}
+		}
+		for _, x := range r.batch.Safety {
+			if err = db.applySafety(ctx, s, x, time.Now()); err != nil {
+				return fmt.Errorf("commit: safety %s: %w", x.SKU, err)
 			}
 		}
 		for _, op := range r.batch.Holds {
 			if err = db.applyHold(ctx, s, st, op); err != nil {
 				return fmt.Errorf("commit: hold %s: %w", op.Hold.ID, err)
+			}
+		}
+		for _, p := range r.batch.Promises {
+			if err = db.applyPromise(ctx, s, st, p, time.Now()); err != nil {
+				return fmt.Errorf("commit: promise %s: %w", p.ID, err)
 			}
 		}
 		for _, op := range r.batch.Merges {

@@ -183,7 +183,13 @@ func (db *DB) createHold(ctx context.Context, s *boundStmts, st *txState, op *Ho
 	if err != nil {
 		return err
 	}
-	if h.Qty > avail {
+	// Also within what the warehouse itself still owns of the SKU: not
+	// what a channel was allotted, nor the safety stock (SPEC §9).
+	own, err := db.unpromised(ctx, s, st, h.Warehouse, h.SKU)
+	if err != nil {
+		return err
+	}
+	if avail = min(avail, own); h.Qty > avail {
 		op.Result = HoldResult{Status: HoldInsufficient, Available: max(avail, 0)}
 		return nil
 	}

@@ -138,6 +138,24 @@ var migrations = []string{
 		PRIMARY KEY (warehouse, sku, replica, kind, holder, to_holder)
 	) WITHOUT ROWID;
 	CREATE INDEX escrow_version ON escrow(version);`,
+
+	// 7: promises on rights (allotments, orders, releases), once per id,
+	// with the answer given, so a retry gets the same one; and the safety
+	// stock per SKU that local holds and allotments leave alone.
+	`CREATE TABLE promises (
+		id         TEXT    PRIMARY KEY,
+		body_hash  BLOB    NOT NULL,
+		body       BLOB    NOT NULL,
+		created_at INTEGER NOT NULL
+	) STRICT;
+	CREATE TABLE safety (
+		warehouse  TEXT    NOT NULL,
+		sku        TEXT    NOT NULL,
+		qty        INTEGER NOT NULL,
+		updated_at INTEGER NOT NULL,
+		PRIMARY KEY (warehouse, sku)
+	) STRICT, WITHOUT ROWID;
+	CREATE INDEX escrow_sku ON escrow(sku);`,
 }
 
 // migrate brings the schema up to date, each migration in a transaction of

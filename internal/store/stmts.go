@@ -27,6 +27,8 @@ type writerStmts struct {
 	// Merges from the hub: one run per entry.
 	mergeEntry, ownEntry, setMeta *sql.Stmt
 	mergeEscrow, ownEscrow        *sql.Stmt
+	// Rights, safety stock and promises.
+	escrowOf, safetyOf, setSafety, getPromise, insertPromise *sql.Stmt
 	// Totals per SKU (checkTotals).
 	skuTotal *sql.Stmt
 	// Reservations.
@@ -108,6 +110,11 @@ func (s *writerStmts) prepare(ctx context.Context, db *sql.DB) error {
 		{&s.ownEntry, sqlOwnEntry},
 		{&s.mergeEscrow, sqlMergeEscrow},
 		{&s.ownEscrow, sqlOwnEscrow},
+		{&s.escrowOf, sqlEscrowOf},
+		{&s.safetyOf, sqlSafetyOf},
+		{&s.setSafety, sqlSetSafety},
+		{&s.getPromise, sqlGetPromise},
+		{&s.insertPromise, sqlInsertPromise},
 		{&s.setMeta, sqlSetMeta},
 		{&s.skuTotal, sqlSKUTotal},
 		{&s.getHold, sqlGetHold},

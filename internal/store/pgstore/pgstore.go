@@ -50,6 +50,10 @@ var schema = []string{
 		holder TEXT NOT NULL, to_holder TEXT NOT NULL, total BIGINT NOT NULL, version BIGINT NOT NULL, updated_at BIGINT NOT NULL,
 		PRIMARY KEY (warehouse, sku, replica, kind, holder, to_holder))`,
 	`CREATE INDEX IF NOT EXISTS escrow_version ON escrow(version)`,
+	`CREATE INDEX IF NOT EXISTS escrow_sku ON escrow(sku)`, // RightsBySKU
+	// Promises on rights (orders, releases), once per id, with the answer.
+	`CREATE TABLE IF NOT EXISTS promises (
+		id TEXT PRIMARY KEY, body_hash BYTEA NOT NULL, body BYTEA NOT NULL, created_at BIGINT NOT NULL)`,
 	`CREATE TABLE IF NOT EXISTS events (
 		seq BIGSERIAL PRIMARY KEY, device TEXT NOT NULL, event_id TEXT NOT NULL, body_hash BYTEA NOT NULL,
 		type TEXT NOT NULL, warehouse TEXT NOT NULL, location TEXT NOT NULL, sku TEXT NOT NULL,
@@ -247,8 +251,8 @@ func (db *DB) Submit(b *store.Batch, done func([]store.Outcome, error)) {
 // Apply applies events (central writes on this process's replica) and
 // merges in one transaction.
 func (db *DB) Apply(ctx context.Context, b *store.Batch) ([]store.Outcome, error) {
-	if len(b.Holds) > 0 {
-		return nil, errors.New("postgres store: reservations live on agents")
+	if len(b.Holds) > 0 || len(b.Safety) > 0 {
+		return nil, errors.New("postgres store: reservations and safety stock live on agents")
 	}
 	var out []store.Outcome
 	var changed bool // a counter moved: the watchers have something to see
@@ -267,6 +271,12 @@ func (db *DB) Apply(ctx context.Context, b *store.Batch) ([]store.Outcome, error
 				return err
 			}
 			changed = changed || m.Changed > 0
+		}
+		for _, p := range b.Promises {
+			if err := db.applyPromise(ctx, tx, p); err != nil {
+				return err
+			}
+			changed = changed || p.Result.Status == store.PromiseOK
 		}
 		if !changed {
 			return nil
@@ -410,19 +420,11 @@ func (db *DB) applyMerge(ctx context.Context, tx pgx.Tx, m *store.MergeOp) error
 		}
 	}
 	for _, e := range m.Escrow {
-		if e.Total > store.MaxTotal {
-			return &store.RangeError{Warehouse: e.Warehouse, SKU: e.SKU, Replica: e.Replica, Side: "escrow " + string(e.Kind), Total: e.Total}
-		}
-		tag, err := tx.Exec(ctx, `INSERT INTO escrow(warehouse, sku, replica, kind, holder, to_holder, total, version, updated_at)
-			VALUES ($1,$2,$3,$4,$5,$6,$7,nextval('counter_version'),$8)
-			ON CONFLICT (warehouse, sku, replica, kind, holder, to_holder) DO UPDATE SET
-				total = excluded.total, version = excluded.version, updated_at = excluded.updated_at
-			WHERE excluded.total > escrow.total`,
-			e.Warehouse, e.SKU, e.Replica, string(e.Kind), e.Holder, e.To, int64(e.Total), now)
+		changed, err := mergeEscrow(ctx, tx, e, now)
 		if err != nil {
 			return err
 		}
-		if tag.RowsAffected() > 0 {
+		if changed {
 			m.Changed++
 		}
 	}

@@ -49,6 +49,7 @@ type model struct {
 	counters map[key]*crdt.PNCounter
 	rights   map[rightsKey]*crdt.Escrow
 	logged   map[[2]string]string // (device, id) -> body
+	promised map[string]string    // promise id -> body, once applied
 	own      string
 	prefix   string // of this history's SKUs and event ids
 	start    int64  // the store's cursor before this history
@@ -85,16 +86,18 @@ func Run(t *testing.T, db Backend) {
 	rapid.Check(t, func(rt *rapid.T) {
 		run++
 		ctx := context.Background()
-		m := &model{counters: map[key]*crdt.PNCounter{}, rights: map[rightsKey]*crdt.Escrow{}, logged: map[[2]string]string{}, own: db.ReplicaID(),
+		m := &model{counters: map[key]*crdt.PNCounter{}, rights: map[rightsKey]*crdt.Escrow{}, logged: map[[2]string]string{}, promised: map[string]string{}, own: db.ReplicaID(),
 			prefix: fmt.Sprintf("r%d.", run), start: end(ctx, rt, db)}
 		// Bounded histories: each step is a commit, and SQLite under the
 		// race detector commits about 20 times slower.
 		for range rapid.IntRange(1, maxSteps).Draw(rt, "steps") {
-			switch rapid.IntRange(0, 3).Draw(rt, "action") {
+			switch rapid.IntRange(0, 4).Draw(rt, "action") {
 			case 0:
 				merge(ctx, rt, db, m)
 			case 1:
 				mergeRights(ctx, rt, db, m)
+			case 4:
+				promise(ctx, rt, db, m)
 			default:
 				applyEvent(ctx, rt, db, m)
 			}
@@ -206,6 +209,67 @@ func mergeRights(ctx context.Context, rt *rapid.T, db Backend, m *model) {
 	}
 	_, err := db.Apply(ctx, &store.Batch{Merges: []*store.MergeOp{op}})
 	require.NoError(rt, err)
+}
+
+// promise applies a promise of one to three channel operations (spends,
+// moves between channels) as the store's own replica, maybe under an id
+// seen before: applied all or none, once, each within its holder's rights
+// as the oracle counts them.
+func promise(ctx context.Context, rt *rapid.T, db Backend, m *model) {
+	p := &store.Promise{ID: fmt.Sprint(m.prefix, "p", rapid.IntRange(0, 5).Draw(rt, "promise"))}
+	body := ""
+	for range rapid.IntRange(1, 3).Draw(rt, "ops") {
+		k := m.drawKey(rt)
+		op := store.EscrowOp{Warehouse: k.warehouse, SKU: k.sku, Kind: crdt.Spend, Holder: rapid.SampledFrom(holders[1:]).Draw(rt, "holder"),
+			Qty: rapid.Uint64Range(1, 40).Draw(rt, "qty")}
+		if rapid.Bool().Draw(rt, "move") {
+			op.Kind, op.To = crdt.Move, "ebay"
+			if op.Holder == "ebay" {
+				op.To = "amazon"
+			}
+		}
+		p.Ops = append(p.Ops, op)
+		body += fmt.Sprintf("%v;", op)
+	}
+	p.BodyHash, p.Body = []byte(body), []byte("answer "+body)
+	_, err := db.Apply(ctx, &store.Batch{Promises: []*store.Promise{p}})
+	require.NoError(rt, err)
+	if seen, ok := m.promised[p.ID]; ok {
+		want := store.PromiseExisted
+		if seen != body {
+			want = store.PromiseIDReused
+		}
+		require.Equal(rt, want, p.Result.Status)
+		require.Equal(rt, "answer "+seen, string(p.Result.Body), "the answer given the first time")
+		return
+	}
+	// The oracle: the same operations on copies of the model's counters.
+	after := map[rightsKey]*crdt.Escrow{}
+	want := store.PromiseOK
+	for _, op := range p.Ops {
+		k := rightsKey{op.Warehouse, op.SKU}
+		if after[k] == nil {
+			c := m.escrow(k).Clone()
+			after[k] = &c
+		}
+		if op.Kind == crdt.Move {
+			_, err = after[k].Move(m.own, op.Holder, op.To, op.Qty)
+		} else {
+			_, err = after[k].Spend(m.own, op.Holder, op.Qty)
+		}
+		if err != nil {
+			want = store.PromiseInsufficient
+			break
+		}
+	}
+	require.Equal(rt, want, p.Result.Status)
+	if want != store.PromiseOK {
+		return
+	}
+	m.promised[p.ID] = body
+	for k, e := range after {
+		m.rights[k] = e
+	}
 }
 
 func (m *model) escrow(k rightsKey) *crdt.Escrow {

@@ -1,0 +1,89 @@
+package store
+
+import (
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/edgestock/edgestock/crdt"
+)
+
+// allot is a promise moving qty of wh1's own SKU-C rights to channel.
+func allot(id, channel string, qty uint64) *Promise {
+	return &Promise{ID: id, BodyHash: []byte(id + channel), Body: []byte("allotted " + id),
+		Ops: []EscrowOp{{Warehouse: "wh1", SKU: "SKU-C", Kind: crdt.Move, Holder: LocalHolder, To: channel, Qty: qty}}}
+}
+
+func promise(t *testing.T, db *DB, b *Batch) {
+	t.Helper()
+	_, err := db.Apply(t.Context(), b)
+	require.NoError(t, err)
+}
+
+// The warehouse's own rights follow its stock (SPEC §9): allotments and
+// local holds share what is on hand less safety stock, never the same
+// unit twice, and a channel's orders and releases move the line.
+func TestDB_HoldsAllotmentsAndSafety(t *testing.T) {
+	db := openTest(t, t.TempDir())
+	promise(t, db, &Batch{Events: []Event{ev("d1", "r1", "receive", "SKU-C", 10)}, Safety: []Safety{{Warehouse: "wh1", SKU: "SKU-C", Qty: 2}}})
+
+	a := allot("a1", "amazon", 5)
+	promise(t, db, &Batch{Promises: []*Promise{a}})
+	require.Equal(t, PromiseOK, a.Result.Status)
+	again := allot("a1", "amazon", 5)
+	promise(t, db, &Batch{Promises: []*Promise{again}})
+	require.Equal(t, PromiseExisted, again.Result.Status, "the same allotment again")
+	require.Equal(t, "allotted a1", string(again.Result.Body))
+	reused := allot("a1", "ebay", 1)
+	promise(t, db, &Batch{Promises: []*Promise{reused}})
+	require.Equal(t, PromiseIDReused, reused.Result.Status)
+
+	// 10 on hand − 2 safety − 5 allotted: 3 left for the warehouse.
+	over := allot("a2", "ebay", 4)
+	promise(t, db, &Batch{Promises: []*Promise{over}})
+	require.Equal(t, PromiseInsufficient, over.Result.Status)
+	require.Equal(t, int64(3), over.Result.Rights)
+	h := &HoldOp{Kind: HoldCreate, Hold: Hold{ID: "h1", Warehouse: "wh1", Location: "default", SKU: "SKU-C", Qty: 4}, BodyHash: []byte("h1"), Now: time.Now()}
+	promise(t, db, &Batch{Holds: []*HoldOp{h}})
+	require.Equal(t, HoldInsufficient, h.Result.Status, "a local hold cannot take allotted or safety stock")
+	require.Equal(t, int64(3), h.Result.Available)
+	h = &HoldOp{Kind: HoldCreate, Hold: Hold{ID: "h2", Warehouse: "wh1", Location: "default", SKU: "SKU-C", Qty: 2, ExpiresAt: time.Now().Add(time.Hour)}, BodyHash: []byte("h2"), Now: time.Now()}
+	promise(t, db, &Batch{Holds: []*HoldOp{h}})
+	require.Equal(t, HoldOK, h.Result.Status)
+	one := allot("a3", "ebay", 2)
+	promise(t, db, &Batch{Promises: []*Promise{one}})
+	require.Equal(t, PromiseInsufficient, one.Result.Status, "the hold took two of the three")
+	require.Equal(t, int64(1), one.Result.Rights)
+
+	// The hub sells 2 on amazon (still promised: committed) and releases
+	// 2 more back to the warehouse, which may allot them again.
+	hub := "hub.0123456789abcdef"
+	promise(t, db, &Batch{Merges: []*MergeOp{{Now: time.Now(), Escrow: []EscrowEntry{
+		{Warehouse: "wh1", SKU: "SKU-C", EscrowEntry: crdt.EscrowEntry{EscrowKey: crdt.EscrowKey{Replica: hub, Kind: crdt.Spend, Holder: "amazon"}, Total: 2}},
+		{Warehouse: "wh1", SKU: "SKU-C", EscrowEntry: crdt.EscrowEntry{EscrowKey: crdt.EscrowKey{Replica: hub, Kind: crdt.Move, Holder: "amazon", To: LocalHolder}, Total: 2}},
+	}}}})
+	rights, err := db.RightsOf(t.Context(), "wh1", []string{"SKU-C", "SKU-none"})
+	require.NoError(t, err)
+	require.Len(t, rights, 1)
+	e := rights["SKU-C"]
+	require.Equal(t, int64(1), e.Rights("amazon"))
+	require.Equal(t, int64(2), e.Committed("amazon"))
+	require.Equal(t, int64(3), e.Promised(LocalHolder))
+	three := allot("a4", "ebay", 3)
+	promise(t, db, &Batch{Promises: []*Promise{three}})
+	require.Equal(t, PromiseOK, three.Result.Status, "10 − 2 safety − 3 promised − 2 held")
+
+	safety, err := db.SafetyOf(t.Context(), "wh1", []string{"SKU-C"})
+	require.NoError(t, err)
+	require.Equal(t, map[string]int64{"SKU-C": 2}, safety)
+	body, found, err := db.PromiseBody(t.Context(), "a4")
+	require.NoError(t, err)
+	require.True(t, found)
+	require.Equal(t, "allotted a4", string(body))
+
+	// Rights of another warehouse are not this store's to allot.
+	other := &Promise{ID: "x", Ops: []EscrowOp{{Warehouse: "wh2", SKU: "SKU-C", Kind: crdt.Move, Holder: LocalHolder, To: "amazon", Qty: 1}}}
+	_, err = db.Apply(t.Context(), &Batch{Promises: []*Promise{other}})
+	require.ErrorIs(t, err, errNotOwner)
+}

@@ -1,0 +1,116 @@
+package pgstore
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/edgestock/edgestock/crdt"
+	"github.com/edgestock/edgestock/internal/store"
+)
+
+// mergeEscrow merges one total (the maximum wins) and reports whether the
+// stored total grew.
+func mergeEscrow(ctx context.Context, tx pgx.Tx, e store.EscrowEntry, now int64) (bool, error) {
+	if e.Total > store.MaxTotal {
+		return false, &store.RangeError{Warehouse: e.Warehouse, SKU: e.SKU, Replica: e.Replica, Side: "escrow " + string(e.Kind), Total: e.Total}
+	}
+	tag, err := tx.Exec(ctx, `INSERT INTO escrow(warehouse, sku, replica, kind, holder, to_holder, total, version, updated_at)
+		VALUES ($1,$2,$3,$4,$5,$6,$7,nextval('counter_version'),$8)
+		ON CONFLICT (warehouse, sku, replica, kind, holder, to_holder) DO UPDATE SET
+			total = excluded.total, version = excluded.version, updated_at = excluded.updated_at
+		WHERE excluded.total > escrow.total`,
+		e.Warehouse, e.SKU, e.Replica, string(e.Kind), e.Holder, e.To, int64(e.Total), now)
+	return err == nil && tag.RowsAffected() > 0, err
+}
+
+// escrowRows reads rows of (group, replica, kind, holder, to_holder,
+// total) into one counter per group.
+func escrowRows(rows pgx.Rows, err error) (map[string]crdt.Escrow, error) {
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := map[string]crdt.Escrow{}
+	for rows.Next() {
+		var group, kind string
+		var total int64
+		var x crdt.EscrowEntry
+		if err := rows.Scan(&group, &x.Replica, &kind, &x.Holder, &x.To, &total); err != nil {
+			return nil, err
+		}
+		if err := (*store.KindScanner)(&x.Kind).Scan(kind); err != nil {
+			return nil, err
+		}
+		x.Total = uint64(total)
+		e := out[group]
+		e.MergeEntry(x)
+		out[group] = e
+	}
+	return out, rows.Err()
+}
+
+// applyPromise applies p all or none, once per id (store.Promise.Decide).
+// Every write holds the write lock, so the rights it reads cannot change
+// under it, in this process or any other on the database.
+func (db *DB) applyPromise(ctx context.Context, tx pgx.Tx, p *store.Promise) error {
+	if p.ID != "" {
+		var hash, body []byte
+		err := tx.QueryRow(ctx, `SELECT body_hash, body FROM promises WHERE id = $1`, p.ID).Scan(&hash, &body)
+		if err == nil {
+			p.Result = store.PromiseResult{Status: store.PromiseExisted, Body: body}
+			if !bytes.Equal(hash, p.BodyHash) {
+				p.Result.Status = store.PromiseIDReused
+			}
+			return nil
+		}
+		if !errors.Is(err, pgx.ErrNoRows) {
+			return err
+		}
+	}
+	entries, err := p.Decide(db.replica, store.RightsView{Escrow: func(warehouse, sku string) (crdt.Escrow, error) {
+		m, err := escrowRows(tx.Query(ctx, `SELECT sku, replica, kind, holder, to_holder, total FROM escrow
+			WHERE warehouse = $1 AND sku = $2`, warehouse, sku))
+		return m[sku], err
+	}})
+	if err != nil || p.Result.Status != store.PromiseOK {
+		return err
+	}
+	now := time.Now().UnixMilli()
+	for _, x := range entries {
+		if _, err := mergeEscrow(ctx, tx, x, now); err != nil {
+			return err
+		}
+	}
+	if p.ID != "" {
+		_, err = tx.Exec(ctx, `INSERT INTO promises(id, body_hash, body, created_at) VALUES ($1, $2, $3, $4)`,
+			p.ID, append([]byte{}, p.BodyHash...), append([]byte{}, p.Body...), now)
+	}
+	return err
+}
+
+// RightsBySKU reads sku's rights in every warehouse, by warehouse.
+func (db *DB) RightsBySKU(ctx context.Context, sku string) (map[string]crdt.Escrow, error) {
+	out, err := escrowRows(db.pool.Query(ctx, `SELECT warehouse, replica, kind, holder, to_holder, total FROM escrow WHERE sku = $1`, sku))
+	if err != nil {
+		return nil, fmt.Errorf("postgres rights: %w", err)
+	}
+	return out, nil
+}
+
+// PromiseBody reads the answer stored with promise id.
+func (db *DB) PromiseBody(ctx context.Context, id string) ([]byte, bool, error) {
+	var body []byte
+	err := db.pool.QueryRow(ctx, `SELECT body FROM promises WHERE id = $1`, id).Scan(&body)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, fmt.Errorf("postgres promise: %w", err)
+	}
+	return body, true, nil
+}
