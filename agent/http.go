@@ -11,6 +11,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/edgestock/edgestock/crdt"
 	"github.com/edgestock/edgestock/drivers"
 	"github.com/edgestock/edgestock/internal/apidoc"
 	"github.com/edgestock/edgestock/internal/auth"
@@ -57,6 +58,9 @@ func (a *Agent) routes() http.Handler {
 		{"POST /v1/reservations/{id}/renew", auth.ScopeReservationsWrite, a.handleRenewHold},
 		{"POST /v1/reservations/{id}/commit", auth.ScopeReservationsWrite, a.handleCommitHold},
 		{"DELETE /v1/reservations/{id}", auth.ScopeReservationsWrite, a.handleReleaseHold},
+		{"PUT /v1/safety/{sku}", auth.ScopeAdmin, a.handleSetSafety},
+		{"POST /v1/allotments", auth.ScopeAdmin, a.handleAllot},
+		{"GET /v1/allotments", auth.ScopeStockRead, a.handleAllotments},
 	} {
 		mux.HandleFunc(r.pattern, a.requireScope(r.scope, r.handler))
 	}
@@ -109,15 +113,20 @@ func diskWritable(dir string) error {
 
 // StockView is the stock of one SKU (SPEC §4).
 type StockView struct {
-	SKU       string           `json:"sku"`
-	Warehouse string           `json:"warehouse"`
-	OnHand    int64            `json:"on_hand"`
-	Reserved  int64            `json:"reserved"`
-	Available int64            `json:"available"`
-	Locations map[string]int64 `json:"locations"`
-	Global    GlobalView       `json:"global"`
-	LowStock  bool             `json:"low_stock"`
-	UpdatedAt time.Time        `json:"updated_at"`
+	SKU       string `json:"sku"`
+	Warehouse string `json:"warehouse"`
+	OnHand    int64  `json:"on_hand"`
+	Reserved  int64  `json:"reserved"`
+	Available int64  `json:"available"`
+	// Rights (SPEC §9): on_hand = unallotted + Σ allotted + committed.
+	Safety     int64            `json:"safety"`
+	Unallotted int64            `json:"unallotted"`
+	Allotted   map[string]int64 `json:"allotted"`
+	Committed  int64            `json:"committed"`
+	Locations  map[string]int64 `json:"locations"`
+	Global     GlobalView       `json:"global"`
+	LowStock   bool             `json:"low_stock"`
+	UpdatedAt  time.Time        `json:"updated_at"`
 }
 
 // GlobalView is the company-wide stock as far as this agent knows it: this
@@ -130,16 +139,31 @@ type GlobalView struct {
 }
 
 // view builds the stock view of a level with reserved units held by active
-// reservations. A hold never drives available below zero (only granted
-// when available covers it); a negative on_hand shows as it is. low is the
+// reservations, the SKU's rights and its safety stock. Available is what
+// the warehouse itself may still promise: its unallotted stock less holds
+// and safety stock. A hold never drives it below zero (only granted when
+// available covers it); a negative on_hand shows as it is. low is the
 // SKU's state in the low-stock alert machine (with its hysteresis).
-func (a *Agent) view(l store.StockLevel, reserved int64, low bool, global GlobalView) StockView {
-	available := max(l.OnHand-reserved, min(l.OnHand, 0))
+func (a *Agent) view(l store.StockLevel, reserved, safety int64, rights crdt.Escrow, low bool, global GlobalView) StockView {
+	allotted := map[string]int64{}
+	var committed int64
+	for _, h := range rights.Holders() {
+		if h == store.LocalHolder {
+			continue
+		}
+		if n := rights.Rights(h); n != 0 {
+			allotted[h] = n
+		}
+		committed += rights.Committed(h)
+	}
+	unallotted := l.OnHand - rights.Promised(store.LocalHolder)
+	available := max(unallotted-reserved-safety, min(l.OnHand, 0))
 	if !a.cfg.Alerts.Enabled { // no alert state: the plain threshold
 		low = a.rule.Low(l.SKU, false, available)
 	}
 	return StockView{
 		SKU: l.SKU, Warehouse: l.Warehouse, OnHand: l.OnHand, Reserved: reserved, Available: available, Locations: l.Locations,
+		Safety: safety, Unallotted: unallotted, Allotted: allotted, Committed: committed,
 		Global:    global,
 		LowStock:  low,
 		UpdatedAt: l.UpdatedAt,
@@ -171,6 +195,14 @@ func (a *Agent) stockViews(ctx context.Context, skus []string) ([]StockView, err
 	if err != nil {
 		return nil, err
 	}
+	rights, err := a.store.RightsOf(ctx, a.cfg.Warehouse, skus)
+	if err != nil {
+		return nil, err
+	}
+	safety, err := a.store.SafetyOf(ctx, a.cfg.Warehouse, skus)
+	if err != nil {
+		return nil, err
+	}
 	var low map[string]bool
 	if a.cfg.Alerts.Enabled { // otherwise view applies the plain threshold
 		if low, err = a.store.LowOf(ctx, skus); err != nil {
@@ -189,7 +221,7 @@ func (a *Agent) stockViews(ctx context.Context, skus []string) ([]StockView, err
 		if i < 0 {
 			continue
 		}
-		views = append(views, a.view(all[i], reserved[sku], low[sku], globalOf(all, lastMerge)))
+		views = append(views, a.view(all[i], reserved[sku], safety[sku], rights[sku], low[sku], globalOf(all, lastMerge)))
 	}
 	return views, nil
 }

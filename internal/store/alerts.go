@@ -157,9 +157,11 @@ func (st *txState) touchedSKUs(warehouse string, all bool) []string {
 			set[k.sku] = true
 		}
 	}
-	for k := range st.merged {
-		if all || k.warehouse == warehouse {
-			set[k.sku] = true
+	for _, keys := range []map[stockKey]bool{st.merged, st.rights} {
+		for k := range keys {
+			if all || k.warehouse == warehouse {
+				set[k.sku] = true
+			}
 		}
 	}
 	out := make([]string, 0, len(set))

@@ -236,7 +236,7 @@ func (db *DB) commitTx(pending []*request) (err error) {
 			}
 		}
 		for _, x := range r.batch.Safety {
-			if err = db.applySafety(ctx, s, x, time.Now()); err != nil {
+			if err = db.applySafety(ctx, s, st, x, time.Now()); err != nil {
 				return fmt.Errorf("commit: safety %s: %w", x.SKU, err)
 			}
 		}
@@ -307,7 +307,7 @@ func (db *DB) commitTx(pending []*request) (err error) {
 		}
 	}
 	if db.notify != nil {
-		if skus := st.touchedSKUs(db.warehouse, true); len(skus) > 0 || st.alerts.alerts > 0 || len(st.merged) > 0 || st.rights {
+		if skus := st.touchedSKUs(db.warehouse, true); len(skus) > 0 || st.alerts.alerts > 0 || len(st.merged) > 0 {
 			db.notify(Committed{Warehouse: db.warehouse, SKUs: skus, Alerts: st.alerts.alerts})
 		}
 	}

@@ -85,7 +85,8 @@ func (db *DB) unpromised(ctx context.Context, s *boundStmts, st *txState, wareho
 	return base - e.Promised(LocalHolder), err
 }
 
-func (db *DB) applySafety(ctx context.Context, s *boundStmts, x Safety, now time.Time) error {
+func (db *DB) applySafety(ctx context.Context, s *boundStmts, st *txState, x Safety, now time.Time) error {
+	st.rights[stockKey{x.Warehouse, x.SKU, ""}] = true
 	_, err := s.use(s.src.setSafety).ExecContext(ctx, x.Warehouse, x.SKU, x.Qty, now.UnixMilli())
 	return err
 }
@@ -124,7 +125,7 @@ func (db *DB) applyPromise(ctx context.Context, s *boundStmts, st *txState, p *P
 		if _, err := merge.ExecContext(ctx, x.Warehouse, x.SKU, x.Replica, string(x.Kind), x.Holder, x.To, int64(x.Total), db.version, now.UnixMilli()); err != nil {
 			return err
 		}
-		st.rights = true
+		st.rights[stockKey{x.Warehouse, x.SKU, ""}] = true
 	}
 	if p.ID != "" {
 		_, err = s.use(s.src.insertPromise).ExecContext(ctx, p.ID, nonNil(p.BodyHash), nonNil(p.Body), now.UnixMilli())

@@ -95,12 +95,13 @@ type txState struct {
 	// oldReplica is set when a merge switched db.replicaID (a restored
 	// database): a failed transaction switches back.
 	oldReplica string
-	// rights is set when escrow totals changed (a merge of rights).
-	rights bool
+	// rights holds the keys (location "") whose rights or safety stock
+	// changed: their views changed though no counter did.
+	rights map[stockKey]bool
 }
 
 func newTxState() *txState {
-	return &txState{counters: counterDeltas{}, reserved: reservedDeltas{}, merged: map[stockKey]bool{}, totals: map[string]skuTotal{},
+	return &txState{counters: counterDeltas{}, reserved: reservedDeltas{}, merged: map[stockKey]bool{}, rights: map[stockKey]bool{}, totals: map[string]skuTotal{},
 		alerts: alertState{seqs: map[string]int64{}, low: map[string]bool{}}}
 }
 

@@ -250,7 +250,7 @@ func (db *DB) mergeEscrow(ctx context.Context, s *boundStmts, st *txState, op *M
 		if n, _ := res.RowsAffected(); n > 0 {
 			db.version = next
 			op.Changed++
-			st.rights = true
+			st.rights[stockKey{e.Warehouse, e.SKU, ""}] = true
 		}
 	}
 	return nil

@@ -1,0 +1,83 @@
+package agent_test
+
+import (
+	"net/http"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/edgestock/edgestock/agent"
+)
+
+// A warehouse allots units to channels from what it still owns (SPEC §9):
+// on_hand = unallotted + Σ allotted + committed, local holds and
+// allotments share available (unallotted − reserved − safety), never the
+// same unit twice, and an allotment is made once per id.
+func TestChannels_AllotAndHold(t *testing.T) {
+	a := startAgent(t, t.TempDir(), nil)
+	status, _ := a.Post(t, "/v1/events", `{"id":"r1","type":"receive","sku":"SKU-A","qty":10}`)
+	require.Equal(t, http.StatusOK, status)
+	require.Equal(t, http.StatusOK, a.do(t, "PUT", "/v1/safety/SKU-A", `{"qty":2}`, nil))
+
+	var got agent.Allotment
+	require.Equal(t, http.StatusCreated, a.do(t, "POST", "/v1/allotments", `{"id":"amz-1","sku":"SKU-A","channel":"amazon","qty":5}`, &got))
+	require.Equal(t, agent.Allotment{ID: "amz-1", Warehouse: "wh1", SKU: "SKU-A", Channel: "amazon", Qty: 5}, got)
+	require.Equal(t, http.StatusOK, a.do(t, "POST", "/v1/allotments", `{"id":"amz-1","sku":"SKU-A","channel":"amazon","qty":5}`, &got),
+		"the same allotment again")
+	var refusal struct {
+		Error     struct{ Code string }
+		Available int64
+	}
+	require.Equal(t, http.StatusConflict, a.do(t, "POST", "/v1/allotments", `{"id":"amz-1","sku":"SKU-A","channel":"amazon","qty":4}`, &refusal))
+	require.Equal(t, "id_reused", refusal.Error.Code)
+
+	v := a.stock(t, "SKU-A")
+	require.Equal(t, int64(10), v.OnHand)
+	require.Equal(t, int64(5), v.Unallotted)
+	require.Equal(t, map[string]int64{"amazon": 5}, v.Allotted)
+	require.Equal(t, int64(2), v.Safety)
+	require.Equal(t, int64(3), v.Available, "10 on hand − 5 allotted − 2 safety")
+	require.Equal(t, v.OnHand, v.Unallotted+v.Allotted["amazon"]+v.Committed)
+
+	// A local hold takes 2 of the 3; an allotment of 2 more is refused.
+	require.Equal(t, http.StatusCreated, a.do(t, "POST", "/v1/reservations", `{"id":"cart-1","sku":"SKU-A","qty":2}`, nil))
+	require.Equal(t, http.StatusConflict, a.do(t, "POST", "/v1/reservations", `{"id":"cart-2","sku":"SKU-A","qty":2}`, &refusal))
+	require.Equal(t, "insufficient_stock", refusal.Error.Code)
+	require.Equal(t, int64(1), refusal.Available)
+	require.Equal(t, http.StatusConflict, a.do(t, "POST", "/v1/allotments", `{"sku":"SKU-A","channel":"ebay","qty":2}`, &refusal))
+	require.Equal(t, "insufficient_stock", refusal.Error.Code)
+	require.Equal(t, int64(1), refusal.Available)
+	require.Equal(t, http.StatusCreated, a.do(t, "POST", "/v1/allotments", `{"sku":"SKU-A","channel":"ebay","qty":1}`, nil))
+
+	var list struct {
+		SKU      string
+		Channels []agent.ChannelRights
+	}
+	require.Equal(t, http.StatusOK, a.Get(t, "/v1/allotments?sku=SKU-A", &list))
+	require.Equal(t, []agent.ChannelRights{{Channel: "amazon", Allotted: 5}, {Channel: "ebay", Allotted: 1}}, list.Channels)
+	v = a.stock(t, "SKU-A")
+	require.Equal(t, int64(0), v.Available)
+	require.Equal(t, int64(4), v.Unallotted)
+
+	// A POS sale is a fact: applied past what the warehouse owns, taking
+	// nothing from the channels.
+	status, _ = a.Post(t, "/v1/events", `{"id":"s1","type":"sale","sku":"SKU-A","qty":6}`)
+	require.Equal(t, http.StatusOK, status)
+	v = a.stock(t, "SKU-A")
+	require.Equal(t, int64(4), v.OnHand)
+	require.Equal(t, int64(-2), v.Unallotted)
+	require.Equal(t, map[string]int64{"amazon": 5, "ebay": 1}, v.Allotted)
+
+	for _, bad := range []string{
+		`{"sku":"SKU-A","channel":"local","qty":1}`,
+		`{"sku":"SKU-A","channel":"amazon","qty":0}`,
+		`{"sku":"SKU-A","channel":"amazon","qty":1,"warehouse":"wh9"}`,
+		`{"sku":"bad sku","channel":"amazon","qty":1}`,
+		`{"sku":"SKU-A","channel":"amazon","qty":1,"extra":true}`,
+	} {
+		require.Equal(t, http.StatusBadRequest, a.do(t, "POST", "/v1/allotments", bad, nil), bad)
+	}
+	require.Equal(t, http.StatusBadRequest, a.do(t, "PUT", "/v1/safety/SKU-A", `{"qty":-1}`, nil))
+	require.Equal(t, http.StatusBadRequest, a.do(t, "PUT", "/v1/safety/SKU-A", `{}`, nil))
+	require.Equal(t, http.StatusBadRequest, a.Get(t, "/v1/allotments", nil))
+}
