@@ -8,6 +8,7 @@ import (
 
 	"github.com/edgestock/edgestock/crdt"
 	"github.com/edgestock/edgestock/drivers"
+	"github.com/edgestock/edgestock/internal/httpjson"
 	"github.com/edgestock/edgestock/internal/ingest"
 	"github.com/edgestock/edgestock/internal/store"
 )
@@ -111,9 +112,9 @@ func (a *Agent) handleAllot(w http.ResponseWriter, r *http.Request) {
 	}
 	switch p.Result.Status {
 	case store.PromiseOK:
-		writeRaw(w, http.StatusCreated, body)
+		httpjson.Raw(w, http.StatusCreated, body)
 	case store.PromiseExisted:
-		writeRaw(w, http.StatusOK, p.Result.Body)
+		httpjson.Raw(w, http.StatusOK, p.Result.Body)
 	case store.PromiseIDReused:
 		writeError(w, http.StatusConflict, "id_reused", "allotment %q exists with another body", req.ID)
 	case store.PromiseInsufficient:
@@ -125,13 +126,6 @@ func (a *Agent) handleAllot(w http.ResponseWriter, r *http.Request) {
 	default:
 		writeError(w, http.StatusInternalServerError, "internal", "unexpected promise status %s", p.Result.Status)
 	}
-}
-
-// writeRaw answers a stored JSON body as it is.
-func writeRaw(w http.ResponseWriter, status int, body []byte) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	_, _ = w.Write(append(body, '\n'))
 }
 
 func (a *Agent) handleAllotments(w http.ResponseWriter, r *http.Request) {

@@ -1,19 +1,17 @@
 package agent
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"strings"
 	"time"
 
 	"github.com/edgestock/edgestock/drivers"
+	"github.com/edgestock/edgestock/internal/httpjson"
 	"github.com/edgestock/edgestock/internal/ingest"
 	"github.com/edgestock/edgestock/internal/store"
 )
@@ -115,21 +113,7 @@ func (req *holdRequest) hash() []byte {
 
 // decodeBody reads a JSON body of at most maxBody bytes into v; an empty
 // body leaves v as it is.
-func decodeBody(w http.ResponseWriter, r *http.Request, v any) error {
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
-	if err != nil {
-		return fmt.Errorf("read body: %w", err)
-	}
-	if len(body) == 0 {
-		return nil
-	}
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		return fmt.Errorf("body: %w", err)
-	}
-	return nil
-}
+func decodeBody(w http.ResponseWriter, r *http.Request, v any) error { return httpjson.Decode(w, r, v) }
 
 // applyHold runs one reservation change through the group commit; false
 // means it did not commit and the response is written.

@@ -365,10 +365,22 @@ func TestMain_HubFirstToken(t *testing.T) {
 			return resp.StatusCode
 		}
 		require.Equal(t, http.StatusOK, get(token))
+		// A connector's token, bound to its channel: it opens no stock list.
+		code, amazon, stderr := run(t, "token", "issue", "--role", "hub", "--data-dir", dir, "--name", "amazon", "--scope", "orders:write,stock:read", "--channel", "amazon")
+		require.Equal(t, exitOK, code, stderr)
+		require.Equal(t, http.StatusForbidden, get(strings.TrimSpace(amazon)))
+		code, _, stderr = run(t, "token", "issue", "--role", "hub", "--data-dir", dir, "--name", "x", "--scope", "admin", "--channel", "amazon")
+		require.Equal(t, exitUsage, code)
+		require.Contains(t, stderr, `scope "admin"`)
 		code, list, stderr := run(t, "token", "list", "--role", "hub", "--data-dir", dir)
 		require.Equal(t, exitOK, code, stderr)
 		require.Contains(t, list, "oms")
-		id := strings.Fields(strings.Split(strings.TrimSpace(list), "\n")[1])[0]
+		id := ""
+		for _, line := range strings.Split(strings.TrimSpace(list), "\n")[1:] {
+			if f := strings.Fields(line); f[1] == "oms" {
+				id = f[0]
+			}
+		}
 		code, _, stderr = run(t, "token", "revoke", id, "--role", "hub", "--data-dir", dir)
 		require.Equal(t, exitOK, code, stderr)
 		require.Equal(t, http.StatusUnauthorized, get(token), "revoked: refused from the next request")

@@ -131,6 +131,7 @@ func (m *Main) runTokenIssue(ctx context.Context, c *command, args []string) err
 	name := fs.String("name", "", "who or what the token is for (required)")
 	scopes := fs.String("scope", "", "scopes, comma-separated (required): "+strings.Join(auth.Scopes, ", "))
 	device := fs.String("device", "", "the device ID a device token is for")
+	channel := fs.String("channel", "", "bind a hub token to one sales channel (orders:write, stock:read on it only)")
 	ttl := fs.Duration("ttl", defaultTokenTTL, "how long the token is valid")
 	if _, err := m.parse(fs, c, args); err != nil {
 		return err
@@ -144,7 +145,7 @@ func (m *Main) runTokenIssue(ctx context.Context, c *command, args []string) err
 	}
 	defer t.Close()
 	token, claims, err := auth.Issue(ctx, t, t.signer, auth.Request{Name: *name, Scopes: strings.Split(*scopes, ","), Device: *device,
-		Warehouse: t.warehouse, Audience: t.audience, TTL: *ttl}, time.Now().UTC())
+		Channel: *channel, Warehouse: t.warehouse, Audience: t.audience, TTL: *ttl}, time.Now().UTC())
 	if err != nil {
 		return usageError{fmt.Errorf("token issue: %w", err)}
 	}

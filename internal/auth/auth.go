@@ -55,7 +55,10 @@ type Claims struct {
 	Warehouse string   `json:"wh,omitempty"`
 	Audience  string   `json:"aud,omitempty"` // AudienceHub, or "" for an agent's token
 	Device    string   `json:"dev,omitempty"`
-	Expires   int64    `json:"exp"` // unix seconds
+	// Channel binds a hub token to one sales channel (SPEC §9): it orders
+	// and reads ATS on that channel only.
+	Channel string `json:"ch,omitempty"`
+	Expires int64  `json:"exp"` // unix seconds
 }
 
 // Has reports whether the claims grant scope: admin grants every scope
@@ -189,7 +192,33 @@ type Request struct {
 	// Warehouse is the issuing agent's warehouse; "" with Audience set.
 	Warehouse string
 	Audience  string
-	TTL       time.Duration
+	// Channel binds a hub token to one sales channel: orders:write and
+	// stock:read only, and those on the channel alone (SPEC §9).
+	Channel string
+	TTL     time.Duration
+}
+
+// channelScopes are the scopes a channel-bound token may have.
+var channelScopes = []string{ScopeOrdersWrite, ScopeStockRead}
+
+// checkChannel validates a channel binding: a hub's token, a channel ID
+// other than the warehouse's own holder, and only the channel scopes.
+func (req Request) checkChannel() error {
+	if req.Channel == "" {
+		return nil
+	}
+	if req.Audience != AudienceHub {
+		return errors.New("channel: only a hub's tokens are bound to a channel (--role hub)")
+	}
+	if !drivers.ValidID(req.Channel) || req.Channel == store.LocalHolder {
+		return fmt.Errorf("channel %q: must be 1-64 chars of [A-Za-z0-9._-], not %q", req.Channel, store.LocalHolder)
+	}
+	for _, sc := range req.Scopes {
+		if !slices.Contains(channelScopes, sc) {
+			return fmt.Errorf("scope %q: a channel-bound token has only %s", sc, strings.Join(channelScopes, ", "))
+		}
+	}
+	return nil
 }
 
 // Issue validates req, records the token and returns it signed.
@@ -211,11 +240,14 @@ func Issue(ctx context.Context, rec Recorder, s Signer, req Request, at time.Tim
 	if slices.Contains(req.Scopes, ScopeDevice) && req.Device == "" {
 		return "", Claims{}, errors.New("device: a token with the device scope names its device (--device ID)")
 	}
+	if err := req.checkChannel(); err != nil {
+		return "", Claims{}, err
+	}
 	if req.TTL <= 0 {
 		return "", Claims{}, errors.New("ttl: must be > 0")
 	}
 	c := Claims{ID: newTokenID(), Name: req.Name, Scopes: req.Scopes, Warehouse: req.Warehouse, Audience: req.Audience,
-		Device: req.Device, Expires: at.Add(req.TTL).Unix()}
+		Device: req.Device, Channel: req.Channel, Expires: at.Add(req.TTL).Unix()}
 	if err := rec.AddToken(ctx, store.TokenRecord{ID: c.ID, Name: c.Name, Scopes: c.Scopes, Device: c.Device, IssuedAt: at,
 		ExpiresAt: time.Unix(c.Expires, 0)}); err != nil {
 		return "", Claims{}, err

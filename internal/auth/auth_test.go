@@ -38,6 +38,9 @@ func TestIssue_Refuses(t *testing.T) {
 		{"device with a space", auth.Request{Name: "n", Scopes: []string{auth.ScopeDevice}, Device: "d 1", TTL: time.Hour}, `device "d 1"`},
 		{"device scope, no device", auth.Request{Name: "n", Scopes: []string{auth.ScopeDevice}, TTL: time.Hour}, "--device"},
 		{"no ttl", auth.Request{Name: "n", Scopes: []string{auth.ScopeAdmin}}, "ttl"},
+		{"channel on an agent", auth.Request{Name: "n", Scopes: []string{auth.ScopeStockRead}, Channel: "amazon", TTL: time.Hour}, "--role hub"},
+		{"channel local", auth.Request{Name: "n", Scopes: []string{auth.ScopeStockRead}, Channel: "local", Audience: auth.AudienceHub, TTL: time.Hour}, `channel "local"`},
+		{"channel with admin", auth.Request{Name: "n", Scopes: []string{auth.ScopeAdmin}, Channel: "amazon", Audience: auth.AudienceHub, TTL: time.Hour}, `scope "admin"`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, _, err := auth.Issue(t.Context(), db, signer, tc.req, at)

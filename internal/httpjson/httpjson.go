@@ -3,11 +3,16 @@
 package httpjson
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"strconv"
 )
+
+// MaxBody is the request body limit of both roles (SPEC §6).
+const MaxBody = 1 << 20
 
 // ErrorBody is the error reply of SPEC §4.
 type ErrorBody struct {
@@ -22,6 +27,32 @@ func Write(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
 	_ = json.NewEncoder(w).Encode(v)
+}
+
+// Raw answers status with body, JSON stored earlier (an idempotent
+// request's first answer), as it is.
+func Raw(w http.ResponseWriter, status int, body []byte) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_, _ = w.Write(append(body, '\n'))
+}
+
+// Decode reads a JSON body of at most MaxBody bytes into v, refusing
+// unknown fields; an empty body leaves v as it is.
+func Decode(w http.ResponseWriter, r *http.Request, v any) error {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBody))
+	if err != nil {
+		return fmt.Errorf("read body: %w", err)
+	}
+	if len(body) == 0 {
+		return nil
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return fmt.Errorf("body: %w", err)
+	}
+	return nil
 }
 
 // Error answers status with an error body: code is the machine-readable

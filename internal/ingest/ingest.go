@@ -58,6 +58,8 @@ type Ingester struct {
 	// commits, file drops): input naming one is refused, or another
 	// writer could pre-claim the ids the agent will write.
 	reserved map[string]reservedDevice
+	// refused are event types this writer does not take, with why.
+	refused map[string]string
 }
 
 // reservedDevice says who writes as a reserved device name.
@@ -80,10 +82,20 @@ func (in *Ingester) ReserveDevice(device, owner, source string) {
 	in.reserved[device] = reservedDevice{owner: owner, source: source}
 }
 
-// refuseReserved turns events written as a reserved device into rejections.
+// RefuseTypes makes the ingester reject events of each type, with why
+// (the hub's central writes take no sales: they go through orders).
+// Set before use.
+func (in *Ingester) RefuseTypes(why map[string]string) { in.refused = why }
+
+// refuseReserved turns events written as a reserved device, or of a
+// refused type, into rejections.
 func (in *Ingester) refuseReserved(msg drivers.Message, items []drivers.Item) {
 	for i := range items {
 		it := &items[i]
+		if why, ok := in.refused[it.Event.Type]; ok && it.Rejected == nil {
+			it.Rejected = drivers.Reject(it.Event.ID, drivers.ReasonBadField, "type %s: %s", it.Event.Type, why)
+			continue
+		}
 		r, ok := in.reserved[it.Event.Device]
 		if !ok || it.Rejected != nil || msg.Source == r.source {
 			continue

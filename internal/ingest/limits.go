@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/edgestock/edgestock/drivers"
+	"github.com/edgestock/edgestock/internal/httpjson"
 )
 
 // Input limits (SPEC §6).
@@ -15,7 +16,7 @@ const (
 	// its first quarantineSample bytes.
 	MaxMQTTPayload = 256 << 10
 	// MaxHTTPBody is the HTTP request body limit.
-	MaxHTTPBody = 1 << 20
+	MaxHTTPBody = httpjson.MaxBody
 	// quarantineSample is how much of an oversized payload is kept (MQTT,
 	// HTTP and file drops alike).
 	quarantineSample = drivers.QuarantineSample

@@ -204,17 +204,16 @@ func (db *DB) SafetyOf(ctx context.Context, warehouse string, skus []string) (ma
 	return out, rows.Err()
 }
 
-// PromiseBody reads the answer stored with promise id.
-func (db *DB) PromiseBody(ctx context.Context, id string) ([]byte, bool, error) {
-	var hash, body []byte
-	err := db.reader.QueryRowContext(ctx, sqlGetPromise, id).Scan(&hash, &body)
+// PromiseOf reads promise id's body hash and the answer stored with it.
+func (db *DB) PromiseOf(ctx context.Context, id string) (hash, body []byte, found bool, err error) {
+	err = db.reader.QueryRowContext(ctx, sqlGetPromise, id).Scan(&hash, &body)
 	if errors.Is(err, sql.ErrNoRows) {
-		return nil, false, nil
+		return nil, nil, false, nil
 	}
 	if err != nil {
-		return nil, false, fmt.Errorf("query promise: %w", err)
+		return nil, nil, false, fmt.Errorf("query promise: %w", err)
 	}
-	return body, true, nil
+	return hash, body, true, nil
 }
 
 var (

@@ -77,7 +77,7 @@ func TestDB_HoldsAllotmentsAndSafety(t *testing.T) {
 	safety, err := db.SafetyOf(t.Context(), "wh1", []string{"SKU-C"})
 	require.NoError(t, err)
 	require.Equal(t, map[string]int64{"SKU-C": 2}, safety)
-	body, found, err := db.PromiseBody(t.Context(), "a4")
+	_, body, found, err := db.PromiseOf(t.Context(), "a4")
 	require.NoError(t, err)
 	require.True(t, found)
 	require.Equal(t, "allotted a4", string(body))

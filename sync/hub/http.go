@@ -32,6 +32,7 @@ type API struct {
 	Store  Reader
 	Guard  *auth.Guard                                      // nil: no token checks (tests of other concerns)
 	Ingest func(warehouse string) (*ingest.Ingester, error) // central writes on the hub's replica
+	Sell   Seller                                           // orders and releases on channels (SPEC §9)
 
 	mu        stdsync.Mutex
 	ingesters map[string]*ingest.Ingester
@@ -49,25 +50,45 @@ func (a *API) Routes() http.Handler {
 	for _, r := range []struct {
 		pattern, scope string
 		handler        http.HandlerFunc
+		channel        bool // open to a channel-bound token (SPEC §9)
 	}{
-		{"GET /readyz", "", a.handleReady},
-		{"GET /v1/openapi.yaml", "", apidoc.Handler(apidoc.Hub)},
-		{"GET /metrics", "", a.Hub.metricsHandler().ServeHTTP},
-		{"GET /v1/stock/{sku}", auth.ScopeStockRead, a.handleStock},
-		{"GET /v1/stock", auth.ScopeStockRead, a.handleStockList},
+		{"GET /readyz", "", a.handleReady, false},
+		{"GET /v1/openapi.yaml", "", apidoc.Handler(apidoc.Hub), true},
+		{"GET /metrics", "", a.Hub.metricsHandler().ServeHTTP, false},
+		{"GET /v1/stock/{sku}", auth.ScopeStockRead, a.handleStock, false},
+		{"GET /v1/stock", auth.ScopeStockRead, a.handleStockList, false},
 		{"GET /v1/warehouses", auth.ScopeStockRead, func(w http.ResponseWriter, _ *http.Request) {
 			httpjson.Write(w, http.StatusOK, map[string]any{"warehouses": a.Hub.Warehouses()})
-		}},
-		{"GET /v1/feed", auth.ScopeStockRead, a.handleFeed},
-		{"POST /v1/events", auth.ScopeEventsWrite, a.handleEvents},
+		}, false},
+		{"GET /v1/feed", auth.ScopeStockRead, a.handleFeed, false},
+		{"POST /v1/events", auth.ScopeEventsWrite, a.handleEvents, false},
+		{"GET /v1/ats/{sku}", auth.ScopeStockRead, a.handleATS, true},
+		{"POST /v1/orders", auth.ScopeOrdersWrite, a.handleOrder, true},
+		{"GET /v1/orders/{id}", auth.ScopeStockRead, a.handleGetOrder, true},
+		{"POST /v1/releases", auth.ScopeOrdersWrite, a.handleRelease, true},
 	} {
 		h := r.handler
+		if !r.channel {
+			h = refuseChannelBound(h)
+		}
 		if a.Guard != nil {
 			h = a.Guard.Require(r.scope, h)
 		}
 		mux.HandleFunc(r.pattern, h)
 	}
 	return mux
+}
+
+// refuseChannelBound wraps a route a channel-bound token does not open:
+// such a token sells and reads ATS on its channel, nothing else.
+func refuseChannelBound(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if c, ok := auth.ClaimsOf(r); ok && c.Channel != "" {
+			writeError(w, http.StatusForbidden, "forbidden", "token %s is bound to channel %s: it opens /v1/ats, /v1/orders and /v1/releases only", c.ID, c.Channel)
+			return
+		}
+		h(w, r)
+	}
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) { httpjson.Write(w, status, v) }

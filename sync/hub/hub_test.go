@@ -488,7 +488,7 @@ func TestHub_CentralWriteAndFeed(t *testing.T) {
 		done <- next.Changes
 	}()
 	start := time.Now()
-	postJSON(t, hubURL+"/v1/events?warehouse=wh1&device=erp", `{"id":"order-9","type":"sale","sku":"C","qty":4}`)
+	postJSON(t, hubURL+"/v1/events?warehouse=wh1&device=erp", `{"id":"erp-9","type":"adjust","sku":"C","qty":-4}`)
 	require.Equal(t, []hub.FeedChange{{Warehouse: "wh1", SKU: "C", OnHand: 6, Total: 6}}, <-done)
 	require.Eventually(t, func() bool { on, _ := stockAt(t, a.Base, "C"); return on == 6 }, 3*time.Second, 10*time.Millisecond)
 	t.Logf("central write visible at the agent after %s", time.Since(start).Round(time.Millisecond))

@@ -54,7 +54,7 @@ func TestHub_TwoHubsOnePostgres(t *testing.T) {
 	for i, h := range []*hub.Server{h1, h2} {
 		wg.Go(func() {
 			for j := range 10 {
-				postJSON(t, "http://"+h.HTTPAddr()+"/v1/events?warehouse=wh1&device=erp", fmt.Sprintf(`{"id":"c%d-%d","type":"sale","sku":"P-0","qty":1}`, i, j))
+				postJSON(t, "http://"+h.HTTPAddr()+"/v1/events?warehouse=wh1&device=erp", fmt.Sprintf(`{"id":"c%d-%d","type":"adjust","sku":"P-0","qty":-1}`, i, j))
 				m.add("wh1", "P-0", -1)
 			}
 		})

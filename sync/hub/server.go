@@ -42,6 +42,7 @@ type backend interface {
 	Reader
 	TokenStore
 	HasTokens(ctx context.Context) (bool, error)
+	Seller
 	Submit(b *store.Batch, done func([]store.Outcome, error))
 	ReplicaID() string
 	Close() error
@@ -115,8 +116,12 @@ func (s *Server) Open(ctx context.Context) (err error) {
 	s.hub = New(s.store, s.cfg.Agents, s.cfg.Timing, s.logger.With("component", "sync"))
 	s.hub.setTLS(agentTLS)
 	hub.Store(s.hub)
-	api := &API{Hub: s.hub, Store: s.store, Guard: s.guard, Ingest: func(wh string) (*ingest.Ingester, error) {
-		return ingest.NewIngester(s.store, wh, drivers.Env{Logger: s.logger})
+	api := &API{Hub: s.hub, Store: s.store, Guard: s.guard, Sell: s.store, Ingest: func(wh string) (*ingest.Ingester, error) {
+		in, err := ingest.NewIngester(s.store, wh, drivers.Env{Logger: s.logger})
+		if err == nil {
+			in.RefuseTypes(map[string]string{"sale": centralSale, "pick": centralSale})
+		}
+		return in, err
 	}}
 	// The certificate first: a bad one then leaves no listener open.
 	if s.srv, err = tlsconf.HTTPServer(s.cfg.TLSCert, s.cfg.TLSKey, api.Routes()); err != nil {
@@ -167,7 +172,13 @@ func (s *Server) openGuard(ctx context.Context) (*auth.Guard, error) {
 // IssueToken issues a hub token from a running hub (the CLI does the same
 // on the hub's store with the hub stopped or running).
 func (s *Server) IssueToken(ctx context.Context, name string, scopes []string, ttl time.Duration) (string, auth.Claims, error) {
-	return auth.Issue(ctx, s.store, s.guard.Signer, auth.Request{Name: name, Scopes: scopes, Audience: auth.AudienceHub, TTL: ttl}, time.Now())
+	return s.Issue(ctx, auth.Request{Name: name, Scopes: scopes, TTL: ttl})
+}
+
+// Issue issues a hub token for req (a channel-bound one, say).
+func (s *Server) Issue(ctx context.Context, req auth.Request) (string, auth.Claims, error) {
+	req.Audience = auth.AudienceHub
+	return auth.Issue(ctx, s.store, s.guard.Signer, req, time.Now())
 }
 
 // RevokeToken revokes a hub token; every hub process on the store refuses

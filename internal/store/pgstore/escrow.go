@@ -102,15 +102,14 @@ func (db *DB) RightsBySKU(ctx context.Context, sku string) (map[string]crdt.Escr
 	return out, nil
 }
 
-// PromiseBody reads the answer stored with promise id.
-func (db *DB) PromiseBody(ctx context.Context, id string) ([]byte, bool, error) {
-	var body []byte
-	err := db.pool.QueryRow(ctx, `SELECT body FROM promises WHERE id = $1`, id).Scan(&body)
+// PromiseOf reads promise id's body hash and the answer stored with it.
+func (db *DB) PromiseOf(ctx context.Context, id string) (hash, body []byte, found bool, err error) {
+	err = db.pool.QueryRow(ctx, `SELECT body_hash, body FROM promises WHERE id = $1`, id).Scan(&hash, &body)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return nil, false, nil
+		return nil, nil, false, nil
 	}
 	if err != nil {
-		return nil, false, fmt.Errorf("postgres promise: %w", err)
+		return nil, nil, false, fmt.Errorf("postgres promise: %w", err)
 	}
-	return body, true, nil
+	return hash, body, true, nil
 }

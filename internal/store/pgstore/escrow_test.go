@@ -62,11 +62,12 @@ func TestPromise_TwoProcessesSpendOnce(t *testing.T) {
 	p := &store.Promise{Ops: []store.EscrowOp{{Warehouse: "wh1", SKU: "SKU-R", Kind: crdt.Move, Holder: store.LocalHolder, To: "ebay", Qty: 1}}}
 	_, err = dbs[0].Apply(t.Context(), &store.Batch{Promises: []*store.Promise{p}})
 	require.Error(t, err)
-	body, found, err := dbs[0].PromiseBody(t.Context(), sold)
+	hash, body, found, err := dbs[0].PromiseOf(t.Context(), sold)
 	require.NoError(t, err)
 	require.True(t, found)
 	require.Equal(t, sold, string(body), "the answer stored with the order")
-	_, found, err = dbs[0].PromiseBody(t.Context(), "order-none")
+	require.Equal(t, sold, string(hash))
+	_, _, found, err = dbs[0].PromiseOf(t.Context(), "order-none")
 	require.NoError(t, err)
 	require.False(t, found)
 }

@@ -1,0 +1,433 @@
+package hub
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/edgestock/edgestock/crdt"
+	"github.com/edgestock/edgestock/drivers"
+	"github.com/edgestock/edgestock/internal/auth"
+	"github.com/edgestock/edgestock/internal/httpjson"
+	"github.com/edgestock/edgestock/internal/ingest"
+	"github.com/edgestock/edgestock/internal/store"
+)
+
+// Seller is what selling on channels needs of the hub's store (SPEC §9):
+// promises applied within rights, and the rights to read.
+type Seller interface {
+	Apply(ctx context.Context, b *store.Batch) ([]store.Outcome, error)
+	RightsBySKU(ctx context.Context, sku string) (map[string]crdt.Escrow, error)
+	PromiseOf(ctx context.Context, id string) (hash, body []byte, found bool, err error)
+}
+
+var _ Seller = (*store.DB)(nil)
+
+// Order limits.
+const (
+	maxOrderLines = 100
+	// maxPromiseIDLen is the longest order or release id: it is stored
+	// with a prefix, and is a path segment of /v1/orders/{id}.
+	maxPromiseIDLen = 100
+	// decideTries is how often an order is placed again when rights moved
+	// between reading them and spending them (another order took them).
+	decideTries = 3
+)
+
+// Promise ids in the store, by kind.
+const (
+	orderPrefix   = "order:"
+	releasePrefix = "release:"
+)
+
+// centralSale says why the hub's POST /v1/events takes no sale or pick.
+const centralSale = "the hub books no sales against a warehouse's counter, where nothing would check them against what " +
+	"was promised elsewhere: sell through POST /v1/orders (SPEC §9); central writes are for corrections"
+
+// OrderLine is one line of an order: the hub names the warehouse when the
+// request did not, and splits a line over warehouses when one's rights do
+// not cover it.
+type OrderLine struct {
+	SKU       string `json:"sku"`
+	Qty       int64  `json:"qty"`
+	Warehouse string `json:"warehouse,omitempty"`
+}
+
+// Order is what POST /v1/orders answers.
+type Order struct {
+	ID        string      `json:"id"`
+	Channel   string      `json:"channel"`
+	Lines     []OrderLine `json:"lines"`
+	CreatedAt time.Time   `json:"created_at"`
+}
+
+// Release is the body and answer of POST /v1/releases: unsold rights a
+// channel gives back to the warehouse.
+type Release struct {
+	ID        string    `json:"id"`
+	Warehouse string    `json:"warehouse"`
+	SKU       string    `json:"sku"`
+	Channel   string    `json:"channel"`
+	Qty       int64     `json:"qty"`
+	CreatedAt time.Time `json:"created_at,omitzero"`
+}
+
+// ATS is a SKU's available-to-sell on one channel (GET /v1/ats/{sku}).
+type ATS struct {
+	SKU        string                  `json:"sku"`
+	Channel    string                  `json:"channel"`
+	ATS        int64                   `json:"ats"`
+	Warehouses map[string]WarehouseATS `json:"warehouses"`
+}
+
+// WarehouseATS is one warehouse's part of an ATS.
+type WarehouseATS struct {
+	Rights int64      `json:"rights"` // the channel's rights there
+	Held   int64      `json:"held"`   // of them, held for carts at the hub
+	ATS    int64      `json:"ats"`    // rights − held
+	Online bool       `json:"online"`
+	AsOf   *time.Time `json:"as_of"` // the hub's last exchange with the warehouse
+}
+
+func validChannel(c string) bool { return drivers.ValidID(c) && c != store.LocalHolder }
+
+func validPromiseID(id string) bool {
+	return len(id) <= maxPromiseIDLen && drivers.ValidEventID(id) && !strings.Contains(id, "/")
+}
+
+// channelAllowed answers 403 and false when the request's token is bound
+// to another channel than channel.
+func channelAllowed(w http.ResponseWriter, r *http.Request, channel string) bool {
+	if c, ok := auth.ClaimsOf(r); ok && c.Channel != "" && c.Channel != channel {
+		writeError(w, http.StatusForbidden, "forbidden", "token %s is bound to channel %s, not %s", c.ID, c.Channel, channel)
+		return false
+	}
+	return true
+}
+
+// rights reads sku's rights of channel per warehouse of this hub's agents.
+func (a *API) rights(ctx context.Context, sku, channel string) (map[string]int64, error) {
+	all, err := a.Sell.RightsBySKU(ctx, sku)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]int64{}
+	for wh, e := range all {
+		if a.Hub.Knows(wh) {
+			out[wh] = max(e.Rights(channel), 0)
+		}
+	}
+	return out, nil
+}
+
+func (a *API) handleATS(w http.ResponseWriter, r *http.Request) {
+	sku, channel := r.PathValue("sku"), r.URL.Query().Get("channel")
+	switch {
+	case !drivers.ValidID(sku):
+		writeError(w, http.StatusBadRequest, "bad_sku", "sku %q must be 1-64 chars of [A-Za-z0-9._-]", sku)
+		return
+	case !validChannel(channel):
+		writeError(w, http.StatusBadRequest, "bad_query", "channel: required, 1-64 chars of [A-Za-z0-9._-], not %q", store.LocalHolder)
+		return
+	case !channelAllowed(w, r, channel):
+		return
+	}
+	rights, err := a.rights(r.Context(), sku, channel)
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, "store_error", "%v", err)
+		return
+	}
+	out := ATS{SKU: sku, Channel: channel, Warehouses: map[string]WarehouseATS{}}
+	for _, st := range a.Hub.Warehouses() {
+		n, ok := rights[st.Warehouse]
+		if !ok {
+			continue
+		}
+		out.ATS += n
+		out.Warehouses[st.Warehouse] = WarehouseATS{Rights: n, ATS: n, Online: st.Online, AsOf: st.LastContact}
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// orderRequest is the body of POST /v1/orders.
+type orderRequest struct {
+	ID      string      `json:"id"`
+	Channel string      `json:"channel"`
+	Lines   []OrderLine `json:"lines"`
+}
+
+func (a *API) validateOrder(req *orderRequest) error {
+	switch {
+	case !validPromiseID(req.ID):
+		return fmt.Errorf("id: required, 1-%d printable characters, no '/'", maxPromiseIDLen)
+	case !validChannel(req.Channel):
+		return fmt.Errorf("channel: must be 1-64 chars of [A-Za-z0-9._-], not %q", store.LocalHolder)
+	case len(req.Lines) == 0 || len(req.Lines) > maxOrderLines:
+		return fmt.Errorf("lines: 1..%d", maxOrderLines)
+	}
+	for i, l := range req.Lines {
+		switch {
+		case !drivers.ValidID(l.SKU):
+			return fmt.Errorf("lines[%d].sku: must be 1-64 chars of [A-Za-z0-9._-]", i)
+		case l.Qty < 1 || l.Qty > drivers.MaxQty:
+			return fmt.Errorf("lines[%d].qty: must be 1..%d", i, drivers.MaxQty)
+		case l.Warehouse != "" && !a.Hub.Knows(l.Warehouse):
+			return fmt.Errorf("lines[%d].warehouse: %q is not one of this hub's agents (%s)", i, l.Warehouse, strings.Join(a.Hub.WarehouseIDs(), ", "))
+		}
+	}
+	return nil
+}
+
+// shortfall is an order line the channel's rights cannot cover.
+type shortfall struct {
+	sku string
+	ats int64 // what the channel could sell of sku when the order was placed
+}
+
+// place splits req's lines over warehouses within the channel's rights as
+// read now: a line that names its warehouse takes its rights there; one
+// that does not takes them where the channel holds the most first. It
+// returns the placed lines and the spends, or the first line short.
+func (a *API) place(ctx context.Context, req *orderRequest) ([]OrderLine, []store.EscrowOp, *shortfall, error) {
+	left := map[string]map[string]int64{} // sku -> warehouse -> rights not yet taken
+	placed := map[string]int64{}          // sku -> taken by earlier lines
+	var lines []OrderLine
+	var ops []store.EscrowOp
+	for _, l := range req.Lines {
+		rights, ok := left[l.SKU]
+		if !ok {
+			var err error
+			if rights, err = a.rights(ctx, l.SKU, req.Channel); err != nil {
+				return nil, nil, nil, err
+			}
+			left[l.SKU] = rights
+		}
+		whs := make([]string, 0, len(rights))
+		var total int64
+		for wh, n := range rights {
+			if l.Warehouse == "" || wh == l.Warehouse {
+				whs, total = append(whs, wh), total+n
+			}
+		}
+		if total < l.Qty {
+			ats := placed[l.SKU]
+			for _, n := range rights {
+				ats += n
+			}
+			return nil, nil, &shortfall{sku: l.SKU, ats: ats}, nil
+		}
+		placed[l.SKU] += l.Qty
+		sort.Slice(whs, func(i, j int) bool {
+			if rights[whs[i]] != rights[whs[j]] {
+				return rights[whs[i]] > rights[whs[j]]
+			}
+			return whs[i] < whs[j]
+		})
+		need := l.Qty
+		for _, wh := range whs {
+			n := min(need, rights[wh])
+			if n == 0 {
+				continue
+			}
+			rights[wh] -= n
+			need -= n
+			lines = append(lines, OrderLine{SKU: l.SKU, Qty: n, Warehouse: wh})
+			ops = append(ops, store.EscrowOp{Warehouse: wh, SKU: l.SKU, Kind: crdt.Spend, Holder: req.Channel, Qty: uint64(n)})
+			if need == 0 {
+				break
+			}
+		}
+	}
+	return lines, ops, nil, nil
+}
+
+// existing answers a promise already made under id: 200 with its stored
+// answer when hash matches, 409 id_reused when not. False: none was made.
+func (a *API) existing(w http.ResponseWriter, r *http.Request, id, what string, hash []byte) bool {
+	stored, body, found, err := a.Sell.PromiseOf(r.Context(), id)
+	switch {
+	case err != nil:
+		writeError(w, http.StatusInternalServerError, "store_error", "%v", err)
+		return true
+	case !found:
+		return false
+	case string(stored) != string(hash):
+		writeError(w, http.StatusConflict, "id_reused", "%s %q exists with another body", what, strings.TrimPrefix(id, what+":"))
+		return true
+	}
+	httpjson.Raw(w, http.StatusOK, body)
+	return true
+}
+
+// hashOf identifies a request's content for idempotent retries.
+func hashOf(v any) []byte {
+	b, _ := json.Marshal(v) // the request types always marshal
+	h := sha256.Sum256(b)
+	return h[:16]
+}
+
+// apply applies p, answering the store's failure itself (false).
+func (a *API) apply(w http.ResponseWriter, r *http.Request, p *store.Promise) bool {
+	ctx, cancel, ok := ingest.StoreWrite(w, r, a.Store)
+	if !ok {
+		return false
+	}
+	defer cancel()
+	if _, err := a.Sell.Apply(ctx, &store.Batch{Promises: []*store.Promise{p}}); err != nil {
+		ingest.WriteStoreError(w, err, a.Store)
+		return false
+	}
+	return true
+}
+
+// answered writes what a promise that was not applied answers; false
+// means it was applied (store.PromiseOK) and nothing was written.
+func answered(w http.ResponseWriter, p *store.Promise, what string) bool {
+	switch p.Result.Status {
+	case store.PromiseOK:
+		return false
+	case store.PromiseExisted:
+		httpjson.Raw(w, http.StatusOK, p.Result.Body)
+	case store.PromiseIDReused:
+		writeError(w, http.StatusConflict, "id_reused", "%s %q exists with another body", what, p.ID)
+	default:
+		writeError(w, http.StatusInternalServerError, "internal", "unexpected promise status %s", p.Result.Status)
+	}
+	return true
+}
+
+func insufficient(w http.ResponseWriter, sku, channel string, qty, ats int64) {
+	httpjson.Write(w, http.StatusConflict, map[string]any{
+		"error": map[string]string{"code": "insufficient_rights",
+			"message": fmt.Sprintf("%d of %s requested on %s, %d available to sell", qty, sku, channel, ats)},
+		"sku": sku, "ats": ats,
+	})
+}
+
+// handleOrder books an order on a channel: every line within the
+// channel's rights, all lines or none, once per id (SPEC §9). It works
+// while warehouses are offline: it spends exactly the rights the hub
+// already holds.
+func (a *API) handleOrder(w http.ResponseWriter, r *http.Request) {
+	var req orderRequest
+	if err := httpjson.Decode(w, r, &req); err != nil {
+		writeError(w, http.StatusBadRequest, "bad_request", "%v", err)
+		return
+	}
+	if err := a.validateOrder(&req); err != nil {
+		writeError(w, http.StatusBadRequest, "bad_field", "%v", err)
+		return
+	}
+	if !channelAllowed(w, r, req.Channel) {
+		return
+	}
+	hash := hashOf(req)
+	if a.existing(w, r, orderPrefix+req.ID, "order", hash) {
+		return
+	}
+	for range decideTries {
+		lines, ops, short, err := a.place(r.Context(), &req)
+		if err != nil {
+			writeError(w, http.StatusInternalServerError, "store_error", "%v", err)
+			return
+		}
+		if short != nil {
+			qty := int64(0)
+			for _, l := range req.Lines {
+				if l.SKU == short.sku {
+					qty += l.Qty
+				}
+			}
+			insufficient(w, short.sku, req.Channel, qty, short.ats)
+			return
+		}
+		order := Order{ID: req.ID, Channel: req.Channel, Lines: lines, CreatedAt: time.Now().UTC().Truncate(time.Millisecond)}
+		body, _ := json.Marshal(order) // always marshals
+		p := &store.Promise{ID: orderPrefix + req.ID, BodyHash: hash, Body: body, Ops: ops}
+		if !a.apply(w, r, p) {
+			return
+		}
+		if p.Result.Status == store.PromiseInsufficient {
+			continue // another order took rights since they were read: place it again
+		}
+		if !answered(w, p, "order") {
+			httpjson.Raw(w, http.StatusCreated, body)
+		}
+		return
+	}
+	writeError(w, http.StatusConflict, "insufficient_rights", "order %q: the channel's rights kept changing under it (%d tries); try again", req.ID, decideTries)
+}
+
+func (a *API) handleGetOrder(w http.ResponseWriter, r *http.Request) {
+	_, body, found, err := a.Sell.PromiseOf(r.Context(), orderPrefix+r.PathValue("id"))
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, "store_error", "%v", err)
+		return
+	}
+	var o Order
+	if found {
+		found = json.Unmarshal(body, &o) == nil
+	}
+	if c, ok := auth.ClaimsOf(r); found && ok && c.Channel != "" && c.Channel != o.Channel {
+		found = false // another channel's order: not this token's to see
+	}
+	if !found {
+		writeError(w, http.StatusNotFound, "not_found", "no order %q", r.PathValue("id"))
+		return
+	}
+	httpjson.Raw(w, http.StatusOK, body)
+}
+
+// handleRelease gives unsold rights of a channel back to a warehouse.
+func (a *API) handleRelease(w http.ResponseWriter, r *http.Request) {
+	var req Release
+	if err := httpjson.Decode(w, r, &req); err != nil {
+		writeError(w, http.StatusBadRequest, "bad_request", "%v", err)
+		return
+	}
+	var bad string
+	switch {
+	case !validPromiseID(req.ID):
+		bad = fmt.Sprintf("id: required, 1-%d printable characters, no '/'", maxPromiseIDLen)
+	case !a.Hub.Knows(req.Warehouse):
+		bad = fmt.Sprintf("warehouse: %q is not one of this hub's agents (%s)", req.Warehouse, strings.Join(a.Hub.WarehouseIDs(), ", "))
+	case !drivers.ValidID(req.SKU):
+		bad = "sku: must be 1-64 chars of [A-Za-z0-9._-]"
+	case !validChannel(req.Channel):
+		bad = fmt.Sprintf("channel: must be 1-64 chars of [A-Za-z0-9._-], not %q", store.LocalHolder)
+	case req.Qty < 1 || req.Qty > drivers.MaxQty:
+		bad = fmt.Sprintf("qty: must be 1..%d", drivers.MaxQty)
+	}
+	if bad != "" {
+		writeError(w, http.StatusBadRequest, "bad_field", "%s", bad)
+		return
+	}
+	if !channelAllowed(w, r, req.Channel) {
+		return
+	}
+	req.CreatedAt = time.Time{}
+	hash := hashOf(req)
+	req.CreatedAt = time.Now().UTC().Truncate(time.Millisecond)
+	body, _ := json.Marshal(req) // always marshals
+	p := &store.Promise{ID: releasePrefix + req.ID, BodyHash: hash, Body: body, Ops: []store.EscrowOp{{
+		Warehouse: req.Warehouse, SKU: req.SKU, Kind: crdt.Move, Holder: req.Channel, To: store.LocalHolder, Qty: uint64(req.Qty)}}}
+	if !a.apply(w, r, p) {
+		return
+	}
+	if p.Result.Status == store.PromiseInsufficient {
+		httpjson.Write(w, http.StatusConflict, map[string]any{
+			"error": map[string]string{"code": "insufficient_rights",
+				"message": fmt.Sprintf("%s holds %d of %s at %s, %d to release", req.Channel, p.Result.Rights, req.SKU, req.Warehouse, req.Qty)},
+			"sku": req.SKU, "ats": p.Result.Rights,
+		})
+		return
+	}
+	if !answered(w, p, "release") {
+		httpjson.Raw(w, http.StatusCreated, body)
+	}
+}

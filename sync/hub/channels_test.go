@@ -1,0 +1,263 @@
+package hub_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	stdsync "sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/edgestock/edgestock/agent"
+	"github.com/edgestock/edgestock/internal/auth"
+	"github.com/edgestock/edgestock/internal/ingest"
+	"github.com/edgestock/edgestock/internal/testenv"
+	"github.com/edgestock/edgestock/sync/hub"
+)
+
+// send sends body with token ("" for none) and decodes the answer into
+// out (nil: dropped); it returns the status.
+func send(t *testing.T, method, url, token, body string, out any) int {
+	t.Helper()
+	req, err := http.NewRequest(method, url, strings.NewReader(body))
+	require.NoError(t, err)
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	if out != nil {
+		require.NoError(t, json.Unmarshal(b, out), string(b))
+	}
+	return resp.StatusCode
+}
+
+func ats(t *testing.T, base, sku, channel string) hub.ATS {
+	t.Helper()
+	var a hub.ATS
+	require.Equal(t, http.StatusOK, send(t, "GET", base+"/v1/ats/"+sku+"?channel="+channel, "", "", &a))
+	return a
+}
+
+// insufficientRights is the 409 of an order past the channel's rights.
+type insufficientRights struct {
+	Error struct{ Code string }
+	SKU   string
+	ATS   int64
+}
+
+// The heart of SPEC §9: a warehouse allots 6 of its 10 units to amazon and
+// goes offline. The hub keeps selling amazon's 6, and not one more; the
+// warehouse keeps holding its own 4 for local carts, and not one more. No
+// unit is promised twice, and once the link is back the warehouse sees
+// the orders as committed stock.
+func TestHub_SellsAllotmentsWhileOffline(t *testing.T) {
+	a := startAgent(t, "wh1", t.TempDir())
+	link := newProxy(t, strings.TrimPrefix(a.Base, "http://"))
+	h := startHub(t, t.TempDir(), map[string]string{"wh1": link.URL()})
+	base := "http://" + h.HTTPAddr()
+
+	status, _ := a.Post(t, "/v1/events", `{"id":"r1","type":"receive","sku":"SKU-O","qty":10}`)
+	require.Equal(t, http.StatusOK, status)
+	require.Equal(t, http.StatusCreated, send(t, "POST", a.Base+"/v1/allotments", "", `{"id":"amz","sku":"SKU-O","channel":"amazon","qty":6}`, nil))
+	require.Eventually(t, func() bool { return ats(t, base, "SKU-O", "amazon").ATS == 6 }, 10*time.Second, 20*time.Millisecond,
+		"the allotment reaches the hub")
+	link.Cut()
+
+	var o hub.Order
+	require.Equal(t, http.StatusCreated, send(t, "POST", base+"/v1/orders", "", `{"id":"o1","channel":"amazon","lines":[{"sku":"SKU-O","qty":4}]}`, &o))
+	require.Equal(t, []hub.OrderLine{{SKU: "SKU-O", Qty: 4, Warehouse: "wh1"}}, o.Lines)
+	var again hub.Order
+	require.Equal(t, http.StatusOK, send(t, "POST", base+"/v1/orders", "", `{"id":"o1","channel":"amazon","lines":[{"sku":"SKU-O","qty":4}]}`, &again),
+		"the same order again")
+	require.Equal(t, o, again)
+	require.Equal(t, http.StatusConflict, send(t, "POST", base+"/v1/orders", "", `{"id":"o1","channel":"amazon","lines":[{"sku":"SKU-O","qty":1}]}`, nil),
+		"the same id with another body")
+	var short insufficientRights
+	require.Equal(t, http.StatusConflict, send(t, "POST", base+"/v1/orders", "", `{"id":"o2","channel":"amazon","lines":[{"sku":"SKU-O","qty":3}]}`, &short))
+	require.Equal(t, insufficientRights{Error: struct{ Code string }{"insufficient_rights"}, SKU: "SKU-O", ATS: 2}, short)
+	require.Equal(t, http.StatusConflict, send(t, "POST", base+"/v1/orders", "", `{"id":"e1","channel":"ebay","lines":[{"sku":"SKU-O","qty":1}]}`, nil),
+		"ebay was allotted nothing")
+	require.Equal(t, http.StatusCreated, send(t, "POST", base+"/v1/orders", "", `{"id":"o3","channel":"amazon","lines":[{"sku":"SKU-O","qty":1},{"sku":"SKU-O","qty":1}]}`, nil))
+	require.Equal(t, int64(0), ats(t, base, "SKU-O", "amazon").ATS)
+	require.Equal(t, http.StatusConflict, send(t, "POST", base+"/v1/releases", "", `{"id":"rel","warehouse":"wh1","sku":"SKU-O","channel":"amazon","qty":1}`, nil),
+		"nothing left to release")
+	var got hub.Order
+	require.Equal(t, http.StatusOK, send(t, "GET", base+"/v1/orders/o1", "", "", &got))
+	require.Equal(t, o, got)
+	require.Equal(t, http.StatusNotFound, send(t, "GET", base+"/v1/orders/o2", "", "", nil), "a refused order was never made")
+
+	// Meanwhile the warehouse holds its own 4, and not one more.
+	require.Equal(t, http.StatusCreated, send(t, "POST", a.Base+"/v1/reservations", "", `{"id":"cart","sku":"SKU-O","qty":4}`, nil))
+	require.Equal(t, http.StatusConflict, send(t, "POST", a.Base+"/v1/reservations", "", `{"id":"cart2","sku":"SKU-O","qty":1}`, nil))
+
+	link.Restore()
+	require.Eventually(t, func() bool {
+		var v agent.StockView
+		a.Get(t, "/v1/stock/SKU-O", &v)
+		return v.Committed == 6
+	}, 15*time.Second, 20*time.Millisecond, "the orders reach the warehouse")
+	var v agent.StockView
+	require.Equal(t, http.StatusOK, a.Get(t, "/v1/stock/SKU-O", &v))
+	require.Equal(t, int64(10), v.OnHand)
+	require.Equal(t, int64(4), v.Unallotted)
+	require.Equal(t, map[string]int64{}, v.Allotted, "amazon sold all it had")
+	require.Equal(t, int64(0), v.Available)
+	require.Equal(t, v.OnHand, v.Unallotted+v.Committed, "on_hand = unallotted + Σ allotted + committed")
+}
+
+// A channel gives unsold rights back; the warehouse may promise them again.
+func TestHub_Release(t *testing.T) {
+	a := startAgent(t, "wh1", t.TempDir())
+	h := startHub(t, t.TempDir(), map[string]string{"wh1": a.Base})
+	base := "http://" + h.HTTPAddr()
+	status, _ := a.Post(t, "/v1/events", `{"id":"r1","type":"receive","sku":"SKU-L","qty":5}`)
+	require.Equal(t, http.StatusOK, status)
+	require.Equal(t, http.StatusCreated, send(t, "POST", a.Base+"/v1/allotments", "", `{"sku":"SKU-L","channel":"ebay","qty":5}`, nil))
+	require.Eventually(t, func() bool { return ats(t, base, "SKU-L", "ebay").ATS == 5 }, 10*time.Second, 20*time.Millisecond)
+
+	body := `{"id":"rel-1","warehouse":"wh1","sku":"SKU-L","channel":"ebay","qty":2}`
+	var rel hub.Release
+	require.Equal(t, http.StatusCreated, send(t, "POST", base+"/v1/releases", "", body, &rel))
+	require.Equal(t, int64(2), rel.Qty)
+	require.Equal(t, http.StatusOK, send(t, "POST", base+"/v1/releases", "", body, nil), "the same release again")
+	require.Equal(t, int64(3), ats(t, base, "SKU-L", "ebay").ATS)
+	require.Eventually(t, func() bool {
+		var v agent.StockView
+		a.Get(t, "/v1/stock/SKU-L", &v)
+		return v.Available == 2
+	}, 10*time.Second, 20*time.Millisecond, "the warehouse may promise the released units again")
+	for _, bad := range []string{
+		`{"id":"x","warehouse":"wh9","sku":"SKU-L","channel":"ebay","qty":1}`,
+		`{"id":"x","warehouse":"wh1","sku":"SKU-L","channel":"local","qty":1}`,
+		`{"id":"x","warehouse":"wh1","sku":"SKU-L","channel":"ebay","qty":0}`,
+	} {
+		require.Equal(t, http.StatusBadRequest, send(t, "POST", base+"/v1/releases", "", bad, nil), bad)
+	}
+}
+
+// Orders are checked before anything is spent, and all lines or none.
+func TestHub_OrderValidation(t *testing.T) {
+	a1, a2 := startAgent(t, "wh1", t.TempDir()), startAgent(t, "wh2", t.TempDir())
+	h := startHub(t, t.TempDir(), map[string]string{"wh1": a1.Base, "wh2": a2.Base})
+	base := "http://" + h.HTTPAddr()
+	for i, ag := range []*testAgent{a1, a2} {
+		status, _ := ag.Post(t, "/v1/events", `{"id":"r1","type":"receive","sku":"SKU-V","qty":10}`)
+		require.Equal(t, http.StatusOK, status)
+		body := fmt.Sprintf(`{"sku":"SKU-V","channel":"web","qty":%d}`, 3+i) // wh1: 3, wh2: 4
+		require.Equal(t, http.StatusCreated, send(t, "POST", ag.Base+"/v1/allotments", "", body, nil))
+	}
+	require.Eventually(t, func() bool { return ats(t, base, "SKU-V", "web").ATS == 7 }, 10*time.Second, 20*time.Millisecond)
+	for _, bad := range []string{
+		`{"channel":"web","lines":[{"sku":"SKU-V","qty":1}]}`,
+		`{"id":"a/b","channel":"web","lines":[{"sku":"SKU-V","qty":1}]}`,
+		`{"id":"v","channel":"local","lines":[{"sku":"SKU-V","qty":1}]}`,
+		`{"id":"v","channel":"web","lines":[]}`,
+		`{"id":"v","channel":"web","lines":[{"sku":"SKU-V","qty":0}]}`,
+		`{"id":"v","channel":"web","lines":[{"sku":"SKU-V","qty":1,"warehouse":"wh9"}]}`,
+		`{"id":"v","channel":"web","lines":[{"sku":"SKU-V","qty":1}],"extra":1}`,
+	} {
+		require.Equal(t, http.StatusBadRequest, send(t, "POST", base+"/v1/orders", "", bad, nil), bad)
+	}
+	// A line past one warehouse's rights is split; one naming a warehouse
+	// takes its rights there only; a second line short fails the order.
+	var o hub.Order
+	require.Equal(t, http.StatusCreated, send(t, "POST", base+"/v1/orders", "", `{"id":"split","channel":"web","lines":[{"sku":"SKU-V","qty":5}]}`, &o))
+	require.Equal(t, []hub.OrderLine{{SKU: "SKU-V", Qty: 4, Warehouse: "wh2"}, {SKU: "SKU-V", Qty: 1, Warehouse: "wh1"}}, o.Lines)
+	require.Equal(t, http.StatusConflict, send(t, "POST", base+"/v1/orders", "", `{"id":"pinned","channel":"web","lines":[{"sku":"SKU-V","qty":1,"warehouse":"wh2"}]}`, nil))
+	var short insufficientRights
+	require.Equal(t, http.StatusConflict, send(t, "POST", base+"/v1/orders", "", `{"id":"two","channel":"web","lines":[{"sku":"SKU-V","qty":1},{"sku":"SKU-V","qty":2}]}`, &short))
+	require.Equal(t, int64(2), short.ATS)
+	require.Equal(t, int64(2), ats(t, base, "SKU-V", "web").ATS, "the refused order spent nothing")
+}
+
+// A token bound to a channel sells and reads ATS on it alone, and opens
+// nothing else (SPEC §9); only a hub issues one, with channel scopes only.
+func TestHub_ChannelBoundToken(t *testing.T) {
+	a := startAgent(t, "wh1", t.TempDir())
+	h := startHubAuth(t, "", hub.Agent{Warehouse: "wh1", URL: a.Base})
+	base := "http://" + h.HTTPAddr()
+	tok, c, err := h.Issue(t.Context(), auth.Request{Name: "amazon connector", Scopes: []string{auth.ScopeOrdersWrite, auth.ScopeStockRead},
+		Channel: "amazon", TTL: time.Hour})
+	require.NoError(t, err)
+	require.Equal(t, "amazon", c.Channel)
+	require.Equal(t, http.StatusOK, send(t, "GET", base+"/v1/ats/SKU-T?channel=amazon", tok, "", nil))
+	require.Equal(t, http.StatusForbidden, send(t, "GET", base+"/v1/ats/SKU-T?channel=ebay", tok, "", nil))
+	require.Equal(t, http.StatusForbidden, send(t, "POST", base+"/v1/orders", tok, `{"id":"x","channel":"ebay","lines":[{"sku":"SKU-T","qty":1}]}`, nil))
+	require.Equal(t, http.StatusConflict, send(t, "POST", base+"/v1/orders", tok, `{"id":"x","channel":"amazon","lines":[{"sku":"SKU-T","qty":1}]}`, nil),
+		"its own channel: refused for want of rights, not of permission")
+	for _, path := range []string{"/v1/stock", "/v1/feed", "/v1/warehouses"} {
+		require.Equal(t, http.StatusForbidden, send(t, "GET", base+path, tok, "", nil), path)
+	}
+	for _, req := range []auth.Request{
+		{Name: "x", Scopes: []string{auth.ScopeAdmin}, Channel: "amazon", TTL: time.Hour},
+		{Name: "x", Scopes: []string{auth.ScopeStockRead}, Channel: "local", TTL: time.Hour},
+	} {
+		_, _, err := h.Issue(t.Context(), req)
+		require.Error(t, err, "%+v", req)
+	}
+}
+
+// The hub's central writes take no sale or pick: they would take units
+// nothing checked against what was promised elsewhere (issue #15's probe
+// booked two marketplace sales on one unit held at the agent).
+func TestHub_CentralSaleRefused(t *testing.T) {
+	a := startAgent(t, "wh1", t.TempDir())
+	h := startHub(t, t.TempDir(), map[string]string{"wh1": a.Base})
+	var got ingest.EventsResponse
+	status := send(t, "POST", "http://"+h.HTTPAddr()+"/v1/events?warehouse=wh1", "",
+		`[{"id":"s1","type":"sale","sku":"SKU-S","qty":1},{"id":"p1","type":"pick","sku":"SKU-S","qty":1},{"id":"a1","type":"adjust","sku":"SKU-S","qty":-1}]`, &got)
+	require.Equal(t, http.StatusOK, status)
+	require.Len(t, got.Results, 3)
+	for _, r := range got.Results[:2] {
+		require.True(t, r.Rejected(), "%+v", r)
+		require.Contains(t, r.Message, "POST /v1/orders")
+	}
+	require.False(t, got.Results[2].Rejected(), "a correction is still taken")
+}
+
+// Two hub processes on one PostgreSQL sell one allotment: 40 buyers race
+// for 6 units through both, and exactly 6 orders are booked.
+func TestHub_TwoHubsSellOnce(t *testing.T) {
+	dsn := testenv.PostgresDSN(t)
+	a := startAgent(t, "wh1", t.TempDir())
+	var bases []string
+	for range 2 {
+		cfg := hub.Config{Store: dsn, DataDir: t.TempDir(), HTTP: "127.0.0.1:0", Agents: []hub.Agent{{Warehouse: "wh1", URL: a.Base}},
+			Timing: hub.Timing{PollWait: time.Second, RetryMax: time.Second}}
+		h := hub.NewServer(cfg, logger())
+		require.NoError(t, h.Open(t.Context()))
+		t.Cleanup(func() { _ = h.Close(t.Context()) })
+		bases = append(bases, "http://"+h.HTTPAddr())
+	}
+	status, _ := a.Post(t, "/v1/events", `{"id":"r1","type":"receive","sku":"SKU-P","qty":10}`)
+	require.Equal(t, http.StatusOK, status)
+	require.Equal(t, http.StatusCreated, send(t, "POST", a.Base+"/v1/allotments", "", `{"sku":"SKU-P","channel":"amazon","qty":6}`, nil))
+	for _, base := range bases {
+		require.Eventually(t, func() bool { return ats(t, base, "SKU-P", "amazon").ATS == 6 }, 10*time.Second, 20*time.Millisecond)
+	}
+	var mu stdsync.Mutex
+	statuses := map[int]int{}
+	var wg stdsync.WaitGroup
+	for i := range 40 {
+		wg.Go(func() {
+			body := fmt.Sprintf(`{"id":"buyer-%d","channel":"amazon","lines":[{"sku":"SKU-P","qty":1}]}`, i)
+			s := send(t, "POST", bases[i%2]+"/v1/orders", "", body, nil)
+			mu.Lock()
+			statuses[s]++
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	require.Equal(t, map[int]int{http.StatusCreated: 6, http.StatusConflict: 34}, statuses)
+	for _, base := range bases {
+		require.Equal(t, int64(0), ats(t, base, "SKU-P", "amazon").ATS)
+	}
+}
