@@ -328,6 +328,11 @@ type quarantined struct {
 // quarantinedBefore reads what was quarantined from the file drops since
 // file was last modified: the rejected lines of a read the agent did not
 // finish (a file dropped again is modified later, and quarantined again).
+// Half the settle time is added to the modification time: it comes from
+// the kernel's coarse clock (milliseconds behind time.Now), so the rows of
+// a read that finished just before the file was dropped again could
+// otherwise look like this file's; a read of this file starts a whole
+// settle time after its modification.
 func (f *fileDropper) quarantinedBefore(ctx context.Context, file *os.File) (quarantined, error) {
 	q := quarantined{rejected: map[store.QuarantinedKey]bool{}, byStore: map[store.QuarantinedKey]bool{}}
 	if f.quarantine == nil {
@@ -337,7 +342,7 @@ func (f *fileDropper) quarantinedBefore(ctx context.Context, file *os.File) (qua
 	if err != nil {
 		return q, err
 	}
-	keys, err := f.quarantine.QuarantinedFrom(ctx, "file", f.cfg.Device, info.ModTime())
+	keys, err := f.quarantine.QuarantinedFrom(ctx, "file", f.cfg.Device, info.ModTime().Add(f.cfg.Settle/2))
 	if err != nil {
 		return q, fmt.Errorf("filedrop: %w", err)
 	}
