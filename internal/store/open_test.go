@@ -40,3 +40,20 @@ func TestOpen_Unwritable(t *testing.T) {
 	require.ErrorIs(t, err, ErrUnwritable)
 	require.ErrorContains(t, err, path)
 }
+
+// A data dir may be named anything a file system allows: '#', '?' and '%'
+// are escaped in the SQLite URI, or "wh#2" opened a file of another name
+// (and a database another run had left there).
+func TestDB_OpensAnyDirName(t *testing.T) {
+	for _, name := range []string{"wh#2", "wh?mode=memory", "wh%41", "wh 1"} {
+		dir := filepath.Join(t.TempDir(), name)
+		db, err := Open(t.Context(), dir, Options{Warehouse: "wh1"})
+		require.NoError(t, err, name)
+		_, err = db.Apply(t.Context(), &Batch{Events: []Event{ev("d1", "e1", "receive", "SKU-1", 3)}})
+		require.NoError(t, err)
+		require.NoError(t, db.Close())
+		require.FileExists(t, filepath.Join(dir, FileName), name)
+		db = openTest(t, dir)
+		require.Equal(t, int64(3), onHand(t, db, "SKU-1"), name)
+	}
+}

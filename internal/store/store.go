@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -217,8 +218,13 @@ func dsn(path string, writer bool) string {
 	} else {
 		q.Add("_pragma", "query_only(1)")
 	}
-	return "file:" + path + "?" + q.Encode()
+	return "file:" + uriPath.Replace(path) + "?" + q.Encode()
 }
+
+// uriPath escapes what a file: URI would read otherwise: '?' starts the
+// parameters, '#' a fragment (a data dir named "wh#2" opened another
+// file), and '%' an escape.
+var uriPath = strings.NewReplacer("%", "%25", "?", "%3F", "#", "%23")
 
 func (db *DB) init(ctx context.Context, warehouse string) error {
 	if err := migrate(ctx, db.writer); err != nil {
