@@ -50,7 +50,7 @@ type HoldView struct {
 	Channel   string    `json:"channel,omitempty"`
 	State     string    `json:"state"`
 	CreatedAt time.Time `json:"created_at"`
-	ExpiresAt time.Time `json:"expires_at"`
+	ExpiresAt time.Time `json:"expires_at,omitzero"` // none for an order line's hold
 	EventID   string    `json:"event_id,omitempty"`
 	EventSeq  int64     `json:"event_seq,omitempty"`
 }

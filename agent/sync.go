@@ -93,7 +93,7 @@ func (a *Agent) handleSyncMerge(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "bad_request", "%v", err)
 		return
 	}
-	if n := len(req.Entries) + len(req.Escrow); n > sync.MaxMergeEntries {
+	if n := len(req.Entries) + len(req.Escrow) + len(req.Lines); n > sync.MaxMergeEntries {
 		writeError(w, http.StatusRequestEntityTooLarge, "too_large", "%d entries: at most %d per merge", n, sync.MaxMergeEntries)
 		return
 	}
@@ -127,6 +127,15 @@ func (a *Agent) handleSyncMerge(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		op.Escrow = append(op.Escrow, x)
+	}
+	for i, l := range req.Lines {
+		if !validHoldID(l.ID) || !drivers.ValidID(l.Warehouse) || !drivers.ValidID(l.SKU) || !ValidChannel(l.Channel) ||
+			l.Qty < 1 || l.Qty > drivers.MaxQty {
+			writeError(w, http.StatusBadRequest, "bad_field", "lines[%d]: id must be a reservation id, warehouse, sku and channel IDs, qty 1..%d",
+				i, drivers.MaxQty)
+			return
+		}
+		op.Lines = append(op.Lines, l.Stored())
 	}
 	ctx, cancel, ok := ingest.StoreWrite(w, r, a.store)
 	if !ok {

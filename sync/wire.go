@@ -33,9 +33,32 @@ func Wire(e store.Entry) Entry {
 }
 
 // Protocol is the sync protocol version an agent states in GET
-// /v1/sync/state: 2 carries escrow rights (SPEC §9); an agent that states
-// none speaks 1 and refuses a merge body with rights in it.
-const Protocol = 2
+// /v1/sync/state: 2 carries escrow rights (SPEC §9), 3 order lines too;
+// an agent that states none speaks 1 and refuses a merge body with rights
+// in it (and one of 2, a body with lines).
+const Protocol = 3
+
+// Line is an order line placed at a warehouse (protocol 3): the hub sends
+// it to that warehouse's agent, where it becomes a committed hold
+// awaiting its pick; cancelled only ever goes true.
+type Line struct {
+	ID        string `json:"id"`
+	Warehouse string `json:"warehouse"`
+	SKU       string `json:"sku"`
+	Channel   string `json:"channel"`
+	Qty       int64  `json:"qty"`
+	Cancelled bool   `json:"cancelled,omitempty"`
+}
+
+// Stored is the line as the stores keep it.
+func (l Line) Stored() store.OrderLine {
+	return store.OrderLine{ID: l.ID, Warehouse: l.Warehouse, SKU: l.SKU, Channel: l.Channel, Qty: l.Qty, Cancelled: l.Cancelled}
+}
+
+// WireLine is a stored line as the protocol carries it.
+func WireLine(l store.OrderLine) Line {
+	return Line{ID: l.ID, Warehouse: l.Warehouse, SKU: l.SKU, Channel: l.Channel, Qty: l.Qty, Cancelled: l.Cancelled}
+}
 
 // EscrowEntry is one grow-only total of a (warehouse, sku)'s rights
 // (crdt.Escrow): kind supply, move (from holder to to), spend or pick.
@@ -90,7 +113,8 @@ type Deltas struct {
 // MergeRequest is the body of POST /v1/sync/merge.
 type MergeRequest struct {
 	Entries   []Entry       `json:"entries"`
-	Escrow    []EscrowEntry `json:"escrow,omitempty"` // only to an agent of protocol 2
+	Escrow    []EscrowEntry `json:"escrow,omitempty"` // only to an agent of protocol 2 or later
+	Lines     []Line        `json:"lines,omitempty"`  // only to an agent of protocol 3, its own warehouse's
 	HubCursor string        `json:"hub_cursor"`
 }
 

@@ -16,3 +16,10 @@ func TestConformance_SQLite(t *testing.T) {
 	t.Cleanup(func() { _ = db.Close() })
 	storetest.Run(t, db)
 }
+
+func TestLines_SQLite(t *testing.T) {
+	db, err := store.Open(context.Background(), t.TempDir(), store.Options{Warehouse: "hub"})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = db.Close() })
+	storetest.Lines(t, db)
+}

@@ -127,6 +127,11 @@ func (db *DB) applyPromise(ctx context.Context, s *boundStmts, st *txState, p *P
 		}
 		st.rights[stockKey{x.Warehouse, x.SKU, ""}] = true
 	}
+	for _, l := range p.Lines {
+		if err := db.writeLine(ctx, s, st, l, now); err != nil {
+			return err
+		}
+	}
 	if p.ID != "" {
 		_, err = s.use(s.src.insertPromise).ExecContext(ctx, p.ID, nonNil(p.BodyHash), nonNil(p.Body), now.UnixMilli())
 	}

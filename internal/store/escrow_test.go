@@ -87,3 +87,59 @@ func TestDB_HoldsAllotmentsAndSafety(t *testing.T) {
 	_, err = db.Apply(t.Context(), &Batch{Promises: []*Promise{other}})
 	require.ErrorIs(t, err, errNotOwner)
 }
+
+// Order lines reach their warehouse as committed holds awaiting a pick
+// (SPEC §9): a pick is one sale and settles the channel's commitment,
+// once; a cancellation ends a line not picked yet, and nothing else.
+func TestDB_OrderLines(t *testing.T) {
+	db := openTest(t, t.TempDir())
+	promise(t, db, &Batch{Events: []Event{ev("d1", "r1", "receive", "SKU-L", 10)}})
+	promise(t, db, &Batch{Promises: []*Promise{{ID: "a1", Ops: []EscrowOp{{Warehouse: "wh1", SKU: "SKU-L", Kind: crdt.Move, Holder: LocalHolder, To: "amazon", Qty: 5}}}}})
+	promise(t, db, &Batch{Holds: []*HoldOp{{Kind: HoldCreate, Hold: Hold{ID: "cart", Warehouse: "wh1", Location: "default", SKU: "SKU-L", Qty: 1,
+		ExpiresAt: time.Now().Add(time.Hour)}, BodyHash: []byte("cart"), Now: time.Now()}}})
+	hub := "hub.0123456789abcdef"
+	spend := EscrowEntry{Warehouse: "wh1", SKU: "SKU-L", EscrowEntry: crdt.EscrowEntry{EscrowKey: crdt.EscrowKey{Replica: hub, Kind: crdt.Spend, Holder: "amazon"}, Total: 3}}
+	promise(t, db, &Batch{Merges: []*MergeOp{{Now: time.Now(), Escrow: []EscrowEntry{spend}, Lines: []OrderLine{
+		{ID: "o1.1", Warehouse: "wh1", SKU: "SKU-L", Channel: "amazon", Qty: 3},
+		{ID: "cart", Warehouse: "wh1", SKU: "SKU-L", Channel: "amazon", Qty: 1},                  // a local hold has the id
+		{ID: "o2.1", Warehouse: "wh1", SKU: "SKU-L", Channel: "amazon", Qty: 1, Cancelled: true}, // cancelled before it arrived
+		{ID: "o3.1", Warehouse: "wh2", SKU: "SKU-L", Channel: "amazon", Qty: 1},                  // not this warehouse's
+	}}}})
+	h, found, err := db.GetHold(t.Context(), "o1.1")
+	require.NoError(t, err)
+	require.True(t, found)
+	require.Equal(t, HoldCommitted, h.State)
+	require.Equal(t, HubHolder, h.Holder)
+	require.True(t, h.ExpiresAt.IsZero(), "an order line never expires")
+	h, _, err = db.GetHold(t.Context(), "cart")
+	require.NoError(t, err)
+	require.Equal(t, HoldActive, h.State, "the local hold is left as it was")
+	h, _, err = db.GetHold(t.Context(), "o2.1")
+	require.NoError(t, err)
+	require.Equal(t, HoldCancelled, h.State)
+	_, found, err = db.GetHold(t.Context(), "o3.1")
+	require.NoError(t, err)
+	require.False(t, found)
+
+	for range 2 {
+		op := &HoldOp{Kind: HoldCommit, Hold: Hold{ID: "o1.1"}, EventDevice: "holds", EventID: "hold:o1.1", Now: time.Now()}
+		promise(t, db, &Batch{Holds: []*HoldOp{op}})
+		require.Equal(t, HoldOK, op.Result.Status)
+		require.Equal(t, HoldPicked, op.Result.Hold.State)
+	}
+	require.Equal(t, int64(7), onHand(t, db, "SKU-L"), "picked once")
+	rights, err := db.RightsOf(t.Context(), "wh1", []string{"SKU-L"})
+	require.NoError(t, err)
+	e := rights["SKU-L"]
+	require.Equal(t, int64(0), e.Committed("amazon"))
+	require.Equal(t, int64(2), e.Promised(LocalHolder), "amazon's 2 unsold rights")
+
+	// Cancelled after its pick: it stays picked, sold.
+	promise(t, db, &Batch{Merges: []*MergeOp{{Now: time.Now(), Lines: []OrderLine{{ID: "o1.1", Warehouse: "wh1", SKU: "SKU-L", Channel: "amazon", Qty: 3, Cancelled: true}}}}})
+	h, _, err = db.GetHold(t.Context(), "o1.1")
+	require.NoError(t, err)
+	require.Equal(t, HoldPicked, h.State)
+	release := &HoldOp{Kind: HoldRelease, Hold: Hold{ID: "o1.1"}, Now: time.Now()}
+	promise(t, db, &Batch{Holds: []*HoldOp{release}})
+	require.Equal(t, HoldNotActive, release.Result.Status)
+}

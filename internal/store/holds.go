@@ -140,7 +140,7 @@ func (db *DB) applyHold(ctx context.Context, s *boundStmts, st *txState, op *Hol
 		if h.State == HoldActive {
 			err = db.endHold(ctx, s, st, &h, HoldReleased, op.Now)
 			op.Result.Hold = h
-		} else if h.State == HoldCommitted {
+		} else if h.State == HoldCommitted || h.State == HoldPicked {
 			op.Result.Status = HoldNotActive // sold: nothing to give back
 		}
 		return err
@@ -154,7 +154,10 @@ func (db *DB) applyHold(ctx context.Context, s *boundStmts, st *txState, op *Hol
 		_, err = s.use(s.src.renewHold).ExecContext(ctx, h.ExpiresAt.UnixMilli(), op.Now.UnixMilli(), h.ID)
 		return err
 	case HoldCommit:
-		if h.State == HoldCommitted {
+		if awaitingPick(h) {
+			return db.pickLine(ctx, s, st, op, &h)
+		}
+		if h.State == HoldCommitted || h.State == HoldPicked {
 			return nil // committed before: the same sale, once
 		}
 		if h.State != HoldActive {
@@ -219,6 +222,19 @@ func (db *DB) endHold(ctx context.Context, s *boundStmts, st *txState, h *Hold, 
 
 // commitHold records the sale and ends the hold in the same transaction.
 func (db *DB) commitHold(ctx context.Context, s *boundStmts, st *txState, op *HoldOp, h *Hold) error {
+	if err := db.recordSale(ctx, s, st, op, h); err != nil || op.Result.Status != HoldOK {
+		return err
+	}
+	if err := db.endHold(ctx, s, st, h, HoldCommitted, op.Now); err != nil {
+		return err
+	}
+	op.Result = HoldResult{Status: HoldOK, Hold: *h}
+	return nil
+}
+
+// recordSale logs the sale event of hold h (op.Result says
+// HoldEventExists when its id is taken) and sets h's event.
+func (db *DB) recordSale(ctx context.Context, s *boundStmts, st *txState, op *HoldOp, h *Hold) error {
 	e := Event{Device: op.EventDevice, ID: op.EventID, BodyHash: []byte("hold:" + h.ID), Type: "sale", Warehouse: h.Warehouse,
 		Location: h.Location, SKU: h.SKU, Qty: h.Qty, Delta: -h.Qty, Channel: h.Channel, Source: op.Source, ReceivedAt: op.Now}
 	if e.ID == "" {
@@ -234,9 +250,6 @@ func (db *DB) commitHold(ctx context.Context, s *boundStmts, st *txState, op *Ho
 	}
 	st.counters.addEvent(&e, e.Delta)
 	h.EventID, h.EventSeq = e.ID, seq
-	if err := db.endHold(ctx, s, st, h, HoldCommitted, op.Now); err != nil {
-		return err
-	}
 	op.Result = HoldResult{Status: HoldOK, Hold: *h}
 	return nil
 }
@@ -281,7 +294,10 @@ func scanHold(row *sql.Row) (h Hold, bodyHash []byte, found bool, err error) {
 	if errors.Is(err, sql.ErrNoRows) {
 		return h, nil, false, nil
 	}
-	h.State, h.CreatedAt, h.ExpiresAt = HoldState(state), time.UnixMilli(created).UTC(), time.UnixMilli(expires).UTC()
+	h.State, h.CreatedAt = HoldState(state), time.UnixMilli(created).UTC()
+	if expires != 0 { // 0: an order line's hold, which never expires
+		h.ExpiresAt = time.UnixMilli(expires).UTC()
+	}
 	return h, bodyHash, err == nil, err
 }
 

@@ -34,7 +34,10 @@ type Promise struct {
 	BodyHash []byte
 	Body     []byte // the answer to store with an applied promise
 	Ops      []EscrowOp
-	Result   PromiseResult
+	// Lines are order lines written with the ops (or cancelled), for the
+	// sync to carry to their warehouses.
+	Lines  []OrderLine
+	Result PromiseResult
 }
 
 // PromiseStatus is the outcome of a Promise.

@@ -140,8 +140,9 @@ var migrations = []string{
 	CREATE INDEX escrow_version ON escrow(version);`,
 
 	// 7: promises on rights (allotments, orders, releases), once per id,
-	// with the answer given, so a retry gets the same one; and the safety
-	// stock per SKU that local holds and allotments leave alone.
+	// with the answer given, so a retry gets the same one; the safety
+	// stock per SKU that local holds and allotments leave alone; and order
+	// lines, versioned with the counters, on their way to the warehouses.
 	`CREATE TABLE promises (
 		id         TEXT    PRIMARY KEY,
 		body_hash  BLOB    NOT NULL,
@@ -155,7 +156,18 @@ var migrations = []string{
 		updated_at INTEGER NOT NULL,
 		PRIMARY KEY (warehouse, sku)
 	) STRICT, WITHOUT ROWID;
-	CREATE INDEX escrow_sku ON escrow(sku);`,
+	CREATE INDEX escrow_sku ON escrow(sku);
+	CREATE TABLE lines (
+		id         TEXT    PRIMARY KEY,
+		warehouse  TEXT    NOT NULL,
+		sku        TEXT    NOT NULL,
+		channel    TEXT    NOT NULL,
+		qty        INTEGER NOT NULL,
+		cancelled  INTEGER NOT NULL,
+		version    INTEGER NOT NULL,
+		updated_at INTEGER NOT NULL
+	) STRICT;
+	CREATE INDEX lines_version ON lines(version);`,
 }
 
 // migrate brings the schema up to date, each migration in a transaction of

@@ -441,7 +441,7 @@ func TestDB_MigratesOlderDatabase(t *testing.T) {
 	require.NoError(t, err)
 	_, err = db.Apply(t.Context(), &Batch{Events: []Event{ev("d1", "e1", "receive", "SKU-1", 5)}})
 	require.NoError(t, err)
-	_, err = db.writer.Exec(`DROP TABLE escrow; DROP TABLE promises; DROP TABLE safety; DROP INDEX counters_sku; PRAGMA user_version = 4`)
+	_, err = db.writer.Exec(`DROP TABLE escrow; DROP TABLE promises; DROP TABLE safety; DROP TABLE lines; DROP INDEX counters_sku; PRAGMA user_version = 4`)
 	require.NoError(t, err)
 	require.NoError(t, db.Close())
 
@@ -453,8 +453,8 @@ func TestDB_MigratesOlderDatabase(t *testing.T) {
 	require.NoError(t, db.writer.QueryRow(`SELECT count(*) FROM sqlite_schema WHERE type = 'index' AND name = 'counters_sku'`).Scan(&indexes))
 	require.Equal(t, 1, indexes)
 	var tables int
-	require.NoError(t, db.writer.QueryRow(`SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name IN ('escrow', 'promises', 'safety')`).Scan(&tables))
-	require.Equal(t, 3, tables, "migrations 6 and 7: the escrow, promises and safety tables")
+	require.NoError(t, db.writer.QueryRow(`SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name IN ('escrow', 'promises', 'safety', 'lines')`).Scan(&tables))
+	require.Equal(t, 4, tables, "migrations 6 and 7: the escrow, promises, safety and lines tables")
 	require.Equal(t, int64(5), onHand(t, db, "SKU-1"))
 }
 

@@ -35,6 +35,7 @@ type EscrowEntry struct {
 type DeltaPage struct {
 	Entries []Entry
 	Escrow  []EscrowEntry
+	Lines   []OrderLine
 	Next    int64 // the cursor to ask from next
 	More    bool  // more entries are waiting past Next
 }
@@ -67,8 +68,15 @@ func (db *DB) Deltas(ctx context.Context, since int64, limit int, skipReplica st
 	if err != nil {
 		return DeltaPage{}, fmt.Errorf("query deltas: %w", err)
 	}
-	page := PageOf(since, limit, counters, escrow)
-	if !page.More && len(page.Entries)+len(page.Escrow) == 0 {
+	var lines []Versioned[OrderLine]
+	err = scanVersioned(ctx, tx, &lines, `SELECT id, warehouse, sku, channel, qty, cancelled, version FROM lines
+		WHERE version > ? ORDER BY version LIMIT ?`, []any{since, limit + 1},
+		func(l *OrderLine) []any { return []any{&l.ID, &l.Warehouse, &l.SKU, &l.Channel, &l.Qty, &l.Cancelled} })
+	if err != nil {
+		return DeltaPage{}, fmt.Errorf("query deltas: %w", err)
+	}
+	page := PageOf(since, limit, counters, escrow, lines)
+	if !page.More && len(page.Entries)+len(page.Escrow)+len(page.Lines) == 0 {
 		// Skipped rows still advance the cursor: nothing below it is news.
 		if err := tx.QueryRowContext(ctx, `SELECT MAX(COALESCE((SELECT MAX(version) FROM counters WHERE version > ?1), ?1),
 			COALESCE((SELECT MAX(version) FROM escrow WHERE version > ?1), ?1))`, since).Scan(&page.Next); err != nil {
@@ -84,22 +92,43 @@ type Versioned[T any] struct {
 	Version int64
 }
 
-// PageOf merges a store's counter entries and escrow totals past since,
-// each in version order and fetched up to limit+1, into one page of at
-// most limit in version order. More says something was left over.
-func PageOf(since int64, limit int, counters []Versioned[Entry], escrow []Versioned[EscrowEntry]) DeltaPage {
+// PageOf merges a store's counter entries, escrow totals and order lines
+// past since, each in version order and fetched up to limit+1, into one
+// page of at most limit in version order. More says something was left
+// over.
+func PageOf(since int64, limit int, counters []Versioned[Entry], escrow []Versioned[EscrowEntry], lines []Versioned[OrderLine]) DeltaPage {
 	page := DeltaPage{Next: since}
-	i, j := 0, 0
-	for i+j < limit && (i < len(counters) || j < len(escrow)) {
-		if j == len(escrow) || (i < len(counters) && counters[i].Version < escrow[j].Version) {
+	i, j, k := 0, 0, 0
+	// lowest says which list holds the lowest version next (-1: none).
+	lowest := func() int {
+		which, v := -1, int64(0)
+		if i < len(counters) {
+			which, v = 0, counters[i].Version
+		}
+		if j < len(escrow) && (which < 0 || escrow[j].Version < v) {
+			which, v = 1, escrow[j].Version
+		}
+		if k < len(lines) && (which < 0 || lines[k].Version < v) {
+			which = 2
+		}
+		return which
+	}
+	for n := 0; n < limit; n++ {
+		switch lowest() {
+		case 0:
 			page.Entries, page.Next = append(page.Entries, counters[i].Entry), counters[i].Version
 			i++
-		} else {
+		case 1:
 			page.Escrow, page.Next = append(page.Escrow, escrow[j].Entry), escrow[j].Version
 			j++
+		case 2:
+			page.Lines, page.Next = append(page.Lines, lines[k].Entry), lines[k].Version
+			k++
+		default:
+			return page
 		}
 	}
-	page.More = i < len(counters) || j < len(escrow)
+	page.More = lowest() >= 0
 	return page
 }
 
@@ -145,6 +174,9 @@ func (k *KindScanner) Scan(src any) error {
 type MergeOp struct {
 	Entries []Entry
 	Escrow  []EscrowEntry
+	// Lines are order lines for this store's warehouse: each becomes a
+	// committed hold awaiting its pick (see mergeLine).
+	Lines []OrderLine
 	// Cursor is stored under CursorKey (default "hub_cursor": an agent
 	// keeps how far it has merged the hub; the hub keeps one per agent).
 	Cursor    string
@@ -207,6 +239,11 @@ func (db *DB) applyMerge(ctx context.Context, s *boundStmts, st *txState, op *Me
 	}
 	if err := db.mergeEscrow(ctx, s, st, op); err != nil {
 		return err
+	}
+	for i := range op.Lines {
+		if err := db.mergeLine(ctx, s, st, &op.Lines[i], op.Now); err != nil {
+			return err
+		}
 	}
 	if op.Cursor != "" {
 		key := op.CursorKey

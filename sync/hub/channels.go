@@ -42,6 +42,7 @@ const (
 // Promise ids in the store, by kind.
 const (
 	orderPrefix   = "order:"
+	cancelPrefix  = "cancel:"
 	releasePrefix = "release:"
 )
 
@@ -51,8 +52,11 @@ const centralSale = "the hub books no sales against a warehouse's counter, where
 
 // OrderLine is one line of an order: the hub names the warehouse when the
 // request did not, and splits a line over warehouses when one's rights do
-// not cover it.
+// not cover it. Each booked line has an id, "{order id}.{n}": the id of
+// the committed hold it becomes at its warehouse, picked there by
+// POST /v1/reservations/{id}/commit.
 type OrderLine struct {
+	ID        string `json:"id,omitempty"`
 	SKU       string `json:"sku"`
 	Qty       int64  `json:"qty"`
 	Warehouse string `json:"warehouse,omitempty"`
@@ -64,6 +68,9 @@ type Order struct {
 	Channel   string      `json:"channel"`
 	Lines     []OrderLine `json:"lines"`
 	CreatedAt time.Time   `json:"created_at"`
+	// CancelRequested is when the order was cancelled (GET only): its
+	// lines not picked yet end at their warehouses with the next sync.
+	CancelRequested *time.Time `json:"cancel_requested_at,omitempty"`
 }
 
 // Release is the body and answer of POST /v1/releases: unsold rights a
@@ -176,6 +183,8 @@ func (a *API) validateOrder(req *orderRequest) error {
 			return fmt.Errorf("lines[%d].sku: must be 1-64 chars of [A-Za-z0-9._-]", i)
 		case l.Qty < 1 || l.Qty > drivers.MaxQty:
 			return fmt.Errorf("lines[%d].qty: must be 1..%d", i, drivers.MaxQty)
+		case l.ID != "":
+			return fmt.Errorf("lines[%d].id: line ids are the hub's to give", i)
 		case l.Warehouse != "" && !a.Hub.Knows(l.Warehouse):
 			return fmt.Errorf("lines[%d].warehouse: %q is not one of this hub's agents (%s)", i, l.Warehouse, strings.Join(a.Hub.WarehouseIDs(), ", "))
 		}
@@ -347,8 +356,14 @@ func (a *API) handleOrder(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		order := Order{ID: req.ID, Channel: req.Channel, Lines: lines, CreatedAt: time.Now().UTC().Truncate(time.Millisecond)}
+		p := &store.Promise{ID: orderPrefix + req.ID, BodyHash: hash, Ops: ops}
+		for i := range order.Lines {
+			l := &order.Lines[i]
+			l.ID = fmt.Sprintf("%s.%d", req.ID, i+1)
+			p.Lines = append(p.Lines, store.OrderLine{ID: l.ID, Warehouse: l.Warehouse, SKU: l.SKU, Channel: req.Channel, Qty: l.Qty})
+		}
 		body, _ := json.Marshal(order) // always marshals
-		p := &store.Promise{ID: orderPrefix + req.ID, BodyHash: hash, Body: body, Ops: ops}
+		p.Body = body
 		if !a.apply(w, r, p) {
 			return
 		}
@@ -363,22 +378,81 @@ func (a *API) handleOrder(w http.ResponseWriter, r *http.Request) {
 	writeError(w, http.StatusConflict, "insufficient_rights", "order %q: the channel's rights kept changing under it (%d tries); try again", req.ID, decideTries)
 }
 
-func (a *API) handleGetOrder(w http.ResponseWriter, r *http.Request) {
-	_, body, found, err := a.Sell.PromiseOf(r.Context(), orderPrefix+r.PathValue("id"))
-	if err != nil {
-		writeError(w, http.StatusInternalServerError, "store_error", "%v", err)
-		return
-	}
+// order reads order id and whether it was cancelled, answering 404 and
+// 500 itself (false). A channel-bound token sees its channel's alone.
+func (a *API) order(w http.ResponseWriter, r *http.Request, id string) (Order, bool) {
+	_, body, found, err := a.Sell.PromiseOf(r.Context(), orderPrefix+id)
 	var o Order
-	if found {
-		found = json.Unmarshal(body, &o) == nil
+	if err == nil && found {
+		err = json.Unmarshal(body, &o)
+	}
+	var cancel Cancellation
+	if err == nil && found {
+		var cancelled []byte
+		if _, cancelled, found, err = a.Sell.PromiseOf(r.Context(), cancelPrefix+id); err == nil && found {
+			err = json.Unmarshal(cancelled, &cancel)
+			o.CancelRequested = &cancel.CreatedAt
+		}
+		found = true
+	}
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, "store_error", "order %q: %v", id, err)
+		return o, false
 	}
 	if c, ok := auth.ClaimsOf(r); found && ok && c.Channel != "" && c.Channel != o.Channel {
 		found = false // another channel's order: not this token's to see
 	}
 	if !found {
-		writeError(w, http.StatusNotFound, "not_found", "no order %q", r.PathValue("id"))
+		writeError(w, http.StatusNotFound, "not_found", "no order %q", id)
+	}
+	return o, found
+}
+
+func (a *API) handleGetOrder(w http.ResponseWriter, r *http.Request) {
+	if o, ok := a.order(w, r, r.PathValue("id")); ok {
+		writeJSON(w, http.StatusOK, o)
+	}
+}
+
+// Cancellation is what POST /v1/orders/{id}/cancel answers.
+type Cancellation struct {
+	ID        string      `json:"id"`
+	Channel   string      `json:"channel"`
+	Lines     []OrderLine `json:"lines"`
+	State     string      `json:"state"` // "cancel_requested"
+	CreatedAt time.Time   `json:"created_at"`
+}
+
+// handleCancel cancels an order: every line is marked cancelled and the
+// sync carries that to its warehouse, where a line not picked yet ends and
+// its units return to the warehouse's own stock; one already picked stays
+// sold (a return is a return event). The hub cannot know which when a
+// warehouse is offline: the answer says cancel_requested. Once per order.
+func (a *API) handleCancel(w http.ResponseWriter, r *http.Request) {
+	o, ok := a.order(w, r, r.PathValue("id"))
+	if !ok {
 		return
+	}
+	if o.CancelRequested != nil {
+		_, body, _, err := a.Sell.PromiseOf(r.Context(), cancelPrefix+o.ID)
+		if err != nil {
+			writeError(w, http.StatusInternalServerError, "store_error", "%v", err)
+			return
+		}
+		httpjson.Raw(w, http.StatusOK, body)
+		return
+	}
+	c := Cancellation{ID: o.ID, Channel: o.Channel, Lines: o.Lines, State: "cancel_requested", CreatedAt: time.Now().UTC().Truncate(time.Millisecond)}
+	body, _ := json.Marshal(c) // always marshals
+	p := &store.Promise{ID: cancelPrefix + o.ID, BodyHash: []byte(o.ID), Body: body}
+	for _, l := range o.Lines {
+		p.Lines = append(p.Lines, store.OrderLine{ID: l.ID, Warehouse: l.Warehouse, SKU: l.SKU, Channel: o.Channel, Qty: l.Qty, Cancelled: true})
+	}
+	if !a.apply(w, r, p) {
+		return
+	}
+	if p.Result.Status == store.PromiseExisted { // a concurrent cancel of the same order
+		body = p.Result.Body
 	}
 	httpjson.Raw(w, http.StatusOK, body)
 }

@@ -73,7 +73,7 @@ func TestHub_SellsAllotmentsWhileOffline(t *testing.T) {
 
 	var o hub.Order
 	require.Equal(t, http.StatusCreated, send(t, "POST", base+"/v1/orders", "", `{"id":"o1","channel":"amazon","lines":[{"sku":"SKU-O","qty":4}]}`, &o))
-	require.Equal(t, []hub.OrderLine{{SKU: "SKU-O", Qty: 4, Warehouse: "wh1"}}, o.Lines)
+	require.Equal(t, []hub.OrderLine{{ID: "o1.1", SKU: "SKU-O", Qty: 4, Warehouse: "wh1"}}, o.Lines)
 	var again hub.Order
 	require.Equal(t, http.StatusOK, send(t, "POST", base+"/v1/orders", "", `{"id":"o1","channel":"amazon","lines":[{"sku":"SKU-O","qty":4}]}`, &again),
 		"the same order again")
@@ -111,6 +111,43 @@ func TestHub_SellsAllotmentsWhileOffline(t *testing.T) {
 	require.Equal(t, map[string]int64{}, v.Allotted, "amazon sold all it had")
 	require.Equal(t, int64(0), v.Available)
 	require.Equal(t, v.OnHand, v.Unallotted+v.Committed, "on_hand = unallotted + Σ allotted + committed")
+
+	// Each order line is a committed hold at the warehouse; picking it is
+	// one sale, once, and moves nothing the warehouse owns.
+	var line agent.HoldView
+	require.Equal(t, http.StatusOK, a.Get(t, "/v1/reservations/o1.1", &line))
+	require.Equal(t, agent.HoldView{ID: "o1.1", SKU: "SKU-O", Warehouse: "wh1", Location: "default", Qty: 4, Holder: "hub", Channel: "amazon",
+		State: "committed", CreatedAt: line.CreatedAt}, line)
+	require.Equal(t, http.StatusConflict, send(t, "DELETE", a.Base+"/v1/reservations/o1.1", "", "", nil), "an order line is not a cart's to release")
+	require.Equal(t, http.StatusOK, send(t, "POST", a.Base+"/v1/reservations/o1.1/commit", "", "", &line))
+	require.Equal(t, "picked", line.State)
+	require.Equal(t, http.StatusOK, send(t, "POST", a.Base+"/v1/reservations/o1.1/commit", "", "", nil), "picked again: the same pick")
+	require.Equal(t, http.StatusOK, a.Get(t, "/v1/stock/SKU-O", &v))
+	require.Equal(t, int64(6), v.OnHand)
+	require.Equal(t, int64(2), v.Committed)
+	require.Equal(t, int64(4), v.Unallotted, "a pick moves nothing the warehouse owns")
+
+	// Cancelled at the hub, o3's lines end at the warehouse, unpicked, and
+	// their units return to the warehouse's own stock.
+	var c hub.Cancellation
+	require.Equal(t, http.StatusOK, send(t, "POST", base+"/v1/orders/o3/cancel", "", "", &c))
+	require.Equal(t, "cancel_requested", c.State)
+	require.Equal(t, []string{"o3.1", "o3.2"}, []string{c.Lines[0].ID, c.Lines[1].ID})
+	require.Equal(t, http.StatusOK, send(t, "POST", base+"/v1/orders/o3/cancel", "", "", nil), "cancelled again: the same cancellation")
+	require.Equal(t, http.StatusNotFound, send(t, "POST", base+"/v1/orders/o9/cancel", "", "", nil))
+	require.Equal(t, http.StatusOK, send(t, "GET", base+"/v1/orders/o3", "", "", &got))
+	require.NotNil(t, got.CancelRequested)
+	require.Eventually(t, func() bool {
+		var v agent.StockView
+		a.Get(t, "/v1/stock/SKU-O", &v)
+		return v.Committed == 0
+	}, 10*time.Second, 20*time.Millisecond, "the cancellation reaches the warehouse")
+	require.Equal(t, http.StatusOK, a.Get(t, "/v1/stock/SKU-O", &v))
+	require.Equal(t, int64(6), v.Unallotted)
+	require.Equal(t, int64(2), v.Available, "6 owned − 4 held for the cart")
+	require.Equal(t, http.StatusOK, a.Get(t, "/v1/reservations/o3.1", &line))
+	require.Equal(t, "cancelled", line.State)
+	require.Equal(t, http.StatusConflict, send(t, "POST", a.Base+"/v1/reservations/o3.1/commit", "", "", nil), "a cancelled line is not picked")
 }
 
 // A channel gives unsold rights back; the warehouse may promise them again.
@@ -163,6 +200,7 @@ func TestHub_OrderValidation(t *testing.T) {
 		`{"id":"v","channel":"web","lines":[{"sku":"SKU-V","qty":0}]}`,
 		`{"id":"v","channel":"web","lines":[{"sku":"SKU-V","qty":1,"warehouse":"wh9"}]}`,
 		`{"id":"v","channel":"web","lines":[{"sku":"SKU-V","qty":1}],"extra":1}`,
+		`{"id":"v","channel":"web","lines":[{"id":"v.1","sku":"SKU-V","qty":1}]}`,
 	} {
 		require.Equal(t, http.StatusBadRequest, send(t, "POST", base+"/v1/orders", "", bad, nil), bad)
 	}
@@ -170,7 +208,7 @@ func TestHub_OrderValidation(t *testing.T) {
 	// takes its rights there only; a second line short fails the order.
 	var o hub.Order
 	require.Equal(t, http.StatusCreated, send(t, "POST", base+"/v1/orders", "", `{"id":"split","channel":"web","lines":[{"sku":"SKU-V","qty":5}]}`, &o))
-	require.Equal(t, []hub.OrderLine{{SKU: "SKU-V", Qty: 4, Warehouse: "wh2"}, {SKU: "SKU-V", Qty: 1, Warehouse: "wh1"}}, o.Lines)
+	require.Equal(t, []hub.OrderLine{{ID: "split.1", SKU: "SKU-V", Qty: 4, Warehouse: "wh2"}, {ID: "split.2", SKU: "SKU-V", Qty: 1, Warehouse: "wh1"}}, o.Lines)
 	require.Equal(t, http.StatusConflict, send(t, "POST", base+"/v1/orders", "", `{"id":"pinned","channel":"web","lines":[{"sku":"SKU-V","qty":1,"warehouse":"wh2"}]}`, nil))
 	var short insufficientRights
 	require.Equal(t, http.StatusConflict, send(t, "POST", base+"/v1/orders", "", `{"id":"two","channel":"web","lines":[{"sku":"SKU-V","qty":1},{"sku":"SKU-V","qty":2}]}`, &short))

@@ -65,6 +65,7 @@ func (a *API) Routes() http.Handler {
 		{"GET /v1/ats/{sku}", auth.ScopeStockRead, a.handleATS, true},
 		{"POST /v1/orders", auth.ScopeOrdersWrite, a.handleOrder, true},
 		{"GET /v1/orders/{id}", auth.ScopeStockRead, a.handleGetOrder, true},
+		{"POST /v1/orders/{id}/cancel", auth.ScopeOrdersWrite, a.handleCancel, true},
 		{"POST /v1/releases", auth.ScopeOrdersWrite, a.handleRelease, true},
 	} {
 		h := r.handler

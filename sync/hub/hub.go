@@ -284,13 +284,20 @@ func (h *Hub) push(ctx context.Context, l *link) (bool, error) {
 			req.Escrow = append(req.Escrow, sync.WireEscrow(e))
 		}
 	}
+	if st.Protocol >= 3 {
+		for _, x := range page.Lines {
+			if x.Warehouse == l.Warehouse { // another warehouse's lines are not its to pick
+				req.Lines = append(req.Lines, sync.WireLine(x))
+			}
+		}
+	}
 	var resp sync.MergeResponse
 	if err := l.post(ctx, "/v1/sync/merge", req, &resp); err != nil {
 		return false, err
 	}
 	l.mu.Lock()
 	l.lastContact = time.Now()
-	l.pushed += int64(len(page.Entries) + len(req.Escrow))
+	l.pushed += int64(len(page.Entries) + len(req.Escrow) + len(req.Lines))
 	l.mu.Unlock()
 	return page.More, nil
 }

@@ -18,3 +18,10 @@ func TestConformance_PostgreSQL(t *testing.T) {
 	t.Cleanup(func() { _ = db.Close() })
 	storetest.Run(t, db)
 }
+
+func TestLines_PostgreSQL(t *testing.T) {
+	db, err := Open(t.Context(), testenv.PostgresDSN(t), func() {}, slog.New(slog.DiscardHandler))
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = db.Close() })
+	storetest.Lines(t, db)
+}

@@ -86,6 +86,14 @@ func (db *DB) applyPromise(ctx context.Context, tx pgx.Tx, p *store.Promise) err
 			return err
 		}
 	}
+	for _, l := range p.Lines {
+		if _, err := tx.Exec(ctx, `INSERT INTO lines(id, warehouse, sku, channel, qty, cancelled, version, updated_at)
+			VALUES ($1,$2,$3,$4,$5,$6,nextval('counter_version'),$7)
+			ON CONFLICT (id) DO UPDATE SET cancelled = TRUE, version = excluded.version, updated_at = excluded.updated_at
+			WHERE excluded.cancelled AND NOT lines.cancelled`, l.ID, l.Warehouse, l.SKU, l.Channel, l.Qty, l.Cancelled, now); err != nil {
+			return err
+		}
+	}
 	if p.ID != "" {
 		_, err = tx.Exec(ctx, `INSERT INTO promises(id, body_hash, body, created_at) VALUES ($1, $2, $3, $4)`,
 			p.ID, append([]byte{}, p.BodyHash...), append([]byte{}, p.Body...), now)

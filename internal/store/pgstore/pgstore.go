@@ -54,6 +54,11 @@ var schema = []string{
 	// Promises on rights (orders, releases), once per id, with the answer.
 	`CREATE TABLE IF NOT EXISTS promises (
 		id TEXT PRIMARY KEY, body_hash BYTEA NOT NULL, body BYTEA NOT NULL, created_at BIGINT NOT NULL)`,
+	// Order lines on their way to the warehouses, versioned with the counters.
+	`CREATE TABLE IF NOT EXISTS lines (
+		id TEXT PRIMARY KEY, warehouse TEXT NOT NULL, sku TEXT NOT NULL, channel TEXT NOT NULL, qty BIGINT NOT NULL,
+		cancelled BOOLEAN NOT NULL, version BIGINT NOT NULL, updated_at BIGINT NOT NULL)`,
+	`CREATE INDEX IF NOT EXISTS lines_version ON lines(version)`,
 	`CREATE TABLE IF NOT EXISTS events (
 		seq BIGSERIAL PRIMARY KEY, device TEXT NOT NULL, event_id TEXT NOT NULL, body_hash BYTEA NOT NULL,
 		type TEXT NOT NULL, warehouse TEXT NOT NULL, location TEXT NOT NULL, sku TEXT NOT NULL,
@@ -488,8 +493,27 @@ func (db *DB) Deltas(ctx context.Context, since int64, limit int, skipReplica st
 		if err := rows.Err(); err != nil {
 			return err
 		}
-		page = store.PageOf(since, limit, counters, escrow)
-		if !page.More && len(page.Entries)+len(page.Escrow) == 0 {
+		var lines []store.Versioned[store.OrderLine]
+		rows, err = tx.Query(ctx, `SELECT id, warehouse, sku, channel, qty, cancelled, version FROM lines
+			WHERE version > $1 ORDER BY version LIMIT $2`, since, limit+1)
+		if err != nil {
+			return err
+		}
+		for rows.Next() {
+			var v store.Versioned[store.OrderLine]
+			l := &v.Entry
+			if err := rows.Scan(&l.ID, &l.Warehouse, &l.SKU, &l.Channel, &l.Qty, &l.Cancelled, &v.Version); err != nil {
+				rows.Close()
+				return err
+			}
+			lines = append(lines, v)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		page = store.PageOf(since, limit, counters, escrow, lines)
+		if !page.More && len(page.Entries)+len(page.Escrow)+len(page.Lines) == 0 {
 			return tx.QueryRow(ctx, `SELECT GREATEST(COALESCE((SELECT MAX(version) FROM counters WHERE version > $1), $1),
 				COALESCE((SELECT MAX(version) FROM escrow WHERE version > $1), $1))`, since).Scan(&page.Next)
 		}

@@ -56,7 +56,7 @@ type model struct {
 }
 
 // end pages to the end of db's deltas and returns the cursor there.
-func end(ctx context.Context, rt *rapid.T, db Backend) int64 {
+func end(ctx context.Context, rt require.TestingT, db Backend) int64 {
 	var since int64
 	for {
 		page, err := db.Deltas(ctx, since, 10_000, "")
@@ -78,6 +78,44 @@ func (m *model) counter(k key) *crdt.PNCounter {
 }
 
 func (m *model) onHand(k key) int64 { return m.counter(k).Value() }
+
+// Lines holds a store to the order lines' contract (SPEC §9): written with
+// their promise, carried by Deltas after the promise's rights, cancelled
+// once (a new version), and a cancellation again changes nothing.
+func Lines(t *testing.T, db Backend) {
+	ctx := context.Background()
+	start := end(ctx, t, db)
+	merge := &store.MergeOp{Now: time.Now(), Escrow: []store.EscrowEntry{{Warehouse: "wh1", SKU: "L-1", EscrowEntry: crdt.EscrowEntry{
+		EscrowKey: crdt.EscrowKey{Replica: "wh1.0123456789abcdef", Kind: crdt.Move, Holder: store.LocalHolder, To: "web"}, Total: 5}}}}
+	_, err := db.Apply(ctx, &store.Batch{Merges: []*store.MergeOp{merge}})
+	require.NoError(t, err)
+	line := store.OrderLine{ID: "L-order.1", Warehouse: "wh1", SKU: "L-1", Channel: "web", Qty: 2}
+	order := &store.Promise{ID: "order:L-order", BodyHash: []byte("h"), Body: []byte("b"), Lines: []store.OrderLine{line},
+		Ops: []store.EscrowOp{{Warehouse: "wh1", SKU: "L-1", Kind: crdt.Spend, Holder: "web", Qty: 2}}}
+	_, err = db.Apply(ctx, &store.Batch{Promises: []*store.Promise{order}})
+	require.NoError(t, err)
+	require.Equal(t, store.PromiseOK, order.Result.Status)
+	page, err := db.Deltas(ctx, start, 100, "")
+	require.NoError(t, err)
+	require.Equal(t, []store.OrderLine{line}, page.Lines)
+	require.Len(t, page.Escrow, 2, "the allotment, then the order's spend")
+	after := page.Next
+
+	cancelled := line
+	cancelled.Cancelled = true
+	for range 2 {
+		cancel := &store.Promise{Lines: []store.OrderLine{cancelled}}
+		_, err = db.Apply(ctx, &store.Batch{Promises: []*store.Promise{cancel}})
+		require.NoError(t, err)
+	}
+	page, err = db.Deltas(ctx, after, 100, "")
+	require.NoError(t, err)
+	require.Equal(t, []store.OrderLine{cancelled}, page.Lines, "cancelled, once")
+	require.Empty(t, page.Escrow)
+	page, err = db.Deltas(ctx, page.Next, 100, "")
+	require.NoError(t, err)
+	require.Empty(t, page.Lines)
+}
 
 // Run runs the suite on db, an empty store. Each history rapid runs has
 // SKUs and event ids of its own, so one store serves them all.

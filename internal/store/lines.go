@@ -1,0 +1,140 @@
+package store
+
+import (
+	"context"
+	"time"
+
+	"github.com/edgestock/edgestock/crdt"
+)
+
+// OrderLine is one line of a hub order, placed at one warehouse (SPEC §9):
+// the hub writes it with the order's spend, versioned like every delta,
+// and the warehouse's agent turns it into a committed hold awaiting its
+// pick. Its fields never change but Cancelled, which only goes true: a
+// line is a state, merged by "cancelled wins".
+type OrderLine struct {
+	ID        string // "{order id}.{n}", n from 1
+	Warehouse string
+	SKU       string
+	Channel   string
+	Qty       int64
+	Cancelled bool
+}
+
+// HubHolder is the holder of the holds order lines become at an agent.
+const HubHolder = "hub"
+
+// lineLocation is where an order line's hold is kept: picks are booked
+// against the warehouse's default location (SPEC §2).
+const lineLocation = "default"
+
+// The states of an order line's hold, beside HoldCommitted (not picked yet).
+const (
+	HoldPicked    HoldState = "picked"    // delivered: its sale event recorded
+	HoldCancelled HoldState = "cancelled" // cancelled before its pick
+)
+
+const (
+	sqlWriteLine = `INSERT INTO lines(id, warehouse, sku, channel, qty, cancelled, version, updated_at) VALUES (?,?,?,?,?,?,?,?)
+		ON CONFLICT (id) DO UPDATE SET cancelled = 1, version = excluded.version, updated_at = excluded.updated_at
+		WHERE excluded.cancelled = 1 AND cancelled = 0`
+	sqlInsertLineHold = `INSERT INTO holds(id, body_hash, warehouse, location, sku, qty, holder, channel, state,
+		created_at, expires_at, updated_at) VALUES (?, X'', ?, ?, ?, ?, ?, ?, ?, ?, 0, ?)`
+)
+
+// writeLine records a line the hub wrote (or its cancellation) with a new
+// version, so the sync carries it to its warehouse.
+func (db *DB) writeLine(ctx context.Context, s *boundStmts, st *txState, l OrderLine, now time.Time) error {
+	next := db.version + 1
+	res, err := s.tx.ExecContext(ctx, sqlWriteLine, l.ID, l.Warehouse, l.SKU, l.Channel, l.Qty, l.Cancelled, next, now.UnixMilli())
+	if err != nil {
+		return err
+	}
+	if n, _ := res.RowsAffected(); n > 0 {
+		db.version = next
+		st.rights[stockKey{l.Warehouse, l.SKU, ""}] = true // the sync has news
+	}
+	return nil
+}
+
+// awaitingPick reports whether h is an order line's hold not picked yet.
+func awaitingPick(h Hold) bool {
+	return h.Holder == HubHolder && h.State == HoldCommitted && h.EventID == ""
+}
+
+// mergeLine takes an order line at its warehouse's agent: a new line is a
+// committed hold awaiting its pick (its units are counted in committed,
+// not reserved); a cancelled line ends such a hold, and the units it
+// promised return to the warehouse. Lines of other warehouses are not
+// this agent's.
+func (db *DB) mergeLine(ctx context.Context, s *boundStmts, st *txState, l *OrderLine, now time.Time) error {
+	if l.Warehouse != db.warehouse {
+		return nil
+	}
+	h, _, found, err := scanHold(s.use(s.src.getHold).QueryRowContext(ctx, l.ID))
+	if err != nil {
+		return err
+	}
+	switch {
+	case !found:
+		state := HoldCommitted
+		if l.Cancelled {
+			state = HoldCancelled
+		}
+		at := now.UnixMilli()
+		_, err = s.tx.ExecContext(ctx, sqlInsertLineHold, l.ID, l.Warehouse, lineLocation, l.SKU, l.Qty, HubHolder, l.Channel,
+			string(state), at, at)
+		st.rights[stockKey{l.Warehouse, l.SKU, ""}] = true
+		return err
+	case h.Holder != HubHolder:
+		db.logger.Error("order line not taken: a local reservation has its id", "line", l.ID, "sku", l.SKU, "qty", l.Qty)
+		return nil
+	case l.Cancelled && awaitingPick(h):
+		if err := db.settle(ctx, s, st, h, now); err != nil {
+			return err
+		}
+		_, err = s.use(s.src.endHold).ExecContext(ctx, string(HoldCancelled), now.UnixMilli(), "", 0, h.ID)
+		return err
+	}
+	return nil
+}
+
+// settle records h's units as no longer committed to its channel: a pick
+// total, within what is committed (a pick never delivers more than was
+// promised; a view that has not seen the line's spend yet settles less).
+func (db *DB) settle(ctx context.Context, s *boundStmts, st *txState, h Hold, now time.Time) error {
+	e, err := scanEscrow(s.use(s.src.escrowOf).QueryContext(ctx, h.Warehouse, h.SKU))
+	if err != nil {
+		return err
+	}
+	n := min(h.Qty, max(e.Committed(h.Channel), 0))
+	if n == 0 {
+		return nil
+	}
+	x, err := e.MarkPicked(db.replicaID, h.Channel, uint64(n))
+	if err != nil {
+		return err
+	}
+	db.version++
+	_, err = s.use(s.src.mergeEscrow).ExecContext(ctx, h.Warehouse, h.SKU, x.Replica, string(crdt.Pick), x.Holder, x.To,
+		int64(x.Total), db.version, now.UnixMilli())
+	st.rights[stockKey{h.Warehouse, h.SKU, ""}] = true
+	return err
+}
+
+// pickLine picks an order line's hold: its sale and its settlement in one
+// transaction, once.
+func (db *DB) pickLine(ctx context.Context, s *boundStmts, st *txState, op *HoldOp, h *Hold) error {
+	if err := db.recordSale(ctx, s, st, op, h); err != nil || op.Result.Status != HoldOK {
+		return err
+	}
+	if err := db.settle(ctx, s, st, *h, op.Now); err != nil {
+		return err
+	}
+	h.State = HoldPicked
+	if _, err := s.use(s.src.endHold).ExecContext(ctx, string(h.State), op.Now.UnixMilli(), h.EventID, h.EventSeq, h.ID); err != nil {
+		return err
+	}
+	op.Result.Hold = *h
+	return nil
+}
