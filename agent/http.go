@@ -59,7 +59,7 @@ func (a *Agent) routes() http.Handler {
 		{"POST /v1/reservations/{id}/commit", auth.ScopeReservationsWrite, a.handleCommitHold},
 		{"DELETE /v1/reservations/{id}", auth.ScopeReservationsWrite, a.handleReleaseHold},
 		{"PUT /v1/safety/{sku}", auth.ScopeAdmin, a.handleSetSafety},
-		{"POST /v1/allotments", auth.ScopeAdmin, a.handleAllot},
+		{"POST /v1/allotments", auth.ScopeSync, a.handleAllot}, // admin, or the hub relaying one
 		{"GET /v1/allotments", auth.ScopeStockRead, a.handleAllotments},
 	} {
 		mux.HandleFunc(r.pattern, a.requireScope(r.scope, r.handler))

@@ -505,3 +505,33 @@ func (a *API) handleRelease(w http.ResponseWriter, r *http.Request) {
 		httpjson.Raw(w, http.StatusCreated, body)
 	}
 }
+
+// handleAllot relays an allotment to its warehouse's agent, which alone
+// may move its own rights (SPEC §9): 503 agent_offline when it cannot be
+// reached; otherwise the agent's answer as it is.
+func (a *API) handleAllot(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		ID        string `json:"id"`
+		Warehouse string `json:"warehouse"`
+		SKU       string `json:"sku"`
+		Channel   string `json:"channel"`
+		Qty       int64  `json:"qty"`
+	}
+	if err := httpjson.Decode(w, r, &req); err != nil {
+		writeError(w, http.StatusBadRequest, "bad_request", "%v", err)
+		return
+	}
+	if !a.Hub.Knows(req.Warehouse) {
+		writeError(w, http.StatusBadRequest, "bad_field", "warehouse: %q is not one of this hub's agents (%s)", req.Warehouse, strings.Join(a.Hub.WarehouseIDs(), ", "))
+		return
+	}
+	body, _ := json.Marshal(req) // always marshals
+	status, answer, err := a.Hub.Relay(r.Context(), req.Warehouse, "/v1/allotments", body)
+	if err != nil {
+		writeError(w, http.StatusServiceUnavailable, "agent_offline", "warehouse %s could not be reached, nothing was allotted; retry with the same id: %v", req.Warehouse, err)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_, _ = w.Write(answer)
+}

@@ -150,6 +150,33 @@ func TestHub_SellsAllotmentsWhileOffline(t *testing.T) {
 	require.Equal(t, http.StatusConflict, send(t, "POST", a.Base+"/v1/reservations/o3.1/commit", "", "", nil), "a cancelled line is not picked")
 }
 
+// An allotment made at the hub is the agent's: relayed while it can be
+// reached, refused 503 agent_offline (nothing allotted) when it cannot.
+func TestHub_RelayedAllotment(t *testing.T) {
+	a := startAgent(t, "wh1", t.TempDir())
+	link := newProxy(t, strings.TrimPrefix(a.Base, "http://"))
+	h := startHub(t, t.TempDir(), map[string]string{"wh1": link.URL()})
+	base := "http://" + h.HTTPAddr()
+	status, _ := a.Post(t, "/v1/events", `{"id":"r1","type":"receive","sku":"SKU-Y","qty":4}`)
+	require.Equal(t, http.StatusOK, status)
+	body := `{"id":"y1","warehouse":"wh1","sku":"SKU-Y","channel":"web","qty":3}`
+	var got agent.Allotment
+	require.Equal(t, http.StatusCreated, send(t, "POST", base+"/v1/allotments", "", body, &got))
+	require.Equal(t, agent.Allotment{ID: "y1", Warehouse: "wh1", SKU: "SKU-Y", Channel: "web", Qty: 3}, got)
+	require.Equal(t, http.StatusOK, send(t, "POST", base+"/v1/allotments", "", body, nil), "the same allotment again")
+	require.Equal(t, http.StatusConflict, send(t, "POST", base+"/v1/allotments", "", `{"warehouse":"wh1","sku":"SKU-Y","channel":"web","qty":2}`, nil),
+		"the agent's refusal, as it is")
+	require.Equal(t, http.StatusBadRequest, send(t, "POST", base+"/v1/allotments", "", `{"warehouse":"wh9","sku":"SKU-Y","channel":"web","qty":1}`, nil))
+
+	link.Cut()
+	var refusal struct{ Error struct{ Code string } }
+	require.Equal(t, http.StatusServiceUnavailable, send(t, "POST", base+"/v1/allotments", "", `{"id":"y2","warehouse":"wh1","sku":"SKU-Y","channel":"web","qty":1}`, &refusal))
+	require.Equal(t, "agent_offline", refusal.Error.Code)
+	var v agent.StockView
+	require.Equal(t, http.StatusOK, a.Get(t, "/v1/stock/SKU-Y", &v))
+	require.Equal(t, map[string]int64{"web": 3}, v.Allotted, "nothing allotted while offline")
+}
+
 // A channel gives unsold rights back; the warehouse may promise them again.
 func TestHub_Release(t *testing.T) {
 	a := startAgent(t, "wh1", t.TempDir())

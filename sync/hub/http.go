@@ -67,6 +67,7 @@ func (a *API) Routes() http.Handler {
 		{"GET /v1/orders/{id}", auth.ScopeStockRead, a.handleGetOrder, true},
 		{"POST /v1/orders/{id}/cancel", auth.ScopeOrdersWrite, a.handleCancel, true},
 		{"POST /v1/releases", auth.ScopeOrdersWrite, a.handleRelease, true},
+		{"POST /v1/allotments", auth.ScopeAdmin, a.handleAllot, false},
 	} {
 		h := r.handler
 		if !r.channel {

@@ -456,3 +456,32 @@ func (h *Hub) Warehouses() []WarehouseStatus {
 	sort.Slice(out, func(i, j int) bool { return out[i].Warehouse < out[j].Warehouse })
 	return out
 }
+
+// Relay posts body to warehouse's agent at path with the hub's token for
+// it and returns the agent's answer as it is; an error means the agent
+// could not be reached (or answered nothing whole).
+func (h *Hub) Relay(ctx context.Context, warehouse, path string, body []byte) (int, []byte, error) {
+	i := slices.IndexFunc(h.links, func(l *link) bool { return l.Warehouse == warehouse })
+	if i < 0 {
+		return 0, nil, fmt.Errorf("warehouse %q is not one of this hub's agents", warehouse)
+	}
+	l := h.links[i]
+	ctx, cancel := context.WithTimeout(ctx, relayTimeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, l.URL+path, bytes.NewReader(body))
+	if err != nil {
+		return 0, nil, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	l.authorize(req)
+	resp, err := l.client.Do(req)
+	if err != nil {
+		return 0, nil, err
+	}
+	defer resp.Body.Close()
+	answer, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	return resp.StatusCode, answer, err
+}
+
+// relayTimeout bounds a request relayed to an agent: a client waits for it.
+const relayTimeout = 10 * time.Second
