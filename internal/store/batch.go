@@ -84,9 +84,10 @@ type Batch struct {
 	Rejected []Rejected
 	Holds    []*HoldOp // applied after Events, in order
 	Merges   []*MergeOp
-	Safety   []Safety   // applied before Holds
-	Promises []*Promise // applied after Holds, in order
-	prune    *pruneOp   // quarantine retention, after the rest
+	Safety   []Safety     // applied before Holds
+	Promises []*Promise   // applied after Holds, in order
+	HubHolds []*HubHoldOp // applied after Promises, in order
+	prune    *pruneOp     // quarantine retention, after the rest
 }
 
 // request is a submitted batch waiting for the commit loop.

@@ -88,7 +88,7 @@ func (db *DB) commit(pending []*request) {
 		if db.observe != nil {
 			items := 0
 			for _, r := range pending {
-				items += len(r.batch.Events) + len(r.batch.Rejected) + len(r.batch.Holds) + len(r.batch.Merges) + len(r.batch.Safety) + len(r.batch.Promises)
+				items += len(r.batch.Events) + len(r.batch.Rejected) + len(r.batch.Holds) + len(r.batch.Merges) + len(r.batch.Safety) + len(r.batch.Promises) + len(r.batch.HubHolds)
 			}
 			db.observe(items, took, err)
 		}
@@ -230,7 +230,7 @@ func (db *DB) commitTx(pending []*request) (err error) {
 				return fmt.Errorf("commit: apply %s %s/%s: %w", e.Type, e.Device, e.ID, err)
 			}
 		}
-		if len(r.batch.Holds)+len(r.batch.Safety)+len(r.batch.Promises) > 0 {
+		if len(r.batch.Holds)+len(r.batch.Safety)+len(r.batch.Promises)+len(r.batch.HubHolds) > 0 {
 			if err = flush(); err != nil { // holds and promises see every event before them
 				return err
 			}
@@ -248,6 +248,11 @@ func (db *DB) commitTx(pending []*request) (err error) {
 		for _, p := range r.batch.Promises {
 			if err = db.applyPromise(ctx, s, st, p, time.Now()); err != nil {
 				return fmt.Errorf("commit: promise %s: %w", p.ID, err)
+			}
+		}
+		for _, op := range r.batch.HubHolds {
+			if err = ApplyHubHold(sqliteHubHolds{db: db, ctx: ctx, s: s, st: st, now: time.Now()}, op); err != nil {
+				return fmt.Errorf("commit: hub hold %s: %w", op.Hold.ID, err)
 			}
 		}
 		for _, op := range r.batch.Merges {

@@ -112,6 +112,9 @@ func (db *DB) applyPromise(ctx context.Context, s *boundStmts, st *txState, p *P
 			return scanEscrow(s.use(s.src.escrowOf).QueryContext(ctx, warehouse, sku))
 		},
 		Local: func(warehouse, sku string) (int64, error) { return db.localBase(ctx, s, st, warehouse, sku) },
+		Held: func(warehouse, sku, channel string) (int64, error) {
+			return sqliteHubHolds{db: db, ctx: ctx, s: s, st: st}.Held(warehouse, sku, channel, now, p.exceptHold)
+		},
 	})
 	if err != nil || p.Result.Status != PromiseOK {
 		return err

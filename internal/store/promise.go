@@ -38,7 +38,13 @@ type Promise struct {
 	// sync to carry to their warehouses.
 	Lines  []OrderLine
 	Result PromiseResult
+	// exceptHold is a hub hold this promise commits: its units are not
+	// held from the promise's own spends.
+	exceptHold string
 }
+
+// ExceptHold is the hub hold this promise commits ("" for none).
+func (p *Promise) ExceptHold() string { return p.exceptHold }
 
 // PromiseStatus is the outcome of a Promise.
 type PromiseStatus string
@@ -69,6 +75,9 @@ type RightsView struct {
 	// on_hand less local holds less safety stock. Nil on a store that
 	// owns no warehouse's rights (the hub).
 	Local func(warehouse, sku string) (int64, error)
+	// Held is what a channel's active hub holds keep of its rights (nil:
+	// none; only a hub holds for carts on channels).
+	Held func(warehouse, sku, holder string) (int64, error)
 }
 
 // errNotOwner refuses an operation on rights the store does not own.
@@ -92,6 +101,13 @@ func (p *Promise) Decide(replica string, v RightsView) ([]EscrowEntry, error) {
 			e, states[k] = &state, &state
 		}
 		rights := e.Rights(op.Holder)
+		if op.Holder != LocalHolder && v.Held != nil {
+			held, err := v.Held(op.Warehouse, op.SKU, op.Holder)
+			if err != nil {
+				return nil, err
+			}
+			rights -= held
+		}
 		if op.Holder == LocalHolder {
 			if v.Local == nil || op.Kind != crdt.Move {
 				return nil, fmt.Errorf("%s %s of %s/%s: %w", op.Holder, string(op.Kind), op.Warehouse, op.SKU, errNotOwner)

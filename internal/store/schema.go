@@ -141,8 +141,9 @@ var migrations = []string{
 
 	// 7: promises on rights (allotments, orders, releases), once per id,
 	// with the answer given, so a retry gets the same one; the safety
-	// stock per SKU that local holds and allotments leave alone; and order
-	// lines, versioned with the counters, on their way to the warehouses.
+	// stock per SKU that local holds and allotments leave alone; order
+	// lines, versioned with the counters, on their way to the warehouses;
+	// and the hub's cart holds on channels' rights.
 	`CREATE TABLE promises (
 		id         TEXT    PRIMARY KEY,
 		body_hash  BLOB    NOT NULL,
@@ -167,7 +168,20 @@ var migrations = []string{
 		version    INTEGER NOT NULL,
 		updated_at INTEGER NOT NULL
 	) STRICT;
-	CREATE INDEX lines_version ON lines(version);`,
+	CREATE INDEX lines_version ON lines(version);
+	CREATE TABLE hub_holds (
+		id         TEXT    PRIMARY KEY,
+		body_hash  BLOB    NOT NULL,
+		warehouse  TEXT    NOT NULL,
+		sku        TEXT    NOT NULL,
+		channel    TEXT    NOT NULL,
+		qty        INTEGER NOT NULL,
+		state      TEXT    NOT NULL,
+		created_at INTEGER NOT NULL,
+		expires_at INTEGER NOT NULL,
+		order_id   TEXT    NOT NULL
+	) STRICT;
+	CREATE INDEX hub_holds_sku ON hub_holds(sku, channel) WHERE state = 'active';`,
 }
 
 // migrate brings the schema up to date, each migration in a transaction of

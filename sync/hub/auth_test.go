@@ -73,6 +73,11 @@ func TestHub_AuthEveryRoute(t *testing.T) {
 		{"GET", "/v1/orders/o", "", auth.ScopeStockRead, 404},
 		{"POST", "/v1/orders/o/cancel", "", auth.ScopeOrdersWrite, 404},
 		{"POST", "/v1/allotments", `{"warehouse":"wh1","sku":"S","channel":"web","qty":1}`, auth.ScopeAdmin, 409},
+		{"POST", "/v1/holds", `{"id":"h","sku":"S","channel":"web","qty":1}`, auth.ScopeOrdersWrite, 409},
+		{"GET", "/v1/holds/h", "", auth.ScopeStockRead, 404},
+		{"POST", "/v1/holds/h/renew", "", auth.ScopeOrdersWrite, 404},
+		{"POST", "/v1/holds/h/commit", "", auth.ScopeOrdersWrite, 404},
+		{"DELETE", "/v1/holds/h", "", auth.ScopeOrdersWrite, 404},
 		{"POST", "/v1/releases", `{"id":"r","warehouse":"wh1","sku":"S","channel":"amazon","qty":1}`, auth.ScopeOrdersWrite, 409},
 	} {
 		t.Run(ep.method+" "+ep.path, func(t *testing.T) {

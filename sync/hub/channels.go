@@ -24,6 +24,8 @@ type Seller interface {
 	Apply(ctx context.Context, b *store.Batch) ([]store.Outcome, error)
 	RightsBySKU(ctx context.Context, sku string) (map[string]crdt.Escrow, error)
 	PromiseOf(ctx context.Context, id string) (hash, body []byte, found bool, err error)
+	HeldBySKU(ctx context.Context, sku, channel string, now time.Time) (map[string]int64, error)
+	HubHold(ctx context.Context, id string) (store.HubHold, bool, error)
 }
 
 var _ Seller = (*store.DB)(nil)
@@ -117,19 +119,29 @@ func channelAllowed(w http.ResponseWriter, r *http.Request, channel string) bool
 	return true
 }
 
-// rights reads sku's rights of channel per warehouse of this hub's agents.
+// rights reads what channel may still sell of sku per warehouse of this
+// hub's agents: its rights less its active cart holds.
 func (a *API) rights(ctx context.Context, sku, channel string) (map[string]int64, error) {
+	out, _, err := a.rightsHeld(ctx, sku, channel)
+	return out, err
+}
+
+// rightsHeld is rights, with what the holds keep per warehouse.
+func (a *API) rightsHeld(ctx context.Context, sku, channel string) (free, held map[string]int64, err error) {
 	all, err := a.Sell.RightsBySKU(ctx, sku)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	out := map[string]int64{}
+	if held, err = a.Sell.HeldBySKU(ctx, sku, channel, time.Now()); err != nil {
+		return nil, nil, err
+	}
+	free = map[string]int64{}
 	for wh, e := range all {
 		if a.Hub.Knows(wh) {
-			out[wh] = max(e.Rights(channel), 0)
+			free[wh] = max(e.Rights(channel)-held[wh], 0)
 		}
 	}
-	return out, nil
+	return free, held, nil
 }
 
 func (a *API) handleATS(w http.ResponseWriter, r *http.Request) {
@@ -144,19 +156,20 @@ func (a *API) handleATS(w http.ResponseWriter, r *http.Request) {
 	case !channelAllowed(w, r, channel):
 		return
 	}
-	rights, err := a.rights(r.Context(), sku, channel)
+	free, held, err := a.rightsHeld(r.Context(), sku, channel)
 	if err != nil {
 		writeError(w, http.StatusInternalServerError, "store_error", "%v", err)
 		return
 	}
 	out := ATS{SKU: sku, Channel: channel, Warehouses: map[string]WarehouseATS{}}
 	for _, st := range a.Hub.Warehouses() {
-		n, ok := rights[st.Warehouse]
+		n, ok := free[st.Warehouse]
 		if !ok {
 			continue
 		}
 		out.ATS += n
-		out.Warehouses[st.Warehouse] = WarehouseATS{Rights: n, ATS: n, Online: st.Online, AsOf: st.LastContact}
+		out.Warehouses[st.Warehouse] = WarehouseATS{Rights: n + held[st.Warehouse], Held: held[st.Warehouse], ATS: n,
+			Online: st.Online, AsOf: st.LastContact}
 	}
 	writeJSON(w, http.StatusOK, out)
 }
@@ -534,4 +547,255 @@ func (a *API) handleAllot(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
 	_, _ = w.Write(answer)
+}
+
+// Hub cart holds (SPEC §9): a cart keeps units of a channel's rights at
+// one warehouse until its TTL passes on the hub's clock; committed, it
+// becomes an order.
+const (
+	defaultHoldTTL = 15 * time.Minute
+	minHoldTTL     = time.Second
+	maxHoldTTL     = 24 * time.Hour
+)
+
+// Hold is a hub cart hold as the API shows it.
+type Hold struct {
+	ID        string    `json:"id"`
+	SKU       string    `json:"sku"`
+	Channel   string    `json:"channel"`
+	Qty       int64     `json:"qty"`
+	Warehouse string    `json:"warehouse"`
+	State     string    `json:"state"` // active, committed, released, expired
+	CreatedAt time.Time `json:"created_at"`
+	ExpiresAt time.Time `json:"expires_at"`
+	OrderID   string    `json:"order_id,omitempty"`
+}
+
+func holdView(h store.HubHold, now time.Time) Hold {
+	state := string(h.State)
+	if h.Expired(now) {
+		state = string(store.HoldExpired)
+	}
+	return Hold{ID: h.ID, SKU: h.SKU, Channel: h.Channel, Qty: h.Qty, Warehouse: h.Warehouse, State: state,
+		CreatedAt: h.CreatedAt, ExpiresAt: h.ExpiresAt, OrderID: h.OrderID}
+}
+
+// holdRequest is the body of POST /v1/holds.
+type holdRequest struct {
+	ID        string `json:"id"`
+	SKU       string `json:"sku"`
+	Channel   string `json:"channel"`
+	Qty       int64  `json:"qty"`
+	TTL       string `json:"ttl"`
+	Warehouse string `json:"warehouse"`
+}
+
+// parseTTL reads a hold's TTL (default 15m).
+func parseTTL(s string) (time.Duration, error) {
+	ttl := defaultHoldTTL
+	if s != "" {
+		var err error
+		if ttl, err = time.ParseDuration(s); err != nil {
+			return 0, fmt.Errorf("ttl: %q is not a duration like 15m", s)
+		}
+	}
+	if ttl < minHoldTTL || ttl > maxHoldTTL {
+		return 0, fmt.Errorf("ttl: must be between %s and %s", minHoldTTL, maxHoldTTL)
+	}
+	return ttl, nil
+}
+
+// hubHold applies op, answering the store's failure itself (false).
+func (a *API) hubHold(w http.ResponseWriter, r *http.Request, op *store.HubHoldOp) bool {
+	ctx, cancel, ok := ingest.StoreWrite(w, r, a.Store)
+	if !ok {
+		return false
+	}
+	defer cancel()
+	if _, err := a.Sell.Apply(ctx, &store.Batch{HubHolds: []*store.HubHoldOp{op}}); err != nil {
+		ingest.WriteStoreError(w, err, a.Store)
+		return false
+	}
+	return true
+}
+
+func (a *API) handleCreateHold(w http.ResponseWriter, r *http.Request) {
+	var req holdRequest
+	if err := httpjson.Decode(w, r, &req); err != nil {
+		writeError(w, http.StatusBadRequest, "bad_request", "%v", err)
+		return
+	}
+	ttl, err := parseTTL(req.TTL)
+	switch {
+	case err != nil:
+	case !validPromiseID(req.ID):
+		err = fmt.Errorf("id: required, 1-%d printable characters, no '/'", maxPromiseIDLen)
+	case !drivers.ValidID(req.SKU):
+		err = fmt.Errorf("sku: must be 1-64 chars of [A-Za-z0-9._-]")
+	case !validChannel(req.Channel):
+		err = fmt.Errorf("channel: must be 1-64 chars of [A-Za-z0-9._-], not %q", store.LocalHolder)
+	case req.Qty < 1 || req.Qty > drivers.MaxQty:
+		err = fmt.Errorf("qty: must be 1..%d", drivers.MaxQty)
+	case req.Warehouse != "" && !a.Hub.Knows(req.Warehouse):
+		err = fmt.Errorf("warehouse: %q is not one of this hub's agents (%s)", req.Warehouse, strings.Join(a.Hub.WarehouseIDs(), ", "))
+	}
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "bad_field", "%v", err)
+		return
+	}
+	if !channelAllowed(w, r, req.Channel) {
+		return
+	}
+	hash := hashOf(holdRequest{SKU: req.SKU, Channel: req.Channel, Qty: req.Qty, TTL: req.TTL, Warehouse: req.Warehouse})
+	var ats int64
+	for range decideTries {
+		rights, err := a.rights(r.Context(), req.SKU, req.Channel)
+		if err != nil {
+			writeError(w, http.StatusInternalServerError, "store_error", "%v", err)
+			return
+		}
+		wh, best := req.Warehouse, int64(-1) // where the channel can hold most
+		ats = 0
+		for cand, n := range rights {
+			ats += n
+			if req.Warehouse == "" && (n > best || n == best && cand < wh) {
+				wh, best = cand, n
+			}
+		}
+		if wh == "" {
+			break // no rights anywhere
+		}
+		op := &store.HubHoldOp{Kind: store.HoldCreate, BodyHash: hash, Now: time.Now(), Hold: store.HubHold{ID: req.ID, Warehouse: wh,
+			SKU: req.SKU, Channel: req.Channel, Qty: req.Qty, ExpiresAt: time.Now().Add(ttl)}}
+		if !a.hubHold(w, r, op) {
+			return
+		}
+		switch op.Result.Status {
+		case store.HoldOK:
+			writeJSON(w, http.StatusCreated, holdView(op.Result.Hold, op.Now))
+			return
+		case store.HoldExisted:
+			writeJSON(w, http.StatusOK, holdView(op.Result.Hold, op.Now))
+			return
+		case store.HoldIDReused:
+			writeError(w, http.StatusConflict, "id_reused", "hold %q exists with another body", req.ID)
+			return
+		}
+		if req.Warehouse != "" || op.Result.Available == best {
+			break // short where it was asked, or where the channel holds most: short everywhere
+		}
+	}
+	insufficient(w, req.SKU, req.Channel, req.Qty, ats)
+}
+
+// hold reads hold id for the request's token (404 for another channel's).
+func (a *API) hold(w http.ResponseWriter, r *http.Request) (store.HubHold, bool) {
+	h, found, err := a.Sell.HubHold(r.Context(), r.PathValue("id"))
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, "store_error", "%v", err)
+		return h, false
+	}
+	if c, ok := auth.ClaimsOf(r); found && ok && c.Channel != "" && c.Channel != h.Channel {
+		found = false
+	}
+	if !found {
+		writeError(w, http.StatusNotFound, "not_found", "no hold %q", r.PathValue("id"))
+	}
+	return h, found
+}
+
+func (a *API) handleGetHold(w http.ResponseWriter, r *http.Request) {
+	if h, ok := a.hold(w, r); ok {
+		writeJSON(w, http.StatusOK, holdView(h, time.Now()))
+	}
+}
+
+// holdChange applies a renew, release or commit of an existing hold and
+// answers; commit answers the order.
+func (a *API) holdChange(w http.ResponseWriter, r *http.Request, op *store.HubHoldOp) {
+	h, ok := a.hold(w, r)
+	if !ok {
+		return
+	}
+	op.Hold.ID, op.Now = h.ID, time.Now()
+	if !a.hubHold(w, r, op) {
+		return
+	}
+	res := op.Result
+	switch {
+	case res.Status == store.HoldNotActive:
+		state := string(res.Hold.State)
+		if res.Hold.Expired(op.Now) {
+			state = string(store.HoldExpired)
+		}
+		writeError(w, http.StatusConflict, "hold_"+state, "hold %s is %s", h.ID, state)
+	case res.Status != store.HoldOK:
+		writeError(w, http.StatusInternalServerError, "internal", "unexpected hold status %s", res.Status)
+	case op.Kind != store.HoldCommit:
+		writeJSON(w, http.StatusOK, holdView(res.Hold, op.Now))
+	case op.Order.Result.Status == store.PromiseOK:
+		httpjson.Raw(w, http.StatusCreated, op.Order.Body)
+	default: // committed before, or the order's id was used: what the order says
+		if op.Order.Result.Status == "" {
+			_, body, _, err := a.Sell.PromiseOf(r.Context(), orderPrefix+res.Hold.OrderID)
+			if err != nil {
+				writeError(w, http.StatusInternalServerError, "store_error", "%v", err)
+				return
+			}
+			op.Order.Result = store.PromiseResult{Status: store.PromiseExisted, Body: body}
+		}
+		if !answered(w, op.Order, "order") {
+			writeError(w, http.StatusInternalServerError, "internal", "order of hold %s not booked", h.ID)
+		}
+	}
+}
+
+func (a *API) handleRenewHold(w http.ResponseWriter, r *http.Request) {
+	var body struct {
+		TTL string `json:"ttl"`
+	}
+	if err := httpjson.Decode(w, r, &body); err != nil {
+		writeError(w, http.StatusBadRequest, "bad_request", "%v", err)
+		return
+	}
+	ttl, err := parseTTL(body.TTL)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "bad_field", "%v", err)
+		return
+	}
+	a.holdChange(w, r, &store.HubHoldOp{Kind: store.HoldRenew, Hold: store.HubHold{ExpiresAt: time.Now().Add(ttl)}})
+}
+
+func (a *API) handleReleaseHold(w http.ResponseWriter, r *http.Request) {
+	a.holdChange(w, r, &store.HubHoldOp{Kind: store.HoldRelease})
+}
+
+// handleCommitHold turns a hold into an order (id order_id, or the hold's
+// own), spending the rights the hold kept.
+func (a *API) handleCommitHold(w http.ResponseWriter, r *http.Request) {
+	var body struct {
+		OrderID string `json:"order_id"`
+	}
+	if err := httpjson.Decode(w, r, &body); err != nil {
+		writeError(w, http.StatusBadRequest, "bad_request", "%v", err)
+		return
+	}
+	h, ok := a.hold(w, r)
+	if !ok {
+		return
+	}
+	if body.OrderID == "" {
+		body.OrderID = h.ID
+	}
+	if !validPromiseID(body.OrderID) {
+		writeError(w, http.StatusBadRequest, "bad_field", "order_id: 1-%d printable characters, no '/'", maxPromiseIDLen)
+		return
+	}
+	line := OrderLine{ID: body.OrderID + ".1", SKU: h.SKU, Qty: h.Qty, Warehouse: h.Warehouse}
+	order := Order{ID: body.OrderID, Channel: h.Channel, Lines: []OrderLine{line}, CreatedAt: time.Now().UTC().Truncate(time.Millisecond)}
+	encoded, _ := json.Marshal(order) // always marshals
+	p := &store.Promise{ID: orderPrefix + order.ID, BodyHash: hashOf(orderRequest{ID: "hold:" + h.ID}), Body: encoded,
+		Ops:   []store.EscrowOp{{Warehouse: h.Warehouse, SKU: h.SKU, Kind: crdt.Spend, Holder: h.Channel, Qty: uint64(h.Qty)}},
+		Lines: []store.OrderLine{{ID: line.ID, Warehouse: h.Warehouse, SKU: h.SKU, Channel: h.Channel, Qty: h.Qty}}}
+	a.holdChange(w, r, &store.HubHoldOp{Kind: store.HoldCommit, Order: p, OrderID: order.ID})
 }

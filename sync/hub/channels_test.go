@@ -308,6 +308,14 @@ func TestHub_TwoHubsSellOnce(t *testing.T) {
 	for _, base := range bases {
 		require.Eventually(t, func() bool { return ats(t, base, "SKU-P", "amazon").ATS == 6 }, 10*time.Second, 20*time.Millisecond)
 	}
+	// A cart hold at one hub keeps its units from the other.
+	var held hub.Hold
+	require.Equal(t, http.StatusCreated, send(t, "POST", bases[0]+"/v1/holds", "", `{"id":"cart","sku":"SKU-P","channel":"amazon","qty":2}`, &held))
+	require.Equal(t, int64(4), ats(t, bases[1], "SKU-P", "amazon").ATS)
+	require.Equal(t, http.StatusOK, send(t, "DELETE", bases[1]+"/v1/holds/cart", "", "", &held))
+	require.Equal(t, "released", held.State)
+	require.Equal(t, int64(6), ats(t, bases[0], "SKU-P", "amazon").ATS)
+
 	var mu stdsync.Mutex
 	statuses := map[int]int{}
 	var wg stdsync.WaitGroup
@@ -325,4 +333,72 @@ func TestHub_TwoHubsSellOnce(t *testing.T) {
 	for _, base := range bases {
 		require.Equal(t, int64(0), ats(t, base, "SKU-P", "amazon").ATS)
 	}
+}
+
+// Cart holds at the hub (SPEC §9): a hold keeps part of a channel's
+// rights from orders and other holds until its TTL passes on the hub's
+// clock, it is released, or committed into an order, which reaches the
+// warehouse like any other.
+func TestHub_CartHolds(t *testing.T) {
+	a := startAgent(t, "wh1", t.TempDir())
+	h := startHub(t, t.TempDir(), map[string]string{"wh1": a.Base})
+	base := "http://" + h.HTTPAddr()
+	status, _ := a.Post(t, "/v1/events", `{"id":"r1","type":"receive","sku":"SKU-H","qty":10}`)
+	require.Equal(t, http.StatusOK, status)
+	require.Equal(t, http.StatusCreated, send(t, "POST", a.Base+"/v1/allotments", "", `{"sku":"SKU-H","channel":"web","qty":5}`, nil))
+	require.Eventually(t, func() bool { return ats(t, base, "SKU-H", "web").ATS == 5 }, 10*time.Second, 20*time.Millisecond)
+
+	var hold hub.Hold
+	body := `{"id":"h1","sku":"SKU-H","channel":"web","qty":3,"ttl":"1m"}`
+	require.Equal(t, http.StatusCreated, send(t, "POST", base+"/v1/holds", "", body, &hold))
+	require.Equal(t, "wh1", hold.Warehouse)
+	require.Equal(t, "active", hold.State)
+	require.Equal(t, http.StatusOK, send(t, "POST", base+"/v1/holds", "", body, nil), "the same hold again")
+	require.Equal(t, http.StatusConflict, send(t, "POST", base+"/v1/holds", "", `{"id":"h1","sku":"SKU-H","channel":"web","qty":2}`, nil))
+	a5 := ats(t, base, "SKU-H", "web")
+	require.Equal(t, int64(2), a5.ATS)
+	require.Equal(t, hub.WarehouseATS{Rights: 5, Held: 3, ATS: 2, Online: a5.Warehouses["wh1"].Online, AsOf: a5.Warehouses["wh1"].AsOf}, a5.Warehouses["wh1"])
+	var short insufficientRights
+	require.Equal(t, http.StatusConflict, send(t, "POST", base+"/v1/orders", "", `{"id":"o1","channel":"web","lines":[{"sku":"SKU-H","qty":3}]}`, &short))
+	require.Equal(t, int64(2), short.ATS, "an order cannot take held units")
+	require.Equal(t, http.StatusConflict, send(t, "POST", base+"/v1/holds", "", `{"id":"h2","sku":"SKU-H","channel":"web","qty":3}`, nil))
+
+	renewed := hold
+	require.Equal(t, http.StatusOK, send(t, "POST", base+"/v1/holds/h1/renew", "", `{"ttl":"10m"}`, &renewed))
+	require.True(t, renewed.ExpiresAt.After(hold.ExpiresAt))
+	var o hub.Order
+	require.Equal(t, http.StatusCreated, send(t, "POST", base+"/v1/holds/h1/commit", "", "", &o))
+	require.Equal(t, []hub.OrderLine{{ID: "h1.1", SKU: "SKU-H", Qty: 3, Warehouse: "wh1"}}, o.Lines)
+	var again hub.Order
+	require.Equal(t, http.StatusOK, send(t, "POST", base+"/v1/holds/h1/commit", "", "", &again), "committed again: the same order")
+	require.Equal(t, o, again)
+	require.Equal(t, http.StatusOK, send(t, "GET", base+"/v1/holds/h1", "", "", &hold))
+	require.Equal(t, "committed", hold.State)
+	require.Equal(t, "h1", hold.OrderID)
+	require.Equal(t, int64(2), ats(t, base, "SKU-H", "web").ATS, "sold, no longer held")
+	require.Equal(t, http.StatusConflict, send(t, "DELETE", base+"/v1/holds/h1", "", "", nil), "a committed hold is not released")
+
+	// Released: the units are free again, once.
+	require.Equal(t, http.StatusCreated, send(t, "POST", base+"/v1/holds", "", `{"id":"h3","sku":"SKU-H","channel":"web","qty":1}`, nil))
+	require.Equal(t, http.StatusOK, send(t, "DELETE", base+"/v1/holds/h3", "", "", &hold))
+	require.Equal(t, "released", hold.State)
+	require.Equal(t, http.StatusOK, send(t, "DELETE", base+"/v1/holds/h3", "", "", nil))
+	var ended struct{ Error struct{ Code string } }
+	require.Equal(t, http.StatusConflict, send(t, "POST", base+"/v1/holds/h3/commit", "", "", &ended))
+	require.Equal(t, "hold_released", ended.Error.Code)
+
+	// Expired on the hub's clock: the units are free again, and it cannot be committed.
+	require.Equal(t, http.StatusCreated, send(t, "POST", base+"/v1/holds", "", `{"id":"h4","sku":"SKU-H","channel":"web","qty":2,"ttl":"1s"}`, nil))
+	require.Equal(t, int64(0), ats(t, base, "SKU-H", "web").ATS)
+	require.Eventually(t, func() bool { return ats(t, base, "SKU-H", "web").ATS == 2 }, 10*time.Second, 50*time.Millisecond)
+	require.Equal(t, http.StatusConflict, send(t, "POST", base+"/v1/holds/h4/commit", "", "", &ended))
+	require.Equal(t, "hold_expired", ended.Error.Code)
+	require.Equal(t, http.StatusNotFound, send(t, "GET", base+"/v1/holds/none", "", "", nil))
+	require.Equal(t, http.StatusBadRequest, send(t, "POST", base+"/v1/holds", "", `{"id":"h5","sku":"SKU-H","channel":"web","qty":1,"ttl":"2d"}`, nil))
+
+	// The committed hold's order reaches the warehouse as a line.
+	require.Eventually(t, func() bool {
+		var v agent.HoldView
+		return a.Get(t, "/v1/reservations/h1.1", &v) == http.StatusOK && v.State == "committed"
+	}, 10*time.Second, 20*time.Millisecond)
 }

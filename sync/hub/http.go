@@ -68,6 +68,11 @@ func (a *API) Routes() http.Handler {
 		{"POST /v1/orders/{id}/cancel", auth.ScopeOrdersWrite, a.handleCancel, true},
 		{"POST /v1/releases", auth.ScopeOrdersWrite, a.handleRelease, true},
 		{"POST /v1/allotments", auth.ScopeAdmin, a.handleAllot, false},
+		{"POST /v1/holds", auth.ScopeOrdersWrite, a.handleCreateHold, true},
+		{"GET /v1/holds/{id}", auth.ScopeStockRead, a.handleGetHold, true},
+		{"POST /v1/holds/{id}/renew", auth.ScopeOrdersWrite, a.handleRenewHold, true},
+		{"POST /v1/holds/{id}/commit", auth.ScopeOrdersWrite, a.handleCommitHold, true},
+		{"DELETE /v1/holds/{id}", auth.ScopeOrdersWrite, a.handleReleaseHold, true},
 	} {
 		h := r.handler
 		if !r.channel {

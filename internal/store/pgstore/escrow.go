@@ -72,11 +72,11 @@ func (db *DB) applyPromise(ctx context.Context, tx pgx.Tx, p *store.Promise) err
 			return err
 		}
 	}
-	entries, err := p.Decide(db.replica, store.RightsView{Escrow: func(warehouse, sku string) (crdt.Escrow, error) {
-		m, err := escrowRows(tx.Query(ctx, `SELECT sku, replica, kind, holder, to_holder, total FROM escrow
-			WHERE warehouse = $1 AND sku = $2`, warehouse, sku))
-		return m[sku], err
-	}})
+	holds := pgHubHolds{db: db, ctx: ctx, tx: tx}
+	entries, err := p.Decide(db.replica, store.RightsView{Escrow: holds.escrowOf,
+		Held: func(warehouse, sku, channel string) (int64, error) {
+			return holds.held(warehouse, sku, channel, time.Now(), p.ExceptHold())
+		}})
 	if err != nil || p.Result.Status != store.PromiseOK {
 		return err
 	}
@@ -120,4 +120,80 @@ func (db *DB) PromiseOf(ctx context.Context, id string) (hash, body []byte, foun
 		return nil, nil, false, fmt.Errorf("postgres promise: %w", err)
 	}
 	return hash, body, true, nil
+}
+
+// pgHubHolds is the hub-hold rule's view of a PostgreSQL write transaction
+// (store.ApplyHubHold).
+type pgHubHolds struct {
+	db  *DB
+	ctx context.Context
+	tx  pgx.Tx
+}
+
+func (t pgHubHolds) GetHubHold(id string) (store.HubHold, []byte, bool, error) {
+	return store.ScanHubHold(t.tx.QueryRow(t.ctx, store.SQLGetHubHold, id), pgx.ErrNoRows)
+}
+
+func (t pgHubHolds) InsertHubHold(h store.HubHold, hash []byte) error {
+	_, err := t.tx.Exec(t.ctx, `INSERT INTO hub_holds(`+store.HubHoldColumns+`, body_hash) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10)`,
+		h.ID, h.Warehouse, h.SKU, h.Channel, h.Qty, string(h.State), h.CreatedAt.UnixMilli(), h.ExpiresAt.UnixMilli(), h.OrderID,
+		append([]byte{}, hash...))
+	return err
+}
+
+func (t pgHubHolds) UpdateHubHold(h store.HubHold) error {
+	_, err := t.tx.Exec(t.ctx, `UPDATE hub_holds SET state = $1, expires_at = $2, order_id = $3 WHERE id = $4`,
+		string(h.State), h.ExpiresAt.UnixMilli(), h.OrderID, h.ID)
+	return err
+}
+
+func (t pgHubHolds) EscrowOf(warehouse, sku string) (crdt.Escrow, error) {
+	return t.escrowOf(warehouse, sku)
+}
+
+var _ store.HubHoldTx = pgHubHolds{}
+
+func (t pgHubHolds) escrowOf(warehouse, sku string) (crdt.Escrow, error) {
+	m, err := escrowRows(t.tx.Query(t.ctx, `SELECT sku, replica, kind, holder, to_holder, total FROM escrow
+		WHERE warehouse = $1 AND sku = $2`, warehouse, sku))
+	return m[sku], err
+}
+
+func (t pgHubHolds) Held(warehouse, sku, channel string, now time.Time, except string) (int64, error) {
+	return t.held(warehouse, sku, channel, now, except)
+}
+
+func (t pgHubHolds) held(warehouse, sku, channel string, now time.Time, except string) (int64, error) {
+	var n int64
+	err := t.tx.QueryRow(t.ctx, store.SQLHeld, warehouse, sku, channel, now.UnixMilli(), except).Scan(&n)
+	return n, err
+}
+
+func (t pgHubHolds) ApplyPromise(p *store.Promise) error { return t.db.applyPromise(t.ctx, t.tx, p) }
+
+// HeldBySKU sums, per warehouse, the active hub holds of sku on channel
+// unexpired at now.
+func (db *DB) HeldBySKU(ctx context.Context, sku, channel string, now time.Time) (map[string]int64, error) {
+	rows, err := db.pool.Query(ctx, `SELECT warehouse, SUM(qty)::bigint FROM hub_holds
+		WHERE sku = $1 AND channel = $2 AND state = 'active' AND expires_at > $3 GROUP BY warehouse`, sku, channel, now.UnixMilli())
+	if err != nil {
+		return nil, fmt.Errorf("postgres holds: %w", err)
+	}
+	defer rows.Close()
+	out := map[string]int64{}
+	for rows.Next() {
+		var wh string
+		var n int64
+		if err := rows.Scan(&wh, &n); err != nil {
+			return nil, fmt.Errorf("postgres holds: %w", err)
+		}
+		out[wh] = n
+	}
+	return out, rows.Err()
+}
+
+// HubHold reads a hub hold.
+func (db *DB) HubHold(ctx context.Context, id string) (store.HubHold, bool, error) {
+	h, _, found, err := store.ScanHubHold(db.pool.QueryRow(ctx, store.SQLGetHubHold, id), pgx.ErrNoRows)
+	return h, found, err
 }

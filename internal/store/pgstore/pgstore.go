@@ -59,6 +59,11 @@ var schema = []string{
 		id TEXT PRIMARY KEY, warehouse TEXT NOT NULL, sku TEXT NOT NULL, channel TEXT NOT NULL, qty BIGINT NOT NULL,
 		cancelled BOOLEAN NOT NULL, version BIGINT NOT NULL, updated_at BIGINT NOT NULL)`,
 	`CREATE INDEX IF NOT EXISTS lines_version ON lines(version)`,
+	// The hub's cart holds on channels' rights (store.HubHold).
+	`CREATE TABLE IF NOT EXISTS hub_holds (
+		id TEXT PRIMARY KEY, warehouse TEXT NOT NULL, sku TEXT NOT NULL, channel TEXT NOT NULL, qty BIGINT NOT NULL,
+		state TEXT NOT NULL, created_at BIGINT NOT NULL, expires_at BIGINT NOT NULL, order_id TEXT NOT NULL, body_hash BYTEA NOT NULL)`,
+	`CREATE INDEX IF NOT EXISTS hub_holds_sku ON hub_holds(sku, channel) WHERE state = 'active'`,
 	`CREATE TABLE IF NOT EXISTS events (
 		seq BIGSERIAL PRIMARY KEY, device TEXT NOT NULL, event_id TEXT NOT NULL, body_hash BYTEA NOT NULL,
 		type TEXT NOT NULL, warehouse TEXT NOT NULL, location TEXT NOT NULL, sku TEXT NOT NULL,
@@ -282,6 +287,12 @@ func (db *DB) Apply(ctx context.Context, b *store.Batch) ([]store.Outcome, error
 				return err
 			}
 			changed = changed || p.Result.Status == store.PromiseOK
+		}
+		for _, op := range b.HubHolds {
+			if err := store.ApplyHubHold(pgHubHolds{db: db, ctx: ctx, tx: tx}, op); err != nil {
+				return err
+			}
+			changed = changed || op.Result.Status == store.HoldOK
 		}
 		if !changed {
 			return nil
