@@ -69,6 +69,7 @@ func TestHub_AuthEveryRoute(t *testing.T) {
 		{"GET", "/v1/feed", "", auth.ScopeStockRead, 200},
 		{"POST", "/v1/events?warehouse=wh1", `{"id":"adj","type":"adjust","sku":"S","qty":-1000000}`, auth.ScopeEventsWrite, 200},
 		{"GET", "/v1/ats/S?channel=amazon", "", auth.ScopeStockRead, 200},
+		{"GET", "/v1/ats?channel=amazon", "", auth.ScopeStockRead, 200},
 		{"POST", "/v1/orders", `{"id":"o","channel":"amazon","lines":[{"sku":"S","qty":1}]}`, auth.ScopeOrdersWrite, 409},
 		{"GET", "/v1/orders/o", "", auth.ScopeStockRead, 404},
 		{"POST", "/v1/orders/o/cancel", "", auth.ScopeOrdersWrite, 404},

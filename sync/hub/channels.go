@@ -4,8 +4,10 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -16,6 +18,7 @@ import (
 	"github.com/edgestock/edgestock/internal/httpjson"
 	"github.com/edgestock/edgestock/internal/ingest"
 	"github.com/edgestock/edgestock/internal/store"
+	"github.com/edgestock/edgestock/sync"
 )
 
 // Seller is what selling on channels needs of the hub's store (SPEC §9):
@@ -156,13 +159,22 @@ func (a *API) handleATS(w http.ResponseWriter, r *http.Request) {
 	case !channelAllowed(w, r, channel):
 		return
 	}
-	free, held, err := a.rightsHeld(r.Context(), sku, channel)
+	out, err := a.ats(r.Context(), sku, channel, a.Hub.Warehouses())
 	if err != nil {
 		writeError(w, http.StatusInternalServerError, "store_error", "%v", err)
 		return
 	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// ats reads what channel may sell of sku, per warehouse of whs.
+func (a *API) ats(ctx context.Context, sku, channel string, whs []WarehouseStatus) (ATS, error) {
+	free, held, err := a.rightsHeld(ctx, sku, channel)
+	if err != nil {
+		return ATS{}, err
+	}
 	out := ATS{SKU: sku, Channel: channel, Warehouses: map[string]WarehouseATS{}}
-	for _, st := range a.Hub.Warehouses() {
+	for _, st := range whs {
 		n, ok := free[st.Warehouse]
 		if !ok {
 			continue
@@ -171,7 +183,67 @@ func (a *API) handleATS(w http.ResponseWriter, r *http.Request) {
 		out.Warehouses[st.Warehouse] = WarehouseATS{Rights: n + held[st.Warehouse], Held: held[st.Warehouse], ATS: n,
 			Online: st.Online, AsOf: st.LastContact}
 	}
-	writeJSON(w, http.StatusOK, out)
+	return out, nil
+}
+
+// handleATSFeed is the ATS change feed for a channel's connector: the
+// SKUs whose rights on the channel changed since the cursor (an
+// allotment, an order, a release), each with its ATS now, long-polling
+// like /v1/feed. Cart holds are not in the version sequence: a hold
+// shows at its SKU's next change; GET /v1/ats/{sku} is always current.
+func (a *API) handleATSFeed(w http.ResponseWriter, r *http.Request) {
+	channel := r.URL.Query().Get("channel")
+	if !validChannel(channel) {
+		writeError(w, http.StatusBadRequest, "bad_query", "channel: required, 1-64 chars of [A-Za-z0-9._-], not %q", store.LocalHolder)
+		return
+	}
+	if !channelAllowed(w, r, channel) {
+		return
+	}
+	replica := a.Hub.store.CursorID()
+	since, err := sync.ParseCursor(r.URL.Query().Get("since"), replica)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "bad_cursor", "%v", err)
+		return
+	}
+	limit, err := httpjson.QueryInt(r, "limit", 1000, 1, 10000)
+	wait, err2 := sync.ParseWait(r.URL.Query())
+	if err = errors.Join(err, err2); err != nil {
+		writeError(w, http.StatusBadRequest, "bad_query", "%v", err)
+		return
+	}
+	changes, more := []ATS{}, false
+	err = sync.LongPoll(r.Context(), a.Hub.changed, wait, func() (bool, error) {
+		for { // past pages of other channels' news at once
+			page, err := a.Hub.store.Deltas(r.Context(), since, int(limit), "")
+			if err != nil {
+				return false, err
+			}
+			var skus []string
+			for _, e := range page.Escrow {
+				if (e.Holder == channel || e.To == channel) && !slices.Contains(skus, e.SKU) {
+					skus = append(skus, e.SKU)
+				}
+			}
+			since, more = page.Next, page.More
+			whs := a.Hub.Warehouses()
+			for _, sku := range skus {
+				v, err := a.ats(r.Context(), sku, channel, whs)
+				if err != nil {
+					return false, err
+				}
+				changes = append(changes, v)
+			}
+			if len(changes) > 0 || !more {
+				return len(changes) > 0, nil
+			}
+		}
+	})
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, "store_error", "%v", err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"changes": changes, "next": sync.FormatCursor(replica, since), "more": more})
 }
 
 // orderRequest is the body of POST /v1/orders.

@@ -402,3 +402,45 @@ func TestHub_CartHolds(t *testing.T) {
 		return a.Get(t, "/v1/reservations/h1.1", &v) == http.StatusOK && v.State == "committed"
 	}, 10*time.Second, 20*time.Millisecond)
 }
+
+// The ATS feed tells a channel's connector which SKUs' ATS changed, from
+// the start and then as it happens (long-poll), and nothing of other
+// channels.
+func TestHub_ATSFeed(t *testing.T) {
+	a := startAgent(t, "wh1", t.TempDir())
+	h := startHub(t, t.TempDir(), map[string]string{"wh1": a.Base})
+	base := "http://" + h.HTTPAddr()
+	status, _ := a.Post(t, "/v1/events", `[{"id":"r1","type":"receive","sku":"F-1","qty":10},{"id":"r2","type":"receive","sku":"F-2","qty":10}]`)
+	require.Equal(t, http.StatusOK, status)
+	for _, body := range []string{`{"sku":"F-1","channel":"web","qty":3}`, `{"sku":"F-2","channel":"web","qty":4}`, `{"sku":"F-2","channel":"amazon","qty":5}`} {
+		require.Equal(t, http.StatusCreated, send(t, "POST", a.Base+"/v1/allotments", "", body, nil))
+	}
+	type feed struct {
+		Changes []hub.ATS
+		Next    string
+		More    bool
+	}
+	var f feed
+	require.Eventually(t, func() bool {
+		require.Equal(t, http.StatusOK, send(t, "GET", base+"/v1/ats?channel=web", "", "", &f))
+		return len(f.Changes) == 2
+	}, 10*time.Second, 20*time.Millisecond)
+	require.Equal(t, []string{"F-1", "F-2"}, []string{f.Changes[0].SKU, f.Changes[1].SKU})
+	require.Equal(t, []int64{3, 4}, []int64{f.Changes[0].ATS, f.Changes[1].ATS})
+	require.Eventually(t, func() bool { return ats(t, base, "F-2", "amazon").ATS == 5 }, 10*time.Second, 20*time.Millisecond)
+
+	done := make(chan feed, 1)
+	go func() {
+		var next feed
+		send(t, "GET", base+"/v1/ats?channel=web&wait=10s&since="+f.Next, "", "", &next)
+		done <- next
+	}()
+	require.Equal(t, http.StatusCreated, send(t, "POST", base+"/v1/orders", "", `{"id":"f1","channel":"amazon","lines":[{"sku":"F-2","qty":1}]}`, nil),
+		"another channel's order: not web's news")
+	require.Equal(t, http.StatusCreated, send(t, "POST", base+"/v1/orders", "", `{"id":"f2","channel":"web","lines":[{"sku":"F-1","qty":1}]}`, nil))
+	next := <-done
+	require.Len(t, next.Changes, 1)
+	require.Equal(t, "F-1", next.Changes[0].SKU)
+	require.Equal(t, int64(2), next.Changes[0].ATS)
+	require.Equal(t, http.StatusBadRequest, send(t, "GET", base+"/v1/ats", "", "", nil), "channel is required")
+}

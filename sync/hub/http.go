@@ -63,6 +63,7 @@ func (a *API) Routes() http.Handler {
 		{"GET /v1/feed", auth.ScopeStockRead, a.handleFeed, false},
 		{"POST /v1/events", auth.ScopeEventsWrite, a.handleEvents, false},
 		{"GET /v1/ats/{sku}", auth.ScopeStockRead, a.handleATS, true},
+		{"GET /v1/ats", auth.ScopeStockRead, a.handleATSFeed, true},
 		{"POST /v1/orders", auth.ScopeOrdersWrite, a.handleOrder, true},
 		{"GET /v1/orders/{id}", auth.ScopeStockRead, a.handleGetOrder, true},
 		{"POST /v1/orders/{id}/cancel", auth.ScopeOrdersWrite, a.handleCancel, true},
