@@ -110,17 +110,20 @@ func parseThresholds(r io.Reader) (map[string]Threshold, error) {
 // AlertView is an alert as published and posted to webhooks. ID is stable
 // across redeliveries: consumers dedupe on it.
 type AlertView struct {
-	ID        string    `json:"id"`
-	Kind      string    `json:"kind"`
-	Warehouse string    `json:"warehouse"`
-	SKU       string    `json:"sku,omitempty"`
-	Location  string    `json:"location,omitempty"`
-	Device    string    `json:"device,omitempty"`
-	Available *int64    `json:"available,omitempty"` // low_stock, restocked
-	OnHand    *int64    `json:"on_hand,omitempty"`   // negative_stock
-	Expected  int64     `json:"expected_seq,omitempty"`
-	Got       int64     `json:"got_seq,omitempty"`
-	At        time.Time `json:"at"`
+	ID        string `json:"id"`
+	Kind      string `json:"kind"`
+	Warehouse string `json:"warehouse"`
+	SKU       string `json:"sku,omitempty"`
+	Location  string `json:"location,omitempty"`
+	Device    string `json:"device,omitempty"`
+	Available *int64 `json:"available,omitempty"` // low_stock, restocked
+	OnHand    *int64 `json:"on_hand,omitempty"`   // negative_stock
+	// Unallotted is, for allotment_shortfall, what the warehouse owns
+	// after the sale: below zero by the units its channels were promised.
+	Unallotted *int64    `json:"unallotted,omitempty"`
+	Expected   int64     `json:"expected_seq,omitempty"`
+	Got        int64     `json:"got_seq,omitempty"`
+	At         time.Time `json:"at"`
 }
 
 func alertView(a store.Alert) AlertView {
@@ -132,6 +135,8 @@ func alertView(a store.Alert) AlertView {
 		v.Available = &level
 	case store.AlertNegativeStock:
 		v.OnHand = &level
+	case store.AlertShortfall:
+		v.Unallotted = &level
 	}
 	return v
 }

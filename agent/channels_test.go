@@ -67,6 +67,27 @@ func TestChannels_AllotAndHold(t *testing.T) {
 	require.Equal(t, int64(4), v.OnHand)
 	require.Equal(t, int64(-2), v.Unallotted)
 	require.Equal(t, map[string]int64{"amazon": 5, "ebay": 1}, v.Allotted)
+	var alerts struct{ Alerts []agent.AlertView }
+	require.Equal(t, http.StatusOK, a.Get(t, "/v1/alerts", &alerts))
+	var shortfalls []agent.AlertView
+	for _, al := range alerts.Alerts {
+		if al.Kind == "allotment_shortfall" {
+			shortfalls = append(shortfalls, al)
+		}
+	}
+	require.Len(t, shortfalls, 1, "the sale took 2 units the channels were allotted: raised once")
+	require.Equal(t, int64(-2), *shortfalls[0].Unallotted)
+	require.Equal(t, "SKU-A", shortfalls[0].SKU)
+	status, _ = a.Post(t, "/v1/events", `{"id":"s2","type":"sale","sku":"SKU-A","qty":1}`)
+	require.Equal(t, http.StatusOK, status)
+	require.Equal(t, http.StatusOK, a.Get(t, "/v1/alerts", &alerts))
+	n := 0
+	for _, al := range alerts.Alerts {
+		if al.Kind == "allotment_shortfall" {
+			n++
+		}
+	}
+	require.Equal(t, 1, n, "deeper in the shortfall: no new crossing")
 
 	for _, bad := range []string{
 		`{"sku":"SKU-A","channel":"local","qty":1}`,

@@ -16,6 +16,9 @@ const (
 	AlertRestocked     = "restocked"
 	AlertNegativeStock = "negative_stock"
 	AlertDeviceGap     = "device_gap"
+	// AlertShortfall: a sale took the warehouse's unallotted stock below
+	// zero, into units its channels were allotted or sold (SPEC §9).
+	AlertShortfall = "allotment_shortfall"
 )
 
 // Alert is a row of the outbox. It is written in the same transaction as
@@ -28,7 +31,7 @@ type Alert struct {
 	SKU       string
 	Location  string // negative_stock
 	Device    string // device_gap
-	Level     int64  // low_stock, restocked: available; negative_stock: on_hand
+	Level     int64  // low_stock, restocked: available; negative_stock: on_hand; allotment_shortfall: unallotted
 	Expected  int64  // device_gap: the seq that was due
 	Got       int64  // device_gap: the seq that came
 	CreatedAt time.Time
@@ -112,6 +115,9 @@ func (db *DB) raiseAlerts(ctx context.Context, s *boundStmts, st *txState, now t
 				return err
 			}
 		}
+	}
+	if err := db.raiseShortfalls(ctx, s, st, add); err != nil {
+		return err
 	}
 	if db.lowRule == nil {
 		return nil
@@ -276,4 +282,65 @@ func (db *DB) Cursor(ctx context.Context, name string) (int64, error) {
 func (db *DB) SetCursor(ctx context.Context, name string, v int64) error {
 	_, err := db.writer.ExecContext(ctx, sqlSetMeta, "cursor:"+name, strconv.FormatInt(v, 10))
 	return err
+}
+
+// raiseShortfalls raises allotment_shortfall for each SKU of this
+// warehouse whose unallotted stock (on_hand less what its channels hold or
+// sold and have not picked) this transaction took from >= 0 to < 0: a
+// fact (a sale at the till, a loss) took units a channel was promised.
+// The units are not taken from the channel: someone must make them good.
+func (db *DB) raiseShortfalls(ctx context.Context, s *boundStmts, st *txState, add func(Alert) error) error {
+	fell := map[string]int64{}
+	for k, c := range st.counters {
+		if k.warehouse == db.warehouse && (db.rightsSKUs[k.sku] || st.rights[stockKey{k.warehouse, k.sku, ""}]) {
+			fell[k.sku] += c.p - c.n
+		}
+	}
+	for _, sku := range sortedSKUs(fell) {
+		d := fell[sku]
+		if d >= 0 {
+			continue
+		}
+		var onHand int64
+		if err := s.use(s.src.skuOnHand).QueryRowContext(ctx, db.warehouse, sku).Scan(&onHand); err != nil {
+			return err
+		}
+		e, err := scanEscrow(s.use(s.src.escrowOf).QueryContext(ctx, db.warehouse, sku))
+		if err != nil {
+			return err
+		}
+		if after := onHand - e.Promised(LocalHolder); after < 0 && after-d >= 0 {
+			if err := add(Alert{Kind: AlertShortfall, Warehouse: db.warehouse, SKU: sku, Level: after}); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func sortedSKUs(m map[string]int64) []string {
+	out := make([]string, 0, len(m))
+	for sku := range m {
+		out = append(out, sku)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// loadRightsSKUs reads which of this warehouse's SKUs have rights totals.
+func (db *DB) loadRightsSKUs(ctx context.Context, tx *sql.Tx) error {
+	db.rightsSKUs = map[string]bool{}
+	rows, err := tx.QueryContext(ctx, `SELECT DISTINCT sku FROM escrow WHERE warehouse = ?`, db.warehouse)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var sku string
+		if err := rows.Scan(&sku); err != nil {
+			return err
+		}
+		db.rightsSKUs[sku] = true
+	}
+	return rows.Err()
 }

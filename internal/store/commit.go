@@ -303,6 +303,11 @@ func (db *DB) commitTx(pending []*request) (err error) {
 	for sku, t := range st.totals {
 		db.totals[sku] = t
 	}
+	for k := range st.rights {
+		if k.warehouse == db.warehouse {
+			db.rightsSKUs[k.sku] = true
+		}
+	}
 	s.q.commit()
 	for sku, low := range st.alerts.low {
 		if low {

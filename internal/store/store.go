@@ -103,6 +103,9 @@ type DB struct {
 	reserved map[stockKey]int64
 	// reservedBySKU sums reserved over locations for this warehouse's SKUs.
 	reservedBySKU map[string]int64
+	// rightsSKUs are this warehouse's SKUs with rights totals (allotted
+	// some time): only their sales can fall short of an allotment.
+	rightsSKUs map[string]bool
 	// low is the set of SKUs in the low-stock state; commit loop only.
 	low map[string]bool
 	// totals caches Σp and Σn of SKUs the commit loop has checked against
@@ -290,6 +293,9 @@ func (db *DB) init(ctx context.Context, warehouse string) error {
 	}
 	if err := db.loadLow(ctx, tx); err != nil {
 		return fmt.Errorf("open store: load low-stock state: %w", err)
+	}
+	if err := db.loadRightsSKUs(ctx, tx); err != nil {
+		return fmt.Errorf("open store: load rights: %w", err)
 	}
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("open store: %w", err)
