@@ -58,6 +58,7 @@ type Agent struct {
 	stopReload func()
 	rate       rateWindow
 	hubSeen    atomic.Int64 // unix ms of the last sync request
+	topUp      atomic.Pointer[topUp]
 	hubSince   atomic.Int64 // the version the hub last pulled from
 	mqttAuth   *authHook
 	alerts     atomic.Pointer[alertDispatcher]
@@ -174,6 +175,9 @@ func (a *Agent) Open(ctx context.Context) (err error) {
 	}
 	a.startOutputs(rep.pub)
 	a.expirer = a.startExpirer()
+	if len(a.cfg.Channels) > 0 {
+		a.topUp.Store(a.startTopUp())
+	}
 	if a.cfg.Filedrop.Dir != "" {
 		if a.files, err = newFileDropper(a.cfg.Filedrop, a.cfg.Warehouse, a.ingest, a.store, a.logger.With("component", "filedrop")); err != nil {
 			return err
@@ -235,6 +239,9 @@ func (a *Agent) onCommit(c store.Committed) {
 	if l := a.live.Load(); l != nil {
 		l.Mark(c.SKUs)
 	}
+	if t := a.topUp.Load(); t != nil {
+		t.mark(c.SKUs)
+	}
 	if d := a.alerts.Load(); d != nil && c.Alerts > 0 {
 		d.Wake()
 	}
@@ -270,6 +277,9 @@ func (a *Agent) close(ctx context.Context) error {
 		errs = append(errs, a.files.Close())
 	}
 	a.expirer.Stop()
+	if t := a.topUp.Load(); t != nil {
+		t.Stop()
+	}
 	if a.broker != nil {
 		a.broker.Drain(ctx) // the last commits, before the last live levels
 	}

@@ -1,8 +1,10 @@
 package agent_test
 
 import (
+	"fmt"
 	"net/http"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -101,4 +103,40 @@ func TestChannels_AllotAndHold(t *testing.T) {
 	require.Equal(t, http.StatusBadRequest, a.do(t, "PUT", "/v1/safety/SKU-A", `{"qty":-1}`, nil))
 	require.Equal(t, http.StatusBadRequest, a.do(t, "PUT", "/v1/safety/SKU-A", `{}`, nil))
 	require.Equal(t, http.StatusBadRequest, a.Get(t, "/v1/allotments", nil))
+}
+
+// spendAt merges a hub's spend total of channel on sku, as a sync would.
+func spendAt(t *testing.T, a *testAgent, sku, channel string, total uint64) {
+	t.Helper()
+	body := fmt.Sprintf(`{"entries":[],"escrow":[{"warehouse":"wh1","sku":%q,"replica":"hub.0123456789abcdef","kind":"spend","holder":%q,"total":%d}],"hub_cursor":""}`,
+		sku, channel, total)
+	require.Equal(t, http.StatusOK, a.do(t, "POST", "/v1/sync/merge", body, nil))
+}
+
+// A channel configured with a target and a low-water mark is topped up
+// per SKU while the hub is reachable, from what the warehouse has
+// available, and only then (SPEC §9).
+func TestChannels_TopUp(t *testing.T) {
+	a := startAgent(t, t.TempDir(), func(c *agent.Config) {
+		c.Channels = map[string]agent.ChannelConfig{"amazon": {Target: 5, LowWater: 2}}
+	})
+	status, _ := a.Post(t, "/v1/events", `{"id":"r1","type":"receive","sku":"SKU-T","qty":10}`)
+	require.Equal(t, http.StatusOK, status)
+	a.TopUpNow(t.Context()) // no hub yet
+	require.Equal(t, int64(10), a.stock(t, "SKU-T").Unallotted, "no allotment while no hub can sell it")
+
+	require.Equal(t, http.StatusOK, a.Get(t, "/v1/sync/deltas", nil)) // the hub asks: it is reachable
+	require.Eventually(t, func() bool { return a.stock(t, "SKU-T").Allotted["amazon"] == 5 }, 10*time.Second, 20*time.Millisecond)
+
+	spendAt(t, a, "SKU-T", "amazon", 4) // amazon sold 4: 1 left, below low-water
+	require.Eventually(t, func() bool { return a.stock(t, "SKU-T").Allotted["amazon"] == 5 }, 10*time.Second, 20*time.Millisecond)
+	v := a.stock(t, "SKU-T")
+	require.Equal(t, int64(1), v.Unallotted, "10 − 5 allotted − 4 committed")
+
+	spendAt(t, a, "SKU-T", "amazon", 9) // 5 more sold: 0 left, and 1 available to give
+	require.Eventually(t, func() bool { return a.stock(t, "SKU-T").Allotted["amazon"] == 1 }, 10*time.Second, 20*time.Millisecond)
+	v = a.stock(t, "SKU-T")
+	require.Equal(t, int64(0), v.Unallotted)
+	require.Equal(t, int64(0), v.Available)
+	require.Equal(t, v.OnHand, v.Unallotted+v.Allotted["amazon"]+v.Committed)
 }

@@ -33,6 +33,16 @@ type Config struct {
 	Live       Live           `yaml:"live"`
 	Quarantine Quarantine     `yaml:"quarantine"`
 	Log        LogConfig      `yaml:"log"`
+	// Channels tops each sales channel's rights up per SKU (SPEC §9).
+	Channels map[string]ChannelConfig `yaml:"channels"`
+}
+
+// ChannelConfig is a channel's automatic top-up: while the hub is
+// reachable, a SKU whose rights on the channel fall below LowWater is
+// allotted up to Target from the warehouse's available stock.
+type ChannelConfig struct {
+	Target   int64 `yaml:"target"`
+	LowWater int64 `yaml:"low-water"`
 }
 
 // HTTPConfig configures the HTTP API.
@@ -338,6 +348,16 @@ func (c *Config) Validate() error {
 	}
 	if c.Quarantine.MaxRows <= 0 {
 		bad("quarantine.max-rows", "must be > 0")
+	}
+	for id, ch := range c.Channels {
+		switch {
+		case !ValidChannel(id):
+			bad("channels", "%q is not a channel: 1-64 chars of [A-Za-z0-9._-], not %q", id, store.LocalHolder)
+		case ch.Target < 1 || ch.Target > drivers.MaxQty:
+			bad("channels."+id+".target", "must be 1..%d", drivers.MaxQty)
+		case ch.LowWater < 1 || ch.LowWater > ch.Target:
+			bad("channels."+id+".low-water", "must be 1..target (%d)", ch.Target)
+		}
 	}
 	var lvl slog.Level
 	if err := lvl.UnmarshalText([]byte(c.Log.Level)); err != nil {

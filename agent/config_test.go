@@ -59,6 +59,9 @@ func TestConfig_Validate(t *testing.T) {
 		{"results", func(c *Config) { c.Devices.Results = "some" }, "devices.results:"},
 		{"level", func(c *Config) { c.Log.Level = "loud" }, "log.level:"},
 		{"format", func(c *Config) { c.Log.Format = "xml" }, "log.format:"},
+		{"channel local", func(c *Config) { c.Channels = map[string]ChannelConfig{"local": {Target: 2, LowWater: 1}} }, "channels:"},
+		{"low-water", func(c *Config) { c.Channels = map[string]ChannelConfig{"web": {Target: 2, LowWater: 3}} }, "channels.web.low-water:"},
+		{"target", func(c *Config) { c.Channels = map[string]ChannelConfig{"web": {LowWater: 1}} }, "channels.web.target:"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := DefaultConfig()
