@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
+	"pgregory.net/rapid"
 
 	"github.com/edgestock/edgestock/internal/store"
 	"github.com/edgestock/edgestock/internal/store/storetest"
@@ -22,4 +23,12 @@ func TestLines_SQLite(t *testing.T) {
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = db.Close() })
 	storetest.Lines(t, db)
+}
+
+func TestChannels_SQLiteHub(t *testing.T) {
+	storetest.Channels(t, func(rt *rapid.T) storetest.Backend {
+		db, err := store.Open(context.Background(), t.TempDir(), store.Options{Warehouse: "hub"})
+		require.NoError(rt, err)
+		return db
+	})
 }

@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
+	"pgregory.net/rapid"
 
 	"github.com/edgestock/edgestock/internal/store/storetest"
 	"github.com/edgestock/edgestock/internal/testenv"
@@ -25,3 +26,21 @@ func TestLines_PostgreSQL(t *testing.T) {
 	t.Cleanup(func() { _ = db.Close() })
 	storetest.Lines(t, db)
 }
+
+func TestChannels_PostgreSQLHub(t *testing.T) {
+	db, err := Open(t.Context(), testenv.PostgresDSN(t), func() {}, slog.New(slog.DiscardHandler))
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = db.Close() })
+	storetest.Channels(t, func(rt *rapid.T) storetest.Backend {
+		// One schema for every history (a connection each would exhaust
+		// the server): each starts from empty tables.
+		_, err := db.pool.Exec(t.Context(), `TRUNCATE counters, escrow, promises, lines, hub_holds, events`)
+		require.NoError(rt, err)
+		return keepOpen{db}
+	})
+}
+
+// keepOpen is a store the suite does not close.
+type keepOpen struct{ *DB }
+
+func (keepOpen) Close() error { return nil }
