@@ -191,21 +191,31 @@ func (db *DB) RightsBySKU(ctx context.Context, sku string) (map[string]crdt.Escr
 // SafetyOf reads the safety stock of each of skus in warehouse; a SKU
 // without any is left out.
 func (db *DB) SafetyOf(ctx context.Context, warehouse string, skus []string) (map[string]int64, error) {
+	out, err := db.bySKU(ctx, sqlSafetyList, skus, warehouse)
+	if err != nil {
+		return nil, fmt.Errorf("query safety: %w", err)
+	}
+	return out, nil
+}
+
+// bySKU runs q for skus (nothing for none): warehouse, then the SKUs, then
+// more as arguments; each row is a SKU and a number.
+func (db *DB) bySKU(ctx context.Context, q skuQuery, skus []string, warehouse string, more ...any) (map[string]int64, error) {
 	out := map[string]int64{}
 	if len(skus) == 0 {
 		return out, nil
 	}
-	query, arg := sqlSafetyList.of(skus)
-	rows, err := db.reader.QueryContext(ctx, query, warehouse, arg)
+	query, arg := q.of(skus)
+	rows, err := db.reader.QueryContext(ctx, query, append([]any{warehouse, arg}, more...)...)
 	if err != nil {
-		return nil, fmt.Errorf("query safety: %w", err)
+		return nil, err
 	}
 	defer rows.Close()
 	for rows.Next() {
 		var sku string
 		var n int64
 		if err := rows.Scan(&sku, &n); err != nil {
-			return nil, fmt.Errorf("query safety: %w", err)
+			return nil, err
 		}
 		out[sku] = n
 	}

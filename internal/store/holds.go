@@ -340,25 +340,11 @@ func (db *DB) NextExpiry(ctx context.Context) (time.Time, bool, error) {
 // ReservedOf sums the active, unexpired holds of each of skus in this
 // warehouse; a SKU without any is left out.
 func (db *DB) ReservedOf(ctx context.Context, skus []string, now time.Time) (map[string]int64, error) {
-	out := map[string]int64{}
-	if len(skus) == 0 {
-		return out, nil
-	}
-	query, arg := sqlReservedOf.of(skus)
-	rows, err := db.reader.QueryContext(ctx, query, db.warehouse, arg, now.UnixMilli())
+	out, err := db.bySKU(ctx, sqlReservedOf, skus, db.warehouse, now.UnixMilli())
 	if err != nil {
 		return nil, fmt.Errorf("query holds: %w", err)
 	}
-	defer rows.Close()
-	for rows.Next() {
-		var sku string
-		var n int64
-		if err := rows.Scan(&sku, &n); err != nil {
-			return nil, fmt.Errorf("query holds: %w", err)
-		}
-		out[sku] = n
-	}
-	return out, rows.Err()
+	return out, nil
 }
 
 // addReserved changes the committed reservations of a key (commit loop only).

@@ -31,15 +31,7 @@ func startHubAuth(t *testing.T, dsn string, agents ...hub.Agent) *hub.Server {
 
 func do(t *testing.T, method, url, token, body string) int {
 	t.Helper()
-	req, err := http.NewRequest(method, url, strings.NewReader(body))
-	require.NoError(t, err)
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	require.NoError(t, err)
-	resp.Body.Close()
-	return resp.StatusCode
+	return send(t, method, url, token, body, nil)
 }
 
 // Every route of the hub but /healthz refuses a request without a valid
