@@ -26,8 +26,12 @@ func TestLines_SQLite(t *testing.T) {
 }
 
 func TestChannels_SQLiteHub(t *testing.T) {
-	storetest.Channels(t, func(rt *rapid.T) storetest.Backend {
-		db, err := store.Open(context.Background(), t.TempDir(), store.Options{Warehouse: "hub"})
+	var dir string
+	storetest.Channels(t, func(rt *rapid.T, fresh bool) storetest.Backend {
+		if fresh {
+			dir = t.TempDir()
+		}
+		db, err := store.Open(context.Background(), dir, store.Options{Warehouse: "hub"})
 		require.NoError(rt, err)
 		return db
 	})

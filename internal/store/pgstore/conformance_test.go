@@ -28,19 +28,16 @@ func TestLines_PostgreSQL(t *testing.T) {
 }
 
 func TestChannels_PostgreSQLHub(t *testing.T) {
-	db, err := Open(t.Context(), testenv.PostgresDSN(t), func() {}, slog.New(slog.DiscardHandler))
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = db.Close() })
-	storetest.Channels(t, func(rt *rapid.T) storetest.Backend {
-		// One schema for every history (a connection each would exhaust
-		// the server): each starts from empty tables.
-		_, err := db.pool.Exec(t.Context(), `TRUNCATE counters, escrow, promises, lines, hub_holds, events`)
+	// One schema for every history (one each would exhaust the server's
+	// connections): a fresh history starts from empty tables.
+	dsn := testenv.PostgresDSN(t)
+	storetest.Channels(t, func(rt *rapid.T, fresh bool) storetest.Backend {
+		db, err := Open(t.Context(), dsn, func() {}, slog.New(slog.DiscardHandler))
 		require.NoError(rt, err)
-		return keepOpen{db}
+		if fresh {
+			_, err = db.pool.Exec(t.Context(), `TRUNCATE counters, escrow, promises, lines, hub_holds, events`)
+			require.NoError(rt, err)
+		}
+		return db
 	})
 }
-
-// keepOpen is a store the suite does not close.
-type keepOpen struct{ *DB }
-
-func (keepOpen) Close() error { return nil }

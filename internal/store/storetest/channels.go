@@ -45,18 +45,22 @@ type world struct {
 }
 
 // Channels holds the stores to SPEC §9's guarantee under any history: a
-// rapid state machine over real stores (two SQLite agents and the hub
-// newHub makes) that receives, allots, holds and sells locally, books
-// orders and releases at the hub, and syncs page by page with pages
-// dropped, delivered again and out of date, and agents restarted. After
-// every step, in the union of every store's state: no channel's rights
-// are negative, every booked order is spent exactly once, picks never pass
-// spends, and what is promised (channels' rights, committed orders, local
-// holds) never passes what is on hand. Healed and everything picked, the
-// stock is exactly what was received less what was sold.
-func Channels(t *testing.T, newHub func(t *rapid.T) Backend) {
+// rapid state machine over real stores (two SQLite agents and the hub's
+// store) that receives, allots, holds and sells locally, books orders and
+// releases at the hub, and syncs page by page with pages dropped,
+// delivered again and out of date, and agents and the hub restarted.
+// After every step, in the union of every store's state: no channel's
+// rights are negative, every booked order is spent exactly once, picks
+// never pass spends, and what is promised (channels' rights, committed
+// orders, local holds) never passes what is on hand. Healed and
+// everything picked, the stock is exactly what was received less what
+// was sold.
+//
+// hub opens the hub's store: empty when fresh, else the same store again
+// after the suite closed it (a hub restart).
+func Channels(t *testing.T, hub func(t *rapid.T, fresh bool) Backend) {
 	rapid.Check(t, func(rt *rapid.T) {
-		w := &world{ctx: context.Background(), agents: map[string]*store.DB{}, dirs: map[string]string{}, hub: newHub(rt),
+		w := &world{ctx: context.Background(), agents: map[string]*store.DB{}, dirs: map[string]string{}, hub: hub(rt, true),
 			pulled: map[string]int64{}, pushed: map[string]int64{}, spent: map[[3]string]uint64{}, lines: map[string][]store.OrderLine{},
 			holds: map[string][]string{}, received: map[chKey]int64{}, sold: map[chKey]int64{}}
 		for _, wh := range chWarehouses {
@@ -90,6 +94,10 @@ func Channels(t *testing.T, newHub func(t *rapid.T) Backend) {
 				wh := rapid.SampledFrom(chWarehouses).Draw(rt, "warehouse")
 				require.NoError(rt, w.agents[wh].Close())
 				w.open(rt, wh)
+			},
+			"restart hub": func(rt *rapid.T) {
+				require.NoError(rt, w.hub.(interface{ Close() error }).Close())
+				w.hub = hub(rt, false)
 			},
 			"": w.check,
 		})
