@@ -35,7 +35,7 @@ func (h HubHold) Expired(now time.Time) bool {
 // HubHoldOp is a change to a hub hold, applied in a write transaction. The
 // store sets Result before the batch's done callback runs.
 type HubHoldOp struct {
-	Kind     HoldOpKind // HoldCreate, HoldRenew, HoldRelease or HoldCommit
+	Kind     HoldOpKind // HoldCreate, HoldRenew, HoldRelease, HoldCommit or HoldExpire (every hold due)
 	Hold     HubHold    // Create: the hold; others: Hold.ID (Renew: Hold.ExpiresAt)
 	BodyHash []byte     // Create: identifies the request, for idempotent retries
 	// Order is the promise a commit applies (the order's spends and lines),
@@ -54,6 +54,7 @@ type HubHoldResult struct {
 	// Available is, for a refused create, what the channel could hold or
 	// sell at the warehouse then.
 	Available int64
+	Expired   int // Expire: how many holds ended
 }
 
 // HubHoldTx is what the rule needs of a store's write transaction.
@@ -66,11 +67,19 @@ type HubHoldTx interface {
 	// now, but except.
 	Held(warehouse, sku, channel string, now time.Time, except string) (int64, error)
 	ApplyPromise(p *Promise) error
+	// ExpireHubHolds ends every active hold past its expiry at now, each
+	// with a new version, and says how many.
+	ExpireHubHolds(now time.Time) (int, error)
 }
 
 // ApplyHubHold is the one rule of hub holds, for both stores.
 func ApplyHubHold(tx HubHoldTx, op *HubHoldOp) error {
 	now := op.Now.Truncate(time.Millisecond).UTC()
+	if op.Kind == HoldExpire {
+		n, err := tx.ExpireHubHolds(now)
+		op.Result = HubHoldResult{Status: HoldOK, Expired: n}
+		return err
+	}
 	h, hash, found, err := tx.GetHubHold(op.Hold.ID)
 	if err != nil {
 		return err
@@ -164,17 +173,81 @@ func ScanHubHold(row interface{ Scan(...any) error }, noRows error) (HubHold, []
 }
 
 func (t sqliteHubHolds) InsertHubHold(h HubHold, hash []byte) error {
-	_, err := t.s.tx.ExecContext(t.ctx, `INSERT INTO hub_holds(`+HubHoldColumns+`, body_hash) VALUES (?,?,?,?,?,?,?,?,?,?)`,
-		h.ID, h.Warehouse, h.SKU, h.Channel, h.Qty, string(h.State), h.CreatedAt.UnixMilli(), h.ExpiresAt.UnixMilli(), h.OrderID, nonNil(hash))
+	t.db.version++ // the ATS feed shows the change
+	_, err := t.s.tx.ExecContext(t.ctx, `INSERT INTO hub_holds(`+HubHoldColumns+`, body_hash, version) VALUES (?,?,?,?,?,?,?,?,?,?,?)`,
+		h.ID, h.Warehouse, h.SKU, h.Channel, h.Qty, string(h.State), h.CreatedAt.UnixMilli(), h.ExpiresAt.UnixMilli(), h.OrderID, nonNil(hash),
+		t.db.version)
 	t.st.rights[stockKey{h.Warehouse, h.SKU, ""}] = true
 	return err
 }
 
 func (t sqliteHubHolds) UpdateHubHold(h HubHold) error {
-	_, err := t.s.tx.ExecContext(t.ctx, `UPDATE hub_holds SET state = ?, expires_at = ?, order_id = ? WHERE id = ?`,
-		string(h.State), h.ExpiresAt.UnixMilli(), h.OrderID, h.ID)
+	t.db.version++
+	_, err := t.s.tx.ExecContext(t.ctx, `UPDATE hub_holds SET state = ?, expires_at = ?, order_id = ?, version = ? WHERE id = ?`,
+		string(h.State), h.ExpiresAt.UnixMilli(), h.OrderID, t.db.version, h.ID)
 	t.st.rights[stockKey{h.Warehouse, h.SKU, ""}] = true
 	return err
+}
+
+func (t sqliteHubHolds) ExpireHubHolds(now time.Time) (int, error) {
+	rows, err := t.s.tx.QueryContext(t.ctx, `SELECT id, warehouse, sku FROM hub_holds WHERE state = 'active' AND expires_at <= ?`, now.UnixMilli())
+	if err != nil {
+		return 0, err
+	}
+	var due []stockKey // location: the hold's id
+	for rows.Next() {
+		var k stockKey
+		if err := rows.Scan(&k.location, &k.warehouse, &k.sku); err != nil {
+			rows.Close()
+			return 0, err
+		}
+		due = append(due, k)
+	}
+	if err := errors.Join(rows.Err(), rows.Close()); err != nil {
+		return 0, err
+	}
+	for _, k := range due {
+		t.db.version++
+		if _, err := t.s.tx.ExecContext(t.ctx, `UPDATE hub_holds SET state = 'expired', version = ? WHERE id = ?`, t.db.version, k.location); err != nil {
+			return 0, err
+		}
+		t.st.rights[stockKey{k.warehouse, k.sku, ""}] = true
+	}
+	return len(due), nil
+}
+
+// SQLHoldChanges lists the SKUs whose holds on channel $1 changed with a
+// version in ($2, $3], and the highest such version ($n and ? alike).
+const SQLHoldChanges = `SELECT sku, MAX(version) FROM hub_holds WHERE channel = $1 AND version > $2 AND version <= $3 GROUP BY sku`
+
+// HoldChanges lists the SKUs whose hub holds on channel changed with a
+// version in (since, upto], and the highest such version (0: none).
+func (db *DB) HoldChanges(ctx context.Context, channel string, since, upto int64) ([]string, int64, error) {
+	return ScanHoldChanges(db.reader.QueryContext(ctx, SQLHoldChanges, channel, since, upto))
+}
+
+// ScanHoldChanges reads the rows of SQLHoldChanges.
+func ScanHoldChanges(rows interface {
+	Next() bool
+	Scan(...any) error
+	Err() error
+	Close() error
+}, err error) ([]string, int64, error) {
+	if err != nil {
+		return nil, 0, err
+	}
+	defer rows.Close()
+	var skus []string
+	var top int64
+	for rows.Next() {
+		var sku string
+		var v int64
+		if err := rows.Scan(&sku, &v); err != nil {
+			return nil, 0, err
+		}
+		skus, top = append(skus, sku), max(top, v)
+	}
+	return skus, top, rows.Err()
 }
 
 func (t sqliteHubHolds) EscrowOf(warehouse, sku string) (crdt.Escrow, error) {

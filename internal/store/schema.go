@@ -179,9 +179,11 @@ var migrations = []string{
 		state      TEXT    NOT NULL,
 		created_at INTEGER NOT NULL,
 		expires_at INTEGER NOT NULL,
-		order_id   TEXT    NOT NULL
+		order_id   TEXT    NOT NULL,
+		version    INTEGER NOT NULL
 	) STRICT;
-	CREATE INDEX hub_holds_sku ON hub_holds(sku, channel) WHERE state = 'active';`,
+	CREATE INDEX hub_holds_sku ON hub_holds(sku, channel) WHERE state = 'active';
+	CREATE INDEX hub_holds_version ON hub_holds(channel, version);`,
 }
 
 // migrate brings the schema up to date, each migration in a transaction of

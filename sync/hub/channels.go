@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"net/http"
 	"slices"
 	"sort"
@@ -29,6 +30,7 @@ type Seller interface {
 	PromiseOf(ctx context.Context, id string) (hash, body []byte, found bool, err error)
 	HeldBySKU(ctx context.Context, sku, channel string, now time.Time) (map[string]int64, error)
 	HubHold(ctx context.Context, id string) (store.HubHold, bool, error)
+	HoldChanges(ctx context.Context, channel string, since, upto int64) ([]string, int64, error)
 }
 
 var _ Seller = (*store.DB)(nil)
@@ -187,10 +189,9 @@ func (a *API) ats(ctx context.Context, sku, channel string, whs []WarehouseStatu
 }
 
 // handleATSFeed is the ATS change feed for a channel's connector: the
-// SKUs whose rights on the channel changed since the cursor (an
-// allotment, an order, a release), each with its ATS now, long-polling
-// like /v1/feed. Cart holds are not in the version sequence: a hold
-// shows at its SKU's next change; GET /v1/ats/{sku} is always current.
+// SKUs whose rights or cart holds on the channel changed since the cursor
+// (an allotment, an order, a release, a hold made, ended or expired),
+// each with its ATS now, long-polling like /v1/feed.
 func (a *API) handleATSFeed(w http.ResponseWriter, r *http.Request) {
 	channel := r.URL.Query().Get("channel")
 	if !validChannel(channel) {
@@ -219,13 +220,23 @@ func (a *API) handleATSFeed(w http.ResponseWriter, r *http.Request) {
 			if err != nil {
 				return false, err
 			}
-			var skus []string
+			// Holds share the version sequence but not the sync's pages:
+			// those up to the page's end, or all once it is the last.
+			upto := page.Next
+			if !page.More {
+				upto = math.MaxInt64
+			}
+			skus, top, err := a.Sell.HoldChanges(r.Context(), channel, since, upto)
+			if err != nil {
+				return false, err
+			}
 			for _, e := range page.Escrow {
 				if (e.Holder == channel || e.To == channel) && !slices.Contains(skus, e.SKU) {
 					skus = append(skus, e.SKU)
 				}
 			}
-			since, more = page.Next, page.More
+			slices.Sort(skus)
+			since, more = max(page.Next, top), page.More
 			whs := a.Hub.Warehouses()
 			for _, sku := range skus {
 				v, err := a.ats(r.Context(), sku, channel, whs)

@@ -442,5 +442,16 @@ func TestHub_ATSFeed(t *testing.T) {
 	require.Len(t, next.Changes, 1)
 	require.Equal(t, "F-1", next.Changes[0].SKU)
 	require.Equal(t, int64(2), next.Changes[0].ATS)
+
+	// A cart hold is news, and so is its expiry.
+	require.Equal(t, http.StatusCreated, send(t, "POST", base+"/v1/holds", "", `{"id":"fh","sku":"F-1","channel":"web","qty":1,"ttl":"1s"}`, nil))
+	var held feed
+	require.Equal(t, http.StatusOK, send(t, "GET", base+"/v1/ats?channel=web&wait=10s&since="+next.Next, "", "", &held))
+	require.Len(t, held.Changes, 1)
+	require.Equal(t, int64(1), held.Changes[0].ATS)
+	var expired feed
+	require.Equal(t, http.StatusOK, send(t, "GET", base+"/v1/ats?channel=web&wait=10s&since="+held.Next, "", "", &expired))
+	require.Len(t, expired.Changes, 1, "the hold expired")
+	require.Equal(t, int64(2), expired.Changes[0].ATS)
 	require.Equal(t, http.StatusBadRequest, send(t, "GET", base+"/v1/ats", "", "", nil), "channel is required")
 }

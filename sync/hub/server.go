@@ -64,6 +64,8 @@ type Server struct {
 	srv    *http.Server
 	ln     net.Listener
 	wg     stdsync.WaitGroup
+	// stopSweep ends the loop that expires cart holds.
+	stopSweep context.CancelFunc
 }
 
 // NewServer returns a hub for cfg.
@@ -136,6 +138,7 @@ func (s *Server) Open(ctx context.Context) (err error) {
 		}
 	})
 	s.hub.Open()
+	s.sweepHolds()
 	s.logger.Info("hub started", "replica", s.store.ReplicaID(), "http", s.HTTPAddr(), "agents", len(s.cfg.Agents))
 	return nil
 }
@@ -210,6 +213,9 @@ func (s *Server) Close(ctx context.Context) error {
 	if s.srv != nil {
 		errs = append(errs, s.srv.Shutdown(ctx))
 	}
+	if s.stopSweep != nil {
+		s.stopSweep()
+	}
 	s.wg.Wait()
 	if s.hub != nil {
 		s.hub.Close()
@@ -221,4 +227,33 @@ func (s *Server) Close(ctx context.Context) error {
 		errs = append(errs, s.lock.Release())
 	}
 	return errors.Join(errs...)
+}
+
+// holdSweep is how often cart holds past their TTL are ended: each end is
+// a change the ATS feed shows (their units stop counting at expiry
+// whether swept or not).
+const holdSweep = time.Second
+
+// sweepHolds ends expired cart holds every holdSweep until Close.
+func (s *Server) sweepHolds() {
+	ctx, cancel := context.WithCancel(context.Background())
+	s.stopSweep = cancel
+	s.wg.Go(func() {
+		t := time.NewTicker(holdSweep)
+		defer t.Stop()
+		var failing bool
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+			op := &store.HubHoldOp{Kind: store.HoldExpire, Now: time.Now()}
+			_, err := s.store.Apply(ctx, &store.Batch{HubHolds: []*store.HubHoldOp{op}})
+			if err != nil && ctx.Err() == nil && !failing {
+				s.logger.Error("expiring cart holds", "err", err)
+			}
+			failing = err != nil
+		}
+	})
 }

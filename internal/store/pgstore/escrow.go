@@ -135,17 +135,39 @@ func (t pgHubHolds) GetHubHold(id string) (store.HubHold, []byte, bool, error) {
 }
 
 func (t pgHubHolds) InsertHubHold(h store.HubHold, hash []byte) error {
-	_, err := t.tx.Exec(t.ctx, `INSERT INTO hub_holds(`+store.HubHoldColumns+`, body_hash) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10)`,
+	_, err := t.tx.Exec(t.ctx, `INSERT INTO hub_holds(`+store.HubHoldColumns+`, body_hash, version)
+		VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10, nextval('counter_version'))`,
 		h.ID, h.Warehouse, h.SKU, h.Channel, h.Qty, string(h.State), h.CreatedAt.UnixMilli(), h.ExpiresAt.UnixMilli(), h.OrderID,
 		append([]byte{}, hash...))
 	return err
 }
 
 func (t pgHubHolds) UpdateHubHold(h store.HubHold) error {
-	_, err := t.tx.Exec(t.ctx, `UPDATE hub_holds SET state = $1, expires_at = $2, order_id = $3 WHERE id = $4`,
+	_, err := t.tx.Exec(t.ctx, `UPDATE hub_holds SET state = $1, expires_at = $2, order_id = $3, version = nextval('counter_version') WHERE id = $4`,
 		string(h.State), h.ExpiresAt.UnixMilli(), h.OrderID, h.ID)
 	return err
 }
+
+func (t pgHubHolds) ExpireHubHolds(now time.Time) (int, error) {
+	tag, err := t.tx.Exec(t.ctx, `UPDATE hub_holds SET state = 'expired', version = nextval('counter_version')
+		WHERE state = 'active' AND expires_at <= $1`, now.UnixMilli())
+	return int(tag.RowsAffected()), err
+}
+
+// HoldChanges lists the SKUs whose hub holds on channel changed with a
+// version in (since, upto], and the highest such version (0: none).
+func (db *DB) HoldChanges(ctx context.Context, channel string, since, upto int64) ([]string, int64, error) {
+	rows, err := db.pool.Query(ctx, store.SQLHoldChanges, channel, since, upto)
+	if err != nil {
+		return nil, 0, fmt.Errorf("postgres holds: %w", err)
+	}
+	return store.ScanHoldChanges(pgRows{rows}, nil)
+}
+
+// pgRows is pgx.Rows with database/sql's Close.
+type pgRows struct{ pgx.Rows }
+
+func (r pgRows) Close() error { r.Rows.Close(); return nil }
 
 func (t pgHubHolds) EscrowOf(warehouse, sku string) (crdt.Escrow, error) {
 	return t.escrowOf(warehouse, sku)

@@ -62,8 +62,10 @@ var schema = []string{
 	// The hub's cart holds on channels' rights (store.HubHold).
 	`CREATE TABLE IF NOT EXISTS hub_holds (
 		id TEXT PRIMARY KEY, warehouse TEXT NOT NULL, sku TEXT NOT NULL, channel TEXT NOT NULL, qty BIGINT NOT NULL,
-		state TEXT NOT NULL, created_at BIGINT NOT NULL, expires_at BIGINT NOT NULL, order_id TEXT NOT NULL, body_hash BYTEA NOT NULL)`,
+		state TEXT NOT NULL, created_at BIGINT NOT NULL, expires_at BIGINT NOT NULL, order_id TEXT NOT NULL, body_hash BYTEA NOT NULL,
+		version BIGINT NOT NULL)`,
 	`CREATE INDEX IF NOT EXISTS hub_holds_sku ON hub_holds(sku, channel) WHERE state = 'active'`,
+	`CREATE INDEX IF NOT EXISTS hub_holds_version ON hub_holds(channel, version)`,
 	`CREATE TABLE IF NOT EXISTS events (
 		seq BIGSERIAL PRIMARY KEY, device TEXT NOT NULL, event_id TEXT NOT NULL, body_hash BYTEA NOT NULL,
 		type TEXT NOT NULL, warehouse TEXT NOT NULL, location TEXT NOT NULL, sku TEXT NOT NULL,
@@ -292,7 +294,7 @@ func (db *DB) Apply(ctx context.Context, b *store.Batch) ([]store.Outcome, error
 			if err := store.ApplyHubHold(pgHubHolds{db: db, ctx: ctx, tx: tx}, op); err != nil {
 				return err
 			}
-			changed = changed || op.Result.Status == store.HoldOK
+			changed = changed || op.Result.Status == store.HoldOK && (op.Kind != store.HoldExpire || op.Result.Expired > 0)
 		}
 		if !changed {
 			return nil
