@@ -202,6 +202,15 @@ func (e *Escrow) MarkPicked(replica, holder string, n uint64) (EscrowEntry, erro
 	return e.grow(EscrowKey{Replica: replica, Kind: Pick, Holder: holder}, n), nil
 }
 
+// Deliver records n of holder's spends as delivered, as replica, without
+// checking them against this view: for a delivery of a spend the caller
+// knows was made (an order line names its order's spend) though this
+// view may not have merged it yet. Committed(holder) may read below zero
+// here until it has; Promised, which spends do not enter, is right at once.
+func (e *Escrow) Deliver(replica, holder string, n uint64) EscrowEntry {
+	return e.grow(EscrowKey{Replica: replica, Kind: Pick, Holder: holder}, n)
+}
+
 func (e Escrow) within(holder string, n uint64) error {
 	if r := e.Rights(holder); n > 0 && (r < 0 || n > uint64(r)) {
 		return fmt.Errorf("%w: %s holds %d, asked %d", ErrInsufficientRights, holder, r, n)

@@ -233,6 +233,16 @@ func TestEscrow_AllotAndPromised(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, int64(5), e.Promised("local"))
 	require.Equal(t, int64(3), e.Rights("amazon"))
+
+	// A delivery of a spend this view has not merged yet is recorded all
+	// the same: Promised is right at once, Committed once the spend merges.
+	x := e.Deliver(agentReplica, "ebay", 1)
+	require.Equal(t, uint64(1), x.Total)
+	require.Equal(t, int64(4), e.Promised("local"))
+	require.Equal(t, int64(-1), e.Committed("ebay"))
+	_, err = e.Spend(hubReplica, "ebay", 1)
+	require.NoError(t, err)
+	require.Equal(t, int64(0), e.Committed("ebay"))
 }
 
 // A total past MaxTotal is no owner's state: merged, it changes nothing,

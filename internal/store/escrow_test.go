@@ -134,6 +134,21 @@ func TestDB_OrderLines(t *testing.T) {
 	require.Equal(t, int64(0), e.Committed("amazon"))
 	require.Equal(t, int64(2), e.Promised(LocalHolder), "amazon's 2 unsold rights")
 
+	// A line can arrive before its spend (the spend's total moved to a
+	// later version when the channel sold again): picked meanwhile, it is
+	// settled in full, and committed is right once the spend arrives.
+	promise(t, db, &Batch{Merges: []*MergeOp{{Now: time.Now(), Lines: []OrderLine{{ID: "o5.1", Warehouse: "wh1", SKU: "SKU-L", Channel: "amazon", Qty: 2}}}}})
+	pick := &HoldOp{Kind: HoldCommit, Hold: Hold{ID: "o5.1"}, EventDevice: "holds", EventID: "hold:o5.1", Now: time.Now()}
+	promise(t, db, &Batch{Holds: []*HoldOp{pick}})
+	require.Equal(t, HoldPicked, pick.Result.Hold.State)
+	spend.Total = 5
+	promise(t, db, &Batch{Merges: []*MergeOp{{Now: time.Now(), Escrow: []EscrowEntry{spend}}}})
+	rights, err = db.RightsOf(t.Context(), "wh1", []string{"SKU-L"})
+	require.NoError(t, err)
+	e = rights["SKU-L"]
+	require.Equal(t, int64(0), e.Committed("amazon"), "both picks settled their lines")
+	require.Equal(t, int64(5), onHand(t, db, "SKU-L"))
+
 	// Cancelled after its pick: it stays picked, sold.
 	promise(t, db, &Batch{Merges: []*MergeOp{{Now: time.Now(), Lines: []OrderLine{{ID: "o1.1", Warehouse: "wh1", SKU: "SKU-L", Channel: "amazon", Qty: 3, Cancelled: true}}}}})
 	h, _, err = db.GetHold(t.Context(), "o1.1")

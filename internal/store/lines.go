@@ -100,21 +100,18 @@ func (db *DB) mergeLine(ctx context.Context, s *boundStmts, st *txState, l *Orde
 }
 
 // settle records h's units as no longer committed to its channel: a pick
-// total, within what is committed (a pick never delivers more than was
-// promised; a view that has not seen the line's spend yet settles less).
+// total of the whole line. The line proves its order's spend, which this
+// store may not have merged yet: a spend's total moves to a later version
+// each time the channel sells again, so a page can carry a line before
+// the spend it belongs to (the channels state machine found it). Checked
+// against this view, the pick would be lost, and the units committed for
+// ever.
 func (db *DB) settle(ctx context.Context, s *boundStmts, st *txState, h Hold, now time.Time) error {
 	e, err := scanEscrow(s.use(s.src.escrowOf).QueryContext(ctx, h.Warehouse, h.SKU))
 	if err != nil {
 		return err
 	}
-	n := min(h.Qty, max(e.Committed(h.Channel), 0))
-	if n == 0 {
-		return nil
-	}
-	x, err := e.MarkPicked(db.replicaID, h.Channel, uint64(n))
-	if err != nil {
-		return err
-	}
+	x := e.Deliver(db.replicaID, h.Channel, uint64(h.Qty))
 	db.version++
 	_, err = s.use(s.src.mergeEscrow).ExecContext(ctx, h.Warehouse, h.SKU, x.Replica, string(crdt.Pick), x.Holder, x.To,
 		int64(x.Total), db.version, now.UnixMilli())
