@@ -188,6 +188,37 @@ func (a *API) ats(ctx context.Context, sku, channel string, whs []WarehouseStatu
 	return out, nil
 }
 
+// atsChanges is the ATS now of each SKU whose rights or holds on channel
+// changed in page (read from since), and the cursor after them. Holds
+// share the version sequence but not the sync's pages: those up to the
+// page's end, or all once it is the last.
+func (a *API) atsChanges(ctx context.Context, channel string, since int64, page store.DeltaPage) ([]ATS, int64, error) {
+	upto := page.Next
+	if !page.More {
+		upto = math.MaxInt64
+	}
+	skus, top, err := a.Sell.HoldChanges(ctx, channel, since, upto)
+	if err != nil {
+		return nil, since, err
+	}
+	for _, e := range page.Escrow {
+		if (e.Holder == channel || e.To == channel) && !slices.Contains(skus, e.SKU) {
+			skus = append(skus, e.SKU)
+		}
+	}
+	slices.Sort(skus)
+	whs := a.Hub.Warehouses()
+	var out []ATS
+	for _, sku := range skus {
+		v, err := a.ats(ctx, sku, channel, whs)
+		if err != nil {
+			return nil, since, err
+		}
+		out = append(out, v)
+	}
+	return out, max(page.Next, top), nil
+}
+
 // handleATSFeed is the ATS change feed for a channel's connector: the
 // SKUs whose rights or cart holds on the channel changed since the cursor
 // (an allotment, an order, a release, a hold made, ended or expired),
@@ -213,43 +244,25 @@ func (a *API) handleATSFeed(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "bad_query", "%v", err)
 		return
 	}
-	changes, more := []ATS{}, false
+	var changes []ATS
+	more := false
 	err = sync.LongPoll(r.Context(), a.Hub.changed, wait, func() (bool, error) {
 		for { // past pages of other channels' news at once
 			page, err := a.Hub.store.Deltas(r.Context(), since, int(limit), "")
 			if err != nil {
 				return false, err
 			}
-			// Holds share the version sequence but not the sync's pages:
-			// those up to the page's end, or all once it is the last.
-			upto := page.Next
-			if !page.More {
-				upto = math.MaxInt64
-			}
-			skus, top, err := a.Sell.HoldChanges(r.Context(), channel, since, upto)
-			if err != nil {
+			if changes, since, err = a.atsChanges(r.Context(), channel, since, page); err != nil {
 				return false, err
 			}
-			for _, e := range page.Escrow {
-				if (e.Holder == channel || e.To == channel) && !slices.Contains(skus, e.SKU) {
-					skus = append(skus, e.SKU)
-				}
-			}
-			slices.Sort(skus)
-			since, more = max(page.Next, top), page.More
-			whs := a.Hub.Warehouses()
-			for _, sku := range skus {
-				v, err := a.ats(r.Context(), sku, channel, whs)
-				if err != nil {
-					return false, err
-				}
-				changes = append(changes, v)
-			}
-			if len(changes) > 0 || !more {
+			if more = page.More; len(changes) > 0 || !more {
 				return len(changes) > 0, nil
 			}
 		}
 	})
+	if changes == nil {
+		changes = []ATS{}
+	}
 	if err != nil {
 		writeError(w, http.StatusInternalServerError, "store_error", "%v", err)
 		return

@@ -12,6 +12,7 @@ import (
 	"github.com/edgestock/edgestock/internal/auth"
 	"github.com/edgestock/edgestock/internal/httpjson"
 	"github.com/edgestock/edgestock/internal/ingest"
+	"github.com/edgestock/edgestock/internal/sse"
 	"github.com/edgestock/edgestock/internal/store"
 	"github.com/edgestock/edgestock/sync"
 )
@@ -61,6 +62,7 @@ func (a *API) Routes() http.Handler {
 			httpjson.Write(w, http.StatusOK, map[string]any{"warehouses": a.Hub.Warehouses()})
 		}, false},
 		{"GET /v1/feed", auth.ScopeStockRead, a.handleFeed, false},
+		{"GET /v1/stream", auth.ScopeStockRead, a.handleStream, true},
 		{"POST /v1/events", auth.ScopeEventsWrite, a.handleEvents, false},
 		{"GET /v1/ats/{sku}", auth.ScopeStockRead, a.handleATS, true},
 		{"GET /v1/ats", auth.ScopeStockRead, a.handleATSFeed, true},
@@ -81,6 +83,9 @@ func (a *API) Routes() http.Handler {
 		}
 		if a.Guard != nil {
 			h = a.Guard.Require(r.scope, h)
+		}
+		if r.pattern == "GET /v1/stream" { // EventSource cannot set headers
+			h = sse.QueryToken(h)
 		}
 		mux.HandleFunc(r.pattern, h)
 	}
@@ -206,6 +211,38 @@ type FeedChange struct {
 	Total     int64  `json:"total"`   // in all warehouses
 }
 
+// feedChanges is one change per (warehouse, SKU) of page's counter
+// entries that keep says to (nil: every SKU), with the levels now.
+func (a *API) feedChanges(ctx context.Context, page store.DeltaPage, keep func(sku string) bool) ([]FeedChange, error) {
+	type key struct{ wh, sku string }
+	var keys []key
+	var skus []string
+	seen, seenSKU := map[key]bool{}, map[string]bool{}
+	for _, e := range page.Entries {
+		if keep != nil && !keep(e.SKU) {
+			continue
+		}
+		if k := (key{e.Warehouse, e.SKU}); !seen[k] {
+			seen[k] = true
+			keys = append(keys, k)
+		}
+		if !seenSKU[e.SKU] {
+			seenSKU[e.SKU] = true
+			skus = append(skus, e.SKU)
+		}
+	}
+	views, err := a.views(ctx, skus)
+	if err != nil {
+		return nil, err
+	}
+	changes := make([]FeedChange, 0, len(keys))
+	for _, k := range keys {
+		v := views[k.sku]
+		changes = append(changes, FeedChange{Warehouse: k.wh, SKU: k.sku, OnHand: v.Warehouses[k.wh].OnHand, Total: v.OnHand})
+	}
+	return changes, nil
+}
+
 // handleFeed is the reconciled change feed for OMS and marketplace
 // connectors: keys changed since the cursor with their new totals, long
 // polling like the agents' deltas.
@@ -234,30 +271,10 @@ func (a *API) handleFeed(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusInternalServerError, "store_error", "%v", err)
 		return
 	}
-	// One change per (warehouse, SKU) of the page.
-	type key struct{ wh, sku string }
-	var keys []key
-	var skus []string
-	seen, seenSKU := map[key]bool{}, map[string]bool{}
-	for _, e := range page.Entries {
-		if k := (key{e.Warehouse, e.SKU}); !seen[k] {
-			seen[k] = true
-			keys = append(keys, k)
-		}
-		if !seenSKU[e.SKU] {
-			seenSKU[e.SKU] = true
-			skus = append(skus, e.SKU)
-		}
-	}
-	views, err := a.views(r.Context(), skus)
+	changes, err := a.feedChanges(r.Context(), page, nil)
 	if err != nil {
 		writeError(w, http.StatusInternalServerError, "store_error", "%v", err)
 		return
-	}
-	changes := make([]FeedChange, 0, len(keys))
-	for _, k := range keys {
-		v := views[k.sku]
-		changes = append(changes, FeedChange{Warehouse: k.wh, SKU: k.sku, OnHand: v.Warehouses[k.wh].OnHand, Total: v.OnHand})
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"changes": changes, "next": sync.FormatCursor(replica, page.Next), "more": page.More})
 }

@@ -1,0 +1,79 @@
+package hub
+
+import (
+	"context"
+	"net/http"
+	"strings"
+
+	"github.com/edgestock/edgestock/drivers"
+	"github.com/edgestock/edgestock/internal/auth"
+	"github.com/edgestock/edgestock/internal/sse"
+	"github.com/edgestock/edgestock/sync"
+)
+
+// streamPage is how many deltas one read of a stream takes.
+const streamPage = 500
+
+// handleStream is the hub's live stream (SPEC §10): `stock` events (a
+// warehouse's level of a SKU and its total, as /v1/feed has them) and,
+// with ?channel=, `ats` events (the channel's ATS of a SKU, as /v1/ats has
+// them), read from the durable change sequence, so Last-Event-ID resumes
+// with no gap. A token bound to a channel gets its channel's ATS alone.
+func (a *API) handleStream(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	filter, err := sse.ParseFilter(q, drivers.ValidID)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "bad_query", "%v", err)
+		return
+	}
+	channel, stock := q.Get("channel"), true
+	if c, ok := auth.ClaimsOf(r); ok && c.Channel != "" {
+		if channel == "" {
+			channel = c.Channel
+		}
+		stock = false // a connector's token: its channel's ATS alone
+	}
+	if channel != "" && !validChannel(channel) {
+		writeError(w, http.StatusBadRequest, "bad_query", "channel: %q is not a channel", channel)
+		return
+	}
+	if channel != "" && !channelAllowed(w, r, channel) {
+		return
+	}
+	replica := a.Hub.store.CursorID()
+	src := func(ctx context.Context, cursor string) ([]sse.Event, string, bool, error) {
+		since, err := sync.ParseCursor(cursor, replica)
+		if err != nil || cursor != "" && !strings.HasPrefix(cursor, replica+"@") {
+			return nil, "", false, sse.ErrReset // another database's: from the start
+		}
+		page, err := a.Hub.store.Deltas(ctx, since, streamPage, "")
+		if err != nil {
+			return nil, "", false, err
+		}
+		var events []sse.Event
+		next := page.Next
+		if stock {
+			changes, err := a.feedChanges(ctx, page, filter.Keep)
+			if err != nil {
+				return nil, "", false, err
+			}
+			for _, c := range changes {
+				events = append(events, sse.Event{Type: "stock", Data: c})
+			}
+		}
+		if channel != "" {
+			changes, after, err := a.atsChanges(ctx, channel, since, page)
+			if err != nil {
+				return nil, "", false, err
+			}
+			for _, c := range changes {
+				if filter.Keep(c.SKU) {
+					events = append(events, sse.Event{Type: "ats", Data: c})
+				}
+			}
+			next = max(next, after)
+		}
+		return events, sync.FormatCursor(replica, next), page.More, nil
+	}
+	sse.Serve(w, r, src, sse.Options{Changed: a.Hub.changed.Wait})
+}
