@@ -1,0 +1,118 @@
+package sse
+
+import (
+	"bufio"
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strconv"
+	"strings"
+	stdsync "sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+// counter is a Source over the numbers 1..n, two per page; a cursor is
+// the last number sent, "x" one it cannot resume.
+type counter struct {
+	mu      stdsync.Mutex
+	n       int
+	changed chan struct{}
+}
+
+func (c *counter) add() {
+	c.mu.Lock()
+	c.n++
+	close(c.changed)
+	c.changed = make(chan struct{})
+	c.mu.Unlock()
+}
+
+func (c *counter) wait() <-chan struct{} { c.mu.Lock(); defer c.mu.Unlock(); return c.changed }
+
+func (c *counter) read(_ context.Context, cursor string) ([]Event, string, bool, error) {
+	if cursor == "x" {
+		return nil, "", false, ErrReset
+	}
+	from, _ := strconv.Atoi(cursor)
+	c.mu.Lock()
+	n := c.n
+	c.mu.Unlock()
+	var out []Event
+	i := from
+	for ; i < n && len(out) < 2; i++ {
+		out = append(out, Event{Type: "n", Data: i + 1})
+	}
+	return out, strconv.Itoa(i), i < n, nil
+}
+
+// lines reads a stream's lines until it has want events.
+func lines(t *testing.T, url, lastID string, want int) []string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	require.NoError(t, err)
+	if lastID != "" {
+		req.Header.Set("Last-Event-ID", lastID)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	var out []string
+	sc := bufio.NewScanner(resp.Body)
+	for events := 0; events < want && sc.Scan(); {
+		if l := sc.Text(); l != "" {
+			out = append(out, l)
+			if strings.HasPrefix(l, "data: ") {
+				events++
+			}
+		}
+	}
+	return out
+}
+
+// Pages carry their cursor on their last event; a resume starts after it,
+// a cursor the source cannot resume gets a reset first, and a client
+// waiting for news gets it when the source changes.
+func TestServe(t *testing.T) {
+	c := &counter{n: 3, changed: make(chan struct{})}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		Serve(w, r, c.read, Options{Changed: c.wait, Heartbeat: time.Hour})
+	}))
+	defer srv.Close()
+
+	require.Equal(t, []string{": edgestock stream",
+		"event: n", "data: 1", "id: 2", "event: n", "data: 2",
+		"id: 3", "event: n", "data: 3"}, lines(t, srv.URL, "", 3))
+	require.Equal(t, []string{": edgestock stream", "id: 3", "event: n", "data: 3"}, lines(t, srv.URL, "2", 1), "resumed after 2")
+	got := lines(t, srv.URL+"?since=x", "", 2)
+	require.Equal(t, "event: reset", got[1])
+	require.Equal(t, "data: 1", got[4], "then from the start")
+
+	done := make(chan []string)
+	go func() { done <- lines(t, srv.URL, "3", 1) }()
+	time.Sleep(50 * time.Millisecond) // let it wait; it must not need this to pass
+	c.add()
+	require.Equal(t, []string{": edgestock stream", "id: 4", "event: n", "data: 4"}, <-done)
+}
+
+func TestFilterAndQueryToken(t *testing.T) {
+	f, err := ParseFilter(url.Values{"sku": {"A-1", "B-2"}, "prefix": {"A"}}, func(s string) bool { return !strings.Contains(s, " ") })
+	require.NoError(t, err)
+	require.True(t, f.Keep("A-1"))
+	require.False(t, f.Keep("B-2"), "named but not of the prefix")
+	require.False(t, f.Keep("A-3"), "of the prefix but not named")
+	require.True(t, Filter{}.Keep("anything"))
+	_, err = ParseFilter(url.Values{"sku": {"a b"}}, func(s string) bool { return !strings.Contains(s, " ") })
+	require.Error(t, err)
+
+	var auth, query string
+	h := QueryToken(func(_ http.ResponseWriter, r *http.Request) { auth, query = r.Header.Get("Authorization"), r.URL.RawQuery })
+	h(httptest.NewRecorder(), httptest.NewRequest("GET", "/v1/stream?access_token=es1.t&sku=A", nil))
+	require.Equal(t, "Bearer es1.t", auth)
+	require.Equal(t, "sku=A", query, "the token leaves the URL")
+}
