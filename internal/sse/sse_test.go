@@ -111,7 +111,9 @@ func TestFilterAndQueryToken(t *testing.T) {
 	require.Error(t, err)
 
 	var auth, query string
-	h := QueryToken(func(_ http.ResponseWriter, r *http.Request) { auth, query = r.Header.Get("Authorization"), r.URL.RawQuery })
+	h := QueryToken(func(_ http.ResponseWriter, r *http.Request) {
+		auth, query = r.Header.Get("Authorization"), r.URL.RawQuery
+	})
 	h(httptest.NewRecorder(), httptest.NewRequest("GET", "/v1/stream?access_token=es1.t&sku=A", nil))
 	require.Equal(t, "Bearer es1.t", auth)
 	require.Equal(t, "sku=A", query, "the token leaves the URL")
