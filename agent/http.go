@@ -17,6 +17,7 @@ import (
 	"github.com/edgestock/edgestock/internal/auth"
 	"github.com/edgestock/edgestock/internal/httpjson"
 	"github.com/edgestock/edgestock/internal/ingest"
+	"github.com/edgestock/edgestock/internal/sse"
 	"github.com/edgestock/edgestock/internal/store"
 )
 
@@ -50,6 +51,7 @@ func (a *Agent) routes() http.Handler {
 		{"GET /v1/events", auth.ScopeStockRead, a.handleEvents},
 		{"GET /v1/quarantine", auth.ScopeAdmin, a.handleQuarantine},
 		{"GET /v1/alerts", auth.ScopeStockRead, a.handleAlerts},
+		{"GET /v1/stream", auth.ScopeStockRead, a.handleStream},
 		{"GET /v1/sync/deltas", auth.ScopeSync, a.handleSyncDeltas},
 		{"POST /v1/sync/merge", auth.ScopeSync, a.handleSyncMerge},
 		{"GET /v1/sync/state", auth.ScopeSync, a.handleSyncState},
@@ -62,7 +64,11 @@ func (a *Agent) routes() http.Handler {
 		{"POST /v1/allotments", auth.ScopeSync, a.handleAllot}, // admin, or the hub relaying one
 		{"GET /v1/allotments", auth.ScopeStockRead, a.handleAllotments},
 	} {
-		mux.HandleFunc(r.pattern, a.requireScope(r.scope, r.handler))
+		h := a.requireScope(r.scope, r.handler)
+		if r.pattern == "GET /v1/stream" { // EventSource cannot set headers
+			h = sse.QueryToken(h)
+		}
+		mux.HandleFunc(r.pattern, h)
 	}
 	return mux
 }

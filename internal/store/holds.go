@@ -151,7 +151,7 @@ func (db *DB) applyHold(ctx context.Context, s *boundStmts, st *txState, op *Hol
 		}
 		h.ExpiresAt = op.Hold.ExpiresAt.Truncate(time.Millisecond).UTC()
 		op.Result.Hold = h
-		_, err = s.use(s.src.renewHold).ExecContext(ctx, h.ExpiresAt.UnixMilli(), op.Now.UnixMilli(), h.ID)
+		_, err = s.use(s.src.renewHold).ExecContext(ctx, h.ExpiresAt.UnixMilli(), op.Now.UnixMilli(), db.nextVersion(), h.ID)
 		return err
 	case HoldCommit:
 		if awaitingPick(h) {
@@ -200,7 +200,7 @@ func (db *DB) createHold(ctx context.Context, s *boundStmts, st *txState, op *Ho
 	// Times are stored in milliseconds: answer with what a read returns.
 	h.State, h.CreatedAt, h.ExpiresAt = HoldActive, op.Now.Truncate(time.Millisecond).UTC(), h.ExpiresAt.Truncate(time.Millisecond).UTC()
 	_, err = s.use(s.src.insertHold).ExecContext(ctx, h.ID, op.BodyHash, h.Warehouse, h.Location, h.SKU,
-		h.Qty, h.Holder, h.Channel, string(h.State), h.CreatedAt.UnixMilli(), h.ExpiresAt.UnixMilli(), h.CreatedAt.UnixMilli())
+		h.Qty, h.Holder, h.Channel, string(h.State), h.CreatedAt.UnixMilli(), h.ExpiresAt.UnixMilli(), h.CreatedAt.UnixMilli(), db.nextVersion())
 	if err != nil {
 		return err
 	}
@@ -212,7 +212,7 @@ func (db *DB) createHold(ctx context.Context, s *boundStmts, st *txState, op *Ho
 // endHold moves an active hold to a final state (recording h's sale, if
 // any) and gives its units back.
 func (db *DB) endHold(ctx context.Context, s *boundStmts, st *txState, h *Hold, state HoldState, now time.Time) error {
-	if _, err := s.use(s.src.endHold).ExecContext(ctx, string(state), now.UnixMilli(), h.EventID, h.EventSeq, h.ID); err != nil {
+	if _, err := s.use(s.src.endHold).ExecContext(ctx, string(state), now.UnixMilli(), h.EventID, h.EventSeq, db.nextVersion(), h.ID); err != nil {
 		return err
 	}
 	st.reserved[stockKey{h.Warehouse, h.SKU, h.Location}] -= h.Qty
@@ -357,4 +357,19 @@ func (db *DB) addReserved(k stockKey, d int64) {
 			delete(db.reservedBySKU, k.sku)
 		}
 	}
+}
+
+// nextVersion numbers a change in the version sequence the delta sync and
+// the streams read (commit loop only).
+func (db *DB) nextVersion() int64 {
+	db.version++
+	return db.version
+}
+
+// LocalHoldChanges lists this warehouse's SKUs whose holds changed with a
+// version in (since, upto], and the highest such version (0: none): the
+// reserved and available a stream shows moved.
+func (db *DB) LocalHoldChanges(ctx context.Context, since, upto int64) ([]string, int64, error) {
+	return ScanHoldChanges(db.reader.QueryContext(ctx, `SELECT sku, MAX(version) FROM holds
+		WHERE warehouse = ? AND version > ? AND version <= ? GROUP BY sku`, db.warehouse, since, upto))
 }

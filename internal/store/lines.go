@@ -39,7 +39,7 @@ const (
 		ON CONFLICT (id) DO UPDATE SET cancelled = 1, version = excluded.version, updated_at = excluded.updated_at
 		WHERE excluded.cancelled = 1 AND cancelled = 0`
 	sqlInsertLineHold = `INSERT INTO holds(id, body_hash, warehouse, location, sku, qty, holder, channel, state,
-		created_at, expires_at, updated_at) VALUES (?, X'', ?, ?, ?, ?, ?, ?, ?, ?, 0, ?)`
+		created_at, expires_at, updated_at, version) VALUES (?, X'', ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?)`
 )
 
 // writeLine records a line the hub wrote (or its cancellation) with a new
@@ -83,7 +83,7 @@ func (db *DB) mergeLine(ctx context.Context, s *boundStmts, st *txState, l *Orde
 		}
 		at := now.UnixMilli()
 		_, err = s.tx.ExecContext(ctx, sqlInsertLineHold, l.ID, l.Warehouse, lineLocation, l.SKU, l.Qty, HubHolder, l.Channel,
-			string(state), at, at)
+			string(state), at, at, db.nextVersion())
 		st.rights[stockKey{l.Warehouse, l.SKU, ""}] = true
 		return err
 	case h.Holder != HubHolder:
@@ -93,7 +93,7 @@ func (db *DB) mergeLine(ctx context.Context, s *boundStmts, st *txState, l *Orde
 		if err := db.settle(ctx, s, st, h, now); err != nil {
 			return err
 		}
-		_, err = s.use(s.src.endHold).ExecContext(ctx, string(HoldCancelled), now.UnixMilli(), "", 0, h.ID)
+		_, err = s.use(s.src.endHold).ExecContext(ctx, string(HoldCancelled), now.UnixMilli(), "", 0, db.nextVersion(), h.ID)
 		return err
 	}
 	return nil
@@ -129,7 +129,7 @@ func (db *DB) pickLine(ctx context.Context, s *boundStmts, st *txState, op *Hold
 		return err
 	}
 	h.State = HoldPicked
-	if _, err := s.use(s.src.endHold).ExecContext(ctx, string(h.State), op.Now.UnixMilli(), h.EventID, h.EventSeq, h.ID); err != nil {
+	if _, err := s.use(s.src.endHold).ExecContext(ctx, string(h.State), op.Now.UnixMilli(), h.EventID, h.EventSeq, db.nextVersion(), h.ID); err != nil {
 		return err
 	}
 	op.Result.Hold = *h

@@ -143,7 +143,8 @@ var migrations = []string{
 	// with the answer given, so a retry gets the same one; the safety
 	// stock per SKU that local holds and allotments leave alone; order
 	// lines, versioned with the counters, on their way to the warehouses;
-	// and the hub's cart holds on channels' rights.
+	// the hub's cart holds on channels' rights; and a version on each
+	// hold's change, which the agent's stream reads.
 	`CREATE TABLE promises (
 		id         TEXT    PRIMARY KEY,
 		body_hash  BLOB    NOT NULL,
@@ -183,7 +184,9 @@ var migrations = []string{
 		version    INTEGER NOT NULL
 	) STRICT;
 	CREATE INDEX hub_holds_sku ON hub_holds(sku, channel) WHERE state = 'active';
-	CREATE INDEX hub_holds_version ON hub_holds(channel, version);`,
+	CREATE INDEX hub_holds_version ON hub_holds(channel, version);
+	ALTER TABLE holds ADD COLUMN version INTEGER NOT NULL DEFAULT 0;
+	CREATE INDEX holds_version ON holds(version);`,
 }
 
 // migrate brings the schema up to date, each migration in a transaction of

@@ -56,9 +56,9 @@ const (
 	sqlSetMeta   = `INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value`
 
 	sqlInsertHold = `INSERT INTO holds(id, body_hash, warehouse, location, sku, qty, holder, channel, state,
-		created_at, expires_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)`
-	sqlRenewHold    = `UPDATE holds SET expires_at = ?, updated_at = ? WHERE id = ?`
-	sqlEndHold      = `UPDATE holds SET state = ?, updated_at = ?, event_id = ?, event_seq = ? WHERE id = ?`
+		created_at, expires_at, updated_at, version) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)`
+	sqlRenewHold    = `UPDATE holds SET expires_at = ?, updated_at = ?, version = ? WHERE id = ?`
+	sqlEndHold      = `UPDATE holds SET state = ?, updated_at = ?, event_id = ?, event_seq = ?, version = ? WHERE id = ?`
 	sqlExpiredHolds = `SELECT id, warehouse, location, sku, qty FROM holds WHERE state = 'active' AND expires_at <= ?`
 )
 

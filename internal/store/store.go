@@ -273,7 +273,8 @@ func (db *DB) init(ctx context.Context, warehouse string) error {
 		return fmt.Errorf("%w: %s holds warehouse %q, not %q: to serve %[3]q set warehouse: %[3]s (or --warehouse %[3]s), or give %[4]q a data dir of its own", ErrWrongWarehouse, db.path, meta["warehouse"], warehouse)
 	}
 	if err := tx.QueryRowContext(ctx, `SELECT MAX(COALESCE((SELECT MAX(version) FROM counters), 0), COALESCE((SELECT MAX(version) FROM escrow), 0),
-		COALESCE((SELECT MAX(version) FROM lines), 0), COALESCE((SELECT MAX(version) FROM hub_holds), 0))`).Scan(&db.version); err != nil {
+		COALESCE((SELECT MAX(version) FROM lines), 0), COALESCE((SELECT MAX(version) FROM hub_holds), 0),
+		COALESCE((SELECT MAX(version) FROM holds), 0))`).Scan(&db.version); err != nil {
 		return fmt.Errorf("open store: %w", err)
 	}
 	if why := db.copyOfItself(meta["replica_id"], db.version); why != "" && !db.beside {

@@ -441,7 +441,7 @@ func TestDB_MigratesOlderDatabase(t *testing.T) {
 	require.NoError(t, err)
 	_, err = db.Apply(t.Context(), &Batch{Events: []Event{ev("d1", "e1", "receive", "SKU-1", 5)}})
 	require.NoError(t, err)
-	_, err = db.writer.Exec(`DROP TABLE escrow; DROP TABLE promises; DROP TABLE safety; DROP TABLE lines; DROP TABLE hub_holds; DROP INDEX counters_sku; PRAGMA user_version = 4`)
+	_, err = db.writer.Exec(`DROP TABLE escrow; DROP TABLE promises; DROP TABLE safety; DROP TABLE lines; DROP TABLE hub_holds; DROP INDEX holds_version; ALTER TABLE holds DROP COLUMN version; DROP INDEX counters_sku; PRAGMA user_version = 4`)
 	require.NoError(t, err)
 	require.NoError(t, db.Close())
 

@@ -1,0 +1,111 @@
+package agent
+
+import (
+	"context"
+	"math"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/edgestock/edgestock/drivers"
+	"github.com/edgestock/edgestock/internal/sse"
+	"github.com/edgestock/edgestock/sync"
+)
+
+// Stream page sizes.
+const (
+	streamPage   = 500 // deltas per read
+	streamAlerts = 100 // alerts per read
+)
+
+// streamCursor is where an agent's stream stands: a cursor into the
+// store's version sequence (stock, rights, holds) and the last alert's
+// seq, written "{replica}@{version}~{seq}".
+type streamCursor struct {
+	version, seq int64
+}
+
+func (c streamCursor) format(replica string) string {
+	return sync.FormatCursor(replica, c.version) + "~" + strconv.FormatInt(c.seq, 10)
+}
+
+// parseStreamCursor reads a cursor of this replica; false: another
+// database's (or not a cursor), which the stream cannot resume.
+func parseStreamCursor(s, replica string) (streamCursor, bool) {
+	if s == "" {
+		return streamCursor{}, true
+	}
+	v, seq, ok := strings.Cut(s, "~")
+	n, err := strconv.ParseInt(seq, 10, 64)
+	if !ok || err != nil || n < 0 || !strings.HasPrefix(v, replica+"@") {
+		return streamCursor{}, false
+	}
+	version, err := sync.ParseCursor(v, replica)
+	return streamCursor{version, n}, err == nil
+}
+
+// handleStream is the agent's live stream (SPEC §10): `stock` events
+// (the stock view, as GET /v1/stock/{sku}) when a SKU's counters, rights,
+// safety or holds change, and `alert` events (as GET /v1/alerts), read
+// from the durable version sequence and the alert outbox, so
+// Last-Event-ID resumes with no gap.
+func (a *Agent) handleStream(w http.ResponseWriter, r *http.Request) {
+	filter, err := sse.ParseFilter(r.URL.Query(), drivers.ValidID)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "bad_query", "%v", err)
+		return
+	}
+	src := func(ctx context.Context, cursor string) ([]sse.Event, string, bool, error) {
+		replica := a.store.CursorID()
+		at, ok := parseStreamCursor(cursor, replica)
+		if !ok {
+			return nil, "", false, sse.ErrReset
+		}
+		page, err := a.store.Deltas(ctx, at.version, streamPage, "")
+		if err != nil {
+			return nil, "", false, err
+		}
+		upto := page.Next
+		if !page.More {
+			upto = math.MaxInt64
+		}
+		skus, top, err := a.store.LocalHoldChanges(ctx, at.version, upto)
+		if err != nil {
+			return nil, "", false, err
+		}
+		for _, e := range page.Entries {
+			if e.Warehouse == a.cfg.Warehouse {
+				skus = append(skus, e.SKU)
+			}
+		}
+		for _, e := range page.Escrow {
+			if e.Warehouse == a.cfg.Warehouse {
+				skus = append(skus, e.SKU)
+			}
+		}
+		slices.Sort(skus)
+		skus = slices.DeleteFunc(slices.Compact(skus), func(s string) bool { return !filter.Keep(s) })
+		views, err := a.stockViews(ctx, skus)
+		if err != nil {
+			return nil, "", false, err
+		}
+		var events []sse.Event
+		for _, v := range views {
+			events = append(events, sse.Event{Type: "stock", Data: v})
+		}
+		alerts, err := a.store.Alerts(ctx, at.seq, streamAlerts)
+		if err != nil {
+			return nil, "", false, err
+		}
+		next := streamCursor{version: max(page.Next, top), seq: at.seq}
+		for _, al := range alerts {
+			next.seq = al.Seq
+			if al.SKU == "" || filter.Keep(al.SKU) {
+				events = append(events, sse.Event{Type: "alert", Data: alertView(al)})
+			}
+		}
+		return events, next.format(replica), page.More || len(alerts) == streamAlerts, nil
+	}
+	sse.Serve(w, r, src, sse.Options{Changed: a.changes.Wait})
+}
