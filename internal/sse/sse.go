@@ -19,8 +19,8 @@ import (
 
 // Event is one event of a stream.
 type Event struct {
-	Type string // the SSE event name: stock, alert, reset, …
-	Data any    // marshalled as JSON on one data line
+	Type string `json:"type"` // the SSE event name: stock, alert, reset, …
+	Data any    `json:"data"` // marshalled as JSON on one data line
 }
 
 // ErrReset is what a Source returns for a cursor it cannot resume from

@@ -393,3 +393,21 @@ func (db *DB) LastMerge(ctx context.Context) (time.Time, error) {
 	n, _ := strconv.ParseInt(ms, 10, 64) // written by applyMerge
 	return time.UnixMilli(n).UTC(), nil
 }
+
+// MetaPrefix reads every metadata value whose key starts with prefix.
+func (db *DB) MetaPrefix(ctx context.Context, prefix string) (map[string]string, error) {
+	rows, err := db.reader.QueryContext(ctx, `SELECT key, value FROM meta WHERE substr(key, 1, length(?1)) = ?1`, prefix)
+	if err != nil {
+		return nil, fmt.Errorf("query meta: %w", err)
+	}
+	defer rows.Close()
+	out := map[string]string{}
+	for rows.Next() {
+		var k, v string
+		if err := rows.Scan(&k, &v); err != nil {
+			return nil, fmt.Errorf("query meta: %w", err)
+		}
+		out[k] = v
+	}
+	return out, rows.Err()
+}

@@ -34,7 +34,25 @@ type FileConfig struct {
 	// address) or "required" (everywhere).
 	Auth string    `yaml:"auth"`
 	Log  LogConfig `yaml:"log"`
+	// Webhooks receive the hub's changes (SPEC §10).
+	Webhooks []WebhookConfig `yaml:"webhooks"`
 }
+
+// WebhookConfig is one webhook: name (an ID, keys its durable cursor),
+// url, secret (signs every delivery), channel (ats events of the channel
+// instead of stock events) and max-attempts before a page is given up on
+// (default 10).
+type WebhookConfig struct {
+	Name        string `yaml:"name"`
+	URL         string `yaml:"url"`
+	Secret      string `yaml:"secret"`
+	Channel     string `yaml:"channel"`
+	MaxAttempts int    `yaml:"max-attempts"`
+}
+
+// minSecret is the shortest webhook secret: an HMAC key a receiver can
+// trust.
+const minSecret = 16
 
 // LogConfig is the hub's logging: level debug, info, warn or error; format
 // text or json.
@@ -109,6 +127,27 @@ func (c FileConfig) Validate() (Config, error) {
 		if _, ok := c.Agents[wh]; !ok {
 			errs = append(errs, fmt.Errorf("agent-tokens.%s: no such agent", wh))
 		}
+	}
+	names := map[string]bool{}
+	for i, w := range c.Webhooks {
+		p, err := url.Parse(w.URL)
+		switch {
+		case !drivers.ValidID(w.Name) || names[w.Name]:
+			errs = append(errs, fmt.Errorf("webhooks[%d].name: %q must be a unique ID", i, w.Name))
+		case err != nil || (p.Scheme != "http" && p.Scheme != "https") || p.Host == "":
+			errs = append(errs, fmt.Errorf("webhooks.%s.url: %q is not an http(s) URL", w.Name, w.URL))
+		case len(w.Secret) < minSecret:
+			errs = append(errs, fmt.Errorf("webhooks.%s.secret: at least %d characters", w.Name, minSecret))
+		case w.Channel != "" && !validChannel(w.Channel):
+			errs = append(errs, fmt.Errorf("webhooks.%s.channel: %q is not a channel", w.Name, w.Channel))
+		case w.MaxAttempts < 0 || w.MaxAttempts > 1000:
+			errs = append(errs, fmt.Errorf("webhooks.%s.max-attempts: 1..1000", w.Name))
+		}
+		names[w.Name] = true
+		if w.MaxAttempts == 0 {
+			w.MaxAttempts = 10
+		}
+		out.Webhooks = append(out.Webhooks, Webhook{Name: w.Name, URL: w.URL, Secret: w.Secret, Channel: w.Channel, MaxAttempts: w.MaxAttempts})
 	}
 	sort.Slice(out.Agents, func(i, j int) bool { return out.Agents[i].Warehouse < out.Agents[j].Warehouse })
 	return out, errors.Join(errs...)

@@ -29,4 +29,15 @@ func TestFileConfig_Validate(t *testing.T) {
 	require.ErrorContains(t, err, `agents.wh2: "ftp://x" is not an http(s) URL`)
 	_, _, err = ParseAgentFlag("wh1")
 	require.ErrorContains(t, err, "WAREHOUSE=URL")
+
+	cfg = DefaultFileConfig()
+	cfg.Webhooks = []WebhookConfig{{Name: "oms", URL: "https://oms.example/h", Secret: "0123456789abcdef"},
+		{Name: "oms", URL: "https://x", Secret: "0123456789abcdef"}, {Name: "short", URL: "https://x", Secret: "s"},
+		{Name: "ch", URL: "https://x", Secret: "0123456789abcdef", Channel: "local"}, {Name: "ftp", URL: "ftp://x", Secret: "0123456789abcdef"}}
+	sc, err := cfg.Validate()
+	require.ErrorContains(t, err, `webhooks[1].name: "oms" must be a unique ID`)
+	require.ErrorContains(t, err, "webhooks.short.secret: at least 16 characters")
+	require.ErrorContains(t, err, `webhooks.ch.channel: "local" is not a channel`)
+	require.ErrorContains(t, err, `webhooks.ftp.url: "ftp://x" is not an http(s) URL`)
+	require.Equal(t, 10, sc.Webhooks[0].MaxAttempts, "the default")
 }

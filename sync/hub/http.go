@@ -34,6 +34,8 @@ type API struct {
 	Guard  *auth.Guard                                      // nil: no token checks (tests of other concerns)
 	Ingest func(warehouse string) (*ingest.Ingester, error) // central writes on the hub's replica
 	Sell   Seller                                           // orders and releases on channels (SPEC §9)
+	// Webhooks, when set, are the hub's webhook deliveries (SPEC §10).
+	Webhooks *webhooks
 
 	mu        stdsync.Mutex
 	ingesters map[string]*ingest.Ingester
@@ -63,6 +65,7 @@ func (a *API) Routes() http.Handler {
 		}, false},
 		{"GET /v1/feed", auth.ScopeStockRead, a.handleFeed, false},
 		{"GET /v1/stream", auth.ScopeStockRead, a.handleStream, true},
+		{"GET /v1/webhooks/deliveries", auth.ScopeAdmin, a.handleWebhookDeliveries, false},
 		{"POST /v1/events", auth.ScopeEventsWrite, a.handleEvents, false},
 		{"GET /v1/ats/{sku}", auth.ScopeStockRead, a.handleATS, true},
 		{"GET /v1/ats", auth.ScopeStockRead, a.handleATSFeed, true},

@@ -97,8 +97,10 @@ type Hub struct {
 	logger *slog.Logger
 
 	changed *sync.Changes // wakes pushers after a merge or central write
-	cancel  context.CancelFunc
-	wg      stdsync.WaitGroup
+	// webhookStatus reports the webhooks' delivery state (metrics); nil: none.
+	webhookStatus func() []WebhookStatus
+	cancel        context.CancelFunc
+	wg            stdsync.WaitGroup
 }
 
 // New returns a hub over st for agents.

@@ -23,13 +23,15 @@ var (
 	descOnline  = prometheus.NewDesc("edgestock_hub_agent_online", "1 when the agent answered recently.", []string{"warehouse"}, nil)
 	descPending = prometheus.NewDesc("edgestock_hub_agent_pending", "1 while the agent has more deltas than one page: catching up.", []string{"warehouse"}, nil)
 	descLag     = prometheus.NewDesc("edgestock_hub_agent_lag_seconds", "Seconds since the last exchange with the agent (-1 before the first).", []string{"warehouse"}, nil)
+	descHooks   = prometheus.NewDesc("edgestock_hub_webhook_deliveries_total",
+		"Webhook pages since the hub started, by result: delivered, failed (an attempt), dead (given up on after max-attempts).", []string{"webhook", "result"}, nil)
 )
 
 // hubCollector reads the links at scrape time.
 type hubCollector struct{ h *Hub }
 
 func (c hubCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descPulled, descPushed, descOnline, descPending, descLag} {
+	for _, d := range []*prometheus.Desc{descPulled, descPushed, descOnline, descPending, descLag, descHooks} {
 		ch <- d
 	}
 }
@@ -51,5 +53,13 @@ func (c hubCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(descOnline, prometheus.GaugeValue, b(w.Online), w.Warehouse)
 		ch <- prometheus.MustNewConstMetric(descPending, prometheus.GaugeValue, b(w.Pending), w.Warehouse)
 		ch <- prometheus.MustNewConstMetric(descLag, prometheus.GaugeValue, lag, w.Warehouse)
+	}
+	if c.h.webhookStatus == nil {
+		return
+	}
+	for _, s := range c.h.webhookStatus() {
+		for result, n := range map[string]int64{"delivered": s.Delivered, "failed": s.Failed, "dead": s.Dead} {
+			ch <- prometheus.MustNewConstMetric(descHooks, prometheus.CounterValue, float64(n), s.Name, result)
+		}
 	}
 }

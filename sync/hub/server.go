@@ -34,6 +34,8 @@ type Config struct {
 	// Auth is "auto" (tokens required unless HTTP is loopback) or
 	// "required" (everywhere).
 	Auth string
+	// Webhooks receive the hub's changes.
+	Webhooks []Webhook
 }
 
 // backend is everything the server needs from a store.
@@ -43,6 +45,7 @@ type backend interface {
 	TokenStore
 	HasTokens(ctx context.Context) (bool, error)
 	Seller
+	MetaPrefix(ctx context.Context, prefix string) (map[string]string, error)
 	Submit(b *store.Batch, done func([]store.Outcome, error))
 	ReplicaID() string
 	Close() error
@@ -66,6 +69,7 @@ type Server struct {
 	wg     stdsync.WaitGroup
 	// stopSweep ends the loop that expires cart holds.
 	stopSweep context.CancelFunc
+	webhooks  *webhooks
 }
 
 // NewServer returns a hub for cfg.
@@ -125,6 +129,9 @@ func (s *Server) Open(ctx context.Context) (err error) {
 		}
 		return in, err
 	}}
+	s.webhooks = newWebhooks(api, s.store, s.cfg.Webhooks, s.cfg.Timing.withDefaults().RetryMax)
+	api.Webhooks = s.webhooks
+	s.hub.webhookStatus = s.webhooks.statuses
 	// The certificate first: a bad one then leaves no listener open.
 	if s.srv, err = tlsconf.HTTPServer(s.cfg.TLSCert, s.cfg.TLSKey, api.Routes()); err != nil {
 		return fmt.Errorf("tls-cert/tls-key: %w", err)
@@ -139,6 +146,7 @@ func (s *Server) Open(ctx context.Context) (err error) {
 	})
 	s.hub.Open()
 	s.sweepHolds()
+	s.webhooks.Open()
 	s.logger.Info("hub started", "replica", s.store.ReplicaID(), "http", s.HTTPAddr(), "agents", len(s.cfg.Agents))
 	return nil
 }
@@ -215,6 +223,9 @@ func (s *Server) Close(ctx context.Context) error {
 	}
 	if s.stopSweep != nil {
 		s.stopSweep()
+	}
+	if s.webhooks != nil {
+		s.webhooks.Close()
 	}
 	s.wg.Wait()
 	if s.hub != nil {

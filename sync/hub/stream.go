@@ -40,8 +40,15 @@ func (a *API) handleStream(w http.ResponseWriter, r *http.Request) {
 	if channel != "" && !channelAllowed(w, r, channel) {
 		return
 	}
+	sse.Serve(w, r, a.changeSource(stock, channel, filter), sse.Options{Changed: a.Hub.changed.Wait})
+}
+
+// changeSource reads the hub's changes past a cursor: stock events (when
+// stock) and ats events of channel (when not ""), of the SKUs filter
+// keeps. The streams and the webhooks read it alike.
+func (a *API) changeSource(stock bool, channel string, filter sse.Filter) sse.Source {
 	replica := a.Hub.store.CursorID()
-	src := func(ctx context.Context, cursor string) ([]sse.Event, string, bool, error) {
+	return func(ctx context.Context, cursor string) ([]sse.Event, string, bool, error) {
 		since, err := sync.ParseCursor(cursor, replica)
 		if err != nil || cursor != "" && !strings.HasPrefix(cursor, replica+"@") {
 			return nil, "", false, sse.ErrReset // another database's: from the start
@@ -75,5 +82,4 @@ func (a *API) handleStream(w http.ResponseWriter, r *http.Request) {
 		}
 		return events, sync.FormatCursor(replica, next), page.More, nil
 	}
-	sse.Serve(w, r, src, sse.Options{Changed: a.Hub.changed.Wait})
 }

@@ -219,3 +219,41 @@ func (db *DB) HubHold(ctx context.Context, id string) (store.HubHold, bool, erro
 	h, _, found, err := store.ScanHubHold(db.pool.QueryRow(ctx, store.SQLGetHubHold, id), pgx.ErrNoRows)
 	return h, found, err
 }
+
+// MetaPrefix reads every metadata value whose key starts with prefix.
+func (db *DB) MetaPrefix(ctx context.Context, prefix string) (map[string]string, error) {
+	rows, err := db.pool.Query(ctx, `SELECT key, value FROM meta WHERE left(key, length($1)) = $1`, prefix)
+	if err != nil {
+		return nil, fmt.Errorf("postgres meta: %w", err)
+	}
+	defer rows.Close()
+	out := map[string]string{}
+	for rows.Next() {
+		var k, v string
+		if err := rows.Scan(&k, &v); err != nil {
+			return nil, fmt.Errorf("postgres meta: %w", err)
+		}
+		out[k] = v
+	}
+	return out, rows.Err()
+}
+
+// Exclusive makes this process the one of every hub process on the
+// database that does the work named name (delivering a webhook, say),
+// until release, or until its connection drops, when another process
+// takes it over: a session advisory lock held on a connection of its own.
+// ok is false while another process holds it.
+func (db *DB) Exclusive(ctx context.Context, name string) (release func(), ok bool, err error) {
+	conn, err := db.pool.Acquire(ctx)
+	if err != nil {
+		return nil, false, fmt.Errorf("postgres lock: %w", err)
+	}
+	if err := conn.QueryRow(ctx, `SELECT pg_try_advisory_lock(hashtext($1))`, "edgestock:"+name).Scan(&ok); err != nil || !ok {
+		conn.Release()
+		return nil, false, err
+	}
+	return func() {
+		_, _ = conn.Exec(context.Background(), `SELECT pg_advisory_unlock(hashtext($1))`, "edgestock:"+name)
+		conn.Release()
+	}, true, nil
+}
