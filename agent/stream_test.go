@@ -1,11 +1,8 @@
 package agent_test
 
 import (
-	"bufio"
-	"context"
 	"encoding/json"
 	"net/http"
-	"strings"
 	"testing"
 	"time"
 
@@ -13,51 +10,13 @@ import (
 
 	"github.com/edgestock/edgestock/agent"
 	"github.com/edgestock/edgestock/internal/auth"
+	"github.com/edgestock/edgestock/internal/testenv"
 )
 
-type streamEvent struct {
-	ID, Type string
-	Data     json.RawMessage
-}
+type streamEvent = testenv.StreamEvent
 
-// stream opens url with Last-Event-ID lastID ("" for none) and sends its
-// events until the test ends.
 func stream(t *testing.T, url, lastID string) (int, <-chan streamEvent) {
-	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(cancel)
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	require.NoError(t, err)
-	if lastID != "" {
-		req.Header.Set("Last-Event-ID", lastID)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	require.NoError(t, err)
-	if resp.StatusCode != http.StatusOK {
-		resp.Body.Close()
-		return resp.StatusCode, nil
-	}
-	out := make(chan streamEvent, 1000)
-	go func() {
-		defer resp.Body.Close()
-		defer close(out)
-		sc := bufio.NewScanner(resp.Body)
-		var e streamEvent
-		for sc.Scan() {
-			switch l := sc.Text(); {
-			case l == "" && e.Type != "":
-				out <- e
-				e = streamEvent{}
-			case strings.HasPrefix(l, "id: "):
-				e.ID = l[4:]
-			case strings.HasPrefix(l, "event: "):
-				e.Type = l[7:]
-			case strings.HasPrefix(l, "data: "):
-				e.Data = json.RawMessage(l[6:])
-			}
-		}
-	}()
-	return http.StatusOK, out
+	return testenv.Stream(t, url, lastID)
 }
 
 // until reads events until match says yes, and returns the last id seen.

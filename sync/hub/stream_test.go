@@ -1,69 +1,23 @@
 package hub_test
 
 import (
-	"bufio"
-	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 
 	"github.com/edgestock/edgestock/internal/auth"
+	"github.com/edgestock/edgestock/internal/testenv"
 	"github.com/edgestock/edgestock/sync/hub"
 )
 
-// sseEvent is one event read off a stream.
-type sseEvent struct {
-	ID, Type string
-	Data     json.RawMessage
-}
+type sseEvent = testenv.StreamEvent
 
-// openStream connects to url (with Last-Event-ID lastID unless "") and
-// returns its events as they come; the stream closes with the test.
 func openStream(t *testing.T, url, lastID string) (int, <-chan sseEvent) {
-	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(cancel)
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	require.NoError(t, err)
-	if lastID != "" {
-		req.Header.Set("Last-Event-ID", lastID)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	require.NoError(t, err)
-	if resp.StatusCode != http.StatusOK {
-		resp.Body.Close()
-		return resp.StatusCode, nil
-	}
-	require.Equal(t, "text/event-stream", resp.Header.Get("Content-Type"))
-	events := make(chan sseEvent, 1000)
-	go func() {
-		defer resp.Body.Close()
-		defer close(events)
-		sc := bufio.NewScanner(resp.Body)
-		var e sseEvent
-		for sc.Scan() {
-			line := sc.Text()
-			switch {
-			case line == "":
-				if e.Type != "" {
-					events <- e
-				}
-				e = sseEvent{}
-			case strings.HasPrefix(line, "id: "):
-				e.ID = strings.TrimPrefix(line, "id: ")
-			case strings.HasPrefix(line, "event: "):
-				e.Type = strings.TrimPrefix(line, "event: ")
-			case strings.HasPrefix(line, "data: "):
-				e.Data = json.RawMessage(strings.TrimPrefix(line, "data: "))
-			}
-		}
-	}()
-	return http.StatusOK, events
+	return testenv.Stream(t, url, lastID)
 }
 
 // nextStock waits for a stock event of sku and returns it with the id of
