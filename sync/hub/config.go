@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"slices"
 	"sort"
 	"strings"
 
@@ -36,6 +37,19 @@ type FileConfig struct {
 	Log  LogConfig `yaml:"log"`
 	// Webhooks receive the hub's changes (SPEC §10).
 	Webhooks []WebhookConfig `yaml:"webhooks"`
+	// Publish sends the hub's changes to an external MQTT broker.
+	Publish PublishConfig `yaml:"publish"`
+}
+
+// PublishConfig is the hub's publishing to an external MQTT broker: none
+// while url is empty.
+type PublishConfig struct {
+	URL         string   `yaml:"url"`
+	Username    string   `yaml:"username"`
+	Password    string   `yaml:"password"`
+	ClientID    string   `yaml:"client-id"`    // default: edgestock-hub-{replica}
+	TopicPrefix string   `yaml:"topic-prefix"` // default: edgestock
+	Channels    []string `yaml:"channels"`     // whose ATS to publish
 }
 
 // WebhookConfig is one webhook: name (an ID, keys its durable cursor),
@@ -127,6 +141,25 @@ func (c FileConfig) Validate() (Config, error) {
 		if _, ok := c.Agents[wh]; !ok {
 			errs = append(errs, fmt.Errorf("agent-tokens.%s: no such agent", wh))
 		}
+	}
+	if p := c.Publish; p.URL != "" {
+		u, err := url.Parse(p.URL)
+		switch {
+		case err != nil || u.Host == "" || !slices.Contains([]string{"mqtt", "mqtts", "tcp", "ssl", "tls"}, u.Scheme):
+			errs = append(errs, fmt.Errorf("publish.url: %q is not an mqtt:// or mqtts:// URL", p.URL))
+		case strings.ContainsAny(p.TopicPrefix, "#+"):
+			errs = append(errs, fmt.Errorf("publish.topic-prefix: %q has a wildcard", p.TopicPrefix))
+		}
+		for _, ch := range p.Channels {
+			if !validChannel(ch) {
+				errs = append(errs, fmt.Errorf("publish.channels: %q is not a channel", ch))
+			}
+		}
+		prefix := p.TopicPrefix
+		if prefix == "" {
+			prefix = "edgestock"
+		}
+		out.Publish = &Publish{URL: p.URL, Username: p.Username, Password: p.Password, ClientID: p.ClientID, TopicPrefix: prefix, Channels: p.Channels}
 	}
 	names := map[string]bool{}
 	for i, w := range c.Webhooks {

@@ -40,4 +40,14 @@ func TestFileConfig_Validate(t *testing.T) {
 	require.ErrorContains(t, err, `webhooks.ch.channel: "local" is not a channel`)
 	require.ErrorContains(t, err, `webhooks.ftp.url: "ftp://x" is not an http(s) URL`)
 	require.Equal(t, 10, sc.Webhooks[0].MaxAttempts, "the default")
+
+	cfg = DefaultFileConfig()
+	cfg.Publish = PublishConfig{URL: "http://broker:1883", TopicPrefix: "a/#", Channels: []string{"local"}}
+	_, err = cfg.Validate()
+	require.ErrorContains(t, err, `publish.url: "http://broker:1883" is not an mqtt:// or mqtts:// URL`)
+	require.ErrorContains(t, err, `publish.channels: "local" is not a channel`)
+	cfg.Publish = PublishConfig{URL: "mqtt://broker:1883"}
+	sc, err = cfg.Validate()
+	require.NoError(t, err)
+	require.Equal(t, "edgestock", sc.Publish.TopicPrefix, "the default")
 }

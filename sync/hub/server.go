@@ -36,6 +36,8 @@ type Config struct {
 	Auth string
 	// Webhooks receive the hub's changes.
 	Webhooks []Webhook
+	// Publish, when set, sends them to an external MQTT broker.
+	Publish *Publish
 }
 
 // backend is everything the server needs from a store.
@@ -70,6 +72,7 @@ type Server struct {
 	// stopSweep ends the loop that expires cart holds.
 	stopSweep context.CancelFunc
 	webhooks  *webhooks
+	publisher *publisher
 }
 
 // NewServer returns a hub for cfg.
@@ -147,6 +150,16 @@ func (s *Server) Open(ctx context.Context) (err error) {
 	s.hub.Open()
 	s.sweepHolds()
 	s.webhooks.Open()
+	if s.cfg.Publish != nil {
+		cfg := *s.cfg.Publish
+		if cfg.ClientID == "" {
+			cfg.ClientID = "edgestock-hub-" + s.store.ReplicaID()
+		}
+		s.publisher = newPublisher(api, s.store, cfg, s.cfg.Timing.withDefaults().RetryMax, s.logger.With("component", "publish"))
+		if err := s.publisher.Open(); err != nil {
+			return err
+		}
+	}
 	s.logger.Info("hub started", "replica", s.store.ReplicaID(), "http", s.HTTPAddr(), "agents", len(s.cfg.Agents))
 	return nil
 }
@@ -226,6 +239,9 @@ func (s *Server) Close(ctx context.Context) error {
 	}
 	if s.webhooks != nil {
 		s.webhooks.Close()
+	}
+	if s.publisher != nil {
+		s.publisher.Close()
 	}
 	s.wg.Wait()
 	if s.hub != nil {
