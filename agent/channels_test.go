@@ -100,6 +100,8 @@ func TestChannels_AllotAndHold(t *testing.T) {
 	} {
 		require.Equal(t, http.StatusBadRequest, a.do(t, "POST", "/v1/allotments", bad, nil), bad)
 	}
+	require.Equal(t, http.StatusBadRequest, a.do(t, "POST", "/v1/reservations", `{"id":"line:o1.1","sku":"SKU-A","qty":1}`, nil),
+		"the hub's order lines have ids of their own")
 	require.Equal(t, http.StatusBadRequest, a.do(t, "PUT", "/v1/safety/SKU-A", `{"qty":-1}`, nil))
 	require.Equal(t, http.StatusBadRequest, a.do(t, "PUT", "/v1/safety/SKU-A", `{}`, nil))
 	require.Equal(t, http.StatusBadRequest, a.Get(t, "/v1/allotments", nil))

@@ -39,6 +39,19 @@ func validHoldID(id string) bool {
 	return len(id) <= maxHoldIDLen && drivers.ValidEventID(id) && !strings.Contains(id, "/")
 }
 
+// holdID is the stored id of the reservation a request names: a local
+// one, or else an order line's (stored under store.LinePrefix).
+func (a *Agent) holdID(ctx context.Context, id string) (string, error) {
+	if _, found, err := a.store.GetHold(ctx, id); err != nil || found || strings.HasPrefix(id, store.LinePrefix) {
+		return id, err
+	}
+	line := store.LineHoldID(id)
+	if _, found, err := a.store.GetHold(ctx, line); err != nil || found {
+		return line, err
+	}
+	return id, nil
+}
+
 // HoldView is a reservation as the API shows it.
 type HoldView struct {
 	ID        string    `json:"id"`
@@ -56,6 +69,7 @@ type HoldView struct {
 }
 
 func holdView(h store.Hold, at time.Time) HoldView {
+	h.ID = strings.TrimPrefix(h.ID, store.LinePrefix) // an order line shows as the hub named it
 	state := string(h.State)
 	if h.State == store.HoldActive && !at.Before(h.ExpiresAt) {
 		state = string(store.HoldExpired) // about to be swept
@@ -89,6 +103,8 @@ func (req *holdRequest) validate() (time.Duration, error) {
 	switch {
 	case req.ID != "" && !validHoldID(req.ID):
 		return 0, fmt.Errorf("id: %q is not a reservation id: 1-%d printable characters, no '/'", req.ID, maxHoldIDLen)
+	case strings.HasPrefix(req.ID, store.LinePrefix):
+		return 0, fmt.Errorf("id: %q: ids starting with %q are the hub's order lines", req.ID, store.LinePrefix)
 	case !drivers.ValidID(req.SKU):
 		return 0, fmt.Errorf("sku: must be 1-64 chars of [A-Za-z0-9._-]")
 	case !drivers.ValidID(req.Location):
@@ -170,7 +186,12 @@ func (a *Agent) handleCreateHold(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *Agent) handleGetHold(w http.ResponseWriter, r *http.Request) {
-	h, ok, err := a.store.GetHold(r.Context(), r.PathValue("id"))
+	id, err := a.holdID(r.Context(), r.PathValue("id"))
+	var h store.Hold
+	var ok bool
+	if err == nil {
+		h, ok, err = a.store.GetHold(r.Context(), id)
+	}
 	switch {
 	case err != nil:
 		writeError(w, http.StatusInternalServerError, "store_error", "%v", err)
@@ -184,7 +205,12 @@ func (a *Agent) handleGetHold(w http.ResponseWriter, r *http.Request) {
 // holdChange handles renew, commit and release: they differ in the op and
 // what a hold that has ended means for them.
 func (a *Agent) holdChange(w http.ResponseWriter, r *http.Request, op *store.HoldOp) {
-	op.Hold.ID = r.PathValue("id")
+	id, err := a.holdID(r.Context(), r.PathValue("id"))
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, "store_error", "%v", err)
+		return
+	}
+	op.Hold.ID = id
 	if !a.applyHold(w, r, op) {
 		return
 	}

@@ -105,7 +105,7 @@ func TestDB_OrderLines(t *testing.T) {
 		{ID: "o2.1", Warehouse: "wh1", SKU: "SKU-L", Channel: "amazon", Qty: 1, Cancelled: true}, // cancelled before it arrived
 		{ID: "o3.1", Warehouse: "wh2", SKU: "SKU-L", Channel: "amazon", Qty: 1},                  // not this warehouse's
 	}}}})
-	h, found, err := db.GetHold(t.Context(), "o1.1")
+	h, found, err := db.GetHold(t.Context(), LineHoldID("o1.1"))
 	require.NoError(t, err)
 	require.True(t, found)
 	require.Equal(t, HoldCommitted, h.State)
@@ -114,15 +114,18 @@ func TestDB_OrderLines(t *testing.T) {
 	h, _, err = db.GetHold(t.Context(), "cart")
 	require.NoError(t, err)
 	require.Equal(t, HoldActive, h.State, "the local hold is left as it was")
-	h, _, err = db.GetHold(t.Context(), "o2.1")
+	h, _, err = db.GetHold(t.Context(), LineHoldID("cart"))
+	require.NoError(t, err)
+	require.Equal(t, HoldCommitted, h.State, "and the line of the same name is taken all the same")
+	h, _, err = db.GetHold(t.Context(), LineHoldID("o2.1"))
 	require.NoError(t, err)
 	require.Equal(t, HoldCancelled, h.State)
-	_, found, err = db.GetHold(t.Context(), "o3.1")
+	_, found, err = db.GetHold(t.Context(), LineHoldID("o3.1"))
 	require.NoError(t, err)
 	require.False(t, found)
 
 	for range 2 {
-		op := &HoldOp{Kind: HoldCommit, Hold: Hold{ID: "o1.1"}, EventDevice: "holds", EventID: "hold:o1.1", Now: time.Now()}
+		op := &HoldOp{Kind: HoldCommit, Hold: Hold{ID: LineHoldID("o1.1")}, EventDevice: "holds", EventID: "hold:o1.1", Now: time.Now()}
 		promise(t, db, &Batch{Holds: []*HoldOp{op}})
 		require.Equal(t, HoldOK, op.Result.Status)
 		require.Equal(t, HoldPicked, op.Result.Hold.State)
@@ -138,7 +141,7 @@ func TestDB_OrderLines(t *testing.T) {
 	// later version when the channel sold again): picked meanwhile, it is
 	// settled in full, and committed is right once the spend arrives.
 	promise(t, db, &Batch{Merges: []*MergeOp{{Now: time.Now(), Lines: []OrderLine{{ID: "o5.1", Warehouse: "wh1", SKU: "SKU-L", Channel: "amazon", Qty: 2}}}}})
-	pick := &HoldOp{Kind: HoldCommit, Hold: Hold{ID: "o5.1"}, EventDevice: "holds", EventID: "hold:o5.1", Now: time.Now()}
+	pick := &HoldOp{Kind: HoldCommit, Hold: Hold{ID: LineHoldID("o5.1")}, EventDevice: "holds", EventID: "hold:o5.1", Now: time.Now()}
 	promise(t, db, &Batch{Holds: []*HoldOp{pick}})
 	require.Equal(t, HoldPicked, pick.Result.Hold.State)
 	spend.Total = 5
@@ -151,10 +154,10 @@ func TestDB_OrderLines(t *testing.T) {
 
 	// Cancelled after its pick: it stays picked, sold.
 	promise(t, db, &Batch{Merges: []*MergeOp{{Now: time.Now(), Lines: []OrderLine{{ID: "o1.1", Warehouse: "wh1", SKU: "SKU-L", Channel: "amazon", Qty: 3, Cancelled: true}}}}})
-	h, _, err = db.GetHold(t.Context(), "o1.1")
+	h, _, err = db.GetHold(t.Context(), LineHoldID("o1.1"))
 	require.NoError(t, err)
 	require.Equal(t, HoldPicked, h.State)
-	release := &HoldOp{Kind: HoldRelease, Hold: Hold{ID: "o1.1"}, Now: time.Now()}
+	release := &HoldOp{Kind: HoldRelease, Hold: Hold{ID: LineHoldID("o1.1")}, Now: time.Now()}
 	promise(t, db, &Batch{Holds: []*HoldOp{release}})
 	require.Equal(t, HoldNotActive, release.Result.Status)
 }

@@ -24,6 +24,13 @@ type OrderLine struct {
 // HubHolder is the holder of the holds order lines become at an agent.
 const HubHolder = "hub"
 
+// LinePrefix keeps order lines' holds apart from local reservations,
+// whose ids a client chooses: line {order}.{n} is hold "line:{order}.{n}".
+const LinePrefix = "line:"
+
+// LineHoldID is the id of the hold an order line becomes.
+func LineHoldID(line string) string { return LinePrefix + line }
+
 // lineLocation is where an order line's hold is kept: picks are booked
 // against the warehouse's default location (SPEC §2).
 const lineLocation = "default"
@@ -71,7 +78,8 @@ func (db *DB) mergeLine(ctx context.Context, s *boundStmts, st *txState, l *Orde
 	if l.Warehouse != db.warehouse {
 		return nil
 	}
-	h, _, found, err := scanHold(s.use(s.src.getHold).QueryRowContext(ctx, l.ID))
+	id := LineHoldID(l.ID)
+	h, _, found, err := scanHold(s.use(s.src.getHold).QueryRowContext(ctx, id))
 	if err != nil {
 		return err
 	}
@@ -82,13 +90,10 @@ func (db *DB) mergeLine(ctx context.Context, s *boundStmts, st *txState, l *Orde
 			state = HoldCancelled
 		}
 		at := now.UnixMilli()
-		_, err = s.tx.ExecContext(ctx, sqlInsertLineHold, l.ID, l.Warehouse, lineLocation, l.SKU, l.Qty, HubHolder, l.Channel,
+		_, err = s.tx.ExecContext(ctx, sqlInsertLineHold, id, l.Warehouse, lineLocation, l.SKU, l.Qty, HubHolder, l.Channel,
 			string(state), at, at, db.nextVersion())
 		st.rights[stockKey{l.Warehouse, l.SKU, ""}] = true
 		return err
-	case h.Holder != HubHolder:
-		db.logger.Error("order line not taken: a local reservation has its id", "line", l.ID, "sku", l.SKU, "qty", l.Qty)
-		return nil
 	case l.Cancelled && awaitingPick(h):
 		if err := db.settle(ctx, s, st, h, now); err != nil {
 			return err

@@ -258,12 +258,12 @@ func (w *world) pick(rt *rapid.T) {
 }
 
 func (w *world) pickLine(rt *rapid.T, wh string, l store.OrderLine) {
-	h, found, err := w.agents[wh].GetHold(w.ctx, l.ID)
+	h, found, err := w.agents[wh].GetHold(w.ctx, store.LineHoldID(l.ID))
 	require.NoError(rt, err)
 	if !found || h.State != store.HoldCommitted {
 		return // not here yet, or picked
 	}
-	op := &store.HoldOp{Kind: store.HoldCommit, Hold: store.Hold{ID: l.ID}, EventDevice: "holds", EventID: "hold:" + l.ID, Now: time.Now()}
+	op := &store.HoldOp{Kind: store.HoldCommit, Hold: store.Hold{ID: store.LineHoldID(l.ID)}, EventDevice: "holds", EventID: "hold:" + l.ID, Now: time.Now()}
 	w.apply(rt, w.agents[wh], &store.Batch{Holds: []*store.HoldOp{op}})
 	require.Equal(rt, store.HoldOK, op.Result.Status)
 	require.Equal(rt, store.HoldPicked, op.Result.Hold.State)
