@@ -15,6 +15,7 @@ import (
 	"github.com/edgestock/edgestock/agent"
 	"github.com/edgestock/edgestock/internal/auth"
 	"github.com/edgestock/edgestock/internal/store"
+	"github.com/edgestock/edgestock/internal/store/pgstore"
 	"github.com/edgestock/edgestock/sync/hub"
 )
 
@@ -227,6 +228,7 @@ func (m *Main) runHub(ctx context.Context, c *command, args []string) error {
 	configPath := fs.String("config", "", "YAML config file (configs/hub.yaml shows every key)")
 	dataDir := fs.String("data-dir", "", "data directory (default ./edgestock-hub-data)")
 	storeURL := fs.String("store", "", "store: sqlite (default, in --data-dir) or a postgres:// URL")
+	name := fs.String("name", "", "this hub process's name on a shared PostgreSQL: one replica across restarts")
 	httpAddr := fs.String("http", "", "HTTP API address (default 127.0.0.1:7080)")
 	logLevel := fs.String("log-level", "", "debug, info, warn or error (default info)")
 	logFormat := fs.String("log-format", "", "text or json (default text)")
@@ -244,7 +246,7 @@ func (m *Main) runHub(ctx context.Context, c *command, args []string) error {
 			return usageError{err}
 		}
 	}
-	for flagValue, field := range map[*string]*string{dataDir: &cfg.DataDir, storeURL: &cfg.Store, httpAddr: &cfg.HTTP,
+	for flagValue, field := range map[*string]*string{name: &cfg.Name, dataDir: &cfg.DataDir, storeURL: &cfg.Store, httpAddr: &cfg.HTTP,
 		logLevel: &cfg.Log.Level, logFormat: &cfg.Log.Format} {
 		if *flagValue != "" {
 			*field = *flagValue
@@ -279,7 +281,7 @@ func (m *Main) runHub(ctx context.Context, c *command, args []string) error {
 	tuneGC()
 	h := hub.NewServer(sc, logger)
 	err = runUntilDone(ctx, h, logger)
-	if errors.Is(err, auth.ErrNoToken) || errors.Is(err, store.ErrWrongWarehouse) {
+	if errors.Is(err, auth.ErrNoToken) || errors.Is(err, store.ErrWrongWarehouse) || errors.Is(err, pgstore.ErrNameInUse) {
 		return usageError{err} // a config to mend first: restarting cannot fix it
 	}
 	return err

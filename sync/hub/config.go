@@ -15,6 +15,11 @@ import (
 
 // FileConfig is configs/hub.yaml.
 type FileConfig struct {
+	// Name is this hub process's name on a shared PostgreSQL (an ID): it
+	// writes under replica hub.{name} in every run, not a new one per
+	// start, and no two running processes may share it. Empty: a replica
+	// per run. The SQLite hub keeps its replica in its data dir anyway.
+	Name    string `yaml:"name"`
 	DataDir string `yaml:"data-dir"`
 	HTTP    string `yaml:"http"`
 	// Store is empty or sqlite for the embedded SQLite store in data-dir,
@@ -122,10 +127,13 @@ func (c FileConfig) Validate() (Config, error) {
 	default:
 		errs = append(errs, fmt.Errorf("store: %q must be sqlite or a postgres:// URL", c.Store))
 	}
+	if c.Name != "" && !drivers.ValidID(c.Name) {
+		errs = append(errs, fmt.Errorf("name: %q is not an ID", c.Name))
+	}
 	if c.Auth != "auto" && c.Auth != "required" {
 		errs = append(errs, fmt.Errorf("auth: %q must be auto or required", c.Auth))
 	}
-	out := Config{DataDir: c.DataDir, HTTP: c.HTTP, Store: store, AgentCA: c.AgentCA, TLSCert: c.TLSCert, TLSKey: c.TLSKey, Auth: c.Auth}
+	out := Config{Name: c.Name, DataDir: c.DataDir, HTTP: c.HTTP, Store: store, AgentCA: c.AgentCA, TLSCert: c.TLSCert, TLSKey: c.TLSKey, Auth: c.Auth}
 	for wh, u := range c.Agents {
 		p, err := url.Parse(u)
 		switch {

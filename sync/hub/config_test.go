@@ -50,4 +50,9 @@ func TestFileConfig_Validate(t *testing.T) {
 	sc, err = cfg.Validate()
 	require.NoError(t, err)
 	require.Equal(t, "edgestock", sc.Publish.TopicPrefix, "the default")
+
+	cfg = DefaultFileConfig()
+	cfg.Name = "east 1"
+	_, err = cfg.Validate()
+	require.ErrorContains(t, err, `name: "east 1" is not an ID`)
 }

@@ -21,6 +21,8 @@ import (
 
 // Config configures a hub process.
 type Config struct {
+	// Name is the process's name on a shared PostgreSQL (FileConfig.Name).
+	Name    string
 	DataDir string
 	// Store is "" for SQLite in DataDir, or a postgres:// URL: several hub
 	// processes may share one PostgreSQL.
@@ -98,7 +100,7 @@ func (s *Server) Open(ctx context.Context) (err error) {
 	}
 	// Assigned only once open: a nil *DB in the interface would be closed.
 	if s.cfg.Store != "" { // a PostgreSQL URL (Validate maps "sqlite" to "")
-		pg, err := pgstore.Open(ctx, s.cfg.Store, changed, s.logger.With("component", "store"))
+		pg, err := pgstore.OpenAs(ctx, s.cfg.Store, s.cfg.Name, changed, s.logger.With("component", "store"))
 		if err != nil {
 			return err
 		}

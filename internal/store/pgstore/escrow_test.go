@@ -71,3 +71,26 @@ func TestPromise_TwoProcessesSpendOnce(t *testing.T) {
 	require.NoError(t, err)
 	require.False(t, found)
 }
+
+// A named hub process writes under one replica in every run, and no two
+// running processes share a name (#17: hub.name).
+func TestOpenAs_OneReplicaPerName(t *testing.T) {
+	dsn := testenv.PostgresDSN(t)
+	east, err := OpenAs(t.Context(), dsn, "east", func() {}, slog.New(slog.DiscardHandler))
+	require.NoError(t, err)
+	require.Equal(t, "hub.east", east.ReplicaID())
+	_, err = OpenAs(t.Context(), dsn, "east", func() {}, slog.New(slog.DiscardHandler))
+	require.ErrorIs(t, err, ErrNameInUse)
+	west, err := OpenAs(t.Context(), dsn, "west", func() {}, slog.New(slog.DiscardHandler))
+	require.NoError(t, err)
+	require.NoError(t, west.Close())
+	require.NoError(t, east.Close())
+	again, err := OpenAs(t.Context(), dsn, "east", func() {}, slog.New(slog.DiscardHandler))
+	require.NoError(t, err, "a restart takes its name back")
+	t.Cleanup(func() { _ = again.Close() })
+	require.Equal(t, "hub.east", again.ReplicaID())
+	anon, err := Open(t.Context(), dsn, func() {}, slog.New(slog.DiscardHandler))
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = anon.Close() })
+	require.NotEqual(t, "hub.east", anon.ReplicaID())
+}

@@ -84,11 +84,27 @@ type DB struct {
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
+	// releaseName gives up the process's name (OpenAs), if it has one.
+	releaseName func()
 }
 
 // Open connects, creates the schema if needed and starts watching for
 // other processes' commits (notify is called then, and after own commits).
+// The process writes under a replica of its own for this run.
 func Open(ctx context.Context, dsn string, notify func(), logger *slog.Logger) (*DB, error) {
+	return OpenAs(ctx, dsn, "", notify, logger)
+}
+
+// ErrNameInUse is returned by OpenAs for a name another running hub
+// process holds.
+var ErrNameInUse = errors.New("another hub process on this database runs under this name")
+
+// OpenAs is Open for a hub process named name (an ID; "" for none): it
+// writes under replica "hub.{name}" in every run, so a restart adds no
+// replica, and holds the name while it runs: a second process of the same
+// name is refused, since two writers of one replica would hide each
+// other's totals.
+func OpenAs(ctx context.Context, dsn, name string, notify func(), logger *slog.Logger) (*DB, error) {
 	pool, err := pgxpool.New(ctx, dsn)
 	if err != nil {
 		return nil, fmt.Errorf("open postgres store: %w", err)
@@ -97,6 +113,17 @@ func Open(ctx context.Context, dsn string, notify func(), logger *slog.Logger) (
 	if err := db.migrate(ctx); err != nil {
 		pool.Close()
 		return nil, err
+	}
+	if name != "" {
+		release, held, err := db.Exclusive(ctx, "replica:"+name)
+		if err == nil && !held {
+			err = fmt.Errorf("%w: %q", ErrNameInUse, name)
+		}
+		if err != nil {
+			pool.Close()
+			return nil, err
+		}
+		db.replica, db.releaseName = "hub."+name, release
 	}
 	pctx, cancel := context.WithCancel(context.Background())
 	db.cancel = cancel
@@ -232,6 +259,9 @@ func (w *watcher) listen(ctx context.Context) error {
 func (db *DB) Close() error {
 	db.cancel()
 	db.wg.Wait()
+	if db.releaseName != nil {
+		db.releaseName()
+	}
 	db.pool.Close()
 	return nil
 }
