@@ -297,7 +297,9 @@ func (db *DB) raiseShortfalls(ctx context.Context, s *boundStmts, st *txState, a
 		}
 	}
 	for _, sku := range sortedSKUs(fell) {
-		d := fell[sku]
+		// A pick lowers on_hand and Promised alike: what a settled line
+		// took off Promised is not a fall of the warehouse's own stock.
+		d := fell[sku] + st.delivered[sku]
 		if d >= 0 {
 			continue
 		}
@@ -309,7 +311,9 @@ func (db *DB) raiseShortfalls(ctx context.Context, s *boundStmts, st *txState, a
 		if err != nil {
 			return err
 		}
-		if after := onHand - e.Promised(LocalHolder); after < 0 && after-d >= 0 {
+		// No channel holds or awaits any of it: negative_stock says it all.
+		if promised := e.Promised(LocalHolder); promised > 0 && onHand-promised < 0 && onHand-promised-d >= 0 {
+			after := onHand - promised
 			if err := add(Alert{Kind: AlertShortfall, Warehouse: db.warehouse, SKU: sku, Level: after}); err != nil {
 				return err
 			}

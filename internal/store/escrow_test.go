@@ -98,7 +98,7 @@ func TestDB_OrderLines(t *testing.T) {
 	promise(t, db, &Batch{Holds: []*HoldOp{{Kind: HoldCreate, Hold: Hold{ID: "cart", Warehouse: "wh1", Location: "default", SKU: "SKU-L", Qty: 1,
 		ExpiresAt: time.Now().Add(time.Hour)}, BodyHash: []byte("cart"), Now: time.Now()}}})
 	hub := "hub.0123456789abcdef"
-	spend := EscrowEntry{Warehouse: "wh1", SKU: "SKU-L", EscrowEntry: crdt.EscrowEntry{EscrowKey: crdt.EscrowKey{Replica: hub, Kind: crdt.Spend, Holder: "amazon"}, Total: 3}}
+	spend := EscrowEntry{Warehouse: "wh1", SKU: "SKU-L", EscrowEntry: crdt.EscrowEntry{EscrowKey: crdt.EscrowKey{Replica: hub, Kind: crdt.Spend, Holder: "amazon"}, Total: 4}} // o1.1 and o2.1
 	promise(t, db, &Batch{Merges: []*MergeOp{{Now: time.Now(), Escrow: []EscrowEntry{spend}, Lines: []OrderLine{
 		{ID: "o1.1", Warehouse: "wh1", SKU: "SKU-L", Channel: "amazon", Qty: 3},
 		{ID: "cart", Warehouse: "wh1", SKU: "SKU-L", Channel: "amazon", Qty: 1},                  // a local hold has the id
@@ -120,6 +120,10 @@ func TestDB_OrderLines(t *testing.T) {
 	h, _, err = db.GetHold(t.Context(), LineHoldID("o2.1"))
 	require.NoError(t, err)
 	require.Equal(t, HoldCancelled, h.State)
+	rights, err := db.RightsOf(t.Context(), "wh1", []string{"SKU-L"})
+	require.NoError(t, err)
+	e := rights["SKU-L"]
+	require.Equal(t, int64(3), e.Committed("amazon"), "o2.1, cancelled before it arrived, is settled: only o1.1 is committed")
 	_, found, err = db.GetHold(t.Context(), LineHoldID("o3.1"))
 	require.NoError(t, err)
 	require.False(t, found)
@@ -131,11 +135,11 @@ func TestDB_OrderLines(t *testing.T) {
 		require.Equal(t, HoldPicked, op.Result.Hold.State)
 	}
 	require.Equal(t, int64(7), onHand(t, db, "SKU-L"), "picked once")
-	rights, err := db.RightsOf(t.Context(), "wh1", []string{"SKU-L"})
+	rights, err = db.RightsOf(t.Context(), "wh1", []string{"SKU-L"})
 	require.NoError(t, err)
-	e := rights["SKU-L"]
+	e = rights["SKU-L"]
 	require.Equal(t, int64(0), e.Committed("amazon"))
-	require.Equal(t, int64(2), e.Promised(LocalHolder), "amazon's 2 unsold rights")
+	require.Equal(t, int64(1), e.Promised(LocalHolder), "amazon's 1 unsold right")
 
 	// A line can arrive before its spend (the spend's total moved to a
 	// later version when the channel sold again): picked meanwhile, it is
@@ -144,7 +148,7 @@ func TestDB_OrderLines(t *testing.T) {
 	pick := &HoldOp{Kind: HoldCommit, Hold: Hold{ID: LineHoldID("o5.1")}, EventDevice: "holds", EventID: "hold:o5.1", Now: time.Now()}
 	promise(t, db, &Batch{Holds: []*HoldOp{pick}})
 	require.Equal(t, HoldPicked, pick.Result.Hold.State)
-	spend.Total = 5
+	spend.Total = 6
 	promise(t, db, &Batch{Merges: []*MergeOp{{Now: time.Now(), Escrow: []EscrowEntry{spend}}}})
 	rights, err = db.RightsOf(t.Context(), "wh1", []string{"SKU-L"})
 	require.NoError(t, err)
@@ -160,4 +164,33 @@ func TestDB_OrderLines(t *testing.T) {
 	release := &HoldOp{Kind: HoldRelease, Hold: Hold{ID: LineHoldID("o1.1")}, Now: time.Now()}
 	promise(t, db, &Batch{Holds: []*HoldOp{release}})
 	require.Equal(t, HoldNotActive, release.Result.Status)
+}
+
+// allotment_shortfall is raised when a fact takes units a channel was
+// promised: once per crossing, not again when an order line of that
+// channel is picked (on_hand and Promised fall together), and never for
+// a SKU no channel holds (safety stock alone is no promise).
+func TestDB_ShortfallAlerts(t *testing.T) {
+	db := openTest(t, t.TempDir())
+	promise(t, db, &Batch{Events: []Event{ev("d1", "r1", "receive", "SKU-S", 3)}, Safety: []Safety{{Warehouse: "wh1", SKU: "SKU-Z", Qty: 1}}})
+	promise(t, db, &Batch{Promises: []*Promise{{ID: "a", Ops: []EscrowOp{{Warehouse: "wh1", SKU: "SKU-S", Kind: crdt.Move, Holder: LocalHolder, To: "amazon", Qty: 2}}}}})
+	spend := EscrowEntry{Warehouse: "wh1", SKU: "SKU-S", EscrowEntry: crdt.EscrowEntry{EscrowKey: crdt.EscrowKey{Replica: "hub.0123456789abcdef", Kind: crdt.Spend, Holder: "amazon"}, Total: 2}}
+	promise(t, db, &Batch{Merges: []*MergeOp{{Now: time.Now(), Escrow: []EscrowEntry{spend},
+		Lines: []OrderLine{{ID: "o.1", Warehouse: "wh1", SKU: "SKU-S", Channel: "amazon", Qty: 2}}}}})
+	promise(t, db, &Batch{Events: []Event{ev("d1", "s1", "sale", "SKU-S", -2), ev("d1", "s2", "sale", "SKU-Z", -1)}})
+	pick := &HoldOp{Kind: HoldCommit, Hold: Hold{ID: LineHoldID("o.1")}, EventDevice: "holds", EventID: "hold:o.1", Now: time.Now()}
+	promise(t, db, &Batch{Holds: []*HoldOp{pick}})
+	require.Equal(t, HoldPicked, pick.Result.Hold.State)
+
+	alerts, err := db.Alerts(t.Context(), 0, 100)
+	require.NoError(t, err)
+	var shortfalls []Alert
+	for _, a := range alerts {
+		if a.Kind == AlertShortfall {
+			shortfalls = append(shortfalls, a)
+		}
+	}
+	require.Len(t, shortfalls, 1, "the till sale, once; not the pick; not SKU-Z")
+	require.Equal(t, "SKU-S", shortfalls[0].SKU)
+	require.Equal(t, int64(-1), shortfalls[0].Level)
 }

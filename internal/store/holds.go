@@ -98,10 +98,13 @@ type txState struct {
 	// rights holds the keys (location "") whose rights or safety stock
 	// changed: their views changed though no counter did.
 	rights map[stockKey]bool
+	// delivered is, per SKU of this warehouse, what order lines' settling
+	// took off Promised in this transaction (raiseShortfalls).
+	delivered map[string]int64
 }
 
 func newTxState() *txState {
-	return &txState{counters: counterDeltas{}, reserved: reservedDeltas{}, merged: map[stockKey]bool{}, rights: map[stockKey]bool{}, totals: map[string]skuTotal{},
+	return &txState{counters: counterDeltas{}, reserved: reservedDeltas{}, merged: map[stockKey]bool{}, rights: map[stockKey]bool{}, delivered: map[string]int64{}, totals: map[string]skuTotal{},
 		alerts: alertState{seqs: map[string]int64{}, low: map[string]bool{}}}
 }
 

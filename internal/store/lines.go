@@ -93,7 +93,12 @@ func (db *DB) mergeLine(ctx context.Context, s *boundStmts, st *txState, l *Orde
 		_, err = s.tx.ExecContext(ctx, sqlInsertLineHold, id, l.Warehouse, lineLocation, l.SKU, l.Qty, HubHolder, l.Channel,
 			string(state), at, at, db.nextVersion())
 		st.rights[stockKey{l.Warehouse, l.SKU, ""}] = true
-		return err
+		if err != nil || !l.Cancelled {
+			return err
+		}
+		// Cancelled before it ever arrived: its spend is settled all the
+		// same, or its units would stay committed for ever.
+		return db.settle(ctx, s, st, Hold{ID: id, Warehouse: l.Warehouse, SKU: l.SKU, Channel: l.Channel, Qty: l.Qty}, now)
 	case l.Cancelled && awaitingPick(h):
 		if err := db.settle(ctx, s, st, h, now); err != nil {
 			return err
@@ -121,6 +126,7 @@ func (db *DB) settle(ctx context.Context, s *boundStmts, st *txState, h Hold, no
 	_, err = s.use(s.src.mergeEscrow).ExecContext(ctx, h.Warehouse, h.SKU, x.Replica, string(crdt.Pick), x.Holder, x.To,
 		int64(x.Total), db.version, now.UnixMilli())
 	st.rights[stockKey{h.Warehouse, h.SKU, ""}] = true
+	st.delivered[h.SKU] += h.Qty
 	return err
 }
 

@@ -87,6 +87,7 @@ func Channels(t *testing.T, hub func(t *rapid.T, fresh bool) Backend) {
 			"sell":  w.sellHold,
 			"order": w.order, "order again": w.order, "order once more": w.order,
 			"release": w.release,
+			"cancel":  w.cancel,
 			"pull":    w.pull, "pull again": w.pull, "pull once more": w.pull,
 			"push": w.push, "push again": w.push,
 			"pick": w.pick,
@@ -188,6 +189,18 @@ func (w *world) order(rt *rapid.T) {
 		w.spent[[3]string{wh, sku, ch}] += qty
 		w.lines[wh] = append(w.lines[wh], line)
 	}
+}
+
+// cancel cancels a booked order line at the hub: at its warehouse it ends
+// unpicked (its units the warehouse's again), or stays picked.
+func (w *world) cancel(rt *rapid.T) {
+	wh := rapid.SampledFrom(chWarehouses).Draw(rt, "warehouse")
+	if len(w.lines[wh]) == 0 {
+		rt.Skip("no line")
+	}
+	l := rapid.SampledFrom(w.lines[wh]).Draw(rt, "line")
+	l.Cancelled = true
+	w.apply(rt, w.hub, &store.Batch{Promises: []*store.Promise{{Lines: []store.OrderLine{l}}}})
 }
 
 func (w *world) release(rt *rapid.T) {
