@@ -59,10 +59,12 @@ type Agent struct {
 	rate       rateWindow
 	hubSeen    atomic.Int64 // unix ms of the last sync request
 	topUp      atomic.Pointer[topUp]
-	hubSince   atomic.Int64 // the version the hub last pulled from
-	mqttAuth   *authHook
-	alerts     atomic.Pointer[alertDispatcher]
-	broker     broker
+	// streamsDone is closed when the HTTP server shuts down: streams end.
+	streamsDone chan struct{}
+	hubSince    atomic.Int64 // the version the hub last pulled from
+	mqttAuth    *authHook
+	alerts      atomic.Pointer[alertDispatcher]
+	broker      broker
 
 	httpSrv   *http.Server
 	httpLn    net.Listener
@@ -74,7 +76,7 @@ type Agent struct {
 
 // New returns an agent for a normalised, validated cfg.
 func New(cfg Config, logger *slog.Logger) *Agent {
-	return &Agent{cfg: cfg, logger: logger, changes: sync.NewChanges()}
+	return &Agent{cfg: cfg, logger: logger, changes: sync.NewChanges(), streamsDone: make(chan struct{})}
 }
 
 // Open opens the store, starts the broker side and the HTTP API. On error
@@ -189,6 +191,7 @@ func (a *Agent) Open(ctx context.Context) (err error) {
 	if a.httpSrv, err = tlsconf.HTTPServer(a.cfg.HTTP.TLSCert, a.cfg.HTTP.TLSKey, a.routes()); err != nil {
 		return fmt.Errorf("http.tls-cert/tls-key: %w", err)
 	}
+	a.httpSrv.RegisterOnShutdown(func() { close(a.streamsDone) }) // the streams end, or Shutdown waits for their clients
 	if a.httpLn, err = net.Listen("tcp", a.cfg.HTTP.Listen); err != nil {
 		return fmt.Errorf("http.listen %s: %w", a.cfg.HTTP.Listen, err)
 	}

@@ -107,5 +107,5 @@ func (a *Agent) handleStream(w http.ResponseWriter, r *http.Request) {
 		}
 		return events, next.format(replica), page.More || len(alerts) == streamAlerts, nil
 	}
-	sse.Serve(w, r, src, sse.Options{Changed: a.changes.Wait})
+	sse.Serve(w, r, src, sse.Options{Changed: a.changes.Wait, Done: a.streamsDone})
 }

@@ -1,6 +1,7 @@
 package agent_test
 
 import (
+	"context"
 	"encoding/json"
 	"net/http"
 	"testing"
@@ -93,4 +94,16 @@ func TestStream_AccessToken(t *testing.T) {
 	require.Equal(t, http.StatusUnauthorized, code)
 	code, _ = stream(t, a.Base+"/v1/stream?access_token="+tok, "")
 	require.Equal(t, http.StatusOK, code)
+}
+
+// An agent stops with streams open: they end at shutdown.
+func TestStream_EndsAtShutdown(t *testing.T) {
+	a := startAgent(t, t.TempDir(), nil)
+	code, events := stream(t, a.Base+"/v1/stream", "")
+	require.Equal(t, http.StatusOK, code)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	require.NoError(t, a.Close(ctx), "shut down within the deadline, the stream ended")
+	for range events { // the stream is closed
+	}
 }

@@ -42,6 +42,9 @@ type Options struct {
 	// WriteTimeout drops a client that does not take a page within it
 	// (default 30 s).
 	WriteTimeout time.Duration
+	// Done ends the stream when closed: the server is shutting down, and
+	// would otherwise wait for every client to leave.
+	Done <-chan struct{}
 }
 
 // Serve streams src to the client from Last-Event-ID (or ?since=) until
@@ -115,6 +118,8 @@ func Serve(w http.ResponseWriter, r *http.Request, src Source, opts Options) {
 		for waiting := true; waiting; {
 			select {
 			case <-ctx.Done():
+				return
+			case <-opts.Done:
 				return
 			case <-changed:
 				waiting = false

@@ -65,7 +65,7 @@ func TestHub_AuthEveryRoute(t *testing.T) {
 		{"POST", "/v1/orders", `{"id":"o","channel":"amazon","lines":[{"sku":"S","qty":1}]}`, auth.ScopeOrdersWrite, 409},
 		{"GET", "/v1/orders/o", "", auth.ScopeStockRead, 404},
 		{"POST", "/v1/orders/o/cancel", "", auth.ScopeOrdersWrite, 404},
-		{"POST", "/v1/allotments", `{"warehouse":"wh1","sku":"S","channel":"web","qty":1}`, auth.ScopeAdmin, 409},
+		{"POST", "/v1/allotments", `{"id":"a","warehouse":"wh1","sku":"S","channel":"web","qty":1}`, auth.ScopeAdmin, 409},
 		{"POST", "/v1/holds", `{"id":"h","sku":"S","channel":"web","qty":1}`, auth.ScopeOrdersWrite, 409},
 		{"GET", "/v1/holds/h", "", auth.ScopeStockRead, 404},
 		{"POST", "/v1/holds/h/renew", "", auth.ScopeOrdersWrite, 404},

@@ -630,8 +630,14 @@ func (a *API) handleAllot(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "bad_request", "%v", err)
 		return
 	}
-	if !a.Hub.Knows(req.Warehouse) {
+	switch {
+	case !a.Hub.Knows(req.Warehouse):
 		writeError(w, http.StatusBadRequest, "bad_field", "warehouse: %q is not one of this hub's agents (%s)", req.Warehouse, strings.Join(a.Hub.WarehouseIDs(), ", "))
+		return
+	case req.ID == "":
+		// A relay can time out after the agent committed: only an id makes
+		// the retry the same allotment, not a second one.
+		writeError(w, http.StatusBadRequest, "bad_field", "id: required through the hub, so that a retry is the same allotment")
 		return
 	}
 	body, _ := json.Marshal(req) // always marshals

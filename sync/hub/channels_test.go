@@ -164,9 +164,11 @@ func TestHub_RelayedAllotment(t *testing.T) {
 	require.Equal(t, http.StatusCreated, send(t, "POST", base+"/v1/allotments", "", body, &got))
 	require.Equal(t, agent.Allotment{ID: "y1", Warehouse: "wh1", SKU: "SKU-Y", Channel: "web", Qty: 3}, got)
 	require.Equal(t, http.StatusOK, send(t, "POST", base+"/v1/allotments", "", body, nil), "the same allotment again")
-	require.Equal(t, http.StatusConflict, send(t, "POST", base+"/v1/allotments", "", `{"warehouse":"wh1","sku":"SKU-Y","channel":"web","qty":2}`, nil),
+	require.Equal(t, http.StatusConflict, send(t, "POST", base+"/v1/allotments", "", `{"id":"y3","warehouse":"wh1","sku":"SKU-Y","channel":"web","qty":2}`, nil),
 		"the agent's refusal, as it is")
-	require.Equal(t, http.StatusBadRequest, send(t, "POST", base+"/v1/allotments", "", `{"warehouse":"wh9","sku":"SKU-Y","channel":"web","qty":1}`, nil))
+	require.Equal(t, http.StatusBadRequest, send(t, "POST", base+"/v1/allotments", "", `{"id":"y9","warehouse":"wh9","sku":"SKU-Y","channel":"web","qty":1}`, nil))
+	require.Equal(t, http.StatusBadRequest, send(t, "POST", base+"/v1/allotments", "", `{"warehouse":"wh1","sku":"SKU-Y","channel":"web","qty":1}`, nil),
+		"no id: a retry after a timed-out relay would allot twice")
 
 	link.Cut()
 	var refusal struct{ Error struct{ Code string } }

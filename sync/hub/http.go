@@ -39,6 +39,25 @@ type API struct {
 
 	mu        stdsync.Mutex
 	ingesters map[string]*ingest.Ingester
+	stop      chan struct{} // closed by Shutdown: the streams end
+	stopOnce  stdsync.Once
+}
+
+// stopping is closed when the server shuts down.
+func (a *API) stopping() chan struct{} {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.stop == nil {
+		a.stop = make(chan struct{})
+	}
+	return a.stop
+}
+
+// Shutdown ends the open streams, which would otherwise hold the HTTP
+// server's shutdown until their clients leave (http.Server.RegisterOnShutdown).
+func (a *API) Shutdown() {
+	stop := a.stopping()
+	a.stopOnce.Do(func() { close(stop) })
 }
 
 // Routes returns the handler: a mux that remembers its patterns, which a
@@ -100,7 +119,7 @@ func (a *API) Routes() http.Handler {
 func refuseChannelBound(h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		if c, ok := auth.ClaimsOf(r); ok && c.Channel != "" {
-			writeError(w, http.StatusForbidden, "forbidden", "token %s is bound to channel %s: it opens /v1/ats, /v1/orders and /v1/releases only", c.ID, c.Channel)
+			writeError(w, http.StatusForbidden, "forbidden", "token %s is bound to channel %s: it opens its channel's ATS, orders, holds, releases and stream only", c.ID, c.Channel)
 			return
 		}
 		h(w, r)

@@ -141,6 +141,7 @@ func (s *Server) Open(ctx context.Context) (err error) {
 	if s.srv, err = tlsconf.HTTPServer(s.cfg.TLSCert, s.cfg.TLSKey, api.Routes()); err != nil {
 		return fmt.Errorf("tls-cert/tls-key: %w", err)
 	}
+	s.srv.RegisterOnShutdown(api.Shutdown)
 	if s.ln, err = net.Listen("tcp", s.cfg.HTTP); err != nil {
 		return fmt.Errorf("hub http %s: %w", s.cfg.HTTP, err)
 	}

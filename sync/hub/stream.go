@@ -40,7 +40,7 @@ func (a *API) handleStream(w http.ResponseWriter, r *http.Request) {
 	if channel != "" && !channelAllowed(w, r, channel) {
 		return
 	}
-	sse.Serve(w, r, a.changeSource(stock, channel, filter), sse.Options{Changed: a.Hub.changed.Wait})
+	sse.Serve(w, r, a.changeSource(stock, channel, filter), sse.Options{Changed: a.Hub.changed.Wait, Done: a.stopping()})
 }
 
 // changeSource reads the hub's changes past a cursor: stock events (when

@@ -1,6 +1,7 @@
 package hub_test
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -110,4 +111,19 @@ func TestHub_StreamAccessToken(t *testing.T) {
 	require.Equal(t, http.StatusOK, status)
 	status, _ = openStream(t, base+"?access_token=es1.nope.nope", "")
 	require.Equal(t, http.StatusUnauthorized, status)
+}
+
+// A hub stops with streams open: they end at shutdown instead of holding
+// it until their clients leave.
+func TestHub_StopsWithStreamsOpen(t *testing.T) {
+	a := startAgent(t, "wh1", t.TempDir())
+	h := hub.NewServer(hub.Config{DataDir: t.TempDir(), HTTP: "127.0.0.1:0", Agents: []hub.Agent{{Warehouse: "wh1", URL: a.Base}}}, logger())
+	require.NoError(t, h.Open(t.Context()))
+	status, events := openStream(t, "http://"+h.HTTPAddr()+"/v1/stream", "")
+	require.Equal(t, http.StatusOK, status)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	require.NoError(t, h.Close(ctx), "shut down within the deadline, the stream ended")
+	for range events { // the stream is closed
+	}
 }

@@ -130,6 +130,7 @@ func (s *webhookState) snapshot() WebhookStatus {
 func newWebhooks(api *API, st webhookStore, hooks []Webhook, retry time.Duration) *webhooks {
 	w := &webhooks{api: api, store: st, retry: retry, client: &http.Client{Timeout: webhookTimeout}}
 	for _, h := range hooks {
+		h.MaxAttempts = max(h.MaxAttempts, 1)
 		w.state = append(w.state, &webhookState{Webhook: h, status: WebhookStatus{Name: h.Name, URL: h.URL, Channel: h.Channel}})
 	}
 	return w
@@ -212,8 +213,9 @@ func (w *webhooks) deliver(ctx context.Context, s *webhookState) error {
 			body, _ := json.Marshal(WebhookPayload{Webhook: s.Name, Delivery: next, Events: events}) // events always marshal
 			if dead := w.attempt(ctx, s, next, body); dead != nil {
 				if ctx.Err() != nil {
-					return ctx.Err()
+					return ctx.Err() // stopped, not given up on: sent again next time
 				}
+				s.update(func(st *WebhookStatus) { st.Dead++ })
 				record, _ := json.Marshal(dead)
 				save = append(save, &store.MergeOp{Cursor: string(record), CursorKey: webhookDeadKey + s.Name + ":" + next, Now: time.Now()})
 			}
@@ -255,7 +257,6 @@ func (w *webhooks) attempt(ctx context.Context, s *webhookState, delivery string
 			break
 		}
 	}
-	s.update(func(st *WebhookStatus) { st.Dead++ })
 	return &DeadLetter{Webhook: s.Name, Delivery: delivery, Attempts: s.MaxAttempts, Error: last.Error(), At: time.Now().UTC(), Payload: body}
 }
 

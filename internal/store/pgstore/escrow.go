@@ -241,19 +241,19 @@ func (db *DB) MetaPrefix(ctx context.Context, prefix string) (map[string]string,
 // Exclusive makes this process the one of every hub process on the
 // database that does the work named name (delivering a webhook, say),
 // until release, or until its connection drops, when another process
-// takes it over: a session advisory lock held on a connection of its own.
-// ok is false while another process holds it.
+// takes it over: a session advisory lock held on a connection of its own,
+// taken out of the pool (held for a process's life, pooled connections
+// would starve the pool's other users). ok is false while another process
+// holds it.
 func (db *DB) Exclusive(ctx context.Context, name string) (release func(), ok bool, err error) {
-	conn, err := db.pool.Acquire(ctx)
+	pooled, err := db.pool.Acquire(ctx)
 	if err != nil {
 		return nil, false, fmt.Errorf("postgres lock: %w", err)
 	}
-	if err := conn.QueryRow(ctx, `SELECT pg_try_advisory_lock(hashtext($1))`, "edgestock:"+name).Scan(&ok); err != nil || !ok {
-		conn.Release()
+	if err := pooled.QueryRow(ctx, `SELECT pg_try_advisory_lock(hashtext($1))`, "edgestock:"+name).Scan(&ok); err != nil || !ok {
+		pooled.Release()
 		return nil, false, err
 	}
-	return func() {
-		_, _ = conn.Exec(context.Background(), `SELECT pg_advisory_unlock(hashtext($1))`, "edgestock:"+name)
-		conn.Release()
-	}, true, nil
+	conn := pooled.Hijack()
+	return func() { _ = conn.Close(context.Background()) }, true, nil // closing ends the session and its lock
 }
