@@ -163,11 +163,17 @@ func (st *txState) touchedSKUs(warehouse string, all bool) []string {
 			set[k.sku] = true
 		}
 	}
-	for _, keys := range []map[stockKey]bool{st.merged, st.rights} {
-		for k := range keys {
-			if all || k.warehouse == warehouse {
-				set[k.sku] = true
-			}
+	for k := range st.merged {
+		if all || k.warehouse == warehouse {
+			set[k.sku] = true
+		}
+	}
+	// Rights, safety and hub holds change what a view shows (all: the
+	// commit's notification), not on_hand − reserved, which the low-stock
+	// rule reads: no query for them there.
+	for k := range st.rights {
+		if all {
+			set[k.sku] = true
 		}
 	}
 	out := make([]string, 0, len(set))
@@ -307,7 +313,7 @@ func (db *DB) raiseShortfalls(ctx context.Context, s *boundStmts, st *txState, a
 		if err := s.use(s.src.skuOnHand).QueryRowContext(ctx, db.warehouse, sku).Scan(&onHand); err != nil {
 			return err
 		}
-		e, err := scanEscrow(s.use(s.src.escrowOf).QueryContext(ctx, db.warehouse, sku))
+		e, err := db.escrowOf(ctx, s, db.warehouse, sku)
 		if err != nil {
 			return err
 		}

@@ -56,22 +56,22 @@ func (db *DB) localBase(ctx context.Context, s *boundStmts, st *txState, warehou
 	if err := s.use(s.src.skuOnHand).QueryRowContext(ctx, warehouse, sku).Scan(&onHand); err != nil {
 		return 0, err
 	}
-	reserved := db.reservedBySKU[sku]
 	for k, c := range st.counters {
 		if k.warehouse == warehouse && k.sku == sku {
 			onHand += c.p - c.n
-		}
-	}
-	for k, n := range st.reserved {
-		if k.warehouse == warehouse && k.sku == sku {
-			reserved += n
 		}
 	}
 	err := s.use(s.src.safetyOf).QueryRowContext(ctx, warehouse, sku).Scan(&safety)
 	if err != nil && !errors.Is(err, sql.ErrNoRows) {
 		return 0, err
 	}
-	return onHand - reserved - safety, nil
+	return onHand - db.reservedSKU(st, sku) - safety, nil
+}
+
+// escrowOf reads a (warehouse, sku)'s rights as of this point of the
+// transaction.
+func (db *DB) escrowOf(ctx context.Context, s *boundStmts, warehouse, sku string) (crdt.Escrow, error) {
+	return scanEscrow(s.use(s.src.escrowOf).QueryContext(ctx, warehouse, sku))
 }
 
 // unpromised is what a local hold of warehouse's sku may still take: the
@@ -81,7 +81,7 @@ func (db *DB) unpromised(ctx context.Context, s *boundStmts, st *txState, wareho
 	if err != nil {
 		return 0, err
 	}
-	e, err := scanEscrow(s.use(s.src.escrowOf).QueryContext(ctx, warehouse, sku))
+	e, err := db.escrowOf(ctx, s, warehouse, sku)
 	return base - e.Promised(LocalHolder), err
 }
 
@@ -109,7 +109,7 @@ func (db *DB) applyPromise(ctx context.Context, s *boundStmts, st *txState, p *P
 	}
 	entries, err := p.Decide(db.replicaID, RightsView{
 		Escrow: func(warehouse, sku string) (crdt.Escrow, error) {
-			return scanEscrow(s.use(s.src.escrowOf).QueryContext(ctx, warehouse, sku))
+			return db.escrowOf(ctx, s, warehouse, sku)
 		},
 		Local: func(warehouse, sku string) (int64, error) { return db.localBase(ctx, s, st, warehouse, sku) },
 		Held: func(warehouse, sku, channel string) (int64, error) {
@@ -124,8 +124,7 @@ func (db *DB) applyPromise(ctx context.Context, s *boundStmts, st *txState, p *P
 		if x.Total > MaxTotal {
 			return &RangeError{Warehouse: x.Warehouse, SKU: x.SKU, Replica: x.Replica, Side: "escrow " + string(x.Kind), Total: x.Total}
 		}
-		db.version++
-		if _, err := merge.ExecContext(ctx, x.Warehouse, x.SKU, x.Replica, string(x.Kind), x.Holder, x.To, int64(x.Total), db.version, now.UnixMilli()); err != nil {
+		if _, err := merge.ExecContext(ctx, x.Warehouse, x.SKU, x.Replica, string(x.Kind), x.Holder, x.To, int64(x.Total), db.nextVersion(), now.UnixMilli()); err != nil {
 			return err
 		}
 		st.rights[stockKey{x.Warehouse, x.SKU, ""}] = true

@@ -173,47 +173,46 @@ func ScanHubHold(row interface{ Scan(...any) error }, noRows error) (HubHold, []
 }
 
 func (t sqliteHubHolds) InsertHubHold(h HubHold, hash []byte) error {
-	t.db.version++ // the ATS feed shows the change
 	_, err := t.s.tx.ExecContext(t.ctx, `INSERT INTO hub_holds(`+HubHoldColumns+`, body_hash, version) VALUES (?,?,?,?,?,?,?,?,?,?,?)`,
 		h.ID, h.Warehouse, h.SKU, h.Channel, h.Qty, string(h.State), h.CreatedAt.UnixMilli(), h.ExpiresAt.UnixMilli(), h.OrderID, nonNil(hash),
-		t.db.version)
+		t.db.nextVersion()) // versioned: the ATS feed shows the change
 	t.st.rights[stockKey{h.Warehouse, h.SKU, ""}] = true
 	return err
 }
 
 func (t sqliteHubHolds) UpdateHubHold(h HubHold) error {
-	t.db.version++
 	_, err := t.s.tx.ExecContext(t.ctx, `UPDATE hub_holds SET state = ?, expires_at = ?, order_id = ?, version = ? WHERE id = ?`,
-		string(h.State), h.ExpiresAt.UnixMilli(), h.OrderID, t.db.version, h.ID)
+		string(h.State), h.ExpiresAt.UnixMilli(), h.OrderID, t.db.nextVersion(), h.ID)
 	t.st.rights[stockKey{h.Warehouse, h.SKU, ""}] = true
 	return err
 }
 
+// ExpireHubHolds ends the due holds in one statement, under one version
+// (a change the ATS feed shows once).
 func (t sqliteHubHolds) ExpireHubHolds(now time.Time) (int, error) {
-	rows, err := t.s.tx.QueryContext(t.ctx, `SELECT id, warehouse, sku FROM hub_holds WHERE state = 'active' AND expires_at <= ?`, now.UnixMilli())
+	version := t.db.version + 1
+	rows, err := t.s.tx.QueryContext(t.ctx, `UPDATE hub_holds SET state = 'expired', version = ?
+		WHERE state = 'active' AND expires_at <= ? RETURNING warehouse, sku`, version, now.UnixMilli())
 	if err != nil {
 		return 0, err
 	}
-	var due []stockKey // location: the hold's id
+	n := 0
 	for rows.Next() {
 		var k stockKey
-		if err := rows.Scan(&k.location, &k.warehouse, &k.sku); err != nil {
+		if err := rows.Scan(&k.warehouse, &k.sku); err != nil {
 			rows.Close()
 			return 0, err
 		}
-		due = append(due, k)
+		t.st.rights[k] = true
+		n++
 	}
 	if err := errors.Join(rows.Err(), rows.Close()); err != nil {
 		return 0, err
 	}
-	for _, k := range due {
-		t.db.version++
-		if _, err := t.s.tx.ExecContext(t.ctx, `UPDATE hub_holds SET state = 'expired', version = ? WHERE id = ?`, t.db.version, k.location); err != nil {
-			return 0, err
-		}
-		t.st.rights[stockKey{k.warehouse, k.sku, ""}] = true
+	if n > 0 {
+		t.db.version = version
 	}
-	return len(due), nil
+	return n, nil
 }
 
 // SQLHoldChanges lists the SKUs whose holds on channel $1 changed with a
@@ -251,7 +250,7 @@ func ScanHoldChanges(rows interface {
 }
 
 func (t sqliteHubHolds) EscrowOf(warehouse, sku string) (crdt.Escrow, error) {
-	return scanEscrow(t.s.use(t.s.src.escrowOf).QueryContext(t.ctx, warehouse, sku))
+	return t.db.escrowOf(t.ctx, t.s, warehouse, sku)
 }
 
 func (t sqliteHubHolds) Held(warehouse, sku, channel string, now time.Time, except string) (int64, error) {

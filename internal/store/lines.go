@@ -117,14 +117,13 @@ func (db *DB) mergeLine(ctx context.Context, s *boundStmts, st *txState, l *Orde
 // against this view, the pick would be lost, and the units committed for
 // ever.
 func (db *DB) settle(ctx context.Context, s *boundStmts, st *txState, h Hold, now time.Time) error {
-	e, err := scanEscrow(s.use(s.src.escrowOf).QueryContext(ctx, h.Warehouse, h.SKU))
+	e, err := db.escrowOf(ctx, s, h.Warehouse, h.SKU)
 	if err != nil {
 		return err
 	}
 	x := e.Deliver(db.replicaID, h.Channel, uint64(h.Qty))
-	db.version++
 	_, err = s.use(s.src.mergeEscrow).ExecContext(ctx, h.Warehouse, h.SKU, x.Replica, string(crdt.Pick), x.Holder, x.To,
-		int64(x.Total), db.version, now.UnixMilli())
+		int64(x.Total), db.nextVersion(), now.UnixMilli())
 	st.rights[stockKey{h.Warehouse, h.SKU, ""}] = true
 	st.delivered[h.SKU] += h.Qty
 	return err

@@ -73,9 +73,9 @@ func (db *DB) applyPromise(ctx context.Context, tx pgx.Tx, p *store.Promise) err
 		}
 	}
 	holds := pgHubHolds{db: db, ctx: ctx, tx: tx}
-	entries, err := p.Decide(db.replica, store.RightsView{Escrow: holds.escrowOf,
+	entries, err := p.Decide(db.replica, store.RightsView{Escrow: holds.EscrowOf,
 		Held: func(warehouse, sku, channel string) (int64, error) {
-			return holds.held(warehouse, sku, channel, time.Now(), p.ExceptHold())
+			return holds.Held(warehouse, sku, channel, time.Now(), p.ExceptHold())
 		}})
 	if err != nil || p.Result.Status != store.PromiseOK {
 		return err
@@ -169,23 +169,15 @@ type pgRows struct{ pgx.Rows }
 
 func (r pgRows) Close() error { r.Rows.Close(); return nil }
 
-func (t pgHubHolds) EscrowOf(warehouse, sku string) (crdt.Escrow, error) {
-	return t.escrowOf(warehouse, sku)
-}
-
 var _ store.HubHoldTx = pgHubHolds{}
 
-func (t pgHubHolds) escrowOf(warehouse, sku string) (crdt.Escrow, error) {
+func (t pgHubHolds) EscrowOf(warehouse, sku string) (crdt.Escrow, error) {
 	m, err := escrowRows(t.tx.Query(t.ctx, `SELECT sku, replica, kind, holder, to_holder, total FROM escrow
 		WHERE warehouse = $1 AND sku = $2`, warehouse, sku))
 	return m[sku], err
 }
 
 func (t pgHubHolds) Held(warehouse, sku, channel string, now time.Time, except string) (int64, error) {
-	return t.held(warehouse, sku, channel, now, except)
-}
-
-func (t pgHubHolds) held(warehouse, sku, channel string, now time.Time, except string) (int64, error) {
 	var n int64
 	err := t.tx.QueryRow(t.ctx, store.SQLHeld, warehouse, sku, channel, now.UnixMilli(), except).Scan(&n)
 	return n, err
