@@ -17,10 +17,6 @@ import (
 // store's promise table.
 const allotmentPrefix = "allotment:"
 
-// ValidChannel reports whether c names a sales channel: an ID (SPEC §2)
-// other than the warehouse's own holder.
-func ValidChannel(c string) bool { return drivers.ValidID(c) && c != store.LocalHolder }
-
 // Allotment is what POST /v1/allotments answers: qty units of sku the
 // channel may sell, moved from the warehouse's own stock (SPEC §9).
 type Allotment struct {
@@ -38,9 +34,9 @@ type ChannelRights struct {
 	Committed int64  `json:"committed"` // sold and not picked yet
 }
 
-// promise applies p through the group commit; false means it did not
-// commit and the response is written.
-func (a *Agent) promise(w http.ResponseWriter, r *http.Request, b *store.Batch) bool {
+// apply commits b through the group commit; false means it did not
+// commit and the response is written (503 while the store fails).
+func (a *Agent) apply(w http.ResponseWriter, r *http.Request, b *store.Batch) bool {
 	ctx, cancel, ok := ingest.StoreWrite(w, r, a.store)
 	if !ok {
 		return false
@@ -58,7 +54,7 @@ func (a *Agent) handleSetSafety(w http.ResponseWriter, r *http.Request) {
 	var req struct {
 		Qty *int64 `json:"qty"`
 	}
-	if err := decodeBody(w, r, &req); err != nil {
+	if err := httpjson.Decode(w, r, &req); err != nil {
 		writeError(w, http.StatusBadRequest, "bad_request", "%v", err)
 		return
 	}
@@ -70,7 +66,7 @@ func (a *Agent) handleSetSafety(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "bad_field", "qty: required, 0..%d", drivers.MaxQty)
 		return
 	}
-	if !a.promise(w, r, &store.Batch{Safety: []store.Safety{{Warehouse: a.cfg.Warehouse, SKU: sku, Qty: *req.Qty}}}) {
+	if !a.apply(w, r, &store.Batch{Safety: []store.Safety{{Warehouse: a.cfg.Warehouse, SKU: sku, Qty: *req.Qty}}}) {
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"sku": sku, "warehouse": a.cfg.Warehouse, "safety": *req.Qty})
@@ -78,7 +74,7 @@ func (a *Agent) handleSetSafety(w http.ResponseWriter, r *http.Request) {
 
 func (a *Agent) handleAllot(w http.ResponseWriter, r *http.Request) {
 	var req Allotment
-	if err := decodeBody(w, r, &req); err != nil {
+	if err := httpjson.Decode(w, r, &req); err != nil {
 		writeError(w, http.StatusBadRequest, "bad_request", "%v", err)
 		return
 	}
@@ -95,7 +91,7 @@ func (a *Agent) handleAllot(w http.ResponseWriter, r *http.Request) {
 	case !drivers.ValidID(req.SKU):
 		writeError(w, http.StatusBadRequest, "bad_field", "sku: must be 1-64 chars of [A-Za-z0-9._-]")
 		return
-	case !ValidChannel(req.Channel):
+	case !drivers.ValidChannel(req.Channel):
 		writeError(w, http.StatusBadRequest, "bad_field", "channel: must be 1-64 chars of [A-Za-z0-9._-], not %q", store.LocalHolder)
 		return
 	case req.Qty < 1 || req.Qty > drivers.MaxQty:
@@ -107,7 +103,7 @@ func (a *Agent) handleAllot(w http.ResponseWriter, r *http.Request) {
 	hash := sha256.Sum256(fmt.Appendf(nil, "%q|%q|%d", req.SKU, req.Channel, req.Qty))
 	p := &store.Promise{ID: allotmentPrefix + req.ID, BodyHash: hash[:16], Body: body, Ops: []store.EscrowOp{{
 		Warehouse: a.cfg.Warehouse, SKU: req.SKU, Kind: crdt.Move, Holder: store.LocalHolder, To: req.Channel, Qty: uint64(req.Qty)}}}
-	if !a.promise(w, r, &store.Batch{Promises: []*store.Promise{p}}) {
+	if !a.apply(w, r, &store.Batch{Promises: []*store.Promise{p}}) {
 		return
 	}
 	switch p.Result.Status {

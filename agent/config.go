@@ -351,7 +351,7 @@ func (c *Config) Validate() error {
 	}
 	for id, ch := range c.Channels {
 		switch {
-		case !ValidChannel(id):
+		case !drivers.ValidChannel(id):
 			bad("channels", "%q is not a channel: 1-64 chars of [A-Za-z0-9._-], not %q", id, store.LocalHolder)
 		case ch.Target < 1 || ch.Target > drivers.MaxQty:
 			bad("channels."+id+".target", "must be 1..%d", drivers.MaxQty)

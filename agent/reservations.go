@@ -127,29 +127,16 @@ func (req *holdRequest) hash() []byte {
 	return h[:16]
 }
 
-// decodeBody reads a JSON body of at most maxBody bytes into v; an empty
-// body leaves v as it is.
-func decodeBody(w http.ResponseWriter, r *http.Request, v any) error { return httpjson.Decode(w, r, v) }
-
 // applyHold runs one reservation change through the group commit; false
 // means it did not commit and the response is written.
 func (a *Agent) applyHold(w http.ResponseWriter, r *http.Request, op *store.HoldOp) bool {
 	op.Now = now()
-	ctx, cancel, ok := ingest.StoreWrite(w, r, a.store)
-	if !ok {
-		return false
-	}
-	defer cancel()
-	if _, err := a.store.Apply(ctx, &store.Batch{Holds: []*store.HoldOp{op}}); err != nil {
-		ingest.WriteStoreError(w, err, a.store)
-		return false
-	}
-	return true
+	return a.apply(w, r, &store.Batch{Holds: []*store.HoldOp{op}})
 }
 
 func (a *Agent) handleCreateHold(w http.ResponseWriter, r *http.Request) {
 	var req holdRequest
-	if err := decodeBody(w, r, &req); err != nil {
+	if err := httpjson.Decode(w, r, &req); err != nil {
 		writeError(w, http.StatusBadRequest, "bad_request", "%v", err)
 		return
 	}
@@ -240,7 +227,7 @@ func (a *Agent) handleRenewHold(w http.ResponseWriter, r *http.Request) {
 	var body struct {
 		TTL string `json:"ttl"`
 	}
-	if err := decodeBody(w, r, &body); err != nil {
+	if err := httpjson.Decode(w, r, &body); err != nil {
 		writeError(w, http.StatusBadRequest, "bad_request", "%v", err)
 		return
 	}
@@ -257,7 +244,7 @@ func (a *Agent) handleCommitHold(w http.ResponseWriter, r *http.Request) {
 	var body struct {
 		EventID string `json:"event_id"`
 	}
-	if err := decodeBody(w, r, &body); err != nil {
+	if err := httpjson.Decode(w, r, &body); err != nil {
 		writeError(w, http.StatusBadRequest, "bad_request", "%v", err)
 		return
 	}

@@ -9,7 +9,6 @@ import (
 
 	"github.com/edgestock/edgestock/drivers"
 	"github.com/edgestock/edgestock/internal/httpjson"
-	"github.com/edgestock/edgestock/internal/ingest"
 	"github.com/edgestock/edgestock/internal/store"
 	"github.com/edgestock/edgestock/sync"
 )
@@ -89,7 +88,7 @@ func (g gzipResponse) Write(b []byte) (int, error) { return g.gz.Write(b) }
 func (a *Agent) handleSyncMerge(w http.ResponseWriter, r *http.Request) {
 	a.hubSeen.Store(now().UnixMilli())
 	var req sync.MergeRequest
-	if err := decodeBody(w, r, &req); err != nil {
+	if err := httpjson.Decode(w, r, &req); err != nil {
 		writeError(w, http.StatusBadRequest, "bad_request", "%v", err)
 		return
 	}
@@ -129,7 +128,7 @@ func (a *Agent) handleSyncMerge(w http.ResponseWriter, r *http.Request) {
 		op.Escrow = append(op.Escrow, x)
 	}
 	for i, l := range req.Lines {
-		if !validHoldID(l.ID) || !drivers.ValidID(l.Warehouse) || !drivers.ValidID(l.SKU) || !ValidChannel(l.Channel) ||
+		if !validHoldID(l.ID) || !drivers.ValidID(l.Warehouse) || !drivers.ValidID(l.SKU) || !drivers.ValidChannel(l.Channel) ||
 			l.Qty < 1 || l.Qty > drivers.MaxQty {
 			writeError(w, http.StatusBadRequest, "bad_field", "lines[%d]: id must be a reservation id, warehouse, sku and channel IDs, qty 1..%d",
 				i, drivers.MaxQty)
@@ -137,16 +136,9 @@ func (a *Agent) handleSyncMerge(w http.ResponseWriter, r *http.Request) {
 		}
 		op.Lines = append(op.Lines, l.Stored())
 	}
-	ctx, cancel, ok := ingest.StoreWrite(w, r, a.store)
-	if !ok {
-		return
+	if a.apply(w, r, &store.Batch{Merges: []*store.MergeOp{op}}) {
+		writeJSON(w, http.StatusOK, sync.MergeResponse{Merged: op.Changed})
 	}
-	defer cancel()
-	if _, err := a.store.Apply(ctx, &store.Batch{Merges: []*store.MergeOp{op}}); err != nil {
-		ingest.WriteStoreError(w, err, a.store)
-		return
-	}
-	writeJSON(w, http.StatusOK, sync.MergeResponse{Merged: op.Changed})
 }
 
 func (a *Agent) handleSyncState(w http.ResponseWriter, r *http.Request) {

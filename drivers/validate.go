@@ -49,6 +49,14 @@ func KnownType(t string) bool {
 	return false
 }
 
+// LocalHolder names a warehouse's own holder of rights to promise units
+// (SPEC §9): no sales channel may take the name.
+const LocalHolder = "local"
+
+// ValidChannel reports whether c names a sales channel: an ID (SPEC §2)
+// other than LocalHolder.
+func ValidChannel(c string) bool { return ValidID(c) && c != LocalHolder }
+
 // ValidID reports whether s is 1–64 chars of [A-Za-z0-9._-].
 func ValidID(s string) bool {
 	if len(s) == 0 || len(s) > MaxIDLen {

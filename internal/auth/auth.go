@@ -210,8 +210,8 @@ func (req Request) checkChannel() error {
 	if req.Audience != AudienceHub {
 		return errors.New("channel: only a hub's tokens are bound to a channel (--role hub)")
 	}
-	if !drivers.ValidID(req.Channel) || req.Channel == store.LocalHolder {
-		return fmt.Errorf("channel %q: must be 1-64 chars of [A-Za-z0-9._-], not %q", req.Channel, store.LocalHolder)
+	if !drivers.ValidChannel(req.Channel) {
+		return fmt.Errorf("channel %q: must be 1-64 chars of [A-Za-z0-9._-], not %q", req.Channel, drivers.LocalHolder)
 	}
 	for _, sc := range req.Scopes {
 		if !slices.Contains(channelScopes, sc) {

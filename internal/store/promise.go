@@ -5,13 +5,14 @@ import (
 	"fmt"
 
 	"github.com/edgestock/edgestock/crdt"
+	"github.com/edgestock/edgestock/drivers"
 )
 
 // LocalHolder is the warehouse's own holder of rights (SPEC §9): what its
 // agent may hold for local carts or allot to a channel. Its rights are not
 // stored: they follow the physical stock (on_hand less what the channels
 // were allotted and have not delivered).
-const LocalHolder = "local"
+const LocalHolder = drivers.LocalHolder
 
 // EscrowOp is one change to a (warehouse, sku)'s rights written by this
 // replica as a holder's owner: a Move of Holder's rights to To (an

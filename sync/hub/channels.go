@@ -108,8 +108,6 @@ type WarehouseATS struct {
 	AsOf   *time.Time `json:"as_of"` // the hub's last exchange with the warehouse
 }
 
-func validChannel(c string) bool { return drivers.ValidID(c) && c != store.LocalHolder }
-
 func validPromiseID(id string) bool {
 	return len(id) <= maxPromiseIDLen && drivers.ValidEventID(id) && !strings.Contains(id, "/")
 }
@@ -155,7 +153,7 @@ func (a *API) handleATS(w http.ResponseWriter, r *http.Request) {
 	case !drivers.ValidID(sku):
 		writeError(w, http.StatusBadRequest, "bad_sku", "sku %q must be 1-64 chars of [A-Za-z0-9._-]", sku)
 		return
-	case !validChannel(channel):
+	case !drivers.ValidChannel(channel):
 		writeError(w, http.StatusBadRequest, "bad_query", "channel: required, 1-64 chars of [A-Za-z0-9._-], not %q", store.LocalHolder)
 		return
 	case !channelAllowed(w, r, channel):
@@ -225,7 +223,7 @@ func (a *API) atsChanges(ctx context.Context, channel string, since int64, page 
 // each with its ATS now, long-polling like /v1/feed.
 func (a *API) handleATSFeed(w http.ResponseWriter, r *http.Request) {
 	channel := r.URL.Query().Get("channel")
-	if !validChannel(channel) {
+	if !drivers.ValidChannel(channel) {
 		writeError(w, http.StatusBadRequest, "bad_query", "channel: required, 1-64 chars of [A-Za-z0-9._-], not %q", store.LocalHolder)
 		return
 	}
@@ -281,7 +279,7 @@ func (a *API) validateOrder(req *orderRequest) error {
 	switch {
 	case !validPromiseID(req.ID):
 		return fmt.Errorf("id: required, 1-%d printable characters, no '/'", maxPromiseIDLen)
-	case !validChannel(req.Channel):
+	case !drivers.ValidChannel(req.Channel):
 		return fmt.Errorf("channel: must be 1-64 chars of [A-Za-z0-9._-], not %q", store.LocalHolder)
 	case len(req.Lines) == 0 || len(req.Lines) > maxOrderLines:
 		return fmt.Errorf("lines: 1..%d", maxOrderLines)
@@ -581,7 +579,7 @@ func (a *API) handleRelease(w http.ResponseWriter, r *http.Request) {
 		bad = fmt.Sprintf("warehouse: %q is not one of this hub's agents (%s)", req.Warehouse, strings.Join(a.Hub.WarehouseIDs(), ", "))
 	case !drivers.ValidID(req.SKU):
 		bad = "sku: must be 1-64 chars of [A-Za-z0-9._-]"
-	case !validChannel(req.Channel):
+	case !drivers.ValidChannel(req.Channel):
 		bad = fmt.Sprintf("channel: must be 1-64 chars of [A-Za-z0-9._-], not %q", store.LocalHolder)
 	case req.Qty < 1 || req.Qty > drivers.MaxQty:
 		bad = fmt.Sprintf("qty: must be 1..%d", drivers.MaxQty)
@@ -734,7 +732,7 @@ func (a *API) handleCreateHold(w http.ResponseWriter, r *http.Request) {
 		err = fmt.Errorf("id: required, 1-%d printable characters, no '/'", maxPromiseIDLen)
 	case !drivers.ValidID(req.SKU):
 		err = fmt.Errorf("sku: must be 1-64 chars of [A-Za-z0-9._-]")
-	case !validChannel(req.Channel):
+	case !drivers.ValidChannel(req.Channel):
 		err = fmt.Errorf("channel: must be 1-64 chars of [A-Za-z0-9._-], not %q", store.LocalHolder)
 	case req.Qty < 1 || req.Qty > drivers.MaxQty:
 		err = fmt.Errorf("qty: must be 1..%d", drivers.MaxQty)

@@ -159,7 +159,7 @@ func (c FileConfig) Validate() (Config, error) {
 			errs = append(errs, fmt.Errorf("publish.topic-prefix: %q has a wildcard", p.TopicPrefix))
 		}
 		for _, ch := range p.Channels {
-			if !validChannel(ch) {
+			if !drivers.ValidChannel(ch) {
 				errs = append(errs, fmt.Errorf("publish.channels: %q is not a channel", ch))
 			}
 		}
@@ -179,7 +179,7 @@ func (c FileConfig) Validate() (Config, error) {
 			errs = append(errs, fmt.Errorf("webhooks.%s.url: %q is not an http(s) URL", w.Name, w.URL))
 		case len(w.Secret) < minSecret:
 			errs = append(errs, fmt.Errorf("webhooks.%s.secret: at least %d characters", w.Name, minSecret))
-		case w.Channel != "" && !validChannel(w.Channel):
+		case w.Channel != "" && !drivers.ValidChannel(w.Channel):
 			errs = append(errs, fmt.Errorf("webhooks.%s.channel: %q is not a channel", w.Name, w.Channel))
 		case w.MaxAttempts < 0 || w.MaxAttempts > 1000:
 			errs = append(errs, fmt.Errorf("webhooks.%s.max-attempts: 1..1000", w.Name))

@@ -83,7 +83,6 @@ func (a *API) Routes() http.Handler {
 			httpjson.Write(w, http.StatusOK, map[string]any{"warehouses": a.Hub.Warehouses()})
 		}, false},
 		{"GET /v1/feed", auth.ScopeStockRead, a.handleFeed, false},
-		{"GET /v1/stream", auth.ScopeStockRead, a.handleStream, true},
 		{"GET /v1/webhooks/deliveries", auth.ScopeAdmin, a.handleWebhookDeliveries, false},
 		{"POST /v1/events", auth.ScopeEventsWrite, a.handleEvents, false},
 		{"GET /v1/ats/{sku}", auth.ScopeStockRead, a.handleATS, true},
@@ -99,19 +98,24 @@ func (a *API) Routes() http.Handler {
 		{"POST /v1/holds/{id}/commit", auth.ScopeOrdersWrite, a.handleCommitHold, true},
 		{"DELETE /v1/holds/{id}", auth.ScopeOrdersWrite, a.handleReleaseHold, true},
 	} {
-		h := r.handler
-		if !r.channel {
-			h = refuseChannelBound(h)
-		}
-		if a.Guard != nil {
-			h = a.Guard.Require(r.scope, h)
-		}
-		if r.pattern == "GET /v1/stream" { // EventSource cannot set headers
-			h = sse.QueryToken(h)
-		}
-		mux.HandleFunc(r.pattern, h)
+		mux.HandleFunc(r.pattern, a.guarded(r.scope, r.channel, r.handler))
 	}
+	// The one route that takes its token from the URL too: a browser's
+	// EventSource cannot set headers.
+	mux.HandleFunc("GET /v1/stream", sse.QueryToken(a.guarded(auth.ScopeStockRead, true, a.handleStream)))
 	return mux
+}
+
+// guarded wraps h in the token checks of a route needing scope (SPEC §6);
+// channel says whether a channel-bound token may use it.
+func (a *API) guarded(scope string, channel bool, h http.HandlerFunc) http.HandlerFunc {
+	if !channel {
+		h = refuseChannelBound(h)
+	}
+	if a.Guard != nil {
+		h = a.Guard.Require(scope, h)
+	}
+	return h
 }
 
 // refuseChannelBound wraps a route a channel-bound token does not open:

@@ -33,7 +33,7 @@ func (a *API) handleStream(w http.ResponseWriter, r *http.Request) {
 		}
 		stock = false // a connector's token: its channel's ATS alone
 	}
-	if channel != "" && !validChannel(channel) {
+	if channel != "" && !drivers.ValidChannel(channel) {
 		writeError(w, http.StatusBadRequest, "bad_query", "channel: %q is not a channel", channel)
 		return
 	}
