@@ -225,6 +225,16 @@ func (db *DB) HoldChanges(ctx context.Context, channel string, since, upto int64
 	return ScanHoldChanges(db.reader.QueryContext(ctx, SQLHoldChanges, channel, since, upto))
 }
 
+// SQLHoldCeiling is the highest version a hub hold's change took.
+const SQLHoldCeiling = `SELECT COALESCE(MAX(version), 0) FROM hub_holds`
+
+// HoldCeiling is the highest version a hub hold's change took (0: none).
+func (db *DB) HoldCeiling(ctx context.Context) (int64, error) {
+	var n int64
+	err := db.reader.QueryRowContext(ctx, SQLHoldCeiling).Scan(&n)
+	return n, err
+}
+
 // ScanHoldChanges reads the rows of SQLHoldChanges.
 func ScanHoldChanges(rows interface {
 	Next() bool

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math"
 	"net/http"
 	"slices"
 	"sort"
@@ -31,6 +30,7 @@ type Seller interface {
 	HeldBySKU(ctx context.Context, sku, channel string, now time.Time) (map[string]int64, error)
 	HubHold(ctx context.Context, id string) (store.HubHold, bool, error)
 	HoldChanges(ctx context.Context, channel string, since, upto int64) ([]string, int64, error)
+	HoldCeiling(ctx context.Context) (int64, error)
 }
 
 var _ Seller = (*store.DB)(nil)
@@ -186,14 +186,28 @@ func (a *API) ats(ctx context.Context, sku, channel string, whs []WarehouseStatu
 	return out, nil
 }
 
+// deltasWithHolds reads a page of the hub's deltas past since, and first
+// the highest cart-hold version then: holds share the version sequence
+// but not the sync's pages, and every version up to that ceiling was
+// committed before the page was read, so a cursor moved past the holds
+// up to it skips nothing the page missed.
+func (a *API) deltasWithHolds(ctx context.Context, since int64, limit int) (store.DeltaPage, int64, error) {
+	ceiling, err := a.Sell.HoldCeiling(ctx)
+	if err != nil {
+		return store.DeltaPage{}, 0, err
+	}
+	page, err := a.Hub.store.Deltas(ctx, since, limit, "")
+	return page, ceiling, err
+}
+
 // atsChanges is the ATS now of each SKU whose rights or holds on channel
-// changed in page (read from since), and the cursor after them. Holds
-// share the version sequence but not the sync's pages: those up to the
-// page's end, or all once it is the last.
-func (a *API) atsChanges(ctx context.Context, channel string, since int64, page store.DeltaPage) ([]ATS, int64, error) {
+// changed in page (read from since with deltasWithHolds), and the cursor
+// after them: the holds up to the page's end, or up to the ceiling once
+// it is the last page.
+func (a *API) atsChanges(ctx context.Context, channel string, since int64, page store.DeltaPage, ceiling int64) ([]ATS, int64, error) {
 	upto := page.Next
 	if !page.More {
-		upto = math.MaxInt64
+		upto = max(page.Next, ceiling)
 	}
 	skus, top, err := a.Sell.HoldChanges(ctx, channel, since, upto)
 	if err != nil {
@@ -246,11 +260,11 @@ func (a *API) handleATSFeed(w http.ResponseWriter, r *http.Request) {
 	more := false
 	err = sync.LongPoll(r.Context(), a.Hub.changed, wait, func() (bool, error) {
 		for { // past pages of other channels' news at once
-			page, err := a.Hub.store.Deltas(r.Context(), since, int(limit), "")
+			page, ceiling, err := a.deltasWithHolds(r.Context(), since, int(limit))
 			if err != nil {
 				return false, err
 			}
-			if changes, since, err = a.atsChanges(r.Context(), channel, since, page); err != nil {
+			if changes, since, err = a.atsChanges(r.Context(), channel, since, page, ceiling); err != nil {
 				return false, err
 			}
 			if more = page.More; len(changes) > 0 || !more {

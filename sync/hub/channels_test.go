@@ -69,7 +69,17 @@ func TestHub_SellsAllotmentsWhileOffline(t *testing.T) {
 	require.Equal(t, http.StatusCreated, send(t, "POST", a.Base+"/v1/allotments", "", `{"id":"amz","sku":"SKU-O","channel":"amazon","qty":6}`, nil))
 	require.Eventually(t, func() bool { return ats(t, base, "SKU-O", "amazon").ATS == 6 }, 10*time.Second, 20*time.Millisecond,
 		"the allotment reaches the hub")
+	require.True(t, ats(t, base, "SKU-O", "amazon").Warehouses["wh1"].Online)
 	link.Cut()
+	require.Eventually(t, func() bool { return !ats(t, base, "SKU-O", "amazon").Warehouses["wh1"].Online }, 10*time.Second, 20*time.Millisecond,
+		"the ATS says the warehouse is offline")
+	require.NotNil(t, ats(t, base, "SKU-O", "amazon").Warehouses["wh1"].AsOf, "as of the last exchange")
+
+	// A cart hold works offline too, on the rights the hub holds.
+	var cart hub.Hold
+	require.Equal(t, http.StatusCreated, send(t, "POST", base+"/v1/holds", "", `{"id":"offline-cart","sku":"SKU-O","channel":"amazon","qty":6}`, &cart))
+	require.Equal(t, int64(0), ats(t, base, "SKU-O", "amazon").ATS)
+	require.Equal(t, http.StatusOK, send(t, "DELETE", base+"/v1/holds/offline-cart", "", "", nil))
 
 	var o hub.Order
 	require.Equal(t, http.StatusCreated, send(t, "POST", base+"/v1/orders", "", `{"id":"o1","channel":"amazon","lines":[{"sku":"SKU-O","qty":4}]}`, &o))
@@ -263,6 +273,12 @@ func TestHub_ChannelBoundToken(t *testing.T) {
 	for _, path := range []string{"/v1/stock", "/v1/feed", "/v1/warehouses"} {
 		require.Equal(t, http.StatusForbidden, send(t, "GET", base+path, tok, "", nil), path)
 	}
+	require.Equal(t, http.StatusForbidden, send(t, "POST", base+"/v1/holds", tok, `{"id":"h","sku":"SKU-T","channel":"ebay","qty":1}`, nil),
+		"a hold on another channel")
+	status, _ := openStream(t, base+"/v1/stream?channel=ebay&access_token="+tok, "")
+	require.Equal(t, http.StatusForbidden, status, "another channel's stream")
+	status, _ = openStream(t, base+"/v1/stream?access_token="+tok, "")
+	require.Equal(t, http.StatusOK, status, "its own channel's ATS stream")
 	for _, req := range []auth.Request{
 		{Name: "x", Scopes: []string{auth.ScopeAdmin}, Channel: "amazon", TTL: time.Hour},
 		{Name: "x", Scopes: []string{auth.ScopeStockRead}, Channel: "local", TTL: time.Hour},
@@ -359,7 +375,10 @@ func TestHub_CartHolds(t *testing.T) {
 	require.Equal(t, http.StatusConflict, send(t, "POST", base+"/v1/holds", "", `{"id":"h1","sku":"SKU-H","channel":"web","qty":2}`, nil))
 	a5 := ats(t, base, "SKU-H", "web")
 	require.Equal(t, int64(2), a5.ATS)
-	require.Equal(t, hub.WarehouseATS{Rights: 5, Held: 3, ATS: 2, Online: a5.Warehouses["wh1"].Online, AsOf: a5.Warehouses["wh1"].AsOf}, a5.Warehouses["wh1"])
+	w1 := a5.Warehouses["wh1"]
+	require.Equal(t, [3]int64{5, 3, 2}, [3]int64{w1.Rights, w1.Held, w1.ATS}, "rights, held, ats")
+	require.True(t, w1.Online)
+	require.NotNil(t, w1.AsOf)
 	var short insufficientRights
 	require.Equal(t, http.StatusConflict, send(t, "POST", base+"/v1/orders", "", `{"id":"o1","channel":"web","lines":[{"sku":"SKU-H","qty":3}]}`, &short))
 	require.Equal(t, int64(2), short.ATS, "an order cannot take held units")
@@ -456,4 +475,14 @@ func TestHub_ATSFeed(t *testing.T) {
 	require.Len(t, expired.Changes, 1, "the hold expired")
 	require.Equal(t, int64(2), expired.Changes[0].ATS)
 	require.Equal(t, http.StatusBadRequest, send(t, "GET", base+"/v1/ats", "", "", nil), "channel is required")
+
+	// The stream with ?channel= carries the same news as ats events.
+	_, live := openStream(t, base+"/v1/stream?channel=web&sku=F-1", "")
+	for e := range live {
+		var v hub.ATS
+		if e.Type == "ats" && json.Unmarshal(e.Data, &v) == nil && v.SKU == "F-1" && v.Channel == "web" {
+			require.Equal(t, int64(2), v.ATS)
+			break
+		}
+	}
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
+	"slices"
 	stdsync "sync"
 	"time"
 
@@ -161,23 +162,35 @@ func (p *publisher) run(ctx context.Context, key, channel string) error {
 // publish sends a page's messages, retained at QoS 1, retrying each until
 // the broker acknowledges it: a stock event as the SKU's whole stock view
 // now, an ats event as it is.
+// A page has a stock event per (warehouse, SKU): each SKU's view is read
+// once and published once.
 func (p *publisher) publish(ctx context.Context, events []sse.Event) error {
+	var skus []string
 	for _, e := range events {
-		var topic string
-		var payload any
-		switch d := e.Data.(type) {
-		case FeedChange:
-			views, err := p.api.views(ctx, []string{d.SKU})
-			if err != nil {
-				return err
-			}
-			topic, payload = p.cfg.TopicPrefix+"/hub/stock/"+d.SKU, views[d.SKU]
-		case ATS:
-			topic, payload = p.cfg.TopicPrefix+"/hub/ats/"+d.Channel+"/"+d.SKU, d
-		default:
-			continue
+		if c, ok := e.Data.(FeedChange); ok && !slices.Contains(skus, c.SKU) {
+			skus = append(skus, c.SKU)
 		}
-		b, _ := json.Marshal(payload) // the views always marshal
+	}
+	views, err := p.api.views(ctx, skus)
+	if err != nil {
+		return err
+	}
+	type message struct {
+		topic   string
+		payload any
+	}
+	var out []message
+	for _, sku := range skus {
+		out = append(out, message{p.cfg.TopicPrefix + "/hub/stock/" + sku, views[sku]})
+	}
+	for _, e := range events {
+		if d, ok := e.Data.(ATS); ok {
+			out = append(out, message{p.cfg.TopicPrefix + "/hub/ats/" + d.Channel + "/" + d.SKU, d})
+		}
+	}
+	for _, m := range out {
+		topic := m.topic
+		b, _ := json.Marshal(m.payload) // the views always marshal
 		wait := backoff.New(retryMin, p.retry)
 		for {
 			_, err := p.cm.Publish(ctx, &paho.Publish{Topic: topic, QoS: 1, Retain: true, Payload: b})

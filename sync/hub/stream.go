@@ -53,7 +53,7 @@ func (a *API) changeSource(stock bool, channel string, filter sse.Filter) sse.So
 		if err != nil || cursor != "" && !strings.HasPrefix(cursor, replica+"@") {
 			return nil, "", false, sse.ErrReset // another database's: from the start
 		}
-		page, err := a.Hub.store.Deltas(ctx, since, streamPage, "")
+		page, ceiling, err := a.deltasWithHolds(ctx, since, streamPage)
 		if err != nil {
 			return nil, "", false, err
 		}
@@ -69,7 +69,7 @@ func (a *API) changeSource(stock bool, channel string, filter sse.Filter) sse.So
 			}
 		}
 		if channel != "" {
-			changes, after, err := a.atsChanges(ctx, channel, since, page)
+			changes, after, err := a.atsChanges(ctx, channel, since, page, ceiling)
 			if err != nil {
 				return nil, "", false, err
 			}

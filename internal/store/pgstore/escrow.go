@@ -249,3 +249,12 @@ func (db *DB) Exclusive(ctx context.Context, name string) (release func(), ok bo
 	conn := pooled.Hijack()
 	return func() { _ = conn.Close(context.Background()) }, true, nil // closing ends the session and its lock
 }
+
+// HoldCeiling is the highest version a hub hold's change took (0: none).
+func (db *DB) HoldCeiling(ctx context.Context) (int64, error) {
+	var n int64
+	if err := db.pool.QueryRow(ctx, store.SQLHoldCeiling).Scan(&n); err != nil {
+		return 0, fmt.Errorf("postgres holds: %w", err)
+	}
+	return n, nil
+}
