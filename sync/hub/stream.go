@@ -8,6 +8,7 @@ import (
 	"github.com/edgestock/edgestock/drivers"
 	"github.com/edgestock/edgestock/internal/auth"
 	"github.com/edgestock/edgestock/internal/sse"
+	"github.com/edgestock/edgestock/internal/store"
 	"github.com/edgestock/edgestock/sync"
 )
 
@@ -53,7 +54,13 @@ func (a *API) changeSource(stock bool, channel string, filter sse.Filter) sse.So
 		if err != nil || cursor != "" && !strings.HasPrefix(cursor, replica+"@") {
 			return nil, "", false, sse.ErrReset // another database's: from the start
 		}
-		page, ceiling, err := a.deltasWithHolds(ctx, since, streamPage)
+		var page store.DeltaPage
+		var ceiling int64
+		if channel != "" { // holds matter to ats events alone
+			page, ceiling, err = a.deltasWithHolds(ctx, since, streamPage)
+		} else {
+			page, err = a.Hub.store.Deltas(ctx, since, streamPage, "")
+		}
 		if err != nil {
 			return nil, "", false, err
 		}
