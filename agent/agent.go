@@ -57,6 +57,7 @@ type Agent struct {
 	startCfg   Config
 	stopReload func()
 	rate       rateWindow
+	seen       activity     // devices seen since start (GET /v1/devices)
 	hubSeen    atomic.Int64 // unix ms of the last sync request
 	topUp      atomic.Pointer[topUp]
 	// streamsDone is closed when the HTTP server shuts down: streams end.
@@ -138,7 +139,10 @@ func (a *Agent) Open(ctx context.Context) (err error) {
 	if a.ingest, err = ingest.NewIngester(a.store, a.cfg.Warehouse, env); err != nil {
 		return err
 	}
-	a.ingest.Observe(a.metrics.observeResults)
+	a.ingest.Observe(func(msg drivers.Message, driver string, results []ingest.Result) {
+		a.metrics.observeResults(msg.Source, driver, results)
+		a.seen.observe(msg.Device, msg.Source, results, now())
+	})
 	a.ingest.SetLimits(a.cfg.Devices.RateLimit, a.cfg.Devices.RateBurst)
 	// File drops write as their device, ids "{file}:{line}": nobody else may.
 	a.ingest.ReserveDevice(a.cfg.Filedrop.Device, "file drops", "file")

@@ -46,6 +46,7 @@ func (a *Agent) routes() http.Handler {
 		{"POST /v1/events", auth.ScopeEventsWrite, a.handlePostEvents},
 		{"GET /v1/events", auth.ScopeStockRead, a.handleEvents},
 		{"GET /v1/quarantine", auth.ScopeAdmin, a.handleQuarantine},
+		{"GET /v1/devices", auth.ScopeStockRead, a.handleDevices},
 		{"GET /v1/alerts", auth.ScopeStockRead, a.handleAlerts},
 		{"GET /v1/sync/deltas", auth.ScopeSync, a.handleSyncDeltas},
 		{"POST /v1/sync/merge", auth.ScopeSync, a.handleSyncMerge},

@@ -48,7 +48,7 @@ type Ingester struct {
 	byTopic   map[string]drivers.Driver
 	byName    map[string]drivers.Driver // every driver, topic or not
 	// observe, when set, sees every ingest's results (metrics).
-	observe func(source, driver string, results []Result)
+	observe func(msg drivers.Message, driver string, results []Result)
 	// limits, when set, rate-limits each device.
 	limits *limiter
 	// ids numbers serialised scans and holds POS tickets to all or
@@ -125,8 +125,12 @@ func NewIngester(st committer, warehouse string, env drivers.Env) (*Ingester, er
 	return in, nil
 }
 
-// Observe makes fn see every ingest's results (metrics); set before use.
-func (in *Ingester) Observe(fn func(source, driver string, results []Result)) { in.observe = fn }
+// Observe makes fn see every ingest's results with the message they came
+// in (metrics, device activity); set before use. It runs on the store's
+// commit loop: it must not block.
+func (in *Ingester) Observe(fn func(msg drivers.Message, driver string, results []Result)) {
+	in.observe = fn
+}
 
 // SetLimits rate-limits each device to rate messages per second with
 // bursts up to burst (rate 0: no limit); safe while ingesting (a reload).
@@ -300,7 +304,7 @@ func (in *Ingester) submit(driver string, msg drivers.Message, items []drivers.I
 			}
 		}
 		if in.observe != nil {
-			in.observe(msg.Source, driver, results)
+			in.observe(msg, driver, results)
 		}
 		done(results, nil)
 	})
