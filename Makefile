@@ -18,7 +18,7 @@ run: build
 	./$(BIN) agent --warehouse $(WAREHOUSE) --data-dir $(DATA_DIR) --mqtt-anonymous allow
 
 # Lint, then every test with the race detector. Tests that need a service
-# (mosquitto, PostgreSQL) skip loudly without it, and fail under CI=true.
+# (mosquitto, PostgreSQL, chromium) skip loudly without it, and fail under CI=true.
 test: lint
 	GOOS=windows $(GO) build ./...
 	./.ci/gotest

@@ -15,6 +15,7 @@ import (
 	"github.com/edgestock/edgestock/drivers"
 	"github.com/edgestock/edgestock/internal/apidoc"
 	"github.com/edgestock/edgestock/internal/auth"
+	"github.com/edgestock/edgestock/internal/dashboard"
 	"github.com/edgestock/edgestock/internal/httpjson"
 	"github.com/edgestock/edgestock/internal/sse"
 	"github.com/edgestock/edgestock/internal/store"
@@ -33,6 +34,10 @@ func (a *Agent) routes() http.Handler {
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok", "role": "agent"})
 	})
+	// The dashboard's page and assets hold no data (they read the API
+	// with the operator's token), so they are open like /healthz.
+	mux.HandleFunc("GET /{$}", dashboard.Page(dashboard.Agent))
+	mux.HandleFunc("GET /ui/{file}", dashboard.Assets)
 	mux.HandleFunc("GET /readyz", a.requireScope("", a.handleReady))
 	mux.HandleFunc("GET /metrics", a.requireScope("", a.metrics.handler().ServeHTTP))
 	for _, r := range []struct {

@@ -45,6 +45,14 @@ type Options struct {
 	// Done ends the stream when closed: the server is shutting down, and
 	// would otherwise wait for every client to leave.
 	Done <-chan struct{}
+	// NewState, when set, makes each stream's state reader: state beside
+	// the durable events (the hub's warehouses, online now or not), read
+	// when the stream starts, at each wake and every StateEvery (default
+	// 1 s), its events sent without an id. A client that reconnects reads
+	// it afresh, so it needs no cursor. The reader is the stream's own: it
+	// may keep what it sent and return only what changed.
+	NewState   func() func() []Event
+	StateEvery time.Duration
 }
 
 // Serve streams src to the client from Last-Event-ID (or ?since=) until
@@ -80,7 +88,35 @@ func Serve(w http.ResponseWriter, r *http.Request, src Source, opts Options) {
 	ctx := r.Context()
 	heartbeat := time.NewTicker(opts.Heartbeat)
 	defer heartbeat.Stop()
+	var state func() []Event
+	var stateTick <-chan time.Time
+	if opts.NewState != nil {
+		state = opts.NewState()
+		if opts.StateEvery <= 0 {
+			opts.StateEvery = time.Second
+		}
+		t := time.NewTicker(opts.StateEvery)
+		defer t.Stop()
+		stateTick = t.C
+	}
+	sendState := func() error {
+		if state == nil {
+			return nil
+		}
+		var page []byte
+		for _, e := range state() {
+			page = append(page, encode(e, "")...)
+		}
+		if len(page) == 0 {
+			return nil
+		}
+		heartbeat.Reset(opts.Heartbeat)
+		return write(page)
+	}
 	for {
+		if sendState() != nil {
+			return
+		}
 		var changed <-chan struct{}
 		if opts.Changed != nil {
 			changed = opts.Changed()
@@ -125,6 +161,10 @@ func Serve(w http.ResponseWriter, r *http.Request, src Source, opts Options) {
 				waiting = false
 			case <-heartbeat.C:
 				if write([]byte(": keepalive\n\n")) != nil {
+					return
+				}
+			case <-stateTick:
+				if sendState() != nil {
 					return
 				}
 			}

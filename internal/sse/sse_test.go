@@ -3,6 +3,7 @@ package sse
 import (
 	"bufio"
 	"context"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -117,4 +118,85 @@ func TestFilterAndQueryToken(t *testing.T) {
 	h(httptest.NewRecorder(), httptest.NewRequest("GET", "/v1/stream?access_token=es1.t&sku=A", nil))
 	require.Equal(t, "Bearer es1.t", auth)
 	require.Equal(t, "sku=A", query, "the token leaves the URL")
+}
+
+// State events go out at the start and whenever the state reader has
+// news, without an id, between the durable pages.
+func TestServe_State(t *testing.T) {
+	c := &counter{n: 1, changed: make(chan struct{})}
+	var mu stdsync.Mutex
+	online := "yes"
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		Serve(w, r, c.read, Options{Changed: c.wait, Heartbeat: time.Hour, StateEvery: 10 * time.Millisecond,
+			NewState: func() func() []Event {
+				sent := ""
+				return func() []Event {
+					mu.Lock()
+					defer mu.Unlock()
+					if online == sent {
+						return nil
+					}
+					sent = online
+					return []Event{{Type: "warehouse", Data: online}}
+				}
+			}})
+	}))
+	defer srv.Close()
+
+	require.Equal(t, []string{": edgestock stream", "event: warehouse", `data: "yes"`,
+		"id: 1", "event: n", "data: 1"}, lines(t, srv.URL, "", 2))
+	done := make(chan []string)
+	go func() { done <- lines(t, srv.URL, "1", 2) }()
+	time.Sleep(50 * time.Millisecond) // let it wait; it must not need this to pass
+	mu.Lock()
+	online = "no" // no change of the source: the tick finds it
+	mu.Unlock()
+	require.Equal(t, []string{": edgestock stream", "event: warehouse", `data: "yes"`, "event: warehouse", `data: "no"`}, <-done)
+}
+
+// A client that stops reading holds only its own request: the others
+// get every event, and its stream ends at the write deadline instead of
+// buffering pages without bound.
+func TestServe_SlowConsumer(t *testing.T) {
+	c := &counter{n: 0, changed: make(chan struct{})}
+	ended := make(chan string, 4)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		Serve(w, r, func(ctx context.Context, cursor string) ([]Event, string, bool, error) {
+			events, next, more, err := c.read(ctx, cursor)
+			for i := range events { // big events: the socket buffers fill fast
+				events[i].Data = strings.Repeat("x", 16<<10)
+			}
+			return events, next, more, err
+		}, Options{Changed: c.wait, Heartbeat: time.Hour, WriteTimeout: 200 * time.Millisecond})
+		ended <- r.URL.Query().Get("who")
+	}))
+	defer srv.Close()
+
+	// The slow client asks and never reads a byte.
+	slow, err := net.Dial("tcp", srv.Listener.Addr().String())
+	require.NoError(t, err)
+	defer slow.Close()
+	_, err = slow.Write([]byte("GET /?who=slow HTTP/1.1\r\nHost: x\r\n\r\n"))
+	require.NoError(t, err)
+
+	const n = 1000 // 1,000 × 16 KiB = 16 MiB: far past any socket buffer
+	for range n {
+		c.add()
+	}
+	got := lines(t, srv.URL+"?who=fast", "", n)
+	events := 0
+	for _, l := range got {
+		if strings.HasPrefix(l, "data: ") {
+			events++
+		}
+	}
+	require.Equal(t, n, events, "the reading client got every event")
+	deadline := time.After(30 * time.Second)
+	for who := ""; who != "slow"; { // the fast one ends too, once it hung up
+		select {
+		case who = <-ended:
+		case <-deadline:
+			t.Fatal("the stream of a client that reads nothing never ended")
+		}
+	}
 }

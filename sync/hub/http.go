@@ -10,6 +10,7 @@ import (
 	"github.com/edgestock/edgestock/drivers"
 	"github.com/edgestock/edgestock/internal/apidoc"
 	"github.com/edgestock/edgestock/internal/auth"
+	"github.com/edgestock/edgestock/internal/dashboard"
 	"github.com/edgestock/edgestock/internal/httpjson"
 	"github.com/edgestock/edgestock/internal/ingest"
 	"github.com/edgestock/edgestock/internal/sse"
@@ -69,6 +70,10 @@ func (a *API) Routes() http.Handler {
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		httpjson.Write(w, http.StatusOK, map[string]string{"status": "ok", "role": "hub"})
 	})
+	// The dashboard's page and assets hold no data (they read the API
+	// with the operator's token), so they are open like /healthz.
+	mux.HandleFunc("GET /{$}", dashboard.Page(dashboard.Hub))
+	mux.HandleFunc("GET /ui/{file}", dashboard.Assets)
 	for _, r := range []struct {
 		pattern, scope string
 		handler        http.HandlerFunc

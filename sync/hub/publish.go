@@ -129,7 +129,7 @@ func (p *publisher) run(ctx context.Context, key, channel string) error {
 	if err != nil {
 		return err
 	}
-	src := p.api.changeSource(channel == "", channel, sse.Filter{})
+	src := p.api.changeSource(stockOrATS(channel))
 	for {
 		changed := p.api.Hub.changed.Wait()
 		events, next, more, err := src(ctx, cursor)

@@ -3,7 +3,9 @@ package hub
 import (
 	"context"
 	"net/http"
+	"slices"
 	"strings"
+	"time"
 
 	"github.com/edgestock/edgestock/drivers"
 	"github.com/edgestock/edgestock/internal/auth"
@@ -15,11 +17,35 @@ import (
 // streamPage is how many deltas one read of a stream takes.
 const streamPage = 500
 
-// handleStream is the hub's live stream (SPEC §10): `stock` events (a
-// warehouse's level of a SKU and its total, as /v1/feed has them) and,
-// with ?channel=, `ats` events (the channel's ATS of a SKU, as /v1/ats has
-// them), read from the durable change sequence, so Last-Event-ID resumes
-// with no gap. A token bound to a channel gets its channel's ATS alone.
+// warehouseRefresh is how often a stream resends a warehouse whose only
+// news is a later exchange (its lag): a busy agent is pulled many times a
+// second, and its lag moves every second; the client computes lag from
+// last_contact in between.
+const warehouseRefresh = 5 * time.Second
+
+// LineEvent is an `order` event: an order line as booked at a warehouse,
+// sent again when it is cancelled.
+type LineEvent struct {
+	ID        string `json:"id"` // "{order}.{n}"
+	Order     string `json:"order"`
+	Warehouse string `json:"warehouse"`
+	SKU       string `json:"sku"`
+	Channel   string `json:"channel"`
+	Qty       int64  `json:"qty"`
+	Cancelled bool   `json:"cancelled"`
+}
+
+// handleStream is the hub's live stream (SPEC §10), read from the durable
+// change sequence, so Last-Event-ID resumes with no gap:
+//   - `stock`: a warehouse's level of a SKU and its total, as /v1/feed;
+//   - `ats`, with ?channel= (repeatable): a channel's ATS of a SKU, as
+//     /v1/ats;
+//   - `order`: an order line booked or cancelled;
+//   - `warehouse`: an agent's link (online, lag, errors), as
+//     /v1/warehouses, at the start and when it changes; it is state, and
+//     carries no id.
+//
+// A token bound to a channel gets its channel's ATS and order lines alone.
 func (a *API) handleStream(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	filter, err := sse.ParseFilter(q, drivers.ValidID)
@@ -27,27 +53,53 @@ func (a *API) handleStream(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "bad_query", "%v", err)
 		return
 	}
-	channel, stock := q.Get("channel"), true
-	if c, ok := auth.ClaimsOf(r); ok && c.Channel != "" {
-		if channel == "" {
-			channel = c.Channel
+	src := sourceOptions{stock: true, orders: true, channels: q["channel"], filter: filter}
+	c, bound := auth.ClaimsOf(r)
+	bound = bound && c.Channel != ""
+	if bound { // a connector's token: its channel's ATS and lines alone
+		src.stock = false
+		if len(src.channels) == 0 {
+			src.channels = []string{c.Channel}
 		}
-		stock = false // a connector's token: its channel's ATS alone
 	}
-	if channel != "" && !drivers.ValidChannel(channel) {
-		writeError(w, http.StatusBadRequest, "bad_query", "channel: %q is not a channel", channel)
-		return
+	for _, ch := range src.channels {
+		if !drivers.ValidChannel(ch) {
+			writeError(w, http.StatusBadRequest, "bad_query", "channel: %q is not a channel", ch)
+			return
+		}
+		if !channelAllowed(w, r, ch) {
+			return
+		}
 	}
-	if channel != "" && !channelAllowed(w, r, channel) {
-		return
+	slices.Sort(src.channels)
+	src.channels = slices.Compact(src.channels)
+	opts := sse.Options{Changed: a.Hub.changed.Wait, Done: a.stopping()}
+	if !bound {
+		opts.NewState = a.warehouseState
 	}
-	sse.Serve(w, r, a.changeSource(stock, channel, filter), sse.Options{Changed: a.Hub.changed.Wait, Done: a.stopping()})
+	sse.Serve(w, r, a.changeSource(src), opts)
 }
 
-// changeSource reads the hub's changes past a cursor: stock events (when
-// stock) and ats events of channel (when not ""), of the SKUs filter
-// keeps. The streams and the webhooks read it alike.
-func (a *API) changeSource(stock bool, channel string, filter sse.Filter) sse.Source {
+// sourceOptions says what a change source reads.
+type sourceOptions struct {
+	stock    bool       // stock events
+	orders   bool       // order events (of channels only, when set)
+	channels []string   // ats events of these channels
+	filter   sse.Filter // of these SKUs
+}
+
+// stockOrATS is what a webhook or the MQTT publisher reads: the stock
+// events, or with a channel that channel's ats events.
+func stockOrATS(channel string) sourceOptions {
+	if channel == "" {
+		return sourceOptions{stock: true}
+	}
+	return sourceOptions{channels: []string{channel}}
+}
+
+// changeSource reads the hub's changes past a cursor, as o says. The
+// streams and the webhooks read it alike.
+func (a *API) changeSource(o sourceOptions) sse.Source {
 	replica := a.Hub.store.CursorID()
 	return func(ctx context.Context, cursor string) ([]sse.Event, string, bool, error) {
 		since, err := sync.ParseCursor(cursor, replica)
@@ -56,7 +108,7 @@ func (a *API) changeSource(stock bool, channel string, filter sse.Filter) sse.So
 		}
 		var page store.DeltaPage
 		var ceiling int64
-		if channel != "" { // holds matter to ats events alone
+		if len(o.channels) > 0 { // holds matter to ats events alone
 			page, ceiling, err = a.deltasWithHolds(ctx, since, streamPage)
 		} else {
 			page, err = a.Hub.store.Deltas(ctx, since, streamPage, "")
@@ -66,8 +118,8 @@ func (a *API) changeSource(stock bool, channel string, filter sse.Filter) sse.So
 		}
 		var events []sse.Event
 		next := page.Next
-		if stock {
-			changes, err := a.feedChanges(ctx, page, filter.Keep)
+		if o.stock {
+			changes, err := a.feedChanges(ctx, page, o.filter.Keep)
 			if err != nil {
 				return nil, "", false, err
 			}
@@ -75,18 +127,62 @@ func (a *API) changeSource(stock bool, channel string, filter sse.Filter) sse.So
 				events = append(events, sse.Event{Type: "stock", Data: c})
 			}
 		}
-		if channel != "" {
-			changes, after, err := a.atsChanges(ctx, channel, since, page, ceiling)
+		for _, ch := range o.channels {
+			changes, after, err := a.atsChanges(ctx, ch, since, page, ceiling)
 			if err != nil {
 				return nil, "", false, err
 			}
 			for _, c := range changes {
-				if filter.Keep(c.SKU) {
+				if o.filter.Keep(c.SKU) {
 					events = append(events, sse.Event{Type: "ats", Data: c})
 				}
 			}
 			next = max(next, after)
 		}
+		if o.orders {
+			for _, l := range page.Lines {
+				if o.filter.Keep(l.SKU) && (len(o.channels) == 0 || slices.Contains(o.channels, l.Channel)) {
+					events = append(events, sse.Event{Type: "order", Data: lineEvent(l)})
+				}
+			}
+		}
 		return events, sync.FormatCursor(replica, next), page.More, nil
+	}
+}
+
+func lineEvent(l store.OrderLine) LineEvent {
+	order := l.ID
+	if i := strings.LastIndexByte(l.ID, '.'); i >= 0 { // "{order}.{n}"
+		order = l.ID[:i]
+	}
+	return LineEvent{ID: l.ID, Order: order, Warehouse: l.Warehouse, SKU: l.SKU, Channel: l.Channel, Qty: l.Qty, Cancelled: l.Cancelled}
+}
+
+// warehouseState makes a stream's reader of its warehouse events: each
+// agent's link at the start, then again when it goes online or offline,
+// starts or stops catching up, fails or recovers, or names another
+// replica; and at most every warehouseRefresh when it only exchanged
+// again.
+func (a *API) warehouseState() func() []sse.Event {
+	type sent struct {
+		key  WarehouseStatus // the fields that matter, the rest zeroed
+		at   time.Time
+		seen *time.Time
+	}
+	last := map[string]sent{}
+	return func() []sse.Event {
+		var out []sse.Event
+		now := time.Now()
+		for _, w := range a.Hub.Warehouses() {
+			key := WarehouseStatus{Warehouse: w.Warehouse, Replica: w.Replica, Online: w.Online, Pending: w.Pending, LastError: w.LastError}
+			prev, ok := last[w.Warehouse]
+			contactMoved := w.LastContact != nil && (prev.seen == nil || !w.LastContact.Equal(*prev.seen))
+			if ok && prev.key == key && (!contactMoved || now.Sub(prev.at) < warehouseRefresh) {
+				continue
+			}
+			last[w.Warehouse] = sent{key: key, at: now, seen: w.LastContact}
+			out = append(out, sse.Event{Type: "warehouse", Data: w})
+		}
+		return out
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"slices"
 	"testing"
 	"time"
 
@@ -90,6 +91,9 @@ func TestHub_Stream(t *testing.T) {
 	// A cursor of another database: reset, then from the start.
 	_, reset := openStream(t, base+"/v1/stream?sku=ST-1", "other.db@7")
 	e := <-reset
+	for e.Type == "warehouse" { // state comes first
+		e = <-reset
+	}
 	require.Equal(t, "reset", e.Type)
 	c, _ = nextStock(t, reset, "ST-1")
 	require.Equal(t, int64(205), c.OnHand)
@@ -125,5 +129,76 @@ func TestHub_StopsWithStreamsOpen(t *testing.T) {
 	defer cancel()
 	require.NoError(t, h.Close(ctx), "shut down within the deadline, the stream ended")
 	for range events { // the stream is closed
+	}
+}
+
+// The stream also carries each agent's link as warehouse events (at the
+// start and when it changes), ATS of several channels, and order lines
+// booked and cancelled; a channel-bound token gets its channel's alone.
+func TestHub_StreamWarehousesOrdersChannels(t *testing.T) {
+	a := startAgent(t, "wh1", t.TempDir())
+	h := startHubAuth(t, "", hub.Agent{Warehouse: "wh1", URL: a.Base})
+	base := "http://" + h.HTTPAddr()
+	adm, _, err := h.IssueToken(t.Context(), "ops", []string{auth.ScopeAdmin}, time.Hour)
+	require.NoError(t, err)
+	status, _ := a.Post(t, "/v1/events", `{"id":"r1","type":"receive","sku":"W-1","qty":10}`)
+	require.Equal(t, http.StatusOK, status)
+	for _, body := range []string{`{"sku":"W-1","channel":"web","qty":3}`, `{"sku":"W-1","channel":"amazon","qty":4}`} {
+		require.Equal(t, http.StatusCreated, send(t, "POST", a.Base+"/v1/allotments", "", body, nil))
+	}
+	_, events := openStream(t, base+"/v1/stream?channel=web&channel=amazon&access_token="+adm, "")
+	// wait reads events until each of matches has matched one, in any
+	// order: a page's events come stock, ats, order.
+	wait := func(what string, matches ...func(sseEvent) bool) {
+		t.Helper()
+		deadline := time.After(15 * time.Second)
+		for len(matches) > 0 {
+			select {
+			case e, ok := <-events:
+				require.True(t, ok, "stream closed")
+				matches = slices.DeleteFunc(matches, func(m func(sseEvent) bool) bool { return m(e) })
+			case <-deadline:
+				t.Fatal("no event: " + what)
+			}
+		}
+	}
+	wait("wh1 online", func(e sseEvent) bool {
+		var w hub.WarehouseStatus
+		return e.Type == "warehouse" && e.ID == "" && json.Unmarshal(e.Data, &w) == nil && w.Warehouse == "wh1" && w.Online
+	})
+	atsOf := func(channel string, n int64) func(sseEvent) bool {
+		return func(e sseEvent) bool {
+			var v hub.ATS
+			return e.Type == "ats" && json.Unmarshal(e.Data, &v) == nil && v.Channel == channel && v.ATS == n
+		}
+	}
+	wait("both channels' ATS", atsOf("web", 3), atsOf("amazon", 4))
+
+	require.Equal(t, http.StatusCreated, send(t, "POST", base+"/v1/orders", adm, `{"id":"o-1","channel":"amazon","lines":[{"sku":"W-1","qty":2}]}`, nil))
+	line := func(cancelled bool) func(sseEvent) bool {
+		return func(e sseEvent) bool {
+			var l hub.LineEvent
+			return e.Type == "order" && json.Unmarshal(e.Data, &l) == nil && l == hub.LineEvent{
+				ID: "o-1.1", Order: "o-1", Warehouse: "wh1", SKU: "W-1", Channel: "amazon", Qty: 2, Cancelled: cancelled}
+		}
+	}
+	wait("the order's line and amazon's ATS after it", line(false), atsOf("amazon", 2))
+	require.Equal(t, http.StatusOK, send(t, "POST", base+"/v1/orders/o-1/cancel", adm, "", nil))
+	wait("the line cancelled", line(true))
+
+	// A token bound to web: no warehouses, no stock, none of amazon's lines.
+	tok, _, err := h.Issue(t.Context(), auth.Request{Name: "web", Scopes: []string{auth.ScopeStockRead}, Channel: "web", TTL: time.Hour})
+	require.NoError(t, err)
+	_, bound := openStream(t, base+"/v1/stream?access_token="+tok, "")
+	require.Equal(t, http.StatusCreated, send(t, "POST", base+"/v1/orders", adm, `{"id":"o-2","channel":"web","lines":[{"sku":"W-1","qty":1}]}`, nil))
+	for e := range bound {
+		require.Contains(t, []string{"ats", "order"}, e.Type)
+		var l hub.LineEvent
+		if e.Type == "order" && json.Unmarshal(e.Data, &l) == nil {
+			require.Equal(t, "web", l.Channel)
+			if l.Order == "o-2" {
+				break
+			}
+		}
 	}
 }

@@ -198,7 +198,7 @@ func (w *webhooks) deliver(ctx context.Context, s *webhookState) error {
 	if err != nil {
 		return err
 	}
-	src := w.api.changeSource(s.Channel == "", s.Channel, sse.Filter{})
+	src := w.api.changeSource(stockOrATS(s.Channel))
 	for {
 		changed := w.api.Hub.changed.Wait()
 		events, next, more, err := src(ctx, cursor)

@@ -1,0 +1,127 @@
+// The hub's dashboard: warehouses (online, lag), stock and ATS per
+// channel, order lines and link alerts, live from /v1/stream.
+"use strict";
+
+(() => {
+  const warehouses = new Map(); // id → last warehouse event
+  const stock = new Map(); // sku → {total, wh: {id: on_hand}, ats: {channel: n}}
+  let channels = (localStorage.getItem("edgestock.channels") || "").split(",").filter(Boolean);
+  let src = null;
+
+  const alerts = new es.Log(es.$("#alerts"), (a) =>
+    es.el("li", {"data-kind": a.kind},
+      es.el("span", {class: "when"}, a.at.toLocaleTimeString()),
+      es.el("span", {class: "badge " + (a.kind === "warehouse_online" ? "ok" : "bad")}, a.kind), " ", a.warehouse,
+      a.error ? es.el("span", {class: "muted"}, " " + a.error) : null));
+
+  const renderWarehouses = () => {
+    const rows = [...warehouses.values()].sort((a, b) => a.warehouse.localeCompare(b.warehouse)).map((w) => {
+      const lag = w.last_contact ? (Date.now() - new Date(w.last_contact).getTime()) / 1000 : null;
+      const state = w.online ? (w.pending ? ["catching up", "warn"] : ["online", "ok"]) : ["offline", "bad"];
+      return es.el("tr", {"data-warehouse": w.warehouse, "data-online": String(w.online)},
+        es.el("td", {}, w.warehouse),
+        es.el("td", {}, es.el("span", {class: "badge " + state[1]}, state[0])),
+        es.el("td", {class: "n"}, lag === null ? "–" : Math.max(0, lag).toFixed(1) + " s"),
+        es.el("td", {class: "muted"}, es.ago(w.last_contact)),
+        es.el("td", {class: "n"}, es.fmt(w.entries_pulled)),
+        es.el("td", {class: "n"}, es.fmt(w.entries_pushed)),
+        es.el("td", {class: "muted"}, w.last_error || ""));
+    });
+    es.$("#warehouses").replaceChildren(...rows);
+    const online = [...warehouses.values()].filter((w) => w.online).length;
+    es.$("#summary").textContent = `${online} of ${warehouses.size} warehouses online`;
+  };
+
+  const onWarehouse = (w) => {
+    const before = warehouses.get(w.warehouse);
+    if (before && before.online !== w.online) {
+      alerts.add({kind: w.online ? "warehouse_online" : "warehouse_offline", warehouse: w.warehouse, error: w.last_error, at: new Date()});
+    }
+    warehouses.set(w.warehouse, w);
+    renderWarehouses();
+  };
+
+  const table = new es.Table(es.$("#stock"), (sku, s) => {
+    const ids = [...warehouses.keys()].sort();
+    return es.el("tr", {"data-sku": sku},
+      es.el("td", {}, sku),
+      es.el("td", {class: "n total"}, es.fmt(s.total)),
+      ...ids.map((id) => es.el("td", {class: "n", "data-warehouse": id}, es.fmt(s.wh[id]))),
+      ...channels.map((c) => es.el("td", {class: "n ats", "data-channel": c}, es.fmt(s.ats[c]))));
+  }, 300);
+  const renderHead = () => {
+    const ids = [...warehouses.keys()].sort();
+    es.$("#stock-head").replaceChildren(es.el("tr", {},
+      es.el("th", {}, "SKU"), es.el("th", {class: "n"}, "total"),
+      ...ids.map((id) => es.el("th", {class: "n"}, id)),
+      ...channels.map((c) => es.el("th", {class: "n"}, "ATS " + c))));
+  };
+  const entry = (sku) => {
+    let s = stock.get(sku);
+    if (!s) stock.set(sku, (s = {total: 0, wh: {}, ats: {}}));
+    return s;
+  };
+  const onStock = (c) => {
+    const s = entry(c.sku);
+    s.total = c.total;
+    s.wh[c.warehouse] = c.on_hand;
+    table.set(c.sku, s);
+  };
+  const onATS = (a) => {
+    const s = entry(a.sku);
+    s.ats[a.channel] = a.ats;
+    table.set(a.sku, s);
+  };
+
+  const orders = new es.Log(es.$("#orders"), (l) =>
+    es.el("tr", {"data-line": l.id},
+      es.el("td", {}, l.id), es.el("td", {}, l.channel), es.el("td", {}, l.sku),
+      es.el("td", {class: "n"}, es.fmt(l.qty)), es.el("td", {}, l.warehouse),
+      es.el("td", {}, es.el("span", {class: "badge " + (l.cancelled ? "warn" : "ok")}, l.cancelled ? "cancelled" : "booked"))), 50);
+  const onOrder = (l) => {
+    const old = es.$(`#orders tr[data-line="${CSS.escape(l.id)}"]`);
+    if (old) old.remove();
+    orders.add(l);
+  };
+
+  const search = es.$("#search");
+  search.oninput = () => {
+    const p = search.value.trim();
+    table.filter = (sku) => sku.startsWith(p);
+    table.render();
+  };
+  new MutationObserver(() => {
+    const more = Number(es.$("#stock").dataset.more || 0);
+    es.$("#stock-more").textContent = more > 0 ? `${more} more SKUs: narrow the search to see them` : "";
+  }).observe(es.$("#stock"), {attributes: true});
+
+  const open = () => {
+    if (src) src.close();
+    const q = new URLSearchParams();
+    channels.forEach((c) => q.append("channel", c));
+    renderHead();
+    src = es.stream(q, {warehouse: (w) => { onWarehouse(w); renderHead(); }, stock: onStock, ats: onATS, order: onOrder}, es.showLink);
+  };
+  const chan = es.$("#channels");
+  chan.value = channels.join(", ");
+  chan.onchange = () => {
+    channels = chan.value.split(/[\s,]+/).filter(Boolean);
+    localStorage.setItem("edgestock.channels", channels.join(","));
+    stock.forEach((s) => (s.ats = {}));
+    open(); // from the start: the snapshot of the new channels' ATS
+  };
+
+  async function start() {
+    try {
+      (await es.api("/v1/warehouses")).warehouses.forEach((w) => warehouses.set(w.warehouse, w));
+    } catch (e) {
+      if (e instanceof es.NeedToken) return es.askToken(e.message, start);
+      throw e;
+    }
+    renderWarehouses();
+    open();
+    setInterval(renderWarehouses, 1000); // the lag column moves on its own
+  }
+  document.body.dataset.loaded = String(Date.now());
+  start();
+})();
