@@ -56,6 +56,11 @@ func (a *Agent) handleStream(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "bad_query", "%v", err)
 		return
 	}
+	if r.URL.Query().Has("channel") {
+		writeError(w, http.StatusBadRequest, "bad_query",
+			"channel: the agent's stock events carry every channel's allotment (allotted); ?channel= is the hub's filter, for ats events")
+		return
+	}
 	src := func(ctx context.Context, cursor string) ([]sse.Event, string, bool, error) {
 		replica := a.store.CursorID()
 		at, ok := parseStreamCursor(cursor, replica)

@@ -83,6 +83,8 @@ func TestStream_StockAndAlerts(t *testing.T) {
 	require.Equal(t, "reset", (<-reset).Type)
 	code, _ = stream(t, a.Base+"/v1/stream?sku=a%20b", "")
 	require.Equal(t, http.StatusBadRequest, code)
+	code, _ = stream(t, a.Base+"/v1/stream?channel=web", "")
+	require.Equal(t, http.StatusBadRequest, code, "a hub's filter, said so rather than ignored")
 }
 
 // EventSource cannot set headers: the stream takes ?access_token=.
