@@ -57,6 +57,7 @@ type Agent struct {
 	startCfg   Config
 	stopReload func()
 	rate       rateWindow
+	replenish  *replenisher // nil: replenishment off
 	seen       activity     // devices seen since start (GET /v1/devices)
 	hubSeen    atomic.Int64 // unix ms of the last sync request
 	topUp      atomic.Pointer[topUp]
@@ -184,6 +185,11 @@ func (a *Agent) Open(ctx context.Context) (err error) {
 	if len(a.cfg.Channels) > 0 {
 		a.topUp.Store(a.startTopUp())
 	}
+	if a.cfg.Replenishment.Enabled {
+		if a.replenish, err = a.openReplenisher(ctx); err != nil {
+			return err
+		}
+	}
 	if a.cfg.Filedrop.Dir != "" {
 		if a.files, err = newFileDropper(a.cfg.Filedrop, a.cfg.Warehouse, a.ingest, a.store, a.logger.With("component", "filedrop")); err != nil {
 			return err
@@ -284,6 +290,9 @@ func (a *Agent) close(ctx context.Context) error {
 		errs = append(errs, a.files.Close())
 	}
 	a.expirer.Stop()
+	if a.replenish != nil {
+		a.replenish.Close()
+	}
 	if t := a.topUp.Load(); t != nil {
 		t.Stop()
 	}

@@ -120,10 +120,16 @@ type AlertView struct {
 	OnHand    *int64 `json:"on_hand,omitempty"`   // negative_stock
 	// Unallotted is, for allotment_shortfall, what the warehouse owns
 	// after the sale: below zero by the units its channels were promised.
-	Unallotted *int64    `json:"unallotted,omitempty"`
-	Expected   int64     `json:"expected_seq,omitempty"`
-	Got        int64     `json:"got_seq,omitempty"`
-	At         time.Time `json:"at"`
+	Unallotted *int64 `json:"unallotted,omitempty"`
+	// DaysOfCover and LeadTimeDays are, for stockout_risk and
+	// stockout_risk_cleared, the days the stock lasts at the expected
+	// demand (absent: none expected) and the SKU's lead time; Available
+	// is then the stock position, min(available, on_hand).
+	DaysOfCover  *float64  `json:"days_of_cover,omitempty"`
+	LeadTimeDays *float64  `json:"lead_time_days,omitempty"`
+	Expected     int64     `json:"expected_seq,omitempty"`
+	Got          int64     `json:"got_seq,omitempty"`
+	At           time.Time `json:"at"`
 }
 
 func alertView(a store.Alert) AlertView {
@@ -137,6 +143,13 @@ func alertView(a store.Alert) AlertView {
 		v.OnHand = &level
 	case store.AlertShortfall:
 		v.Unallotted = &level
+	case store.AlertStockoutRisk, store.AlertStockoutRiskCleared:
+		v.Available = &level
+		lead := a.LeadTimeDays
+		v.LeadTimeDays = &lead
+		if cover := round3(a.DaysOfCover); cover >= 0 { // -1: no demand expected
+			v.DaysOfCover = &cover
+		}
 	}
 	return v
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/edgestock/edgestock/drivers"
 	"github.com/edgestock/edgestock/internal/ingest"
+	"github.com/edgestock/edgestock/internal/replenish"
 	"github.com/edgestock/edgestock/internal/store"
 	"github.com/edgestock/edgestock/internal/yamlconf"
 )
@@ -33,6 +34,8 @@ type Config struct {
 	Live       Live           `yaml:"live"`
 	Quarantine Quarantine     `yaml:"quarantine"`
 	Log        LogConfig      `yaml:"log"`
+	// Replenishment learns demand and suggests orders (SPEC §12).
+	Replenishment Replenishment `yaml:"replenishment"`
 	// Channels tops each sales channel's rights up per SKU (SPEC §9).
 	Channels map[string]ChannelConfig `yaml:"channels"`
 }
@@ -172,6 +175,30 @@ func (q Quarantine) StoreLimits() store.QuarantineLimits {
 	return store.QuarantineLimits{MaxPayload: q.MaxPayload, DeviceBytes: q.DeviceBytes, TotalBytes: q.TotalBytes, MaxAge: q.MaxAge, MaxRows: q.MaxRows}
 }
 
+// Replenishment configures the demand estimate per SKU, the figures of
+// GET /v1/replenishment and the stockout_risk alert (SPEC §12).
+type Replenishment struct {
+	Enabled bool `yaml:"enabled"`
+	// LeadTimeDays, TargetDays and ServiceLevel are the defaults of SKUs
+	// File does not name.
+	LeadTimeDays float64 `yaml:"lead-time-days"`
+	TargetDays   float64 `yaml:"target-days"`
+	ServiceLevel float64 `yaml:"service-level"`
+	// File overrides lead time and target per SKU: CSV
+	// sku,lead_time_days,target_days; default {data-dir}/replenishment.csv.
+	// Reloaded within a second.
+	File string `yaml:"file"`
+	// TimeZone names the calendar of days and weekdays (IANA, e.g.
+	// Europe/Berlin; "Local": the machine's). Keep it fixed: learned
+	// demand is stored by day.
+	TimeZone string `yaml:"time-zone"`
+}
+
+// Policy is the default policy r gives SKUs the file does not name.
+func (r Replenishment) Policy() replenish.Policy {
+	return replenish.Policy{LeadTimeDays: r.LeadTimeDays, TargetDays: r.TargetDays, ServiceLevel: r.ServiceLevel}
+}
+
 // Live configures the retained {prefix}/{wh}/stock/{sku} topics.
 type Live struct {
 	Enabled bool `yaml:"enabled"`
@@ -196,11 +223,12 @@ func DefaultConfig() Config {
 			ReceiveMaximum: 1000,
 			KeepAlive:      30,
 		},
-		Devices:  Devices{Results: "errors", RateLimit: 10000, RateBurst: 20000},
-		Filedrop: FiledropConfig{Device: "filedrop", Settle: time.Second},
-		Stock:    Stock{RestockMargin: 1},
-		Alerts:   Alerts{Enabled: true},
-		Live:     Live{Enabled: true},
+		Devices:       Devices{Results: "errors", RateLimit: 10000, RateBurst: 20000},
+		Filedrop:      FiledropConfig{Device: "filedrop", Settle: time.Second},
+		Stock:         Stock{RestockMargin: 1},
+		Alerts:        Alerts{Enabled: true},
+		Live:          Live{Enabled: true},
+		Replenishment: Replenishment{Enabled: true, LeadTimeDays: 7, TargetDays: 14, ServiceLevel: 0.95, TimeZone: "Local"},
 		Quarantine: Quarantine{MaxPayload: 64 << 10, DeviceBytes: 16 << 20, TotalBytes: 256 << 20,
 			MaxAge: 30 * 24 * time.Hour, MaxRows: 1_000_000},
 		Log: LogConfig{Level: "info", Format: "text"},
@@ -225,6 +253,9 @@ func (c *Config) Normalize() {
 	}
 	if c.Barcodes.File == "" {
 		c.Barcodes.File = filepath.Join(c.DataDir, "barcodes.csv")
+	}
+	if c.Replenishment.File == "" {
+		c.Replenishment.File = filepath.Join(c.DataDir, "replenishment.csv")
 	}
 	if c.MQTT.ClientID == "" {
 		c.MQTT.ClientID = "edgestock-agent-" + c.Warehouse
@@ -348,6 +379,12 @@ func (c *Config) Validate() error {
 	}
 	if c.Quarantine.MaxRows <= 0 {
 		bad("quarantine.max-rows", "must be > 0")
+	}
+	if err := c.Replenishment.Policy().Validate(); err != nil {
+		bad("replenishment", "%v", strings.TrimPrefix(err.Error(), replenish.ErrBadPolicy.Error()+": "))
+	}
+	if _, err := time.LoadLocation(c.Replenishment.TimeZone); err != nil {
+		bad("replenishment.time-zone", "%q is not a time zone (IANA name such as Europe/Berlin, or Local): %v", c.Replenishment.TimeZone, err)
 	}
 	for id, ch := range c.Channels {
 		switch {

@@ -52,6 +52,7 @@ func (a *Agent) routes() http.Handler {
 		{"GET /v1/events", auth.ScopeStockRead, a.handleEvents},
 		{"GET /v1/quarantine", auth.ScopeAdmin, a.handleQuarantine},
 		{"GET /v1/devices", auth.ScopeStockRead, a.handleDevices},
+		{"GET /v1/replenishment", auth.AnyOf(auth.ScopeStockRead, auth.ScopeSync), a.handleReplenishment}, // or the hub, asking
 		{"GET /v1/alerts", auth.ScopeStockRead, a.handleAlerts},
 		{"GET /v1/sync/deltas", auth.ScopeSync, a.handleSyncDeltas},
 		{"POST /v1/sync/merge", auth.ScopeSync, a.handleSyncMerge},

@@ -52,7 +52,7 @@ func coldDiff(old, new Config) []string {
 		"mqtt": {old.MQTT, new.MQTT}, "barcodes": {old.Barcodes, new.Barcodes}, "filedrop": {old.Filedrop, new.Filedrop},
 		"stock.thresholds-file": {old.Stock.ThresholdsFile, new.Stock.ThresholdsFile}, "alerts": {old.Alerts, new.Alerts},
 		"live": {old.Live, new.Live}, "log.format": {old.Log.Format, new.Log.Format}, "quarantine": {old.Quarantine, new.Quarantine},
-		"channels": {old.Channels, new.Channels},
+		"channels": {old.Channels, new.Channels}, "replenishment": {old.Replenishment, new.Replenishment},
 	} {
 		if !reflect.DeepEqual(pair[0], pair[1]) {
 			out = append(out, name)

@@ -45,7 +45,7 @@ func TestCrash_AlertsSurviveKill(t *testing.T) {
 
 	dir := t.TempDir()
 	config := filepath.Join(t.TempDir(), "agent.yaml")
-	require.NoError(t, os.WriteFile(config, fmt.Appendf(nil, "stock:\n  low-stock-threshold: 3\n  restock-margin: 2\nalerts:\n  webhooks: [%q]\n", hook.URL), 0o600))
+	require.NoError(t, os.WriteFile(config, fmt.Appendf(nil, "stock:\n  low-stock-threshold: 3\n  restock-margin: 2\nalerts:\n  webhooks: [%q]\nreplenishment:\n  enabled: false # its stockout_risk alerts come at their own pace\n", hook.URL), 0o600))
 	args := []string{"agent", "--config", config, "--warehouse", "wh1", "--data-dir", dir,
 		"--http", testenv.FreeAddr(t), "--mqtt-listen", testenv.FreeAddr(t)}
 	c := startChild(t, args...)

@@ -32,6 +32,9 @@ const (
 )
 
 // Scopes lists the valid scopes.
+// AnyOf is a route scope any of scopes opens (Guard.Require).
+func AnyOf(scopes ...string) string { return strings.Join(scopes, "|") }
+
 var Scopes = []string{ScopeStockRead, ScopeEventsWrite, ScopeReservationsWrite, ScopeOrdersWrite, ScopeSync, ScopeAdmin, ScopeDevice}
 
 // AudienceHub marks a token issued by a hub: it names no warehouse.

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -41,8 +42,8 @@ func ClaimsOf(r *http.Request) (Claims, bool) {
 }
 
 // Require wraps h: when a token is required, the request needs a valid,
-// unrevoked token of this installation with scope, or, for scope "", any
-// API scope (a device token opens no HTTP route). 401 when the token is
+// unrevoked token of this installation with scope (one of them, for an
+// AnyOf scope), or, for scope "", any API scope (a device token opens no HTTP route). 401 when the token is
 // missing or not valid, 403 when it lacks the scope.
 func (g *Guard) Require(scope string, h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
@@ -72,8 +73,8 @@ func (g *Guard) Require(scope string, h http.HandlerFunc) http.HandlerFunc {
 		case scope == "" && !c.HasAPIScope():
 			httpjson.Error(w, http.StatusForbidden, "forbidden", "token %s is a device token: it opens MQTT, not the HTTP API", c.ID)
 			return
-		case scope != "" && !c.Has(scope):
-			httpjson.Error(w, http.StatusForbidden, "forbidden", "token %s lacks the %s scope", c.ID, scope)
+		case scope != "" && !slices.ContainsFunc(strings.Split(scope, "|"), c.Has):
+			httpjson.Error(w, http.StatusForbidden, "forbidden", "token %s lacks the %s scope", c.ID, strings.ReplaceAll(scope, "|", " or "))
 			return
 		}
 		h(w, r.WithContext(context.WithValue(r.Context(), claimsKey{}, c)))

@@ -19,6 +19,10 @@ const (
 	// AlertShortfall: a sale took the warehouse's unallotted stock below
 	// zero, into units its channels were allotted or sold (SPEC §9).
 	AlertShortfall = "allotment_shortfall"
+	// AlertStockoutRisk: days of cover fell below the lead time (SPEC §12);
+	// AlertStockoutRiskCleared: it is back above, with hysteresis.
+	AlertStockoutRisk        = "stockout_risk"
+	AlertStockoutRiskCleared = "stockout_risk_cleared"
 )
 
 // Alert is a row of the outbox. It is written in the same transaction as
@@ -34,7 +38,10 @@ type Alert struct {
 	Level     int64  // low_stock, restocked: available; negative_stock: on_hand; allotment_shortfall: unallotted
 	Expected  int64  // device_gap: the seq that was due
 	Got       int64  // device_gap: the seq that came
-	CreatedAt time.Time
+	// stockout_risk, stockout_risk_cleared: the days of cover then (Level
+	// is the stock position) and the SKU's lead time.
+	DaysOfCover, LeadTimeDays float64
+	CreatedAt                 time.Time
 }
 
 // LowStockRule decides a SKU's low-stock state from its previous state and
@@ -85,7 +92,8 @@ func (db *DB) noteSeq(ctx context.Context, s *boundStmts, st *txState, device st
 func (db *DB) raiseAlerts(ctx context.Context, s *boundStmts, st *txState, now time.Time) error {
 	add := func(a Alert) error {
 		a.CreatedAt = now
-		_, err := s.use(s.src.addAlert).ExecContext(ctx, a.Kind, a.Warehouse, a.SKU, a.Location, a.Device, a.Level, a.Expected, a.Got, now.UnixMilli())
+		_, err := s.use(s.src.addAlert).ExecContext(ctx, a.Kind, a.Warehouse, a.SKU, a.Location, a.Device, a.Level, a.Expected, a.Got,
+			a.DaysOfCover, a.LeadTimeDays, now.UnixMilli())
 		st.alerts.alerts++
 		return err
 	}
@@ -256,7 +264,7 @@ func (db *DB) LowOf(ctx context.Context, skus []string) (map[string]bool, error)
 
 // Alerts returns up to limit outbox rows with seq > since, in order.
 func (db *DB) Alerts(ctx context.Context, since int64, limit int) ([]Alert, error) {
-	rows, err := db.reader.QueryContext(ctx, `SELECT seq, kind, warehouse, sku, location, device, level, expected, got, created_at
+	rows, err := db.reader.QueryContext(ctx, `SELECT seq, kind, warehouse, sku, location, device, level, expected, got, cover, lead, created_at
 		FROM alerts WHERE seq > ? ORDER BY seq LIMIT ?`, since, limit)
 	if err != nil {
 		return nil, fmt.Errorf("query alerts: %w", err)
@@ -266,7 +274,8 @@ func (db *DB) Alerts(ctx context.Context, since int64, limit int) ([]Alert, erro
 	for rows.Next() {
 		var a Alert
 		var created int64
-		if err := rows.Scan(&a.Seq, &a.Kind, &a.Warehouse, &a.SKU, &a.Location, &a.Device, &a.Level, &a.Expected, &a.Got, &created); err != nil {
+		if err := rows.Scan(&a.Seq, &a.Kind, &a.Warehouse, &a.SKU, &a.Location, &a.Device, &a.Level, &a.Expected, &a.Got,
+			&a.DaysOfCover, &a.LeadTimeDays, &created); err != nil {
 			return nil, fmt.Errorf("query alerts: %w", err)
 		}
 		a.CreatedAt = time.UnixMilli(created).UTC()

@@ -87,6 +87,7 @@ type Batch struct {
 	Safety   []Safety     // applied before Holds
 	Promises []*Promise   // applied after Holds, in order
 	HubHolds []*HubHoldOp // applied after Promises, in order
+	Demand   *DemandOp    // the replenishment follower's write
 	prune    *pruneOp     // quarantine retention, after the rest
 }
 

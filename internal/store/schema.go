@@ -187,6 +187,21 @@ var migrations = []string{
 	CREATE INDEX hub_holds_version ON hub_holds(channel, version);
 	ALTER TABLE holds ADD COLUMN version INTEGER NOT NULL DEFAULT 0;
 	CREATE INDEX holds_version ON holds(version);`,
+
+	// 8: replenishment (SPEC §12): each SKU's learned demand (an encoded
+	// replenish.Demand) and its stockout-risk state, written with the
+	// cursor of the events they were learned from; stockout_risk alerts
+	// carry days of cover and the lead time.
+	`CREATE TABLE demand (
+		warehouse  TEXT    NOT NULL,
+		sku        TEXT    NOT NULL,
+		state      BLOB    NOT NULL,
+		at_risk    INTEGER NOT NULL DEFAULT 0,
+		updated_at INTEGER NOT NULL,
+		PRIMARY KEY (warehouse, sku)
+	) STRICT, WITHOUT ROWID;
+	ALTER TABLE alerts ADD COLUMN cover REAL NOT NULL DEFAULT 0;
+	ALTER TABLE alerts ADD COLUMN lead REAL NOT NULL DEFAULT 0;`,
 }
 
 // migrate brings the schema up to date, each migration in a transaction of

@@ -49,8 +49,8 @@ const (
 	sqlLastDeviceSeq = `SELECT last_seq FROM device_seqs WHERE device = ?`
 	sqlSaveDeviceSeq = `INSERT INTO device_seqs(device, last_seq) VALUES (?, ?)
 		ON CONFLICT (device) DO UPDATE SET last_seq = excluded.last_seq`
-	sqlAddAlert = `INSERT INTO alerts(kind, warehouse, sku, location, device, level, expected, got, created_at)
-		VALUES (?,?,?,?,?,?,?,?,?)`
+	sqlAddAlert = `INSERT INTO alerts(kind, warehouse, sku, location, device, level, expected, got, cover, lead, created_at)
+		VALUES (?,?,?,?,?,?,?,?,?,?,?)`
 	sqlOwnEntry  = `SELECT p, n FROM counters WHERE warehouse = ? AND sku = ? AND location = ? AND replica = ?`
 	sqlOwnEscrow = `SELECT total FROM escrow WHERE warehouse = ? AND sku = ? AND replica = ? AND kind = ? AND holder = ? AND to_holder = ?`
 	sqlSetMeta   = `INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value`

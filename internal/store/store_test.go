@@ -433,7 +433,7 @@ func TestDB_SKUReadsUseIndex(t *testing.T) {
 }
 
 // A database of an older release (here: schema 4, before the counters_sku
-// index, the escrow, promises and safety tables) is brought up to date when opened, its data
+// index, the escrow, promises, safety and demand tables) is brought up to date when opened, its data
 // kept.
 func TestDB_MigratesOlderDatabase(t *testing.T) {
 	dir := t.TempDir()
@@ -441,7 +441,7 @@ func TestDB_MigratesOlderDatabase(t *testing.T) {
 	require.NoError(t, err)
 	_, err = db.Apply(t.Context(), &Batch{Events: []Event{ev("d1", "e1", "receive", "SKU-1", 5)}})
 	require.NoError(t, err)
-	_, err = db.writer.Exec(`DROP TABLE escrow; DROP TABLE promises; DROP TABLE safety; DROP TABLE lines; DROP TABLE hub_holds; DROP INDEX holds_version; ALTER TABLE holds DROP COLUMN version; DROP INDEX counters_sku; PRAGMA user_version = 4`)
+	_, err = db.writer.Exec(`DROP TABLE escrow; DROP TABLE promises; DROP TABLE safety; DROP TABLE lines; DROP TABLE hub_holds; DROP INDEX holds_version; ALTER TABLE holds DROP COLUMN version; DROP INDEX counters_sku; DROP TABLE demand; ALTER TABLE alerts DROP COLUMN cover; ALTER TABLE alerts DROP COLUMN lead; PRAGMA user_version = 4`)
 	require.NoError(t, err)
 	require.NoError(t, db.Close())
 
@@ -455,6 +455,8 @@ func TestDB_MigratesOlderDatabase(t *testing.T) {
 	var tables int
 	require.NoError(t, db.writer.QueryRow(`SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name IN ('escrow', 'promises', 'safety', 'lines')`).Scan(&tables))
 	require.Equal(t, 4, tables, "migrations 6 and 7: the escrow, promises, safety and lines tables")
+	_, err = db.DemandOf(t.Context(), "wh1", []string{"SKU-1"})
+	require.NoError(t, err, "migration 8: the demand table")
 	require.Equal(t, int64(5), onHand(t, db, "SKU-1"))
 }
 

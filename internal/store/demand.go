@@ -1,0 +1,122 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"time"
+)
+
+// DemandCursorKey is the meta key of the last event seq the replenishment
+// follower learned from.
+const DemandCursorKey = "replenish:seq"
+
+// DemandRow is one SKU's replenishment state (SPEC §12): its learned
+// demand, encoded by internal/replenish, and whether a stockout_risk alert
+// is raised.
+type DemandRow struct {
+	Warehouse, SKU string
+	State          []byte
+	AtRisk         bool
+	UpdatedAt      time.Time
+}
+
+// DemandOp is the replenishment follower's write: the demand and risk
+// states as of the events up to Cursor, and the alerts their crossings
+// raise, with the cursor, in one transaction, so an event is learned from
+// exactly once and a crossing alerted exactly once, whatever crashes.
+type DemandOp struct {
+	Cursor int64 // the last events.seq read
+	Rows   []DemandRow
+	Alerts []Alert
+}
+
+func (db *DB) applyDemand(ctx context.Context, s *boundStmts, st *txState, op *DemandOp, now time.Time) error {
+	for _, r := range op.Rows {
+		if _, err := s.tx.ExecContext(ctx, `INSERT INTO demand(warehouse, sku, state, at_risk, updated_at) VALUES (?,?,?,?,?)
+			ON CONFLICT (warehouse, sku) DO UPDATE SET state = excluded.state, at_risk = excluded.at_risk, updated_at = excluded.updated_at`,
+			r.Warehouse, r.SKU, r.State, r.AtRisk, r.UpdatedAt.UnixMilli()); err != nil {
+			return err
+		}
+	}
+	for _, a := range op.Alerts {
+		a.CreatedAt = now
+		if _, err := s.use(s.src.addAlert).ExecContext(ctx, a.Kind, a.Warehouse, a.SKU, a.Location, a.Device, a.Level, a.Expected, a.Got,
+			a.DaysOfCover, a.LeadTimeDays, now.UnixMilli()); err != nil {
+			return err
+		}
+		st.alerts.alerts++
+	}
+	_, err := s.tx.ExecContext(ctx, sqlSetMeta, DemandCursorKey, strconv.FormatInt(op.Cursor, 10))
+	return err
+}
+
+// DemandCursor reads the last event seq the follower learned from.
+func (db *DB) DemandCursor(ctx context.Context) (int64, error) {
+	v, err := db.Meta(ctx, DemandCursorKey)
+	if err != nil || v == "" {
+		return 0, err
+	}
+	return strconv.ParseInt(v, 10, 64)
+}
+
+// DemandOf reads the rows of skus in warehouse (absent: never sold).
+func (db *DB) DemandOf(ctx context.Context, warehouse string, skus []string) (map[string]DemandRow, error) {
+	out := map[string]DemandRow{}
+	for len(skus) > 0 {
+		n := min(len(skus), 500)
+		args := []any{warehouse}
+		marks := ""
+		for i, sku := range skus[:n] {
+			if i > 0 {
+				marks += ","
+			}
+			marks += "?"
+			args = append(args, sku)
+		}
+		rows, err := db.reader.QueryContext(ctx, `SELECT warehouse, sku, state, at_risk, updated_at FROM demand
+			WHERE warehouse = ? AND sku IN (`+marks+`)`, args...)
+		if err != nil {
+			return nil, fmt.Errorf("query demand: %w", err)
+		}
+		if err := scanDemand(rows, func(r DemandRow) { out[r.SKU] = r }); err != nil {
+			return nil, err
+		}
+		skus = skus[n:]
+	}
+	return out, nil
+}
+
+// DemandPage reads up to limit rows of warehouse with SKUs after after (""
+// for the start) starting with prefix, in SKU order.
+func (db *DB) DemandPage(ctx context.Context, warehouse, prefix, after string, limit int) ([]DemandRow, error) {
+	rows, err := db.reader.QueryContext(ctx, `SELECT warehouse, sku, state, at_risk, updated_at FROM demand
+		WHERE warehouse = ?1 AND sku > ?2 AND substr(sku, 1, length(?3)) = ?3 ORDER BY sku LIMIT ?4`, warehouse, after, prefix, limit)
+	if err != nil {
+		return nil, fmt.Errorf("query demand: %w", err)
+	}
+	var out []DemandRow
+	return out, scanDemand(rows, func(r DemandRow) { out = append(out, r) })
+}
+
+func scanDemand(rows interface {
+	Next() bool
+	Scan(...any) error
+	Err() error
+	Close() error
+}, each func(DemandRow)) error {
+	defer rows.Close()
+	for rows.Next() {
+		var r DemandRow
+		var updated int64
+		if err := rows.Scan(&r.Warehouse, &r.SKU, &r.State, &r.AtRisk, &updated); err != nil {
+			return fmt.Errorf("query demand: %w", err)
+		}
+		r.UpdatedAt = time.UnixMilli(updated).UTC()
+		each(r)
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("query demand: %w", err)
+	}
+	return nil
+}
