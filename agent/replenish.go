@@ -15,6 +15,7 @@ import (
 	"github.com/edgestock/edgestock/internal/httpjson"
 	"github.com/edgestock/edgestock/internal/replenish"
 	"github.com/edgestock/edgestock/internal/store"
+	"github.com/edgestock/edgestock/sync"
 )
 
 // Replenishment follower tuning.
@@ -228,21 +229,7 @@ func storedCover(days float64) float64 {
 }
 
 // ReplenishmentItem is one SKU of GET /v1/replenishment (SPEC §12).
-type ReplenishmentItem struct {
-	SKU          string     `json:"sku"`
-	Warehouse    string     `json:"warehouse"`
-	OnHand       int64      `json:"on_hand"`
-	Available    int64      `json:"available"`
-	DailyDemand  float64    `json:"daily_demand"`
-	DaysOfCover  *float64   `json:"days_of_cover"` // null: no demand expected
-	StockoutAt   *time.Time `json:"stockout_at"`   // null: no demand expected
-	LeadTimeDays float64    `json:"lead_time_days"`
-	TargetDays   float64    `json:"target_days"`
-	SafetyStock  float64    `json:"safety_stock"`
-	ReorderPoint float64    `json:"reorder_point"`
-	SuggestedQty int64      `json:"suggested_qty"`
-	AtRisk       bool       `json:"at_risk"` // a stockout_risk alert is raised
-}
+type ReplenishmentItem = sync.ReplenishmentItem
 
 // round3 keeps three decimals: figures, not noise.
 func round3(x float64) float64 { return math.Round(x*1000) / 1000 }
@@ -334,7 +321,7 @@ func (a *Agent) handleReplenishment(w http.ResponseWriter, r *http.Request) {
 				writeError(w, http.StatusInternalServerError, "store_error", "%v", err)
 				return
 			}
-			if math.IsInf(below, 1) || it.DaysOfCover != nil && *it.DaysOfCover < below {
+			if math.IsInf(below, 1) || it.Below(below) {
 				items = append(items, it)
 			}
 			if after = row.SKU; len(items) == limit {
@@ -350,7 +337,7 @@ func (a *Agent) handleReplenishment(w http.ResponseWriter, r *http.Request) {
 			break // the end
 		}
 	}
-	httpjson.Write(w, http.StatusOK, map[string]any{"items": items, "next": next})
+	httpjson.Write(w, http.StatusOK, sync.ReplenishmentPage{Items: items, Next: next})
 }
 
 // parseReplenishment reads replenishment.csv: a header naming sku and

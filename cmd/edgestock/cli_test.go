@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -393,4 +394,38 @@ func TestMain_HubFirstToken(t *testing.T) {
 		require.Equal(t, exitOK, code, stderr)
 		require.Contains(t, list, "orders:write")
 	})
+}
+
+// stock --replenishment prints an agent's figures, and a hub's per
+// warehouse with their total.
+func TestMain_StockReplenishment(t *testing.T) {
+	a := startChild(t, "agent", "--warehouse", "wh1", "--data-dir", t.TempDir(), "--http", testenv.FreeAddr(t), "--mqtt-listen", testenv.FreeAddr(t))
+	h := startChild(t, "hub", "--data-dir", t.TempDir(), "--http", testenv.FreeAddr(t), "--agent", "wh1="+a.base)
+	events := []string{`{"id":"r","type":"receive","sku":"RP-1","qty":100}`, `{"id":"r2","type":"receive","sku":"RP-2","qty":1000}`}
+	for d := 13; d >= 0; d-- {
+		ts := time.Now().Add(-time.Duration(d) * 24 * time.Hour).UTC().Format(time.RFC3339)
+		events = append(events, fmt.Sprintf(`{"id":"s%d","type":"sale","sku":"RP-1","qty":3,"ts":%q}`, d, ts),
+			fmt.Sprintf(`{"id":"t%d","type":"sale","sku":"RP-2","qty":1,"ts":%q}`, d, ts))
+	}
+	resp, err := http.Post(a.base+"/v1/events", "application/json", strings.NewReader("["+strings.Join(events, ",")+"]"))
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Eventually(t, func() bool {
+		code, stdout, _ := run(t, "stock", "--replenishment", "--url", a.base)
+		return code == exitOK && strings.Contains(stdout, "RP-2")
+	}, 20*time.Second, 50*time.Millisecond)
+	code, stdout, stderr := run(t, "stock", "--replenishment", "--url", a.base)
+	require.Equal(t, exitOK, code, stderr)
+	require.Regexp(t, `(?m)^\s*SKU\s+WAREHOUSE\s+ON HAND\s+AVAILABLE\s+DEMAND/DAY\s+COVER DAYS\s+STOCKOUT\s+LEAD DAYS\s+REORDER AT\s+ORDER\s+RISK$`, stdout)
+	require.Regexp(t, `(?m)^\s*RP-1\s+wh1\s+58\s+58\s+\d+\.\d\d\s+\d+\.\d\s+\d{4}-\d\d-\d\d \d\d:\d\d\s+7\s+\d+\.\d\s+\d+`, stdout)
+	code, stdout, stderr = run(t, "stock", "--replenishment", "--below-days", "100", "--url", a.base)
+	require.Equal(t, exitOK, code, stderr)
+	require.Contains(t, stdout, "RP-1")
+	require.NotContains(t, stdout, "RP-2", "986 units at about 1 a day")
+
+	code, stdout, stderr = run(t, "stock", "RP-1", "--replenishment", "--url", h.base)
+	require.Equal(t, exitOK, code, stderr)
+	require.Regexp(t, `(?m)^\s*RP-1\s+wh1\s+58\s`, stdout)
+	require.Regexp(t, `(?m)^\s*RP-1\s+\*\s+58\s`, stdout, "the total")
+	require.NotContains(t, stdout, "RP-2")
 }

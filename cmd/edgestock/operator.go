@@ -11,11 +11,13 @@ import (
 	"net/url"
 	"os"
 	"sort"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/edgestock/edgestock/agent"
+	"github.com/edgestock/edgestock/sync"
 	"github.com/edgestock/edgestock/sync/hub"
 )
 
@@ -171,11 +173,16 @@ const stockPageSize = 1000
 func (m *Main) runStock(ctx context.Context, cmd *command, args []string) error {
 	fs := m.flagSet(cmd)
 	client := apiFlags(fs)
+	repl := fs.Bool("replenishment", false, "demand, days of cover and what to order per SKU (GET /v1/replenishment)")
+	below := fs.Float64("below-days", 0, "with --replenishment: only SKUs whose days of cover are below it")
 	skus, err := m.parse(fs, cmd, args)
 	if err != nil {
 		return err
 	}
 	c := client()
+	if *repl {
+		return m.printReplenishment(ctx, c, skus, *below)
+	}
 	role, err := c.role(ctx)
 	if err != nil {
 		return err
@@ -216,6 +223,51 @@ func (m *Main) runStock(ctx context.Context, cmd *command, args []string) error 
 		fmt.Fprintf(w, "%s\t%d\t%d\t%d\t%d\t%s\t%s\t\n", v.SKU, v.OnHand, v.Reserved, v.Available, v.Global.OnHand, low, strings.Join(locs, " "))
 	}
 	return w.Flush()
+}
+
+// printReplenishment prints GET /v1/replenishment as a table: an agent's
+// SKUs, or a hub's per warehouse with their total (*).
+func (m *Main) printReplenishment(ctx context.Context, c *apiClient, skus []string, below float64) error {
+	q := url.Values{"limit": {strconv.Itoa(stockPageSize)}}
+	if len(skus) == 1 {
+		q.Set("sku", skus[0])
+	}
+	if below > 0 {
+		q.Set("below-days", strconv.FormatFloat(below, 'f', -1, 64))
+	}
+	w := tabwriter.NewWriter(m.Stdout, 0, 4, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(w, "SKU\tWAREHOUSE\tON HAND\tAVAILABLE\tDEMAND/DAY\tCOVER DAYS\tSTOCKOUT\tLEAD DAYS\tREORDER AT\tORDER\tRISK\t")
+	for {
+		var page struct {
+			sync.ReplenishmentPage
+			Unavailable []hub.UnavailableWarehouse `json:"unavailable"`
+		}
+		if err := c.get(ctx, "/v1/replenishment?"+q.Encode(), &page); err != nil {
+			return err
+		}
+		for _, u := range page.Unavailable {
+			fmt.Fprintf(m.Stderr, "warning: warehouse %s could not be asked (left out of the totals): %s\n", u.Warehouse, u.Error)
+		}
+		for _, it := range page.Items {
+			cover, out := "-", "-" // no demand expected
+			if it.DaysOfCover != nil {
+				cover = strconv.FormatFloat(*it.DaysOfCover, 'f', 1, 64)
+			}
+			if it.StockoutAt != nil {
+				out = it.StockoutAt.Local().Format("2006-01-02 15:04")
+			}
+			risk := ""
+			if it.AtRisk {
+				risk = "RISK"
+			}
+			fmt.Fprintf(w, "%s\t%s\t%d\t%d\t%.2f\t%s\t%s\t%g\t%.1f\t%d\t%s\t\n", it.SKU, it.Warehouse, it.OnHand, it.Available,
+				it.DailyDemand, cover, out, it.LeadTimeDays, it.ReorderPoint, it.SuggestedQty, risk)
+		}
+		if page.Next == "" || page.Next == q.Get("after") {
+			return w.Flush()
+		}
+		q.Set("after", page.Next)
+	}
 }
 
 // stockViews reads one SKU's view, or every page of the list, decoded as

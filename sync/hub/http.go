@@ -88,6 +88,7 @@ func (a *API) Routes() http.Handler {
 			httpjson.Write(w, http.StatusOK, map[string]any{"warehouses": a.Hub.Warehouses()})
 		}, false},
 		{"GET /v1/feed", auth.ScopeStockRead, a.handleFeed, false},
+		{"GET /v1/replenishment", auth.ScopeStockRead, a.handleReplenishment, false},
 		{"GET /v1/webhooks/deliveries", auth.ScopeAdmin, a.handleWebhookDeliveries, false},
 		{"POST /v1/events", auth.ScopeEventsWrite, a.handleEvents, false},
 		{"GET /v1/ats/{sku}", auth.ScopeStockRead, a.handleATS, true},
