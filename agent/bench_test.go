@@ -44,6 +44,44 @@ func BenchmarkAgent_EmbeddedIngest(b *testing.B) {
 	}
 }
 
+// BenchmarkAgent_ReplenishmentCost: BenchmarkAgent_EmbeddedIngest's load
+// of sales (what replenishment learns from) over 100 stocked SKUs, with
+// replenishment on (the default) and off, side by side: the follower reads
+// the event log after each commit and writes demand states beside ingest.
+func BenchmarkAgent_ReplenishmentCost(b *testing.B) {
+	for _, on := range []bool{true, false} {
+		b.Run(fmt.Sprintf("replenishment=%t", on), func(b *testing.B) {
+			a := startAgent(b, b.TempDir(), func(c *agent.Config) { c.Replenishment.Enabled = on })
+			var stock []string
+			for s := range 100 {
+				stock = append(stock, fmt.Sprintf(`{"id":"r%d","type":"receive","sku":"SKU-%d","qty":1000000}`, s, s))
+			}
+			status, _ := a.Post(b, "/v1/events", "["+strings.Join(stock, ",")+"]")
+			if status != http.StatusOK {
+				b.Fatal(status)
+			}
+			c := testenv.Dial(b, a.MQTTAddr(), "gw")
+			sem := make(chan struct{}, 64)
+			var wg sync.WaitGroup
+			i := 0
+			b.ResetTimer()
+			for b.Loop() {
+				i++
+				payload := []byte(fmt.Sprintf(`{"id":"s%d","type":"sale","sku":"SKU-%d","qty":1}`, i, i%100))
+				sem <- struct{}{}
+				wg.Go(func() {
+					defer func() { <-sem }()
+					if err := c.PublishQoS1(context.Background(), eventsTopic(fmt.Sprint("d", i%64)), payload); err != nil {
+						b.Error(err)
+					}
+				})
+			}
+			wg.Wait()
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
+		})
+	}
+}
+
 // BenchmarkAgent_MosquittoIngest: 4 publishers with 32 in flight each
 // through mosquitto to the agent in external-broker mode, until all b.N
 // events are applied.

@@ -22,10 +22,11 @@ import (
 const (
 	// replenishInterval is how often the follower looks for new events: a
 	// stockout_risk alert follows its sale within about this long.
-	replenishInterval = 250 * time.Millisecond
+	replenishInterval = 500 * time.Millisecond
 	// replenishPage is how many events one step learns from, in one read
-	// and one write.
-	replenishPage = 2000
+	// and one write: large, so that under heavy ingest the figures of a
+	// busy SKU are assessed a few times a second, not once per commit.
+	replenishPage = 10_000
 	// replenishSteps bounds the steps of one pass, so a long backlog (the
 	// first start on an old database) yields to Close between passes.
 	replenishSteps = 25
@@ -116,7 +117,7 @@ type skuDemand struct {
 // step learns from up to replenishPage events past the cursor; more says
 // a full page was read.
 func (r *replenisher) step(ctx context.Context) (more bool, err error) {
-	events, err := r.a.store.Events(ctx, r.cursor, replenishPage)
+	events, err := r.a.store.SoldEvents(ctx, r.cursor, replenishPage)
 	if err != nil || len(events) == 0 {
 		return false, err
 	}

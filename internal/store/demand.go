@@ -120,3 +120,39 @@ func scanDemand(rows interface {
 	}
 	return nil
 }
+
+// SoldEvent is what replenishment reads of a logged event.
+type SoldEvent struct {
+	Seq        int64
+	Type       string
+	Warehouse  string
+	SKU        string
+	Qty        int64
+	DeviceTS   string
+	ReceivedAt time.Time
+}
+
+// SoldEvents returns up to limit log entries with seq > since, in seq
+// order, with only the columns replenishment needs (Events reads all).
+func (db *DB) SoldEvents(ctx context.Context, since int64, limit int) ([]SoldEvent, error) {
+	rows, err := db.reader.QueryContext(ctx, `SELECT seq, type, warehouse, sku, qty, device_ts, received_at
+		FROM events WHERE seq > ? ORDER BY seq LIMIT ?`, since, limit)
+	if err != nil {
+		return nil, fmt.Errorf("query events: %w", err)
+	}
+	defer rows.Close()
+	out := make([]SoldEvent, 0, min(limit, 1024))
+	for rows.Next() {
+		var e SoldEvent
+		var received int64
+		if err := rows.Scan(&e.Seq, &e.Type, &e.Warehouse, &e.SKU, &e.Qty, &e.DeviceTS, &received); err != nil {
+			return nil, fmt.Errorf("query events: %w", err)
+		}
+		e.ReceivedAt = time.UnixMilli(received).UTC()
+		out = append(out, e)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("query events: %w", err)
+	}
+	return out, nil
+}
