@@ -145,7 +145,8 @@ func TestBrowser_AgentDashboard(t *testing.T) {
 }
 
 // The hub's dashboard asks for a token when the API needs one, then
-// shows warehouses, stock, a channel's ATS and orders as they happen.
+// shows warehouses, stock, a channel's ATS, orders and alerts as they
+// happen.
 func TestBrowser_HubDashboard(t *testing.T) {
 	ctx := browser(t)
 	a := agenttest.Start(t, "wh1", t.TempDir(), nil)
@@ -183,6 +184,12 @@ func TestBrowser_HubDashboard(t *testing.T) {
 		present(`#orders tr[data-line="o1.1"]`),
 		textIs(`#stock tr[data-sku="H-1"] td.ats[data-channel="web"]`, "1"),
 		textIs(`#stock tr[data-sku="H-1"] td.total`, "10"),
+	)
+	// The warehouse goes down: its row says so, and the hub's alert shows.
+	require.NoError(t, a.Close(context.Background()))
+	run(t, ctx,
+		present(`#warehouses tr[data-warehouse="wh1"][data-online="false"]`),
+		present(`#alerts li[data-kind="warehouse_offline"]`),
 	)
 	require.Equal(t, loaded, eval(t, ctx, `document.body.dataset.loaded`), "updated in place, not reloaded")
 }

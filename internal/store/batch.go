@@ -88,6 +88,7 @@ type Batch struct {
 	Promises []*Promise   // applied after Holds, in order
 	HubHolds []*HubHoldOp // applied after Promises, in order
 	Demand   *DemandOp    // the replenishment follower's write
+	Links    []LinkState  // the hub's view of its agents' links
 	prune    *pruneOp     // quarantine retention, after the rest
 }
 

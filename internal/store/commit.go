@@ -255,6 +255,11 @@ func (db *DB) commitTx(pending []*request) (err error) {
 				return fmt.Errorf("commit: hub hold %s: %w", op.Hold.ID, err)
 			}
 		}
+		if len(r.batch.Links) > 0 {
+			if err = db.applyLinks(ctx, s, st, r.batch.Links, time.Now().UTC()); err != nil {
+				return fmt.Errorf("commit: links: %w", err)
+			}
+		}
 		if op := r.batch.Demand; op != nil {
 			if err = db.applyDemand(ctx, s, st, op, time.Now().UTC()); err != nil {
 				return fmt.Errorf("commit: demand: %w", err)

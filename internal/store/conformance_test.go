@@ -36,3 +36,10 @@ func TestChannels_SQLiteHub(t *testing.T) {
 		return db
 	})
 }
+
+func TestLinks_SQLite(t *testing.T) {
+	db, err := store.Open(context.Background(), t.TempDir(), store.Options{Warehouse: "hub"})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = db.Close() })
+	storetest.Links(t, db)
+}

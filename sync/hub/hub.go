@@ -59,6 +59,9 @@ type Store interface {
 	Apply(ctx context.Context, b *store.Batch) ([]store.Outcome, error)
 	Deltas(ctx context.Context, since int64, limit int, skipReplica string) (store.DeltaPage, error)
 	Meta(ctx context.Context, key string) (string, error)
+	// Alerts reads the alert outbox (the links' warehouse_offline and
+	// warehouse_online) past since.
+	Alerts(ctx context.Context, since int64, limit int) ([]store.Alert, error)
 	// CursorID names the database's version sequence in the cursors the
 	// hub hands out (shared by every hub process on one PostgreSQL).
 	CursorID() string
@@ -135,6 +138,49 @@ func (h *Hub) Open() {
 		h.wg.Add(2)
 		go h.pullLoop(ctx, l)
 		go h.pushLoop(ctx, l)
+	}
+	h.wg.Go(func() { h.watchLinks(ctx) })
+}
+
+// linkCheck is how often the hub looks at its links for the alerts.
+const linkCheck = time.Second
+
+// watchLinks records each agent's link going offline or coming back
+// online (store.LinkState): the store turns a change into a
+// warehouse_offline or warehouse_online alert, once. An agent never
+// reached counts as offline only after the first poll has had its time.
+func (h *Hub) watchLinks(ctx context.Context) {
+	grace := time.Now().Add(2 * h.timing.PollWait)
+	sent := map[string]bool{} // warehouse → online, as last recorded
+	t := time.NewTicker(linkCheck)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		var changes []store.LinkState
+		for _, w := range h.Warehouses() {
+			if !w.Online && w.LastContact == nil && time.Now().Before(grace) {
+				continue // not reached yet: give it its first poll
+			}
+			if online, ok := sent[w.Warehouse]; !ok || online != w.Online {
+				changes = append(changes, store.LinkState{Warehouse: w.Warehouse, Online: w.Online})
+			}
+		}
+		if len(changes) == 0 {
+			continue
+		}
+		if _, err := h.store.Apply(ctx, &store.Batch{Links: changes}); err != nil {
+			if ctx.Err() == nil {
+				h.logger.Warn("record agents' links", "err", err)
+			}
+			continue // again at the next check
+		}
+		for _, c := range changes {
+			sent[c.Warehouse] = c.Online
+		}
 	}
 }
 

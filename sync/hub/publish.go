@@ -22,7 +22,8 @@ import (
 // retained {prefix}/hub/stock/{sku} (the hub's stock view) and, per
 // channel, {prefix}/hub/ats/{channel}/{sku} (the ATS), at QoS 1, so a
 // broker cluster fans them out to any number of subscribers while the
-// hub publishes each change once.
+// hub publishes each change once; and its alerts on {prefix}/hub/alerts
+// (QoS 1, not retained).
 type Publish struct {
 	URL, Username, Password, ClientID, TopicPrefix string
 	Channels                                       []string
@@ -32,7 +33,7 @@ type Publish struct {
 // unacknowledged messages) while the hub is away.
 const publishSession = time.Hour
 
-// publisher runs one loop per stream: stock, and each channel's ATS.
+// publisher runs one loop per stream: stock, each channel's ATS, alerts.
 type publisher struct {
 	cfg    Publish
 	api    *API
@@ -75,10 +76,11 @@ func (p *publisher) Open() error {
 		cancel()
 		return fmt.Errorf("publish.url %s: %w", p.cfg.URL, err)
 	}
-	p.wg.Go(func() { p.loop(ctx, "stock", "") })
+	p.wg.Go(func() { p.loop(ctx, "stock", stockOrATS("")) })
 	for _, ch := range p.cfg.Channels {
-		p.wg.Go(func() { p.loop(ctx, "ats:"+ch, ch) })
+		p.wg.Go(func() { p.loop(ctx, "ats:"+ch, stockOrATS(ch)) })
 	}
+	p.wg.Go(func() { p.loop(ctx, "alerts", sourceOptions{alerts: true}) })
 	return nil
 }
 
@@ -97,7 +99,7 @@ func (p *publisher) Close() {
 // loop publishes one stream while this process holds it (always, on
 // SQLite): its pages from the saved cursor, each page's messages all
 // acknowledged before the cursor moves past it.
-func (p *publisher) loop(ctx context.Context, name, channel string) {
+func (p *publisher) loop(ctx context.Context, name string, src sourceOptions) {
 	key := "publish:" + name
 	for ctx.Err() == nil {
 		release := func() {}
@@ -112,7 +114,7 @@ func (p *publisher) loop(ctx context.Context, name, channel string) {
 			}
 			release = r
 		}
-		err := p.run(ctx, key, channel)
+		err := p.run(ctx, key, src)
 		release()
 		if err != nil && ctx.Err() == nil {
 			p.logger.Warn("publishing", "stream", name, "err", err)
@@ -124,12 +126,12 @@ func (p *publisher) loop(ctx context.Context, name, channel string) {
 	}
 }
 
-func (p *publisher) run(ctx context.Context, key, channel string) error {
+func (p *publisher) run(ctx context.Context, key string, o sourceOptions) error {
 	cursor, err := p.store.Meta(ctx, key)
 	if err != nil {
 		return err
 	}
-	src := p.api.changeSource(stockOrATS(channel))
+	src := p.api.changeSource(o)
 	for {
 		changed := p.api.Hub.changed.Wait()
 		events, next, more, err := src(ctx, cursor)
@@ -178,14 +180,18 @@ func (p *publisher) publish(ctx context.Context, events []sse.Event) error {
 	type message struct {
 		topic   string
 		payload any
+		retain  bool // a state: a late subscriber gets the latest
 	}
 	var out []message
 	for _, sku := range skus {
-		out = append(out, message{p.cfg.TopicPrefix + "/hub/stock/" + sku, views[sku]})
+		out = append(out, message{p.cfg.TopicPrefix + "/hub/stock/" + sku, views[sku], true})
 	}
 	for _, e := range events {
-		if d, ok := e.Data.(ATS); ok {
-			out = append(out, message{p.cfg.TopicPrefix + "/hub/ats/" + d.Channel + "/" + d.SKU, d})
+		switch d := e.Data.(type) {
+		case ATS:
+			out = append(out, message{p.cfg.TopicPrefix + "/hub/ats/" + d.Channel + "/" + d.SKU, d, true})
+		case AlertView:
+			out = append(out, message{p.cfg.TopicPrefix + "/hub/alerts", d, false})
 		}
 	}
 	for _, m := range out {
@@ -193,7 +199,7 @@ func (p *publisher) publish(ctx context.Context, events []sse.Event) error {
 		b, _ := json.Marshal(m.payload) // the views always marshal
 		wait := backoff.New(retryMin, p.retry)
 		for {
-			_, err := p.cm.Publish(ctx, &paho.Publish{Topic: topic, QoS: 1, Retain: true, Payload: b})
+			_, err := p.cm.Publish(ctx, &paho.Publish{Topic: topic, QoS: 1, Retain: m.retain, Payload: b})
 			if err == nil {
 				break
 			}

@@ -58,3 +58,62 @@ func TestHub_PublishesToBroker(t *testing.T) {
 		t.Fatal("no retained stock view")
 	}
 }
+
+// An agent's link going down and coming back: one warehouse_offline and
+// one warehouse_online, on the hub's stream (alert events) and on
+// {prefix}/hub/alerts (QoS 1, not retained).
+func TestHub_LinkAlerts(t *testing.T) {
+	m := testenv.StartMosquitto(t)
+	a := startAgent(t, "wh1", t.TempDir())
+	link := newProxy(t, a.HTTPAddr())
+	h := hub.NewServer(hub.Config{DataDir: t.TempDir(), HTTP: "127.0.0.1:0", Agents: []hub.Agent{{Warehouse: "wh1", URL: link.URL()}},
+		Publish: &hub.Publish{URL: m.URL(), TopicPrefix: "es"},
+		Timing:  hub.Timing{PollWait: time.Second, RetryMax: 200 * time.Millisecond}}, logger())
+	require.NoError(t, h.Open(t.Context()))
+	t.Cleanup(func() { _ = h.Close(context.Background()) })
+	sub := testenv.Dial(t, m.Addr, "ops")
+	sub.SubscribeQoS1(t, "es/hub/alerts")
+	base := "http://" + h.HTTPAddr()
+	require.Eventually(t, func() bool {
+		var w struct{ Warehouses []hub.WarehouseStatus }
+		return getJSON(t, base+"/v1/warehouses", &w) == http.StatusOK && w.Warehouses[0].Online
+	}, 15*time.Second, 20*time.Millisecond)
+	_, events := openStream(t, base+"/v1/stream", "")
+
+	link.Cut()
+	alert := func(kind string) {
+		t.Helper()
+		deadline := time.After(20 * time.Second)
+		for {
+			select {
+			case e := <-events:
+				var al hub.AlertView
+				if e.Type == "alert" && json.Unmarshal(e.Data, &al) == nil && al.Kind == kind {
+					require.Equal(t, "wh1", al.Warehouse)
+					require.NotEmpty(t, e.ID, "alerts resume by Last-Event-ID")
+					return
+				}
+			case <-deadline:
+				t.Fatal("no alert on the stream: " + kind)
+			}
+		}
+	}
+	alert("warehouse_offline")
+	link.Restore()
+	alert("warehouse_online")
+
+	var kinds []string
+	deadline := time.After(20 * time.Second)
+	for len(kinds) < 2 {
+		select {
+		case msg := <-sub.Received:
+			var al hub.AlertView
+			require.NoError(t, json.Unmarshal(msg.Payload, &al))
+			require.False(t, msg.Retain)
+			kinds = append(kinds, al.Kind+":"+al.Warehouse)
+		case <-deadline:
+			t.Fatalf("alerts on MQTT: %v", kinds)
+		}
+	}
+	require.Equal(t, []string{"warehouse_offline:wh1", "warehouse_online:wh1"}, kinds)
+}

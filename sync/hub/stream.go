@@ -1,9 +1,11 @@
 package hub
 
 import (
+	"cmp"
 	"context"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -14,8 +16,20 @@ import (
 	"github.com/edgestock/edgestock/sync"
 )
 
-// streamPage is how many deltas one read of a stream takes.
-const streamPage = 500
+// Stream page sizes.
+const (
+	streamPage   = 500 // deltas per read
+	streamAlerts = 100 // alerts per read
+)
+
+// AlertView is an `alert` event of the hub's stream and of
+// {prefix}/hub/alerts: an agent's link went down or came back.
+type AlertView struct {
+	ID        string    `json:"id"` // "hub:{seq}", stable: dedupe on it
+	Kind      string    `json:"kind"`
+	Warehouse string    `json:"warehouse"`
+	At        time.Time `json:"at"`
+}
 
 // warehouseRefresh is how often a stream resends a warehouse whose only
 // news is a later exchange (its lag): a busy agent is pulled many times a
@@ -41,6 +55,8 @@ type LineEvent struct {
 //   - `ats`, with ?channel= (repeatable): a channel's ATS of a SKU, as
 //     /v1/ats;
 //   - `order`: an order line booked or cancelled;
+//   - `alert`: warehouse_offline, warehouse_online, from the hub's alert
+//     outbox;
 //   - `warehouse`: an agent's link (online, lag, errors), as
 //     /v1/warehouses, at the start and when it changes; it is state, and
 //     carries no id.
@@ -53,11 +69,11 @@ func (a *API) handleStream(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "bad_query", "%v", err)
 		return
 	}
-	src := sourceOptions{stock: true, orders: true, channels: q["channel"], filter: filter}
+	src := sourceOptions{stock: true, orders: true, alerts: true, channels: q["channel"], filter: filter}
 	c, bound := auth.ClaimsOf(r)
 	bound = bound && c.Channel != ""
 	if bound { // a connector's token: its channel's ATS and lines alone
-		src.stock = false
+		src.stock, src.alerts = false, false
 		if len(src.channels) == 0 {
 			src.channels = []string{c.Channel}
 		}
@@ -84,6 +100,7 @@ func (a *API) handleStream(w http.ResponseWriter, r *http.Request) {
 type sourceOptions struct {
 	stock    bool       // stock events
 	orders   bool       // order events (of channels only, when set)
+	alerts   bool       // alert events (their seq joins the cursor)
 	channels []string   // ats events of these channels
 	filter   sse.Filter // of these SKUs
 }
@@ -102,8 +119,10 @@ func stockOrATS(channel string) sourceOptions {
 func (a *API) changeSource(o sourceOptions) sse.Source {
 	replica := a.Hub.store.CursorID()
 	return func(ctx context.Context, cursor string) ([]sse.Event, string, bool, error) {
+		cursor, alertSeq, _ := strings.Cut(cursor, "~") // "{db}@{version}~{alert seq}" when it reads alerts
 		since, err := sync.ParseCursor(cursor, replica)
-		if err != nil || cursor != "" && !strings.HasPrefix(cursor, replica+"@") {
+		seq, serr := strconv.ParseInt(cmp.Or(alertSeq, "0"), 10, 64)
+		if err != nil || serr != nil || seq < 0 || cursor != "" && !strings.HasPrefix(cursor, replica+"@") {
 			return nil, "", false, sse.ErrReset // another database's: from the start
 		}
 		var page store.DeltaPage
@@ -146,8 +165,25 @@ func (a *API) changeSource(o sourceOptions) sse.Source {
 				}
 			}
 		}
-		return events, sync.FormatCursor(replica, next), page.More, nil
+		more := page.More
+		if o.alerts {
+			alerts, err := a.Hub.store.Alerts(ctx, seq, streamAlerts)
+			if err != nil {
+				return nil, "", false, err
+			}
+			for _, al := range alerts {
+				seq = al.Seq
+				events = append(events, sse.Event{Type: "alert", Data: hubAlert(al)})
+			}
+			more = more || len(alerts) == streamAlerts
+			return events, sync.FormatCursor(replica, next) + "~" + strconv.FormatInt(seq, 10), more, nil
+		}
+		return events, sync.FormatCursor(replica, next), more, nil
 	}
+}
+
+func hubAlert(a store.Alert) AlertView {
+	return AlertView{ID: "hub:" + strconv.FormatInt(a.Seq, 10), Kind: a.Kind, Warehouse: a.Warehouse, At: a.CreatedAt}
 }
 
 func lineEvent(l store.OrderLine) LineEvent {

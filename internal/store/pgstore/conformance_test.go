@@ -27,6 +27,13 @@ func TestLines_PostgreSQL(t *testing.T) {
 	storetest.Lines(t, db)
 }
 
+func TestLinks_PostgreSQL(t *testing.T) {
+	db, err := Open(t.Context(), testenv.PostgresDSN(t), func() {}, slog.New(slog.DiscardHandler))
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = db.Close() })
+	storetest.Links(t, db)
+}
+
 func TestChannels_PostgreSQLHub(t *testing.T) {
 	// One schema for every history (one each would exhaust the server's
 	// connections): a fresh history starts from empty tables.

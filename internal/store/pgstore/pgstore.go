@@ -71,6 +71,9 @@ var schema = []string{
 		type TEXT NOT NULL, warehouse TEXT NOT NULL, location TEXT NOT NULL, sku TEXT NOT NULL,
 		qty BIGINT NOT NULL, delta BIGINT NOT NULL, channel TEXT NOT NULL, source TEXT NOT NULL,
 		received_at BIGINT NOT NULL, UNIQUE (device, event_id))`,
+	// The hub's alert outbox (its agents' links going down and coming back).
+	`CREATE TABLE IF NOT EXISTS alerts (
+		seq BIGSERIAL PRIMARY KEY, kind TEXT NOT NULL, warehouse TEXT NOT NULL, created_at BIGINT NOT NULL)`,
 }
 
 // DB is a PostgreSQL hub store. It is safe for concurrent use.
@@ -293,8 +296,8 @@ func (db *DB) Submit(b *store.Batch, done func([]store.Outcome, error)) {
 // Apply applies events (central writes on this process's replica) and
 // merges in one transaction.
 func (db *DB) Apply(ctx context.Context, b *store.Batch) ([]store.Outcome, error) {
-	if len(b.Holds) > 0 || len(b.Safety) > 0 {
-		return nil, errors.New("postgres store: reservations and safety stock live on agents")
+	if len(b.Holds) > 0 || len(b.Safety) > 0 || b.Demand != nil {
+		return nil, errors.New("postgres store: reservations, safety stock and demand live on agents")
 	}
 	var out []store.Outcome
 	var changed bool // a counter moved: the watchers have something to see
@@ -325,6 +328,13 @@ func (db *DB) Apply(ctx context.Context, b *store.Batch) ([]store.Outcome, error
 				return err
 			}
 			changed = changed || op.Result.Status == store.HoldOK && (op.Kind != store.HoldExpire || op.Result.Expired > 0)
+		}
+		if len(b.Links) > 0 {
+			alerts, err := db.applyLinks(ctx, tx, b.Links)
+			if err != nil {
+				return err
+			}
+			changed = changed || alerts > 0
 		}
 		if !changed {
 			return nil

@@ -378,3 +378,43 @@ func check(ctx context.Context, rt *rapid.T, db Backend, m *model) {
 		require.True(rt, e.Equal(*r), "deltas of %v rebuild the rights: want %v got %v", k, e.Entries(), r.Entries())
 	}
 }
+
+// AlertBackend is a store with an alert outbox.
+type AlertBackend interface {
+	Backend
+	Alerts(ctx context.Context, since int64, limit int) ([]store.Alert, error)
+}
+
+// Links: a link state raises an alert only when it changes, and not for
+// a first contact; applying the same state again, as a second hub process
+// seeing the same change would, records nothing.
+func Links(t *testing.T, db AlertBackend) {
+	ctx := context.Background()
+	before, err := db.Alerts(ctx, 0, 1_000_000)
+	require.NoError(t, err)
+	var since int64
+	if len(before) > 0 {
+		since = before[len(before)-1].Seq
+	}
+	wh := fmt.Sprintf("links-%d", time.Now().UnixNano())
+	never := wh + "-never"
+	for _, step := range [][]store.LinkState{
+		{{Warehouse: wh, Online: true}}, // first contact: no news
+		{{Warehouse: wh, Online: true}},
+		{{Warehouse: wh, Online: false}, {Warehouse: never, Online: false}}, // down; never reached
+		{{Warehouse: wh, Online: false}},                                   // a second process saw it too
+		{{Warehouse: wh, Online: true}},
+	} {
+		_, err := db.Apply(ctx, &store.Batch{Links: step})
+		require.NoError(t, err)
+	}
+	got, err := db.Alerts(ctx, since, 100)
+	require.NoError(t, err)
+	var kinds []string
+	for _, a := range got {
+		kinds = append(kinds, a.Kind+":"+a.Warehouse)
+		require.False(t, a.CreatedAt.IsZero())
+	}
+	require.Equal(t, []string{store.AlertWarehouseOffline + ":" + wh, store.AlertWarehouseOffline + ":" + never,
+		store.AlertWarehouseOnline + ":" + wh}, kinds)
+}
