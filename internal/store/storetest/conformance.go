@@ -402,7 +402,7 @@ func Links(t *testing.T, db AlertBackend) {
 		{{Warehouse: wh, Online: true}}, // first contact: no news
 		{{Warehouse: wh, Online: true}},
 		{{Warehouse: wh, Online: false}, {Warehouse: never, Online: false}}, // down; never reached
-		{{Warehouse: wh, Online: false}},                                   // a second process saw it too
+		{{Warehouse: wh, Online: false}},                                    // a second process saw it too
 		{{Warehouse: wh, Online: true}},
 	} {
 		_, err := db.Apply(ctx, &store.Batch{Links: step})
