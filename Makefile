@@ -32,7 +32,7 @@ bench: build
 	$(GO) test -run '^$$' -bench Hub_Latency -benchtime 500x -count 3 ./sync/hub/
 	$(GO) test -run '^$$' -bench Hub_Orders -benchtime 5000x -count 3 ./sync/hub/
 	$(GO) test -run '^$$' -bench Hub_Stream -benchtime 50x -count 3 ./sync/hub/
-	$(GO) test -run '^$$' -bench Hub_Webhooks -benchtime 20x -count 3 ./sync/hub/
+	$(GO) test -run '^$$' -bench Hub_Webhooks -benchtime 50x -count 3 ./sync/hub/
 	$(GO) run ./internal/cmd/ingestbench -bin $(BIN)
 
 lint:

@@ -23,6 +23,7 @@ import (
 	"sort"
 	"strings"
 	stdsync "sync"
+	stdatomic "sync/atomic"
 	"time"
 
 	"github.com/edgestock/edgestock/internal/backoff"
@@ -100,6 +101,9 @@ type Hub struct {
 	logger *slog.Logger
 
 	changed *sync.Changes // wakes pushers after a merge or central write
+	// alertTop is the highest alert seq this process has seen in the
+	// outbox: streams read alerts only past it, not at every change.
+	alertTop stdatomic.Int64
 	// webhookStatus reports the webhooks' delivery state (metrics); nil: none.
 	webhookStatus func() []WebhookStatus
 	cancel        context.CancelFunc
@@ -155,6 +159,7 @@ func (h *Hub) watchLinks(ctx context.Context) {
 	t := time.NewTicker(linkCheck)
 	defer t.Stop()
 	for {
+		h.readAlertTop(ctx)
 		select {
 		case <-ctx.Done():
 			return
@@ -178,9 +183,28 @@ func (h *Hub) watchLinks(ctx context.Context) {
 			}
 			continue // again at the next check
 		}
+		h.readAlertTop(ctx) // at once: the streams wait for it
 		for _, c := range changes {
 			sent[c.Warehouse] = c.Online
 		}
+	}
+}
+
+// readAlertTop moves alertTop to the outbox's end (another hub process on
+// the same PostgreSQL may have written there) and wakes the streams when
+// it moved.
+func (h *Hub) readAlertTop(ctx context.Context) {
+	top := h.alertTop.Load()
+	for {
+		alerts, err := h.store.Alerts(ctx, top, 1000)
+		if err != nil || len(alerts) == 0 {
+			break
+		}
+		top = alerts[len(alerts)-1].Seq
+	}
+	if top > h.alertTop.Load() {
+		h.alertTop.Store(top)
+		h.changed.Notify()
 	}
 }
 

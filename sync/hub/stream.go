@@ -167,9 +167,11 @@ func (a *API) changeSource(o sourceOptions) sse.Source {
 		}
 		more := page.More
 		if o.alerts {
-			alerts, err := a.Hub.store.Alerts(ctx, seq, streamAlerts)
-			if err != nil {
-				return nil, "", false, err
+			var alerts []store.Alert
+			if seq < a.Hub.alertTop.Load() { // most changes raise none: no read
+				if alerts, err = a.Hub.store.Alerts(ctx, seq, streamAlerts); err != nil {
+					return nil, "", false, err
+				}
 			}
 			for _, al := range alerts {
 				seq = al.Seq
