@@ -58,6 +58,7 @@ type Agent struct {
 	stopReload func()
 	rate       rateWindow
 	replenish  *replenisher // nil: replenishment off
+	uplink     *uplinker    // nil: the hub dials the agent
 	seen       activity     // devices seen since start (GET /v1/devices)
 	hubSeen    atomic.Int64 // unix ms of the last sync request
 	topUp      atomic.Pointer[topUp]
@@ -190,6 +191,11 @@ func (a *Agent) Open(ctx context.Context) (err error) {
 			return err
 		}
 	}
+	if len(a.cfg.Hub.URLs) > 0 {
+		if a.uplink, err = a.openUplink(); err != nil {
+			return err
+		}
+	}
 	if a.cfg.Filedrop.Dir != "" {
 		if a.files, err = newFileDropper(a.cfg.Filedrop, a.cfg.Warehouse, a.ingest, a.store, a.logger.With("component", "filedrop")); err != nil {
 			return err
@@ -288,6 +294,9 @@ func (a *Agent) close(ctx context.Context) error {
 	a.wg.Wait()
 	if a.files != nil {
 		errs = append(errs, a.files.Close())
+	}
+	if a.uplink != nil {
+		a.uplink.Close()
 	}
 	a.expirer.Stop()
 	if a.replenish != nil {

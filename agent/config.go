@@ -34,6 +34,9 @@ type Config struct {
 	Live       Live           `yaml:"live"`
 	Quarantine Quarantine     `yaml:"quarantine"`
 	Log        LogConfig      `yaml:"log"`
+	// Hub, when set, makes the agent dial the hub (SPEC §11) instead of
+	// waiting for the hub to call: for sites behind NAT.
+	Hub HubUplink `yaml:"hub"`
 	// Replenishment learns demand and suggests orders (SPEC §12).
 	Replenishment Replenishment `yaml:"replenishment"`
 	// Channels tops each sales channel's rights up per SKU (SPEC §9).
@@ -173,6 +176,21 @@ type Quarantine struct {
 // StoreLimits are q as the store takes them.
 func (q Quarantine) StoreLimits() store.QuarantineLimits {
 	return store.QuarantineLimits{MaxPayload: q.MaxPayload, DeviceBytes: q.DeviceBytes, TotalBytes: q.TotalBytes, MaxAge: q.MaxAge, MaxRows: q.MaxRows}
+}
+
+// HubUplink is the agent's connection to its hub when the agent dials
+// (SPEC §11): it keeps one open, and the hub syncs over it.
+type HubUplink struct {
+	// URLs are the hub processes, tried in order: the next one when one
+	// cannot be reached.
+	URLs []string `yaml:"urls"`
+	// Token is the hub's uplink token for this warehouse (edgestock token
+	// issue --role hub --scope uplink --warehouse ID), or @FILE to read it
+	// from a file.
+	Token string `yaml:"token"`
+	// TLSCA (PEM) is the CA an https hub's certificate must chain to
+	// (default: the system's roots).
+	TLSCA string `yaml:"tls-ca"`
 }
 
 // Replenishment configures the demand estimate per SKU, the figures of
@@ -379,6 +397,14 @@ func (c *Config) Validate() error {
 	}
 	if c.Quarantine.MaxRows <= 0 {
 		bad("quarantine.max-rows", "must be > 0")
+	}
+	for _, u := range c.Hub.URLs {
+		if p, err := url.Parse(u); err != nil || (p.Scheme != "http" && p.Scheme != "https") || p.Host == "" {
+			bad("hub.urls", "%q is not an http(s) URL of a hub", u)
+		}
+	}
+	if len(c.Hub.URLs) > 0 && c.Hub.Token == "" {
+		bad("hub.token", "an agent that dials its hub needs the hub's uplink token for warehouse %s (--hub-token)", c.Warehouse)
 	}
 	if err := c.Replenishment.Policy().Validate(); err != nil {
 		bad("replenishment", "%v", strings.TrimPrefix(err.Error(), replenish.ErrBadPolicy.Error()+": "))

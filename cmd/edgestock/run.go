@@ -86,6 +86,8 @@ func (m *Main) runAgent(ctx context.Context, c *command, args []string) error {
 	httpAddr := fs.String("http", "", "HTTP API address (default 127.0.0.1:7070)")
 	logLevel := fs.String("log-level", "", "debug, info, warn or error")
 	logFormat := fs.String("log-format", "", "text or json")
+	hubURLs := fs.String("hub", "", "dial the hub instead of waiting for it (sites behind NAT): URL[,URL…], the next tried when one fails")
+	hubToken := fs.String("hub-token", "", "the hub's uplink token for this warehouse, or @FILE (edgestock token issue --role hub --scope uplink --warehouse ID)")
 	if _, err := m.parse(fs, c, args); err != nil {
 		return err
 	}
@@ -105,6 +107,12 @@ func (m *Main) runAgent(ctx context.Context, c *command, args []string) error {
 			if *flagValue != "" {
 				*field = *flagValue
 			}
+		}
+		if *hubURLs != "" {
+			cfg.Hub.URLs = strings.Split(*hubURLs, ",")
+		}
+		if *hubToken != "" {
+			cfg.Hub.Token = *hubToken
 		}
 	}
 	overrides(&cfg)

@@ -35,7 +35,8 @@ func tokenDirFlags(fs *flag.FlagSet, withWarehouse bool) tokenDir {
 		storeURL: fs.String("store", "", "a hub's postgres:// store (implies --role hub)"),
 	}
 	if withWarehouse {
-		d.warehouse = fs.String("warehouse", "", "the warehouse a new data dir is created for (default: the config's, else the host name, as the agent)")
+		d.warehouse = fs.String("warehouse", "", "the warehouse a new data dir is created for (default: the config's, else the host name, as the agent); "+
+			"with --role hub, the warehouse an uplink token is for")
 	} else {
 		d.warehouse = new(string)
 	}
@@ -144,8 +145,12 @@ func (m *Main) runTokenIssue(ctx context.Context, c *command, args []string) err
 		return err
 	}
 	defer t.Close()
+	wh := t.warehouse
+	if t.audience == auth.AudienceHub {
+		wh = *dir.warehouse // an uplink token's
+	}
 	token, claims, err := auth.Issue(ctx, t, t.signer, auth.Request{Name: *name, Scopes: strings.Split(*scopes, ","), Device: *device,
-		Channel: *channel, Warehouse: t.warehouse, Audience: t.audience, TTL: *ttl}, time.Now().UTC())
+		Channel: *channel, Warehouse: wh, Audience: t.audience, TTL: *ttl}, time.Now().UTC())
 	if err != nil {
 		return usageError{fmt.Errorf("token issue: %w", err)}
 	}

@@ -25,7 +25,7 @@ var documents = []struct {
 
 // httpScopes are the token scopes of SPEC §6 an HTTP operation may ask for
 // (device is for MQTT logins only).
-var httpScopes = []string{"stock:read", "events:write", "reservations:write", "orders:write", "sync", "admin"}
+var httpScopes = []string{"stock:read", "events:write", "reservations:write", "orders:write", "sync", "admin", "uplink"}
 
 // Each document parses and has the OpenAPI 3.1 shape: the version, info,
 // operations with unique ids, the role's tag and responses, path

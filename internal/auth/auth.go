@@ -29,13 +29,16 @@ const (
 	ScopeSync              = "sync"
 	ScopeAdmin             = "admin"
 	ScopeDevice            = "device"
+	// ScopeUplink: a hub token an agent dials the hub with (SPEC §11),
+	// bound to its warehouse, with no other scope.
+	ScopeUplink = "uplink"
 )
 
 // Scopes lists the valid scopes.
 // AnyOf is a route scope any of scopes opens (Guard.Require).
 func AnyOf(scopes ...string) string { return strings.Join(scopes, "|") }
 
-var Scopes = []string{ScopeStockRead, ScopeEventsWrite, ScopeReservationsWrite, ScopeOrdersWrite, ScopeSync, ScopeAdmin, ScopeDevice}
+var Scopes = []string{ScopeStockRead, ScopeEventsWrite, ScopeReservationsWrite, ScopeOrdersWrite, ScopeSync, ScopeAdmin, ScopeDevice, ScopeUplink}
 
 // AudienceHub marks a token issued by a hub: it names no warehouse.
 const AudienceHub = "hub"
@@ -224,6 +227,23 @@ func (req Request) checkChannel() error {
 	return nil
 }
 
+// checkUplink: an uplink token is a hub's, names its warehouse, and has
+// no other scope (it opens the uplink route alone).
+func (req Request) checkUplink() error {
+	if !slices.Contains(req.Scopes, ScopeUplink) {
+		return nil
+	}
+	switch {
+	case req.Audience != AudienceHub:
+		return errors.New("scope uplink: only a hub issues uplink tokens (--role hub)")
+	case !drivers.ValidID(req.Warehouse):
+		return fmt.Errorf("scope uplink: the token names the warehouse that dials with it (--warehouse ID), not %q", req.Warehouse)
+	case len(req.Scopes) != 1:
+		return errors.New("scope uplink: an uplink token has no other scope")
+	}
+	return nil
+}
+
 // Issue validates req, records the token and returns it signed.
 func Issue(ctx context.Context, rec Recorder, s Signer, req Request, at time.Time) (string, Claims, error) {
 	if req.Name == "" {
@@ -244,6 +264,9 @@ func Issue(ctx context.Context, rec Recorder, s Signer, req Request, at time.Tim
 		return "", Claims{}, errors.New("device: a token with the device scope names its device (--device ID)")
 	}
 	if err := req.checkChannel(); err != nil {
+		return "", Claims{}, err
+	}
+	if err := req.checkUplink(); err != nil {
 		return "", Claims{}, err
 	}
 	if req.TTL <= 0 {

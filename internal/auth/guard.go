@@ -99,6 +99,9 @@ func (g *Guard) Valid(ctx context.Context, token string) (Claims, error) {
 	return c, err
 }
 
+// Bearer is the token of an Authorization header ("" when none).
+func Bearer(header string) string { return bearer(header) }
+
 // bearer returns the token of an Authorization header: the scheme is
 // case-insensitive (RFC 9110 §11.1).
 func bearer(header string) string {

@@ -24,8 +24,10 @@ type FileConfig struct {
 	HTTP    string `yaml:"http"`
 	// Store is empty or sqlite for the embedded SQLite store in data-dir,
 	// or a postgres:// URL: several hub processes may share one database.
-	Store  string            `yaml:"store"`
-	Agents map[string]string `yaml:"agents"` // warehouse: base URL
+	Store string `yaml:"store"`
+	// Agents: warehouse: its base URL, which the hub dials, or "uplink":
+	// the agent dials the hub (edgestock agent --hub URL --hub-token T).
+	Agents map[string]string `yaml:"agents"`
 	// AgentTokens: warehouse: a token issued by that agent with the sync
 	// scope (edgestock token issue --scope sync). Required for agents that
 	// listen beyond loopback.
@@ -93,6 +95,9 @@ func LoadFileConfig(path string) (FileConfig, error) {
 	return cfg, err
 }
 
+// UplinkURL, as an agent's URL, says the agent dials the hub (SPEC §11).
+const UplinkURL = "uplink"
+
 // ParseAgentFlag reads WH=URL.
 func ParseAgentFlag(s string) (string, string, error) {
 	wh, u, ok := strings.Cut(s, "=")
@@ -139,8 +144,13 @@ func (c FileConfig) Validate() (Config, error) {
 		switch {
 		case !drivers.ValidID(wh):
 			errs = append(errs, fmt.Errorf("agents: %q is not a warehouse ID", wh))
+		case u == UplinkURL:
+			if c.AgentTokens[wh] != "" {
+				errs = append(errs, fmt.Errorf("agent-tokens.%s: an agent on an uplink needs none (its uplink token is checked)", wh))
+			}
+			out.Agents = append(out.Agents, Agent{Warehouse: wh, URL: UplinkURL})
 		case err != nil || (p.Scheme != "http" && p.Scheme != "https") || p.Host == "":
-			errs = append(errs, fmt.Errorf("agents.%s: %q is not an http(s) URL", wh, u))
+			errs = append(errs, fmt.Errorf("agents.%s: %q is not an http(s) URL, nor uplink", wh, u))
 		default:
 			out.Agents = append(out.Agents, Agent{Warehouse: wh, URL: strings.TrimRight(u, "/"), Token: c.AgentTokens[wh]})
 		}

@@ -74,6 +74,7 @@ func (a *API) Routes() http.Handler {
 	// with the operator's token), so they are open like /healthz.
 	mux.HandleFunc("GET /{$}", dashboard.Page(dashboard.Hub))
 	mux.HandleFunc("GET /ui/{file}", dashboard.Assets)
+	mux.HandleFunc("GET /v1/uplink", a.handleUplink) // checks its own token: an uplink token
 	for _, r := range []struct {
 		pattern, scope string
 		handler        http.HandlerFunc

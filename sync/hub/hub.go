@@ -28,6 +28,7 @@ import (
 
 	"github.com/edgestock/edgestock/internal/backoff"
 	"github.com/edgestock/edgestock/internal/store"
+	"github.com/edgestock/edgestock/internal/uplink"
 	"github.com/edgestock/edgestock/sync"
 )
 
@@ -73,15 +74,19 @@ var _ Store = (*store.DB)(nil)
 // Agent is an agent the hub pulls from.
 type Agent struct {
 	Warehouse string
-	URL       string // base URL, e.g. http://10.0.0.5:7070
-	Token     string // a token of the agent's with the sync scope; empty for an agent on loopback
+	URL       string // base URL, e.g. http://10.0.0.5:7070, or UplinkURL: the agent dials the hub
+	Token     string // a token of the agent's with the sync scope; empty for an agent on loopback or an uplink
 }
+
+// Uplink reports whether the agent dials the hub.
+func (a Agent) Uplink() bool { return a.URL == UplinkURL }
 
 // link is the hub's connection to one agent.
 type link struct {
 	Agent
 	client *http.Client
 	timing Timing
+	slot   *uplink.Slot // the agent's uplinks, when it dials the hub
 
 	mu          stdsync.Mutex
 	replica     string    // the agent's replica ID, as it last said
@@ -115,10 +120,20 @@ func New(st Store, agents []Agent, timing Timing, logger *slog.Logger) *Hub {
 	timing = timing.withDefaults()
 	h := &Hub{store: st, logger: logger, timing: timing, changed: sync.NewChanges()}
 	for _, a := range agents {
-		// No overall timeout: long polls; each request has its own context.
-		h.links = append(h.links, &link{Agent: a, timing: timing, client: &http.Client{Transport: &http.Transport{
-			DisableCompression: true, ResponseHeaderTimeout: timing.PollWait + 10*time.Second, MaxIdleConnsPerHost: 2,
-		}}})
+		l := &link{Agent: a, timing: timing}
+		if a.Uplink() {
+			// HTTP/2 over the connection the agent dials; the host only
+			// names it.
+			l.slot = uplink.NewSlot()
+			l.URL = "http://" + a.Warehouse + ".uplink"
+			l.client = &http.Client{Transport: uplink.Transport(l.slot)}
+		} else {
+			// No overall timeout: long polls; each request has its own context.
+			l.client = &http.Client{Transport: &http.Transport{
+				DisableCompression: true, ResponseHeaderTimeout: timing.PollWait + 10*time.Second, MaxIdleConnsPerHost: 2,
+			}}
+		}
+		h.links = append(h.links, l)
 	}
 	return h
 }
@@ -126,7 +141,9 @@ func New(st Store, agents []Agent, timing Timing, logger *slog.Logger) *Hub {
 // setTLS makes every link verify agents against cfg (nil: system roots).
 func (h *Hub) setTLS(cfg *tls.Config) {
 	for _, l := range h.links {
-		l.client.Transport.(*http.Transport).TLSClientConfig = cfg
+		if l.slot == nil {
+			l.client.Transport.(*http.Transport).TLSClientConfig = cfg
+		}
 	}
 }
 
@@ -170,6 +187,9 @@ func (h *Hub) watchLinks(ctx context.Context) {
 			if !w.Online && w.LastContact == nil && time.Now().Before(grace) {
 				continue // not reached yet: give it its first poll
 			}
+			if l := h.link(w.Warehouse); l.slot != nil && !l.slot.Had() {
+				continue // it dials another hub process, or none yet: that one judges
+			}
 			if online, ok := sent[w.Warehouse]; !ok || online != w.Online {
 				changes = append(changes, store.LinkState{Warehouse: w.Warehouse, Online: w.Online})
 			}
@@ -212,6 +232,11 @@ func (h *Hub) readAlertTop(ctx context.Context) {
 func (h *Hub) Close() {
 	if h.cancel != nil {
 		h.cancel()
+		for _, l := range h.links {
+			if l.slot != nil {
+				l.slot.Close() // requests waiting on an uplink end
+			}
+		}
 		h.wg.Wait()
 	}
 }
@@ -514,7 +539,11 @@ func (h *Hub) Warehouses() []WarehouseStatus {
 	out := make([]WarehouseStatus, 0, len(h.links))
 	for _, l := range h.links {
 		l.mu.Lock()
-		w := WarehouseStatus{Warehouse: l.Warehouse, URL: l.URL, Replica: l.replica, Pending: l.pending,
+		u := l.URL
+		if l.slot != nil {
+			u = UplinkURL // it dials the hub
+		}
+		w := WarehouseStatus{Warehouse: l.Warehouse, URL: u, Replica: l.replica, Pending: l.pending,
 			Pulled: l.pulled, Pushed: l.pushed, LastError: joinErrs(l.pullErr, l.pushErr)}
 		if !l.lastContact.IsZero() {
 			t := l.lastContact.UTC()

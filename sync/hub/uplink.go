@@ -1,0 +1,109 @@
+package hub
+
+import (
+	"context"
+	"net"
+	"net/http"
+	"slices"
+	stdsync "sync"
+	"time"
+
+	"github.com/edgestock/edgestock/internal/auth"
+	"github.com/edgestock/edgestock/internal/uplink"
+)
+
+// revocationCheck is how often an uplink's token is checked again: a
+// revoked one is cut off within it.
+const revocationCheck = 500 * time.Millisecond
+
+// handleUplink takes an agent's uplink (SPEC §11): a hub token with the
+// uplink scope, bound to the warehouse the agent says it is, for one of
+// this hub's uplink agents. The connection then carries the hub's sync
+// with the agent, until it drops or its token is revoked.
+func (a *API) handleUplink(w http.ResponseWriter, r *http.Request) {
+	if a.Guard == nil {
+		writeError(w, http.StatusServiceUnavailable, "no_tokens", "this hub checks no tokens, so it takes no uplink")
+		return
+	}
+	token := auth.Bearer(r.Header.Get("Authorization"))
+	if token == "" {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="edgestock"`)
+		writeError(w, http.StatusUnauthorized, "unauthorized", "an uplink needs the warehouse's uplink token (edgestock token issue --role hub --scope uplink --warehouse ID)")
+		return
+	}
+	c, err := a.Guard.Valid(r.Context(), token)
+	if err != nil {
+		writeError(w, http.StatusUnauthorized, "unauthorized", "%v", err)
+		return
+	}
+	wh := r.Header.Get(uplink.WarehouseHeader)
+	switch {
+	case c.Audience != auth.AudienceHub || !slices.Contains(c.Scopes, auth.ScopeUplink):
+		writeError(w, http.StatusForbidden, "forbidden", "token %s is not an uplink token of this hub", c.ID)
+		return
+	case c.Warehouse != wh:
+		writeError(w, http.StatusForbidden, "forbidden", "token %s is for warehouse %s, not %s", c.ID, c.Warehouse, wh)
+		return
+	}
+	l := a.Hub.link(wh)
+	if l == nil || l.slot == nil {
+		writeError(w, http.StatusNotFound, "not_found", "warehouse %s is not one of this hub's uplink agents (agents: {%s: uplink})", wh, wh)
+		return
+	}
+	conn, err := uplink.Accept(w, r)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "bad_upgrade", "%v", err)
+		return
+	}
+	wc := &watchedConn{Conn: conn, closed: make(chan struct{})}
+	l.slot.Offer(wc)
+	a.Hub.logger.Info("agent uplink connected", "warehouse", wh, "from", r.RemoteAddr)
+	go a.watchUplink(l, wc, token)
+}
+
+// watchUplink cuts an uplink off once its token is no longer valid
+// (revoked, expired), or when the hub stops.
+func (a *API) watchUplink(l *link, wc *watchedConn, token string) {
+	t := time.NewTicker(revocationCheck)
+	defer t.Stop()
+	for {
+		select {
+		case <-wc.closed:
+			return
+		case <-a.stopping():
+			l.slot.Drop(wc)
+			return
+		case <-t.C:
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), revocationCheck)
+		_, err := a.Guard.Valid(ctx, token)
+		timedOut := ctx.Err() != nil // the store was slow: not a verdict
+		cancel()
+		if err != nil && !timedOut {
+			a.Hub.logger.Warn("agent uplink cut off: its token is no longer valid", "warehouse", l.Warehouse, "err", err)
+			l.slot.Drop(wc)
+			return
+		}
+	}
+}
+
+// watchedConn says when it is closed.
+type watchedConn struct {
+	net.Conn
+	once   stdsync.Once
+	closed chan struct{}
+}
+
+func (c *watchedConn) Close() error {
+	c.once.Do(func() { close(c.closed) })
+	return c.Conn.Close()
+}
+
+// link returns warehouse's link (nil: not an agent of this hub).
+func (h *Hub) link(warehouse string) *link {
+	i := slices.IndexFunc(h.links, func(l *link) bool { return l.Warehouse == warehouse })
+	if i < 0 {
+		return nil
+	}
+	return h.links[i]
+}
