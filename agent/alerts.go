@@ -10,12 +10,10 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/edgestock/edgestock/drivers"
 	"github.com/edgestock/edgestock/internal/backoff"
 	"github.com/edgestock/edgestock/internal/store"
 )
@@ -60,51 +58,25 @@ func (t *thresholds) Low(sku string, wasLow bool, available int64) bool {
 // parseThresholds reads "sku,low[,restock]" with a header; a row without
 // restock leaves it 0, for get to apply the configured margin.
 func parseThresholds(r io.Reader) (map[string]Threshold, error) {
-	cr, _, col, err := openSettingsCSV(r)
-	if err != nil {
-		return nil, err
-	}
-	if cr == nil {
-		return map[string]Threshold{}, nil
-	}
-	skuCol, ok1 := col["sku"]
-	lowCol, ok2 := col["low"]
-	restockCol, hasRestock := col["restock"]
-	if !ok1 || !ok2 {
-		return nil, fmt.Errorf("line 1: header must name the columns sku and low (and optionally restock)")
-	}
 	out := map[string]Threshold{}
-	for {
-		rec, err := cr.Read()
-		if err == io.EOF {
-			return out, nil
-		}
-		if err != nil {
-			return nil, err
-		}
-		line, _ := cr.FieldPos(0)
-		field := func(i int) string {
-			if i < len(rec) {
-				return strings.TrimSpace(rec[i])
-			}
-			return ""
-		}
-		sku := field(skuCol)
-		if !drivers.ValidID(sku) {
-			return nil, fmt.Errorf("line %d: sku %q must be 1-64 chars of [A-Za-z0-9._-]", line, sku)
-		}
-		low, err := strconv.ParseInt(field(lowCol), 10, 64)
+	err := eachSKURow(r, []string{"low"}, []string{"restock"}, func(line int, sku string, field func(string) string) error {
+		low, err := strconv.ParseInt(field("low"), 10, 64)
 		if err != nil || low < 0 {
-			return nil, fmt.Errorf("line %d: low %q must be an integer >= 0", line, field(lowCol))
+			return fmt.Errorf("line %d: low %q must be an integer >= 0", line, field("low"))
 		}
 		th := Threshold{Low: low}
-		if hasRestock && field(restockCol) != "" {
-			if th.Restock, err = strconv.ParseInt(field(restockCol), 10, 64); err != nil || th.Restock <= low {
-				return nil, fmt.Errorf("line %d: restock %q must be an integer above low %d", line, field(restockCol), low)
+		if field("restock") != "" {
+			if th.Restock, err = strconv.ParseInt(field("restock"), 10, 64); err != nil || th.Restock <= low {
+				return fmt.Errorf("line %d: restock %q must be an integer above low %d", line, field("restock"), low)
 			}
 		}
 		out[sku] = th
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
+	return out, nil
 }
 
 // AlertView is an alert as published and posted to webhooks. ID is stable

@@ -140,6 +140,47 @@ func openSettingsCSV(r io.Reader) (cr *csv.Reader, header []string, col map[stri
 	return cr, header, col, nil
 }
 
+// eachSKURow reads a per-SKU settings table (thresholds.csv,
+// replenishment.csv): a header naming sku and the required columns (and
+// maybe the optional ones), then a row per SKU. row gets each row's line,
+// its valid SKU and its fields by column name ("" when absent); an error
+// names the line.
+func eachSKURow(r io.Reader, required, optional []string, row func(line int, sku string, field func(name string) string) error) error {
+	cr, _, col, err := openSettingsCSV(r)
+	if err != nil || cr == nil {
+		return err
+	}
+	for _, name := range append([]string{"sku"}, required...) {
+		if _, ok := col[name]; !ok {
+			return fmt.Errorf("line 1: header must name the columns sku and %s (and optionally %s)",
+				strings.Join(required, " and "), strings.Join(optional, " and "))
+		}
+	}
+	for {
+		rec, err := cr.Read()
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		line, _ := cr.FieldPos(0)
+		field := func(name string) string {
+			if i, ok := col[name]; ok && i < len(rec) {
+				return strings.TrimSpace(rec[i])
+			}
+			return ""
+		}
+		sku := field("sku")
+		if !drivers.ValidID(sku) {
+			return fmt.Errorf("line %d: sku %q must be 1-64 chars of [A-Za-z0-9._-]", line, sku)
+		}
+		if err := row(line, sku, field); err != nil {
+			return err
+		}
+	}
+}
+
 // ParseBarcodes reads a CSV with the header gtin,sku (more columns are
 // ignored). GTINs of 8, 12, 13 or 14 digits are check-digit verified and
 // stored as 14 digits. An error names the line.

@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"slices"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/edgestock/edgestock/drivers"
@@ -344,52 +343,30 @@ func (a *Agent) handleReplenishment(w http.ResponseWriter, r *http.Request) {
 // parseReplenishment reads replenishment.csv: a header naming sku and
 // lead_time_days (and optionally target_days), then a row per SKU.
 func parseReplenishment(r io.Reader) (map[string]SKUPolicy, error) {
-	cr, _, col, err := openSettingsCSV(r)
-	if err != nil || cr == nil {
-		return map[string]SKUPolicy{}, err
-	}
-	skuCol, ok1 := col["sku"]
-	leadCol, ok2 := col["lead_time_days"]
-	targetCol, hasTarget := col["target_days"]
-	if !ok1 || !ok2 {
-		return nil, fmt.Errorf("line 1: header must name the columns sku and lead_time_days (and optionally target_days)")
-	}
 	out := map[string]SKUPolicy{}
-	for {
-		rec, err := cr.Read()
-		if err == io.EOF {
-			return out, nil
-		}
-		if err != nil {
-			return nil, err
-		}
-		line, _ := cr.FieldPos(0)
-		field := func(i int) string {
-			if i < len(rec) {
-				return strings.TrimSpace(rec[i])
-			}
-			return ""
-		}
-		days := func(name string, i int) (float64, error) {
-			v, err := strconv.ParseFloat(field(i), 64)
+	err := eachSKURow(r, []string{"lead_time_days"}, []string{"target_days"}, func(line int, sku string, field func(string) string) error {
+		days := func(name string) (float64, error) {
+			v, err := strconv.ParseFloat(field(name), 64)
 			if err != nil || !(v >= 0) || math.IsInf(v, 0) {
-				return 0, fmt.Errorf("line %d: %s %q must be a number of days >= 0", line, name, field(i))
+				return 0, fmt.Errorf("line %d: %s %q must be a number of days >= 0", line, name, field(name))
 			}
 			return v, nil
 		}
-		sku := field(skuCol)
-		if !drivers.ValidID(sku) {
-			return nil, fmt.Errorf("line %d: sku %q must be 1-64 chars of [A-Za-z0-9._-]", line, sku)
-		}
 		var p SKUPolicy
-		if p.LeadTimeDays, err = days("lead_time_days", leadCol); err != nil {
-			return nil, err
+		var err error
+		if p.LeadTimeDays, err = days("lead_time_days"); err != nil {
+			return err
 		}
-		if hasTarget && field(targetCol) != "" {
-			if p.TargetDays, err = days("target_days", targetCol); err != nil {
-				return nil, err
+		if field("target_days") != "" {
+			if p.TargetDays, err = days("target_days"); err != nil {
+				return err
 			}
 		}
 		out[sku] = p
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
+	return out, nil
 }

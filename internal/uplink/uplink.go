@@ -138,7 +138,7 @@ func (c *bufferedConn) Read(p []byte) (int, error) { return c.r.Read(p) }
 // Serve serves h to the hub over conn, as HTTP/2, until the connection
 // ends or ctx does.
 func Serve(ctx context.Context, conn net.Conn, h http.Handler) error {
-	l := &oneConn{conn: &closeNotify{Conn: conn, closed: make(chan struct{})}, done: make(chan struct{})}
+	l := &oneConn{conn: NotifyClose(conn), done: make(chan struct{})}
 	srv := &http.Server{Handler: h, Protocols: h2c(), ReadHeaderTimeout: 30 * time.Second}
 	stop := context.AfterFunc(ctx, func() { _ = srv.Close() })
 	defer stop()
@@ -152,7 +152,7 @@ func Serve(ctx context.Context, conn net.Conn, h http.Handler) error {
 // oneConn is a listener that yields conn once, then waits until it is
 // closed: http.Server then returns.
 type oneConn struct {
-	conn *closeNotify
+	conn *ClosingConn
 	once sync.Once
 	done chan struct{}
 	shut sync.Once
@@ -165,7 +165,7 @@ func (l *oneConn) Accept() (net.Conn, error) {
 		return c, nil
 	}
 	select {
-	case <-l.conn.closed:
+	case <-l.conn.Closed():
 	case <-l.done:
 	}
 	return nil, net.ErrClosed
@@ -178,14 +178,22 @@ func (l *oneConn) Close() error {
 
 func (l *oneConn) Addr() net.Addr { return l.conn.LocalAddr() }
 
-// closeNotify closes closed when the connection is closed.
-type closeNotify struct {
+// ClosingConn is a connection that says when it is closed.
+type ClosingConn struct {
 	net.Conn
 	once   sync.Once
 	closed chan struct{}
 }
 
-func (c *closeNotify) Close() error {
+// NotifyClose wraps conn.
+func NotifyClose(conn net.Conn) *ClosingConn {
+	return &ClosingConn{Conn: conn, closed: make(chan struct{})}
+}
+
+// Closed is closed once Close is called.
+func (c *ClosingConn) Closed() <-chan struct{} { return c.closed }
+
+func (c *ClosingConn) Close() error {
 	c.once.Do(func() { close(c.closed) })
 	return c.Conn.Close()
 }

@@ -2,10 +2,8 @@ package hub
 
 import (
 	"context"
-	"net"
 	"net/http"
 	"slices"
-	stdsync "sync"
 	"time"
 
 	"github.com/edgestock/edgestock/internal/auth"
@@ -55,7 +53,7 @@ func (a *API) handleUplink(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "bad_upgrade", "%v", err)
 		return
 	}
-	wc := &watchedConn{Conn: conn, closed: make(chan struct{})}
+	wc := uplink.NotifyClose(conn)
 	l.slot.Offer(wc)
 	a.Hub.logger.Info("agent uplink connected", "warehouse", wh, "from", r.RemoteAddr)
 	go a.watchUplink(l, wc, token)
@@ -63,12 +61,12 @@ func (a *API) handleUplink(w http.ResponseWriter, r *http.Request) {
 
 // watchUplink cuts an uplink off once its token is no longer valid
 // (revoked, expired), or when the hub stops.
-func (a *API) watchUplink(l *link, wc *watchedConn, token string) {
+func (a *API) watchUplink(l *link, wc *uplink.ClosingConn, token string) {
 	t := time.NewTicker(revocationCheck)
 	defer t.Stop()
 	for {
 		select {
-		case <-wc.closed:
+		case <-wc.Closed():
 			return
 		case <-a.stopping():
 			l.slot.Drop(wc)
@@ -85,18 +83,6 @@ func (a *API) watchUplink(l *link, wc *watchedConn, token string) {
 			return
 		}
 	}
-}
-
-// watchedConn says when it is closed.
-type watchedConn struct {
-	net.Conn
-	once   stdsync.Once
-	closed chan struct{}
-}
-
-func (c *watchedConn) Close() error {
-	c.once.Do(func() { close(c.closed) })
-	return c.Conn.Close()
 }
 
 // link returns warehouse's link (nil: not an agent of this hub).
