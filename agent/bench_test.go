@@ -23,25 +23,33 @@ func BenchmarkAgent_EmbeddedIngest(b *testing.B) {
 	for _, outputs := range []bool{true, false} {
 		b.Run(fmt.Sprintf("alerts_and_live=%t", outputs), func(b *testing.B) {
 			a := startAgent(b, b.TempDir(), func(c *agent.Config) { c.Alerts.Enabled, c.Live.Enabled = outputs, outputs })
-			c := testenv.Dial(b, a.MQTTAddr(), "gw")
-			sem := make(chan struct{}, 64)
-			var wg sync.WaitGroup
-			i := 0
-			for b.Loop() {
-				i++
-				payload := receive(fmt.Sprint(i), fmt.Sprint("SKU-", i%100), 1)
-				sem <- struct{}{}
-				wg.Go(func() {
-					defer func() { <-sem }()
-					if err := c.PublishQoS1(context.Background(), eventsTopic(fmt.Sprint("d", i%64)), payload); err != nil {
-						b.Error(err)
-					}
-				})
-			}
-			wg.Wait()
-			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
+			publishInFlight(b, a, func(i int) []byte { return receive(fmt.Sprint(i), fmt.Sprint("SKU-", i%100), 1) })
 		})
 	}
+}
+
+// publishInFlight keeps 64 QoS 1 publishes of payload(i) in flight from
+// one gateway connection to a's embedded broker, b.N in all, and reports
+// events/s.
+func publishInFlight(b *testing.B, a *testAgent, payload func(i int) []byte) {
+	c := testenv.Dial(b, a.MQTTAddr(), "gw")
+	sem := make(chan struct{}, 64)
+	var wg sync.WaitGroup
+	i := 0
+	b.ResetTimer()
+	for b.Loop() {
+		i++
+		p := payload(i)
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			if err := c.PublishQoS1(context.Background(), eventsTopic(fmt.Sprint("d", i%64)), p); err != nil {
+				b.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
 }
 
 // BenchmarkAgent_ReplenishmentCost: BenchmarkAgent_EmbeddedIngest's load
@@ -60,24 +68,9 @@ func BenchmarkAgent_ReplenishmentCost(b *testing.B) {
 			if status != http.StatusOK {
 				b.Fatal(status)
 			}
-			c := testenv.Dial(b, a.MQTTAddr(), "gw")
-			sem := make(chan struct{}, 64)
-			var wg sync.WaitGroup
-			i := 0
-			b.ResetTimer()
-			for b.Loop() {
-				i++
-				payload := []byte(fmt.Sprintf(`{"id":"s%d","type":"sale","sku":"SKU-%d","qty":1}`, i, i%100))
-				sem <- struct{}{}
-				wg.Go(func() {
-					defer func() { <-sem }()
-					if err := c.PublishQoS1(context.Background(), eventsTopic(fmt.Sprint("d", i%64)), payload); err != nil {
-						b.Error(err)
-					}
-				})
-			}
-			wg.Wait()
-			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
+			publishInFlight(b, a, func(i int) []byte {
+				return fmt.Appendf(nil, `{"id":"s%d","type":"sale","sku":"SKU-%d","qty":1}`, i, i%100)
+			})
 		})
 	}
 }
