@@ -11,8 +11,9 @@ import (
 )
 
 // maxDevicesSeen bounds the devices the activity table remembers; past it
-// the device seen longest ago is forgotten, so a flood of made-up device
-// ids cannot grow memory without bound.
+// the tenth seen longest ago is forgotten at once (one sort per thousand
+// new devices, not a scan per message), so a flood of made-up device ids
+// can neither grow memory nor slow the commit loop.
 const maxDevicesSeen = 10_000
 
 // DeviceActivity is one device in GET /v1/devices: what it sent since the
@@ -46,7 +47,7 @@ func (t *activity) observe(device, source string, results []ingest.Result, at ti
 			t.devices = map[string]*DeviceActivity{}
 		}
 		if len(t.devices) >= maxDevicesSeen {
-			t.forgetOldest()
+			t.forgetOldest(maxDevicesSeen / 10)
 		}
 		d = &DeviceActivity{Device: device}
 		t.devices[device] = d
@@ -65,16 +66,16 @@ func (t *activity) observe(device, source string, results []ingest.Result, at ti
 	}
 }
 
-// forgetOldest drops the device seen longest ago (a scan: it runs once
-// per new device past the bound, never on the common path).
-func (t *activity) forgetOldest() {
-	var oldest *DeviceActivity
+// forgetOldest drops the n devices seen longest ago.
+func (t *activity) forgetOldest(n int) {
+	all := make([]*DeviceActivity, 0, len(t.devices))
 	for _, d := range t.devices {
-		if oldest == nil || d.LastSeen.Before(oldest.LastSeen) {
-			oldest = d
-		}
+		all = append(all, d)
 	}
-	delete(t.devices, oldest.Device)
+	slices.SortFunc(all, func(a, b *DeviceActivity) int { return a.LastSeen.Compare(b.LastSeen) })
+	for _, d := range all[:min(n, len(all))] {
+		delete(t.devices, d.Device)
+	}
 }
 
 // list returns the devices whose id starts with prefix, seen last first.

@@ -29,6 +29,8 @@ const (
 	// replenishSteps bounds the steps of one pass, so a long backlog (the
 	// first start on an old database) yields to Close between passes.
 	replenishSteps = 25
+	// replenishScan bounds the SKUs one GET /v1/replenishment reads.
+	replenishScan = 10_000
 )
 
 // SKUPolicy is one row of replenishment.csv: a SKU's lead time and target.
@@ -257,7 +259,8 @@ func (r *replenisher) item(v StockView, row store.DemandRow, at time.Time) (Repl
 // handleReplenishment is GET /v1/replenishment: the figures of each SKU
 // that has sold here, in SKU order, paged by ?after=; ?sku= one SKU,
 // ?prefix= those starting with it, ?below-days= those whose days of cover
-// are below it.
+// are below it. A page may hold fewer than limit items (a strict filter
+// over many SKUs): go on while next is not "".
 func (a *Agent) handleReplenishment(w http.ResponseWriter, r *http.Request) {
 	rp := a.replenish
 	if rp == nil {
@@ -286,7 +289,13 @@ func (a *Agent) handleReplenishment(w http.ResponseWriter, r *http.Request) {
 	at := now()
 	items := []ReplenishmentItem{}
 	next := ""
-	for {
+	// A strict below-days may match few SKUs of many: one request reads at
+	// most replenishScan of them, and says where to go on.
+	for scanned := 0; ; scanned += limit {
+		if scanned >= replenishScan {
+			next = after // fewer than limit items: go on from here
+			break
+		}
 		var rows []store.DemandRow
 		if sku != "" {
 			one, err := a.store.DemandOf(ctx, a.cfg.Warehouse, []string{sku})

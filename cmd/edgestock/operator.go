@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -229,9 +230,14 @@ func (m *Main) runStock(ctx context.Context, cmd *command, args []string) error 
 // SKUs, or a hub's per warehouse with their total (*).
 func (m *Main) printReplenishment(ctx context.Context, c *apiClient, skus []string, below float64) error {
 	q := url.Values{"limit": {strconv.Itoa(stockPageSize)}}
-	if len(skus) == 1 {
+	switch len(skus) {
+	case 0:
+	case 1:
 		q.Set("sku", skus[0])
+	default:
+		return usageError{errors.New("stock --replenishment: give one SKU, or none for all")}
 	}
+	warned := map[string]bool{}
 	if below > 0 {
 		q.Set("below-days", strconv.FormatFloat(below, 'f', -1, 64))
 	}
@@ -246,6 +252,10 @@ func (m *Main) printReplenishment(ctx context.Context, c *apiClient, skus []stri
 			return err
 		}
 		for _, u := range page.Unavailable {
+			if warned[u.Warehouse] {
+				continue
+			}
+			warned[u.Warehouse] = true
 			fmt.Fprintf(m.Stderr, "warning: warehouse %s could not be asked (left out of the totals): %s\n", u.Warehouse, u.Error)
 		}
 		for _, it := range page.Items {

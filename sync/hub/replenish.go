@@ -42,8 +42,8 @@ const replenishTimeout = 10 * time.Second
 // Replenishment asks the agents of warehouses (every agent when empty)
 // for a page of their replenishment figures after the SKU after, and
 // gathers them: per SKU each warehouse's item and their total, for at
-// most limit SKUs, in SKU order. below > 0 keeps the SKUs whose total or
-// any warehouse's cover is below it.
+// most limit SKUs, in SKU order. A finite below keeps the SKUs whose
+// total or any warehouse's cover is below it (+Inf: all).
 func (h *Hub) Replenishment(ctx context.Context, warehouses []string, sku, prefix, after string, limit int, below float64) Replenishment {
 	links := h.links
 	if len(warehouses) > 0 {
@@ -100,7 +100,7 @@ func (h *Hub) Replenishment(ctx context.Context, warehouses []string, sku, prefi
 		items := bySKU[s]
 		slices.SortFunc(items, func(a, b sync.ReplenishmentItem) int { return strings.Compare(a.Warehouse, b.Warehouse) })
 		total := totalOf(s, items)
-		if below > 0 && !total.Below(below) && !slices.ContainsFunc(items, func(it sync.ReplenishmentItem) bool { return it.Below(below) }) {
+		if !math.IsInf(below, 1) && !total.Below(below) && !slices.ContainsFunc(items, func(it sync.ReplenishmentItem) bool { return it.Below(below) }) {
 			continue
 		}
 		out.Items = append(out.Items, items...)
@@ -149,7 +149,7 @@ func (a *API) handleReplenishment(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "bad_query", "%v", err)
 		return
 	}
-	var below float64
+	below := math.Inf(1)
 	if s := q.Get("below-days"); s != "" {
 		if below, err = strconv.ParseFloat(s, 64); err != nil || !(below >= 0) || math.IsInf(below, 0) {
 			writeError(w, http.StatusBadRequest, "bad_query", "below-days: %q must be a number of days >= 0", s)

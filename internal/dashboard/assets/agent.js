@@ -37,7 +37,7 @@
   const alerts = new es.Log(es.$("#alerts"), (a) => {
     const what = a.sku ? `${a.sku}` : a.device ? `device ${a.device}` : "";
     const figure = a.available ?? a.on_hand ?? a.unallotted;
-    const kind = a.kind === "restocked" ? "ok" : a.kind === "low_stock" ? "warn" : "bad";
+    const kind = a.kind === "restocked" || a.kind.endsWith("_cleared") ? "ok" : a.kind === "low_stock" ? "warn" : "bad";
     return es.el("li", {"data-kind": a.kind},
       es.el("span", {class: "when"}, new Date(a.at).toLocaleTimeString()),
       es.el("span", {class: "badge " + kind}, a.kind), " ", what,
@@ -74,14 +74,18 @@
         es.el("td", {class: "n"}, es.fmt(x.rejected)), es.el("td", {}, x.last_reject || ""))));
   }
 
-  // The quarantine is read from a cursor: all of it once, then what is new.
+  // The quarantine is read from a cursor: all of it once, then what is
+  // new; one read at a time.
   let qSince = 0;
+  let qBusy = false;
   const quarantine = new es.Log(es.$("#quarantine"), (q) =>
     es.el("tr", {"data-seq": q.seq},
       es.el("td", {class: "n"}, q.seq), es.el("td", {class: "muted"}, new Date(q.received_at).toLocaleString()),
       es.el("td", {}, q.device), es.el("td", {}, es.el("span", {class: "badge bad"}, q.reason)),
       es.el("td", {}, q.message), es.el("td", {}, es.el("pre", {}, String(q.payload || q.payload_base64 || "").slice(0, 200)))), 30);
   async function quarantined() {
+    if (qBusy) return;
+    qBusy = true;
     try {
       for (;;) {
         const page = await es.api(`/v1/quarantine?since=${qSince}&limit=1000`);
@@ -93,28 +97,56 @@
     } catch (e) {
       if (!(e instanceof es.NeedToken)) throw e;
       es.$("#quarantine-note").textContent = "(an admin token shows it)";
+    } finally {
+      qBusy = false;
     }
   }
 
+  let timers = [];
   const every = (fn, ms) => {
-    const run = () => fn().catch((e) => console.warn(e));
+    const run = () => fn().catch((e) => (e instanceof es.NeedToken ? restart() : console.warn(e)));
     run();
-    return setInterval(run, ms);
+    timers.push(setInterval(run, ms));
   };
 
+  // start checks the API (asking for a token when it needs one), then
+  // follows the stream and polls; it tries again while the agent cannot
+  // be reached, and whenever the stream is closed for good (a refused
+  // token, a proxy's error page).
+  let retry = 1000;
   async function start() {
+    restarting = false;
     try {
-      await status(); // 401/403 here: ask for a token first
+      await status();
     } catch (e) {
       if (e instanceof es.NeedToken) return es.askToken(e.message, start);
-      throw e;
+      es.showLink("unreachable");
+      setTimeout(start, retry);
+      retry = Math.min(retry * 2, 30000);
+      return;
     }
+    retry = 1000;
     if (src) src.close();
-    src = es.stream({}, {stock: onStock, alert: (a) => alerts.add(a)}, es.showLink);
+    src = es.stream({}, {stock: onStock, alert: (a) => alerts.add(a)}, (state) => {
+      es.showLink(state);
+      if (state === "closed") restart();
+    });
+    timers.forEach(clearInterval);
+    timers = [];
     every(status, 2000);
     every(devices, 3000);
     every(quarantined, 5000);
-    setInterval(() => levels.schedule(), 10000); // the "updated … ago" column
+    timers.push(setInterval(() => levels.schedule(), 10000)); // the "updated … ago" column
+  }
+  let restarting = false;
+  function restart() {
+    if (restarting) return; // several polls may ask at once
+    restarting = true;
+    timers.forEach(clearInterval);
+    timers = [];
+    if (src) src.close();
+    src = null;
+    setTimeout(start, retry);
   }
   document.body.dataset.loaded = String(Date.now());
   start();

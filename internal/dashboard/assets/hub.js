@@ -95,7 +95,14 @@
     const q = new URLSearchParams();
     channels.forEach((c) => q.append("channel", c));
     renderHead();
-    src = es.stream(q, {warehouse: (w) => { onWarehouse(w); renderHead(); }, stock: onStock, ats: onATS, order: onOrder, alert: (a) => alerts.add(a)}, es.showLink);
+    src = es.stream(q, {warehouse: (w) => { onWarehouse(w); renderHead(); }, stock: onStock, ats: onATS, order: onOrder, alert: (a) => alerts.add(a)},
+      (state) => {
+        es.showLink(state);
+        if (state === "closed") { // closed for good: check the API (a token?) and open again
+          src = null;
+          setTimeout(start, retry);
+        }
+      });
   };
   const chan = es.$("#channels");
   chan.value = channels.join(", ");
@@ -106,16 +113,25 @@
     open(); // from the start: the snapshot of the new channels' ATS
   };
 
+  // start checks the API (asking for a token when it needs one), then
+  // follows the stream; it tries again while the hub cannot be reached.
+  let retry = 1000;
+  let ticking = false;
   async function start() {
     try {
       (await es.api("/v1/warehouses")).warehouses.forEach((w) => warehouses.set(w.warehouse, w));
     } catch (e) {
       if (e instanceof es.NeedToken) return es.askToken(e.message, start);
-      throw e;
+      es.showLink("unreachable");
+      setTimeout(start, retry);
+      retry = Math.min(retry * 2, 30000);
+      return;
     }
+    retry = 1000;
     renderWarehouses();
     open();
-    setInterval(renderWarehouses, 1000); // the lag column moves on its own
+    if (!ticking) setInterval(renderWarehouses, 1000); // the lag column moves on its own
+    ticking = true;
   }
   document.body.dataset.loaded = String(Date.now());
   start();
