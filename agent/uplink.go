@@ -21,6 +21,10 @@ const (
 	uplinkDialTimeout = 10 * time.Second
 	uplinkRetryMin    = 200 * time.Millisecond
 	uplinkRetryMax    = 30 * time.Second
+	// uplinkSteady is how long an uplink must hold before a drop starts
+	// the backoff over: a hub that takes and drops at once is not asked
+	// again every 200 ms.
+	uplinkSteady = 10 * time.Second
 )
 
 // uplinker keeps the agent's connection to its hub open (SPEC §11): it
@@ -86,11 +90,14 @@ func (u *uplinker) run(ctx context.Context) {
 			continue
 		}
 		u.errs.changed(nil)
-		wait.Reset()
 		u.a.logger.Info("hub uplink connected", "hub", hub)
+		start := time.Now()
 		err = uplink.Serve(ctx, conn, handler)
 		if ctx.Err() != nil {
 			return
+		}
+		if time.Since(start) > uplinkSteady {
+			wait.Reset() // it held: a drop now is news, not a loop
 		}
 		u.a.logger.Warn("hub uplink lost; connecting again", "hub", hub, "err", err)
 		wait.Sleep(ctx) // then the same URL first: it may only have restarted

@@ -77,9 +77,9 @@ func (c Claims) Has(scope string) bool {
 }
 
 // HasAPIScope reports whether the claims grant any scope of the HTTP API:
-// a device token is for MQTT alone.
+// a device token is for MQTT alone, an uplink token for the uplink.
 func (c Claims) HasAPIScope() bool {
-	return slices.ContainsFunc(c.Scopes, func(s string) bool { return s != ScopeDevice })
+	return slices.ContainsFunc(c.Scopes, func(s string) bool { return s != ScopeDevice && s != ScopeUplink })
 }
 
 // Signer issues and verifies tokens with an HMAC-SHA256 key.

@@ -2,6 +2,7 @@ package auth
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -71,7 +72,7 @@ func (g *Guard) Require(scope string, h http.HandlerFunc) http.HandlerFunc {
 		}
 		switch {
 		case scope == "" && !c.HasAPIScope():
-			httpjson.Error(w, http.StatusForbidden, "forbidden", "token %s is a device token: it opens MQTT, not the HTTP API", c.ID)
+			httpjson.Error(w, http.StatusForbidden, "forbidden", "token %s opens no route of the HTTP API (a device token is for MQTT, an uplink token for the uplink)", c.ID)
 			return
 		case scope != "" && !slices.ContainsFunc(strings.Split(scope, "|"), c.Has):
 			httpjson.Error(w, http.StatusForbidden, "forbidden", "token %s lacks the %s scope", c.ID, strings.ReplaceAll(scope, "|", " or "))
@@ -94,9 +95,19 @@ func (g *Guard) Valid(ctx context.Context, token string) (Claims, error) {
 	}
 	rec, err := g.Tokens.Token(ctx, c.ID)
 	if err == nil && !rec.RevokedAt.IsZero() {
-		err = fmt.Errorf("token %s was revoked", c.ID)
+		err = fmt.Errorf("%w: token %s was revoked", ErrRevoked, c.ID)
 	}
 	return c, err
+}
+
+// ErrRevoked is Valid's error for a revoked token.
+var ErrRevoked = errors.New("revoked")
+
+// Refused reports whether err, from Valid, says the token is no good (not
+// valid, expired, unknown, revoked), rather than that it could not be
+// checked (the store failing).
+func Refused(err error) bool {
+	return errors.Is(err, ErrTokenInvalid) || errors.Is(err, ErrTokenExpired) || errors.Is(err, ErrRevoked) || errors.Is(err, store.ErrTokenNotFound)
 }
 
 // Bearer is the token of an Authorization header ("" when none).

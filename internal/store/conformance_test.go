@@ -42,4 +42,5 @@ func TestLinks_SQLite(t *testing.T) {
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = db.Close() })
 	storetest.Links(t, db)
+	storetest.LinksHeld(t, db)
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"strings"
 	"time"
 )
 
@@ -22,29 +23,42 @@ const (
 type LinkState struct {
 	Warehouse string
 	Online    bool
+	// Holder names the hub process that judges an agent which dials the
+	// hub: it alone holds the agent's uplink, so another process that
+	// sees the agent offline is not heard while the holder says online.
+	// "" for an agent the hub dials (every process sees it alike).
+	Holder string
+}
+
+// Decide returns the value to store after prev ("state" or
+// "state@holder"; "" when none was stored) and the alert the change
+// raises, if any. A first contact is no news; a warehouse never reached
+// is.
+func (l LinkState) Decide(prev string) (value, alert string) {
+	pstate, pholder, _ := strings.Cut(prev, "@")
+	state := "offline"
+	if l.Online {
+		state = "online"
+	}
+	value = state
+	if l.Holder != "" {
+		value += "@" + l.Holder
+	}
+	switch {
+	case l.Online && pstate != "offline":
+		return value, "" // online still (maybe held by another process now), or a first contact
+	case l.Online:
+		return value, AlertWarehouseOnline
+	case pstate == "offline":
+		return prev, ""
+	case pstate == "online" && pholder != "" && pholder != l.Holder:
+		return prev, "" // another process holds its uplink: not ours to judge
+	}
+	return value, AlertWarehouseOffline
 }
 
 // linkKey is the meta key of a warehouse's last link state.
 func linkKey(warehouse string) string { return "link:" + warehouse }
-
-// Decide returns the state to store and the alert the change raises, if
-// any, after prev ("" when none was stored: a first contact is no news,
-// a warehouse never reached is).
-func (l LinkState) Decide(prev string) (state, alert string) {
-	state = "offline"
-	if l.Online {
-		state = "online"
-	}
-	switch {
-	case state == prev:
-		return state, ""
-	case l.Online && prev == "":
-		return state, ""
-	case l.Online:
-		return state, AlertWarehouseOnline
-	}
-	return state, AlertWarehouseOffline
-}
 
 func (db *DB) applyLinks(ctx context.Context, s *boundStmts, st *txState, links []LinkState, now time.Time) error {
 	for _, l := range links {
@@ -53,11 +67,11 @@ func (db *DB) applyLinks(ctx context.Context, s *boundStmts, st *txState, links 
 		if err != nil && !errors.Is(err, sql.ErrNoRows) {
 			return err
 		}
-		state, kind := l.Decide(prev)
-		if state == prev {
+		value, kind := l.Decide(prev)
+		if value == prev {
 			continue
 		}
-		if _, err := s.tx.ExecContext(ctx, sqlSetMeta, linkKey(l.Warehouse), state); err != nil {
+		if _, err := s.tx.ExecContext(ctx, sqlSetMeta, linkKey(l.Warehouse), value); err != nil {
 			return err
 		}
 		if kind == "" {

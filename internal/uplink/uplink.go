@@ -139,8 +139,18 @@ func (c *bufferedConn) Read(p []byte) (int, error) { return c.r.Read(p) }
 // ends or ctx does.
 func Serve(ctx context.Context, conn net.Conn, h http.Handler) error {
 	l := &oneConn{conn: NotifyClose(conn), done: make(chan struct{})}
-	srv := &http.Server{Handler: h, Protocols: h2c(), ReadHeaderTimeout: 30 * time.Second}
-	stop := context.AfterFunc(ctx, func() { _ = srv.Close() })
+	// Pings find a hub gone silent (no FIN: a crash of its machine, a NAT
+	// that forgot the flow) within about 25 s, as the hub finds the agent.
+	srv := &http.Server{Handler: h, Protocols: h2c(), HTTP2: &http.HTTP2Config{SendPingTimeout: 15 * time.Second, PingTimeout: 10 * time.Second}}
+	stop := context.AfterFunc(ctx, func() {
+		// A merge in flight ends before the agent closes its store; a long
+		// poll does not hold the shutdown up.
+		sctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		if srv.Shutdown(sctx) != nil {
+			_ = srv.Close()
+		}
+	})
 	defer stop()
 	err := srv.Serve(l)
 	if errors.Is(err, http.ErrServerClosed) || errors.Is(err, net.ErrClosed) {
@@ -227,8 +237,8 @@ func Accept(w http.ResponseWriter, r *http.Request) (net.Conn, error) {
 // Slot holds an agent's current uplink at the hub, for the HTTP/2
 // transport to the agent to dial: Dial waits for one.
 type Slot struct {
-	mu    sync.Mutex
-	had   bool          // an uplink was offered once
+	mu     sync.Mutex
+	closed bool          // the hub is shutting down
 	conn  net.Conn      // offered, not yet taken
 	live  net.Conn      // taken: the transport's connection
 	ready chan struct{} // closed when conn is set
@@ -247,7 +257,7 @@ func (s *Slot) Offer(conn net.Conn) {
 			old.Close()
 		}
 	}
-	s.conn, s.live, s.had = conn, nil, true
+	s.conn, s.live = conn, nil
 	close(s.ready)
 	s.ready = make(chan struct{})
 }
@@ -264,15 +274,6 @@ func (s *Slot) Drop(conn net.Conn) {
 	}
 }
 
-// Had reports whether the agent ever dialled this hub process: one it
-// never dialled is no judge of its link (the agent may be up, on another
-// process).
-func (s *Slot) Had() bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.had
-}
-
 // Close closes the uplink (the hub is shutting down).
 func (s *Slot) Close() {
 	s.mu.Lock()
@@ -282,11 +283,23 @@ func (s *Slot) Close() {
 			c.Close()
 		}
 	}
-	s.conn, s.live = nil, nil
+	s.conn, s.live, s.closed = nil, nil, true
+	close(s.ready) // Dial returns
+	s.ready = make(chan struct{})
 }
 
-// Dial returns the uplink offered last, waiting for one until ctx ends.
+// dialWait bounds how long Dial waits for an uplink: the HTTP transport
+// dials on a context no request's timeout ends, so a wait without a bound
+// would leave a goroutine behind for every request to an absent agent.
+const dialWait = 2 * time.Second
+
+// ErrNoUplink is Dial's error when the agent has no uplink to this hub.
+var ErrNoUplink = errors.New("the agent has no uplink to this hub process")
+
+// Dial returns the uplink offered last, waiting for one up to dialWait.
 func (s *Slot) Dial(ctx context.Context, _, _ string) (net.Conn, error) {
+	timer := time.NewTimer(dialWait)
+	defer timer.Stop()
 	for {
 		s.mu.Lock()
 		if c := s.conn; c != nil {
@@ -294,17 +307,31 @@ func (s *Slot) Dial(ctx context.Context, _, _ string) (net.Conn, error) {
 			s.mu.Unlock()
 			return c, nil
 		}
-		ready := s.ready
+		ready, closed := s.ready, s.closed
 		s.mu.Unlock()
+		if closed {
+			return nil, ErrNoUplink
+		}
 		select {
 		case <-ready:
+		case <-timer.C:
+			return nil, ErrNoUplink
 		case <-ctx.Done():
-			return nil, fmt.Errorf("the agent has no uplink to this hub: %w", ctx.Err())
+			return nil, fmt.Errorf("%w: %w", ErrNoUplink, ctx.Err())
 		}
 	}
 }
 
-// Transport is an HTTP/2 transport to the agent over s's uplinks.
+// Offered returns a channel closed at the next uplink offered: a loop
+// that backs off after ErrNoUplink wakes at once when the agent dials.
+func (s *Slot) Offered() <-chan struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.ready
+}
+
+// Transport is an HTTP/2 transport to the agent over s's uplinks: a
+// request to an agent without one fails within dialWait (ErrNoUplink).
 func Transport(s *Slot) *http.Transport {
 	return &http.Transport{
 		Protocols:   h2c(),

@@ -94,3 +94,42 @@ func TestUplink(t *testing.T) {
 	_, err = (&http.Client{Transport: Transport(slot2)}).Do(req)
 	require.ErrorIs(t, err, context.DeadlineExceeded)
 }
+
+// A request to an agent with no uplink fails within dialWait, however
+// long its own deadline: the transport dials on a context of its own,
+// and a dial that waited for ever would leave a goroutine per request.
+// Close ends the waits at once.
+func TestSlot_DialIsBounded(t *testing.T) {
+	slot := NewSlot()
+	client := &http.Client{Transport: Transport(slot)}
+	start := time.Now()
+	_, err := client.Get("http://wh1/x")
+	require.ErrorIs(t, err, ErrNoUplink)
+	require.GreaterOrEqual(t, time.Since(start), dialWait)
+
+	errs := make(chan error, 1)
+	go func() {
+		_, err := slot.Dial(context.Background(), "tcp", "x")
+		errs <- err
+	}()
+	time.Sleep(20 * time.Millisecond) // let it wait; it must not need this to pass
+	slot.Close()
+	select {
+	case err := <-errs:
+		require.ErrorIs(t, err, ErrNoUplink)
+	case <-time.After(time.Second):
+		t.Fatal("Close did not end a waiting Dial")
+	}
+
+	// Offered wakes a loop backing off when the agent dials.
+	slot3 := NewSlot()
+	offered := slot3.Offered()
+	a, b := net.Pipe()
+	defer b.Close()
+	slot3.Offer(a)
+	select {
+	case <-offered:
+	default:
+		t.Fatal("Offer did not wake Offered")
+	}
+}

@@ -11,7 +11,9 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
+	"crypto/rand"
 	"crypto/tls"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -105,6 +107,7 @@ type Hub struct {
 	timing Timing
 	logger *slog.Logger
 
+	id      string        // this process, as the holder of agents' uplinks
 	changed *sync.Changes // wakes pushers after a merge or central write
 	// alertTop is the highest alert seq this process has seen in the
 	// outbox: streams read alerts only past it, not at every change.
@@ -118,7 +121,7 @@ type Hub struct {
 // New returns a hub over st for agents.
 func New(st Store, agents []Agent, timing Timing, logger *slog.Logger) *Hub {
 	timing = timing.withDefaults()
-	h := &Hub{store: st, logger: logger, timing: timing, changed: sync.NewChanges()}
+	h := &Hub{store: st, logger: logger, timing: timing, changed: sync.NewChanges(), id: randomID()}
 	for _, a := range agents {
 		l := &link{Agent: a, timing: timing}
 		if a.Uplink() {
@@ -187,11 +190,12 @@ func (h *Hub) watchLinks(ctx context.Context) {
 			if !w.Online && w.LastContact == nil && time.Now().Before(grace) {
 				continue // not reached yet: give it its first poll
 			}
-			if l := h.link(w.Warehouse); l.slot != nil && !l.slot.Had() {
-				continue // it dials another hub process, or none yet: that one judges
-			}
 			if online, ok := sent[w.Warehouse]; !ok || online != w.Online {
-				changes = append(changes, store.LinkState{Warehouse: w.Warehouse, Online: w.Online})
+				st := store.LinkState{Warehouse: w.Warehouse, Online: w.Online}
+				if h.link(w.Warehouse).slot != nil {
+					st.Holder = h.id // it dials one process: that one judges it
+				}
+				changes = append(changes, st)
 			}
 		}
 		if len(changes) == 0 {
@@ -272,10 +276,35 @@ func (h *Hub) retry(ctx context.Context, l *link, what string, step func(context
 			// Asking again soon mends nothing: wait the longest.
 			wait.Exhaust()
 		}
-		if !wait.Sleep(ctx) {
+		if !h.sleep(ctx, l, wait) {
 			return
 		}
 	}
+}
+
+// sleep backs off after a failure; an agent that dials the hub ends the
+// wait when it does.
+func (h *Hub) sleep(ctx context.Context, l *link, wait *backoff.Backoff) bool {
+	if l.slot == nil {
+		return wait.Sleep(ctx)
+	}
+	t := time.NewTimer(wait.Next())
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+	case <-l.slot.Offered():
+		wait.Reset()
+	}
+	return true
+}
+
+// randomID names this hub process.
+func randomID() string {
+	b := make([]byte, 8)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
 }
 
 func cursorKey(warehouse string) string { return "cursor:agent:" + warehouse }

@@ -30,8 +30,12 @@ func (a *API) handleUplink(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	c, err := a.Guard.Valid(r.Context(), token)
-	if err != nil {
+	switch {
+	case auth.Refused(err):
 		writeError(w, http.StatusUnauthorized, "unauthorized", "%v", err)
+		return
+	case err != nil: // the store cannot say: the agent tries again soon
+		writeError(w, http.StatusServiceUnavailable, "store_error", "checking the uplink token: %v", err)
 		return
 	}
 	wh := r.Header.Get(uplink.WarehouseHeader)
@@ -60,7 +64,8 @@ func (a *API) handleUplink(w http.ResponseWriter, r *http.Request) {
 }
 
 // watchUplink cuts an uplink off once its token is no longer valid
-// (revoked, expired), or when the hub stops.
+// (revoked, expired), or when the hub stops. A store that cannot say
+// (down for a moment) cuts nothing.
 func (a *API) watchUplink(l *link, wc *uplink.ClosingConn, token string) {
 	t := time.NewTicker(revocationCheck)
 	defer t.Stop()
@@ -75,9 +80,8 @@ func (a *API) watchUplink(l *link, wc *uplink.ClosingConn, token string) {
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), revocationCheck)
 		_, err := a.Guard.Valid(ctx, token)
-		timedOut := ctx.Err() != nil // the store was slow: not a verdict
 		cancel()
-		if err != nil && !timedOut {
+		if auth.Refused(err) {
 			a.Hub.logger.Warn("agent uplink cut off: its token is no longer valid", "warehouse", l.Warehouse, "err", err)
 			l.slot.Drop(wc)
 			return

@@ -75,7 +75,9 @@ func TestUplink_SyncRefuseRevoke(t *testing.T) {
 	require.Equal(t, http.StatusCreated, send(t, "POST", base+"/v1/allotments", ops, `{"id":"al-1","warehouse":"wh1","sku":"U-1","channel":"web","qty":2}`, nil))
 
 	// An uplink token opens the uplink alone.
-	require.Equal(t, http.StatusForbidden, send(t, "GET", base+"/v1/stock", tok1, "", nil))
+	for _, path := range []string{"/v1/stock", "/metrics", "/readyz", "/v1/openapi.yaml"} {
+		require.Equal(t, http.StatusForbidden, send(t, "GET", base+path, tok1, "", nil), path)
+	}
 
 	// wh1's token cannot sync as wh2.
 	thief := startUplinkAgent(t, "wh2", t.TempDir(), tok1, base)

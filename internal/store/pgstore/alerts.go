@@ -22,12 +22,12 @@ func (db *DB) applyLinks(ctx context.Context, tx pgx.Tx, links []store.LinkState
 		if err != nil && !errors.Is(err, pgx.ErrNoRows) {
 			return alerts, err
 		}
-		state, kind := l.Decide(prev)
-		if state == prev {
+		value, kind := l.Decide(prev)
+		if value == prev {
 			continue
 		}
 		if _, err := tx.Exec(ctx, `INSERT INTO meta(key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = excluded.value`,
-			key, state); err != nil {
+			key, value); err != nil {
 			return alerts, err
 		}
 		if kind == "" {

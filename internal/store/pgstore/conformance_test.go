@@ -32,6 +32,7 @@ func TestLinks_PostgreSQL(t *testing.T) {
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = db.Close() })
 	storetest.Links(t, db)
+	storetest.LinksHeld(t, db)
 }
 
 func TestChannels_PostgreSQLHub(t *testing.T) {

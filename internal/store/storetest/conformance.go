@@ -418,3 +418,35 @@ func Links(t *testing.T, db AlertBackend) {
 	require.Equal(t, []string{store.AlertWarehouseOffline + ":" + wh, store.AlertWarehouseOffline + ":" + never,
 		store.AlertWarehouseOnline + ":" + wh}, kinds)
 }
+
+// LinksHeld: an agent that dials the hub is judged by the process holding
+// its uplink; another process that sees it offline is not heard, until
+// the holder itself says so.
+func LinksHeld(t *testing.T, db AlertBackend) {
+	ctx := context.Background()
+	before, err := db.Alerts(ctx, 0, 1_000_000)
+	require.NoError(t, err)
+	var since int64
+	if len(before) > 0 {
+		since = before[len(before)-1].Seq
+	}
+	wh := fmt.Sprintf("held-%d", time.Now().UnixNano())
+	for _, step := range []store.LinkState{
+		{Warehouse: wh, Online: false, Holder: "h2"}, // never reached: offline (alert)
+		{Warehouse: wh, Online: true, Holder: "h1"},  // dials h1 (alert)
+		{Warehouse: wh, Online: false, Holder: "h2"}, // h2 never had it: not heard
+		{Warehouse: wh, Online: true, Holder: "h2"},  // moves to h2: online still
+		{Warehouse: wh, Online: false, Holder: "h1"}, // h1 lost it long ago: not heard
+		{Warehouse: wh, Online: false, Holder: "h2"}, // h2 loses it (alert)
+	} {
+		_, err := db.Apply(ctx, &store.Batch{Links: []store.LinkState{step}})
+		require.NoError(t, err)
+	}
+	got, err := db.Alerts(ctx, since, 100)
+	require.NoError(t, err)
+	var kinds []string
+	for _, a := range got {
+		kinds = append(kinds, a.Kind)
+	}
+	require.Equal(t, []string{store.AlertWarehouseOffline, store.AlertWarehouseOnline, store.AlertWarehouseOffline}, kinds)
+}
