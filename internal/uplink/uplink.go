@@ -239,9 +239,9 @@ func Accept(w http.ResponseWriter, r *http.Request) (net.Conn, error) {
 type Slot struct {
 	mu     sync.Mutex
 	closed bool          // the hub is shutting down
-	conn  net.Conn      // offered, not yet taken
-	live  net.Conn      // taken: the transport's connection
-	ready chan struct{} // closed when conn is set
+	conn   net.Conn      // offered, not yet taken
+	live   net.Conn      // taken: the transport's connection
+	ready  chan struct{} // closed when conn is set
 }
 
 // NewSlot returns an empty slot.
