@@ -69,8 +69,8 @@ func (d tokenDir) open(ctx context.Context, create bool) (*tokens, error) {
 }
 
 func (d tokenDir) openHub(ctx context.Context) (*tokens, error) {
-	if *d.config != "" || *d.warehouse != "" {
-		return nil, usageError{errors.New("--config and --warehouse are an agent's: a hub's tokens take --data-dir or --store")}
+	if *d.config != "" {
+		return nil, usageError{errors.New("--config is an agent's: a hub's tokens take --data-dir or --store (and --warehouse for an uplink token)")}
 	}
 	dataDir := *d.dataDir
 	if dataDir == "" {

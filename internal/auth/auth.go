@@ -231,6 +231,9 @@ func (req Request) checkChannel() error {
 // no other scope (it opens the uplink route alone).
 func (req Request) checkUplink() error {
 	if !slices.Contains(req.Scopes, ScopeUplink) {
+		if req.Audience == AudienceHub && req.Warehouse != "" {
+			return errors.New("warehouse: a hub's token names a warehouse only with the uplink scope")
+		}
 		return nil
 	}
 	switch {
