@@ -49,7 +49,10 @@ func commands() []*command {
 		{name: "service", summary: "install and control the systemd unit or Windows service", subs: serviceCommands()},
 		{name: "status", summary: "a running agent's status, or a hub's warehouses", run: (*Main).runStatus},
 		{name: "stock", args: "[SKU]", maxArgs: 1, summary: "stock levels as a table, from an agent or a hub", run: (*Main).runStock},
-		{name: "simulate", summary: "scanner and POS devices publishing over MQTT", run: (*Main).runSimulate},
+		{name: "simulate", summary: "load for an agent or a hub: devices, or whole sites", subs: []*command{
+			{name: "simulate devices", summary: "scanner and POS devices publishing over MQTT to an agent", run: (*Main).runSimulate},
+			{name: "simulate sites", summary: "many light agents in this process, syncing with a hub (uplink or pull)", run: (*Main).runSimulateSites},
+		}},
 		{name: "version", summary: "print the version", run: func(m *Main, _ context.Context, c *command, args []string) error {
 			if _, err := m.parse(m.flagSet(c), c, args); err != nil {
 				return err

@@ -53,7 +53,8 @@ func TestMain_Run(t *testing.T) {
 		{"config check -h", []string{"config", "check", "-h"}, exitOK, "--role", ""},
 		{"token issue -h", []string{"token", "issue", "-h"}, exitOK, "--scope", ""},
 		{"status -h", []string{"status", "-h"}, exitOK, "--url", ""},
-		{"simulate -h", []string{"simulate", "-h"}, exitOK, "--events", ""},
+		{"simulate devices -h", []string{"simulate", "devices", "-h"}, exitOK, "--events", ""},
+		{"simulate sites -h", []string{"simulate", "sites", "-h"}, exitOK, "--count", ""},
 		{"--version", []string{"--version"}, exitOK, "edgestock ", ""},
 		{"help COMMAND", []string{"help", "token", "revoke"}, exitOK, "usage: edgestock token revoke ID", ""},
 		// An empty flag value (--token $UNSET) is named once, with no usage dump.
@@ -226,7 +227,7 @@ func TestMain_Simulate(t *testing.T) {
 	mqttAddr := testenv.FreeAddr(t)
 	c := startChild(t, "agent", "--warehouse", "wh1", "--data-dir", t.TempDir(), "--http", testenv.FreeAddr(t), "--mqtt-listen", mqttAddr, "--mqtt-anonymous", "allow")
 	var stdout, stderr bytes.Buffer
-	code := (&Main{Stdout: &stdout, Stderr: &stderr}).Run(t.Context(), []string{"simulate", "--mqtt-url", "mqtt://" + mqttAddr,
+	code := (&Main{Stdout: &stdout, Stderr: &stderr}).Run(t.Context(), []string{"simulate", "devices", "--mqtt-url", "mqtt://" + mqttAddr,
 		"--devices", "4", "--rate", "400", "--events", "400", "--skus", "20", "--duplicates", "0.1", "--malformed", "0.05"})
 	require.Equal(t, exitOK, code, stderr.String())
 	var sent, acked, applied, dups, rejected int
@@ -259,7 +260,7 @@ func TestMain_SimulateWithToken(t *testing.T) {
 	require.Equal(t, exitOK, code, stderr)
 	startChild(t, "agent", "--warehouse", "wh1", "--data-dir", dir, "--http", testenv.FreeAddr(t), "--mqtt-listen", mqttAddr)
 	var stdout, errOut bytes.Buffer
-	code = (&Main{Stdout: &stdout, Stderr: &errOut}).Run(t.Context(), []string{"simulate", "--mqtt-url", "mqtt://" + mqttAddr,
+	code = (&Main{Stdout: &stdout, Stderr: &errOut}).Run(t.Context(), []string{"simulate", "devices", "--mqtt-url", "mqtt://" + mqttAddr,
 		"--token", strings.TrimSpace(token), "--devices", "2", "--rate", "200", "--events", "40", "--skus", "5"})
 	require.Equal(t, exitOK, code, errOut.String())
 	var sent, acked, applied, dups, rejected int

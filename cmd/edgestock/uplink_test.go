@@ -99,3 +99,42 @@ func TestCrash_UplinkFailover(t *testing.T) {
 	time.Sleep(time.Second) // a double count would show by now; the test must not need this to pass
 	require.Equal(t, int64(6*sites), total(h2), "nothing counted twice")
 }
+
+// simulate sites: light agents dial the hub with tokens the command
+// issues in the hub's store, and every receive they acknowledged reaches
+// the hub.
+func TestMain_SimulateSites(t *testing.T) {
+	hubDir := t.TempDir()
+	var args []string
+	for i := range 5 {
+		args = append(args, "--agent", fmt.Sprintf("sim%03d=uplink", i))
+	}
+	h := startChild(t, append([]string{"hub", "--data-dir", hubDir, "--http", testenv.FreeAddr(t)}, args...)...)
+	code, stdout, stderr := run(t, "simulate", "sites", "--count", "5", "--prefix", "sim", "--hub", h.base, "--data-dir", hubDir,
+		"--rate", "20", "--duration", "2s")
+	require.Equal(t, exitOK, code, stderr)
+	require.Contains(t, stderr, "5 sites up")
+	var acked, failed int
+	for _, line := range strings.Split(stdout, "\n") {
+		_, _ = fmt.Sscanf(line, "acked: %d", &acked)
+		_, _ = fmt.Sscanf(line, "failed: %d", &failed)
+	}
+	require.Positive(t, acked, stdout)
+	require.Zero(t, failed, stdout)
+	require.Contains(t, stdout, "not pulled by the hub within a minute: 0 sites")
+	// Every receive a site acknowledged reached the hub, once.
+	var page struct {
+		Items []struct {
+			OnHand int64 `json:"on_hand"`
+		} `json:"items"`
+	}
+	resp, err := http.Get(h.base + "/v1/stock?prefix=S-sim&limit=100")
+	require.NoError(t, err)
+	require.NoError(t, json.NewDecoder(resp.Body).Decode(&page))
+	resp.Body.Close()
+	var total int64
+	for _, it := range page.Items {
+		total += it.OnHand
+	}
+	require.Equal(t, int64(acked), total)
+}
