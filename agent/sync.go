@@ -2,6 +2,7 @@ package agent
 
 import (
 	"compress/gzip"
+	"context"
 	"fmt"
 	"net/http"
 	"strings"
@@ -51,9 +52,18 @@ func (a *Agent) handleSyncDeltas(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "bad_query", "%v", err)
 		return
 	}
+	// A hub that starts from nothing gets everything this agent holds (it
+	// may be a new hub); after that, the agent's own warehouse alone: the
+	// hub pushed the others, and has them.
+	deltas := a.store.OwnDeltas
+	if since == 0 {
+		deltas = func(ctx context.Context, since int64, limit int) (store.DeltaPage, error) {
+			return a.store.Deltas(ctx, since, limit, "")
+		}
+	}
 	var page store.DeltaPage
 	if err := sync.LongPoll(r.Context(), a.changes, wait, func() (bool, error) {
-		page, err = a.store.Deltas(r.Context(), since, int(limit), "")
+		page, err = deltas(r.Context(), since, int(limit))
 		return len(page.Entries)+len(page.Escrow) > 0, err
 	}); err != nil {
 		writeError(w, http.StatusInternalServerError, "store_error", "%v", err)

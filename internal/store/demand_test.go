@@ -53,3 +53,26 @@ func TestDB_Demand(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, int64(50), cursor)
 }
+
+// OwnDeltas hands the hub the store's own warehouse alone, and its cursor
+// moves past the rest.
+func TestDB_OwnDeltas(t *testing.T) {
+	db := openTest(t, t.TempDir()) // warehouse wh1
+	ctx := t.Context()
+	_, err := db.Apply(ctx, &Batch{Merges: []*MergeOp{{Now: time.Now(), Entries: []Entry{
+		entry("wh2", "default", "X", "wh2.0123456789abcdef", 5, 0)}}}})
+	require.NoError(t, err)
+	page, err := db.OwnDeltas(ctx, 0, 100)
+	require.NoError(t, err)
+	require.Empty(t, page.Entries, "wh2's entry is the hub's already")
+	require.Positive(t, page.Next, "the cursor moved past it")
+	_, err = db.Apply(ctx, &Batch{Events: []Event{ev("d1", "e1", "receive", "Y", 3)}})
+	require.NoError(t, err)
+	page, err = db.OwnDeltas(ctx, page.Next, 100)
+	require.NoError(t, err)
+	require.Len(t, page.Entries, 1)
+	require.Equal(t, "wh1", page.Entries[0].Warehouse)
+	all, err := db.Deltas(ctx, 0, 100, "")
+	require.NoError(t, err)
+	require.Len(t, all.Entries, 2, "Deltas still has both")
+}

@@ -45,6 +45,19 @@ type DeltaPage struct {
 // many times since the cursor is one entry. Entries of skipReplica are left
 // out (the peer asking wrote them).
 func (db *DB) Deltas(ctx context.Context, since int64, limit int, skipReplica string) (DeltaPage, error) {
+	return db.deltas(ctx, since, limit, skipReplica, "")
+}
+
+// OwnDeltas is Deltas of this store's own warehouse alone: what an agent
+// hands its hub. Other warehouses' entries came from the hub, which has
+// them; handing them back would cost every change one pull per agent
+// (and a hub transaction each), N² in all.
+func (db *DB) OwnDeltas(ctx context.Context, since int64, limit int) (DeltaPage, error) {
+	return db.deltas(ctx, since, limit, "", db.warehouse)
+}
+
+// deltas is Deltas, of warehouse alone when it is not "".
+func (db *DB) deltas(ctx context.Context, since int64, limit int, skipReplica, warehouse string) (DeltaPage, error) {
 	// One read transaction: the page and the cursor past skipped rows must
 	// come from the same snapshot, or a commit in between would be skipped.
 	tx, err := db.reader.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
@@ -54,14 +67,14 @@ func (db *DB) Deltas(ctx context.Context, since int64, limit int, skipReplica st
 	defer func() { _ = tx.Rollback() }()
 	var counters []Versioned[Entry]
 	err = scanVersioned(ctx, tx, &counters, `SELECT warehouse, location, sku, replica, p, n, version FROM counters
-		WHERE version > ? AND replica != ? ORDER BY version LIMIT ?`, []any{since, skipReplica, limit + 1},
+		WHERE version > ?1 AND replica != ?2 AND (?3 = '' OR warehouse = ?3) ORDER BY version LIMIT ?4`, []any{since, skipReplica, warehouse, limit + 1},
 		func(e *Entry) []any { return []any{&e.Warehouse, &e.Location, &e.SKU, &e.Replica, &e.P, &e.N} })
 	if err != nil {
 		return DeltaPage{}, fmt.Errorf("query deltas: %w", err)
 	}
 	var escrow []Versioned[EscrowEntry]
 	err = scanVersioned(ctx, tx, &escrow, `SELECT warehouse, sku, replica, kind, holder, to_holder, total, version FROM escrow
-		WHERE version > ? AND replica != ? ORDER BY version LIMIT ?`, []any{since, skipReplica, limit + 1},
+		WHERE version > ?1 AND replica != ?2 AND (?3 = '' OR warehouse = ?3) ORDER BY version LIMIT ?4`, []any{since, skipReplica, warehouse, limit + 1},
 		func(e *EscrowEntry) []any {
 			return []any{&e.Warehouse, &e.SKU, &e.Replica, (*KindScanner)(&e.Kind), &e.Holder, &e.To, &e.Total}
 		})
@@ -70,7 +83,7 @@ func (db *DB) Deltas(ctx context.Context, since int64, limit int, skipReplica st
 	}
 	var lines []Versioned[OrderLine]
 	err = scanVersioned(ctx, tx, &lines, `SELECT id, warehouse, sku, channel, qty, cancelled, version FROM lines
-		WHERE version > ? ORDER BY version LIMIT ?`, []any{since, limit + 1},
+		WHERE version > ?1 AND (?2 = '' OR warehouse = ?2) ORDER BY version LIMIT ?3`, []any{since, warehouse, limit + 1},
 		func(l *OrderLine) []any { return []any{&l.ID, &l.Warehouse, &l.SKU, &l.Channel, &l.Qty, &l.Cancelled} })
 	if err != nil {
 		return DeltaPage{}, fmt.Errorf("query deltas: %w", err)
@@ -79,7 +92,8 @@ func (db *DB) Deltas(ctx context.Context, since int64, limit int, skipReplica st
 	if !page.More && len(page.Entries)+len(page.Escrow)+len(page.Lines) == 0 {
 		// Skipped rows still advance the cursor: nothing below it is news.
 		if err := tx.QueryRowContext(ctx, `SELECT MAX(COALESCE((SELECT MAX(version) FROM counters WHERE version > ?1), ?1),
-			COALESCE((SELECT MAX(version) FROM escrow WHERE version > ?1), ?1))`, since).Scan(&page.Next); err != nil {
+			COALESCE((SELECT MAX(version) FROM escrow WHERE version > ?1), ?1),
+			COALESCE((SELECT MAX(version) FROM lines WHERE version > ?1), ?1))`, since).Scan(&page.Next); err != nil {
 			return DeltaPage{}, fmt.Errorf("query deltas: %w", err)
 		}
 	}

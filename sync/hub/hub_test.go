@@ -552,3 +552,39 @@ func TestHub_AgentToken(t *testing.T) {
 		require.NoError(t, h.Close(t.Context()))
 	}
 }
+
+// An agent hands the hub its own warehouse's changes alone: what the hub
+// pushed to it from others does not come back (that would cost each
+// change one pull per agent).
+func TestHub_NoEcho(t *testing.T) {
+	a1, a2 := startAgent(t, "wh1", t.TempDir()), startAgent(t, "wh2", t.TempDir())
+	h := startHub(t, t.TempDir(), map[string]string{"wh1": a1.Base, "wh2": a2.Base})
+	base := "http://" + h.HTTPAddr()
+	pulled := func(wh string) int64 {
+		var w struct{ Warehouses []hub.WarehouseStatus }
+		require.Equal(t, http.StatusOK, getJSON(t, base+"/v1/warehouses", &w))
+		for _, s := range w.Warehouses {
+			if s.Warehouse == wh {
+				return s.Pulled
+			}
+		}
+		return -1
+	}
+	postJSON(t, a1.Base+"/v1/events", `{"id":"r0","type":"receive","sku":"E","qty":1}`)
+	postJSON(t, a2.Base+"/v1/events", `{"id":"r0","type":"receive","sku":"E","qty":1}`)
+	global := func(n int64) func() bool {
+		return func() bool {
+			var v agent.StockView
+			return a2.Get(t, "/v1/stock/E", &v) == http.StatusOK && v.Global.OnHand == n
+		}
+	}
+	require.Eventually(t, global(2), 10*time.Second, 20*time.Millisecond)
+	before := pulled("wh2")
+	for i := range 5 {
+		postJSON(t, a1.Base+"/v1/events", fmt.Sprintf(`{"id":"r%d","type":"receive","sku":"E","qty":1}`, i+1))
+	}
+	// wh2 receives wh1's changes (its global view)…
+	require.Eventually(t, global(7), 10*time.Second, 20*time.Millisecond)
+	time.Sleep(500 * time.Millisecond) // …and must not hand them back; it must not need this to pass
+	require.Equal(t, before, pulled("wh2"), "nothing of wh1's came back through wh2")
+}
