@@ -55,8 +55,10 @@ var rules = []rule{
 		},
 	},
 	{
-		name:      "the agent role is imported only by cmd/ (the hub never imports the agent)",
-		from:      func(p string) bool { return !under("agent")(p) && !under("cmd")(p) && !testSupport(p) },
+		name: "the agent role is imported only by commands, cmd/ and internal/cmd/ (the hub never imports the agent)",
+		from: func(p string) bool {
+			return !under("agent")(p) && !under("cmd")(p) && !under("internal/cmd")(p) && !testSupport(p)
+		},
 		forbidden: under("agent"),
 	},
 	{

@@ -18,15 +18,16 @@ func TestCheck(t *testing.T) {
 		{"crdt with stdlib math", pkg{m + "crdt", []string{"errors", "math"}}, ""},
 		{"crdt with the clock", pkg{m + "crdt", []string{"time"}}, "crdt is pure"},
 		{"crdt with the agent", pkg{m + "crdt", []string{m + "agent"}}, "crdt is pure"},
-		{"crdt with the agent, a cycle", pkg{m + "crdt", []string{m + "agent"}}, "imported only by cmd/"},
+		{"crdt with the agent, a cycle", pkg{m + "crdt", []string{m + "agent"}}, "imported only by commands"},
 		{"hub with the agent", pkg{m + "sync/hub", []string{m + "agent"}}, "the hub never imports the agent"},
 		{"hub with the store", pkg{m + "sync/hub", []string{m + "internal/store"}}, ""},
 		{"drivers with the store", pkg{m + "drivers/pos", []string{m + "internal/store"}}, "drivers turn payloads"},
 		{"drivers with sync", pkg{m + "drivers", []string{m + "sync"}}, "drivers turn payloads"},
 		{"cmd with the agent", pkg{m + "cmd/edgestock", []string{m + "agent"}}, ""},
+		{"a bench harness with the agent", pkg{m + "internal/cmd/scalebench", []string{m + "agent/sites"}}, ""},
 		{"internal with the hub", pkg{m + "internal/ingest", []string{m + "sync/hub"}}, "imports no role"},
 		{"test support with the agent", pkg{m + "agent/agenttest", []string{m + "agent"}}, ""},
-		{"ingest with the agent", pkg{m + "internal/ingest", []string{m + "agent"}}, "imported only by cmd/"},
+		{"ingest with the agent", pkg{m + "internal/ingest", []string{m + "agent"}}, "imported only by commands"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			b, err := json.Marshal(tc.pkg)
