@@ -40,6 +40,12 @@ const (
 	pushPage     = 5000 // entries per push
 	retryMin     = 100 * time.Millisecond
 	pushInterval = 5 * time.Second // push even without a local change (an agent may have restarted)
+	// pushGap is the least time between two pushes to one agent: changes
+	// that come meanwhile go in one push. Every change at one warehouse is
+	// pushed to every other agent (their global view), so without it N
+	// agents each commit every change: N² commits. Order lines and rights
+	// reach their warehouse within it.
+	pushGap = 500 * time.Millisecond
 )
 
 // Timing is the hub's loop timing; the zero value means the defaults.
@@ -369,6 +375,11 @@ func (h *Hub) pushLoop(ctx context.Context, l *link) {
 		select {
 		case <-changed:
 		case <-time.After(pushInterval):
+		case <-ctx.Done():
+			return nil
+		}
+		select { // let more changes come: one push takes them all
+		case <-time.After(pushGap):
 		case <-ctx.Done():
 		}
 		return nil

@@ -29,6 +29,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -61,7 +62,18 @@ func main() {
 	flag.DurationVar(&o.duration, "duration", 30*time.Second, "the measured window")
 	flag.StringVar(&modes, "modes", "uplink,pull", "uplink (the sites dial the hub), pull (the hub dials them)")
 	flag.StringVar(&o.out, "out", "", "also write the report here")
+	cpuProfile := flag.String("cpuprofile", "", "write this process's CPU profile (the sites' side) here")
 	flag.Parse()
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			log.Fatal(err)
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			log.Fatal(err)
+		}
+		defer pprof.StopCPUProfile()
+	}
 	o.modes = strings.Split(modes, ",")
 	if o.store == "" {
 		log.Fatal("scalebench: -store postgres://… (or EDGESTOCK_TEST_POSTGRES) is required")
@@ -72,6 +84,7 @@ func main() {
 	for _, mode := range o.modes {
 		r, err := run(o, mode)
 		if err != nil {
+			pprof.StopCPUProfile()
 			log.Fatalf("scalebench %s: %v", mode, err)
 		}
 		fmt.Fprintf(&report, "| %s | %.0f | %.0f | %.0f ms | %.0f ms | %.0f ms | %.2f | %.0f | %.1f | %.2f |\n", mode, r.acked, r.merged,
