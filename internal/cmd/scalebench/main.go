@@ -87,8 +87,10 @@ func main() {
 			pprof.StopCPUProfile()
 			log.Fatalf("scalebench %s: %v", mode, err)
 		}
-		fmt.Fprintf(&report, "| %s | %.0f | %.0f | %.0f ms | %.0f ms | %.0f ms | %.2f | %.0f | %.1f | %.2f |\n", mode, r.acked, r.merged,
+		row := fmt.Sprintf("| %s | %.0f | %.0f | %.0f ms | %.0f ms | %.0f ms | %.2f | %.0f | %.1f | %.2f |\n", mode, r.acked, r.merged,
 			r.p50.Seconds()*1000, r.p99.Seconds()*1000, r.max.Seconds()*1000, r.cpu, r.rssMiB, r.kibPerSite, r.xactsPerEntry)
+		progress("%s done: %s", mode, strings.TrimSpace(row))
+		report.WriteString(row)
 	}
 	fmt.Print(report.String())
 	if o.out != "" {
@@ -121,11 +123,14 @@ func run(o options, mode string) (result, error) {
 	defer os.RemoveAll(dir)
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))
 
-	addr, err := freeAddr()
-	if err != nil {
-		return result{}, err
+	// The hub's port is taken just before it starts (in pull mode, after
+	// the sites took theirs).
+	var addr, hubURL string
+	pickAddr := func() error {
+		a, err := freeAddr()
+		addr, hubURL = a, "http://"+a
+		return err
 	}
-	hubURL := "http://" + addr
 	agents := map[string]string{}
 	var all []*sites.Site
 	var hub *exec.Cmd
@@ -156,6 +161,9 @@ func run(o options, mode string) (result, error) {
 	case "uplink":
 		for i := range o.sites {
 			agents[sites.Warehouse("site", i)] = "uplink"
+		}
+		if err := pickAddr(); err != nil {
+			return result{}, err
 		}
 		if err := startHub(); err != nil {
 			return result{}, err
@@ -190,6 +198,9 @@ func run(o options, mode string) (result, error) {
 		}
 		for _, s := range all {
 			agents[s.Warehouse] = s.Base
+		}
+		if err := pickAddr(); err != nil {
+			return result{}, err
 		}
 		if err := startHub(); err != nil {
 			return result{}, err
