@@ -6,7 +6,7 @@ LDFLAGS   := -X main.version=$(VERSION)
 WAREHOUSE ?= wh1
 DATA_DIR  ?= ./edgestock-data
 
-.PHONY: build run test bench lint fuzz package clean
+.PHONY: build run test bench bench-scale lint fuzz package clean
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/edgestock
@@ -34,6 +34,13 @@ bench: build
 	$(GO) test -run '^$$' -bench Hub_Stream -benchtime 50x -count 3 ./sync/hub/
 	$(GO) test -run '^$$' -bench Hub_Webhooks -benchtime 50x -count 3 ./sync/hub/
 	$(GO) run ./internal/cmd/ingestbench -bin $(BIN)
+
+# The hub's scale run (docs/SCALE.md): SITES light agents in one process
+# against one hub process on the PostgreSQL of $$EDGESTOCK_TEST_POSTGRES,
+# uplink and pull side by side. Minutes; not part of bench.
+SITES ?= 500
+bench-scale: build
+	$(GO) run ./internal/cmd/scalebench -bin $(BIN) -sites $(SITES) -rate 1 -warmup 10s -duration 30s
 
 lint:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
