@@ -273,12 +273,10 @@ func (a *Agent) handleReplenishment(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "bad_query", "%v", err)
 		return
 	}
-	below := math.Inf(1)
-	if s := q.Get("below-days"); s != "" {
-		if below, err = strconv.ParseFloat(s, 64); err != nil || !(below >= 0) || math.IsInf(below, 0) {
-			writeError(w, http.StatusBadRequest, "bad_query", "below-days: %q must be a number of days >= 0", s)
-			return
-		}
+	below, err := sync.BelowDays(q)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "bad_query", "%v", err)
+		return
 	}
 	sku, prefix, after := q.Get("sku"), q.Get("prefix"), q.Get("after")
 	if sku != "" && !drivers.ValidID(sku) {

@@ -1,6 +1,12 @@
 package sync
 
-import "time"
+import (
+	"fmt"
+	"math"
+	"net/url"
+	"strconv"
+	"time"
+)
 
 // ReplenishmentItem is one SKU of GET /v1/replenishment (SPEC §12), as an
 // agent serves it and the hub gathers it.
@@ -29,4 +35,18 @@ type ReplenishmentPage struct {
 // Below reports whether the item's days of cover are below days.
 func (it ReplenishmentItem) Below(days float64) bool {
 	return it.DaysOfCover != nil && *it.DaysOfCover < days
+}
+
+// BelowDays reads ?below-days= of GET /v1/replenishment: +Inf (no filter)
+// when absent.
+func BelowDays(q url.Values) (float64, error) {
+	s := q.Get("below-days")
+	if s == "" {
+		return math.Inf(1), nil
+	}
+	v, err := strconv.ParseFloat(s, 64)
+	if err != nil || !(v >= 0) || math.IsInf(v, 0) {
+		return 0, fmt.Errorf("below-days: %q must be a number of days >= 0", s)
+	}
+	return v, nil
 }

@@ -149,12 +149,10 @@ func (a *API) handleReplenishment(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "bad_query", "%v", err)
 		return
 	}
-	below := math.Inf(1)
-	if s := q.Get("below-days"); s != "" {
-		if below, err = strconv.ParseFloat(s, 64); err != nil || !(below >= 0) || math.IsInf(below, 0) {
-			writeError(w, http.StatusBadRequest, "bad_query", "below-days: %q must be a number of days >= 0", s)
-			return
-		}
+	below, err := sync.BelowDays(q)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "bad_query", "%v", err)
+		return
 	}
 	for _, wh := range q["warehouse"] {
 		if !a.Hub.Knows(wh) {

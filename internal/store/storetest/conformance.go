@@ -385,17 +385,22 @@ type AlertBackend interface {
 	Alerts(ctx context.Context, since int64, limit int) ([]store.Alert, error)
 }
 
+// alertTop is the seq of db's last alert (0: none).
+func alertTop(t *testing.T, db AlertBackend) int64 {
+	all, err := db.Alerts(context.Background(), 0, 1_000_000)
+	require.NoError(t, err)
+	if len(all) == 0 {
+		return 0
+	}
+	return all[len(all)-1].Seq
+}
+
 // Links: a link state raises an alert only when it changes, and not for
 // a first contact; applying the same state again, as a second hub process
 // seeing the same change would, records nothing.
 func Links(t *testing.T, db AlertBackend) {
 	ctx := context.Background()
-	before, err := db.Alerts(ctx, 0, 1_000_000)
-	require.NoError(t, err)
-	var since int64
-	if len(before) > 0 {
-		since = before[len(before)-1].Seq
-	}
+	since := alertTop(t, db)
 	wh := fmt.Sprintf("links-%d", time.Now().UnixNano())
 	never := wh + "-never"
 	for _, step := range [][]store.LinkState{
@@ -424,12 +429,7 @@ func Links(t *testing.T, db AlertBackend) {
 // the holder itself says so.
 func LinksHeld(t *testing.T, db AlertBackend) {
 	ctx := context.Background()
-	before, err := db.Alerts(ctx, 0, 1_000_000)
-	require.NoError(t, err)
-	var since int64
-	if len(before) > 0 {
-		since = before[len(before)-1].Seq
-	}
+	since := alertTop(t, db)
 	wh := fmt.Sprintf("held-%d", time.Now().UnixNano())
 	for _, step := range []store.LinkState{
 		{Warehouse: wh, Online: false, Holder: "h2"}, // never reached: offline (alert)
