@@ -95,6 +95,8 @@ type link struct {
 	client *http.Client
 	timing Timing
 	slot   *uplink.Slot // the agent's uplinks, when it dials the hub
+	// elsewhere: another hub process holds the agent's lease and serves it.
+	elsewhere stdatomic.Bool
 
 	mu          stdsync.Mutex
 	replica     string    // the agent's replica ID, as it last said
@@ -196,10 +198,13 @@ func (h *Hub) watchLinks(ctx context.Context) {
 			if !w.Online && w.LastContact == nil && time.Now().Before(grace) {
 				continue // not reached yet: give it its first poll
 			}
+			if w.Elsewhere {
+				continue // the process holding its lease judges it
+			}
 			if online, ok := sent[w.Warehouse]; !ok || online != w.Online {
 				st := store.LinkState{Warehouse: w.Warehouse, Online: w.Online}
-				if h.link(w.Warehouse).slot != nil {
-					st.Holder = h.id // it dials one process: that one judges it
+				if _, leased := h.store.(leaser); leased || h.link(w.Warehouse).slot != nil {
+					st.Holder = h.id // one process serves it: that one judges it
 				}
 				changes = append(changes, st)
 			}
@@ -317,7 +322,46 @@ func cursorKey(warehouse string) string { return "cursor:agent:" + warehouse }
 
 func (h *Hub) pullLoop(ctx context.Context, l *link) {
 	defer h.wg.Done()
-	h.retry(ctx, l, "pull", func(ctx context.Context) error { return h.pull(ctx, l) })
+	h.retry(ctx, l, "pull", func(ctx context.Context) error {
+		if !h.serves(ctx, l) {
+			return nil
+		}
+		return h.pull(ctx, l)
+	})
+}
+
+// leaser is a store that leases agents to hub processes (PostgreSQL).
+type leaser interface {
+	Lease(ctx context.Context, name string) (bool, error)
+}
+
+// leaseWait is how often a process that does not serve an agent asks
+// again: another takes over within it of the holder's death.
+const leaseWait = 2 * time.Second
+
+// serves reports whether this process serves l's agent: always on
+// SQLite, and for an agent that dials (the process it dialled serves
+// it); on PostgreSQL, the process holding the agent's lease (SPEC §11),
+// so that one process pulls and pushes each agent. Not serving, it waits
+// leaseWait first.
+func (h *Hub) serves(ctx context.Context, l *link) bool {
+	ls, ok := h.store.(leaser)
+	if !ok || l.slot != nil {
+		return true
+	}
+	held, err := ls.Lease(ctx, "agent:"+l.Warehouse)
+	if err != nil && ctx.Err() == nil {
+		h.logger.Warn("agent lease", "warehouse", l.Warehouse, "err", err)
+	}
+	l.elsewhere.Store(!held)
+	if held {
+		return true
+	}
+	select {
+	case <-ctx.Done():
+	case <-time.After(leaseWait):
+	}
+	return false
 }
 
 // pull long-polls one page of the agent's deltas and merges it with the
@@ -366,6 +410,9 @@ func (h *Hub) pull(ctx context.Context, l *link) error {
 func (h *Hub) pushLoop(ctx context.Context, l *link) {
 	defer h.wg.Done()
 	h.retry(ctx, l, "push", func(ctx context.Context) error {
+		if !h.serves(ctx, l) {
+			return nil
+		}
 		changed := h.changed.Wait()
 		more, err := h.push(ctx, l)
 		if err != nil || more {
@@ -549,9 +596,12 @@ type WarehouseStatus struct {
 	// the last exchange (null before the first).
 	LagSeconds *float64 `json:"lag_seconds"`
 	Pending    bool     `json:"pending"` // its last page said more: catching up
-	Pulled     int64    `json:"entries_pulled"`
-	Pushed     int64    `json:"entries_pushed"`
-	LastError  string   `json:"last_error,omitempty"`
+	// Elsewhere: another hub process on the same PostgreSQL holds the
+	// agent's lease and serves it; this process's view is not current.
+	Elsewhere bool   `json:"served_elsewhere,omitempty"`
+	Pulled    int64  `json:"entries_pulled"`
+	Pushed    int64  `json:"entries_pushed"`
+	LastError string `json:"last_error,omitempty"`
 }
 
 // joinErrs joins the loops' errors that are set.
@@ -583,7 +633,7 @@ func (h *Hub) Warehouses() []WarehouseStatus {
 		if l.slot != nil {
 			u = UplinkURL // it dials the hub
 		}
-		w := WarehouseStatus{Warehouse: l.Warehouse, URL: u, Replica: l.replica, Pending: l.pending,
+		w := WarehouseStatus{Warehouse: l.Warehouse, URL: u, Replica: l.replica, Pending: l.pending, Elsewhere: l.elsewhere.Load(),
 			Pulled: l.pulled, Pushed: l.pushed, LastError: joinErrs(l.pullErr, l.pushErr)}
 		if !l.lastContact.IsZero() {
 			t := l.lastContact.UTC()

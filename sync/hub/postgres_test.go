@@ -72,3 +72,44 @@ func TestHub_TwoHubsOnePostgres(t *testing.T) {
 	require.Equal(t, http.StatusOK, getJSON(t, "http://"+h1.HTTPAddr()+"/v1/warehouses", &ws))
 	require.Len(t, ws.Warehouses, 3)
 }
+
+// On PostgreSQL each agent the hub dials is leased to one hub process,
+// which alone pulls and pushes it; when that process goes, another takes
+// the lease within seconds and goes on from the same cursors.
+func TestHub_PostgresLeases(t *testing.T) {
+	dsn := testenv.PostgresDSN(t)
+	a := startAgent(t, "wh1", t.TempDir())
+	list := []hub.Agent{{Warehouse: "wh1", URL: a.Base}}
+	h1 := startPGHub(t, dsn, list)
+	h2 := startPGHub(t, dsn, list)
+	status := func(h *hub.Server) hub.WarehouseStatus {
+		var w struct{ Warehouses []hub.WarehouseStatus }
+		require.Equal(t, http.StatusOK, getJSON(t, "http://"+h.HTTPAddr()+"/v1/warehouses", &w))
+		return w.Warehouses[0]
+	}
+	total := func(h *hub.Server) int64 {
+		var v hub.StockView
+		if getJSON(t, "http://"+h.HTTPAddr()+"/v1/stock/L-1", &v) != http.StatusOK {
+			return -1
+		}
+		return v.OnHand
+	}
+	postJSON(t, a.Base+"/v1/events", `{"id":"r1","type":"receive","sku":"L-1","qty":4}`)
+	require.Eventually(t, func() bool { return total(h1) == 4 && total(h2) == 4 }, 15*time.Second, 20*time.Millisecond)
+	s1, s2 := status(h1), status(h2)
+	require.NotEqual(t, s1.Elsewhere, s2.Elsewhere, "one process serves the agent: %+v %+v", s1, s2)
+	holder, other := h1, h2
+	if s1.Elsewhere {
+		holder, other = h2, h1
+	}
+	require.Zero(t, status(other).Pulled, "the other pulled nothing")
+	require.True(t, status(holder).Online)
+
+	require.NoError(t, holder.Close(context.Background()))
+	gone := time.Now()
+	postJSON(t, a.Base+"/v1/events", `{"id":"r2","type":"receive","sku":"L-1","qty":3}`)
+	require.Eventually(t, func() bool { s := status(other); return !s.Elsewhere && s.Online }, 15*time.Second, 20*time.Millisecond,
+		"the other process takes the lease")
+	t.Logf("lease taken over %v after the holder closed", time.Since(gone).Round(time.Millisecond))
+	require.Eventually(t, func() bool { return total(other) == 7 }, 15*time.Second, 20*time.Millisecond)
+}

@@ -89,6 +89,8 @@ type DB struct {
 	wg     sync.WaitGroup
 	// releaseName gives up the process's name (OpenAs), if it has one.
 	releaseName func()
+	leaseOnce   sync.Once
+	leases      *leases // Lease's, made at its first call
 }
 
 // Open connects, creates the schema if needed and starts watching for
@@ -264,6 +266,9 @@ func (db *DB) Close() error {
 	db.wg.Wait()
 	if db.releaseName != nil {
 		db.releaseName()
+	}
+	if db.leases != nil {
+		db.leases.close()
 	}
 	db.pool.Close()
 	return nil
