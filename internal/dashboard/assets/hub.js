@@ -16,7 +16,8 @@
   const renderWarehouses = () => {
     const rows = [...warehouses.values()].sort((a, b) => a.warehouse.localeCompare(b.warehouse)).map((w) => {
       const lag = w.last_contact ? (Date.now() - new Date(w.last_contact).getTime()) / 1000 : null;
-      const state = w.online ? (w.pending ? ["catching up", "warn"] : ["online", "ok"]) : ["offline", "bad"];
+      const state = w.served_elsewhere ? ["served by another hub process", ""]
+        : w.online ? (w.pending ? ["catching up", "warn"] : ["online", "ok"]) : ["offline", "bad"];
       return es.el("tr", {"data-warehouse": w.warehouse, "data-online": String(w.online)},
         es.el("td", {}, w.warehouse),
         es.el("td", {}, es.el("span", {class: "badge " + state[1]}, state[0])),
