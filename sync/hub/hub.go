@@ -354,14 +354,10 @@ func (h *Hub) serves(ctx context.Context, l *link) bool {
 		h.logger.Warn("agent lease", "warehouse", l.Warehouse, "err", err)
 	}
 	l.elsewhere.Store(!held)
-	if held {
-		return true
+	if !held {
+		pause(ctx, leaseWait)
 	}
-	select {
-	case <-ctx.Done():
-	case <-time.After(leaseWait):
-	}
-	return false
+	return held
 }
 
 // pull long-polls one page of the agent's deltas and merges it with the

@@ -100,65 +100,12 @@ func (p *publisher) Close() {
 // SQLite): its pages from the saved cursor, each page's messages all
 // acknowledged before the cursor moves past it.
 func (p *publisher) loop(ctx context.Context, name string, src sourceOptions) {
-	key := "publish:" + name
-	for ctx.Err() == nil {
-		release := func() {}
-		if ex, ok := p.store.(exclusive); ok {
-			r, held, err := ex.Exclusive(ctx, key)
-			if err != nil || !held {
-				select {
-				case <-ctx.Done():
-				case <-time.After(webhookWait):
-				}
-				continue
-			}
-			release = r
-		}
-		err := p.run(ctx, key, src)
-		release()
-		if err != nil && ctx.Err() == nil {
-			p.logger.Warn("publishing", "stream", name, "err", err)
-			select {
-			case <-ctx.Done():
-			case <-time.After(webhookWait):
-			}
-		}
-	}
-}
-
-func (p *publisher) run(ctx context.Context, key string, o sourceOptions) error {
-	cursor, err := p.store.Meta(ctx, key)
-	if err != nil {
-		return err
-	}
-	src := p.api.changeSource(o)
-	for {
-		changed := p.api.Hub.changed.Wait()
-		events, next, more, err := src(ctx, cursor)
-		if err == sse.ErrReset {
-			events, next, more, err = nil, "", true, nil
-		}
-		if err != nil {
-			return err
-		}
-		if err := p.publish(ctx, events); err != nil {
-			return err
-		}
-		if next != cursor {
-			if _, err := p.store.Apply(ctx, &store.Batch{Merges: []*store.MergeOp{{Cursor: next, CursorKey: key, Now: time.Now()}}}); err != nil {
-				return err
-			}
-			cursor = next
-		}
-		if more {
-			continue
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-changed:
-		}
-	}
+	follower{api: p.api, store: p.store, key: "publish:" + name, src: src,
+		handle: func(ctx context.Context, events []sse.Event, _ string) ([]*store.MergeOp, error) {
+			return nil, p.publish(ctx, events)
+		},
+		failed: func(err error) { p.logger.Warn("publishing", "stream", name, "err", err) },
+	}.run(ctx)
 }
 
 // publish sends a page's messages, retained at QoS 1, retrying each until

@@ -31,9 +31,6 @@ type Webhook struct {
 // Webhook delivery tuning.
 const (
 	webhookTimeout = 10 * time.Second
-	// webhookWait is how long a process that is not delivering a webhook
-	// (another process on the same PostgreSQL is) waits to try again.
-	webhookWait = 2 * time.Second
 	// SignatureHeader carries "sha256=" + hex(HMAC-SHA256(secret, body)).
 	SignatureHeader = "X-Edgestock-Signature"
 	// DeliveryHeader carries the delivery id: the same for every attempt
@@ -81,12 +78,6 @@ type WebhookStatus struct {
 type webhookStore interface {
 	Store
 	MetaPrefix(ctx context.Context, prefix string) (map[string]string, error)
-}
-
-// exclusive is what a store shared by several hub processes offers so
-// that one delivers each webhook (pgstore).
-type exclusive interface {
-	Exclusive(ctx context.Context, name string) (release func(), ok bool, err error)
 }
 
 // webhooks delivers every configured webhook.
@@ -154,88 +145,28 @@ func (w *webhooks) Close() {
 	w.wg.Wait()
 }
 
-// loop delivers s while this process holds it (always, on SQLite).
+// loop delivers s while this process holds it (always, on SQLite): its
+// pages from the saved cursor, each until delivered or given up on, the
+// cursor saved after each with any dead letter.
 func (w *webhooks) loop(ctx context.Context, s *webhookState) {
-	for ctx.Err() == nil {
-		release := func() {}
-		if ex, ok := w.store.(exclusive); ok {
-			r, held, err := ex.Exclusive(ctx, "webhook:"+s.Name)
-			if err != nil || !held {
-				if err != nil {
-					s.update(func(st *WebhookStatus) { st.LastError = err.Error() })
-				}
-				select {
-				case <-ctx.Done():
-				case <-time.After(webhookWait):
-				}
-				continue
-			}
-			release = r
-		}
-		s.update(func(st *WebhookStatus) { st.Active = true })
-		err := w.deliver(ctx, s)
-		s.update(func(st *WebhookStatus) {
-			st.Active = false
-			if err != nil && ctx.Err() == nil {
-				st.LastError = err.Error()
-			}
-		})
-		release()
-		if err != nil && ctx.Err() == nil {
-			select { // a failing store: not a busy loop
-			case <-ctx.Done():
-			case <-time.After(webhookWait):
-			}
-		}
-	}
-}
-
-// deliver sends s's pages from its saved cursor, each until delivered or
-// given up on, saving the cursor after each; it returns on a store error
-// or when ctx ends.
-func (w *webhooks) deliver(ctx context.Context, s *webhookState) error {
-	cursor, err := w.store.Meta(ctx, webhookCursorKey+s.Name)
-	if err != nil {
-		return err
-	}
-	src := w.api.changeSource(stockOrATS(s.Channel))
-	for {
-		changed := w.api.Hub.changed.Wait()
-		events, next, more, err := src(ctx, cursor)
-		if err == sse.ErrReset {
-			events, next, more, err = nil, "", true, nil // another database's cursor: from the start
-		}
-		if err != nil {
-			return err
-		}
-		save := []*store.MergeOp{{Cursor: next, CursorKey: webhookCursorKey + s.Name, Now: time.Now()}}
-		if len(events) > 0 {
+	follower{api: w.api, store: w.store, key: webhookCursorKey + s.Name, src: stockOrATS(s.Channel),
+		handle: func(ctx context.Context, events []sse.Event, next string) ([]*store.MergeOp, error) {
 			body, _ := json.Marshal(WebhookPayload{Webhook: s.Name, Delivery: next, Events: events}) // events always marshal
-			if dead := w.attempt(ctx, s, next, body); dead != nil {
-				if ctx.Err() != nil {
-					return ctx.Err() // stopped, not given up on: sent again next time
-				}
-				s.update(func(st *WebhookStatus) { st.Dead++ })
-				record, _ := json.Marshal(dead)
-				save = append(save, &store.MergeOp{Cursor: string(record), CursorKey: webhookDeadKey + s.Name + ":" + next, Now: time.Now()})
+			dead := w.attempt(ctx, s, next, body)
+			if dead == nil {
+				return nil, nil
 			}
-		}
-		if next != cursor || len(save) > 1 {
-			if _, err := w.store.Apply(ctx, &store.Batch{Merges: save}); err != nil {
-				return err
+			if ctx.Err() != nil {
+				return nil, ctx.Err() // stopped, not given up on: sent again next time
 			}
-			cursor = next
-			s.update(func(st *WebhookStatus) { st.Cursor = next })
-		}
-		if more {
-			continue
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-changed:
-		}
-	}
+			s.update(func(st *WebhookStatus) { st.Dead++ })
+			record, _ := json.Marshal(dead)
+			return []*store.MergeOp{{Cursor: string(record), CursorKey: webhookDeadKey + s.Name + ":" + next, Now: time.Now()}}, nil
+		},
+		active: func(on bool) { s.update(func(st *WebhookStatus) { st.Active = on }) },
+		failed: func(err error) { s.update(func(st *WebhookStatus) { st.LastError = err.Error() }) },
+		saved:  func(cursor string) { s.update(func(st *WebhookStatus) { st.Cursor = cursor }) },
+	}.run(ctx)
 }
 
 // attempt posts body until a 2xx, with backoff and jitter, at most
