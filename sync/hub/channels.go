@@ -403,12 +403,17 @@ func hashOf(v any) []byte {
 
 // apply applies p, answering the store's failure itself (false).
 func (a *API) apply(w http.ResponseWriter, r *http.Request, p *store.Promise) bool {
+	return a.write(w, r, &store.Batch{Promises: []*store.Promise{p}})
+}
+
+// write applies b, answering the store's failure itself (false).
+func (a *API) write(w http.ResponseWriter, r *http.Request, b *store.Batch) bool {
 	ctx, cancel, ok := ingest.StoreWrite(w, r, a.Store)
 	if !ok {
 		return false
 	}
 	defer cancel()
-	if _, err := a.Sell.Apply(ctx, &store.Batch{Promises: []*store.Promise{p}}); err != nil {
+	if _, err := a.Sell.Apply(ctx, b); err != nil {
 		ingest.WriteStoreError(w, err, a.Store)
 		return false
 	}
@@ -499,26 +504,25 @@ func (a *API) handleOrder(w http.ResponseWriter, r *http.Request) {
 	writeError(w, http.StatusConflict, "insufficient_rights", "order %q: the channel's rights kept changing under it (%d tries); try again", req.ID, decideTries)
 }
 
-// order reads order id and whether it was cancelled, answering 404 and
-// 500 itself (false). A channel-bound token sees its channel's alone.
-func (a *API) order(w http.ResponseWriter, r *http.Request, id string) (Order, bool) {
+// order reads order id and, when it was cancelled, the cancellation's
+// answer (nil: not cancelled), answering 404 and 500 itself (false). A
+// channel-bound token sees its channel's alone.
+func (a *API) order(w http.ResponseWriter, r *http.Request, id string) (o Order, cancelled []byte, ok bool) {
 	_, body, found, err := a.Sell.PromiseOf(r.Context(), orderPrefix+id)
-	var o Order
 	if err == nil && found {
 		err = json.Unmarshal(body, &o)
 	}
-	var cancel Cancellation
 	if err == nil && found {
-		var cancelled []byte
-		if _, cancelled, found, err = a.Sell.PromiseOf(r.Context(), cancelPrefix+id); err == nil && found {
-			err = json.Unmarshal(cancelled, &cancel)
-			o.CancelRequested = &cancel.CreatedAt
+		var isCancelled bool
+		if _, cancelled, isCancelled, err = a.Sell.PromiseOf(r.Context(), cancelPrefix+id); err == nil && isCancelled {
+			var c Cancellation
+			err = json.Unmarshal(cancelled, &c)
+			o.CancelRequested = &c.CreatedAt
 		}
-		found = true
 	}
 	if err != nil {
 		writeError(w, http.StatusInternalServerError, "store_error", "order %q: %v", id, err)
-		return o, false
+		return o, nil, false
 	}
 	if c, ok := auth.ClaimsOf(r); found && ok && c.Channel != "" && c.Channel != o.Channel {
 		found = false // another channel's order: not this token's to see
@@ -526,11 +530,11 @@ func (a *API) order(w http.ResponseWriter, r *http.Request, id string) (Order, b
 	if !found {
 		writeError(w, http.StatusNotFound, "not_found", "no order %q", id)
 	}
-	return o, found
+	return o, cancelled, found
 }
 
 func (a *API) handleGetOrder(w http.ResponseWriter, r *http.Request) {
-	if o, ok := a.order(w, r, r.PathValue("id")); ok {
+	if o, _, ok := a.order(w, r, r.PathValue("id")); ok {
 		writeJSON(w, http.StatusOK, o)
 	}
 }
@@ -550,17 +554,12 @@ type Cancellation struct {
 // sold (a return is a return event). The hub cannot know which when a
 // warehouse is offline: the answer says cancel_requested. Once per order.
 func (a *API) handleCancel(w http.ResponseWriter, r *http.Request) {
-	o, ok := a.order(w, r, r.PathValue("id"))
+	o, cancelled, ok := a.order(w, r, r.PathValue("id"))
 	if !ok {
 		return
 	}
-	if o.CancelRequested != nil {
-		_, body, _, err := a.Sell.PromiseOf(r.Context(), cancelPrefix+o.ID)
-		if err != nil {
-			writeError(w, http.StatusInternalServerError, "store_error", "%v", err)
-			return
-		}
-		httpjson.Raw(w, http.StatusOK, body)
+	if o.CancelRequested != nil { // once per order: the first answer
+		httpjson.Raw(w, http.StatusOK, cancelled)
 		return
 	}
 	c := Cancellation{ID: o.ID, Channel: o.Channel, Lines: o.Lines, State: "cancel_requested", CreatedAt: time.Now().UTC().Truncate(time.Millisecond)}
@@ -721,16 +720,7 @@ func parseTTL(s string) (time.Duration, error) {
 
 // hubHold applies op, answering the store's failure itself (false).
 func (a *API) hubHold(w http.ResponseWriter, r *http.Request, op *store.HubHoldOp) bool {
-	ctx, cancel, ok := ingest.StoreWrite(w, r, a.Store)
-	if !ok {
-		return false
-	}
-	defer cancel()
-	if _, err := a.Sell.Apply(ctx, &store.Batch{HubHolds: []*store.HubHoldOp{op}}); err != nil {
-		ingest.WriteStoreError(w, err, a.Store)
-		return false
-	}
-	return true
+	return a.write(w, r, &store.Batch{HubHolds: []*store.HubHoldOp{op}})
 }
 
 func (a *API) handleCreateHold(w http.ResponseWriter, r *http.Request) {
@@ -824,13 +814,9 @@ func (a *API) handleGetHold(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// holdChange applies a renew, release or commit of an existing hold and
-// answers; commit answers the order.
-func (a *API) holdChange(w http.ResponseWriter, r *http.Request, op *store.HubHoldOp) {
-	h, ok := a.hold(w, r)
-	if !ok {
-		return
-	}
+// holdChange applies a renew, release or commit of hold h (read by
+// a.hold) and answers; commit answers the order.
+func (a *API) holdChange(w http.ResponseWriter, r *http.Request, h store.HubHold, op *store.HubHoldOp) {
 	op.Hold.ID, op.Now = h.ID, time.Now()
 	if !a.hubHold(w, r, op) {
 		return
@@ -838,10 +824,7 @@ func (a *API) holdChange(w http.ResponseWriter, r *http.Request, op *store.HubHo
 	res := op.Result
 	switch {
 	case res.Status == store.HoldNotActive:
-		state := string(res.Hold.State)
-		if res.Hold.Expired(op.Now) {
-			state = string(store.HoldExpired)
-		}
+		state := holdView(res.Hold, op.Now).State
 		writeError(w, http.StatusConflict, "hold_"+state, "hold %s is %s", h.ID, state)
 	case res.Status != store.HoldOK:
 		writeError(w, http.StatusInternalServerError, "internal", "unexpected hold status %s", res.Status)
@@ -877,11 +860,15 @@ func (a *API) handleRenewHold(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "bad_field", "%v", err)
 		return
 	}
-	a.holdChange(w, r, &store.HubHoldOp{Kind: store.HoldRenew, Hold: store.HubHold{ExpiresAt: time.Now().Add(ttl)}})
+	if h, ok := a.hold(w, r); ok {
+		a.holdChange(w, r, h, &store.HubHoldOp{Kind: store.HoldRenew, Hold: store.HubHold{ExpiresAt: time.Now().Add(ttl)}})
+	}
 }
 
 func (a *API) handleReleaseHold(w http.ResponseWriter, r *http.Request) {
-	a.holdChange(w, r, &store.HubHoldOp{Kind: store.HoldRelease})
+	if h, ok := a.hold(w, r); ok {
+		a.holdChange(w, r, h, &store.HubHoldOp{Kind: store.HoldRelease})
+	}
 }
 
 // handleCommitHold turns a hold into an order (id order_id, or the hold's
@@ -911,5 +898,5 @@ func (a *API) handleCommitHold(w http.ResponseWriter, r *http.Request) {
 	p := &store.Promise{ID: orderPrefix + order.ID, BodyHash: hashOf(orderRequest{ID: "hold:" + h.ID}), Body: encoded,
 		Ops:   []store.EscrowOp{{Warehouse: h.Warehouse, SKU: h.SKU, Kind: crdt.Spend, Holder: h.Channel, Qty: uint64(h.Qty)}},
 		Lines: []store.OrderLine{{ID: line.ID, Warehouse: h.Warehouse, SKU: h.SKU, Channel: h.Channel, Qty: h.Qty}}}
-	a.holdChange(w, r, &store.HubHoldOp{Kind: store.HoldCommit, Order: p, OrderID: order.ID})
+	a.holdChange(w, r, h, &store.HubHoldOp{Kind: store.HoldCommit, Order: p, OrderID: order.ID})
 }
