@@ -118,7 +118,7 @@ type skuDemand struct {
 // step learns from up to replenishPage events past the cursor; more says
 // a full page was read.
 func (r *replenisher) step(ctx context.Context) (more bool, err error) {
-	events, err := r.a.store.SoldEvents(ctx, r.cursor, replenishPage)
+	events, err := r.a.store.DemandEvents(ctx, r.cursor, replenishPage)
 	if err != nil || len(events) == 0 {
 		return false, err
 	}

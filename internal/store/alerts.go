@@ -5,6 +5,8 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"sort"
 	"strconv"
 	"time"
@@ -87,16 +89,18 @@ func (db *DB) noteSeq(ctx context.Context, s *boundStmts, st *txState, device st
 	return nil
 }
 
+// addAlert writes a to the outbox, created at now, in the transaction.
+func (s *boundStmts) addAlert(ctx context.Context, st *txState, a Alert, now time.Time) error {
+	_, err := s.use(s.src.addAlert).ExecContext(ctx, a.Kind, a.Warehouse, a.SKU, a.Location, a.Device, a.Level, a.Expected, a.Got,
+		a.DaysOfCover, a.LeadTimeDays, now.UnixMilli())
+	st.alerts.alerts++
+	return err
+}
+
 // raiseAlerts runs at the end of a transaction, after the counters are
 // written: it compares levels before and after and writes the outbox.
 func (db *DB) raiseAlerts(ctx context.Context, s *boundStmts, st *txState, now time.Time) error {
-	add := func(a Alert) error {
-		a.CreatedAt = now
-		_, err := s.use(s.src.addAlert).ExecContext(ctx, a.Kind, a.Warehouse, a.SKU, a.Location, a.Device, a.Level, a.Expected, a.Got,
-			a.DaysOfCover, a.LeadTimeDays, now.UnixMilli())
-		st.alerts.alerts++
-		return err
-	}
+	add := func(a Alert) error { return s.addAlert(ctx, st, a, now) }
 	for _, d := range st.alerts.order {
 		if _, err := s.use(s.src.saveDeviceSeq).ExecContext(ctx, d, st.alerts.seqs[d]); err != nil {
 			return err
@@ -311,7 +315,7 @@ func (db *DB) raiseShortfalls(ctx context.Context, s *boundStmts, st *txState, a
 			fell[k.sku] += c.p - c.n
 		}
 	}
-	for _, sku := range sortedSKUs(fell) {
+	for _, sku := range slices.Sorted(maps.Keys(fell)) {
 		// A pick lowers on_hand and Promised alike: what a settled line
 		// took off Promised is not a fall of the warehouse's own stock.
 		d := fell[sku] + st.delivered[sku]
@@ -335,15 +339,6 @@ func (db *DB) raiseShortfalls(ctx context.Context, s *boundStmts, st *txState, a
 		}
 	}
 	return nil
-}
-
-func sortedSKUs(m map[string]int64) []string {
-	out := make([]string, 0, len(m))
-	for sku := range m {
-		out = append(out, sku)
-	}
-	sort.Strings(out)
-	return out
 }
 
 // loadRightsSKUs reads which of this warehouse's SKUs have rights totals.

@@ -40,12 +40,9 @@ func (db *DB) applyDemand(ctx context.Context, s *boundStmts, st *txState, op *D
 		}
 	}
 	for _, a := range op.Alerts {
-		a.CreatedAt = now
-		if _, err := s.use(s.src.addAlert).ExecContext(ctx, a.Kind, a.Warehouse, a.SKU, a.Location, a.Device, a.Level, a.Expected, a.Got,
-			a.DaysOfCover, a.LeadTimeDays, now.UnixMilli()); err != nil {
+		if err := s.addAlert(ctx, st, a, now); err != nil {
 			return err
 		}
-		st.alerts.alerts++
 	}
 	_, err := s.tx.ExecContext(ctx, sqlSetMeta, DemandCursorKey, strconv.FormatInt(op.Cursor, 10))
 	return err
@@ -60,31 +57,21 @@ func (db *DB) DemandCursor(ctx context.Context) (int64, error) {
 	return strconv.ParseInt(v, 10, 64)
 }
 
+// sqlDemandOf reads the demand rows of some SKUs of a warehouse.
+var sqlDemandOf = newSKUQuery(`SELECT warehouse, sku, state, at_risk, updated_at FROM demand WHERE warehouse = ? AND %s`)
+
 // DemandOf reads the rows of skus in warehouse (absent: never sold).
 func (db *DB) DemandOf(ctx context.Context, warehouse string, skus []string) (map[string]DemandRow, error) {
 	out := map[string]DemandRow{}
-	for len(skus) > 0 {
-		n := min(len(skus), 500)
-		args := []any{warehouse}
-		marks := ""
-		for i, sku := range skus[:n] {
-			if i > 0 {
-				marks += ","
-			}
-			marks += "?"
-			args = append(args, sku)
-		}
-		rows, err := db.reader.QueryContext(ctx, `SELECT warehouse, sku, state, at_risk, updated_at FROM demand
-			WHERE warehouse = ? AND sku IN (`+marks+`)`, args...)
-		if err != nil {
-			return nil, fmt.Errorf("query demand: %w", err)
-		}
-		if err := scanDemand(rows, func(r DemandRow) { out[r.SKU] = r }); err != nil {
-			return nil, err
-		}
-		skus = skus[n:]
+	if len(skus) == 0 {
+		return out, nil
 	}
-	return out, nil
+	query, arg := sqlDemandOf.of(skus)
+	rows, err := db.reader.QueryContext(ctx, query, warehouse, arg)
+	if err != nil {
+		return nil, fmt.Errorf("query demand: %w", err)
+	}
+	return out, scanDemand(rows, func(r DemandRow) { out[r.SKU] = r })
 }
 
 // DemandPage reads up to limit rows of warehouse with SKUs after after (""
@@ -121,8 +108,8 @@ func scanDemand(rows interface {
 	return nil
 }
 
-// SoldEvent is what replenishment reads of a logged event.
-type SoldEvent struct {
+// DemandEvent is what replenishment reads of a logged event.
+type DemandEvent struct {
 	Seq        int64
 	Type       string
 	Warehouse  string
@@ -132,18 +119,18 @@ type SoldEvent struct {
 	ReceivedAt time.Time
 }
 
-// SoldEvents returns up to limit log entries with seq > since, in seq
+// DemandEvents returns up to limit log entries with seq > since, in seq
 // order, with only the columns replenishment needs (Events reads all).
-func (db *DB) SoldEvents(ctx context.Context, since int64, limit int) ([]SoldEvent, error) {
+func (db *DB) DemandEvents(ctx context.Context, since int64, limit int) ([]DemandEvent, error) {
 	rows, err := db.reader.QueryContext(ctx, `SELECT seq, type, warehouse, sku, qty, device_ts, received_at
 		FROM events WHERE seq > ? ORDER BY seq LIMIT ?`, since, limit)
 	if err != nil {
 		return nil, fmt.Errorf("query events: %w", err)
 	}
 	defer rows.Close()
-	out := make([]SoldEvent, 0, min(limit, 1024))
+	out := make([]DemandEvent, 0, min(limit, 1024))
 	for rows.Next() {
-		var e SoldEvent
+		var e DemandEvent
 		var received int64
 		if err := rows.Scan(&e.Seq, &e.Type, &e.Warehouse, &e.SKU, &e.Qty, &e.DeviceTS, &received); err != nil {
 			return nil, fmt.Errorf("query events: %w", err)

@@ -77,10 +77,9 @@ func (db *DB) applyLinks(ctx context.Context, s *boundStmts, st *txState, links 
 		if kind == "" {
 			continue
 		}
-		if _, err := s.use(s.src.addAlert).ExecContext(ctx, kind, l.Warehouse, "", "", "", 0, 0, 0, 0.0, 0.0, now.UnixMilli()); err != nil {
+		if err := s.addAlert(ctx, st, Alert{Kind: kind, Warehouse: l.Warehouse}, now); err != nil {
 			return err
 		}
-		st.alerts.alerts++
 	}
 	return nil
 }
