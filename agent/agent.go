@@ -57,6 +57,7 @@ type Agent struct {
 	startCfg   Config
 	stopReload func()
 	rate       rateWindow
+	alertGen   atomic.Int64 // counts commits that added alerts (the streams' cue to read them)
 	replenish  *replenisher // nil: replenishment off
 	uplink     *uplinker    // nil: the hub dials the agent
 	seen       activity     // devices seen since start (GET /v1/devices)
@@ -254,6 +255,9 @@ func (a *Agent) startOutputs(pub publisher) {
 
 // onCommit runs on the store's commit loop after each durable commit.
 func (a *Agent) onCommit(c store.Committed) {
+	if c.Alerts > 0 {
+		a.alertGen.Add(1) // before the streams wake: they read alerts only when it moved
+	}
 	a.changes.Notify()
 	if l := a.live.Load(); l != nil {
 		l.Mark(c.SKUs)

@@ -10,6 +10,7 @@ import (
 
 	"github.com/edgestock/edgestock/drivers"
 	"github.com/edgestock/edgestock/internal/sse"
+	"github.com/edgestock/edgestock/internal/store"
 	"github.com/edgestock/edgestock/sync"
 )
 
@@ -61,13 +62,17 @@ func (a *Agent) handleStream(w http.ResponseWriter, r *http.Request) {
 			"channel: the agent's stock events carry every channel's allotment (allotted); ?channel= is the hub's filter, for ats events")
 		return
 	}
+	readGen := int64(-1) // alertGen when this stream last read the outbox to its end
 	src := func(ctx context.Context, cursor string) ([]sse.Event, string, bool, error) {
 		replica := a.store.CursorID()
 		at, ok := parseStreamCursor(cursor, replica)
+		if !ok || cursor == "" {
+			readGen = -1 // from the start (again, after a reset): read the outbox
+		}
 		if !ok {
 			return nil, "", false, sse.ErrReset
 		}
-		page, err := a.store.Deltas(ctx, at.version, streamPage, "")
+		page, err := a.store.OwnDeltas(ctx, at.version, streamPage)
 		if err != nil {
 			return nil, "", false, err
 		}
@@ -80,14 +85,10 @@ func (a *Agent) handleStream(w http.ResponseWriter, r *http.Request) {
 			return nil, "", false, err
 		}
 		for _, e := range page.Entries {
-			if e.Warehouse == a.cfg.Warehouse {
-				skus = append(skus, e.SKU)
-			}
+			skus = append(skus, e.SKU)
 		}
 		for _, e := range page.Escrow {
-			if e.Warehouse == a.cfg.Warehouse {
-				skus = append(skus, e.SKU)
-			}
+			skus = append(skus, e.SKU)
 		}
 		slices.Sort(skus)
 		skus = slices.DeleteFunc(slices.Compact(skus), func(s string) bool { return !filter.Keep(s) })
@@ -99,9 +100,15 @@ func (a *Agent) handleStream(w http.ResponseWriter, r *http.Request) {
 		for _, v := range views {
 			events = append(events, sse.Event{Type: "stock", Data: v})
 		}
-		alerts, err := a.store.Alerts(ctx, at.seq, streamAlerts)
-		if err != nil {
-			return nil, "", false, err
+		// Most commits raise no alert: the outbox is read only when one did.
+		var alerts []store.Alert
+		if gen := a.alertGen.Load(); gen != readGen {
+			if alerts, err = a.store.Alerts(ctx, at.seq, streamAlerts); err != nil {
+				return nil, "", false, err
+			}
+			if len(alerts) < streamAlerts {
+				readGen = gen
+			}
 		}
 		next := streamCursor{version: max(page.Next, top), seq: at.seq}
 		for _, al := range alerts {
