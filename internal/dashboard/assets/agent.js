@@ -109,23 +109,12 @@
     timers.push(setInterval(run, ms));
   };
 
-  // start checks the API (asking for a token when it needs one), then
-  // follows the stream and polls; it tries again while the agent cannot
-  // be reached, and whenever the stream is closed for good (a refused
-  // token, a proxy's error page).
-  let retry = 1000;
-  async function start() {
+  // Once the API answers: follow the stream and poll; start over when
+  // the stream is closed for good (a refused token, a proxy's error page)
+  // or a poll is refused.
+  let restarting = false;
+  const begin = () => {
     restarting = false;
-    try {
-      await status();
-    } catch (e) {
-      if (e instanceof es.NeedToken) return es.askToken(e.message, start);
-      es.showLink("unreachable");
-      setTimeout(start, retry);
-      retry = Math.min(retry * 2, 30000);
-      return;
-    }
-    retry = 1000;
     if (src) src.close();
     src = es.stream({}, {stock: onStock, alert: (a) => alerts.add(a)}, (state) => {
       es.showLink(state);
@@ -137,8 +126,8 @@
     every(devices, 3000);
     every(quarantined, 5000);
     timers.push(setInterval(() => levels.schedule(), 10000)); // the "updated … ago" column
-  }
-  let restarting = false;
+  };
+  let again = () => {};
   function restart() {
     if (restarting) return; // several polls may ask at once
     restarting = true;
@@ -146,8 +135,8 @@
     timers = [];
     if (src) src.close();
     src = null;
-    setTimeout(start, retry);
+    again();
   }
   document.body.dataset.loaded = String(Date.now());
-  start();
+  again = es.connect(status, begin);
 })();

@@ -74,6 +74,29 @@ es.askToken = (why, then) => {
   };
 };
 
+// connect runs check (an API read) until it succeeds, asking for a token
+// when the API needs one and trying again with backoff while it cannot be
+// reached, then begin. It returns again(): start over, after the backoff
+// (a stream closed for good, a token the API now refuses).
+es.connect = (check, begin) => {
+  let wait = 1000;
+  const attempt = async () => {
+    try {
+      await check();
+    } catch (e) {
+      if (e instanceof NeedToken) return es.askToken(e.message, attempt);
+      es.showLink("unreachable");
+      setTimeout(attempt, wait);
+      wait = Math.min(wait * 2, 30000);
+      return;
+    }
+    wait = 1000;
+    begin();
+  };
+  attempt();
+  return () => setTimeout(attempt, wait);
+};
+
 // sparkline draws values (oldest first) as an SVG polyline.
 es.sparkline = (values, width = 120, height = 24) => {
   const ns = "http://www.w3.org/2000/svg";

@@ -101,7 +101,7 @@
         es.showLink(state);
         if (state === "closed") { // closed for good: check the API (a token?) and open again
           src = null;
-          setTimeout(start, retry);
+          again();
         }
       });
   };
@@ -114,26 +114,17 @@
     open(); // from the start: the snapshot of the new channels' ATS
   };
 
-  // start checks the API (asking for a token when it needs one), then
-  // follows the stream; it tries again while the hub cannot be reached.
-  let retry = 1000;
+  // Once the API answers: follow the stream.
   let ticking = false;
-  async function start() {
-    try {
-      (await es.api("/v1/warehouses")).warehouses.forEach((w) => warehouses.set(w.warehouse, w));
-    } catch (e) {
-      if (e instanceof es.NeedToken) return es.askToken(e.message, start);
-      es.showLink("unreachable");
-      setTimeout(start, retry);
-      retry = Math.min(retry * 2, 30000);
-      return;
-    }
-    retry = 1000;
+  const begin = () => {
     renderWarehouses();
     open();
     if (!ticking) setInterval(renderWarehouses, 1000); // the lag column moves on its own
     ticking = true;
-  }
+  };
+  let again = () => {};
   document.body.dataset.loaded = String(Date.now());
-  start();
+  again = es.connect(async () => {
+    (await es.api("/v1/warehouses")).warehouses.forEach((w) => warehouses.set(w.warehouse, w));
+  }, begin);
 })();
