@@ -188,8 +188,8 @@ func pending(ctx context.Context, s *Site) int64 {
 	}
 	defer resp.Body.Close()
 	var st agent.Status
-	if json.NewDecoder(resp.Body).Decode(&st) != nil {
-		return -1
+	if resp.StatusCode != http.StatusOK || json.NewDecoder(resp.Body).Decode(&st) != nil {
+		return -1 // an error's body is no status: not drained
 	}
 	return st.PendingDeltas
 }

@@ -77,9 +77,7 @@ func (m *Main) runSimulateSites(ctx context.Context, c *command, args []string) 
 				return
 			case <-tick.C:
 				el := time.Since(start)
-				width := 30
-				filled := int(float64(width) * min(el.Seconds()/duration.Seconds(), 1))
-				fmt.Fprintf(m.Stderr, "\r[%s%s] %3.0fs  %d acked  %.0f/s ", strings.Repeat("#", filled), strings.Repeat(".", width-filled),
+				fmt.Fprintf(m.Stderr, "\r%s %3.0fs  %d acked  %.0f/s ", bar(int64(el), int64(*duration)),
 					el.Seconds(), acked.Load(), float64(acked.Load())/el.Seconds())
 			}
 		}

@@ -23,7 +23,6 @@ import (
 	"io"
 	"log"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -40,6 +39,7 @@ import (
 
 	"github.com/edgestock/edgestock/agent/sites"
 	"github.com/edgestock/edgestock/internal/auth"
+	"github.com/edgestock/edgestock/internal/mosquitto"
 	"github.com/edgestock/edgestock/internal/store/pgstore"
 )
 
@@ -127,7 +127,7 @@ func run(o options, mode string) (result, error) {
 	// the sites took theirs).
 	var addr, hubURL string
 	pickAddr := func() error {
-		a, err := freeAddr()
+		a, err := mosquitto.FreeAddr()
 		addr, hubURL = a, "http://"+a
 		return err
 	}
@@ -429,15 +429,6 @@ func waitFor(limit time.Duration, ok func() bool) error {
 		time.Sleep(200 * time.Millisecond)
 	}
 	return nil
-}
-
-func freeAddr() (string, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
-	}
-	defer l.Close()
-	return l.Addr().String(), nil
 }
 
 // freshSchema makes a schema of its own in dsn's database and returns a
