@@ -200,3 +200,30 @@ func TestServe_SlowConsumer(t *testing.T) {
 		}
 	}
 }
+
+// An idle stream gets a comment line every Heartbeat, so proxies keep it
+// open; ?since= resumes as Last-Event-ID does.
+func TestServe_HeartbeatAndSince(t *testing.T) {
+	c := &counter{n: 3, changed: make(chan struct{})}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		Serve(w, r, c.read, Options{Changed: c.wait, Heartbeat: 20 * time.Millisecond})
+	}))
+	defer srv.Close()
+	require.Equal(t, []string{": edgestock stream", "id: 3", "event: n", "data: 3"}, lines(t, srv.URL+"?since=2", "", 1), "resumed after 2")
+
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, srv.URL+"?since=3", nil)
+	require.NoError(t, err)
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	keepalives := 0
+	for keepalives < 2 && sc.Scan() {
+		if sc.Text() == ": keepalive" {
+			keepalives++
+		}
+	}
+	require.Equal(t, 2, keepalives, "an idle stream keeps sending keepalives")
+}

@@ -110,6 +110,7 @@ func TestHub_LinkAlerts(t *testing.T) {
 			var al hub.AlertView
 			require.NoError(t, json.Unmarshal(msg.Payload, &al))
 			require.False(t, msg.Retain)
+			require.Equal(t, byte(1), msg.QoS, "alerts at QoS 1 (SPEC §10)")
 			kinds = append(kinds, al.Kind+":"+al.Warehouse)
 		case <-deadline:
 			t.Fatalf("alerts on MQTT: %v", kinds)
