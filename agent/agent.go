@@ -192,7 +192,7 @@ func (a *Agent) Open(ctx context.Context) (err error) {
 			return err
 		}
 	}
-	if len(a.cfg.Hub.URLs) > 0 {
+	if len(a.cfg.Hub.URLs()) > 0 {
 		if a.uplink, err = a.openUplink(); err != nil {
 			return err
 		}

@@ -178,12 +178,23 @@ func (q Quarantine) StoreLimits() store.QuarantineLimits {
 	return store.QuarantineLimits{MaxPayload: q.MaxPayload, DeviceBytes: q.DeviceBytes, TotalBytes: q.TotalBytes, MaxAge: q.MaxAge, MaxRows: q.MaxRows}
 }
 
+// URLs lists the hub processes in hub.url (none: the hub dials the agent).
+func (h HubUplink) URLs() []string {
+	var urls []string
+	for u := range strings.SplitSeq(h.URL, ",") {
+		if u = strings.TrimSpace(u); u != "" {
+			urls = append(urls, u)
+		}
+	}
+	return urls
+}
+
 // HubUplink is the agent's connection to its hub when the agent dials
 // (SPEC §11): it keeps one open, and the hub syncs over it.
 type HubUplink struct {
-	// URLs are the hub processes, tried in order: the next one when one
-	// cannot be reached.
-	URLs []string `yaml:"urls"`
+	// URL is the hub, or its processes comma-separated, tried in order:
+	// the next one when one cannot be reached.
+	URL string `yaml:"url"`
 	// Token is the hub's uplink token for this warehouse (edgestock token
 	// issue --role hub --scope uplink --warehouse ID), or @FILE to read it
 	// from a file.
@@ -398,12 +409,12 @@ func (c *Config) Validate() error {
 	if c.Quarantine.MaxRows <= 0 {
 		bad("quarantine.max-rows", "must be > 0")
 	}
-	for _, u := range c.Hub.URLs {
+	for _, u := range c.Hub.URLs() {
 		if p, err := url.Parse(u); err != nil || (p.Scheme != "http" && p.Scheme != "https") || p.Host == "" {
-			bad("hub.urls", "%q is not an http(s) URL of a hub", u)
+			bad("hub.url", "%q is not an http(s) URL of a hub", u)
 		}
 	}
-	if len(c.Hub.URLs) > 0 && c.Hub.Token == "" {
+	if len(c.Hub.URLs()) > 0 && c.Hub.Token == "" {
 		bad("hub.token", "an agent that dials its hub needs the hub's uplink token for warehouse %s (--hub-token)", c.Warehouse)
 	}
 	if err := c.Replenishment.Policy().Validate(); err != nil {

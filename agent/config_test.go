@@ -62,6 +62,8 @@ func TestConfig_Validate(t *testing.T) {
 		{"channel local", func(c *Config) { c.Channels = map[string]ChannelConfig{"local": {Target: 2, LowWater: 1}} }, "channels:"},
 		{"low-water", func(c *Config) { c.Channels = map[string]ChannelConfig{"web": {Target: 2, LowWater: 3}} }, "channels.web.low-water:"},
 		{"target", func(c *Config) { c.Channels = map[string]ChannelConfig{"web": {LowWater: 1}} }, "channels.web.target:"},
+		{"hub url", func(c *Config) { c.Hub = HubUplink{URL: "https://h1,h2:7080", Token: "t"} }, "hub.url:"},
+		{"hub token", func(c *Config) { c.Hub = HubUplink{URL: "https://h1"} }, "hub.token:"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := DefaultConfig()
@@ -76,4 +78,16 @@ func TestConfig_Validate(t *testing.T) {
 	cfg.Normalize()
 	require.NoError(t, cfg.Validate(), "defaults with the host name as warehouse are valid")
 	require.Equal(t, "edgestock-agent-"+cfg.Warehouse, cfg.MQTT.ClientID)
+}
+
+// hub.url (SPEC §11) holds one hub or several, comma-separated, as
+// --hub does.
+func TestConfig_HubURLs(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "agent.yaml")
+	require.NoError(t, os.WriteFile(path, []byte("warehouse: wh1\nhub:\n  url: https://h1.example.com, https://h2.example.com:7080\n  token: t\n"), 0o600))
+	cfg, err := LoadConfig(path)
+	require.NoError(t, err)
+	require.Equal(t, []string{"https://h1.example.com", "https://h2.example.com:7080"}, cfg.Hub.URLs())
+	require.NoError(t, cfg.Validate())
+	require.Empty(t, DefaultConfig().Hub.URLs(), "no hub: the hub dials the agent")
 }

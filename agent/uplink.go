@@ -55,7 +55,7 @@ func (a *Agent) openUplink() (*uplinker, error) {
 		return nil, fmt.Errorf("hub.tls-ca: %w", err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	u := &uplinker{a: a, urls: a.cfg.Hub.URLs, token: token, tls: cfg, cancel: cancel}
+	u := &uplinker{a: a, urls: a.cfg.Hub.URLs(), token: token, tls: cfg, cancel: cancel}
 	u.wg.Go(func() { u.run(ctx) })
 	return u, nil
 }

@@ -62,7 +62,7 @@ func Start(ctx context.Context, cfg Config) ([]*Site, error) {
 				Close(out)
 				return nil, fmt.Errorf("site %s: uplink token: %w", wh, err)
 			}
-			c.Hub = agent.HubUplink{URLs: cfg.Hubs, Token: token}
+			c.Hub = agent.HubUplink{URL: strings.Join(cfg.Hubs, ","), Token: token}
 		}
 		c.Normalize()
 		if err := c.Validate(); err != nil {

@@ -236,3 +236,10 @@ func (m *Main) help(fs *flag.FlagSet, c *command) {
 		fmt.Fprintln(m.Stdout)
 	})
 }
+
+// flagSet reports whether the command line set the flag name.
+func flagSet(fs *flag.FlagSet, name string) bool {
+	set := false
+	fs.Visit(func(f *flag.Flag) { set = set || f.Name == name })
+	return set
+}

@@ -373,9 +373,13 @@ func TestMain_HubFirstToken(t *testing.T) {
 		code, _, stderr = run(t, "token", "issue", "--role", "hub", "--data-dir", dir, "--name", "x", "--scope", "admin", "--channel", "amazon")
 		require.Equal(t, exitUsage, code)
 		require.Contains(t, stderr, `scope "admin"`)
+		// An uplink token is always the hub's: SPEC §11 names no --role.
+		code, _, stderr = run(t, "token", "issue", "--data-dir", dir, "--name", "wh1", "--scope", "uplink", "--warehouse", "wh1")
+		require.Equal(t, exitOK, code, stderr)
 		code, list, stderr := run(t, "token", "list", "--role", "hub", "--data-dir", dir)
 		require.Equal(t, exitOK, code, stderr)
 		require.Contains(t, list, "oms")
+		require.Contains(t, list, "uplink")
 		id := ""
 		for _, line := range strings.Split(strings.TrimSpace(list), "\n")[1:] {
 			if f := strings.Fields(line); f[1] == "oms" {

@@ -109,7 +109,7 @@ func (m *Main) runAgent(ctx context.Context, c *command, args []string) error {
 			}
 		}
 		if *hubURLs != "" {
-			cfg.Hub.URLs = strings.Split(*hubURLs, ",")
+			cfg.Hub.URL = *hubURLs
 		}
 		if *hubToken != "" {
 			cfg.Hub.Token = *hubToken

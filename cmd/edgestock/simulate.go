@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"math/rand/v2"
 	"net"
@@ -53,9 +52,7 @@ func (m *Main) runSimulate(ctx context.Context, c *command, args []string) error
 	deadline := time.Now().Add(*duration)
 	if *events > 0 {
 		total = *events
-		durationSet := false
-		fs.Visit(func(f *flag.Flag) { durationSet = durationSet || f.Name == "duration" })
-		if !durationSet {
+		if !flagSet(fs, "duration") {
 			deadline = time.Time{} // no time limit: the count ends the run
 		}
 	}

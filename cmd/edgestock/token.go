@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -139,6 +140,9 @@ func (m *Main) runTokenIssue(ctx context.Context, c *command, args []string) err
 	}
 	if *name == "" || *scopes == "" {
 		return usageError{errors.New("token issue: --name and --scope are required")}
+	}
+	if slices.Contains(strings.Split(*scopes, ","), auth.ScopeUplink) && !flagSet(fs, "role") {
+		*dir.role = "hub" // only a hub issues uplink tokens (SPEC §11)
 	}
 	t, err := dir.open(ctx, true)
 	if err != nil {

@@ -277,8 +277,8 @@ func Issue(ctx context.Context, rec Recorder, s Signer, req Request, at time.Tim
 	}
 	c := Claims{ID: newTokenID(), Name: req.Name, Scopes: req.Scopes, Warehouse: req.Warehouse, Audience: req.Audience,
 		Device: req.Device, Channel: req.Channel, Expires: at.Add(req.TTL).Unix()}
-	if err := rec.AddToken(ctx, store.TokenRecord{ID: c.ID, Name: c.Name, Scopes: c.Scopes, Device: c.Device, IssuedAt: at,
-		ExpiresAt: time.Unix(c.Expires, 0)}); err != nil {
+	if err := rec.AddToken(ctx, store.TokenRecord{ID: c.ID, Name: c.Name, Scopes: c.Scopes, Device: c.Device, Warehouse: c.Warehouse,
+		IssuedAt: at, ExpiresAt: time.Unix(c.Expires, 0)}); err != nil {
 		return "", Claims{}, err
 	}
 	return s.Sign(c), c, nil

@@ -202,6 +202,10 @@ var migrations = []string{
 	) STRICT, WITHOUT ROWID;
 	ALTER TABLE alerts ADD COLUMN cover REAL NOT NULL DEFAULT 0;
 	ALTER TABLE alerts ADD COLUMN lead REAL NOT NULL DEFAULT 0;`,
+
+	// 9: the warehouse a hub's uplink token binds: the hub's uplink agents
+	// are the warehouses it issued uplink tokens for (SPEC §11).
+	`ALTER TABLE tokens ADD COLUMN warehouse TEXT NOT NULL DEFAULT '';`,
 }
 
 // migrate brings the schema up to date, each migration in a transaction of

@@ -433,15 +433,15 @@ func TestDB_SKUReadsUseIndex(t *testing.T) {
 }
 
 // A database of an older release (here: schema 4, before the counters_sku
-// index, the escrow, promises, safety and demand tables) is brought up to date when opened, its data
-// kept.
+// index, the escrow, promises, safety and demand tables and the tokens'
+// warehouse) is brought up to date when opened, its data kept.
 func TestDB_MigratesOlderDatabase(t *testing.T) {
 	dir := t.TempDir()
 	db, err := Open(t.Context(), dir, Options{Warehouse: "wh1"})
 	require.NoError(t, err)
 	_, err = db.Apply(t.Context(), &Batch{Events: []Event{ev("d1", "e1", "receive", "SKU-1", 5)}})
 	require.NoError(t, err)
-	_, err = db.writer.Exec(`DROP TABLE escrow; DROP TABLE promises; DROP TABLE safety; DROP TABLE lines; DROP TABLE hub_holds; DROP INDEX holds_version; ALTER TABLE holds DROP COLUMN version; DROP INDEX counters_sku; DROP TABLE demand; ALTER TABLE alerts DROP COLUMN cover; ALTER TABLE alerts DROP COLUMN lead; PRAGMA user_version = 4`)
+	_, err = db.writer.Exec(`DROP TABLE escrow; DROP TABLE promises; DROP TABLE safety; DROP TABLE lines; DROP TABLE hub_holds; DROP INDEX holds_version; ALTER TABLE holds DROP COLUMN version; DROP INDEX counters_sku; DROP TABLE demand; ALTER TABLE alerts DROP COLUMN cover; ALTER TABLE alerts DROP COLUMN lead; ALTER TABLE tokens DROP COLUMN warehouse; PRAGMA user_version = 4`)
 	require.NoError(t, err)
 	require.NoError(t, db.Close())
 

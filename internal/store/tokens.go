@@ -10,10 +10,13 @@ import (
 
 // TokenRecord is an issued token's claims and state.
 type TokenRecord struct {
-	ID        string
-	Name      string
-	Scopes    []string
-	Device    string
+	ID     string
+	Name   string
+	Scopes []string
+	Device string
+	// Warehouse is the warehouse a hub's uplink token binds ("" for
+	// other tokens, and for tokens issued before it was recorded).
+	Warehouse string
 	IssuedAt  time.Time
 	ExpiresAt time.Time
 	RevokedAt time.Time // zero while valid
@@ -24,8 +27,8 @@ var ErrTokenNotFound = errors.New("no such token")
 
 // AddToken records an issued token.
 func (db *DB) AddToken(ctx context.Context, t TokenRecord) error {
-	_, err := db.writer.ExecContext(ctx, `INSERT INTO tokens(id, name, scopes, device, issued_at, expires_at) VALUES (?,?,?,?,?,?)`,
-		t.ID, t.Name, strings.Join(t.Scopes, ","), t.Device, t.IssuedAt.UnixMilli(), t.ExpiresAt.UnixMilli())
+	_, err := db.writer.ExecContext(ctx, `INSERT INTO tokens(id, name, scopes, device, warehouse, issued_at, expires_at) VALUES (?,?,?,?,?,?,?)`,
+		t.ID, t.Name, strings.Join(t.Scopes, ","), t.Device, t.Warehouse, t.IssuedAt.UnixMilli(), t.ExpiresAt.UnixMilli())
 	if err != nil {
 		return fmt.Errorf("add token: %w", err)
 	}
@@ -88,7 +91,7 @@ func (db *DB) tokens(ctx context.Context, where string, args ...any) ([]TokenRec
 }
 
 // TokenColumns are the columns ScanToken reads, in its order.
-const TokenColumns = `id, name, scopes, device, issued_at, expires_at, revoked_at`
+const TokenColumns = `id, name, scopes, device, warehouse, issued_at, expires_at, revoked_at`
 
 // ScanToken reads a row of TokenColumns with scan: the tokens table is the
 // same in every store.
@@ -96,7 +99,7 @@ func ScanToken(scan func(dest ...any) error) (TokenRecord, error) {
 	var t TokenRecord
 	var scopes string
 	var issued, expires, revoked int64
-	if err := scan(&t.ID, &t.Name, &scopes, &t.Device, &issued, &expires, &revoked); err != nil {
+	if err := scan(&t.ID, &t.Name, &scopes, &t.Device, &t.Warehouse, &issued, &expires, &revoked); err != nil {
 		return TokenRecord{}, fmt.Errorf("query tokens: %w", err)
 	}
 	t.Scopes = strings.Split(scopes, ",")

@@ -85,7 +85,8 @@ func (a *API) Routes() http.Handler {
 		{"GET /metrics", "", a.Hub.metricsHandler().ServeHTTP, false},
 		{"GET /v1/stock/{sku}", auth.ScopeStockRead, a.handleStock, false},
 		{"GET /v1/stock", auth.ScopeStockRead, a.handleStockList, false},
-		{"GET /v1/warehouses", auth.ScopeStockRead, func(w http.ResponseWriter, _ *http.Request) {
+		{"GET /v1/warehouses", auth.ScopeStockRead, func(w http.ResponseWriter, r *http.Request) {
+			a.Hub.discover(r.Context(), false) // uplink tokens issued since
 			httpjson.Write(w, http.StatusOK, map[string]any{"warehouses": a.Hub.Warehouses()})
 		}, false},
 		{"GET /v1/feed", auth.ScopeStockRead, a.handleFeed, false},

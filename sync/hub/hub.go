@@ -111,9 +111,20 @@ type link struct {
 // Hub pulls from and pushes to agents.
 type Hub struct {
 	store  Store
-	links  []*link
 	timing Timing
 	logger *slog.Logger
+
+	linksMu stdsync.RWMutex
+	// links grows when an uplink agent the hub issued a token for first
+	// dials (or is discovered); it is replaced, never changed in place, so
+	// a slice read under linksMu stays whole.
+	links []*link
+	ctx   context.Context // the loops', from Open; nil before it and after Close
+	// uplinks lists the warehouses this hub issued uplink tokens for (nil:
+	// only the configured agents).
+	uplinks      func(context.Context) ([]string, error)
+	discoverMu   stdsync.Mutex
+	discoveredAt time.Time
 
 	id      string        // this process, as the holder of agents' uplinks
 	changed *sync.Changes // wakes pushers after a merge or central write
@@ -131,27 +142,95 @@ func New(st Store, agents []Agent, timing Timing, logger *slog.Logger) *Hub {
 	timing = timing.withDefaults()
 	h := &Hub{store: st, logger: logger, timing: timing, changed: sync.NewChanges(), id: randomID()}
 	for _, a := range agents {
-		l := &link{Agent: a, timing: timing}
-		if a.Uplink() {
-			// HTTP/2 over the connection the agent dials; the host only
-			// names it.
-			l.slot = uplink.NewSlot()
-			l.URL = "http://" + a.Warehouse + ".uplink"
-			l.client = &http.Client{Transport: uplink.Transport(l.slot)}
-		} else {
-			// No overall timeout: long polls; each request has its own context.
-			l.client = &http.Client{Transport: &http.Transport{
-				DisableCompression: true, ResponseHeaderTimeout: timing.PollWait + 10*time.Second, MaxIdleConnsPerHost: 2,
-			}}
-		}
-		h.links = append(h.links, l)
+		h.links = append(h.links, h.newLink(a))
 	}
 	return h
 }
 
+func (h *Hub) newLink(a Agent) *link {
+	l := &link{Agent: a, timing: h.timing}
+	if a.Uplink() {
+		// HTTP/2 over the connection the agent dials; the host only
+		// names it.
+		l.slot = uplink.NewSlot()
+		l.URL = "http://" + a.Warehouse + ".uplink"
+		l.client = &http.Client{Transport: uplink.Transport(l.slot)}
+	} else {
+		// No overall timeout: long polls; each request has its own context.
+		l.client = &http.Client{Transport: &http.Transport{
+			DisableCompression: true, ResponseHeaderTimeout: h.timing.PollWait + 10*time.Second, MaxIdleConnsPerHost: 2,
+		}}
+	}
+	return l
+}
+
+// linkList returns the links as they are now.
+func (h *Hub) linkList() []*link {
+	h.linksMu.RLock()
+	defer h.linksMu.RUnlock()
+	return h.links
+}
+
+// link returns warehouse's link (nil: not an agent of this hub).
+func (h *Hub) link(warehouse string) *link {
+	links := h.linkList()
+	if i := slices.IndexFunc(links, func(l *link) bool { return l.Warehouse == warehouse }); i >= 0 {
+		return links[i]
+	}
+	return nil
+}
+
+// addUplink returns warehouse's link, adding one for an agent that dials
+// the hub when there is none: the hub needs no --agent entry for a
+// warehouse it issued an uplink token for (SPEC §11). Its loops start at
+// once when the hub is open.
+func (h *Hub) addUplink(warehouse string) *link {
+	h.linksMu.Lock()
+	defer h.linksMu.Unlock()
+	if i := slices.IndexFunc(h.links, func(l *link) bool { return l.Warehouse == warehouse }); i >= 0 {
+		return h.links[i]
+	}
+	l := h.newLink(Agent{Warehouse: warehouse, URL: UplinkURL})
+	h.links = append(slices.Clip(h.links), l)
+	if h.ctx != nil {
+		h.start(h.ctx, l)
+	}
+	h.logger.Info("uplink agent added", "warehouse", warehouse)
+	return l
+}
+
+// discoverEvery bounds how often an unknown warehouse makes the hub read
+// its uplink tokens again.
+const discoverEvery = time.Second
+
+// discover adds a link for every warehouse the hub issued an uplink token
+// for that is not revoked or expired: at the start, so orders and views
+// know them before they dial, and for a warehouse asked about that the
+// hub does not know (another process may have issued its token since),
+// at most once per discoverEvery.
+func (h *Hub) discover(ctx context.Context, always bool) {
+	if h.uplinks == nil {
+		return
+	}
+	h.discoverMu.Lock()
+	defer h.discoverMu.Unlock()
+	if !always && time.Since(h.discoveredAt) < discoverEvery {
+		return
+	}
+	h.discoveredAt = time.Now()
+	whs, err := h.uplinks(ctx)
+	if err != nil {
+		h.logger.Warn("read the uplink tokens' warehouses", "err", err)
+		return
+	}
+	for _, wh := range whs {
+		h.addUplink(wh)
+	}
+}
+
 // setTLS makes every link verify agents against cfg (nil: system roots).
 func (h *Hub) setTLS(cfg *tls.Config) {
-	for _, l := range h.links {
+	for _, l := range h.linkList() {
 		if l.slot == nil {
 			l.client.Transport.(*http.Transport).TLSClientConfig = cfg
 		}
@@ -166,12 +245,20 @@ func (h *Hub) Changed() { h.changed.Notify() }
 func (h *Hub) Open() {
 	ctx, cancel := context.WithCancel(context.Background())
 	h.cancel = cancel
+	h.linksMu.Lock()
+	defer h.linksMu.Unlock()
+	h.ctx = ctx
 	for _, l := range h.links {
-		h.wg.Add(2)
-		go h.pullLoop(ctx, l)
-		go h.pushLoop(ctx, l)
+		h.start(ctx, l)
 	}
 	h.wg.Go(func() { h.watchLinks(ctx) })
+}
+
+// start runs l's pull and push loops until ctx ends.
+func (h *Hub) start(ctx context.Context, l *link) {
+	h.wg.Add(2)
+	go h.pullLoop(ctx, l)
+	go h.pushLoop(ctx, l)
 }
 
 // linkCheck is how often the hub looks at its links for the alerts.
@@ -247,7 +334,10 @@ func (h *Hub) readAlertTop(ctx context.Context) {
 func (h *Hub) Close() {
 	if h.cancel != nil {
 		h.cancel()
-		for _, l := range h.links {
+		h.linksMu.Lock()
+		h.ctx = nil // no loop starts after this
+		h.linksMu.Unlock()
+		for _, l := range h.linkList() {
 			if l.slot != nil {
 				l.slot.Close() // requests waiting on an uplink end
 			}
@@ -607,13 +697,20 @@ func joinErrs(errs ...string) string {
 
 // Knows reports whether warehouse is one of the hub's agents.
 func (h *Hub) Knows(warehouse string) bool {
-	return slices.ContainsFunc(h.links, func(l *link) bool { return l.Warehouse == warehouse })
+	if h.link(warehouse) != nil {
+		return true
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	h.discover(ctx, false)
+	return h.link(warehouse) != nil
 }
 
 // WarehouseIDs lists the agents' warehouses, sorted.
 func (h *Hub) WarehouseIDs() []string {
-	ids := make([]string, len(h.links))
-	for i, l := range h.links {
+	links := h.linkList()
+	ids := make([]string, len(links))
+	for i, l := range links {
 		ids[i] = l.Warehouse
 	}
 	sort.Strings(ids)
@@ -622,8 +719,9 @@ func (h *Hub) WarehouseIDs() []string {
 
 // Warehouses reports every agent's link.
 func (h *Hub) Warehouses() []WarehouseStatus {
-	out := make([]WarehouseStatus, 0, len(h.links))
-	for _, l := range h.links {
+	links := h.linkList()
+	out := make([]WarehouseStatus, 0, len(links))
+	for _, l := range links {
 		l.mu.Lock()
 		u := l.URL
 		if l.slot != nil {
@@ -648,11 +746,10 @@ func (h *Hub) Warehouses() []WarehouseStatus {
 // it and returns the agent's answer as it is; an error means the agent
 // could not be reached (or answered nothing whole).
 func (h *Hub) Relay(ctx context.Context, warehouse, path string, body []byte) (int, []byte, error) {
-	i := slices.IndexFunc(h.links, func(l *link) bool { return l.Warehouse == warehouse })
-	if i < 0 {
+	l := h.link(warehouse)
+	if l == nil {
 		return 0, nil, fmt.Errorf("warehouse %q is not one of this hub's agents", warehouse)
 	}
-	l := h.links[i]
 	ctx, cancel := context.WithTimeout(ctx, relayTimeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, l.URL+path, bytes.NewReader(body))

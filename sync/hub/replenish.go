@@ -45,7 +45,7 @@ const replenishTimeout = 10 * time.Second
 // most limit SKUs, in SKU order. A finite below keeps the SKUs whose
 // total or any warehouse's cover is below it (+Inf: all).
 func (h *Hub) Replenishment(ctx context.Context, warehouses []string, sku, prefix, after string, limit int, below float64) Replenishment {
-	links := h.links
+	links := h.linkList()
 	if len(warehouses) > 0 {
 		links = slices.DeleteFunc(slices.Clone(links), func(l *link) bool { return !slices.Contains(warehouses, l.Warehouse) })
 	}

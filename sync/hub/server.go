@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"slices"
 	stdsync "sync"
 	"sync/atomic"
 	"time"
@@ -126,6 +127,8 @@ func (s *Server) Open(ctx context.Context) (err error) {
 	}
 	s.hub = New(s.store, s.cfg.Agents, s.cfg.Timing, s.logger.With("component", "sync"))
 	s.hub.setTLS(agentTLS)
+	s.hub.uplinks = s.uplinkWarehouses
+	s.hub.discover(ctx, true)
 	hub.Store(s.hub)
 	api := &API{Hub: s.hub, Store: s.store, Guard: s.guard, Sell: s.store, Ingest: func(wh string) (*ingest.Ingester, error) {
 		in, err := ingest.NewIngester(s.store, wh, drivers.Env{Logger: s.logger})
@@ -163,8 +166,25 @@ func (s *Server) Open(ctx context.Context) (err error) {
 			return err
 		}
 	}
-	s.logger.Info("hub started", "replica", s.store.ReplicaID(), "http", s.HTTPAddr(), "agents", len(s.cfg.Agents))
+	s.logger.Info("hub started", "replica", s.store.ReplicaID(), "http", s.HTTPAddr(), "agents", len(s.hub.WarehouseIDs()))
 	return nil
+}
+
+// uplinkWarehouses lists the warehouses of the hub's uplink tokens that
+// are neither revoked nor expired: its agents that dial it (SPEC §11).
+func (s *Server) uplinkWarehouses(ctx context.Context) ([]string, error) {
+	toks, err := s.store.Tokens(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var whs []string
+	now := time.Now()
+	for _, t := range toks {
+		if t.Warehouse != "" && slices.Contains(t.Scopes, auth.ScopeUplink) && t.RevokedAt.IsZero() && now.Before(t.ExpiresAt) {
+			whs = append(whs, t.Warehouse)
+		}
+	}
+	return whs, nil
 }
 
 // openGuard loads the signing key and checks that a hub listening beyond

@@ -15,9 +15,10 @@ import (
 const revocationCheck = 500 * time.Millisecond
 
 // handleUplink takes an agent's uplink (SPEC §11): a hub token with the
-// uplink scope, bound to the warehouse the agent says it is, for one of
-// this hub's uplink agents. The connection then carries the hub's sync
-// with the agent, until it drops or its token is revoked.
+// uplink scope, bound to the warehouse the agent says it is. The token
+// makes the warehouse one of the hub's agents, with no --agent entry. The
+// connection then carries the hub's sync with the agent, until it drops
+// or its token is revoked.
 func (a *API) handleUplink(w http.ResponseWriter, r *http.Request) {
 	if a.Guard == nil {
 		writeError(w, http.StatusServiceUnavailable, "no_tokens", "this hub checks no tokens, so it takes no uplink")
@@ -47,9 +48,9 @@ func (a *API) handleUplink(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusForbidden, "forbidden", "token %s is for warehouse %s, not %s", c.ID, c.Warehouse, wh)
 		return
 	}
-	l := a.Hub.link(wh)
-	if l == nil || l.slot == nil {
-		writeError(w, http.StatusNotFound, "not_found", "warehouse %s is not one of this hub's uplink agents (agents: {%s: uplink})", wh, wh)
+	l := a.Hub.addUplink(wh) // a valid uplink token makes it one of the hub's agents
+	if l.slot == nil {
+		writeError(w, http.StatusConflict, "not_uplink", "warehouse %s is an agent this hub dials (%s): it takes no uplink", wh, l.URL)
 		return
 	}
 	conn, err := uplink.Accept(w, r)
@@ -87,13 +88,4 @@ func (a *API) watchUplink(l *link, wc *uplink.ClosingConn, token string) {
 			return
 		}
 	}
-}
-
-// link returns warehouse's link (nil: not an agent of this hub).
-func (h *Hub) link(warehouse string) *link {
-	i := slices.IndexFunc(h.links, func(l *link) bool { return l.Warehouse == warehouse })
-	if i < 0 {
-		return nil
-	}
-	return h.links[i]
 }

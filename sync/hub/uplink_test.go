@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -21,7 +22,7 @@ import (
 func startUplinkAgent(t *testing.T, wh, dir, token string, hubs ...string) *testAgent {
 	return agenttest.StartNoWait(t, wh, dir, func(c *agent.Config) {
 		c.Live.Enabled = false
-		c.Hub = agent.HubUplink{URLs: hubs, Token: token}
+		c.Hub = agent.HubUplink{URL: strings.Join(hubs, ","), Token: token}
 	}, logger().With("warehouse", wh))
 }
 
@@ -124,4 +125,58 @@ func TestUplink_Failover(t *testing.T) {
 	require.Eventually(t, func() bool { return hubOnHand(t, h2, ops, "F-1") == 33 }, 15*time.Second, 20*time.Millisecond)
 	time.Sleep(500 * time.Millisecond)
 	require.Equal(t, int64(33), hubOnHand(t, h2, ops, "F-1"), "nothing counted twice")
+}
+
+// The hub needs no --agent entry for an agent that dials it (SPEC §11):
+// the uplink token it issued for a warehouse makes the warehouse one of
+// its agents, at once for orders and views, and again after a restart
+// before the agent has dialled.
+func TestUplink_NoAgentEntry(t *testing.T) {
+	dir := t.TempDir()
+	open := func() *hub.Server {
+		h := hub.NewServer(hub.Config{DataDir: dir, HTTP: "127.0.0.1:0", Auth: "required",
+			Timing: hub.Timing{PollWait: time.Second, RetryMax: time.Second}}, logger())
+		require.NoError(t, h.Open(t.Context()))
+		t.Cleanup(func() { _ = h.Close(context.Background()) })
+		return h
+	}
+	h := open()
+	ops, _, err := h.IssueToken(t.Context(), "ops", []string{auth.ScopeAdmin}, time.Hour)
+	require.NoError(t, err)
+	warehouses := func(h *hub.Server) []string {
+		var w struct{ Warehouses []hub.WarehouseStatus }
+		require.Equal(t, http.StatusOK, send(t, "GET", "http://"+h.HTTPAddr()+"/v1/warehouses", ops, "", &w))
+		var ids []string
+		for _, s := range w.Warehouses {
+			require.Equal(t, hub.UplinkURL, s.URL)
+			ids = append(ids, s.Warehouse)
+		}
+		return ids
+	}
+	require.Empty(t, warehouses(h))
+
+	tok, _ := uplinkToken(t, h, "wh1")
+	_, c3 := uplinkToken(t, h, "wh3")
+	require.Eventually(t, func() bool { return len(warehouses(h)) == 2 }, 10*time.Second, 50*time.Millisecond,
+		"a warehouse is the hub's once it issued its uplink token")
+	require.Equal(t, []string{"wh1", "wh3"}, warehouses(h))
+	a := startUplinkAgent(t, "wh1", t.TempDir(), tok, "http://"+h.HTTPAddr())
+	postJSON(t, a.Base+"/v1/events", `{"id":"r1","type":"receive","sku":"N-1","qty":4}`)
+	require.Eventually(t, func() bool { return hubOnHand(t, h, ops, "N-1") == 4 }, 15*time.Second, 20*time.Millisecond)
+	require.Eventually(t, func() bool { return online(t, h, ops, "wh1") }, 15*time.Second, 20*time.Millisecond)
+	// The hub's writes for it are taken and reach it.
+	require.Equal(t, http.StatusOK, send(t, "POST", "http://"+h.HTTPAddr()+"/v1/events?warehouse=wh1", ops, `{"id":"c1","type":"adjust","sku":"N-1","qty":-1}`, nil))
+	require.Eventually(t, func() bool { return a.OnHand(t, "N-1") == 3 }, 15*time.Second, 20*time.Millisecond)
+	require.Equal(t, http.StatusNotFound, send(t, "POST", "http://"+h.HTTPAddr()+"/v1/events?warehouse=wh2", ops, `{"id":"c2","type":"adjust","sku":"N-1","qty":-1}`, nil),
+		"wh2 has no uplink token: not the hub's")
+
+	// A revoked token's warehouse is not found again after a restart; a
+	// valid one's is, before its agent dials.
+	require.NoError(t, a.Close(context.Background()))
+	require.NoError(t, h.RevokeToken(t.Context(), c3.ID))
+	require.NoError(t, h.Close(context.Background()))
+	h = open()
+	require.Equal(t, []string{"wh1"}, warehouses(h))
+	require.False(t, online(t, h, ops, "wh1"))
+	require.Equal(t, int64(3), hubOnHand(t, h, ops, "N-1"))
 }

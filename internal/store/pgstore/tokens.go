@@ -21,6 +21,8 @@ var tokenSchema = []string{
 	`CREATE TABLE IF NOT EXISTS tokens (
 		id TEXT PRIMARY KEY, name TEXT NOT NULL, scopes TEXT NOT NULL, device TEXT NOT NULL,
 		issued_at BIGINT NOT NULL, expires_at BIGINT NOT NULL, revoked_at BIGINT NOT NULL DEFAULT 0)`,
+	// The warehouse a hub's uplink token binds (SPEC §11).
+	`ALTER TABLE tokens ADD COLUMN IF NOT EXISTS warehouse TEXT NOT NULL DEFAULT ''`,
 }
 
 // SigningKey returns the database's token signing key, creating it once:
@@ -46,8 +48,8 @@ func (db *DB) SigningKey(ctx context.Context, newKey func() []byte) ([]byte, err
 
 // AddToken records an issued token.
 func (db *DB) AddToken(ctx context.Context, t store.TokenRecord) error {
-	_, err := db.pool.Exec(ctx, `INSERT INTO tokens(id, name, scopes, device, issued_at, expires_at) VALUES ($1,$2,$3,$4,$5,$6)`,
-		t.ID, t.Name, strings.Join(t.Scopes, ","), t.Device, t.IssuedAt.UnixMilli(), t.ExpiresAt.UnixMilli())
+	_, err := db.pool.Exec(ctx, `INSERT INTO tokens(id, name, scopes, device, warehouse, issued_at, expires_at) VALUES ($1,$2,$3,$4,$5,$6,$7)`,
+		t.ID, t.Name, strings.Join(t.Scopes, ","), t.Device, t.Warehouse, t.IssuedAt.UnixMilli(), t.ExpiresAt.UnixMilli())
 	if err != nil {
 		return fmt.Errorf("add token: %w", err)
 	}
