@@ -182,6 +182,18 @@ func (k *KindScanner) Scan(src any) error {
 	return nil
 }
 
+// Fence names a lease and the epoch it was taken at: each taking of a
+// lease moves its epoch on, so a write made under an older epoch comes
+// from a process that lost the lease (SPEC §11).
+type Fence struct {
+	Lease string
+	Epoch int64
+}
+
+// ErrFenced refuses a write made under a lease another process has
+// taken since.
+var ErrFenced = errors.New("fenced: another hub process took the lease")
+
 // MergeOp merges foreign entries and records the sender's cursor in the
 // same transaction, so a crash can never keep one without the other. The
 // store sets Changed and NewReplica before the batch's done callback runs.
@@ -195,8 +207,12 @@ type MergeOp struct {
 	// keeps how far it has merged the hub; the hub keeps one per agent).
 	Cursor    string
 	CursorKey string
-	Now       time.Time
-	Changed   int // entries that raised a stored (P, N)
+	// Fence, when set, is the lease the merge is made under: a store that
+	// leases (PostgreSQL) refuses it with ErrFenced once another process
+	// has taken the lease since.
+	Fence   Fence
+	Now     time.Time
+	Changed int // entries that raised a stored (P, N)
 	// NewReplica is set when the merge showed this database was restored
 	// from an older copy of itself (see applyMerge).
 	NewReplica string

@@ -97,6 +97,9 @@ type link struct {
 	slot   *uplink.Slot // the agent's uplinks, when it dials the hub
 	// elsewhere: another hub process holds the agent's lease and serves it.
 	elsewhere stdatomic.Bool
+	// epoch is the lease's, as this process last took or checked it (0:
+	// not leased): the pulls' merges are fenced with it.
+	epoch stdatomic.Int64
 
 	mu          stdsync.Mutex
 	replica     string    // the agent's replica ID, as it last said
@@ -420,9 +423,11 @@ func (h *Hub) pullLoop(ctx context.Context, l *link) {
 	})
 }
 
-// leaser is a store that leases agents to hub processes (PostgreSQL).
+// leaser is a store that leases agents to hub processes (PostgreSQL):
+// Lease returns the epoch the lease is held at, 0 when another process
+// holds it.
 type leaser interface {
-	Lease(ctx context.Context, name string) (bool, error)
+	Lease(ctx context.Context, name string) (int64, error)
 }
 
 // leaseWait is how often a process that does not serve an agent asks
@@ -432,23 +437,27 @@ const leaseWait = 2 * time.Second
 // serves reports whether this process serves l's agent: always on
 // SQLite, and for an agent that dials (the process it dialled serves
 // it); on PostgreSQL, the process holding the agent's lease (SPEC §11),
-// so that one process pulls and pushes each agent. Not serving, it waits
-// leaseWait first.
+// so that one process pulls and pushes each agent; its merges are fenced
+// with the lease's epoch. Not serving, it waits leaseWait first.
 func (h *Hub) serves(ctx context.Context, l *link) bool {
 	ls, ok := h.store.(leaser)
 	if !ok || l.slot != nil {
 		return true
 	}
-	held, err := ls.Lease(ctx, "agent:"+l.Warehouse)
+	epoch, err := ls.Lease(ctx, leaseName(l.Warehouse))
 	if err != nil && ctx.Err() == nil {
 		h.logger.Warn("agent lease", "warehouse", l.Warehouse, "err", err)
 	}
-	l.elsewhere.Store(!held)
-	if !held {
+	l.epoch.Store(epoch)
+	l.elsewhere.Store(epoch == 0)
+	if epoch == 0 {
 		pause(ctx, leaseWait)
 	}
-	return held
+	return epoch > 0
 }
+
+// leaseName names warehouse's lease.
+func leaseName(warehouse string) string { return "agent:" + warehouse }
 
 // pull long-polls one page of the agent's deltas and merges it with the
 // agent's cursor in one transaction. The cursor is the agent's own
@@ -471,6 +480,9 @@ func (h *Hub) pull(ctx context.Context, l *link) error {
 		return err
 	}
 	op := &store.MergeOp{Entries: make([]store.Entry, len(d.Entries)), Cursor: d.Next, CursorKey: cursorKey(l.Warehouse), Now: time.Now()}
+	if epoch := l.epoch.Load(); epoch > 0 {
+		op.Fence = store.Fence{Lease: leaseName(l.Warehouse), Epoch: epoch}
+	}
 	for i, e := range d.Entries {
 		op.Entries[i] = e.Stored()
 	}
@@ -660,6 +672,8 @@ func failure(err error) (msg string, lasting bool) {
 		return "agent refused the hub's token (unauthorized); check agent-tokens in the hub's config", true
 	case errors.Is(err, store.ErrOutOfRange):
 		return "agent sent totals past the bound the hub stores (see docs/SYNC.md); not merged", true
+	case errors.Is(err, store.ErrFenced):
+		return "another hub process took the agent's lease; this page was not merged", false
 	}
 	return "agent unreachable; retrying with backoff", false
 }

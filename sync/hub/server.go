@@ -59,6 +59,7 @@ type backend interface {
 var (
 	_ backend = (*store.DB)(nil)
 	_ backend = (*pgstore.DB)(nil)
+	_ leaser  = (*pgstore.DB)(nil)
 )
 
 // Server is a hub process: store, sync loops and HTTP API.

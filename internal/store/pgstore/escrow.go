@@ -242,7 +242,7 @@ func (db *DB) Exclusive(ctx context.Context, name string) (release func(), ok bo
 	if err != nil {
 		return nil, false, fmt.Errorf("postgres lock: %w", err)
 	}
-	if err := pooled.QueryRow(ctx, `SELECT pg_try_advisory_lock(hashtext($1))`, "edgestock:"+name).Scan(&ok); err != nil || !ok {
+	if err := pooled.QueryRow(ctx, `SELECT pg_try_advisory_lock(`+lockKey+`)`, name).Scan(&ok); err != nil || !ok {
 		pooled.Release()
 		return nil, false, err
 	}

@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -25,7 +26,15 @@ import (
 	"github.com/edgestock/edgestock/internal/store"
 )
 
-// writeLock is the advisory lock every write transaction holds.
+// Advisory locks are the database's, not a schema's: the keys of leases
+// and exclusive work are made of the schema's name and theirs, so that
+// stores in other schemas of the database take other locks.
+const lockKey = `hashtext(current_schema() || ':edgestock:' || $1)`
+
+// writeLock is the advisory lock every write transaction holds: the same
+// in every schema (as in every release: processes of two releases on one
+// database still take turns), so stores in two schemas of a database
+// write in turn too.
 const writeLock = 0x65647374 // "edst"
 
 // Other hub processes' commits are announced by NOTIFY on the database's
@@ -145,7 +154,7 @@ func randomHex(n int) string {
 
 func (db *DB) migrate(ctx context.Context) error {
 	return db.write(ctx, func(tx pgx.Tx) error {
-		for _, s := range append(schema[:len(schema):len(schema)], tokenSchema...) {
+		for _, s := range slices.Concat(schema, tokenSchema, leaseSchema) {
 			if _, err := tx.Exec(ctx, s); err != nil {
 				return fmt.Errorf("postgres schema: %w", err)
 			}
@@ -453,6 +462,19 @@ func (db *DB) applyEvent(ctx context.Context, tx pgx.Tx, e *store.Event) (store.
 
 func (db *DB) applyMerge(ctx context.Context, tx pgx.Tx, m *store.MergeOp) error {
 	m.Changed = 0
+	if m.Fence.Lease != "" {
+		// Taking a lease needs no write lock: one taken while this
+		// transaction runs fences the merges after it. Merges are
+		// idempotent, so one in between costs at most a page sent again.
+		var epoch int64
+		err := tx.QueryRow(ctx, `SELECT epoch FROM leases WHERE name = $1`, m.Fence.Lease).Scan(&epoch)
+		if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+			return err
+		}
+		if epoch != m.Fence.Epoch {
+			return fmt.Errorf("%w: lease %s is at epoch %d, this merge was pulled at %d", store.ErrFenced, m.Fence.Lease, epoch, m.Fence.Epoch)
+		}
+	}
 	now := m.Now.UnixMilli()
 	raised := map[string]bool{} // SKUs to hold to store.MaxTotal
 	for _, e := range m.Entries {
