@@ -118,8 +118,8 @@ func (db *DB) raiseAlerts(ctx context.Context, s *boundStmts, st *txState, now t
 		if c.n == 0 {
 			continue
 		}
-		var after int64
-		if err := s.use(s.src.onHand).QueryRowContext(ctx, k.warehouse, k.sku, k.location).Scan(&after); err != nil {
+		after, err := db.onHandAt(ctx, s, st, k)
+		if err != nil {
 			return err
 		}
 		if before := after - (c.p - c.n); after < 0 && before >= 0 {
@@ -135,8 +135,8 @@ func (db *DB) raiseAlerts(ctx context.Context, s *boundStmts, st *txState, now t
 		return nil
 	}
 	for _, sku := range st.touchedSKUs(db.warehouse, false) {
-		var onHand int64
-		if err := s.use(s.src.skuOnHand).QueryRowContext(ctx, db.warehouse, sku).Scan(&onHand); err != nil {
+		onHand, _, _, err := db.skuAt(ctx, s, st, sku)
+		if err != nil {
 			return err
 		}
 		available := onHand - db.reservedSKU(st, sku)
@@ -322,16 +322,12 @@ func (db *DB) raiseShortfalls(ctx context.Context, s *boundStmts, st *txState, a
 		if d >= 0 {
 			continue
 		}
-		var onHand int64
-		if err := s.use(s.src.skuOnHand).QueryRowContext(ctx, db.warehouse, sku).Scan(&onHand); err != nil {
-			return err
-		}
-		e, err := db.escrowOf(ctx, s, db.warehouse, sku)
+		onHand, _, promised, err := db.skuAt(ctx, s, st, sku)
 		if err != nil {
 			return err
 		}
 		// No channel holds or awaits any of it: negative_stock says it all.
-		if promised := e.Promised(LocalHolder); promised > 0 && onHand-promised < 0 && onHand-promised-d >= 0 {
+		if promised > 0 && onHand-promised < 0 && onHand-promised-d >= 0 {
 			after := onHand - promised
 			if err := add(Alert{Kind: AlertShortfall, Warehouse: db.warehouse, SKU: sku, Level: after}); err != nil {
 				return err

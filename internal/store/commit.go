@@ -293,6 +293,7 @@ func (db *DB) commitTx(pending []*request) (err error) {
 	if err = db.writeCounters(ctx, s, deltas); err != nil {
 		return fmt.Errorf("commit: counters: %w", err)
 	}
+	st.countersWritten = true
 	if err = db.checkTotals(ctx, s, st); err != nil {
 		return fmt.Errorf("commit: %w", err)
 	}
@@ -307,6 +308,7 @@ func (db *DB) commitTx(pending []*request) (err error) {
 		db.replicaPub.Store(&id)
 	}
 	db.committedVersion.Store(db.version)
+	db.commitLevels(st)
 	for k, d := range st.reserved {
 		db.addReserved(k, d)
 	}

@@ -52,20 +52,8 @@ func (db *DB) localBase(ctx context.Context, s *boundStmts, st *txState, warehou
 	if warehouse != db.warehouse {
 		return 0, fmt.Errorf("warehouse %s: %w", warehouse, errNotOwner)
 	}
-	var onHand, safety int64
-	if err := s.use(s.src.skuOnHand).QueryRowContext(ctx, warehouse, sku).Scan(&onHand); err != nil {
-		return 0, err
-	}
-	for k, c := range st.counters {
-		if k.warehouse == warehouse && k.sku == sku {
-			onHand += c.p - c.n
-		}
-	}
-	err := s.use(s.src.safetyOf).QueryRowContext(ctx, warehouse, sku).Scan(&safety)
-	if err != nil && !errors.Is(err, sql.ErrNoRows) {
-		return 0, err
-	}
-	return onHand - db.reservedSKU(st, sku) - safety, nil
+	onHand, safety, _, err := db.skuAt(ctx, s, st, sku)
+	return onHand - db.reservedSKU(st, sku) - safety, err
 }
 
 // escrowOf reads a (warehouse, sku)'s rights as of this point of the
@@ -77,12 +65,11 @@ func (db *DB) escrowOf(ctx context.Context, s *boundStmts, warehouse, sku string
 // unpromised is what a local hold of warehouse's sku may still take: the
 // local base less what the channels hold or committed.
 func (db *DB) unpromised(ctx context.Context, s *boundStmts, st *txState, warehouse, sku string) (int64, error) {
-	base, err := db.localBase(ctx, s, st, warehouse, sku)
-	if err != nil {
-		return 0, err
+	if warehouse != db.warehouse {
+		return 0, fmt.Errorf("warehouse %s: %w", warehouse, errNotOwner)
 	}
-	e, err := db.escrowOf(ctx, s, warehouse, sku)
-	return base - e.Promised(LocalHolder), err
+	onHand, safety, promised, err := db.skuAt(ctx, s, st, sku)
+	return onHand - db.reservedSKU(st, sku) - safety - promised, err
 }
 
 func (db *DB) applySafety(ctx context.Context, s *boundStmts, st *txState, x Safety, now time.Time) error {

@@ -101,6 +101,8 @@ type txState struct {
 	// delivered is, per SKU of this warehouse, what order lines' settling
 	// took off Promised in this transaction (raiseShortfalls).
 	delivered map[string]int64
+	// countersWritten: writeCounters has put counters' deltas in SQL.
+	countersWritten bool
 }
 
 func newTxState() *txState {
@@ -111,7 +113,7 @@ func newTxState() *txState {
 // available is on_hand minus active holds for a key, as of this point of
 // the transaction.
 func (db *DB) available(ctx context.Context, s *boundStmts, st *txState, k stockKey) (int64, error) {
-	onHand, err := onHandNow(ctx, s, st.counters, k)
+	onHand, err := db.onHandAt(ctx, s, st, k)
 	if err != nil {
 		return 0, err
 	}

@@ -29,6 +29,8 @@ type writerStmts struct {
 	mergeEscrow, ownEscrow        *sql.Stmt
 	// Rights, safety stock and promises.
 	escrowOf, safetyOf, setSafety, getPromise, insertPromise *sql.Stmt
+	// A SKU's on_hand per location (the level cache).
+	locationsOnHand *sql.Stmt
 	// Totals per SKU (checkTotals).
 	skuTotal *sql.Stmt
 	// Reservations.
@@ -44,10 +46,11 @@ const (
 			p = p + excluded.p, n = n + excluded.n, version = excluded.version, updated_at = excluded.updated_at`
 	sqlTicketLines = `SELECT seq, event_id, warehouse, location, sku, to_location, qty, delta FROM events
 		WHERE device = ? AND event_id >= ? AND event_id < ? ORDER BY seq`
-	sqlQuarantine    = `INSERT INTO quarantine(source, device, event_id, reason, message, payload, received_at) VALUES (?,?,?,?,?,?,?)`
-	sqlSKUOnHand     = `SELECT ` + sqlLevel + ` FROM counters WHERE warehouse = ? AND sku = ?`
-	sqlLastDeviceSeq = `SELECT last_seq FROM device_seqs WHERE device = ?`
-	sqlSaveDeviceSeq = `INSERT INTO device_seqs(device, last_seq) VALUES (?, ?)
+	sqlQuarantine      = `INSERT INTO quarantine(source, device, event_id, reason, message, payload, received_at) VALUES (?,?,?,?,?,?,?)`
+	sqlSKUOnHand       = `SELECT ` + sqlLevel + ` FROM counters WHERE warehouse = ? AND sku = ?`
+	sqlLocationsOnHand = `SELECT location, ` + sqlLevel + ` FROM counters WHERE warehouse = ? AND sku = ? GROUP BY location`
+	sqlLastDeviceSeq   = `SELECT last_seq FROM device_seqs WHERE device = ?`
+	sqlSaveDeviceSeq   = `INSERT INTO device_seqs(device, last_seq) VALUES (?, ?)
 		ON CONFLICT (device) DO UPDATE SET last_seq = excluded.last_seq`
 	sqlAddAlert = `INSERT INTO alerts(kind, warehouse, sku, location, device, level, expected, got, cover, lead, created_at)
 		VALUES (?,?,?,?,?,?,?,?,?,?,?)`
@@ -112,6 +115,7 @@ func (s *writerStmts) prepare(ctx context.Context, db *sql.DB) error {
 		{&s.ownEscrow, sqlOwnEscrow},
 		{&s.escrowOf, sqlEscrowOf},
 		{&s.safetyOf, sqlSafetyOf},
+		{&s.locationsOnHand, sqlLocationsOnHand},
 		{&s.setSafety, sqlSetSafety},
 		{&s.getPromise, sqlGetPromise},
 		{&s.insertPromise, sqlInsertPromise},

@@ -110,10 +110,13 @@ type DB struct {
 	low map[string]bool
 	// totals caches Σp and Σn of SKUs the commit loop has checked against
 	// MaxTotal (checkTotals); commit loop only.
-	totals  map[string]skuTotal
-	lowRule LowStockRule
-	notify  func(Committed)
-	observe func(items int, took time.Duration, err error)
+	totals map[string]skuTotal
+	// levels caches this warehouse's SKUs' committed levels (levels.go);
+	// commit loop only.
+	levelCache map[string]*skuLevel
+	lowRule    LowStockRule
+	notify     func(Committed)
+	observe    func(items int, took time.Duration, err error)
 	// commitDelay is Options.CommitDelay.
 	commitDelay time.Duration
 	// qLimits is Options.Quarantine; qUsage what the quarantine holds.
@@ -148,7 +151,7 @@ func Open(ctx context.Context, dataDir string, opts Options) (*DB, error) {
 	writer.SetMaxOpenConns(1)
 	writer.SetMaxIdleConns(1)
 	writer.SetConnMaxLifetime(0)
-	db := &DB{path: path, writer: writer, logger: opts.Logger, lowRule: opts.LowStock, notify: opts.Notify, observe: opts.Observe, commitDelay: opts.CommitDelay, requests: make(chan *request, requestQueue), stop: make(chan struct{}), totals: map[string]skuTotal{}, qLimits: opts.Quarantine, beside: opts.Beside}
+	db := &DB{path: path, writer: writer, logger: opts.Logger, lowRule: opts.LowStock, notify: opts.Notify, observe: opts.Observe, commitDelay: opts.CommitDelay, requests: make(chan *request, requestQueue), stop: make(chan struct{}), totals: map[string]skuTotal{}, levelCache: map[string]*skuLevel{}, qLimits: opts.Quarantine, beside: opts.Beside}
 	if err := db.init(ctx, opts.Warehouse); err != nil {
 		_ = db.closeConns()
 		return nil, unwritable(path, err)

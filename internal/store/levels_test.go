@@ -1,0 +1,111 @@
+package store
+
+import (
+	"fmt"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"pgregory.net/rapid"
+
+	"github.com/edgestock/edgestock/crdt"
+)
+
+// The commit loop's level cache always equals what SQL holds: after any
+// sequence of commits of events (transfers and counts among them), holds
+// taken, sold and released, safety stock, allotments, merged foreign
+// entries and rights, and transactions that fail and roll back, every
+// cached SKU's on_hand per location, safety and promised are what a read
+// of the database gives. Holds, allotments and alerts read the cache, so
+// this is what keeps them deciding on committed state.
+func TestLevels_MatchSQL(t *testing.T) {
+	dir, run, compared := t.TempDir(), 0, 0
+	rapid.Check(t, func(t *rapid.T) {
+		run++
+		db, err := Open(t.Context(), filepath.Join(dir, fmt.Sprint(run)), Options{Warehouse: "wh1"})
+		require.NoError(t, err)
+		defer db.Close()
+		skus := []string{"A", "B", "C"}
+		locations := []string{"default", "back"}
+		foreign := map[string]uint64{} // what the "hub" replica merged so far, per sku/location
+		n := 0
+		id := func(prefix string) string { n++; return fmt.Sprintf("%s%d", prefix, n) }
+		for range rapid.IntRange(1, 25).Draw(t, "commits") {
+			b := &Batch{}
+			for range rapid.IntRange(1, 4).Draw(t, "ops") {
+				sku := rapid.SampledFrom(skus).Draw(t, "sku")
+				loc := rapid.SampledFrom(locations).Draw(t, "location")
+				switch rapid.IntRange(0, 7).Draw(t, "op") {
+				case 0, 1: // receive or adjust
+					e := ev("d1", id("e"), "adjust", sku, rapid.Int64Range(-5, 20).Draw(t, "delta"))
+					e.Location = loc
+					b.Events = append(b.Events, e)
+				case 2: // count
+					e := ev("d1", id("c"), "count", sku, 0)
+					e.Location, e.Qty, e.Absolute = loc, rapid.Int64Range(0, 30).Draw(t, "counted"), true
+					b.Events = append(b.Events, e)
+				case 3: // transfer
+					e := ev("d1", id("t"), "transfer", sku, -rapid.Int64Range(1, 5).Draw(t, "moved"))
+					e.Location, e.ToLocation = loc, locations[0]
+					if loc == locations[0] {
+						e.ToLocation = locations[1]
+					}
+					b.Events = append(b.Events, e)
+				case 4: // a hold
+					hid := id("h")
+					b.Holds = append(b.Holds, &HoldOp{Kind: HoldCreate, Hold: Hold{ID: hid, Warehouse: "wh1", Location: loc, SKU: sku,
+						Qty: rapid.Int64Range(1, 6).Draw(t, "held"), ExpiresAt: time.Now().Add(time.Hour)}, BodyHash: []byte(hid), Now: time.Now()})
+				case 5: // safety stock
+					b.Safety = append(b.Safety, Safety{Warehouse: "wh1", SKU: sku, Qty: rapid.Int64Range(0, 5).Draw(t, "safety")})
+				case 6: // an allotment to a channel
+					b.Promises = append(b.Promises, &Promise{ID: id("p"), BodyHash: []byte("p"), Body: []byte("p"),
+						Ops: []EscrowOp{{Warehouse: "wh1", SKU: sku, Kind: crdt.Move, Holder: LocalHolder, To: "web", Qty: uint64(rapid.IntRange(1, 4).Draw(t, "allotted"))}}})
+				case 7: // the hub's central write, merged
+					k := sku + "/" + loc
+					foreign[k] += uint64(rapid.IntRange(0, 5).Draw(t, "merged"))
+					b.Merges = append(b.Merges, &MergeOp{Entries: []Entry{{Warehouse: "wh1", Location: loc, SKU: sku, Replica: "hub.x",
+						Entry: crdt.Entry{P: foreign[k]}}}, Now: time.Now()})
+				}
+			}
+			if rapid.IntRange(0, 9).Draw(t, "fail") == 0 { // past the bound: the whole transaction rolls back
+				b.Merges = append(b.Merges, &MergeOp{Entries: []Entry{{Warehouse: "wh1", Location: "default", SKU: "A", Replica: "hub.y",
+					Entry: crdt.Entry{P: MaxTotal + 1}}}, Now: time.Now()})
+			}
+			_, _ = db.Apply(t.Context(), b) // a failed batch must leave the cache as it was
+			for sku, cached := range db.levelCache {
+				compared++
+				want := readLevelSQL(t, db, sku)
+				require.Equal(t, want.onHand, cached.onHand, "on_hand of %s", sku)
+				for _, l := range want.locations {
+					require.Equal(t, l.onHand, cached.at(l.location), "on_hand of %s at %s", sku, l.location)
+				}
+				require.Equal(t, want.safety, cached.safety, "safety of %s", sku)
+				require.Equal(t, want.promised, cached.promised, "promised of %s", sku)
+			}
+		}
+	})
+	require.Positive(t, compared, "holds and alerts read levels: some were cached and compared")
+}
+
+// readLevelSQL reads sku's level as readLevel does, outside the commit loop.
+func readLevelSQL(t *rapid.T, db *DB, sku string) skuLevel {
+	var l skuLevel
+	rows, err := db.reader.QueryContext(t.Context(), sqlLocationsOnHand, db.warehouse, sku)
+	require.NoError(t, err)
+	for rows.Next() {
+		var x locationLevel
+		require.NoError(t, rows.Scan(&x.location, &x.onHand))
+		l.locations = append(l.locations, x)
+		l.onHand += x.onHand
+	}
+	require.NoError(t, rows.Close())
+	safety, err := db.SafetyOf(t.Context(), db.warehouse, []string{sku})
+	require.NoError(t, err)
+	rights, err := db.RightsOf(t.Context(), db.warehouse, []string{sku})
+	require.NoError(t, err)
+	l.safety = safety[sku]
+	e := rights[sku]
+	l.promised = e.Promised(LocalHolder)
+	return l
+}
