@@ -6,6 +6,7 @@ import (
 	"errors"
 	"math"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"slices"
 	"time"
@@ -65,6 +66,11 @@ func (a *Agent) routes() http.Handler {
 		{"PUT /v1/safety/{sku}", auth.ScopeAdmin, a.handleSetSafety},
 		{"POST /v1/allotments", auth.ScopeSync, a.handleAllot}, // admin, or the hub relaying one
 		{"GET /v1/allotments", auth.ScopeStockRead, a.handleAllotments},
+		// Profiles (docs/BENCHMARKS.md): admin, as they show the code's
+		// hot paths and cost CPU while they run.
+		{"GET /debug/pprof/", auth.ScopeAdmin, pprof.Index},
+		{"GET /debug/pprof/profile", auth.ScopeAdmin, pprof.Profile},
+		{"GET /debug/pprof/trace", auth.ScopeAdmin, pprof.Trace},
 	} {
 		mux.HandleFunc(r.pattern, a.requireScope(r.scope, r.handler))
 	}
