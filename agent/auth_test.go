@@ -46,6 +46,8 @@ func TestAuth_EveryEndpoint(t *testing.T) {
 		{"POST", "/v1/reservations/none/renew", `{"ttl":"1m"}`, auth.ScopeReservationsWrite, 404},
 		{"POST", "/v1/reservations/none/commit", ``, auth.ScopeReservationsWrite, 404},
 		{"DELETE", "/v1/reservations/none", "", auth.ScopeReservationsWrite, 404},
+		{"GET", "/debug/pprof/heap?debug=1", "", auth.ScopeAdmin, 200},
+		{"GET", "/debug/pprof/profile?seconds=1", "", auth.ScopeAdmin, 200},
 	} {
 		t.Run(ep.method+" "+ep.path, func(t *testing.T) {
 			scope := ep.scope
@@ -93,7 +95,17 @@ func TestAuth_EveryEndpoint(t *testing.T) {
 			}
 		})
 	}
-	resp, err := http.Get(a.Base + "/healthz")
+	// Profiles are an operator's: a reader's token opens none.
+	reader, _ := issue(auth.ScopeStockRead)
+	req, err := http.NewRequest("GET", a.Base+"/debug/pprof/heap", nil)
+	require.NoError(t, err)
+	req.Header.Set("Authorization", "Bearer "+reader)
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, http.StatusForbidden, resp.StatusCode)
+
+	resp, err = http.Get(a.Base + "/healthz")
 	require.NoError(t, err)
 	resp.Body.Close()
 	require.Equal(t, http.StatusOK, resp.StatusCode, "/healthz needs no token")

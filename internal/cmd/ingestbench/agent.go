@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -273,4 +274,32 @@ func vmHWM(pid int) (int64, error) {
 		return kb * 1024, nil
 	}
 	return 0, errors.New("peak RSS: no VmHWM in /proc/" + strconv.Itoa(pid) + "/status")
+}
+
+// profile saves the agent's CPU profile of the next d to dir/name-cpu.pprof
+// and then its allocation profile (allocs since start) to
+// dir/name-allocs.pprof, for go tool pprof with the agent binary.
+func (a *agent) profile(ctx context.Context, dir, name string, d time.Duration) error {
+	for _, p := range []struct{ file, path string }{
+		{name + "-cpu.pprof", fmt.Sprintf("/debug/pprof/profile?seconds=%d", max(1, int(d.Seconds())))},
+		{name + "-allocs.pprof", "/debug/pprof/allocs"},
+	} {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, a.base+p.path, nil)
+		if err != nil {
+			return err
+		}
+		resp, err := (&http.Client{Timeout: d + 10*time.Second}).Do(req)
+		if err != nil {
+			return fmt.Errorf("profile %s: %w", name, err)
+		}
+		b, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil || resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("profile %s: %s %v", name, resp.Status, err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, p.file), b, 0o644); err != nil {
+			return err
+		}
+	}
+	return nil
 }

@@ -36,7 +36,10 @@ type bench struct {
 	dir     string // scratch directory for data dirs, configs and logs
 	events  int
 	timeout time.Duration // bounds every wait
-	rss     []rssSample
+	// profiles, when set, is where the agent's CPU and allocation profiles
+	// of one run of each section go.
+	profiles string
+	rss      []rssSample
 }
 
 // rssSample is an agent run's peak resident set.

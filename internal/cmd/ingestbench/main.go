@@ -48,14 +48,20 @@ type options struct {
 	timeout  time.Duration
 	rate     int
 	duration time.Duration
+	holdTime time.Duration // length of each hold run
+	profiles string
 	scratch  string
 	sections map[string]bool // which of throughput, latency, embedded run
 }
 
 // allSections are the benchmark's sections, in the order they run.
-var allSections = []string{"throughput", "latency", "embedded"}
+var allSections = []string{"throughput", "latency", "embedded", "holds"}
 
 func main() {
+	if front, ok := os.LookupEnv(redisFrontEnv); ok { // a child: Redis's HTTP front
+		listen, redis, _ := strings.Cut(front, ",")
+		log.Fatal(runRedisFront(listen, redis))
+	}
 	var o options
 	flag.StringVar(&o.bin, "bin", "bin/edgestock", "edgestock binary to benchmark")
 	flag.IntVar(&o.events, "events", 100000, "events per throughput run")
@@ -66,6 +72,8 @@ func main() {
 	flag.DurationVar(&o.timeout, "timeout", 120*time.Second, "bound on every wait")
 	flag.IntVar(&o.rate, "rate", 2000, "events/s of the latency run")
 	flag.DurationVar(&o.duration, "duration", 10*time.Second, "length of the latency run")
+	flag.StringVar(&o.profiles, "profiles", "", "save the agent's CPU and allocation profiles of one run of each section in this directory")
+	flag.DurationVar(&o.holdTime, "hold-time", 3*time.Second, "length of each hold run")
 	flag.StringVar(&o.scratch, "scratch", os.TempDir(), "where the agents' data directories go (its disk is part of what is measured)")
 	sections := flag.String("sections", strings.Join(allSections, ","), "comma-separated sections to run")
 	flag.Parse()
@@ -115,7 +123,12 @@ func run(ctx context.Context, o options) (string, error) {
 	defer os.RemoveAll(dir)
 
 	res := results{facts: machineFacts(bin, dir), events: o.events, reps: o.reps, sections: o.sections}
-	b := &bench{bin: bin, dir: dir, events: o.events, timeout: o.timeout}
+	b := &bench{bin: bin, dir: dir, events: o.events, timeout: o.timeout, profiles: o.profiles}
+	if b.profiles != "" {
+		if err := os.MkdirAll(b.profiles, 0o755); err != nil {
+			return "", err
+		}
+	}
 
 	if o.sections["throughput"] || o.sections["latency"] {
 		mq, err := mosquitto.Start(dir)
@@ -140,6 +153,11 @@ func run(ctx context.Context, o options) (string, error) {
 	if o.sections["embedded"] {
 		if res.embedded, err = b.embedded(ctx, o.reps); err != nil {
 			return "", err
+		}
+	}
+	if o.sections["holds"] {
+		if res.holds, err = b.holds(ctx, o.reps, o.holdTime); err != nil {
+			return "", fmt.Errorf("holds: %w", err)
 		}
 	}
 	res.rss = b.rss

@@ -27,6 +27,7 @@ type results struct {
 	throughput throughputResult
 	latency    latencyResult
 	embedded   embeddedResult
+	holds      holdsResult
 	rss        []rssSample
 	sections   map[string]bool // those that ran
 }
