@@ -6,7 +6,7 @@ LDFLAGS   := -X main.version=$(VERSION)
 WAREHOUSE ?= wh1
 DATA_DIR  ?= ./edgestock-data
 
-.PHONY: build run test bench bench-scale lint fuzz package clean
+.PHONY: build run test bench bench-quick bench-scale lint fuzz package clean
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/edgestock
@@ -23,17 +23,23 @@ test: lint
 	GOOS=windows $(GO) build ./...
 	./.ci/gotest
 
+# Every figure of docs/BENCHMARKS.md in one table, in under 3 minutes: the
+# agent side by side with mosquitto's bare subscriber, the same mochi broker
+# with a no-op hook and Redis (+ Lua, appendfsync always) for cart holds.
+# Writes bench-out/: report.txt, bench.json, report.html, profiles/.
+bench-quick: build
+	$(GO) run ./internal/cmd/ingestbench -bin $(BIN) -quick -out-dir bench-out
+
 # Micro-benchmarks, the agent's in-process benchmarks (ingest, reservations),
-# then the end-to-end ingest harness against mosquitto. About 4 minutes.
+# the hub's, then the long version of bench-quick. About 10 minutes.
 bench: build
 	$(GO) test -run '^$$' -bench . -benchmem -count 3 ./crdt/ ./internal/store/ ./drivers/...
 	$(GO) test -run '^$$' -bench . -benchtime 20000x -count 3 ./agent/
-	$(GO) test -run '^$$' -bench Hub_Reconnect -benchtime 1x -count 3 ./sync/hub/
 	$(GO) test -run '^$$' -bench Hub_Latency -benchtime 500x -count 3 ./sync/hub/
 	$(GO) test -run '^$$' -bench Hub_Orders -benchtime 5000x -count 3 ./sync/hub/
 	$(GO) test -run '^$$' -bench Hub_Stream -benchtime 50x -count 3 ./sync/hub/
 	$(GO) test -run '^$$' -bench Hub_Webhooks -benchtime 50x -count 3 ./sync/hub/
-	$(GO) run ./internal/cmd/ingestbench -bin $(BIN)
+	$(GO) run ./internal/cmd/ingestbench -bin $(BIN) -out-dir bench-out
 
 # The hub's scale run (docs/SCALE.md): SITES light agents in one process
 # against one hub process on the PostgreSQL of $$EDGESTOCK_TEST_POSTGRES,

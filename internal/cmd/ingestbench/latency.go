@@ -131,13 +131,13 @@ func pacedSend(ctx context.Context, c *client, n, rate int, base time.Time) (sen
 
 // latency runs an agent with results for every event and measures, at a
 // steady rate, publish → result received through mosquitto.
-func (b *bench) latency(ctx context.Context, mq *mosquitto.Broker, rate int, d time.Duration) (latencyResult, error) {
+func (b *bench) latency(ctx context.Context, mq *mosquitto.Broker, rate int, d time.Duration, rep int) (latencyResult, error) {
 	res := latencyResult{rate: rate, sent: int(d.Seconds() * float64(rate))}
 	conf := filepath.Join(b.dir, "results-all.yaml")
 	if err := os.WriteFile(conf, []byte(resultsAllConfig), 0o644); err != nil {
 		return res, err
 	}
-	a, err := b.startAgent(ctx, "latency", agentOptions{mqttURL: mq.URL(), config: conf})
+	a, err := b.startAgent(ctx, fmt.Sprintf("latency-%d", rep), agentOptions{mqttURL: mq.URL(), config: conf})
 	if err != nil {
 		return res, err
 	}

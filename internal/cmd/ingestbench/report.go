@@ -25,9 +25,10 @@ type results struct {
 	events     int
 	reps       int
 	throughput throughputResult
-	latency    latencyResult
+	latency    []latencyResult
 	embedded   embeddedResult
 	holds      holdsResult
+	reconcile  []float64 // convergence per run, seconds
 	rss        []rssSample
 	sections   map[string]bool // those that ran
 }
@@ -36,6 +37,7 @@ type results struct {
 func (r results) report() string {
 	var b strings.Builder
 	r.writeFacts(&b)
+	r.writeSummary(&b)
 	if r.sections["throughput"] {
 		r.writeThroughput(&b)
 	}
@@ -45,13 +47,17 @@ func (r results) report() string {
 	if r.sections["embedded"] {
 		r.writeEmbedded(&b)
 	}
+	r.writeHolds(&b)
+	if len(r.reconcile) > 0 {
+		fmt.Fprintf(&b, "\n## 5. Outage reconcile (BenchmarkHub_Reconnect: 1M events on 50k SKUs taken while the hub was away)\n\nconvergence per run: %v s\n", r.reconcile)
+	}
 	r.writeRSS(&b)
 	return b.String()
 }
 
 func (r results) writeFacts(w io.Writer) {
 	f := r.facts
-	fmt.Fprintf(w, "# edgestock ingest benchmark\n\n")
+	fmt.Fprintf(w, "# edgestock benchmark\n\n")
 	t := table(w)
 	fmt.Fprintf(t, "date\t%s\n", f.date.UTC().Format("2006-01-02 15:04:05 MST"))
 	fmt.Fprintf(t, "nproc\t%d (shared by the load generator, mosquitto and the agent)\n", f.nproc)
@@ -144,7 +150,9 @@ func writeCPU(w io.Writer, procs []string, rows []cpuRow) {
 }
 
 func (r results) writeLatency(w io.Writer) {
-	l := r.latency
+	if len(r.latency) == 0 {
+		return
+	}
 	fmt.Fprintf(w, `
 ## 2. Latency at a steady %d events/s (external broker mode, devices.results: all)
 
@@ -153,23 +161,19 @@ through mosquitto to the agent; a subscriber on %s
 notes when each event's result arrives. Latency = result received - publish
 sent: publish -> mosquitto -> agent commit -> result -> mosquitto ->
 subscriber. It includes the result's trip back through mosquitto, so it is
-an upper bound of ingest-to-commit latency.
+an upper bound of ingest-to-commit latency. A fresh agent each run.
 
-`, l.rate, resultsFilter)
+`, r.latency[0].rate, resultsFilter)
 	t := table(w)
-	achieved := 0.0
-	if l.sending > 0 {
-		achieved = float64(l.sent-1) / l.sending.Seconds() // n sends span n-1 intervals
-	}
-	fmt.Fprintf(t, "sent\t%d events in %.2fs (%.0f/s), worst send lateness %v\n",
-		l.sent, l.sending.Seconds(), achieved, l.maxLag.Round(time.Microsecond))
-	fmt.Fprintf(t, "results\t%d of %d came back (%d not applied, %d repeated)\n", l.received, l.sent, l.notApplied, l.repeats)
-	fmt.Fprintf(t, "committed\ton_hand %d\n", l.committed)
-	for _, p := range []struct {
-		name string
-		q    float64
-	}{{"p50", 0.50}, {"p90", 0.90}, {"p99", 0.99}, {"max", 1}} {
-		fmt.Fprintf(t, "%s\t%s\n", p.name, ms(percentile(l.sorted, p.q)))
+	fmt.Fprintf(t, "run\tsent\trate\tworst lateness\tresults\tnot applied\trepeated\ton_hand\tp50\tp90\tp99\tmax\n")
+	for i, l := range r.latency {
+		achieved := 0.0
+		if l.sending > 0 {
+			achieved = float64(l.sent-1) / l.sending.Seconds() // n sends span n-1 intervals
+		}
+		fmt.Fprintf(t, "%d\t%d\t%.0f/s\t%v\t%d\t%d\t%d\t%d\t%s\t%s\t%s\t%s\n", i+1, l.sent, achieved, l.maxLag.Round(time.Microsecond),
+			l.received, l.notApplied, l.repeats, l.committed,
+			ms(percentile(l.sorted, 0.5)), ms(percentile(l.sorted, 0.9)), ms(percentile(l.sorted, 0.99)), ms(percentile(l.sorted, 1)))
 	}
 	_ = t.Flush()
 }
@@ -180,27 +184,53 @@ func (r results) writeEmbedded(w io.Writer) {
 ## 3. Embedded broker (agent --mqtt-listen, no mosquitto)
 
 The agent's own broker sends each PUBACK only after the event's commit.
-%d events per run, done when GET /v1/stock/%s shows on_hand = N (polled
-every %v from the last PUBACK on).
-  devices  %d device connections x %d publishes in flight
-  gateway  1 gateway connection x %d publishes in flight, events spread
-           over %d device topics
-Runs alternate: devices then gateway in odd reps, gateway then devices in
-even ones.
+%d device connections x %d publishes in flight, %d events per run.
+  embedded  the agent as it ships (alerts and live topics on); done when
+            GET /v1/stock/%s shows on_hand = N (polled every %v from
+            the last PUBACK on)
+  quiet     the same with alerts and live topics off
+  mochi     the same mochi-mqtt broker, the agent's options, an inline
+            hook that does nothing with a publish; done at the last PUBACK
+The order turns by one each rep.
 
-`, r.events, benchSKU, pollInterval, devicesShape.conns, devicesShape.inFlight, gatewayShape.inFlight, gatewayDevices)
-	writeRuns(w, "publishers", "devices", e.devices, "gateway", e.gateway)
-	fmt.Fprintln(w)
+`, devicesShape.conns, devicesShape.inFlight, r.events, benchSKU, pollInterval)
 	t := table(w)
-	fmt.Fprintf(t, "median devices\t%.0f events/s\n", median(rates(e.devices)))
-	fmt.Fprintf(t, "median gateway\t%.0f events/s\n", median(rates(e.gateway)))
+	fmt.Fprintf(t, "rep	run	events/s	elapsed	publish	per commit\n")
+	for i := range e.agent {
+		for _, run := range []struct {
+			name string
+			ms   []measurement
+		}{{"embedded", e.agent}, {"quiet", e.quiet}, {"mochi", e.mochi}} {
+			if i < len(run.ms) {
+				writeRun(t, fmt.Sprint(i+1), run.name, run.ms[i])
+			}
+		}
+	}
+	_ = t.Flush()
+	fmt.Fprintln(w)
+	t = table(w)
+	agent, quiet, mochi := median(rates(e.agent)), median(rates(e.quiet)), median(rates(e.mochi))
+	fmt.Fprintf(t, "median embedded\t%.0f events/s\n", agent)
+	fmt.Fprintf(t, "median quiet\t%.0f events/s\n", quiet)
+	fmt.Fprintf(t, "median mochi\t%.0f events/s\n", mochi)
+	fmt.Fprintf(t, "embedded/mochi\t%.2f (per rep %s)\n", agent/mochi, pairRatios(e.agent, e.mochi))
+	fmt.Fprintf(t, "cost of alerts and live\t%.1f %% (1 - embedded/quiet; per rep %s)\n", 100*(1-agent/quiet), pairRatios(e.agent, e.quiet))
 	_ = t.Flush()
 	fmt.Fprintf(w, "\nCPU time per event, as in section 1 (ingestbench: the publishers and the stock poller).\n\n")
-	writeCPU(w, []string{procBench, procAgent}, []cpuRow{{"devices", e.devices}, {"gateway", e.gateway}})
+	writeCPU(w, []string{procBench, procAgent, procMochi}, []cpuRow{{"embedded", e.agent}, {"quiet", e.quiet}, {"mochi", e.mochi}})
+}
+
+// pairRatios are a's rates over b's, rep by rep.
+func pairRatios(a, b []measurement) string {
+	var out []string
+	for i := range min(len(a), len(b)) {
+		out = append(out, fmt.Sprintf("%.2f", a[i].rate()/b[i].rate()))
+	}
+	return strings.Join(out, " ")
 }
 
 func (r results) writeRSS(w io.Writer) {
-	fmt.Fprintf(w, "\n## 4. Agent peak RSS (VmHWM of the child, read just before SIGTERM)\n\n")
+	fmt.Fprintf(w, "\n## 6. Agent peak RSS (VmHWM of the child, read just before SIGTERM)\n\n")
 	t := table(w)
 	fmt.Fprintf(t, "run\tpeak RSS\n")
 	var peak int64

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log"
 	"os"
+	"path/filepath"
 	"sync/atomic"
 
 	"github.com/eclipse/paho.golang/paho"
@@ -16,6 +17,7 @@ const (
 	procBench     = "ingestbench" // the publishers, and the counting subscriber or the stock poller
 	procMosquitto = "mosquitto"
 	procAgent     = "agent"
+	procMochi     = "mochi"
 )
 
 // counter is the bare consumer: it counts benchmark events and closes done
@@ -63,24 +65,41 @@ func (b *bench) throughput(ctx context.Context, mq *mosquitto.Broker, reps int) 
 	var err error
 	res.bare, res.agent, err = alternate(reps, "bare", "agent",
 		func(tag string) (measurement, error) { return b.bareRun(ctx, mq, tag) },
-		func(tag string) (measurement, error) { return b.agentRun(ctx, tag, mq, brokerShape) })
+		func(tag string) (measurement, error) { return b.agentRun(ctx, tag, mq, brokerShape, agentOptions{}) })
 	return res, err
 }
 
-// embeddedResult holds the alternating runs of section 3.
+// embeddedResult holds the rotating runs of section 3.
 type embeddedResult struct {
-	devices, gateway []measurement
+	agent, quiet, mochi []measurement
 }
 
-// embedded alternates device and gateway runs against the agent's own
-// broker, where a PUBACK means the event is committed.
+// quietConfig turns alerts and live topics off: what they cost is the
+// difference between the agent's runs with and without them.
+const quietConfig = "alerts:\n  enabled: false\nlive:\n  enabled: false\n"
+
+// embedded rotates, against the agent's own broker (a PUBACK means the
+// event is committed), the agent as it ships, the agent with alerts and
+// live topics off, and the same mochi broker with a hook that does nothing
+// (what the broker costs alone).
 func (b *bench) embedded(ctx context.Context, reps int) (embeddedResult, error) {
 	var res embeddedResult
-	var err error
-	res.devices, res.gateway, err = alternate(reps, "embedded-devices", "embedded-gateway",
-		func(tag string) (measurement, error) { return b.agentRun(ctx, tag, nil, devicesShape) },
-		func(tag string) (measurement, error) { return b.agentRun(ctx, tag, nil, gatewayShape) })
-	return res, err
+	quiet := filepath.Join(b.dir, "quiet.yaml")
+	if err := os.WriteFile(quiet, []byte(quietConfig), 0o644); err != nil {
+		return res, err
+	}
+	runs, err := rotate(reps, []string{"embedded", "embedded-quiet", "mochi"}, []func(tag string) (measurement, error){
+		func(tag string) (measurement, error) { return b.agentRun(ctx, tag, nil, devicesShape, agentOptions{}) },
+		func(tag string) (measurement, error) {
+			return b.agentRun(ctx, tag, nil, devicesShape, agentOptions{config: quiet})
+		},
+		func(tag string) (measurement, error) { return b.mochiRun(ctx, tag) },
+	})
+	if err != nil {
+		return res, err
+	}
+	res.agent, res.quiet, res.mochi = runs[0], runs[1], runs[2]
+	return res, nil
 }
 
 // alternate runs a and b reps times each, named "{name}-{rep}": a first in
@@ -88,28 +107,56 @@ func (b *bench) embedded(ctx context.Context, reps int) (embeddedResult, error) 
 // cache, other load) hits both alike and neither is always the run that
 // follows the other.
 func alternate(reps int, aName, bName string, a, b func(tag string) (measurement, error)) (as, bs []measurement, err error) {
-	run := func(name string, rep int, f func(string) (measurement, error), into *[]measurement) error {
-		m, err := f(fmt.Sprintf("%s-%d", name, rep))
-		if err != nil {
-			return fmt.Errorf("%s rep %d: %w", name, rep, err)
-		}
-		*into = append(*into, m)
-		return nil
-	}
+	runs, err := rotate(reps, []string{aName, bName}, []func(string) (measurement, error){a, b})
+	return runs[0], runs[1], err
+}
+
+// rotate runs each of fs reps times, named "{name}-{rep}", the order
+// turned by one each rep: drift on the machine (thermal, page cache,
+// other load) hits all alike and none always follows the same other.
+func rotate(reps int, names []string, fs []func(tag string) (measurement, error)) ([][]measurement, error) {
+	out := make([][]measurement, len(fs))
 	for rep := 1; rep <= reps; rep++ {
-		first := func() error { return run(aName, rep, a, &as) }
-		second := func() error { return run(bName, rep, b, &bs) }
-		if rep%2 == 0 {
-			first, second = second, first
-		}
-		if err := first(); err != nil {
-			return as, bs, err
-		}
-		if err := second(); err != nil {
-			return as, bs, err
+		for k := range fs {
+			i := (k + rep - 1) % len(fs)
+			m, err := fs[i](fmt.Sprintf("%s-%d", names[i], rep))
+			if err != nil {
+				return out, fmt.Errorf("%s rep %d: %w", names[i], rep, err)
+			}
+			out[i] = append(out[i], m)
 		}
 	}
-	return as, bs, nil
+	return out, nil
+}
+
+// mochiRun times the reference broker (see runMochi) acknowledging the
+// embedded runs' load: done at the last PUBACK.
+func (b *bench) mochiRun(ctx context.Context, tag string) (measurement, error) {
+	m, err := startMochi(ctx)
+	if err != nil {
+		return measurement{}, err
+	}
+	defer m.stop()
+	pubs, err := dialAll(ctx, m.addr, tag+"-pub", devicesShape.conns)
+	if err != nil {
+		return measurement{}, err
+	}
+	defer closeAll(pubs)
+	acked := func(ctx context.Context, published <-chan struct{}) error {
+		select {
+		case <-published:
+			return nil
+		case <-ctx.Done():
+			return context.Cause(ctx)
+		}
+	}
+	procs := []proc{{procBench, os.Getpid()}, {procMochi, m.cmd.Process.Pid}}
+	res, err := measure(ctx, b.timeout, b.load(pubs, devicesShape, tag), acked, procs)
+	if err != nil {
+		return res, err
+	}
+	logRun(tag, res)
+	return res, nil
 }
 
 // bareRun times mosquitto delivering the events to a subscriber that only
@@ -145,8 +192,7 @@ func (b *bench) bareRun(ctx context.Context, mq *mosquitto.Broker, tag string) (
 // agentRun times an agent child, with a fresh data dir, until its stock
 // shows every event. With mq it consumes from that broker, otherwise (nil)
 // the publishers connect to its embedded broker.
-func (b *bench) agentRun(ctx context.Context, tag string, mq *mosquitto.Broker, s shape) (measurement, error) {
-	var o agentOptions
+func (b *bench) agentRun(ctx context.Context, tag string, mq *mosquitto.Broker, s shape, o agentOptions) (measurement, error) {
 	if mq != nil {
 		o.mqttURL = mq.URL()
 	}
