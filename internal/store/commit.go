@@ -312,6 +312,7 @@ func (db *DB) commitTx(pending []*request) (err error) {
 	for k, d := range st.reserved {
 		db.addReserved(k, d)
 	}
+	db.commitReserved(st)
 	for sku, t := range st.totals {
 		db.totals[sku] = t
 	}

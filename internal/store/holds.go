@@ -6,6 +6,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"maps"
 	"time"
 )
 
@@ -103,10 +104,23 @@ type txState struct {
 	delivered map[string]int64
 	// countersWritten: writeCounters has put counters' deltas in SQL.
 	countersWritten bool
+	// expiry is, per SKU of this warehouse, the earliest expiry (unix ms)
+	// of the active holds this transaction took or renewed; swept is when
+	// a sweep ended every hold expired by then (0: none ran).
+	expiry map[string]int64
+	swept  int64
+}
+
+// expires notes that an active hold of sku now expires at t.
+func (st *txState) expires(sku string, t time.Time) {
+	ms := t.UnixMilli()
+	if e, ok := st.expiry[sku]; !ok || ms < e {
+		st.expiry[sku] = ms
+	}
 }
 
 func newTxState() *txState {
-	return &txState{counters: counterDeltas{}, reserved: reservedDeltas{}, merged: map[stockKey]bool{}, rights: map[stockKey]bool{}, delivered: map[string]int64{}, totals: map[string]skuTotal{},
+	return &txState{counters: counterDeltas{}, reserved: reservedDeltas{}, merged: map[stockKey]bool{}, rights: map[stockKey]bool{}, delivered: map[string]int64{}, totals: map[string]skuTotal{}, expiry: map[string]int64{},
 		alerts: alertState{seqs: map[string]int64{}, low: map[string]bool{}}}
 }
 
@@ -156,6 +170,7 @@ func (db *DB) applyHold(ctx context.Context, s *boundStmts, st *txState, op *Hol
 		}
 		h.ExpiresAt = op.Hold.ExpiresAt.Truncate(time.Millisecond).UTC()
 		op.Result.Hold = h
+		st.expires(h.SKU, h.ExpiresAt) // maybe sooner than it was
 		_, err = s.use(s.src.renewHold).ExecContext(ctx, h.ExpiresAt.UnixMilli(), op.Now.UnixMilli(), db.nextVersion(), h.ID)
 		return err
 	case HoldCommit:
@@ -210,6 +225,7 @@ func (db *DB) createHold(ctx context.Context, s *boundStmts, st *txState, op *Ho
 		return err
 	}
 	st.reserved[k] += h.Qty
+	st.expires(h.SKU, h.ExpiresAt)
 	op.Result = HoldResult{Status: HoldOK, Hold: h, Available: avail - h.Qty}
 	return nil
 }
@@ -281,6 +297,7 @@ func (db *DB) expireHolds(ctx context.Context, s *boundStmts, st *txState, op *H
 			return err
 		}
 	}
+	st.swept = op.Now.UnixMilli()
 	op.Result = HoldResult{Status: HoldOK, Expired: len(due)}
 	return nil
 }
@@ -316,21 +333,74 @@ func (db *DB) GetHold(ctx context.Context, id string) (Hold, bool, error) {
 func (db *DB) loadReserved(ctx context.Context, q interface {
 	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
 }) error {
-	rows, err := q.QueryContext(ctx, `SELECT warehouse, sku, location, SUM(qty) FROM holds WHERE state = 'active' GROUP BY 1, 2, 3`)
+	rows, err := q.QueryContext(ctx, `SELECT warehouse, sku, location, SUM(qty), MIN(expires_at) FROM holds WHERE state = 'active' GROUP BY 1, 2, 3`)
 	if err != nil {
 		return err
 	}
 	defer rows.Close()
-	db.reserved, db.reservedBySKU = map[stockKey]int64{}, map[string]int64{}
+	db.reserved, db.reservedBySKU, db.reservedBound = map[stockKey]int64{}, map[string]int64{}, map[string]int64{}
 	for rows.Next() {
 		var k stockKey
-		var n int64
-		if err := rows.Scan(&k.warehouse, &k.sku, &k.location, &n); err != nil {
+		var n, expiry int64
+		if err := rows.Scan(&k.warehouse, &k.sku, &k.location, &n, &expiry); err != nil {
 			return err
 		}
 		db.addReserved(k, n)
+		if b, ok := db.reservedBound[k.sku]; k.warehouse == db.warehouse && (!ok || expiry < b) {
+			db.reservedBound[k.sku] = expiry
+		}
 	}
-	return rows.Err()
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	for sku := range db.reservedBySKU {
+		db.publishReserved(sku)
+	}
+	return nil
+}
+
+// reservedView is one of this warehouse's SKUs' committed reservations as
+// readers see them (ReservedOf): what its active holds take, and a time
+// (unix ms) none of them expires before. Past it, ReservedOf asks the
+// database, which leaves out holds expired but not swept yet.
+type reservedView struct{ qty, notBefore int64 }
+
+// publishReserved publishes sku's reservations as the commit loop holds
+// them (commit loop only).
+func (db *DB) publishReserved(sku string) {
+	qty := db.reservedBySKU[sku]
+	if qty == 0 {
+		db.reservedPub.Delete(sku)
+		delete(db.reservedBound, sku)
+		return
+	}
+	db.reservedPub.Store(sku, reservedView{qty: qty, notBefore: db.reservedBound[sku]})
+}
+
+// commitReserved publishes the reservations st changed (commit loop, after
+// the commit). A hold's expiry lowers its SKU's bound; a sweep at T ended
+// every hold expired by T, so the SKUs it touched have none expiring
+// before T. Holds ending early (released, sold) leave the bound lower than
+// it need be: a reader then asks the database, no less right.
+func (db *DB) commitReserved(st *txState) {
+	changed := map[string]bool{}
+	for k := range st.reserved {
+		if k.warehouse == db.warehouse {
+			changed[k.sku] = true
+			if st.swept > 0 {
+				db.reservedBound[k.sku] = max(db.reservedBound[k.sku], st.swept)
+			}
+		}
+	}
+	for sku, e := range st.expiry {
+		changed[sku] = true
+		if b, ok := db.reservedBound[sku]; !ok || e < b {
+			db.reservedBound[sku] = e
+		}
+	}
+	for sku := range changed {
+		db.publishReserved(sku)
+	}
 }
 
 // NextExpiry is when the earliest active hold expires (ok false: none).
@@ -344,11 +414,31 @@ func (db *DB) NextExpiry(ctx context.Context) (time.Time, bool, error) {
 
 // ReservedOf sums the active, unexpired holds of each of skus in this
 // warehouse; a SKU without any is left out.
+//
+// What the commit loop published answers, without a query (commit.go's
+// commitReserved); a SKU with a hold that may have expired by now is
+// summed in the database.
 func (db *DB) ReservedOf(ctx context.Context, skus []string, now time.Time) (map[string]int64, error) {
-	out, err := db.bySKU(ctx, sqlReservedOf, skus, db.warehouse, now.UnixMilli())
+	out := map[string]int64{}
+	var ask []string
+	for _, sku := range skus {
+		v, ok := db.reservedPub.Load(sku)
+		switch {
+		case !ok: // no active hold
+		case now.UnixMilli() < v.(reservedView).notBefore:
+			out[sku] = v.(reservedView).qty
+		default:
+			ask = append(ask, sku)
+		}
+	}
+	if len(ask) == 0 {
+		return out, nil
+	}
+	asked, err := db.bySKU(ctx, sqlReservedOf, ask, db.warehouse, now.UnixMilli())
 	if err != nil {
 		return nil, fmt.Errorf("query holds: %w", err)
 	}
+	maps.Copy(out, asked)
 	return out, nil
 }
 

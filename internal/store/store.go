@@ -103,6 +103,12 @@ type DB struct {
 	reserved map[stockKey]int64
 	// reservedBySKU sums reserved over locations for this warehouse's SKUs.
 	reservedBySKU map[string]int64
+	// reservedBound is, per SKU in reservedBySKU, a time (unix ms) none of
+	// its active holds expires before; commit loop only.
+	reservedBound map[string]int64
+	// reservedPub publishes reservedBySKU and reservedBound to readers:
+	// sku → reservedView (ReservedOf).
+	reservedPub sync.Map
 	// rightsSKUs are this warehouse's SKUs with rights totals (allotted
 	// some time): only their sales can fall short of an allotment.
 	rightsSKUs map[string]bool
