@@ -155,6 +155,7 @@ const (
 	holdClients      = 8    // closed loop, agent against Redis
 	pacedHoldRate    = 5000 // holds/s of the paced run …
 	pacedHoldClients = 200  // … served by this many clients
+	holdWarmUp       = time.Second
 )
 
 // holdsResult is the holds section: per rep, the agent and Redis under
@@ -188,6 +189,16 @@ func (b *bench) holds(ctx context.Context, reps int, d time.Duration) (holdsResu
 	defer a.kill()
 	if err := stockHolds(ctx, a); err != nil {
 		return res, err
+	}
+	// Warm both sides up, unmeasured: connections, caches and heaps as a
+	// server that has been up a while has them.
+	for _, w := range []struct {
+		base          string
+		clients, rate int
+	}{{a.base, holdClients, 0}, {front.base, holdClients, 0}, {a.base, pacedHoldClients, pacedHoldRate}} {
+		if _, err := holdLoad(ctx, w.base, fmt.Sprint("warm", w.clients, w.rate), w.clients, w.rate, holdWarmUp); err != nil {
+			return res, err
+		}
 	}
 	runs := map[string]func(rep int) (holdRun, error){
 		"agent": func(rep int) (holdRun, error) {
@@ -252,7 +263,8 @@ fails the run.
 closed loop: %d clients, each sends its next hold when the last is
 answered; the order of agent and redis alternates by rep.
 paced: %d holds/s due on a fixed schedule, %d clients, latency from when
-each hold was due (queueing included), against the agent.
+each hold was due (queueing included), against the agent. Each of the
+three loads first runs 1 s unmeasured (connections, caches and heaps warm).
 
 `, holdSKUs, holdStock, holdClients, pacedHoldRate, pacedHoldClients)
 	t := table(w)
