@@ -2,11 +2,14 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync/atomic"
+	"time"
 
 	"github.com/eclipse/paho.golang/paho"
 	"github.com/edgestock/edgestock/internal/mosquitto"
@@ -224,8 +227,16 @@ func (b *bench) agentRun(ctx context.Context, tag string, mq *mosquitto.Broker, 
 	if mq != nil {
 		procs = append(procs, proc{procMosquitto, mq.Pid()})
 	}
+	profiled := make(chan error, 1)
+	if b.profiles != "" && strings.HasSuffix(tag, "-1") && o.config == "" {
+		// The first run of the agent as it ships: its profile of the run
+		// (at least a second: the run may be shorter).
+		go func() { profiled <- a.profile(ctx, b.profiles, tag, time.Second) }()
+	} else {
+		profiled <- nil
+	}
 	m, err := measure(ctx, b.timeout, b.load(pubs, s, tag), processed, procs)
-	if err != nil {
+	if err := errors.Join(err, <-profiled); err != nil {
 		return m, err
 	}
 	if commits, items, err := a.commitStats(ctx); err == nil {
