@@ -77,9 +77,8 @@ func versionString() string {
 
 // agentGCPercent is the agent's GOGC unless the environment sets one: the
 // agent's live heap is small (a few MiB: the store's state lives in
-// SQLite), so collecting at +50 % instead of +100 % keeps its peak RSS
-// under 48 MiB in every benchmark scenario at no cost measured in
-// throughput (docs/BENCHMARKS.md).
+// SQLite), so collecting at +50 % instead of +100 % lowers its peak RSS
+// at no cost measured in throughput (docs/BENCHMARKS.md).
 const agentGCPercent = 50
 
 // agentGC sets agentGCPercent unless GOGC is set.
