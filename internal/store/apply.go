@@ -330,16 +330,28 @@ func loggedBefore(ctx context.Context, s *boundStmts, e *Event, seq int64, hash 
 // deltas, each change numbered with a new version (for delta sync).
 func (db *DB) writeCounters(ctx context.Context, s *boundStmts, deltas counterDeltas) error {
 	now := time.Now().UnixMilli()
+	args := make([]any, 0, counterColumns*min(len(deltas), counterChunk))
+	flush := func() error {
+		if len(args) == 0 {
+			return nil
+		}
+		_, err := s.use(s.src.addCounters[len(args)/counterColumns-1]).ExecContext(ctx, args...)
+		args = args[:0]
+		return err
+	}
 	for k, c := range deltas {
 		if c.p == 0 && c.n == 0 {
 			continue
 		}
 		db.version++
-		if _, err := s.use(s.src.addCounter).ExecContext(ctx, k.warehouse, k.location, k.sku, db.replicaID, c.p, c.n, db.version, now); err != nil {
-			return err
+		args = append(args, k.warehouse, k.location, k.sku, db.replicaID, c.p, c.n, db.version, now)
+		if len(args) == counterColumns*counterChunk {
+			if err := flush(); err != nil {
+				return err
+			}
 		}
 	}
-	return nil
+	return flush()
 }
 
 // nonNil maps a nil payload to an empty one: the column is NOT NULL.

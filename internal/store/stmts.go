@@ -18,7 +18,9 @@ const eventColumns = 15
 // writerStmts are the commit loop's prepared statements, prepared once on the
 // writer connection.
 type writerStmts struct {
-	findEvent, onHand, addCounter, quarantine, ticketLines *sql.Stmt
+	findEvent, onHand, quarantine, ticketLines *sql.Stmt
+	// addCounters[n-1] adds n counters' deltas (writeCounters).
+	addCounters [counterChunk]*sql.Stmt
 	// insertEvents[n-1] inserts n events, insertShared[n-1] n ≥ 2 events
 	// alike in their shared columns.
 	insertEvents, insertShared [insertChunk]*sql.Stmt
@@ -39,10 +41,9 @@ type writerStmts struct {
 }
 
 const (
-	sqlFindEvent  = `SELECT seq, body_hash FROM events WHERE device = ? AND event_id = ?`
-	sqlOnHand     = `SELECT ` + sqlLevel + ` FROM counters WHERE warehouse = ? AND sku = ? AND location = ?`
-	sqlAddCounter = `INSERT INTO counters(warehouse, location, sku, replica, p, n, version, updated_at) VALUES (?,?,?,?,?,?,?,?)
-		ON CONFLICT (warehouse, sku, location, replica) DO UPDATE SET
+	sqlFindEvent         = `SELECT seq, body_hash FROM events WHERE device = ? AND event_id = ?`
+	sqlOnHand            = `SELECT ` + sqlLevel + ` FROM counters WHERE warehouse = ? AND sku = ? AND location = ?`
+	sqlAddCountersUpsert = ` ON CONFLICT (warehouse, sku, location, replica) DO UPDATE SET
 			p = p + excluded.p, n = n + excluded.n, version = excluded.version, updated_at = excluded.updated_at`
 	sqlTicketLines = `SELECT seq, event_id, warehouse, location, sku, to_location, qty, delta FROM events
 		WHERE device = ? AND event_id >= ? AND event_id < ? ORDER BY seq`
@@ -64,6 +65,21 @@ const (
 	sqlEndHold      = `UPDATE holds SET state = ?, updated_at = ?, event_id = ?, event_seq = ?, version = ? WHERE id = ?`
 	sqlExpiredHolds = `SELECT id, warehouse, location, sku, qty FROM holds WHERE state = 'active' AND expires_at <= ?`
 )
+
+// counterChunk is the most counters' deltas one upsert carries: a commit
+// touching many SKUs adds to them in a few statements, not one each.
+const counterChunk = 16
+
+// counterColumns is the number of values per row of sqlAddCounters.
+const counterColumns = 8
+
+// sqlAddCounters adds n counters' deltas to their rows (distinct keys),
+// creating those missing.
+func sqlAddCounters(n int) string {
+	row := "(" + strings.TrimSuffix(strings.Repeat("?,", counterColumns), ",") + ")"
+	return `INSERT INTO counters(warehouse, location, sku, replica, p, n, version, updated_at) VALUES ` +
+		strings.TrimSuffix(strings.Repeat(row+",", n), ",") + sqlAddCountersUpsert
+}
 
 // sqlInsertEvents inserts n events, skipping those already in the log (see
 // insertChunk). OR IGNORE, not ON CONFLICT DO NOTHING: under the latter a
@@ -102,7 +118,6 @@ func (s *writerStmts) prepare(ctx context.Context, db *sql.DB) error {
 	all := []prep{
 		{&s.findEvent, sqlFindEvent},
 		{&s.onHand, sqlOnHand},
-		{&s.addCounter, sqlAddCounter},
 		{&s.quarantine, sqlQuarantine},
 		{&s.ticketLines, sqlTicketLines},
 		{&s.skuOnHand, sqlSKUOnHand},
@@ -126,6 +141,9 @@ func (s *writerStmts) prepare(ctx context.Context, db *sql.DB) error {
 		{&s.renewHold, sqlRenewHold},
 		{&s.endHold, sqlEndHold},
 		{&s.expiredHolds, sqlExpiredHolds},
+	}
+	for n := 1; n <= counterChunk; n++ {
+		all = append(all, prep{&s.addCounters[n-1], sqlAddCounters(n)})
 	}
 	for n := 1; n <= insertChunk; n++ {
 		all = append(all, prep{&s.insertEvents[n-1], sqlInsertEvents(n)})

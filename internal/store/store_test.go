@@ -565,3 +565,29 @@ func TestDB_ReservedOf(t *testing.T) {
 		require.Equal(t, c.want, got, "%v at +%s", c.skus, c.now.Sub(t0))
 	}
 }
+
+// A commit touching more keys than one counter upsert carries (and some
+// twice, and some to zero) adds every delta once: the rows are created the
+// first time and added to the second.
+func TestDB_CountersInChunks(t *testing.T) {
+	db := openTest(t, t.TempDir())
+	const skus = 2*counterChunk + 5
+	for round := int64(1); round <= 2; round++ {
+		var evs []Event
+		for i := range skus {
+			evs = append(evs, ev("d1", fmt.Sprint(round, "-", i), "receive", fmt.Sprint("K-", i), int64(i+1)))
+			if i%3 == 0 { // a second event on the key, in the same commit
+				evs = append(evs, ev("d1", fmt.Sprint(round, "-", i, "b"), "adjust", fmt.Sprint("K-", i), -1))
+			}
+		}
+		_, err := db.Apply(t.Context(), &Batch{Events: evs})
+		require.NoError(t, err)
+		for i := range skus {
+			want := round * int64(i+1)
+			if i%3 == 0 {
+				want -= round
+			}
+			require.Equal(t, want, onHand(t, db, fmt.Sprint("K-", i)), "K-%d after round %d", i, round)
+		}
+	}
+}
