@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -41,6 +42,18 @@ func until(t *testing.T, events <-chan streamEvent, match func(streamEvent) bool
 	}
 }
 
+// onlyPrefix is match, failing the test at a stock event of a SKU
+// without prefix.
+func onlyPrefix(t *testing.T, prefix string, match func(streamEvent) bool) func(streamEvent) bool {
+	return func(e streamEvent) bool {
+		var v agent.StockView
+		if e.Type == "stock" && json.Unmarshal(e.Data, &v) == nil && !strings.HasPrefix(v.SKU, prefix) {
+			t.Errorf("?prefix=%s: a stock event of %s", prefix, v.SKU)
+		}
+		return match(e)
+	}
+}
+
 func stockIs(sku string, check func(agent.StockView) bool) func(streamEvent) bool {
 	return func(e streamEvent) bool {
 		var v agent.StockView
@@ -57,8 +70,14 @@ func TestStream_StockAndAlerts(t *testing.T) {
 	require.Equal(t, http.StatusOK, status)
 	code, events := stream(t, a.Base+"/v1/stream?prefix=SS-", "")
 	require.Equal(t, http.StatusOK, code)
-	first := until(t, events, stockIs("SS-1", func(v agent.StockView) bool { return v.OnHand == 3 }))
+	first := until(t, events, onlyPrefix(t, "SS-", stockIs("SS-1", func(v agent.StockView) bool { return v.OnHand == 3 })))
 	require.NotEmpty(t, first)
+	// A SKU outside the prefix changes, then one inside: only the latter shows.
+	status, _ = a.Post(t, "/v1/events", `{"id":"r9","type":"receive","sku":"XX","qty":1}`)
+	require.Equal(t, http.StatusOK, status)
+	status, _ = a.Post(t, "/v1/events", `{"id":"r10","type":"receive","sku":"SS-2","qty":1}`)
+	require.Equal(t, http.StatusOK, status)
+	until(t, events, onlyPrefix(t, "SS-", stockIs("SS-2", func(v agent.StockView) bool { return v.OnHand == 1 })))
 
 	require.Equal(t, http.StatusCreated, a.do(t, "POST", "/v1/reservations", `{"id":"c1","sku":"SS-1","qty":2}`, nil))
 	until(t, events, stockIs("SS-1", func(v agent.StockView) bool { return v.Reserved == 2 && v.Available == 1 }))

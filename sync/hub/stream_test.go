@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -65,6 +66,22 @@ func TestHub_Stream(t *testing.T) {
 	c, first := nextStock(t, events, "ST-1")
 	require.Equal(t, hub.FeedChange{Warehouse: "wh1", SKU: "ST-1", OnHand: 5, Total: 5}, c)
 	require.NotEmpty(t, first)
+	// A SKU outside the prefix changes, then one inside: only the latter shows.
+	postJSON(t, a.Base+"/v1/events", `{"id":"r3","type":"receive","sku":"OTHER","qty":1}`)
+	postJSON(t, a.Base+"/v1/events", `{"id":"r4","type":"receive","sku":"ST-2","qty":1}`)
+	for seen := false; !seen; {
+		select {
+		case e, ok := <-events:
+			require.True(t, ok, "stream closed")
+			var c hub.FeedChange
+			if e.Type == "stock" && json.Unmarshal(e.Data, &c) == nil {
+				require.True(t, strings.HasPrefix(c.SKU, "ST-"), "?prefix=ST-: a stock event of %s", c.SKU)
+				seen = c.SKU == "ST-2"
+			}
+		case <-time.After(15 * time.Second):
+			t.Fatal("no stock event of ST-2")
+		}
+	}
 
 	for i := range 200 { // pages for the stuck client, which no one waits for
 		postJSON(t, a.Base+"/v1/events", fmt.Sprintf(`{"id":"n%d","type":"receive","sku":"ST-1","qty":1}`, i))
