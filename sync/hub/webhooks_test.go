@@ -10,6 +10,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	stdsync "sync"
 	"sync/atomic"
 	"testing"
@@ -180,4 +181,47 @@ func TestHub_WebhookOneProcess(t *testing.T) {
 		}
 	}
 	require.Equal(t, 1, active, "one process delivers")
+}
+
+// Webhook deliveries are in order per SKU (SPEC §10) even when the
+// endpoint fails now and then: a failed page is retried before any later
+// one, so the levels one SKU is delivered with only rise while receives
+// raise it, and end at its total.
+func TestHub_WebhookOrderPerSKU(t *testing.T) {
+	a := startAgent(t, "wh1", t.TempDir())
+	rc := &receiver{}
+	var n atomic.Int32
+	flaky := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if n.Add(1)%3 == 0 { // every third attempt fails
+			http.Error(w, "busy", http.StatusServiceUnavailable)
+			return
+		}
+		rc.ServeHTTP(w, r)
+	})
+	srv := httptest.NewServer(flaky)
+	defer srv.Close()
+	h := startHubHooks(t, "", t.TempDir(), []hub.Agent{{Warehouse: "wh1", URL: a.Base}},
+		hub.Webhook{Name: "oms", URL: srv.URL, Secret: hookSecret, MaxAttempts: 10})
+	t.Cleanup(func() { _ = h.Close(context.Background()) })
+	const receives = 40
+	for i := range receives {
+		postJSON(t, a.Base+"/v1/events", fmt.Sprintf(`{"id":"o%d","type":"receive","sku":"W-O","qty":1}`, i))
+		time.Sleep(5 * time.Millisecond) // spread over several pages
+	}
+	require.Eventually(t, func() bool { return rc.levels()["W-O"] == receives }, 15*time.Second, 20*time.Millisecond)
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	var seen []int64
+	for _, p := range rc.deliveries {
+		for _, e := range p.Events {
+			b, _ := json.Marshal(e.Data)
+			var c hub.FeedChange
+			if e.Type == "stock" && json.Unmarshal(b, &c) == nil && c.SKU == "W-O" {
+				seen = append(seen, c.OnHand)
+			}
+		}
+	}
+	require.Greater(t, len(seen), 1, "several deliveries of W-O")
+	require.True(t, slices.IsSorted(seen), "W-O's levels in delivery order: %v", seen)
+	require.GreaterOrEqual(t, n.Load(), int32(3), "the endpoint failed some attempts")
 }
