@@ -175,3 +175,24 @@ func TestReplenishment_File(t *testing.T) {
 		_ = a.Close(context.Background())
 	}
 }
+
+// Picks are demand as sales are (SPEC §12), and an event with no device
+// time counts at its receive time; receives and adjustments are not
+// demand.
+func TestReplenishment_PicksAndNoTimestamp(t *testing.T) {
+	a := startAgent(t, t.TempDir(), func(c *agent.Config) { c.Replenishment.TimeZone = "UTC" })
+	status, _ := a.Post(t, "/v1/events", `[{"id":"r1","type":"receive","sku":"P-1","qty":100},{"id":"r2","type":"receive","sku":"P-2","qty":100},
+		{"id":"r3","type":"receive","sku":"P-3","qty":100},{"id":"a3","type":"adjust","sku":"P-3","qty":-10}]`)
+	require.Equal(t, http.StatusOK, status)
+	status, _ = a.Post(t, "/v1/events", `[{"id":"p1","type":"pick","sku":"P-1","qty":4},{"id":"s2","type":"sale","sku":"P-2","qty":4}]`)
+	require.Equal(t, http.StatusOK, status)
+	demand := map[string]float64{}
+	require.Eventually(t, func() bool {
+		for _, it := range a.replenishment(t, "").Items {
+			demand[it.SKU] = it.DailyDemand
+		}
+		return demand["P-1"] > 0 && demand["P-2"] > 0
+	}, 15*time.Second, 20*time.Millisecond, "a pick and a sale with no ts both learned")
+	require.InDelta(t, demand["P-2"], demand["P-1"], 1e-9, "a pick weighs as a sale of the same quantity at the same time")
+	require.Zero(t, demand["P-3"], "receives and adjustments are not demand")
+}

@@ -180,3 +180,17 @@ func TestUplink_NoAgentEntry(t *testing.T) {
 	require.False(t, online(t, h, ops, "wh1"))
 	require.Equal(t, int64(3), hubOnHand(t, h, ops, "N-1"))
 }
+
+// An agent whose first hub URL answers nothing moves to the next (SPEC
+// §11), here with one hub on SQLite.
+func TestUplink_NextURL(t *testing.T) {
+	h := startHubAuth(t, "")
+	ops, _, err := h.IssueToken(t.Context(), "ops", []string{auth.ScopeAdmin}, time.Hour)
+	require.NoError(t, err)
+	tok, _ := uplinkToken(t, h, "wh1")
+	dead := "http://" + testenv.FreeAddr(t) // nothing listens there
+	a := startUplinkAgent(t, "wh1", t.TempDir(), tok, dead, "http://"+h.HTTPAddr())
+	postJSON(t, a.Base+"/v1/events", `{"id":"r1","type":"receive","sku":"NX-1","qty":2}`)
+	require.Eventually(t, func() bool { return hubOnHand(t, h, ops, "NX-1") == 2 }, 15*time.Second, 20*time.Millisecond)
+	require.True(t, online(t, h, ops, "wh1"))
+}
