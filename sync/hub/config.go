@@ -60,15 +60,17 @@ type PublishConfig struct {
 }
 
 // WebhookConfig is one webhook: name (an ID, keys its durable cursor),
-// url, secret (signs every delivery), channel (ats events of the channel
-// instead of stock events) and max-attempts before a page is given up on
-// (default 10).
+// url, secret (signs every delivery), events (stock, ats, order, alert;
+// default: stock, or ats with a channel), channel (its ats events and
+// orders alone) and max-attempts before a page is given up on into the
+// dead letters (default 0: retried until delivered, SPEC §10).
 type WebhookConfig struct {
-	Name        string `yaml:"name"`
-	URL         string `yaml:"url"`
-	Secret      string `yaml:"secret"`
-	Channel     string `yaml:"channel"`
-	MaxAttempts int    `yaml:"max-attempts"`
+	Name        string   `yaml:"name"`
+	URL         string   `yaml:"url"`
+	Secret      string   `yaml:"secret"`
+	Events      []string `yaml:"events"`
+	Channel     string   `yaml:"channel"`
+	MaxAttempts int      `yaml:"max-attempts"`
 }
 
 // minSecret is the shortest webhook secret: an HMAC key a receiver can
@@ -192,13 +194,17 @@ func (c FileConfig) Validate() (Config, error) {
 		case w.Channel != "" && !drivers.ValidChannel(w.Channel):
 			errs = append(errs, fmt.Errorf("webhooks.%s.channel: %q is not a channel", w.Name, w.Channel))
 		case w.MaxAttempts < 0 || w.MaxAttempts > 1000:
-			errs = append(errs, fmt.Errorf("webhooks.%s.max-attempts: 1..1000", w.Name))
+			errs = append(errs, fmt.Errorf("webhooks.%s.max-attempts: 0 (until delivered) or 1..1000", w.Name))
+		case slices.Contains(w.Events, "ats") && w.Channel == "":
+			errs = append(errs, fmt.Errorf("webhooks.%s.events: ats events are a channel's: set channel", w.Name))
+		}
+		for _, e := range w.Events {
+			if !slices.Contains(WebhookEvents, e) {
+				errs = append(errs, fmt.Errorf("webhooks.%s.events: %q is not one of %s", w.Name, e, strings.Join(WebhookEvents, ", ")))
+			}
 		}
 		names[w.Name] = true
-		if w.MaxAttempts == 0 {
-			w.MaxAttempts = 10
-		}
-		out.Webhooks = append(out.Webhooks, Webhook{Name: w.Name, URL: w.URL, Secret: w.Secret, Channel: w.Channel, MaxAttempts: w.MaxAttempts})
+		out.Webhooks = append(out.Webhooks, Webhook{Name: w.Name, URL: w.URL, Secret: w.Secret, Channel: w.Channel, Events: w.Events, MaxAttempts: w.MaxAttempts})
 	}
 	sort.Slice(out.Agents, func(i, j int) bool { return out.Agents[i].Warehouse < out.Agents[j].Warehouse })
 	return out, errors.Join(errs...)

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"sort"
 	"strings"
 	stdsync "sync"
@@ -20,12 +21,32 @@ import (
 	"github.com/edgestock/edgestock/internal/store"
 )
 
-// Webhook is an endpoint the hub pushes its changes to (SPEC §10): stock
-// events, or with Channel the channel's ats events, in pages signed with
-// Secret, each page retried until delivered or MaxAttempts fail.
+// Webhook is an endpoint the hub pushes its changes to (SPEC §10): the
+// events Events names (stock, ats, order, alert; none: stock events, or
+// with Channel the channel's ats events), in pages signed with Secret,
+// each page retried until delivered, or until MaxAttempts fail when it
+// is not 0.
 type Webhook struct {
 	Name, URL, Secret, Channel string
+	Events                     []string
 	MaxAttempts                int
+}
+
+// WebhookEvents are the event types a webhook may ask for.
+var WebhookEvents = []string{"stock", "ats", "order", "alert"}
+
+// source is what the webhook reads of the hub's changes: ats events and
+// orders of its channel only, when it names one.
+func (h Webhook) source() sourceOptions {
+	if len(h.Events) == 0 {
+		return stockOrATS(h.Channel)
+	}
+	o := sourceOptions{stock: slices.Contains(h.Events, "stock"), orders: slices.Contains(h.Events, "order"),
+		alerts: slices.Contains(h.Events, "alert")}
+	if h.Channel != "" && (slices.Contains(h.Events, "ats") || o.orders) {
+		o.channels = []string{h.Channel}
+	}
+	return o
 }
 
 // Webhook delivery tuning.
@@ -63,15 +84,16 @@ type DeadLetter struct {
 
 // WebhookStatus is a webhook's delivery state in this process.
 type WebhookStatus struct {
-	Name      string `json:"name"`
-	URL       string `json:"url"`
-	Channel   string `json:"channel,omitempty"`
-	Active    bool   `json:"active"` // this process delivers it (on PostgreSQL one process does)
-	Cursor    string `json:"cursor"`
-	Delivered int64  `json:"delivered"`
-	Failed    int64  `json:"failed_attempts"`
-	Dead      int64  `json:"dead_letters"`
-	LastError string `json:"last_error,omitempty"`
+	Name      string   `json:"name"`
+	URL       string   `json:"url"`
+	Channel   string   `json:"channel,omitempty"`
+	Events    []string `json:"events,omitempty"`
+	Active    bool     `json:"active"` // this process delivers it (on PostgreSQL one process does)
+	Cursor    string   `json:"cursor"`
+	Delivered int64    `json:"delivered"`
+	Failed    int64    `json:"failed_attempts"`
+	Dead      int64    `json:"dead_letters"`
+	LastError string   `json:"last_error,omitempty"`
 }
 
 // webhookStore is what webhooks need of the hub's store.
@@ -121,8 +143,7 @@ func (s *webhookState) snapshot() WebhookStatus {
 func newWebhooks(api *API, st webhookStore, hooks []Webhook, retry time.Duration) *webhooks {
 	w := &webhooks{api: api, store: st, retry: retry, client: &http.Client{Timeout: webhookTimeout}}
 	for _, h := range hooks {
-		h.MaxAttempts = max(h.MaxAttempts, 1)
-		w.state = append(w.state, &webhookState{Webhook: h, status: WebhookStatus{Name: h.Name, URL: h.URL, Channel: h.Channel}})
+		w.state = append(w.state, &webhookState{Webhook: h, status: WebhookStatus{Name: h.Name, URL: h.URL, Channel: h.Channel, Events: h.Events}})
 	}
 	return w
 }
@@ -149,7 +170,7 @@ func (w *webhooks) Close() {
 // pages from the saved cursor, each until delivered or given up on, the
 // cursor saved after each with any dead letter.
 func (w *webhooks) loop(ctx context.Context, s *webhookState) {
-	follower{api: w.api, store: w.store, key: webhookCursorKey + s.Name, src: stockOrATS(s.Channel),
+	follower{api: w.api, store: w.store, key: webhookCursorKey + s.Name, src: s.source(),
 		handle: func(ctx context.Context, events []sse.Event, next string) ([]*store.MergeOp, error) {
 			body, _ := json.Marshal(WebhookPayload{Webhook: s.Name, Delivery: next, Events: events}) // events always marshal
 			dead := w.attempt(ctx, s, next, body)
@@ -170,15 +191,16 @@ func (w *webhooks) loop(ctx context.Context, s *webhookState) {
 }
 
 // attempt posts body until a 2xx, with backoff and jitter, at most
-// MaxAttempts times; it returns the dead letter when it gives up (or ctx
-// ends), nil once delivered.
+// MaxAttempts times when it is not 0; it returns the dead letter when it
+// gives up (or ctx ends), nil once delivered.
 func (w *webhooks) attempt(ctx context.Context, s *webhookState, delivery string, body []byte) *DeadLetter {
 	mac := hmac.New(sha256.New, []byte(s.Secret))
 	mac.Write(body)
 	signature := "sha256=" + hex.EncodeToString(mac.Sum(nil))
 	wait := backoff.New(retryMin, w.retry)
 	var last error
-	for n := 1; n <= s.MaxAttempts; n++ {
+	n := 1
+	for ; ; n++ {
 		if last = w.post(ctx, s.URL, delivery, signature, body); last == nil {
 			s.update(func(st *WebhookStatus) { st.Delivered++; st.LastError = "" })
 			return nil
@@ -188,7 +210,7 @@ func (w *webhooks) attempt(ctx context.Context, s *webhookState, delivery string
 			break
 		}
 	}
-	return &DeadLetter{Webhook: s.Name, Delivery: delivery, Attempts: s.MaxAttempts, Error: last.Error(), At: time.Now().UTC(), Payload: body}
+	return &DeadLetter{Webhook: s.Name, Delivery: delivery, Attempts: n, Error: last.Error(), At: time.Now().UTC(), Payload: body}
 }
 
 func (w *webhooks) post(ctx context.Context, url, delivery, signature string, body []byte) error {

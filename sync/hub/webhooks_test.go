@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"slices"
+	"strings"
 	stdsync "sync"
 	"sync/atomic"
 	"testing"
@@ -224,4 +225,68 @@ func TestHub_WebhookOrderPerSKU(t *testing.T) {
 	require.Greater(t, len(seen), 1, "several deliveries of W-O")
 	require.True(t, slices.IsSorted(seen), "W-O's levels in delivery order: %v", seen)
 	require.GreaterOrEqual(t, n.Load(), int32(3), "the endpoint failed some attempts")
+}
+
+// A webhook gets the events its events list names (SPEC §10): here stock
+// and alerts, not orders; and a page is retried until delivered when no
+// max-attempts is set.
+func TestHub_WebhookEvents(t *testing.T) {
+	a := startAgent(t, "wh1", t.TempDir())
+	rc := &receiver{}
+	rc.fail.Store(http.StatusServiceUnavailable)
+	srv := httptest.NewServer(rc)
+	defer srv.Close()
+	cfg := hub.DefaultFileConfig()
+	cfg.DataDir, cfg.HTTP = t.TempDir(), "127.0.0.1:0"
+	cfg.Agents = map[string]string{"wh1": a.Base}
+	cfg.Webhooks = []hub.WebhookConfig{{Name: "ops", URL: srv.URL, Secret: hookSecret, Events: []string{"stock", "alert"}}}
+	sc, err := cfg.Validate()
+	require.NoError(t, err)
+	sc.Timing = hub.Timing{PollWait: time.Second, RetryMax: 100 * time.Millisecond}
+	h := hub.NewServer(sc, logger())
+	require.NoError(t, h.Open(t.Context()))
+	t.Cleanup(func() { _ = h.Close(context.Background()) })
+
+	postJSON(t, a.Base+"/v1/events", `{"id":"r1","type":"receive","sku":"WE-1","qty":3}`)
+	require.Eventually(t, func() bool { return rc.attempts.Load() >= 12 }, 15*time.Second, 10*time.Millisecond,
+		"past the old default of 10 attempts, still retrying")
+	rc.fail.Store(0)
+	require.Eventually(t, func() bool { return rc.levels()["WE-1"] == 3 }, 15*time.Second, 20*time.Millisecond, "delivered in the end")
+	var d deliveries
+	getJSON(t, "http://"+h.HTTPAddr()+"/v1/webhooks/deliveries", &d)
+	require.Empty(t, d.DeadLetters, "nothing given up on")
+
+	// The agent goes away: the hub's warehouse_offline alert comes as an
+	// alert event.
+	require.NoError(t, a.Close(context.Background()))
+	require.Eventually(t, func() bool {
+		rc.mu.Lock()
+		defer rc.mu.Unlock()
+		for _, p := range rc.deliveries {
+			for _, e := range p.Events {
+				b, _ := json.Marshal(e.Data)
+				if e.Type == "alert" && strings.Contains(string(b), "warehouse_offline") {
+					return true
+				}
+			}
+		}
+		return false
+	}, 20*time.Second, 50*time.Millisecond)
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	for _, p := range rc.deliveries {
+		for _, e := range p.Events {
+			require.Contains(t, []string{"stock", "alert"}, e.Type)
+		}
+	}
+}
+
+// A webhook's events are checked: unknown ones, and ats without a channel.
+func TestHub_WebhookEventsChecked(t *testing.T) {
+	cfg := hub.DefaultFileConfig()
+	cfg.Webhooks = []hub.WebhookConfig{{Name: "a", URL: "https://x.example", Secret: hookSecret, Events: []string{"stok"}},
+		{Name: "b", URL: "https://x.example", Secret: hookSecret, Events: []string{"ats"}}}
+	_, err := cfg.Validate()
+	require.ErrorContains(t, err, `webhooks.a.events: "stok" is not one of stock, ats, order, alert`)
+	require.ErrorContains(t, err, "webhooks.b.events: ats events are a channel's: set channel")
 }
