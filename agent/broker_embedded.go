@@ -230,14 +230,20 @@ func (b *embeddedBroker) writeAcks(a *acker) {
 			return
 		case x := <-a.queue:
 			conn, _ := x.cl.Net.Conn.(*batchConn)
+			answer := func(x ack) {
+				if x.err != nil {
+					conn.release() // the acks before it go out before it disconnects the device
+				}
+				b.answer(x)
+			}
 			conn.hold()
-			b.answer(x)
+			answer(x)
 			n := int64(1)
 		more:
 			for n < maxAckBatch {
 				select {
 				case x := <-a.queue:
-					b.answer(x)
+					answer(x)
 					n++
 				default:
 					break more

@@ -56,3 +56,17 @@ func TestFileConfig_Validate(t *testing.T) {
 	_, err = cfg.Validate()
 	require.ErrorContains(t, err, `name: "east 1" is not an ID`)
 }
+
+// A webhook's events pick its sources: orders of its channel without the
+// channel's ats events unless asked for; the default as before.
+func TestWebhook_Source(t *testing.T) {
+	o := Webhook{Events: []string{"order"}, Channel: "web"}.source()
+	require.True(t, o.orders)
+	require.False(t, o.ats, "orders only: no ats events")
+	require.False(t, o.stock)
+	require.Equal(t, []string{"web"}, o.channels)
+	o = Webhook{Events: []string{"ats", "alert"}, Channel: "web"}.source()
+	require.True(t, o.ats && o.alerts && !o.orders && !o.stock)
+	require.Equal(t, sourceOptions{stock: true}, Webhook{}.source())
+	require.Equal(t, sourceOptions{ats: true, channels: []string{"web"}}, Webhook{Channel: "web"}.source())
+}

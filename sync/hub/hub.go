@@ -97,9 +97,6 @@ type link struct {
 	slot   *uplink.Slot // the agent's uplinks, when it dials the hub
 	// elsewhere: another hub process holds the agent's lease and serves it.
 	elsewhere stdatomic.Bool
-	// epoch is the lease's, as this process last took or checked it (0:
-	// not leased): the pulls' merges are fenced with it.
-	epoch stdatomic.Int64
 
 	mu          stdsync.Mutex
 	replica     string    // the agent's replica ID, as it last said
@@ -215,7 +212,11 @@ func (h *Hub) discover(ctx context.Context, always bool) {
 	if h.uplinks == nil {
 		return
 	}
-	h.discoverMu.Lock()
+	if always {
+		h.discoverMu.Lock()
+	} else if !h.discoverMu.TryLock() {
+		return // another request is reading them: not every request waits
+	}
 	defer h.discoverMu.Unlock()
 	if !always && time.Since(h.discoveredAt) < discoverEvery {
 		return
@@ -416,10 +417,11 @@ func cursorKey(warehouse string) string { return "cursor:agent:" + warehouse }
 func (h *Hub) pullLoop(ctx context.Context, l *link) {
 	defer h.wg.Done()
 	h.retry(ctx, l, "pull", func(ctx context.Context) error {
-		if !h.serves(ctx, l) {
+		fence, serve := h.serves(ctx, l)
+		if !serve {
 			return nil
 		}
-		return h.pull(ctx, l)
+		return h.pull(ctx, l, fence)
 	})
 }
 
@@ -439,21 +441,25 @@ const leaseWait = 2 * time.Second
 // it); on PostgreSQL, the process holding the agent's lease (SPEC §11),
 // so that one process pulls and pushes each agent; its merges are fenced
 // with the lease's epoch. Not serving, it waits leaseWait first.
-func (h *Hub) serves(ctx context.Context, l *link) bool {
+//
+// The fence it returns is the lease's name and the epoch it holds it at,
+// taken before the pull: a page pulled under it is merged only while the
+// lease is still at that epoch (none for an agent that is not leased).
+func (h *Hub) serves(ctx context.Context, l *link) (store.Fence, bool) {
 	ls, ok := h.store.(leaser)
 	if !ok || l.slot != nil {
-		return true
+		return store.Fence{}, true
 	}
 	epoch, err := ls.Lease(ctx, leaseName(l.Warehouse))
 	if err != nil && ctx.Err() == nil {
 		h.logger.Warn("agent lease", "warehouse", l.Warehouse, "err", err)
 	}
-	l.epoch.Store(epoch)
 	l.elsewhere.Store(epoch == 0)
 	if epoch == 0 {
 		pause(ctx, leaseWait)
+		return store.Fence{}, false
 	}
-	return epoch > 0
+	return store.Fence{Lease: leaseName(l.Warehouse), Epoch: epoch}, true
 }
 
 // leaseName names warehouse's lease.
@@ -463,7 +469,7 @@ func leaseName(warehouse string) string { return "agent:" + warehouse }
 // agent's cursor in one transaction. The cursor is the agent's own
 // ("{replica}@{version}"): an agent on a new incarnation reads it as the
 // start and sends everything again.
-func (h *Hub) pull(ctx context.Context, l *link) error {
+func (h *Hub) pull(ctx context.Context, l *link, fence store.Fence) error {
 	cursor, err := h.store.Meta(ctx, cursorKey(l.Warehouse))
 	if err != nil {
 		return err
@@ -480,9 +486,7 @@ func (h *Hub) pull(ctx context.Context, l *link) error {
 		return err
 	}
 	op := &store.MergeOp{Entries: make([]store.Entry, len(d.Entries)), Cursor: d.Next, CursorKey: cursorKey(l.Warehouse), Now: time.Now()}
-	if epoch := l.epoch.Load(); epoch > 0 {
-		op.Fence = store.Fence{Lease: leaseName(l.Warehouse), Epoch: epoch}
-	}
+	op.Fence = fence
 	for i, e := range d.Entries {
 		op.Entries[i] = e.Stored()
 	}
@@ -508,7 +512,7 @@ func (h *Hub) pull(ctx context.Context, l *link) error {
 func (h *Hub) pushLoop(ctx context.Context, l *link) {
 	defer h.wg.Done()
 	h.retry(ctx, l, "push", func(ctx context.Context) error {
-		if !h.serves(ctx, l) {
+		if _, serve := h.serves(ctx, l); !serve {
 			return nil
 		}
 		changed := h.changed.Wait()

@@ -69,7 +69,7 @@ func (a *API) handleStream(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "bad_query", "%v", err)
 		return
 	}
-	src := sourceOptions{stock: true, orders: true, alerts: true, channels: q["channel"], filter: filter}
+	src := sourceOptions{stock: true, orders: true, alerts: true, ats: true, channels: q["channel"], filter: filter}
 	c, bound := auth.ClaimsOf(r)
 	bound = bound && c.Channel != ""
 	if bound { // a connector's token: its channel's ATS and lines alone
@@ -101,7 +101,8 @@ type sourceOptions struct {
 	stock    bool       // stock events
 	orders   bool       // order events (of channels only, when set)
 	alerts   bool       // alert events (their seq joins the cursor)
-	channels []string   // ats events of these channels
+	ats      bool       // ats events of the channels
+	channels []string   // the channels of ats and order events
 	filter   sse.Filter // of these SKUs
 }
 
@@ -111,7 +112,7 @@ func stockOrATS(channel string) sourceOptions {
 	if channel == "" {
 		return sourceOptions{stock: true}
 	}
-	return sourceOptions{channels: []string{channel}}
+	return sourceOptions{ats: true, channels: []string{channel}}
 }
 
 // changeSource reads the hub's changes past a cursor, as o says. The
@@ -127,7 +128,7 @@ func (a *API) changeSource(o sourceOptions) sse.Source {
 		}
 		var page store.DeltaPage
 		var ceiling int64
-		if len(o.channels) > 0 { // holds matter to ats events alone
+		if o.ats && len(o.channels) > 0 { // holds matter to ats events alone
 			page, ceiling, err = a.deltasWithHolds(ctx, since, streamPage)
 		} else {
 			page, err = a.Hub.store.Deltas(ctx, since, streamPage, "")
@@ -146,17 +147,19 @@ func (a *API) changeSource(o sourceOptions) sse.Source {
 				events = append(events, sse.Event{Type: "stock", Data: c})
 			}
 		}
-		for _, ch := range o.channels {
-			changes, after, err := a.atsChanges(ctx, ch, since, page, ceiling)
-			if err != nil {
-				return nil, "", false, err
-			}
-			for _, c := range changes {
-				if o.filter.Keep(c.SKU) {
-					events = append(events, sse.Event{Type: "ats", Data: c})
+		if o.ats {
+			for _, ch := range o.channels {
+				changes, after, err := a.atsChanges(ctx, ch, since, page, ceiling)
+				if err != nil {
+					return nil, "", false, err
 				}
+				for _, c := range changes {
+					if o.filter.Keep(c.SKU) {
+						events = append(events, sse.Event{Type: "ats", Data: c})
+					}
+				}
+				next = max(next, after)
 			}
-			next = max(next, after)
 		}
 		if o.orders {
 			for _, l := range page.Lines {

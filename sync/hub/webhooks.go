@@ -42,7 +42,7 @@ func (h Webhook) source() sourceOptions {
 		return stockOrATS(h.Channel)
 	}
 	o := sourceOptions{stock: slices.Contains(h.Events, "stock"), orders: slices.Contains(h.Events, "order"),
-		alerts: slices.Contains(h.Events, "alert")}
+		alerts: slices.Contains(h.Events, "alert"), ats: slices.Contains(h.Events, "ats")}
 	if h.Channel != "" && (slices.Contains(h.Events, "ats") || o.orders) {
 		o.channels = []string{h.Channel}
 	}

@@ -238,11 +238,17 @@ func (db *DB) MetaPrefix(ctx context.Context, prefix string) (map[string]string,
 // would starve the pool's other users). ok is false while another process
 // holds it.
 func (db *DB) Exclusive(ctx context.Context, name string) (release func(), ok bool, err error) {
+	return db.exclusive(ctx, lockKey, name)
+}
+
+// exclusive is Exclusive with the lock's key made by key (lockKey, or
+// globalLockKey) from name.
+func (db *DB) exclusive(ctx context.Context, key, name string) (release func(), ok bool, err error) {
 	pooled, err := db.pool.Acquire(ctx)
 	if err != nil {
 		return nil, false, fmt.Errorf("postgres lock: %w", err)
 	}
-	if err := pooled.QueryRow(ctx, `SELECT pg_try_advisory_lock(`+lockKey+`)`, name).Scan(&ok); err != nil || !ok {
+	if err := pooled.QueryRow(ctx, `SELECT pg_try_advisory_lock(`+key+`)`, name).Scan(&ok); err != nil || !ok {
 		pooled.Release()
 		return nil, false, err
 	}

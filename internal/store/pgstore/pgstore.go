@@ -31,6 +31,11 @@ import (
 // stores in other schemas of the database take other locks.
 const lockKey = `hashtext(current_schema() || ':edgestock:' || $1)`
 
+// globalLockKey is the database-wide key earlier releases took for every
+// lock: still the key of a hub name's replica (OpenAs), so that two
+// processes of two releases never write as the same replica.
+const globalLockKey = `hashtext('edgestock:' || $1)`
+
 // writeLock is the advisory lock every write transaction holds: the same
 // in every schema (as in every release: processes of two releases on one
 // database still take turns), so stores in two schemas of a database
@@ -129,7 +134,9 @@ func OpenAs(ctx context.Context, dsn, name string, notify func(), logger *slog.L
 		return nil, err
 	}
 	if name != "" {
-		release, held, err := db.Exclusive(ctx, "replica:"+name)
+		// The key every release has taken: a process of an older release
+		// with the same name, still running in a rolling upgrade, holds it.
+		release, held, err := db.exclusive(ctx, globalLockKey, "replica:"+name)
 		if err == nil && !held {
 			err = fmt.Errorf("%w: %q", ErrNameInUse, name)
 		}
