@@ -300,7 +300,11 @@ func (db *DB) commitTx(pending []*request) (err error) {
 	if err = db.raiseAlerts(ctx, s, st, time.Now().UTC()); err != nil {
 		return fmt.Errorf("commit: alerts: %w", err)
 	}
+	// Readers see the commit in SQL from here on, and its reservations
+	// once published below: meanwhile ReservedOf asks SQL.
+	db.reservedGen.Add(1)
 	if err = tx.Commit(); err != nil {
+		db.reservedGen.Add(1)
 		return fmt.Errorf("commit: %w", err)
 	}
 	if st.oldReplica != "" {
@@ -313,6 +317,7 @@ func (db *DB) commitTx(pending []*request) (err error) {
 		db.addReserved(k, d)
 	}
 	db.commitReserved(st)
+	db.reservedGen.Add(1)
 	for sku, t := range st.totals {
 		db.totals[sku] = t
 	}

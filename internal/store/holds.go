@@ -415,10 +415,15 @@ func (db *DB) NextExpiry(ctx context.Context) (time.Time, bool, error) {
 // ReservedOf sums the active, unexpired holds of each of skus in this
 // warehouse; a SKU without any is left out.
 //
-// What the commit loop published answers, without a query (commit.go's
-// commitReserved); a SKU with a hold that may have expired by now is
-// summed in the database.
+// What the commit loop published answers, without a query
+// (commitReserved); a SKU with a hold that may have expired by now is
+// summed in the database, and so is every SKU while a commit is visible in
+// SQL but not published yet: the answer is never older than SQL.
 func (db *DB) ReservedOf(ctx context.Context, skus []string, now time.Time) (map[string]int64, error) {
+	gen := db.reservedGen.Load()
+	if gen%2 == 1 {
+		return db.reservedInSQL(ctx, skus, now)
+	}
 	out := map[string]int64{}
 	var ask []string
 	for _, sku := range skus {
@@ -431,14 +436,26 @@ func (db *DB) ReservedOf(ctx context.Context, skus []string, now time.Time) (map
 			ask = append(ask, sku)
 		}
 	}
+	if db.reservedGen.Load() != gen { // a commit came in between
+		return db.reservedInSQL(ctx, skus, now)
+	}
 	if len(ask) == 0 {
 		return out, nil
 	}
-	asked, err := db.bySKU(ctx, sqlReservedOf, ask, db.warehouse, now.UnixMilli())
+	asked, err := db.reservedInSQL(ctx, ask, now)
+	if err != nil {
+		return nil, err
+	}
+	maps.Copy(out, asked)
+	return out, nil
+}
+
+// reservedInSQL sums the active, unexpired holds of skus in the database.
+func (db *DB) reservedInSQL(ctx context.Context, skus []string, now time.Time) (map[string]int64, error) {
+	out, err := db.bySKU(ctx, sqlReservedOf, skus, db.warehouse, now.UnixMilli())
 	if err != nil {
 		return nil, fmt.Errorf("query holds: %w", err)
 	}
-	maps.Copy(out, asked)
 	return out, nil
 }
 

@@ -15,12 +15,13 @@ const maxLevels = 20000
 // the channels were promised (crdt.Escrow.Promised(LocalHolder)).
 //
 // The commit loop owns the cache (db.levelCache). It reads a SKU's level
-// once, in a transaction that has not written the SKU in SQL yet (so what
-// it reads is committed), adds each commit's event deltas to it, and
-// drops it when a transaction merged the SKU's counters or changed its
-// rights or safety stock (st.dirty), to read it again when next needed.
-// Every read adds the transaction's own event deltas (st.counters) until
-// writeCounters has put them in SQL.
+// once, in a transaction that has not written the SKU's counters, rights
+// or safety in SQL (st.dirty), taking off the transaction's own event
+// deltas when writeCounters has put them in SQL already, so that what it
+// keeps is committed. It adds each commit's event deltas to the levels it
+// keeps, and drops a SKU a transaction made dirty, to read it again when
+// next needed. Every read adds the transaction's own event deltas
+// (st.counters) to the committed level.
 type skuLevel struct {
 	locations []locationLevel // usually one
 	onHand    int64           // over every location

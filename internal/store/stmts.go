@@ -25,7 +25,7 @@ type writerStmts struct {
 	// alike in their shared columns.
 	insertEvents, insertShared [insertChunk]*sql.Stmt
 	// Run at the end of most transactions (raiseAlerts).
-	skuOnHand, lastDeviceSeq, saveDeviceSeq, addAlert *sql.Stmt
+	lastDeviceSeq, saveDeviceSeq, addAlert *sql.Stmt
 	// Merges from the hub: one run per entry.
 	mergeEntry, ownEntry, setMeta *sql.Stmt
 	mergeEscrow, ownEscrow        *sql.Stmt
@@ -48,7 +48,6 @@ const (
 	sqlTicketLines = `SELECT seq, event_id, warehouse, location, sku, to_location, qty, delta FROM events
 		WHERE device = ? AND event_id >= ? AND event_id < ? ORDER BY seq`
 	sqlQuarantine      = `INSERT INTO quarantine(source, device, event_id, reason, message, payload, received_at) VALUES (?,?,?,?,?,?,?)`
-	sqlSKUOnHand       = `SELECT ` + sqlLevel + ` FROM counters WHERE warehouse = ? AND sku = ?`
 	sqlLocationsOnHand = `SELECT location, ` + sqlLevel + ` FROM counters WHERE warehouse = ? AND sku = ? GROUP BY location`
 	sqlLastDeviceSeq   = `SELECT last_seq FROM device_seqs WHERE device = ?`
 	sqlSaveDeviceSeq   = `INSERT INTO device_seqs(device, last_seq) VALUES (?, ?)
@@ -120,7 +119,6 @@ func (s *writerStmts) prepare(ctx context.Context, db *sql.DB) error {
 		{&s.onHand, sqlOnHand},
 		{&s.quarantine, sqlQuarantine},
 		{&s.ticketLines, sqlTicketLines},
-		{&s.skuOnHand, sqlSKUOnHand},
 		{&s.lastDeviceSeq, sqlLastDeviceSeq},
 		{&s.saveDeviceSeq, sqlSaveDeviceSeq},
 		{&s.addAlert, sqlAddAlert},
