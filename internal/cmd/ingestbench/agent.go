@@ -42,8 +42,7 @@ type agent struct {
 	base     string // HTTP API, http://host:port
 	mqttAddr string // embedded broker address; empty in external mode
 	logPath  string
-	cmd      *exec.Cmd
-	exited   chan struct{}
+	*child
 }
 
 // startAgent runs `edgestock agent` with a fresh data directory under
@@ -57,7 +56,7 @@ func startAgent(ctx context.Context, bin, dir, name string, o agentOptions, time
 	if err != nil {
 		return nil, err
 	}
-	a := &agent{name: name, base: "http://" + httpAddr, logPath: filepath.Join(runDir, "agent.log"), exited: make(chan struct{})}
+	a := &agent{name: name, base: "http://" + httpAddr, logPath: filepath.Join(runDir, "agent.log")}
 	args := []string{"agent", "--warehouse", warehouse, "--data-dir", filepath.Join(runDir, "data"), "--http", httpAddr}
 	if o.mqttURL != "" {
 		args = append(args, "--mqtt-url", o.mqttURL)
@@ -75,13 +74,11 @@ func startAgent(ctx context.Context, bin, dir, name string, o agentOptions, time
 		return nil, err
 	}
 	defer logFile.Close() // the child keeps its own descriptor
-	a.cmd = exec.Command(bin, args...)
-	a.cmd.Stdout, a.cmd.Stderr = logFile, logFile
-	a.cmd.SysProcAttr = mosquitto.ChildAttrs()
-	if err := a.cmd.Start(); err != nil {
+	cmd := exec.Command(bin, args...)
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	if a.child, err = startChild(cmd); err != nil {
 		return nil, fmt.Errorf("start agent %s: %w", name, err)
 	}
-	go func() { _ = a.cmd.Wait(); close(a.exited) }()
 	if err := a.waitReady(ctx, timeout); err != nil {
 		a.kill()
 		return nil, err
@@ -228,17 +225,6 @@ func (a *agent) stop() (peakRSS int64, err error) {
 		return 0, fmt.Errorf("agent %s exited with %v%s", a.name, a.cmd.ProcessState, a.logTail())
 	}
 	return peakRSS, nil
-}
-
-// kill ends the agent at once if it still runs; deferred after every start.
-func (a *agent) kill() {
-	select {
-	case <-a.exited:
-		return
-	default:
-	}
-	_ = a.cmd.Process.Kill()
-	<-a.exited
 }
 
 // logTail is the end of the agent's log, for error messages.

@@ -173,7 +173,7 @@ func (b *bench) holds(ctx context.Context, reps int, d time.Duration) (holdsResu
 	if err != nil {
 		return res, err
 	}
-	defer rs.stop()
+	defer rs.kill()
 	if err := rs.stock(skuNames(), holdStock); err != nil {
 		return res, err
 	}
@@ -181,7 +181,7 @@ func (b *bench) holds(ctx context.Context, reps int, d time.Duration) (holdsResu
 	if err != nil {
 		return res, err
 	}
-	defer front.stop()
+	defer front.kill()
 	a, err := b.startAgent(ctx, "holds", agentOptions{})
 	if err != nil {
 		return res, err

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"log/slog"
 	"os"
-	"os/exec"
 	"os/signal"
 	"syscall"
 	"time"
@@ -64,9 +63,8 @@ func runMochi(addr string) error {
 
 // mochiBroker is the reference broker child.
 type mochiBroker struct {
-	addr   string
-	cmd    *exec.Cmd
-	exited chan struct{}
+	addr string
+	*child
 }
 
 func startMochi(ctx context.Context) (*mochiBroker, error) {
@@ -74,19 +72,10 @@ func startMochi(ctx context.Context) (*mochiBroker, error) {
 	if err != nil {
 		return nil, err
 	}
-	self, err := os.Executable()
-	if err != nil {
+	m := &mochiBroker{addr: addr}
+	if m.child, err = startSelf(mochiEnv + "=" + addr); err != nil {
 		return nil, err
 	}
-	m := &mochiBroker{addr: addr, exited: make(chan struct{})}
-	m.cmd = exec.Command(self)
-	m.cmd.Env = append(os.Environ(), mochiEnv+"="+addr)
-	m.cmd.Stderr = os.Stderr
-	m.cmd.SysProcAttr = mosquitto.ChildAttrs()
-	if err := m.cmd.Start(); err != nil {
-		return nil, err
-	}
-	go func() { _ = m.cmd.Wait(); close(m.exited) }()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		c, err := dial(ctx, addr, "probe", nil)
@@ -95,19 +84,9 @@ func startMochi(ctx context.Context) (*mochiBroker, error) {
 			return m, nil
 		}
 		if time.Now().After(deadline) {
-			m.stop()
+			m.kill()
 			return nil, errors.New("reference mochi broker not up: " + err.Error())
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-}
-
-func (m *mochiBroker) stop() {
-	select {
-	case <-m.exited:
-		return
-	default:
-	}
-	_ = m.cmd.Process.Kill()
-	<-m.exited
 }

@@ -43,9 +43,8 @@ const redisFrontEnv = "INGESTBENCH_REDIS_FRONT"
 // redisServer is a redis-server child with an append-only file fsynced on
 // every write, in its own directory.
 type redisServer struct {
-	addr   string
-	cmd    *exec.Cmd
-	exited chan struct{}
+	addr string
+	*child
 }
 
 // startRedis runs redis-server on a free port with appendfsync always.
@@ -63,14 +62,11 @@ func startRedis(dir string) (*redisServer, error) {
 	if err := os.MkdirAll(runDir, 0o755); err != nil {
 		return nil, err
 	}
-	r := &redisServer{addr: addr, exited: make(chan struct{})}
-	r.cmd = exec.Command(bin, "--bind", host, "--port", port, "--dir", runDir, "--save", "",
-		"--appendonly", "yes", "--appendfsync", "always", "--daemonize", "no", "--logfile", filepath.Join(runDir, "redis.log"))
-	r.cmd.SysProcAttr = mosquitto.ChildAttrs()
-	if err := r.cmd.Start(); err != nil {
+	r := &redisServer{addr: addr}
+	if r.child, err = startChild(exec.Command(bin, "--bind", host, "--port", port, "--dir", runDir, "--save", "",
+		"--appendonly", "yes", "--appendfsync", "always", "--daemonize", "no", "--logfile", filepath.Join(runDir, "redis.log"))); err != nil {
 		return nil, err
 	}
-	go func() { _ = r.cmd.Wait(); close(r.exited) }()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		c, err := dialRedis(addr)
@@ -82,21 +78,11 @@ func startRedis(dir string) (*redisServer, error) {
 			}
 		}
 		if time.Now().After(deadline) {
-			r.stop()
+			r.kill()
 			return nil, fmt.Errorf("redis-server on %s not up: %w", addr, err)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-}
-
-func (r *redisServer) stop() {
-	select {
-	case <-r.exited:
-		return
-	default:
-	}
-	_ = r.cmd.Process.Kill()
-	<-r.exited
 }
 
 // stock sets each SKU's available quantity and drops every hold.
@@ -248,9 +234,8 @@ func runRedisFront(listen, redis string) error {
 
 // redisFront is the HTTP front child.
 type redisFront struct {
-	base   string
-	cmd    *exec.Cmd
-	exited chan struct{}
+	base string
+	*child
 }
 
 // startRedisFront runs this program as the HTTP front of redis.
@@ -259,19 +244,10 @@ func startRedisFront(ctx context.Context, redis string) (*redisFront, error) {
 	if err != nil {
 		return nil, err
 	}
-	self, err := os.Executable()
-	if err != nil {
+	f := &redisFront{base: "http://" + addr}
+	if f.child, err = startSelf(redisFrontEnv + "=" + addr + "," + redis); err != nil {
 		return nil, err
 	}
-	f := &redisFront{base: "http://" + addr, exited: make(chan struct{})}
-	f.cmd = exec.Command(self)
-	f.cmd.Env = append(os.Environ(), redisFrontEnv+"="+addr+","+redis)
-	f.cmd.Stderr = os.Stderr
-	f.cmd.SysProcAttr = mosquitto.ChildAttrs()
-	if err := f.cmd.Start(); err != nil {
-		return nil, err
-	}
-	go func() { _ = f.cmd.Wait(); close(f.exited) }()
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	for {
@@ -281,21 +257,11 @@ func startRedisFront(ctx context.Context, redis string) (*redisFront, error) {
 		}
 		select {
 		case <-ctx.Done():
-			f.stop()
+			f.kill()
 			return nil, errors.New("redis front not up")
 		case <-f.exited:
 			return nil, errors.New("redis front exited")
 		case <-time.After(20 * time.Millisecond):
 		}
 	}
-}
-
-func (f *redisFront) stop() {
-	select {
-	case <-f.exited:
-		return
-	default:
-	}
-	_ = f.cmd.Process.Kill()
-	<-f.exited
 }

@@ -32,11 +32,11 @@ func TestRedisFront_CheckAndDecrement(t *testing.T) {
 	}
 	rs, err := startRedis(t.TempDir())
 	require.NoError(t, err)
-	t.Cleanup(rs.stop)
+	t.Cleanup(rs.kill)
 	require.NoError(t, rs.stock([]string{"S"}, 2))
 	front, err := startRedisFront(t.Context(), rs.addr)
 	require.NoError(t, err)
-	t.Cleanup(front.stop)
+	t.Cleanup(front.kill)
 	hold := func(body string) int {
 		resp, err := http.Post(front.base+"/v1/reservations", "application/json", strings.NewReader(body))
 		require.NoError(t, err)
@@ -66,7 +66,7 @@ func TestRedisFront_CheckAndDecrement(t *testing.T) {
 func TestMochiReference_Acks(t *testing.T) {
 	m, err := startMochi(t.Context())
 	require.NoError(t, err)
-	t.Cleanup(m.stop)
+	t.Cleanup(m.kill)
 	c, err := dial(t.Context(), m.addr, "t", nil)
 	require.NoError(t, err)
 	defer c.close()

@@ -139,7 +139,7 @@ func (b *bench) mochiRun(ctx context.Context, tag string) (measurement, error) {
 	if err != nil {
 		return measurement{}, err
 	}
-	defer m.stop()
+	defer m.kill()
 	pubs, err := dialAll(ctx, m.addr, tag+"-pub", devicesShape.conns)
 	if err != nil {
 		return measurement{}, err
