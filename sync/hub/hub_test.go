@@ -579,6 +579,12 @@ func TestHub_NoEcho(t *testing.T) {
 		}
 	}
 	require.Eventually(t, global(2), 10*time.Second, 20*time.Millisecond)
+	// The hub has wh2's own receive too: what it pulls from wh2 from here
+	// on could only be echoes.
+	require.Eventually(t, func() bool {
+		var v hub.StockView
+		return getJSON(t, base+"/v1/stock/E", &v) == http.StatusOK && v.OnHand == 2
+	}, 10*time.Second, 20*time.Millisecond)
 	before := pulled("wh2")
 	for i := range 5 {
 		postJSON(t, a1.Base+"/v1/events", fmt.Sprintf(`{"id":"r%d","type":"receive","sku":"E","qty":1}`, i+1))
