@@ -300,11 +300,10 @@ func (db *DB) commitTx(pending []*request) (err error) {
 	if err = db.raiseAlerts(ctx, s, st, time.Now().UTC()); err != nil {
 		return fmt.Errorf("commit: alerts: %w", err)
 	}
-	// Readers see the commit in SQL from here on, and its reservations
-	// once published below: meanwhile ReservedOf asks SQL.
-	db.reservedGen.Add(1)
+	changed := db.reservedChanged(st)
+	db.publishAhead(st, changed) // readers see them no later than SQL does
 	if err = tx.Commit(); err != nil {
-		db.reservedGen.Add(1)
+		db.unpublish(changed)
 		return fmt.Errorf("commit: %w", err)
 	}
 	if st.oldReplica != "" {
@@ -316,8 +315,7 @@ func (db *DB) commitTx(pending []*request) (err error) {
 	for k, d := range st.reserved {
 		db.addReserved(k, d)
 	}
-	db.commitReserved(st)
-	db.reservedGen.Add(1)
+	db.commitReserved(st, changed)
 	for sku, t := range st.totals {
 		db.totals[sku] = t
 	}

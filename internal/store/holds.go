@@ -377,29 +377,75 @@ func (db *DB) publishReserved(sku string) {
 	db.reservedPub.Store(sku, reservedView{qty: qty, notBefore: db.reservedBound[sku]})
 }
 
-// commitReserved publishes the reservations st changed (commit loop, after
-// the commit). A hold's expiry lowers its SKU's bound; a sweep at T ended
-// every hold expired by T, so the SKUs it touched have none expiring
-// before T. Holds ending early (released, sold) leave the bound lower than
-// it need be: a reader then asks the database, no less right.
-func (db *DB) commitReserved(st *txState) {
+// reservedChanged lists the SKUs of this warehouse whose reservations st
+// changed: true for those whose quantity it changed, false for those it
+// only renewed.
+func (db *DB) reservedChanged(st *txState) map[string]bool {
 	changed := map[string]bool{}
+	for sku := range st.expiry {
+		changed[sku] = false
+	}
 	for k := range st.reserved {
 		if k.warehouse == db.warehouse {
 			changed[k.sku] = true
-			if st.swept > 0 {
-				db.reservedBound[k.sku] = max(db.reservedBound[k.sku], st.swept)
-			}
 		}
 	}
-	for sku, e := range st.expiry {
-		changed[sku] = true
-		if b, ok := db.reservedBound[sku]; !ok || e < b {
-			db.reservedBound[sku] = e
+	return changed
+}
+
+// boundAfter is sku's bound once st commits. A hold's expiry lowers it; a
+// sweep at T ended every hold expired by T, so a SKU it touched has none
+// expiring before T. Holds ending early (released, sold) leave the bound
+// lower than it need be: a reader then asks the database, no less right.
+func (db *DB) boundAfter(st *txState, sku string, qtyChanged bool) (int64, bool) {
+	b, ok := db.reservedBound[sku]
+	if st.swept > 0 && ok && qtyChanged {
+		b = max(b, st.swept)
+	}
+	if e, has := st.expiry[sku]; has && (!ok || e < b) {
+		b, ok = e, true
+	}
+	return b, ok
+}
+
+// publishAhead publishes, just before the commit, the reservations st
+// leaves (commit loop): readers see them no later than the commit in SQL,
+// so a view read after a hold's row is never older than the hold. A
+// failed commit publishes the committed ones again (unpublish).
+func (db *DB) publishAhead(st *txState, changed map[string]bool) {
+	delta := map[string]int64{} // per SKU: one pass, however many a sweep ended
+	for k, q := range st.reserved {
+		if k.warehouse == db.warehouse {
+			delta[k.sku] += q
 		}
 	}
+	for sku, qtyChanged := range changed {
+		qty := db.reservedBySKU[sku] + delta[sku]
+		if qty == 0 {
+			db.reservedPub.Delete(sku)
+			continue
+		}
+		b, _ := db.boundAfter(st, sku, qtyChanged)
+		db.reservedPub.Store(sku, reservedView{qty: qty, notBefore: b})
+	}
+}
+
+// unpublish publishes the committed reservations of changed again.
+func (db *DB) unpublish(changed map[string]bool) {
 	for sku := range changed {
 		db.publishReserved(sku)
+	}
+}
+
+// commitReserved keeps the commit loop's bounds (after the commit; the
+// quantities are addReserved's): what publishAhead published.
+func (db *DB) commitReserved(st *txState, changed map[string]bool) {
+	for sku, qtyChanged := range changed {
+		if b, ok := db.boundAfter(st, sku, qtyChanged); ok && db.reservedBySKU[sku] != 0 {
+			db.reservedBound[sku] = b
+		} else {
+			delete(db.reservedBound, sku)
+		}
 	}
 }
 
@@ -415,15 +461,10 @@ func (db *DB) NextExpiry(ctx context.Context) (time.Time, bool, error) {
 // ReservedOf sums the active, unexpired holds of each of skus in this
 // warehouse; a SKU without any is left out.
 //
-// What the commit loop published answers, without a query
-// (commitReserved); a SKU with a hold that may have expired by now is
-// summed in the database, and so is every SKU while a commit is visible in
-// SQL but not published yet: the answer is never older than SQL.
+// What the commit loop published answers, without a query (publishAhead:
+// never older than SQL); a SKU with a hold that may have expired by now is
+// summed in the database.
 func (db *DB) ReservedOf(ctx context.Context, skus []string, now time.Time) (map[string]int64, error) {
-	gen := db.reservedGen.Load()
-	if gen%2 == 1 {
-		return db.reservedInSQL(ctx, skus, now)
-	}
 	out := map[string]int64{}
 	var ask []string
 	for _, sku := range skus {
@@ -435,9 +476,6 @@ func (db *DB) ReservedOf(ctx context.Context, skus []string, now time.Time) (map
 		default:
 			ask = append(ask, sku)
 		}
-	}
-	if db.reservedGen.Load() != gen { // a commit came in between
-		return db.reservedInSQL(ctx, skus, now)
 	}
 	if len(ask) == 0 {
 		return out, nil

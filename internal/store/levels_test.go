@@ -172,3 +172,41 @@ func TestReservedOf_MatchSQL(t *testing.T) {
 		check()
 	})
 }
+
+// What ReservedOf answers is never older than the database: a reader that
+// sums a SKU's holds in SQL and then asks ReservedOf, while holds are
+// taken one by one, never gets less than the sum it read first.
+func TestReservedOf_NeverOlderThanSQL(t *testing.T) {
+	db := openTest(t, t.TempDir())
+	_, err := db.Apply(t.Context(), &Batch{Events: []Event{ev("d1", "r", "receive", "N", 100000)}})
+	require.NoError(t, err)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := range 300 {
+			id := fmt.Sprint("h", i)
+			_, err := db.Apply(t.Context(), &Batch{Holds: []*HoldOp{{Kind: HoldCreate, BodyHash: []byte(id), Now: time.Now(),
+				Hold: Hold{ID: id, Warehouse: "wh1", Location: "default", SKU: "N", Qty: 1, ExpiresAt: time.Now().Add(time.Hour)}}}})
+			if err != nil {
+				t.Error(err)
+				return
+			}
+		}
+	}()
+	reads := 0
+	for {
+		select {
+		case <-done:
+			require.Positive(t, reads)
+			return
+		default:
+		}
+		now := time.Now()
+		inSQL, err := db.reservedInSQL(t.Context(), []string{"N"}, now)
+		require.NoError(t, err)
+		got, err := db.ReservedOf(t.Context(), []string{"N"}, now)
+		require.NoError(t, err)
+		require.GreaterOrEqual(t, got["N"], inSQL["N"], "ReservedOf older than the SQL read before it")
+		reads++
+	}
+}

@@ -107,10 +107,8 @@ type DB struct {
 	// its active holds expires before; commit loop only.
 	reservedBound map[string]int64
 	// reservedPub publishes reservedBySKU and reservedBound to readers:
-	// sku → reservedView (ReservedOf). reservedGen is odd from a commit
-	// until its reservations are published: readers then ask SQL.
+	// sku → reservedView (ReservedOf).
 	reservedPub sync.Map
-	reservedGen atomic.Int64
 	// rightsSKUs are this warehouse's SKUs with rights totals (allotted
 	// some time): only their sales can fall short of an allotment.
 	rightsSKUs map[string]bool
