@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -42,7 +41,7 @@ const maxMQTTPacket = 4 * ingest.MaxMQTTPayload
 // stalls nobody but itself.
 type embeddedBroker struct {
 	srv      *mqtt.Server
-	listener batchingTCP
+	listener *listeners.TCP
 	ingest   *ingest.Ingester
 	reporter *reporter
 	prefix   string
@@ -95,7 +94,7 @@ func newEmbeddedBroker(addr string, tlsCfg *tls.Config, prefix, warehouse string
 	if err := b.srv.AddHook(&ingestHook{b: b, logger: logger.With("component", "mqtt")}, nil); err != nil {
 		return nil, fmt.Errorf("embedded broker: %w", err)
 	}
-	b.listener = batchingTCP{listeners.NewTCP(listeners.Config{ID: "tcp", Address: addr, TLSConfig: tlsCfg})}
+	b.listener = listeners.NewTCP(listeners.Config{ID: "tcp", Address: addr, TLSConfig: tlsCfg})
 	if err := b.srv.AddListener(b.listener); err != nil {
 		return nil, fmt.Errorf("embedded broker: listen on %s: %w", addr, err)
 	}
@@ -219,9 +218,6 @@ func (b *embeddedBroker) forget(cl *mqtt.Client) {
 	}
 }
 
-// writeAcks writes a client's acks in order. The acks queued together
-// leave in one write: the client's connection holds them (batchConn)
-// until the queue is empty, instead of a system call per ack.
 func (b *embeddedBroker) writeAcks(a *acker) {
 	defer b.wg.Done()
 	for {
@@ -229,96 +225,10 @@ func (b *embeddedBroker) writeAcks(a *acker) {
 		case <-a.done:
 			return
 		case x := <-a.queue:
-			conn, _ := x.cl.Net.Conn.(*batchConn)
-			answer := func(x ack) {
-				if x.err != nil {
-					conn.release() // the acks before it go out before it disconnects the device
-				}
-				b.answer(x)
-			}
-			conn.hold()
-			answer(x)
-			n := int64(1)
-		more:
-			for n < maxAckBatch {
-				select {
-				case x := <-a.queue:
-					answer(x)
-					n++
-				default:
-					break more
-				}
-			}
-			conn.release()
-			a.unwritten.Add(-n) // written: Drain waits for this
+			b.answer(x)
+			a.unwritten.Add(-1)
 		}
 	}
-}
-
-// maxAckBatch bounds the acks one write carries.
-const maxAckBatch = 256
-
-// batchingTCP is mochi's TCP listener whose connections are batchConns.
-type batchingTCP struct{ *listeners.TCP }
-
-// Serve is listeners.TCP's, handing mochi each connection wrapped.
-func (l batchingTCP) Serve(establish listeners.EstablishFn) {
-	l.TCP.Serve(func(id string, c net.Conn) error { return establish(id, &batchConn{Conn: c}) })
-}
-
-// batchConn is a client's connection that gathers what is written while
-// it is held and writes it in one go when released: the acker holds it
-// across the acks it has queued. Writes of mochi's own (CONNACK, PINGRESP,
-// messages to subscribers) pass straight through, or join a batch being
-// gathered, in the order they were made.
-type batchConn struct {
-	net.Conn
-	mu   sync.Mutex
-	held bool
-	buf  []byte
-	err  error // of the last batch's write: the next write reports it
-}
-
-func (c *batchConn) Write(p []byte) (int, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.err != nil {
-		return 0, c.err
-	}
-	if !c.held {
-		return c.Conn.Write(p)
-	}
-	c.buf = append(c.buf, p...)
-	return len(p), nil
-}
-
-// hold starts gathering writes (nil: a connection not ours, e.g. the
-// inline client's: nothing to gather).
-func (c *batchConn) hold() {
-	if c == nil {
-		return
-	}
-	c.mu.Lock()
-	c.held = true
-	c.mu.Unlock()
-}
-
-// release writes what was gathered. A failed write is reported to the
-// next writer; mochi's read loop sees the connection fail anyway.
-func (c *batchConn) release() {
-	if c == nil {
-		return
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.held = false
-	if len(c.buf) > 0 && c.err == nil {
-		_, c.err = c.Conn.Write(c.buf)
-	}
-	if cap(c.buf) > 64<<10 { // a burst's buffer is not kept
-		c.buf = nil
-	}
-	c.buf = c.buf[:0]
 }
 
 func (b *embeddedBroker) answer(a ack) {
