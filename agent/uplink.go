@@ -6,11 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"os"
-	"strings"
 	"sync"
 	"time"
 
+	"github.com/edgestock/edgestock/internal/auth"
 	"github.com/edgestock/edgestock/internal/backoff"
 	"github.com/edgestock/edgestock/internal/tlsconf"
 	"github.com/edgestock/edgestock/internal/uplink"
@@ -42,13 +41,9 @@ type uplinker struct {
 }
 
 func (a *Agent) openUplink() (*uplinker, error) {
-	token := a.cfg.Hub.Token
-	if file, ok := strings.CutPrefix(token, "@"); ok {
-		b, err := os.ReadFile(file)
-		if err != nil {
-			return nil, fmt.Errorf("hub.token: %w", err)
-		}
-		token = strings.TrimSpace(string(b))
+	token, err := auth.FromFile(a.cfg.Hub.Token)
+	if err != nil {
+		return nil, fmt.Errorf("hub.token: %w", err)
 	}
 	cfg, err := tlsconf.Client(a.cfg.Hub.TLSCA, "", "")
 	if err != nil {

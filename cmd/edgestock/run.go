@@ -332,16 +332,9 @@ func resolveAgentTokens(cfg *hub.FileConfig, lookupEnv func(string) (string, boo
 		}
 	}
 	for wh, tok := range cfg.AgentTokens {
-		path, ok := strings.CutPrefix(tok, "@")
-		if !ok {
-			continue
-		}
-		b, err := os.ReadFile(path)
-		if err != nil {
-			return fmt.Errorf("agent-tokens.%s: read the token file: %w", wh, err)
-		}
-		if cfg.AgentTokens[wh] = strings.TrimSpace(string(b)); cfg.AgentTokens[wh] == "" {
-			return fmt.Errorf("agent-tokens.%s: %s is empty: put the token issued on that agent in it", wh, path)
+		var err error
+		if cfg.AgentTokens[wh], err = auth.FromFile(tok); err != nil {
+			return fmt.Errorf("agent-tokens.%s: %w", wh, err)
 		}
 	}
 	return nil

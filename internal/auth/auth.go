@@ -283,3 +283,23 @@ func Issue(ctx context.Context, rec Recorder, s Signer, req Request, at time.Tim
 	}
 	return s.Sign(c), c, nil
 }
+
+// FromFile resolves a configured token: "@FILE" is the token in FILE
+// (trimmed; an empty file is an error), so a token need not be on the
+// command line, where ps shows it, nor in a config file; anything else is
+// the token itself.
+func FromFile(value string) (string, error) {
+	path, ok := strings.CutPrefix(value, "@")
+	if !ok {
+		return value, nil
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", fmt.Errorf("read the token file: %w", err)
+	}
+	token := strings.TrimSpace(string(b))
+	if token == "" {
+		return "", fmt.Errorf("%s is empty: put the token in it", path)
+	}
+	return token, nil
+}
