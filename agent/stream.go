@@ -5,8 +5,6 @@ import (
 	"math"
 	"net/http"
 	"slices"
-	"strconv"
-	"strings"
 
 	"github.com/edgestock/edgestock/drivers"
 	"github.com/edgestock/edgestock/internal/sse"
@@ -28,22 +26,15 @@ type streamCursor struct {
 }
 
 func (c streamCursor) format(replica string) string {
-	return sync.FormatCursor(replica, c.version) + "~" + strconv.FormatInt(c.seq, 10)
+	return sync.FormatStreamCursor(replica, c.version, c.seq)
 }
 
 // parseStreamCursor reads a cursor of this replica; false: another
-// database's (or not a cursor), which the stream cannot resume.
+// database's (or not a cursor), which the stream cannot resume. The
+// agent's always carry the alert seq.
 func parseStreamCursor(s, replica string) (streamCursor, bool) {
-	if s == "" {
-		return streamCursor{}, true
-	}
-	v, seq, ok := strings.Cut(s, "~")
-	n, err := strconv.ParseInt(seq, 10, 64)
-	if !ok || err != nil || n < 0 || !strings.HasPrefix(v, replica+"@") {
-		return streamCursor{}, false
-	}
-	version, err := sync.ParseCursor(v, replica)
-	return streamCursor{version, n}, err == nil
+	version, seq, hasSeq, ok := sync.ParseStreamCursor(s, replica)
+	return streamCursor{version, seq}, ok && (hasSeq || s == "")
 }
 
 // handleStream is the agent's live stream (SPEC §10): `stock` events

@@ -146,6 +146,35 @@ func FormatCursor(replica string, version int64) string {
 	return replica + "@" + strconv.FormatInt(version, 10)
 }
 
+// FormatStreamCursor renders a stream's cursor: the version sequence's
+// cursor and the alert outbox's seq, "{replica}@{version}~{seq}".
+func FormatStreamCursor(replica string, version, seq int64) string {
+	return FormatCursor(replica, version) + "~" + strconv.FormatInt(seq, 10)
+}
+
+// ParseStreamCursor reads a cursor made by FormatStreamCursor (or by
+// FormatCursor: hasSeq false, seq 0) for this replica; ok false: another
+// database's, or not a cursor, which a stream cannot resume. "" is the
+// start.
+func ParseStreamCursor(s, replica string) (version, seq int64, hasSeq, ok bool) {
+	if s == "" {
+		return 0, 0, false, true
+	}
+	v, q, hasSeq := strings.Cut(s, "~")
+	if hasSeq {
+		n, err := strconv.ParseInt(q, 10, 64)
+		if err != nil || n < 0 {
+			return 0, 0, false, false
+		}
+		seq = n
+	}
+	if !strings.HasPrefix(v, replica+"@") {
+		return 0, 0, false, false
+	}
+	version, err := ParseCursor(v, replica)
+	return version, seq, hasSeq, err == nil
+}
+
 // ParseCursor reads a cursor made by FormatCursor for the database whose
 // replica is replica. A cursor of another incarnation (a database restored
 // from a backup, or replaced) counts from the start: its versions mean

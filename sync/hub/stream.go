@@ -1,7 +1,6 @@
 package hub
 
 import (
-	"cmp"
 	"context"
 	"net/http"
 	"slices"
@@ -120,14 +119,14 @@ func stockOrATS(channel string) sourceOptions {
 func (a *API) changeSource(o sourceOptions) sse.Source {
 	replica := a.Hub.store.CursorID()
 	return func(ctx context.Context, cursor string) ([]sse.Event, string, bool, error) {
-		cursor, alertSeq, _ := strings.Cut(cursor, "~") // "{db}@{version}~{alert seq}" when it reads alerts
-		since, err := sync.ParseCursor(cursor, replica)
-		seq, serr := strconv.ParseInt(cmp.Or(alertSeq, "0"), 10, 64)
-		if err != nil || serr != nil || seq < 0 || cursor != "" && !strings.HasPrefix(cursor, replica+"@") {
+		// "{db}@{version}~{alert seq}" when it reads alerts
+		since, seq, _, ok := sync.ParseStreamCursor(cursor, replica)
+		if !ok {
 			return nil, "", false, sse.ErrReset // another database's: from the start
 		}
 		var page store.DeltaPage
 		var ceiling int64
+		var err error
 		if o.ats && len(o.channels) > 0 { // holds matter to ats events alone
 			page, ceiling, err = a.deltasWithHolds(ctx, since, streamPage)
 		} else {
@@ -181,7 +180,7 @@ func (a *API) changeSource(o sourceOptions) sse.Source {
 				events = append(events, sse.Event{Type: "alert", Data: hubAlert(al)})
 			}
 			more = more || len(alerts) == streamAlerts
-			return events, sync.FormatCursor(replica, next) + "~" + strconv.FormatInt(seq, 10), more, nil
+			return events, sync.FormatStreamCursor(replica, next, seq), more, nil
 		}
 		return events, sync.FormatCursor(replica, next), more, nil
 	}
