@@ -2,7 +2,6 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -18,6 +17,7 @@ import (
 	"time"
 
 	"github.com/edgestock/edgestock/internal/mosquitto"
+	"github.com/edgestock/edgestock/internal/procstat"
 )
 
 // warehouse is the warehouse every agent run serves.
@@ -206,7 +206,7 @@ func (a *agent) saw(sku string) func(context.Context) (bool, error) {
 // stop reads the agent's peak resident set, then asks it to shut down
 // (SIGTERM) and waits, killing it if it takes longer than agentStopTimeout.
 func (a *agent) stop() (peakRSS int64, err error) {
-	peakRSS, err = vmHWM(a.cmd.Process.Pid)
+	peakRSS, err = procstat.PeakRSS(a.cmd.Process.Pid)
 	if err != nil {
 		a.kill()
 		return 0, err
@@ -238,28 +238,6 @@ func (a *agent) logTail() string {
 		lines = lines[len(lines)-10:]
 	}
 	return "\nagent log (last lines):\n  " + strings.Join(lines, "\n  ")
-}
-
-// vmHWM is the process's peak resident set size in bytes, from the VmHWM
-// line of /proc/PID/status (Linux).
-func vmHWM(pid int) (int64, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0, fmt.Errorf("peak RSS: %w", err)
-	}
-	sc := bufio.NewScanner(bytes.NewReader(b))
-	for sc.Scan() {
-		rest, ok := strings.CutPrefix(sc.Text(), "VmHWM:")
-		if !ok {
-			continue
-		}
-		kb, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")), 10, 64)
-		if err != nil {
-			return 0, fmt.Errorf("peak RSS: parse %q: %w", sc.Text(), err)
-		}
-		return kb * 1024, nil
-	}
-	return 0, errors.New("peak RSS: no VmHWM in /proc/" + strconv.Itoa(pid) + "/status")
 }
 
 // profile saves the agent's CPU profile of the next d to dir/name-cpu.pprof

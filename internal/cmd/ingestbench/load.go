@@ -7,6 +7,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/edgestock/edgestock/internal/procstat"
 )
 
 // benchSKU is the one SKU every counted event receives one unit of, so the
@@ -96,7 +98,7 @@ type proc struct {
 func cpuSnapshot(procs []proc) map[string]time.Duration {
 	out := make(map[string]time.Duration, len(procs))
 	for _, p := range procs {
-		if d, err := cpuTime(p.pid); err == nil {
+		if d, err := procstat.CPUTime(p.pid); err == nil {
 			out[p.name] = d
 		}
 	}

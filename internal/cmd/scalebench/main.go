@@ -40,6 +40,7 @@ import (
 	"github.com/edgestock/edgestock/agent/sites"
 	"github.com/edgestock/edgestock/internal/auth"
 	"github.com/edgestock/edgestock/internal/mosquitto"
+	"github.com/edgestock/edgestock/internal/procstat"
 	"github.com/edgestock/edgestock/internal/store/pgstore"
 )
 
@@ -212,7 +213,7 @@ func run(o options, mode string) (result, error) {
 	if err := waitFor(3*time.Minute, func() bool { return online(hubURL) == o.sites }); err != nil {
 		return result{}, fmt.Errorf("sites online: %d of %d: %w", online(hubURL), o.sites, err)
 	}
-	baseRSS, _ := rss(hub.Process.Pid)
+	baseRSS, _ := procstat.RSS(hub.Process.Pid)
 
 	// The stream: every stock event's time, per warehouse.
 	seen := newSightings()
@@ -255,7 +256,7 @@ func run(o options, mode string) (result, error) {
 	if behind > 0 {
 		progress("%s: %d sites not pulled in full within 2 minutes", mode, behind)
 	}
-	peak, _ := peakRSS(hub.Process.Pid)
+	peak, _ := procstat.PeakRSS(hub.Process.Pid)
 
 	var lat []time.Duration
 	for _, a := range acks {
@@ -359,7 +360,7 @@ type snapshot struct {
 
 func snap(ctx context.Context, pid int, hub, dsn string) snapshot {
 	s := snapshot{at: time.Now()}
-	s.cpu, _ = cpuTime(pid)
+	s.cpu, _ = procstat.CPUTime(pid)
 	s.pulled = pulled(hub)
 	if conn, err := pgx.Connect(ctx, dsn); err == nil {
 		_ = conn.QueryRow(ctx, `SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()`).Scan(&s.xacts)
@@ -455,33 +456,4 @@ func freshSchema(ctx context.Context, dsn string) (string, func(), error) {
 		_, _ = conn.Exec(context.Background(), "DROP SCHEMA "+schema+" CASCADE")
 		_ = conn.Close(context.Background())
 	}, nil
-}
-
-// cpuTime is a process's user and system CPU time (/proc/PID/stat).
-func cpuTime(pid int) (time.Duration, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0, err
-	}
-	f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+2:]))
-	utime, _ := strconv.ParseInt(f[11], 10, 64)
-	stime, _ := strconv.ParseInt(f[12], 10, 64)
-	return time.Duration(utime+stime) * time.Second / 100, nil // USER_HZ is 100 on Linux
-}
-
-func rss(pid int) (int64, error)     { return status(pid, "VmRSS:") }
-func peakRSS(pid int) (int64, error) { return status(pid, "VmHWM:") }
-
-func status(pid int, key string) (int64, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0, err
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if strings.HasPrefix(line, key) {
-			kb, _ := strconv.ParseInt(strings.Fields(line)[1], 10, 64)
-			return kb << 10, nil
-		}
-	}
-	return 0, fmt.Errorf("%s not in /proc/%d/status", key, pid)
 }
