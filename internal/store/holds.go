@@ -90,9 +90,12 @@ type reservedDeltas map[stockKey]int64
 type txState struct {
 	counters counterDeltas
 	reserved reservedDeltas
-	merged   map[stockKey]bool   // keys whose foreign entries a merge raised
-	totals   map[string]skuTotal // per SKU changed, its totals after the transaction
-	alerts   alertState
+	merged   map[stockKey]bool // keys whose foreign entries a merge raised
+	// mergedSKUs are merged's (warehouse, sku), location "": what the
+	// level cache asks of every read (dirty).
+	mergedSKUs map[stockKey]bool
+	totals     map[string]skuTotal // per SKU changed, its totals after the transaction
+	alerts     alertState
 	// oldReplica is set when a merge switched db.replicaID (a restored
 	// database): a failed transaction switches back.
 	oldReplica string
@@ -120,7 +123,7 @@ func (st *txState) expires(sku string, t time.Time) {
 }
 
 func newTxState() *txState {
-	return &txState{counters: counterDeltas{}, reserved: reservedDeltas{}, merged: map[stockKey]bool{}, rights: map[stockKey]bool{}, delivered: map[string]int64{}, totals: map[string]skuTotal{}, expiry: map[string]int64{},
+	return &txState{counters: counterDeltas{}, reserved: reservedDeltas{}, merged: map[stockKey]bool{}, mergedSKUs: map[stockKey]bool{}, rights: map[stockKey]bool{}, delivered: map[string]int64{}, totals: map[string]skuTotal{}, expiry: map[string]int64{},
 		alerts: alertState{seqs: map[string]int64{}, low: map[string]bool{}}}
 }
 

@@ -58,15 +58,8 @@ func (l *skuLevel) add(location string, d int64) {
 // rights or safety stock in SQL: its committed level is not what the
 // transaction reads, and the cached one is dropped at the commit.
 func (st *txState) dirty(warehouse, sku string) bool {
-	if st.rights[stockKey{warehouse, sku, ""}] {
-		return true
-	}
-	for k := range st.merged { // merges and holds rarely share a transaction
-		if k.warehouse == warehouse && k.sku == sku {
-			return true
-		}
-	}
-	return false
+	k := stockKey{warehouse, sku, ""}
+	return st.rights[k] || st.mergedSKUs[k]
 }
 
 // levelOf returns sku's level as of this point of the transaction, but

@@ -210,3 +210,27 @@ func TestReservedOf_NeverOlderThanSQL(t *testing.T) {
 		reads++
 	}
 }
+
+// A hold in the same transaction as a merge that raised its SKU takes
+// what the merge brought, though the SKU's level was cached before: a
+// merged SKU is read in the transaction, not from the cache.
+func TestLevels_HoldAfterMergeInOneTransaction(t *testing.T) {
+	db := openTest(t, t.TempDir())
+	early := &HoldOp{Kind: HoldCreate, BodyHash: []byte("h0"), Now: time.Now(),
+		Hold: Hold{ID: "h0", Warehouse: "wh1", Location: "default", SKU: "M", Qty: 1, ExpiresAt: time.Now().Add(time.Hour)}}
+	_, err := db.Apply(t.Context(), &Batch{Holds: []*HoldOp{early}})
+	require.NoError(t, err)
+	require.Equal(t, HoldInsufficient, early.Result.Status)
+	require.NotNil(t, db.levelCache["M"], "M's level (nothing) is cached")
+
+	// The commit loop waits for requests; this test is its only caller
+	// now, as Apply's answer happened before.
+	hold := &HoldOp{Kind: HoldCreate, BodyHash: []byte("h1"), Now: time.Now(),
+		Hold: Hold{ID: "h1", Warehouse: "wh1", Location: "default", SKU: "M", Qty: 5, ExpiresAt: time.Now().Add(time.Hour)}}
+	merge := &Batch{Merges: []*MergeOp{{Entries: []Entry{{Warehouse: "wh1", Location: "default", SKU: "M", Replica: "hub.x",
+		Entry: crdt.Entry{P: 5}}}, Now: time.Now()}}}
+	noop := func([]Outcome, error) {}
+	require.NoError(t, db.commitTx([]*request{{batch: merge, done: noop}, {batch: &Batch{Holds: []*HoldOp{hold}}, done: noop}}))
+	require.Equal(t, HoldOK, hold.Result.Status, "the merge's 5 units, in the same transaction")
+	require.Nil(t, db.levelCache["M"], "dropped at the commit: read again when next needed")
+}

@@ -265,6 +265,7 @@ func (db *DB) applyMerge(ctx context.Context, s *boundStmts, st *txState, op *Me
 			db.version = next
 			op.Changed++
 			st.merged[stockKey{e.Warehouse, e.SKU, e.Location}] = true
+			st.mergedSKUs[stockKey{e.Warehouse, e.SKU, ""}] = true
 		}
 	}
 	if err := db.mergeEscrow(ctx, s, st, op); err != nil {
