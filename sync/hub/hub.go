@@ -172,8 +172,10 @@ func (h *Hub) linkList() []*link {
 }
 
 // link returns warehouse's link (nil: not an agent of this hub).
-func (h *Hub) link(warehouse string) *link {
-	links := h.linkList()
+func (h *Hub) link(warehouse string) *link { return findLink(h.linkList(), warehouse) }
+
+// findLink returns warehouse's link in links (nil: none).
+func findLink(links []*link, warehouse string) *link {
 	if i := slices.IndexFunc(links, func(l *link) bool { return l.Warehouse == warehouse }); i >= 0 {
 		return links[i]
 	}
@@ -185,10 +187,13 @@ func (h *Hub) link(warehouse string) *link {
 // warehouse it issued an uplink token for (SPEC §11). Its loops start at
 // once when the hub is open.
 func (h *Hub) addUplink(warehouse string) *link {
+	if l := h.link(warehouse); l != nil { // the common case: no write lock
+		return l
+	}
 	h.linksMu.Lock()
 	defer h.linksMu.Unlock()
-	if i := slices.IndexFunc(h.links, func(l *link) bool { return l.Warehouse == warehouse }); i >= 0 {
-		return h.links[i]
+	if l := findLink(h.links, warehouse); l != nil {
+		return l
 	}
 	l := h.newLink(Agent{Warehouse: warehouse, URL: UplinkURL})
 	h.links = append(slices.Clip(h.links), l)
@@ -294,7 +299,7 @@ func (h *Hub) watchLinks(ctx context.Context) {
 			}
 			if online, ok := sent[w.Warehouse]; !ok || online != w.Online {
 				st := store.LinkState{Warehouse: w.Warehouse, Online: w.Online}
-				if _, leased := h.store.(leaser); leased || h.link(w.Warehouse).slot != nil {
+				if _, leased := h.store.(leaser); leased || w.URL == UplinkURL {
 					st.Holder = h.id // one process serves it: that one judges it
 				}
 				changes = append(changes, st)
