@@ -20,19 +20,31 @@ import (
 	"time"
 
 	"github.com/edgestock/edgestock/agent"
+	"github.com/edgestock/edgestock/internal/auth"
 )
 
 // Config says what sites to run.
 type Config struct {
 	Count  int
 	Prefix string // warehouse IDs are {Prefix}{000…}
-	// Hubs are the hub URLs every site dials (uplink mode); none: pull
-	// mode, the hub dials each site's Base.
-	Hubs []string
+	// Hub is the hub every site dials, "URL[,URL…]" as hub.url (uplink
+	// mode); "": pull mode, the hub dials each site's Base.
+	Hub string
 	// Token returns a site's uplink token (uplink mode).
 	Token  func(ctx context.Context, warehouse string) (string, error)
 	Dir    string // each site's data dir is under it
 	Logger *slog.Logger
+}
+
+// Issuer makes the sites' Token: an uplink token of the hub whose store
+// rec is and whose key signs with signer, for each warehouse, valid for
+// ttl.
+func Issuer(rec auth.Recorder, signer auth.Signer, ttl time.Duration) func(context.Context, string) (string, error) {
+	return func(ctx context.Context, wh string) (string, error) {
+		token, _, err := auth.Issue(ctx, rec, signer, auth.Request{Name: "simulated site " + wh, Scopes: []string{auth.ScopeUplink},
+			Warehouse: wh, Audience: auth.AudienceHub, TTL: ttl}, time.Now().UTC())
+		return token, err
+	}
 }
 
 // Site is one running site.
@@ -56,13 +68,13 @@ func Start(ctx context.Context, cfg Config) ([]*Site, error) {
 		c.Warehouse, c.DataDir = wh, filepath.Join(cfg.Dir, wh)
 		c.HTTP.Listen, c.MQTT.Listen = "127.0.0.1:0", "127.0.0.1:0"
 		c.Alerts.Enabled, c.Live.Enabled, c.Replenishment.Enabled = false, false, false
-		if len(cfg.Hubs) > 0 {
+		if cfg.Hub != "" {
 			token, err := cfg.Token(ctx, wh)
 			if err != nil {
 				Close(out)
 				return nil, fmt.Errorf("site %s: uplink token: %w", wh, err)
 			}
-			c.Hub = agent.HubUplink{URL: strings.Join(cfg.Hubs, ","), Token: token}
+			c.Hub = agent.HubUplink{URL: cfg.Hub, Token: token}
 		}
 		c.Normalize()
 		if err := c.Validate(); err != nil {

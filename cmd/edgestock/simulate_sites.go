@@ -6,12 +6,10 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"strings"
 	"sync/atomic"
 	"time"
 
 	"github.com/edgestock/edgestock/agent/sites"
-	"github.com/edgestock/edgestock/internal/auth"
 )
 
 // runSimulateSites is `edgestock simulate sites`: N light agents in this
@@ -49,13 +47,8 @@ func (m *Main) runSimulateSites(ctx context.Context, c *command, args []string) 
 	}
 	fmt.Fprintf(m.Stderr, "starting %d sites dialling %s (data in %s)…\n", *count, *hubs, *dir)
 	started := time.Now()
-	all, err := sites.Start(ctx, sites.Config{Count: *count, Prefix: *prefix, Hubs: strings.Split(*hubs, ","), Dir: *dir,
-		Logger: newLogger(m.Stderr, "text", slog.LevelWarn),
-		Token: func(ctx context.Context, wh string) (string, error) {
-			token, _, err := auth.Issue(ctx, t, t.signer, auth.Request{Name: "simulated site " + wh, Scopes: []string{auth.ScopeUplink},
-				Warehouse: wh, Audience: t.audience, TTL: 24 * time.Hour}, time.Now().UTC())
-			return token, err
-		}})
+	all, err := sites.Start(ctx, sites.Config{Count: *count, Prefix: *prefix, Hub: *hubs, Dir: *dir,
+		Logger: newLogger(m.Stderr, "text", slog.LevelWarn), Token: sites.Issuer(t, t.signer, 24*time.Hour)})
 	if err != nil {
 		return err
 	}

@@ -183,12 +183,8 @@ func run(o options, mode string) (result, error) {
 			return result{}, err
 		}
 		progress("uplink: starting %d sites…", o.sites)
-		all, err = sites.Start(ctx, sites.Config{Count: o.sites, Prefix: "site", Hubs: []string{hubURL}, Dir: dir, Logger: logger,
-			Token: func(ctx context.Context, wh string) (string, error) {
-				token, _, err := auth.Issue(ctx, st, signer, auth.Request{Name: wh, Scopes: []string{auth.ScopeUplink}, Warehouse: wh,
-					Audience: auth.AudienceHub, TTL: time.Hour}, time.Now())
-				return token, err
-			}})
+		all, err = sites.Start(ctx, sites.Config{Count: o.sites, Prefix: "site", Hub: hubURL, Dir: dir, Logger: logger,
+			Token: sites.Issuer(st, signer, time.Hour)})
 		if err != nil {
 			return result{}, err
 		}
