@@ -178,6 +178,12 @@ func (q Quarantine) StoreLimits() store.QuarantineLimits {
 	return store.QuarantineLimits{MaxPayload: q.MaxPayload, DeviceBytes: q.DeviceBytes, TotalBytes: q.TotalBytes, MaxAge: q.MaxAge, MaxRows: q.MaxRows}
 }
 
+// httpURL reports whether u is an absolute http(s) URL.
+func httpURL(u string) bool {
+	p, err := url.Parse(u)
+	return err == nil && (p.Scheme == "http" || p.Scheme == "https") && p.Host != ""
+}
+
 // URLs lists the hub processes in hub.url (none: the hub dials the agent).
 func (h HubUplink) URLs() []string {
 	var urls []string
@@ -393,7 +399,7 @@ func (c *Config) Validate() error {
 		bad("stock.restock-margin", "must be >= 1")
 	}
 	for _, u := range c.Alerts.Webhooks {
-		if p, err := url.Parse(u); err != nil || (p.Scheme != "http" && p.Scheme != "https") || p.Host == "" {
+		if !httpURL(u) {
 			bad("alerts.webhooks", "%q is not an http(s) URL", u)
 		}
 	}
@@ -409,12 +415,13 @@ func (c *Config) Validate() error {
 	if c.Quarantine.MaxRows <= 0 {
 		bad("quarantine.max-rows", "must be > 0")
 	}
-	for _, u := range c.Hub.URLs() {
-		if p, err := url.Parse(u); err != nil || (p.Scheme != "http" && p.Scheme != "https") || p.Host == "" {
+	hubs := c.Hub.URLs()
+	for _, u := range hubs {
+		if !httpURL(u) {
 			bad("hub.url", "%q is not an http(s) URL of a hub", u)
 		}
 	}
-	if len(c.Hub.URLs()) > 0 && c.Hub.Token == "" {
+	if len(hubs) > 0 && c.Hub.Token == "" {
 		bad("hub.token", "an agent that dials its hub needs the hub's uplink token for warehouse %s (--hub-token)", c.Warehouse)
 	}
 	if err := c.Replenishment.Policy().Validate(); err != nil {
